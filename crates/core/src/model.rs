@@ -1,0 +1,437 @@
+//! The resource model: what a manifest declares, as plain serializable data.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The kind of a resource, the first label of a manifest block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Pods with stable ordinals, names and per-pod volumes.
+    Statefulset,
+    /// Interchangeable pods without volumes.
+    Deployment,
+    /// Named files materialized on the host and mounted into pods.
+    Asset,
+}
+
+impl Kind {
+    /// Every kind the controller accepts, in the order `vd get` lists them.
+    pub const ALL: [Kind; 3] = [Kind::Asset, Kind::Statefulset, Kind::Deployment];
+
+    /// The manifest keyword for this kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Statefulset => "statefulset",
+            Kind::Deployment => "deployment",
+            Kind::Asset => "asset",
+        }
+    }
+
+    /// Parses a kind keyword, accepting the plural forms the CLI takes (`vd get statefulsets`).
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s.trim_end_matches('s') {
+            "statefulset" | "sts" => Some(Kind::Statefulset),
+            "deployment" | "deploy" => Some(Kind::Deployment),
+            "asset" => Some(Kind::Asset),
+            _ => None,
+        }
+    }
+
+    /// Whether resources of this kind run pods.
+    pub fn has_pods(self) -> bool {
+        matches!(self, Kind::Statefulset | Kind::Deployment)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Identifies one resource: `kind/scope/name`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ResourceRef {
+    /// The resource's kind.
+    pub kind: Kind,
+    /// The first label: a namespace shared by related resources.
+    pub scope: String,
+    /// The second label: unique within kind and scope.
+    pub name: String,
+}
+
+impl ResourceRef {
+    /// Builds a reference from its parts.
+    pub fn new(kind: Kind, scope: impl Into<String>, name: impl Into<String>) -> Self {
+        Self { kind, scope: scope.into(), name: name.into() }
+    }
+
+    /// Parses `kind/scope/name`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = s.split('/').collect();
+        match parts.as_slice() {
+            [kind, scope, name] if !scope.is_empty() && !name.is_empty() => {
+                let kind = Kind::parse(kind).ok_or_else(|| {
+                    format!("unknown kind `{kind}` in `{s}`; use statefulset, deployment or asset")
+                })?;
+                Ok(Self::new(kind, *scope, *name))
+            }
+            _ => Err(format!("`{s}` is not a reference; write KIND/SCOPE/NAME, e.g. statefulset/data/cache")),
+        }
+    }
+}
+
+impl fmt::Display for ResourceRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.kind, self.scope, self.name)
+    }
+}
+
+/// A declared resource: its identity plus its spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resource {
+    /// Who this is.
+    #[serde(flatten)]
+    pub id: ResourceRef,
+    /// What it should be.
+    pub spec: Spec,
+}
+
+/// The kind-specific body of a resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Spec {
+    /// A statefulset or deployment body.
+    Workload(WorkloadSpec),
+    /// An asset's files.
+    Asset(AssetSpec),
+}
+
+impl Spec {
+    /// The workload body, if this is one.
+    pub fn workload(&self) -> Option<&WorkloadSpec> {
+        match self {
+            Spec::Workload(w) => Some(w),
+            Spec::Asset(_) => None,
+        }
+    }
+}
+
+/// Files of an asset block: key -> content.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetSpec {
+    /// File contents by key; each key becomes one file named after it.
+    pub files: BTreeMap<String, String>,
+}
+
+/// The pod template and replica count of a statefulset or deployment.
+///
+/// String fields that come from HCL templates keep HCL's template syntax: `${asset.s.n.k}` and
+/// `${VAR}` are resolved by the server when it launches a pod, and `$${` is a literal `${`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadSpec {
+    /// Informational on the process runtime; the image to run on docker.
+    pub image: Option<String>,
+    /// How many pods.
+    pub replicas: u32,
+    /// argv of the pod's main process; empty means the image's default.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Environment set by the manifest.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Config buckets (`scope` or `scope/name`) whose variables are added to the env.
+    #[serde(default)]
+    pub env_from: Vec<String>,
+    /// Ports the pod listens on.
+    #[serde(default)]
+    pub ports: Vec<PortSpec>,
+    /// Per-pod persistent volumes.
+    #[serde(default)]
+    pub volume_claims: Vec<VolumeClaim>,
+    /// Host paths (usually assets) mounted into the pod.
+    #[serde(default)]
+    pub volumes: Vec<VolumeMount>,
+    /// Health checks.
+    #[serde(default)]
+    pub probes: Probes,
+    /// Resource limits.
+    #[serde(default)]
+    pub resources: Resources,
+}
+
+/// A port a pod listens on, `[ip:]port[/tcp]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortSpec {
+    /// An explicit host IP to publish on; none means the pod's own loopback address.
+    pub host_ip: Option<String>,
+    /// The port number.
+    pub port: u16,
+}
+
+impl PortSpec {
+    /// Parses the manifest form `[ip:]port[/tcp]`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let body = s.strip_suffix("/tcp").unwrap_or(s);
+        if body.ends_with("/udp") {
+            return Err(format!("port `{s}`: udp is not supported; use a tcp port like \"6379\""));
+        }
+        let (ip, port) = match body.rsplit_once(':') {
+            Some((ip, port)) => (Some(ip.trim_start_matches('[').trim_end_matches(']')), port),
+            None => (None, body),
+        };
+        if let Some(ip) = ip {
+            if ip.parse::<std::net::IpAddr>().is_err() {
+                return Err(format!("port `{s}`: `{ip}` is not an IP address; write \"6379\" or \"0.0.0.0:6379\""));
+            }
+        }
+        let port: u16 = match port.parse() {
+            Ok(p) if p > 0 => p,
+            _ => {
+                return Err(format!(
+                    "port `{s}` is not a port number; use 1-65535, e.g. \"6379\" or \"127.0.0.1:6379\""
+                ))
+            }
+        };
+        Ok(Self { host_ip: ip.map(str::to_string), port })
+    }
+}
+
+impl fmt::Display for PortSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.host_ip {
+            Some(ip) => write!(f, "{ip}:{}", self.port),
+            None => write!(f, "{}", self.port),
+        }
+    }
+}
+
+/// A per-pod persistent volume: one directory (or docker volume) per ordinal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeClaim {
+    /// The claim name, part of the volume name `voodu-<scope>-<name>-<claim>-<ord>`.
+    pub name: String,
+    /// Where the volume appears inside the pod.
+    pub mount_path: String,
+}
+
+/// A bind of a host path (an asset file, usually) into the pod: `src:dst[:ro]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeMount {
+    /// Host path; may be an `${asset...}` template.
+    pub source: String,
+    /// Absolute path inside the pod.
+    pub target: String,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
+impl VolumeMount {
+    /// Parses the manifest form `src:dst[:ro|:rw]`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = s.split(':').collect();
+        let (src, dst, ro) = match parts.as_slice() {
+            [src, dst] => (*src, *dst, false),
+            [src, dst, "ro"] => (*src, *dst, true),
+            [src, dst, "rw"] => (*src, *dst, false),
+            [_, _, mode] => {
+                return Err(format!("volume `{s}`: mode `{mode}` is not `ro` or `rw`"));
+            }
+            _ => return Err(format!("volume `{s}` is not `SOURCE:DEST[:ro]`, e.g. \"${{asset.data.conf.file}}:/etc/app.conf:ro\"")),
+        };
+        if src.is_empty() {
+            return Err(format!("volume `{s}` has an empty source"));
+        }
+        if !dst.starts_with('/') {
+            return Err(format!("volume `{s}`: destination `{dst}` must be an absolute path"));
+        }
+        Ok(Self { source: src.to_string(), target: dst.to_string(), read_only: ro })
+    }
+}
+
+/// The three probe slots.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Probes {
+    /// Failing it restarts the pod.
+    pub liveness: Option<Probe>,
+    /// Gates "ready", rollouts and the shared alias.
+    pub readiness: Option<Probe>,
+    /// Holds the other two back until it first succeeds.
+    pub startup: Option<Probe>,
+}
+
+/// One health check and its timing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Probe {
+    /// What to check.
+    pub action: ProbeAction,
+    /// Time between checks.
+    pub period_ms: u64,
+    /// How long one check may take.
+    pub timeout_ms: u64,
+    /// Wait after start before the first check.
+    pub initial_delay_ms: u64,
+    /// Consecutive failures that count as failed.
+    pub failure_threshold: u32,
+    /// Consecutive successes that count as passing.
+    pub success_threshold: u32,
+}
+
+impl Probe {
+    /// A probe with Kubernetes' default timing.
+    pub fn new(action: ProbeAction) -> Self {
+        Self {
+            action,
+            period_ms: 10_000,
+            timeout_ms: 1_000,
+            initial_delay_ms: 0,
+            failure_threshold: 3,
+            success_threshold: 1,
+        }
+    }
+}
+
+/// The check a probe runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeAction {
+    /// Connect to the pod's address on this port.
+    TcpSocket {
+        /// The port.
+        port: u16,
+    },
+    /// Run a command inside the pod; exit 0 passes.
+    Exec {
+        /// argv.
+        command: Vec<String>,
+    },
+    /// GET a path on the pod's address; 2xx/3xx passes.
+    HttpGet {
+        /// The port.
+        port: u16,
+        /// Request path.
+        path: String,
+    },
+}
+
+/// `resources { limits { cpu memory } }`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    /// Upper bounds.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// CPU and memory limits, as written in the manifest and parsed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// CPU in millicores (`"0.5"` or `"500m"` -> 500).
+    pub cpu_millis: Option<u64>,
+    /// Memory in bytes (`"256Mi"`, `"1G"`, `"512m"`).
+    pub memory_bytes: Option<u64>,
+}
+
+impl Limits {
+    /// Parses a CPU quantity: `"2"`, `"0.5"`, `"500m"`.
+    pub fn parse_cpu(s: &str) -> Result<u64, String> {
+        let bad = || format!("cpu `{s}` is not a CPU amount; write \"0.5\", \"2\" or \"500m\"");
+        let v = if let Some(m) = s.strip_suffix('m') {
+            m.parse::<u64>().map_err(|_| bad())?
+        } else {
+            let f: f64 = s.parse().map_err(|_| bad())?;
+            if !f.is_finite() || f < 0.0 {
+                return Err(bad());
+            }
+            (f * 1000.0).round() as u64
+        };
+        if v == 0 {
+            return Err(bad());
+        }
+        Ok(v)
+    }
+
+    /// Parses a memory quantity: `"256Mi"`, `"1Gi"`, `"512M"`, `"512m"`, `"1048576"`.
+    pub fn parse_memory(s: &str) -> Result<u64, String> {
+        let bad = || format!("memory `{s}` is not a size; write \"256Mi\", \"1Gi\" or \"512m\"");
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        let mult: u64 = match unit.to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" => 1_000,
+            "ki" | "kib" => 1 << 10,
+            "m" | "mb" => 1_000_000,
+            "mi" | "mib" => 1 << 20,
+            "g" | "gb" => 1_000_000_000,
+            "gi" | "gib" => 1 << 30,
+            _ => return Err(bad()),
+        };
+        match n.checked_mul(mult) {
+            Some(v) if v > 0 => Ok(v),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// Checks a scope or name label: lowercase letters, digits and `-`, starting with a letter or digit.
+pub fn validate_label(what: &str, s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} `{s}` must be 1-63 lowercase letters, digits or `-`, not starting or ending with `-` (it becomes part of host names)"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_parse() {
+        assert_eq!(PortSpec::parse("6379").unwrap(), PortSpec { host_ip: None, port: 6379 });
+        assert_eq!(
+            PortSpec::parse("0.0.0.0:6379/tcp").unwrap(),
+            PortSpec { host_ip: Some("0.0.0.0".into()), port: 6379 }
+        );
+        assert!(PortSpec::parse("70000").unwrap_err().contains("1-65535"));
+        assert!(PortSpec::parse("0").is_err());
+        assert!(PortSpec::parse("abc:1").is_err());
+    }
+
+    #[test]
+    fn volumes_parse() {
+        let v = VolumeMount::parse("/a:/b:ro").unwrap();
+        assert!(v.read_only);
+        assert!(VolumeMount::parse("/a").is_err());
+        assert!(VolumeMount::parse("/a:rel").is_err());
+        assert!(VolumeMount::parse("/a:/b:xx").is_err());
+    }
+
+    #[test]
+    fn quantities() {
+        assert_eq!(Limits::parse_cpu("0.5").unwrap(), 500);
+        assert_eq!(Limits::parse_cpu("250m").unwrap(), 250);
+        assert!(Limits::parse_cpu("-1").is_err());
+        assert_eq!(Limits::parse_memory("256Mi").unwrap(), 256 << 20);
+        assert_eq!(Limits::parse_memory("1G").unwrap(), 1_000_000_000);
+        assert!(Limits::parse_memory("12 parsecs").is_err());
+    }
+
+    #[test]
+    fn refs_and_labels() {
+        let r = ResourceRef::parse("statefulsets/data/cache").unwrap();
+        assert_eq!(r.to_string(), "statefulset/data/cache");
+        assert!(ResourceRef::parse("data/cache").is_err());
+        assert!(validate_label("scope", "clowk-lp").is_ok());
+        assert!(validate_label("scope", "Bad_Name").is_err());
+    }
+}

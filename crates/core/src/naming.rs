@@ -1,0 +1,52 @@
+//! Names derived from a resource: pods, volumes and host names (seed 001).
+
+use crate::model::ResourceRef;
+
+/// The DNS suffix every pod name also resolves under.
+pub const DNS_SUFFIX: &str = "voodu";
+
+/// Pod name: `<scope>-<name>.<ord>`.
+pub fn pod_name(r: &ResourceRef, ordinal: u32) -> String {
+    format!("{}-{}.{}", r.scope, r.name, ordinal)
+}
+
+/// Per-ordinal host names: `<name>-<ord>.<scope>` and `<name>-<ord>.<scope>.voodu`.
+pub fn pod_hostnames(r: &ResourceRef, ordinal: u32) -> [String; 2] {
+    let short = format!("{}-{}.{}", r.name, ordinal, r.scope);
+    let long = format!("{short}.{DNS_SUFFIX}");
+    [short, long]
+}
+
+/// The shared round-robin alias: `<name>.<scope>` and `<name>.<scope>.voodu`.
+pub fn alias_hostnames(r: &ResourceRef) -> [String; 2] {
+    let short = format!("{}.{}", r.name, r.scope);
+    let long = format!("{short}.{DNS_SUFFIX}");
+    [short, long]
+}
+
+/// Volume name for a claim: `voodu-<scope>-<name>-<claim>-<ord>`.
+pub fn volume_name(r: &ResourceRef, claim: &str, ordinal: u32) -> String {
+    format!("voodu-{}-{}-{}-{}", r.scope, r.name, claim, ordinal)
+}
+
+/// Splits a pod name back into `(scope-name, ordinal)`.
+pub fn parse_pod_name(pod: &str) -> Option<(&str, u32)> {
+    let (base, ord) = pod.rsplit_once('.')?;
+    Some((base, ord.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Kind;
+
+    #[test]
+    fn seed_001_names() {
+        let r = ResourceRef::new(Kind::Statefulset, "data", "pg");
+        assert_eq!(pod_name(&r, 0), "data-pg.0");
+        assert_eq!(pod_hostnames(&r, 1), ["pg-1.data".to_string(), "pg-1.data.voodu".to_string()]);
+        assert_eq!(alias_hostnames(&r)[0], "pg.data");
+        assert_eq!(volume_name(&r, "data", 2), "voodu-data-pg-data-2");
+        assert_eq!(parse_pod_name("data-pg.2"), Some(("data-pg", 2)));
+    }
+}
