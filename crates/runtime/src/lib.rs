@@ -1,1 +1,59 @@
-//! placeholder
+//! Pod runtimes: the [`Runtime`] trait the controller drives, and the `process` backend that
+//! runs each pod as a host process tree in its own mount namespace.
+//!
+//! A runtime knows how to start, find again (adopt), stop and exec into pods, and how to keep
+//! per-pod volumes. It decides nothing: what to start and when is the server's business.
+
+pub mod error;
+pub mod init;
+pub mod launch;
+pub mod mounts;
+pub mod process;
+pub mod procfs;
+
+use async_trait::async_trait;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use error::RuntimeError;
+pub use launch::{ExitInfo, PodInfo, PodLaunch};
+
+/// A backend that runs pods.
+#[async_trait]
+pub trait Runtime: Send + Sync + 'static {
+    /// Short name shown to users (`process`, `docker`).
+    fn name(&self) -> &'static str;
+    /// Whether cpu/memory limits are enforced, or why not.
+    fn limits_support(&self) -> Result<(), String>;
+    /// Makes sure a per-pod volume exists.
+    async fn ensure_volume(&self, name: &str) -> Result<(), RuntimeError>;
+    /// Destroys a volume and its data.
+    async fn remove_volume(&self, name: &str) -> Result<(), RuntimeError>;
+    /// Names of all volumes.
+    async fn list_volumes(&self) -> Result<Vec<String>, RuntimeError>;
+    /// Starts a pod.
+    async fn start(&self, launch: &PodLaunch) -> Result<Box<dyn RunningPod>, RuntimeError>;
+    /// Finds a pod an earlier controller started that still runs, without touching it.
+    async fn adopt(&self, pod: &str) -> Result<Option<Box<dyn RunningPod>>, RuntimeError>;
+    /// Pods this runtime has state for (running or not).
+    async fn known_pods(&self) -> Result<Vec<String>, RuntimeError>;
+    /// Forgets a pod that was stopped for good (its volumes stay).
+    async fn forget(&self, pod: &str) -> Result<(), RuntimeError>;
+    /// Publishes the name table every pod resolves through.
+    async fn update_hosts(&self, content: &str) -> Result<(), RuntimeError>;
+    /// Where a pod's output is written.
+    fn log_path(&self, pod: &str) -> PathBuf;
+}
+
+/// A started (or adopted) pod.
+#[async_trait]
+pub trait RunningPod: Send + Sync {
+    /// Identity and launch facts.
+    fn info(&self) -> &PodInfo;
+    /// Resolves when the pod's main process has exited.
+    async fn wait(&self) -> ExitInfo;
+    /// Stops the pod: SIGTERM to its process group, SIGKILL after `grace`.
+    async fn stop(&self, grace: Duration) -> Result<ExitInfo, RuntimeError>;
+    /// Runs a command inside the pod (its mounts and env) and returns the exit code.
+    async fn exec(&self, argv: &[String], timeout: Duration) -> Result<i32, RuntimeError>;
+}

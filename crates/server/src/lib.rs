@@ -1,1 +1,16 @@
-//! placeholder
+//! The vd controller: an HTTP/JSON API on a unix socket, a level-triggered reconcile loop
+//! that turns stored specs into pods, and one supervisor task per pod for restarts and probes.
+
+pub mod api;
+pub mod assets;
+pub mod controller;
+pub mod error;
+pub mod http;
+pub mod probes;
+pub mod resolve;
+pub mod supervisor;
+pub mod types;
+
+pub use controller::{Controller, ServerConfig};
+pub use error::ServerError;
+pub use http::serve;

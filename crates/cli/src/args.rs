@@ -1,0 +1,169 @@
+//! Command-line arguments.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// vd runs stateful services (Redis first) from HCL manifests and keeps them healthy.
+#[derive(Debug, Parser)]
+#[command(name = "vd", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Root directory: store, socket, pods, volumes, logs.
+    #[arg(long, global = true, env = "VD_ROOT")]
+    pub root: Option<PathBuf>,
+    /// Output format for listings.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How listings are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Human-readable tables.
+    Table,
+    /// JSON for scripts.
+    Json,
+}
+
+/// Pod backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RuntimeKind {
+    /// Host processes in their own mount namespaces (default).
+    Process,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the controller in the foreground.
+    Server {
+        /// Pod backend.
+        #[arg(long, value_enum, default_value_t = RuntimeKind::Process)]
+        runtime: RuntimeKind,
+    },
+    /// Start a server if none runs, apply, and watch until Ctrl-C; then stop the pods (volumes stay).
+    Up {
+        /// Manifest files.
+        #[arg(short = 'f', long = "file", required = true)]
+        files: Vec<PathBuf>,
+        /// Pod backend for an embedded server.
+        #[arg(long, value_enum, default_value_t = RuntimeKind::Process)]
+        runtime: RuntimeKind,
+        /// Apply, wait until ready, print status once and leave everything running.
+        #[arg(long)]
+        detach: bool,
+    },
+    /// Create or update resources from manifests, then wait until their pods are ready.
+    Apply(ApplyArgs),
+    /// Show what an apply would change.
+    Diff {
+        /// Manifest files.
+        #[arg(short = 'f', long = "file", required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List resources (`vd get`, `vd get statefulsets`) or pods (`vd get pods`).
+    Get {
+        /// statefulset, deployment, asset, pods, or nothing for all resources.
+        kind: Option<String>,
+    },
+    /// Show a resource with its pods and events.
+    Describe {
+        /// KIND/SCOPE/NAME.
+        reference: String,
+    },
+    /// Delete a resource; its volumes stay unless --prune.
+    Delete {
+        /// KIND/SCOPE/NAME.
+        reference: String,
+        /// Also destroy its volumes and data.
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Config buckets: `vd config SCOPE[/NAME] set K=V…|get [K]|unset K…|list`.
+    Config(ConfigArgs),
+    /// Print a workload's logs.
+    Logs {
+        /// SCOPE/NAME or KIND/SCOPE/NAME.
+        reference: String,
+        /// Keep printing new lines.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only this pod.
+        #[arg(long)]
+        ordinal: Option<u32>,
+        /// Lines from the end to start with (0: all).
+        #[arg(long, default_value_t = 0)]
+        tail: usize,
+    },
+    /// Rolling restart of a workload, top-down.
+    Restart {
+        /// SCOPE/NAME or KIND/SCOPE/NAME.
+        reference: String,
+    },
+    /// Recent events.
+    Events {
+        /// Only this resource (KIND/SCOPE/NAME).
+        reference: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Stop the server; with --stop-pods also its pods (volumes stay).
+    Shutdown {
+        /// Stop every pod first.
+        #[arg(long)]
+        stop_pods: bool,
+    },
+}
+
+/// `vd apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Manifest files.
+    #[arg(short = 'f', long = "file", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Return after storing, without waiting for pods.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long to wait for pods to be ready.
+    #[arg(long, default_value = "5m", value_parser = humantime_duration)]
+    pub timeout: std::time::Duration,
+}
+
+/// `vd config`.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Scope (seed form: `vd config set -s SCOPE -n NAME K=V`).
+    #[arg(short = 's', long)]
+    pub scope: Option<String>,
+    /// Name.
+    #[arg(short = 'n', long)]
+    pub name: Option<String>,
+    /// Don't roll pods; they pick up the change on their next restart.
+    #[arg(long)]
+    pub no_restart: bool,
+    /// `SCOPE[/NAME] VERB ARGS…` or `VERB ARGS…` with -s/-n.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub rest: Vec<String>,
+}
+
+fn humantime_duration(s: &str) -> Result<std::time::Duration, String> {
+    parse_duration(s)
+}
+
+/// Parses `300ms`, `10s`, `5m`, `1h`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("`{s}` is not a duration like 30s or 5m"))?;
+    let ms = match unit {
+        "ms" => n,
+        "s" | "" => n * 1000,
+        "m" => n * 60_000,
+        "h" => n * 3_600_000,
+        _ => return Err(format!("`{s}` is not a duration like 30s or 5m")),
+    };
+    Ok(std::time::Duration::from_millis(ms))
+}

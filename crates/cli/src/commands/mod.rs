@@ -1,0 +1,74 @@
+//! One module per group of commands; `run` dispatches and renders errors.
+
+mod apply;
+mod config;
+mod logs;
+mod resources;
+mod server;
+
+use crate::args::{Cli, Command};
+use crate::client::Client;
+use crate::error::CliError;
+use std::path::PathBuf;
+
+/// What every command gets.
+pub struct Ctx {
+    /// Root directory.
+    pub root: PathBuf,
+    /// Client for the root's server.
+    pub client: Client,
+    /// Output format.
+    pub output: crate::args::Output,
+}
+
+/// The default root: /var/lib/vd for root (the process runtime needs root), else a state dir.
+fn default_root() -> PathBuf {
+    if nix_is_root() {
+        return PathBuf::from("/var/lib/vd");
+    }
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("vd")
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
+}
+
+/// Runs a command and returns the process exit code.
+pub async fn run(cli: Cli) -> i32 {
+    let root = cli.root.clone().unwrap_or_else(default_root);
+    let root = std::path::absolute(&root).unwrap_or(root);
+    let ctx = Ctx { client: Client::new(&root), root, output: cli.output };
+    let result = match cli.command {
+        Command::Server { runtime } => server::serve_foreground(&ctx, runtime).await,
+        Command::Up { files, runtime, detach } => server::up(&ctx, &files, runtime, detach).await,
+        Command::Apply(args) => apply::apply(&ctx, &args).await,
+        Command::Diff { files } => apply::diff(&ctx, &files).await,
+        Command::Get { kind } => resources::get(&ctx, kind.as_deref()).await,
+        Command::Describe { reference } => resources::describe(&ctx, &reference).await,
+        Command::Delete { reference, prune } => resources::delete(&ctx, &reference, prune).await,
+        Command::Config(args) => config::config(&ctx, args).await,
+        Command::Logs { reference, follow, ordinal, tail } => logs::logs(&ctx, &reference, follow, ordinal, tail).await,
+        Command::Restart { reference } => resources::restart(&ctx, &reference).await,
+        Command::Events { reference, limit } => resources::events(&ctx, reference.as_deref(), limit).await,
+        Command::Shutdown { stop_pods } => server::shutdown(&ctx, stop_pods).await,
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            report(e);
+            1
+        }
+    }
+}
+
+/// Prints an error with miette's renderer (source snippets, help).
+pub fn report(e: CliError) {
+    eprintln!("{:?}", miette::Report::new(e));
+}

@@ -1,0 +1,69 @@
+//! The CLI's errors, rendered by miette.
+
+use miette::Diagnostic;
+use std::path::PathBuf;
+
+/// Everything a command can fail with.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum CliError {
+    /// No server answers on the socket.
+    #[error("no vd server is running on {}", socket.display())]
+    #[diagnostic(help("start one with `vd server` (or `vd up -f FILE`), or point --root / VD_ROOT at its root"))]
+    NoServer {
+        /// The socket tried.
+        socket: PathBuf,
+    },
+    /// The server refused or failed a request.
+    #[error("{message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// What it said.
+        message: String,
+        /// How to fix it.
+        #[help]
+        help: Option<String>,
+        /// Field-level problems.
+        problems: Vec<vd_server::types::Problem>,
+    },
+    /// Manifest errors.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Manifest(#[from] vd_manifest::Diagnostics),
+    /// Bad arguments.
+    #[error("{message}")]
+    Usage {
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        #[help]
+        help: Option<String>,
+    },
+    /// A pod failed while waiting for readiness.
+    #[error("{0}")]
+    Failed(String),
+    /// Local IO.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The embedded server failed.
+    #[error(transparent)]
+    Server(#[from] vd_server::ServerError),
+}
+
+impl CliError {
+    /// A usage error with a hint.
+    pub fn usage(message: impl Into<String>, help: impl Into<String>) -> Self {
+        Self::Usage { message: message.into(), help: Some(help.into()) }
+    }
+
+    /// An IO error with context.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io { context: context.into(), source }
+    }
+}

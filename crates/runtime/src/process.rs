@@ -1,0 +1,401 @@
+//! The process runtime: each pod is a host process tree in its own session and mount
+//! namespace (see [`crate::init`]), tracked by a pid file holding pid and start time so a
+//! restarted controller can adopt it, and watched through a pidfd so an exit is known at once.
+
+use crate::init::{InitSpec, EXEC_ARG, INIT_ARG};
+use crate::launch::{ExitInfo, PodInfo, PodLaunch};
+use crate::mounts::{plan_root, PodMount, RealFs};
+use crate::{procfs, RunningPod, Runtime, RuntimeError};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::io::unix::AsyncFd;
+
+/// Runs pods as namespaced host processes under a root directory.
+pub struct ProcessRuntime {
+    root: PathBuf,
+    exe: PathBuf,
+}
+
+/// What survives a controller restart: enough to find the process again and exec into it.
+#[derive(Debug, Serialize, Deserialize)]
+struct PodState {
+    pid: u32,
+    start_ticks: u64,
+    hash: String,
+    ip: String,
+    started_ms: i64,
+    rootfs: PathBuf,
+    workdir: String,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn mkdir_private(p: &Path) -> Result<(), RuntimeError> {
+    std::fs::create_dir_all(p).map_err(|e| RuntimeError::at("create", &p.to_path_buf(), e))?;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| RuntimeError::at("chmod", &p.to_path_buf(), e))
+}
+
+fn write_private(p: &Path, data: &[u8]) -> Result<(), RuntimeError> {
+    let tmp = p.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| RuntimeError::at("write", &tmp, e))?;
+    f.write_all(data).map_err(|e| RuntimeError::at("write", &tmp, e))?;
+    std::fs::rename(&tmp, p).map_err(|e| RuntimeError::at("rename", &p.to_path_buf(), e))
+}
+
+/// The Debian package that ships a program, for the "not installed" hint.
+fn package_for(program: &str) -> &str {
+    match program {
+        "redis-server" | "redis-check-rdb" | "redis-check-aof" => "redis-server",
+        "redis-sentinel" => "redis-sentinel",
+        "redis-cli" | "redis-benchmark" => "redis-tools",
+        other => other,
+    }
+}
+
+/// Finds a bare program name on the host's PATH (pods see the host's system directories).
+fn on_path(program: &str, env: &BTreeMap<String, String>) -> bool {
+    if program.contains('/') {
+        return true; // an absolute or relative path may point into a mount; init reports it
+    }
+    let path = env.get("PATH").map(String::as_str).unwrap_or(crate::init::DEFAULT_PATH);
+    path.split(':').any(|d| Path::new(d).join(program).is_file())
+}
+
+fn pidfd_open(pid: u32) -> std::io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; we own the fd.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the syscall returned a fresh, valid descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+impl ProcessRuntime {
+    /// A runtime keeping its state under `root`; `exe` is the `vd` binary (for pod-init/exec).
+    pub fn new(root: &Path, exe: PathBuf) -> Result<Self, RuntimeError> {
+        let root = root.to_path_buf();
+        for d in ["pods", "volumes", "logs", "run"] {
+            mkdir_private(&root.join(d))?;
+        }
+        let hosts = root.join("run/hosts");
+        if !hosts.exists() {
+            std::fs::write(&hosts, vd_core::hosts::render(&[], 0))
+                .map_err(|e| RuntimeError::at("write", &hosts, e))?;
+        }
+        Ok(Self { root, exe })
+    }
+
+    fn pod_dir(&self, pod: &str) -> PathBuf {
+        self.root.join("pods").join(pod)
+    }
+
+    fn volume_dir(&self, name: &str) -> PathBuf {
+        self.root.join("volumes").join(name)
+    }
+
+    fn watch(&self, pod: &str, state: PodState, child: Option<std::process::Child>) -> Result<Box<dyn RunningPod>, RuntimeError> {
+        let fd = pidfd_open(state.pid).map_err(|e| RuntimeError::io(format!("watch pod {pod}"), e))?;
+        // SAFETY: `fd` is an OwnedFd moved into the AsyncFd, so it stays open and unchanged for
+        // the AsyncFd's whole life.
+        let fd = unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+            .map_err(|e| RuntimeError::io(format!("watch pod {pod}"), e.into()))?;
+        let env = std::fs::read(self.pod_dir(pod).join("init.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<InitSpec>(&b).ok())
+            .map(|s| s.env)
+            .unwrap_or_default();
+        Ok(Box::new(ProcessPod {
+            info: PodInfo {
+                pod: pod.to_string(),
+                id: format!("pid:{}:{}", state.pid, state.start_ticks),
+                pid: Some(state.pid),
+                ip: state.ip.clone(),
+                hash: state.hash.clone(),
+                started_ms: state.started_ms,
+            },
+            start_ticks: state.start_ticks,
+            rootfs: state.rootfs,
+            workdir: state.workdir,
+            env,
+            exe: self.exe.clone(),
+            pidfd: fd,
+            child: Mutex::new(child),
+            exit: Mutex::new(None),
+        }))
+    }
+}
+
+#[async_trait]
+impl Runtime for ProcessRuntime {
+    fn name(&self) -> &'static str {
+        "process"
+    }
+
+    fn limits_support(&self) -> Result<(), String> {
+        Err("not enforced: the process runtime does not apply cgroup limits yet".into())
+    }
+
+    async fn ensure_volume(&self, name: &str) -> Result<(), RuntimeError> {
+        let p = self.volume_dir(name);
+        std::fs::create_dir_all(&p).map_err(|e| RuntimeError::at("create volume", &p, e))
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), RuntimeError> {
+        let p = self.volume_dir(name);
+        match std::fs::remove_dir_all(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RuntimeError::at("remove volume", &p, e)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn list_volumes(&self) -> Result<Vec<String>, RuntimeError> {
+        let dir = self.root.join("volumes");
+        let rd = std::fs::read_dir(&dir).map_err(|e| RuntimeError::at("list", &dir, e))?;
+        let mut v: Vec<String> = rd.flatten().filter_map(|e| e.file_name().into_string().ok()).collect();
+        v.sort();
+        Ok(v)
+    }
+
+    async fn start(&self, l: &PodLaunch) -> Result<Box<dyn RunningPod>, RuntimeError> {
+        let program = l.command.first().ok_or_else(|| RuntimeError::Invalid {
+            pod: l.pod.clone(),
+            message: "no command: the process runtime cannot run an image's default command; set `command`".into(),
+        })?;
+        if !on_path(program, &l.env) {
+            return Err(RuntimeError::MissingProgram {
+                pod: l.pod.clone(),
+                program: program.clone(),
+                package: package_for(program).to_string(),
+            });
+        }
+        let mut mounts = Vec::new();
+        for (volume, target) in &l.volumes {
+            self.ensure_volume(volume).await?;
+            mounts.push(PodMount { source: self.volume_dir(volume), target: target.into(), read_only: false });
+        }
+        for (source, target, ro) in &l.binds {
+            mounts.push(PodMount { source: source.into(), target: target.into(), read_only: *ro });
+        }
+        mounts.push(PodMount { source: self.root.join("run/hosts"), target: "/etc/hosts".into(), read_only: true });
+        let hide: Vec<PathBuf> = std::fs::canonicalize(&self.root).into_iter().collect();
+        let ops = plan_root(&RealFs, &mounts, &hide)
+            .map_err(|source| RuntimeError::Mounts { pod: l.pod.clone(), source })?;
+
+        let dir = self.pod_dir(&l.pod);
+        mkdir_private(&dir)?;
+        let rootfs = dir.join("rootfs");
+        let spec = InitSpec {
+            rootfs: rootfs.clone(),
+            ops,
+            command: l.command.clone(),
+            env: l.env.clone(),
+            workdir: l.workdir.clone(),
+        };
+        let spec_path = dir.join("init.json");
+        let json = serde_json::to_vec(&spec).map_err(|e| RuntimeError::io("encode init spec", e.into()))?;
+        write_private(&spec_path, &json)?;
+
+        let log_path = self.log_path(&l.pod);
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&log_path)
+            .map_err(|e| RuntimeError::at("open log", &log_path, e))?;
+        let _ = writeln!(log, "--- vd: starting {} (spec {})", l.pod, vd_core::hash::short(&l.hash));
+        let err = log.try_clone().map_err(|e| RuntimeError::at("open log", &log_path, e))?;
+        let child = std::process::Command::new(&self.exe)
+            .arg(INIT_ARG)
+            .arg(&spec_path)
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| RuntimeError::io(format!("start pod {}", l.pod), e))?;
+        let pid = child.id();
+        let start_ticks = procfs::stat(pid).map(|(_, s)| s).unwrap_or(0);
+        let state = PodState {
+            pid,
+            start_ticks,
+            hash: l.hash.clone(),
+            ip: l.ip.clone(),
+            started_ms: now_ms(),
+            rootfs,
+            workdir: l.workdir.clone(),
+        };
+        let json = serde_json::to_vec(&state).map_err(|e| RuntimeError::io("encode pod state", e.into()))?;
+        write_private(&dir.join("state.json"), &json)?;
+        tracing::info!(pod = %l.pod, pid, "pod started");
+        self.watch(&l.pod, state, Some(child))
+    }
+
+    async fn adopt(&self, pod: &str) -> Result<Option<Box<dyn RunningPod>>, RuntimeError> {
+        let Ok(bytes) = std::fs::read(self.pod_dir(pod).join("state.json")) else { return Ok(None) };
+        let Ok(state) = serde_json::from_slice::<PodState>(&bytes) else { return Ok(None) };
+        if !procfs::alive(state.pid, state.start_ticks) {
+            return Ok(None);
+        }
+        tracing::info!(pod, pid = state.pid, "pod adopted");
+        self.watch(pod, state, None).map(Some)
+    }
+
+    async fn known_pods(&self) -> Result<Vec<String>, RuntimeError> {
+        let dir = self.root.join("pods");
+        let rd = std::fs::read_dir(&dir).map_err(|e| RuntimeError::at("list", &dir, e))?;
+        Ok(rd
+            .flatten()
+            .filter(|e| e.path().join("state.json").exists())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect())
+    }
+
+    async fn forget(&self, pod: &str) -> Result<(), RuntimeError> {
+        let dir = self.pod_dir(pod);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RuntimeError::at("remove", &dir, e)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn update_hosts(&self, content: &str) -> Result<(), RuntimeError> {
+        // Written in place, never renamed: pods bind the file's inode.
+        let p = self.root.join("run/hosts");
+        std::fs::write(&p, content).map_err(|e| RuntimeError::at("write", &p, e))
+    }
+
+    fn log_path(&self, pod: &str) -> PathBuf {
+        self.root.join("logs").join(format!("{pod}.log"))
+    }
+}
+
+struct ProcessPod {
+    info: PodInfo,
+    start_ticks: u64,
+    rootfs: PathBuf,
+    workdir: String,
+    env: BTreeMap<String, String>,
+    exe: PathBuf,
+    pidfd: AsyncFd<OwnedFd>,
+    child: Mutex<Option<std::process::Child>>,
+    exit: Mutex<Option<ExitInfo>>,
+}
+
+impl ProcessPod {
+    fn pid(&self) -> i32 {
+        self.info.pid.unwrap_or(0) as i32
+    }
+
+    fn reap(&self) -> ExitInfo {
+        use std::os::unix::process::ExitStatusExt;
+        if let Ok(mut guard) = self.exit.lock() {
+            if let Some(e) = *guard {
+                return e;
+            }
+            let info = self
+                .child
+                .lock()
+                .ok()
+                .and_then(|mut c| c.as_mut().and_then(|c| c.try_wait().ok().flatten()))
+                .map(|st| ExitInfo { code: st.code(), signal: st.signal() })
+                .unwrap_or_default();
+            *guard = Some(info);
+            return info;
+        }
+        ExitInfo::default()
+    }
+
+    fn signal(&self, sig: nix::sys::signal::Signal) {
+        use nix::sys::signal::{kill, killpg};
+        use nix::unistd::Pid;
+        let pid = self.pid();
+        if pid <= 0 || self.exit.lock().map(|e| e.is_some()).unwrap_or(false) {
+            return;
+        }
+        // Never signal a recycled pid.
+        if self.start_ticks != 0 && !procfs::alive(pid as u32, self.start_ticks) {
+            return;
+        }
+        if killpg(Pid::from_raw(pid), sig).is_err() {
+            let _ = kill(Pid::from_raw(pid), sig);
+        }
+    }
+}
+
+#[async_trait]
+impl RunningPod for ProcessPod {
+    fn info(&self) -> &PodInfo {
+        &self.info
+    }
+
+    async fn wait(&self) -> ExitInfo {
+        loop {
+            match self.pidfd.readable().await {
+                Ok(_) => return self.reap(),
+                Err(e) => {
+                    tracing::warn!(pod = %self.info.pod, error = %e, "pidfd wait failed; polling");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    if !procfs::alive(self.pid() as u32, self.start_ticks) {
+                        return self.reap();
+                    }
+                }
+            }
+        }
+    }
+
+    async fn stop(&self, grace: Duration) -> Result<ExitInfo, RuntimeError> {
+        use nix::sys::signal::Signal;
+        self.signal(Signal::SIGTERM);
+        if let Ok(e) = tokio::time::timeout(grace, self.wait()).await {
+            return Ok(e);
+        }
+        tracing::warn!(pod = %self.info.pod, "pod ignored SIGTERM; killing");
+        self.signal(Signal::SIGKILL);
+        tokio::time::timeout(Duration::from_secs(10), self.wait())
+            .await
+            .map_err(|_| RuntimeError::Timeout(Duration::from_secs(10)))
+    }
+
+    async fn exec(&self, argv: &[String], timeout: Duration) -> Result<i32, RuntimeError> {
+        let mut cmd = tokio::process::Command::new(&self.exe);
+        cmd.arg(EXEC_ARG)
+            .arg(self.pid().to_string())
+            .arg(&self.rootfs)
+            .arg(&self.workdir)
+            .arg("--")
+            .args(argv)
+            .env_clear()
+            .envs(&self.env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|e| RuntimeError::io("exec in pod", e))?;
+        match tokio::time::timeout(timeout, child.wait()).await {
+            Ok(Ok(st)) => Ok(st.code().unwrap_or(-1)),
+            Ok(Err(e)) => Err(RuntimeError::io("exec in pod", e)),
+            Err(_) => Err(RuntimeError::Timeout(timeout)),
+        }
+    }
+}

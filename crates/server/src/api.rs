@@ -1,0 +1,371 @@
+//! API handlers: thin translations between HTTP and the controller and store.
+
+use crate::controller::Controller;
+use crate::error::ServerError;
+use crate::types::*;
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+use vd_core::naming::pod_name;
+use vd_core::{Kind, Resource, ResourceRef, Spec};
+use vd_store::ChangeKind;
+
+type Ctl = State<Arc<Controller>>;
+
+fn parse_ref(kind: &str, scope: String, name: String) -> Result<ResourceRef, ServerError> {
+    let kind = Kind::parse(kind).ok_or_else(|| ServerError::NotFound(format!("unknown kind `{kind}`")))?;
+    Ok(ResourceRef::new(kind, scope, name))
+}
+
+/// `GET /v1/health`.
+pub async fn health(State(ctl): Ctl) -> Json<Health> {
+    Json(Health {
+        version: env!("CARGO_PKG_VERSION").into(),
+        runtime: ctl.runtime.name().into(),
+        pid: std::process::id(),
+        root: ctl.root.display().to_string(),
+    })
+}
+
+/// Checks an apply batch against itself and the stored state.
+fn validate(ctl: &Controller, resources: &[Resource]) -> Result<(), ServerError> {
+    let mut problems = Vec::new();
+    let assets = ctl.assets(resources)?;
+    let mut seen = BTreeSet::new();
+    // Pod names `<scope>-<name>.<ord>` can collide between workloads ("a-b"/"c" and "a"/"b-c").
+    let mut pod_bases: BTreeMap<String, ResourceRef> = BTreeMap::new();
+    for r in ctl.store.list(None)? {
+        if r.resource.id.kind.has_pods() {
+            pod_bases.insert(format!("{}-{}", r.resource.id.scope, r.resource.id.name), r.resource.id);
+        }
+    }
+    for r in resources {
+        for (what, label) in [("scope", &r.id.scope), ("name", &r.id.name)] {
+            if let Err(m) = vd_core::validate_label(what, label) {
+                problems.push(Problem { resource: Some(r.id.clone()), field: String::new(), message: m, help: None });
+            }
+        }
+        if !seen.insert(r.id.clone()) {
+            problems.push(Problem {
+                resource: Some(r.id.clone()),
+                field: String::new(),
+                message: format!("{} is declared twice", r.id),
+                help: Some("remove one of the two blocks".into()),
+            });
+        }
+        if let Spec::Workload(w) = &r.spec {
+            let base = format!("{}-{}", r.id.scope, r.id.name);
+            if let Some(other) = pod_bases.get(&base) {
+                if other != &r.id && (other.scope != r.id.scope || other.name != r.id.name) {
+                    problems.push(Problem {
+                        resource: Some(r.id.clone()),
+                        field: String::new(),
+                        message: format!("pods of {} would be named like those of {other} ({base}.N)", r.id),
+                        help: Some("rename one of them".into()),
+                    });
+                }
+            }
+            pod_bases.insert(base, r.id.clone());
+            if let Err(mut p) = ctl.desired(&r.id, w, &assets)? {
+                problems.append(&mut p);
+            }
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let message = if problems.len() == 1 {
+        problems[0].message.clone()
+    } else {
+        format!("{} problems in the manifest", problems.len())
+    };
+    Err(ServerError::Invalid { message, problems })
+}
+
+/// `POST /v1/apply`.
+pub async fn apply(State(ctl): Ctl, Json(req): Json<ApplyRequest>) -> Result<Json<ApplyResponse>, ServerError> {
+    validate(&ctl, &req.resources)?;
+    let mut before = BTreeMap::new();
+    for r in &req.resources {
+        if let Some(s) = ctl.store.get(&r.id)? {
+            before.insert(r.id.clone(), serde_json::to_value(&s.resource.spec).unwrap_or_default());
+        }
+    }
+    let changes = if req.dry_run {
+        ctl.store.plan_apply(&req.resources)?
+    } else {
+        for r in &req.resources {
+            if let Spec::Asset(a) = &r.spec {
+                crate::assets::materialize(&ctl.assets_dir(), &r.id, a)?;
+            }
+        }
+        ctl.store.apply(&req.resources)?
+    };
+    let by_id: BTreeMap<&ResourceRef, &Resource> = req.resources.iter().map(|r| (&r.id, r)).collect();
+    let views = changes
+        .into_iter()
+        .map(|c| {
+            let after = by_id.get(&c.id).map(|r| serde_json::to_value(&r.spec).unwrap_or_default()).unwrap_or_default();
+            if !req.dry_run && c.kind != ChangeKind::Unchanged {
+                let what = if c.kind == ChangeKind::Created { "Created" } else { "Changed" };
+                ctl.event("info", Some(&c.id), None, what, &format!("revision {}", c.revision));
+            }
+            ChangeView { before: before.get(&c.id).cloned(), id: c.id, change: c.kind, revision: c.revision, after }
+        })
+        .collect();
+    ctl.notify();
+    Ok(Json(ApplyResponse { changes: views }))
+}
+
+/// Query of `GET /v1/resources`.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    kind: Option<String>,
+}
+
+fn view(ctl: &Controller, s: vd_store::StoredResource) -> ResourceView {
+    let status = s.resource.id.kind.has_pods().then(|| ctl.workload_status(&s.resource.id).unwrap_or_default());
+    ResourceView { id: s.resource.id, revision: s.revision, spec: s.resource.spec, status, updated_ms: s.updated_ms }
+}
+
+/// `GET /v1/resources`.
+pub async fn list(State(ctl): Ctl, Query(q): Query<ListQuery>) -> Result<Json<Vec<ResourceView>>, ServerError> {
+    let kind = match q.kind.as_deref() {
+        None | Some("") | Some("all") => None,
+        Some(k) => Some(Kind::parse(k).ok_or_else(|| ServerError::NotFound(format!(
+            "unknown kind `{k}`; use statefulset, deployment, asset or pods"
+        )))?),
+    };
+    let out = ctl.store.list(kind)?.into_iter().map(|s| view(&ctl, s)).collect();
+    Ok(Json(out))
+}
+
+fn pods_of(ctl: &Controller, id: &ResourceRef) -> Vec<PodView> {
+    let mut pods: Vec<PodView> =
+        ctl.pod_views().into_iter().filter(|p| p.kind == id.kind && p.scope == id.scope && p.name == id.name).collect();
+    pods.sort_by_key(|p| p.ordinal);
+    pods
+}
+
+/// `GET /v1/resources/{kind}/{scope}/{name}`.
+pub async fn describe(
+    State(ctl): Ctl,
+    Path((kind, scope, name)): Path<(String, String, String)>,
+) -> Result<Json<DescribeView>, ServerError> {
+    let id = parse_ref(&kind, scope, name)?;
+    let stored = ctl.store.get(&id)?.ok_or_else(|| ServerError::NotFound(format!("{id} does not exist")))?;
+    let events = ctl.store.events(Some(&id), 0, 20)?;
+    let limits = match &stored.resource.spec {
+        Spec::Workload(w) if w.resources.limits.cpu_millis.is_some() || w.resources.limits.memory_bytes.is_some() => {
+            Some(match ctl.runtime.limits_support() {
+                Ok(()) => "enforced".to_string(),
+                Err(why) => why,
+            })
+        }
+        _ => None,
+    };
+    Ok(Json(DescribeView {
+        pods: pods_of(&ctl, &id),
+        resource: view(&ctl, stored),
+        events,
+        limits,
+        runtime: ctl.runtime.name().into(),
+    }))
+}
+
+/// `DELETE /v1/resources/{kind}/{scope}/{name}?prune=`.
+pub async fn delete(
+    State(ctl): Ctl,
+    Path((kind, scope, name)): Path<(String, String, String)>,
+    Query(q): Query<DeleteQuery>,
+) -> Result<Json<serde_json::Value>, ServerError> {
+    let id = parse_ref(&kind, scope, name)?;
+    let stored = ctl.store.get(&id)?.ok_or_else(|| ServerError::NotFound(format!("{id} does not exist")))?;
+    if id.kind == Kind::Asset {
+        let users: Vec<String> = ctl
+            .store
+            .list(None)?
+            .into_iter()
+            .filter(|r| {
+                r.resource.spec.workload().is_some_and(|w| {
+                    let needle = format!("${{asset.{}.{}.", id.scope, id.name);
+                    w.volumes.iter().any(|v| v.source.contains(&needle))
+                        || w.env.values().any(|v| v.contains(&needle))
+                        || w.command.iter().any(|c| c.contains(&needle))
+                })
+            })
+            .map(|r| r.resource.id.to_string())
+            .collect();
+        if !users.is_empty() {
+            return Err(ServerError::Conflict {
+                message: format!("{id} is used by {}", users.join(", ")),
+                help: Some("delete or change those first".into()),
+            });
+        }
+    }
+    ctl.store.delete(&id)?;
+    let _ = ctl.store.meta_delete(&format!("restart:{id}"));
+    ctl.event("info", Some(&id), None, "Deleted", if q.prune { "deleted with --prune" } else { "deleted; volumes kept" });
+    ctl.notify();
+    if id.kind == Kind::Asset {
+        crate::assets::remove(&ctl.assets_dir(), &id);
+    }
+    let mut pruned = Vec::new();
+    if id.kind.has_pods() && (q.prune || !ctl.wait_pods_gone(&id, Duration::from_millis(1)).await) {
+        if !ctl.wait_pods_gone(&id, Duration::from_secs(60)).await {
+            return Err(ServerError::Conflict {
+                message: format!("pods of {id} did not stop within 60s; volumes were kept"),
+                help: Some("check `vd events`, then run the delete with --prune again".into()),
+            });
+        }
+    }
+    if q.prune {
+        if let Spec::Workload(w) = &stored.resource.spec {
+            let volumes = ctl.runtime.list_volumes().await?;
+            for claim in &w.volume_claims {
+                let prefix = format!("voodu-{}-{}-{}-", id.scope, id.name, claim.name);
+                for v in volumes.iter().filter(|v| {
+                    v.strip_prefix(&prefix).is_some_and(|o| !o.is_empty() && o.chars().all(|c| c.is_ascii_digit()))
+                }) {
+                    ctl.runtime.remove_volume(v).await?;
+                    pruned.push(v.clone());
+                }
+            }
+            let base = format!("{}-{}.", id.scope, id.name);
+            for pod in ctl.store.addresses()?.keys() {
+                if pod.strip_prefix(&base).is_some_and(|o| o.chars().all(|c| c.is_ascii_digit())) {
+                    ctl.store.release_address(pod)?;
+                }
+            }
+        }
+    }
+    Ok(Json(serde_json::json!({ "deleted": id, "pruned_volumes": pruned })))
+}
+
+/// `POST /v1/resources/{kind}/{scope}/{name}/restart`: a rolling restart.
+pub async fn restart(
+    State(ctl): Ctl,
+    Path((kind, scope, name)): Path<(String, String, String)>,
+) -> Result<Json<serde_json::Value>, ServerError> {
+    let id = parse_ref(&kind, scope, name)?;
+    if !id.kind.has_pods() || ctl.store.get(&id)?.is_none() {
+        return Err(ServerError::NotFound(format!("{id} is not a workload that exists")));
+    }
+    let generation = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos().to_string())
+        .unwrap_or_default();
+    ctl.store.meta_set(&format!("restart:{id}"), &generation)?;
+    ctl.event("info", Some(&id), None, "Restart", "rolling restart requested");
+    ctl.notify();
+    Ok(Json(serde_json::json!({ "restarting": id })))
+}
+
+/// `GET /v1/pods`.
+pub async fn pods(State(ctl): Ctl) -> Json<Vec<PodView>> {
+    let mut pods = ctl.pod_views();
+    pods.sort_by(|a, b| (a.kind, &a.scope, &a.name, a.ordinal).cmp(&(b.kind, &b.scope, &b.name, b.ordinal)));
+    Json(pods)
+}
+
+/// Query naming a config level.
+#[derive(Debug, Deserialize)]
+pub struct ConfigQuery {
+    name: Option<String>,
+}
+
+/// `GET /v1/config`: every bucket.
+pub async fn config_list(State(ctl): Ctl) -> Result<Json<Vec<ConfigView>>, ServerError> {
+    let mut out = Vec::new();
+    for (scope, name) in ctl.store.config_buckets()? {
+        let vars = ctl.store.config_get(&scope, name.as_deref())?;
+        out.push(ConfigView { scope, name, vars });
+    }
+    Ok(Json(out))
+}
+
+/// `GET /v1/config/{scope}?name=`.
+pub async fn config_get(
+    State(ctl): Ctl,
+    Path(scope): Path<String>,
+    Query(q): Query<ConfigQuery>,
+) -> Result<Json<ConfigView>, ServerError> {
+    let vars = ctl.store.config_get(&scope, q.name.as_deref())?;
+    Ok(Json(ConfigView { scope, name: q.name, vars }))
+}
+
+/// `POST /v1/config/{scope}`: set and unset variables.
+pub async fn config_update(
+    State(ctl): Ctl,
+    Path(scope): Path<String>,
+    Json(req): Json<ConfigRequest>,
+) -> Result<Json<ConfigView>, ServerError> {
+    for k in req.set.keys().chain(req.unset.iter()) {
+        if !vd_core::env::valid_env_key(k) {
+            return Err(ServerError::invalid(Problem {
+                resource: None,
+                field: k.clone(),
+                message: format!("`{k}` is not a valid variable name"),
+                help: Some("use letters, digits and `_`, not starting with a digit".into()),
+            }));
+        }
+    }
+    let before = if req.no_restart { ctl.desired_hashes()? } else { BTreeMap::new() };
+    let changed = ctl.store.config_update(&scope, req.name.as_deref(), &req.set, &req.unset)?;
+    if changed {
+        if req.no_restart {
+            // Running pods are declared current for the new config: it reaches them on their
+            // next restart instead of through a rollout now.
+            let after = ctl.desired_hashes()?;
+            for pod in ctl.pod_views() {
+                let id = ResourceRef::new(pod.kind, &pod.scope, &pod.name);
+                if let (Some(b), Some(a)) = (before.get(&id), after.get(&id)) {
+                    if b != a && pod.hash == *b {
+                        ctl.store.meta_set(&format!("pod-hash:{}", pod_name(&id, pod.ordinal)), a)?;
+                    }
+                }
+            }
+        }
+        let level = match &req.name {
+            Some(n) => format!("{scope}/{n}"),
+            None => scope.clone(),
+        };
+        let keys: Vec<&str> = req.set.keys().map(String::as_str).chain(req.unset.iter().map(String::as_str)).collect();
+        ctl.event("info", None, None, "ConfigChanged", &format!("{level}: {}", keys.join(", ")));
+        ctl.notify();
+    }
+    let vars = ctl.store.config_get(&scope, req.name.as_deref())?;
+    Ok(Json(ConfigView { scope, name: req.name, vars }))
+}
+
+/// Query of `GET /v1/events`.
+#[derive(Debug, Deserialize)]
+pub struct EventsQuery {
+    kind: Option<String>,
+    scope: Option<String>,
+    name: Option<String>,
+    #[serde(default)]
+    after: i64,
+    limit: Option<usize>,
+}
+
+/// `GET /v1/events`.
+pub async fn events(State(ctl): Ctl, Query(q): Query<EventsQuery>) -> Result<Json<Vec<Event>>, ServerError> {
+    let id = match (q.kind, q.scope, q.name) {
+        (Some(k), Some(s), Some(n)) => Some(parse_ref(&k, s, n)?),
+        _ => None,
+    };
+    Ok(Json(ctl.store.events(id.as_ref(), q.after, q.limit.unwrap_or(100))?))
+}
+
+/// `POST /v1/shutdown`.
+pub async fn shutdown(State(ctl): Ctl, Json(req): Json<ShutdownRequest>) -> Json<serde_json::Value> {
+    if req.stop_pods {
+        ctl.stop_all_pods(Duration::from_secs(60)).await;
+    }
+    ctl.shutdown.notify_one();
+    Json(serde_json::json!({ "stopping": true }))
+}

@@ -1,0 +1,72 @@
+//! The server's error type and its HTTP rendering.
+
+use crate::types::{ErrorBody, Problem};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// Everything an API call or the controller can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] vd_store::StoreError),
+    /// The runtime failed.
+    #[error("{0}")]
+    Runtime(#[from] vd_runtime::RuntimeError),
+    /// The request names something that does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is invalid; `problems` says where.
+    #[error("{message}")]
+    Invalid {
+        /// Summary.
+        message: String,
+        /// Field-level details.
+        problems: Vec<Problem>,
+    },
+    /// The request conflicts with current state.
+    #[error("{message}")]
+    Conflict {
+        /// What conflicts.
+        message: String,
+        /// How to resolve it.
+        help: Option<String>,
+    },
+    /// Filesystem or socket trouble.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ServerError {
+    /// Wraps an IO error with context.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io { context: context.into(), source }
+    }
+
+    /// A single-problem validation error.
+    pub fn invalid(problem: Problem) -> Self {
+        Self::Invalid { message: problem.message.clone(), problems: vec![problem] }
+    }
+}
+
+impl IntoResponse for ServerError {
+    fn into_response(self) -> Response {
+        let (status, help, problems) = match &self {
+            ServerError::NotFound(_) => (StatusCode::NOT_FOUND, None, vec![]),
+            ServerError::Invalid { problems, .. } => (StatusCode::UNPROCESSABLE_ENTITY, None, problems.clone()),
+            ServerError::Conflict { help, .. } => (StatusCode::CONFLICT, help.clone(), vec![]),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, None, vec![]),
+        };
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %self, "request failed");
+        }
+        let body = ErrorBody { error: self.to_string(), help, problems };
+        (status, axum::Json(body)).into_response()
+    }
+}

@@ -1,0 +1,256 @@
+//! From a stored workload spec to what a pod runs: templates rendered, buckets merged, asset
+//! paths and digests pinned. Pure over the data it is given, so validation at apply time and
+//! launching use the same code.
+
+use crate::types::Problem;
+use std::collections::BTreeMap;
+use std::path::Path;
+use vd_core::env::{identity_env, EnvLayers, EnvMap};
+use vd_core::hash::content_digest;
+use vd_core::naming::{pod_name, volume_name};
+use vd_core::pod::{PodTemplate, ResolvedMount};
+use vd_core::template::{self, TemplateRef};
+use vd_core::{AssetSpec, ResourceRef, WorkloadSpec};
+use vd_runtime::PodLaunch;
+
+/// Per-pod variables a template may use; they are filled in per pod at launch. Until then they
+/// stand as `\0NAME\0`, which no real argument or value can contain (C strings end at NUL).
+const IDENTITY_VARS: [&str; 4] = ["VOODU_REPLICA_ORDINAL", "VOODU_POD_IP", "VOODU_SCOPE", "VOODU_NAME"];
+
+fn fill_identity(s: &str, identity: &EnvMap) -> String {
+    if !s.contains('\0') {
+        return s.to_string();
+    }
+    let mut out = s.to_string();
+    for (k, v) in identity {
+        out = out.replace(&format!("\0{k}\0"), v);
+    }
+    out
+}
+
+/// What resolving a workload may look up.
+pub struct Context<'a> {
+    /// Known assets by (scope, name).
+    pub assets: &'a BTreeMap<(String, String), AssetSpec>,
+    /// Where asset files are materialized.
+    pub assets_dir: &'a Path,
+    /// Each `env_from` entry's variables, by the entry as written.
+    pub env_from: &'a BTreeMap<String, EnvMap>,
+    /// The resource's own bucket.
+    pub own: &'a EnvMap,
+}
+
+/// Host path of an asset file.
+pub fn asset_path(assets_dir: &Path, scope: &str, name: &str, key: &str) -> std::path::PathBuf {
+    assets_dir.join(scope).join(name).join(key)
+}
+
+/// Splits an `env_from` entry into a bucket level: `scope` or `scope/name`.
+pub fn bucket_of(entry: &str) -> (&str, Option<&str>) {
+    match entry.split_once('/') {
+        Some((s, n)) => (s, Some(n)),
+        None => (entry, None),
+    }
+}
+
+fn problem(id: &ResourceRef, field: String, message: String, help: Option<&str>) -> Problem {
+    Problem { resource: Some(id.clone()), field, message, help: help.map(str::to_string) }
+}
+
+/// Renders a workload spec into its pod template, or lists every problem with its field.
+pub fn template(id: &ResourceRef, spec: &WorkloadSpec, ctx: &Context<'_>) -> Result<PodTemplate, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut from_vars = EnvMap::new();
+    for entry in &spec.env_from {
+        if let Some(vars) = ctx.env_from.get(entry) {
+            from_vars.extend(vars.clone());
+        }
+    }
+    let mut lookup = EnvMap::new();
+    lookup.extend(from_vars.clone());
+    lookup.extend(ctx.own.clone());
+
+    let mut digest_of = BTreeMap::new();
+    let mut render = |field: String, s: &str, problems: &mut Vec<Problem>| -> String {
+        let out = template::render(s, |r| match r {
+            TemplateRef::Asset { scope, name, key } => {
+                let asset = ctx
+                    .assets
+                    .get(&(scope.clone(), name.clone()))
+                    .ok_or_else(|| format!("asset `{scope}/{name}` does not exist"))?;
+                let content = asset.files.get(key).ok_or_else(|| {
+                    let keys: Vec<&str> = asset.files.keys().map(String::as_str).collect();
+                    format!("asset `{scope}/{name}` has no key `{key}` (it has: {})", keys.join(", "))
+                })?;
+                let path = asset_path(ctx.assets_dir, scope, name, key);
+                let p = path.to_string_lossy().into_owned();
+                digest_of.insert(p.clone(), content_digest(content.as_bytes()));
+                Ok(p)
+            }
+            TemplateRef::Var(v) if IDENTITY_VARS.contains(&v.as_str()) => Ok(format!("\0{v}\0")),
+            TemplateRef::Var(v) => lookup.get(v).cloned().ok_or_else(|| {
+                format!("variable `{v}` is not set in this resource's config or its env_from buckets")
+            }),
+        });
+        match out {
+            Ok(v) => v,
+            Err(e) => {
+                let help = match &e {
+                    template::TemplateError::Unresolved(m) if m.starts_with("asset") => {
+                        Some("declare the asset in the manifest, or fix the reference `${asset.SCOPE.NAME.KEY}`")
+                    }
+                    template::TemplateError::Unresolved(_) => Some("set it with `vd config SCOPE/NAME set KEY=VALUE`, or add the bucket to env_from"),
+                    _ => None,
+                };
+                problems.push(problem(id, field, e.to_string(), help));
+                String::new()
+            }
+        }
+    };
+
+    let command: Vec<String> =
+        spec.command.iter().enumerate().map(|(i, c)| render(format!("command[{i}]"), c, &mut problems)).collect();
+    let manifest_env: EnvMap =
+        spec.env.iter().map(|(k, v)| (k.clone(), render(format!("env.{k}"), v, &mut problems))).collect();
+    let mut mounts = Vec::new();
+    for (i, v) in spec.volumes.iter().enumerate() {
+        let source = render(format!("volumes[{i}]"), &v.source, &mut problems);
+        if !source.is_empty() && !source.starts_with('/') {
+            problems.push(problem(
+                id,
+                format!("volumes[{i}]"),
+                format!("volume source `{source}` is not an absolute path"),
+                Some("use `${asset.SCOPE.NAME.KEY}` or an absolute host path"),
+            ));
+        }
+        mounts.push(ResolvedMount { source, target: v.target.clone(), read_only: v.read_only, digest: None });
+    }
+    for m in &mut mounts {
+        m.digest = digest_of.get(&m.source).cloned();
+    }
+    for (i, entry) in spec.env_from.iter().enumerate() {
+        if !ctx.env_from.contains_key(entry) {
+            problems.push(problem(
+                id,
+                format!("env_from[{i}]"),
+                format!("env_from `{entry}` is not a bucket reference"),
+                Some("write \"SCOPE\" or \"SCOPE/NAME\""),
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let env = EnvLayers { manifest: Some(&manifest_env), env_from: vec![&from_vars], own: Some(ctx.own), ..Default::default() }
+        .merge();
+    Ok(PodTemplate {
+        image: spec.image.clone(),
+        command,
+        env,
+        ports: spec.ports.clone(),
+        volume_claims: spec.volume_claims.clone(),
+        mounts,
+        probes: spec.probes.clone(),
+        resources: spec.resources.clone(),
+    })
+}
+
+/// The launch of one pod of a workload.
+pub fn launch(id: &ResourceRef, t: &PodTemplate, ordinal: u32, ip: &str, hash: &str) -> PodLaunch {
+    let identity = identity_env(&id.scope, &id.name, ordinal, ip);
+    let mut env: EnvMap = t.env.iter().map(|(k, v)| (k.clone(), fill_identity(v, &identity))).collect();
+    env.extend(identity.clone());
+    PodLaunch {
+        pod: pod_name(id, ordinal),
+        owner: id.clone(),
+        ordinal,
+        ip: ip.to_string(),
+        hash: hash.to_string(),
+        image: t.image.clone(),
+        command: t.command.iter().map(|c| fill_identity(c, &identity)).collect(),
+        env,
+        // Like the redis image's WORKDIR /data: relative paths (dump.rdb, appendonly) land on
+        // the first volume.
+        workdir: t.volume_claims.first().map(|c| c.mount_path.clone()).unwrap_or_else(|| "/".into()),
+        volumes: t.volume_claims.iter().map(|c| (volume_name(id, &c.name, ordinal), c.mount_path.clone())).collect(),
+        binds: t.mounts.iter().map(|m| (m.source.clone(), m.target.clone(), m.read_only)).collect(),
+        ports: t.ports.clone(),
+        limits: t.resources.limits.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vd_core::{Kind, VolumeClaim, VolumeMount};
+
+    fn ctx_data() -> (BTreeMap<(String, String), AssetSpec>, BTreeMap<String, EnvMap>, EnvMap) {
+        let assets = BTreeMap::from([(
+            ("data".to_string(), "cfg".to_string()),
+            AssetSpec { files: BTreeMap::from([("conf".to_string(), "port 1".to_string())]) },
+        )]);
+        let from = BTreeMap::from([("shared".to_string(), EnvMap::from([("TOKEN".into(), "t".into())]))]);
+        let own = EnvMap::from([("OWN".into(), "o".into())]);
+        (assets, from, own)
+    }
+
+    fn spec() -> WorkloadSpec {
+        WorkloadSpec {
+            replicas: 1,
+            command: vec!["app".into(), "--token=${TOKEN}".into()],
+            env: BTreeMap::from([("A".into(), "1".into())]),
+            env_from: vec!["shared".into()],
+            volume_claims: vec![VolumeClaim { name: "data".into(), mount_path: "/data".into() }],
+            volumes: vec![VolumeMount::parse("${asset.data.cfg.conf}:/etc/app.conf:ro").unwrap()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn renders_templates_and_pins_asset_digest() {
+        let (assets, from, own) = ctx_data();
+        let ctx = Context { assets: &assets, assets_dir: Path::new("/root/assets"), env_from: &from, own: &own };
+        let id = ResourceRef::new(Kind::Statefulset, "data", "app");
+        let t = template(&id, &spec(), &ctx).unwrap();
+        assert_eq!(t.command[1], "--token=t");
+        assert_eq!(t.mounts[0].source, "/root/assets/data/cfg/conf");
+        assert!(t.mounts[0].digest.is_some());
+        assert_eq!(t.env["OWN"], "o");
+        assert_eq!(t.env["TOKEN"], "t");
+        let l = launch(&id, &t, 2, "127.9.0.4", "h");
+        assert_eq!(l.pod, "data-app.2");
+        assert_eq!(l.workdir, "/data");
+        assert_eq!(l.volumes[0].0, "voodu-data-app-data-2");
+        assert_eq!(l.env["VOODU_REPLICA_ORDINAL"], "2");
+    }
+
+    #[test]
+    fn identity_vars_are_filled_per_pod() {
+        let (assets, from, own) = ctx_data();
+        let ctx = Context { assets: &assets, assets_dir: Path::new("/a"), env_from: &from, own: &own };
+        let id = ResourceRef::new(Kind::Statefulset, "data", "app");
+        let mut s = spec();
+        s.command = vec!["redis-server".into(), "--bind".into(), "${VOODU_POD_IP}".into()];
+        s.env.insert("ME".into(), "${VOODU_NAME}-${VOODU_REPLICA_ORDINAL}".into());
+        let t = template(&id, &s, &ctx).unwrap();
+        let a = launch(&id, &t, 0, "127.9.0.2", "h");
+        let b = launch(&id, &t, 1, "127.9.0.3", "h");
+        assert_eq!(a.command[2], "127.9.0.2");
+        assert_eq!(b.command[2], "127.9.0.3");
+        assert_eq!(b.env["ME"], "app-1");
+    }
+
+    #[test]
+    fn reports_problems_by_field() {
+        let (assets, _, own) = ctx_data();
+        let from = BTreeMap::new();
+        let ctx = Context { assets: &assets, assets_dir: Path::new("/a"), env_from: &from, own: &own };
+        let mut s = spec();
+        s.volumes.push(VolumeMount::parse("${asset.data.nope.conf}:/x").unwrap());
+        let id = ResourceRef::new(Kind::Statefulset, "data", "app");
+        let problems = template(&id, &s, &ctx).unwrap_err();
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, vec!["command[1]", "volumes[1]", "env_from[0]"]);
+        assert!(problems[1].message.contains("asset `data/nope` does not exist"));
+    }
+}

@@ -1,0 +1,369 @@
+//! One task per pod: starts (or adopts) it, runs its probes, restarts it with exponential
+//! backoff when it exits or fails liveness, and stops it when told.
+
+use crate::controller::Controller;
+use crate::probes::check;
+use crate::types::PodView;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use vd_core::{Probe, Probes, ResourceRef};
+use vd_runtime::RunningPod;
+
+/// What the controller can ask of a pod's supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodCmd {
+    /// Stop the pod for good.
+    Stop,
+    /// Stop it and start it again with the current desired spec.
+    Replace,
+}
+
+/// State a supervisor shares with the controller.
+#[derive(Debug, Clone)]
+pub struct PodShared {
+    /// What `vd get pods` shows.
+    pub view: PodView,
+    /// Being stopped or replaced.
+    pub terminating: bool,
+}
+
+impl PodShared {
+    /// A pod not started yet.
+    pub fn new(owner: &ResourceRef, ordinal: u32, pod: &str) -> Self {
+        Self {
+            view: PodView {
+                kind: owner.kind,
+                scope: owner.scope.clone(),
+                name: owner.name.clone(),
+                pod: pod.to_string(),
+                ordinal,
+                address: Vec::new(),
+                ip: String::new(),
+                state: "Pending".into(),
+                ready: false,
+                restarts: 0,
+                pid: None,
+                id: None,
+                hash: String::new(),
+                started_ms: None,
+                message: None,
+            },
+            terminating: false,
+        }
+    }
+}
+
+/// Grace between SIGTERM and SIGKILL.
+const GRACE: Duration = Duration::from_secs(10);
+/// A pod that ran this long before exiting is not crash-looping.
+const HEALTHY_RUN: Duration = Duration::from_secs(30);
+/// Longest wait between restarts.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+fn backoff(crashes: u32) -> Duration {
+    let secs = 1u64 << crashes.saturating_sub(1).min(6);
+    Duration::from_secs(secs).min(MAX_BACKOFF)
+}
+
+enum Outcome {
+    Exited(vd_runtime::ExitInfo),
+    Unhealthy(String),
+    Cmd(Option<PodCmd>),
+}
+
+struct Sup {
+    ctl: Arc<Controller>,
+    owner: ResourceRef,
+    shared: Arc<Mutex<PodShared>>,
+    pod: String,
+}
+
+impl Sup {
+    fn update(&self, f: impl FnOnce(&mut PodShared)) {
+        let snapshot = match self.shared.lock() {
+            Ok(mut s) => {
+                f(&mut s);
+                s.view.clone()
+            }
+            Err(_) => return,
+        };
+        if let Ok(v) = serde_json::to_value(&snapshot) {
+            let _ = self.ctl.store.put_pod_status(&self.pod, &self.owner, &v);
+        }
+        self.ctl.notify();
+    }
+
+    fn last_log_line(&self) -> Option<String> {
+        let text = std::fs::read_to_string(self.ctl.runtime.log_path(&self.pod)).ok()?;
+        let tail = text.lines().rev().find(|l| !l.trim().is_empty() && !l.starts_with("--- vd:"))?;
+        Some(tail.chars().take(300).collect())
+    }
+}
+
+/// Supervises one pod until it is stopped for good.
+pub async fn run(
+    ctl: Arc<Controller>,
+    owner: ResourceRef,
+    ordinal: u32,
+    adopted: Option<Box<dyn RunningPod>>,
+    shared: Arc<Mutex<PodShared>>,
+    mut rx: mpsc::UnboundedReceiver<PodCmd>,
+) {
+    let pod = vd_core::naming::pod_name(&owner, ordinal);
+    let sup = Sup { ctl: ctl.clone(), owner: owner.clone(), shared, pod: pod.clone() };
+    let mut adopted = adopted;
+    let mut crashes: u32 = 0;
+    loop {
+        let fresh = adopted.is_none();
+        let started = match adopted.take() {
+            Some(p) => {
+                // An adopted pod keeps running even if its spec can no longer be resolved;
+                // the reconciler decides whether it stays.
+                let probes = ctl.desired_launch(&owner, ordinal).map(|(_, pr)| pr).unwrap_or_default();
+                Ok((p, probes))
+            }
+            None => match ctl.desired_launch(&owner, ordinal) {
+                Ok((launch, probes)) => {
+                    sup.update(|s| {
+                        s.view.state = "Starting".into();
+                        s.view.ip = launch.ip.clone();
+                    });
+                    ctl.runtime.start(&launch).await.map(|p| (p, probes)).map_err(|e| e.to_string())
+                }
+                Err(e) => Err(e),
+            },
+        };
+        let (running, probes) = match started {
+            Ok(v) => v,
+            Err(e) => {
+                crashes += 1;
+                ctl.event("warning", Some(&owner), Some(&pod), "FailedStart", &e);
+                sup.update(|s| {
+                    s.view.state = "Failed".into();
+                    s.view.ready = false;
+                    s.view.message = Some(e.clone());
+                    s.terminating = false;
+                });
+                match wait_backoff(&mut rx, backoff(crashes)).await {
+                    Some(PodCmd::Stop) => return finish(&sup, None).await,
+                    Some(PodCmd::Replace) => crashes = 0,
+                    None => {}
+                }
+                continue;
+            }
+        };
+        if fresh {
+            let _ = ctl.store.meta_delete(&format!("pod-hash:{pod}"));
+        }
+        let info = running.info().clone();
+        let no_gate = probes.readiness.is_none() && probes.startup.is_none();
+        sup.update(|s| {
+            s.view.state = "Running".into();
+            s.view.pid = info.pid;
+            s.view.id = Some(info.id.clone());
+            s.view.ip = info.ip.clone();
+            s.view.hash = info.hash.clone();
+            s.view.started_ms = Some(info.started_ms);
+            s.view.address = addresses(&info.ip, &ctl, &owner);
+            s.view.ready = no_gate;
+            s.terminating = false;
+        });
+        if fresh {
+            ctl.event("info", Some(&owner), Some(&pod), "Started", &format!("pid {}", info.pid.unwrap_or(0)));
+        }
+        let since = Instant::now();
+        let outcome = tokio::select! {
+            exit = running.wait() => Outcome::Exited(exit),
+            why = probe_loop(&sup, running.as_ref(), &probes) => Outcome::Unhealthy(why),
+            cmd = rx.recv() => Outcome::Cmd(cmd),
+        };
+        match outcome {
+            Outcome::Exited(exit) => {
+                let detail = sup.last_log_line().map(|l| format!(": {l}")).unwrap_or_default();
+                let msg = format!("{exit}{detail}");
+                ctl.event("warning", Some(&owner), Some(&pod), "Exited", &msg);
+                if since.elapsed() > HEALTHY_RUN {
+                    crashes = 0;
+                }
+                crashes += 1;
+                sup.update(|s| {
+                    s.view.restarts += 1;
+                    s.view.ready = false;
+                    s.view.pid = None;
+                    s.view.message = Some(msg.clone());
+                    s.view.state = if crashes >= 3 { "CrashLoopBackOff".into() } else { "Backoff".into() };
+                });
+                match wait_backoff(&mut rx, backoff(crashes)).await {
+                    Some(PodCmd::Stop) => return finish(&sup, None).await,
+                    Some(PodCmd::Replace) => {
+                        crashes = 0;
+                        sup.update(|s| s.view.restarts = 0);
+                    }
+                    None => {}
+                }
+            }
+            Outcome::Unhealthy(why) => {
+                ctl.event("warning", Some(&owner), Some(&pod), "Unhealthy", &format!("{why}; restarting"));
+                sup.update(|s| {
+                    s.view.ready = false;
+                    s.view.state = "Restarting".into();
+                    s.view.message = Some(why.clone());
+                });
+                let _ = running.stop(GRACE).await;
+                crashes += 1;
+                sup.update(|s| s.view.restarts += 1);
+                if let Some(PodCmd::Stop) = wait_backoff(&mut rx, backoff(crashes).min(Duration::from_secs(1))).await {
+                    return finish(&sup, None).await;
+                }
+            }
+            Outcome::Cmd(Some(PodCmd::Replace)) => {
+                sup.update(|s| {
+                    s.view.ready = false;
+                    s.view.state = "Stopping".into();
+                });
+                let _ = running.stop(GRACE).await;
+                crashes = 0;
+                sup.update(|s| s.view.restarts = 0);
+            }
+            Outcome::Cmd(Some(PodCmd::Stop)) | Outcome::Cmd(None) => return finish(&sup, Some(running)).await,
+        }
+    }
+}
+
+fn addresses(ip: &str, ctl: &Controller, owner: &ResourceRef) -> Vec<String> {
+    let ports = ctl
+        .store
+        .get(owner)
+        .ok()
+        .flatten()
+        .and_then(|r| r.resource.spec.workload().map(|w| w.ports.clone()))
+        .unwrap_or_default();
+    if ports.is_empty() {
+        return vec![ip.to_string()];
+    }
+    ports
+        .iter()
+        .map(|p| format!("{}:{}", p.host_ip.as_deref().unwrap_or(ip), p.port))
+        .collect()
+}
+
+async fn finish(sup: &Sup, running: Option<Box<dyn RunningPod>>) {
+    sup.update(|s| {
+        s.view.state = "Stopping".into();
+        s.view.ready = false;
+        s.terminating = true;
+    });
+    if let Some(r) = running {
+        if let Err(e) = r.stop(GRACE).await {
+            sup.ctl.event("warning", Some(&sup.owner), Some(&sup.pod), "StopFailed", &e.to_string());
+        }
+    }
+    if let Err(e) = sup.ctl.runtime.forget(&sup.pod).await {
+        tracing::warn!(pod = %sup.pod, error = %e, "could not clean pod state");
+    }
+    sup.ctl.event("info", Some(&sup.owner), Some(&sup.pod), "Stopped", "pod stopped");
+    sup.ctl.pod_gone(&sup.pod);
+}
+
+async fn wait_backoff(rx: &mut mpsc::UnboundedReceiver<PodCmd>, delay: Duration) -> Option<PodCmd> {
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => None,
+        cmd = rx.recv() => Some(cmd.unwrap_or(PodCmd::Stop)),
+    }
+}
+
+/// Runs startup, then readiness and liveness; returns only when the pod must be restarted.
+async fn probe_loop(sup: &Sup, pod: &dyn RunningPod, probes: &Probes) -> String {
+    let ip = pod.info().ip.clone();
+    if let Some(p) = &probes.startup {
+        tokio::time::sleep(Duration::from_millis(p.initial_delay_ms)).await;
+        let mut fails = 0;
+        loop {
+            match run_check(p, &ip, pod).await {
+                Ok(()) => break,
+                Err(e) => {
+                    fails += 1;
+                    if fails >= p.failure_threshold {
+                        return format!("startup probe failed {fails} times: {e}");
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(p.period_ms)).await;
+        }
+        if probes.readiness.is_none() {
+            sup.update(|s| s.view.ready = true);
+        }
+    }
+    let readiness = async {
+        let Some(p) = &probes.readiness else { return std::future::pending::<()>().await };
+        tokio::time::sleep(Duration::from_millis(p.initial_delay_ms)).await;
+        let (mut ok, mut bad) = (0u32, 0u32);
+        loop {
+            match run_check(p, &ip, pod).await {
+                Ok(()) => {
+                    ok += 1;
+                    bad = 0;
+                    if ok >= p.success_threshold && !sup.shared.lock().map(|s| s.view.ready).unwrap_or(true) {
+                        sup.update(|s| {
+                            s.view.ready = true;
+                            s.view.message = None;
+                        });
+                    }
+                }
+                Err(e) => {
+                    bad += 1;
+                    ok = 0;
+                    if bad >= p.failure_threshold && sup.shared.lock().map(|s| s.view.ready).unwrap_or(false) {
+                        sup.ctl.event("warning", Some(&sup.owner), Some(&sup.pod), "NotReady", &e);
+                        sup.update(|s| {
+                            s.view.ready = false;
+                            s.view.message = Some(format!("readiness: {e}"));
+                        });
+                    } else if bad >= p.failure_threshold {
+                        sup.update(|s| s.view.message = Some(format!("readiness: {e}")));
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(p.period_ms)).await;
+        }
+    };
+    let liveness = async {
+        let Some(p) = &probes.liveness else { return std::future::pending::<String>().await };
+        tokio::time::sleep(Duration::from_millis(p.initial_delay_ms)).await;
+        let mut bad = 0u32;
+        loop {
+            match run_check(p, &ip, pod).await {
+                Ok(()) => bad = 0,
+                Err(e) => {
+                    bad += 1;
+                    if bad >= p.failure_threshold {
+                        return format!("liveness probe failed {bad} times: {e}");
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(p.period_ms)).await;
+        }
+    };
+    tokio::select! {
+        why = liveness => why,
+        _ = readiness => String::new(),
+    }
+}
+
+async fn run_check(p: &Probe, ip: &str, pod: &dyn RunningPod) -> Result<(), String> {
+    check(&p.action, ip, pod, Duration::from_millis(p.timeout_ms.max(1))).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        assert_eq!(backoff(1), Duration::from_secs(1));
+        assert_eq!(backoff(2), Duration::from_secs(2));
+        assert_eq!(backoff(4), Duration::from_secs(8));
+        assert_eq!(backoff(30), MAX_BACKOFF);
+    }
+}

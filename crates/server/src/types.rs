@@ -1,0 +1,206 @@
+//! Request and response bodies of the API, shared with the CLI.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use vd_core::{Resource, ResourceRef};
+pub use vd_store::{ChangeKind, Event};
+
+/// The API's path prefix.
+pub const API: &str = "/v1";
+
+/// `POST /v1/apply`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApplyRequest {
+    /// Resources to create or update.
+    pub resources: Vec<Resource>,
+    /// Only report what would change.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// One resource's outcome of an apply.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChangeView {
+    /// Which resource.
+    pub id: ResourceRef,
+    /// Created, changed or unchanged.
+    pub change: ChangeKind,
+    /// Revision after the apply.
+    pub revision: u64,
+    /// The stored spec before the change, for `vd diff`.
+    pub before: Option<serde_json::Value>,
+    /// The spec after it.
+    pub after: serde_json::Value,
+}
+
+/// Answer to an apply.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApplyResponse {
+    /// Per resource.
+    pub changes: Vec<ChangeView>,
+}
+
+/// A problem with one field of one resource, so the CLI can point at the manifest line.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Problem {
+    /// The resource.
+    pub resource: Option<ResourceRef>,
+    /// Field path, e.g. `volumes[0]` (empty for the whole resource).
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub help: Option<String>,
+}
+
+/// Every error the API returns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: String,
+    /// How to fix it.
+    pub help: Option<String>,
+    /// Field-level problems (validation).
+    #[serde(default)]
+    pub problems: Vec<Problem>,
+}
+
+/// A pod as `vd get pods` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PodView {
+    /// Owning resource's kind.
+    pub kind: vd_core::Kind,
+    /// Owning resource's scope.
+    pub scope: String,
+    /// Owning resource's name.
+    pub name: String,
+    /// Pod name.
+    pub pod: String,
+    /// Ordinal.
+    pub ordinal: u32,
+    /// `ip:port` for each port (the pod's IP alone when it declares none).
+    pub address: Vec<String>,
+    /// Pod IP.
+    pub ip: String,
+    /// Starting, Running, Backoff, CrashLoopBackOff, Failed, Stopping.
+    pub state: String,
+    /// Readiness.
+    pub ready: bool,
+    /// Restarts since the pod was created.
+    pub restarts: u32,
+    /// Main process pid.
+    pub pid: Option<u32>,
+    /// Runtime id.
+    pub id: Option<String>,
+    /// Spec hash the pod runs.
+    pub hash: String,
+    /// Start of the current process, unix ms.
+    pub started_ms: Option<i64>,
+    /// Last notable thing that happened.
+    pub message: Option<String>,
+}
+
+/// A workload's rollout state.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct WorkloadStatus {
+    /// Desired replicas.
+    pub desired: u32,
+    /// Ready pods.
+    pub ready: u32,
+    /// Pods running the desired spec.
+    pub current: u32,
+    /// Desired spec hash.
+    pub hash: String,
+    /// Every pod exists, is current and ready.
+    pub converged: bool,
+    /// Why the rollout waits, or what failed.
+    pub message: Option<String>,
+    /// The spec revision this status was computed for.
+    pub revision: u64,
+}
+
+/// A resource with its status.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResourceView {
+    /// Identity.
+    pub id: ResourceRef,
+    /// Revision.
+    pub revision: u64,
+    /// Spec as stored.
+    pub spec: vd_core::Spec,
+    /// Rollout status (workloads only).
+    pub status: Option<WorkloadStatus>,
+    /// Last change, unix ms.
+    pub updated_ms: i64,
+}
+
+/// `vd describe`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DescribeView {
+    /// The resource.
+    pub resource: ResourceView,
+    /// Its pods.
+    pub pods: Vec<PodView>,
+    /// Recent events.
+    pub events: Vec<Event>,
+    /// Whether resource limits are enforced on this runtime, or why not.
+    pub limits: Option<String>,
+    /// Runtime name.
+    pub runtime: String,
+}
+
+/// `POST /v1/config/{scope}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ConfigRequest {
+    /// Name level (none: scope level).
+    pub name: Option<String>,
+    /// Variables to set.
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    /// Variables to remove.
+    #[serde(default)]
+    pub unset: Vec<String>,
+    /// Don't roll pods; the change applies on their next restart.
+    #[serde(default)]
+    pub no_restart: bool,
+}
+
+/// A config bucket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConfigView {
+    /// Scope.
+    pub scope: String,
+    /// Name (none: scope level).
+    pub name: Option<String>,
+    /// Variables at this level.
+    pub vars: BTreeMap<String, String>,
+}
+
+/// `GET /v1/health`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Health {
+    /// vd version.
+    pub version: String,
+    /// Runtime name.
+    pub runtime: String,
+    /// Server pid.
+    pub pid: u32,
+    /// Root directory.
+    pub root: String,
+}
+
+/// `POST /v1/shutdown`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ShutdownRequest {
+    /// Stop every pod before exiting (volumes stay).
+    #[serde(default)]
+    pub stop_pods: bool,
+}
+
+/// `DELETE` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DeleteQuery {
+    /// Also destroy volumes.
+    #[serde(default)]
+    pub prune: bool,
+}
