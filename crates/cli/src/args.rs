@@ -145,7 +145,6 @@ pub struct ConfigArgs {
     #[arg(long)]
     pub no_restart: bool,
     /// `SCOPE[/NAME] VERB ARGS…` or `VERB ARGS…` with -s/-n.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub rest: Vec<String>,
 }
 
@@ -157,7 +156,9 @@ fn humantime_duration(s: &str) -> Result<std::time::Duration, String> {
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().map_err(|_| format!("`{s}` is not a duration like 30s or 5m"))?;
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 30s or 5m"))?;
     let ms = match unit {
         "ms" => n,
         "s" | "" => n * 1000,

@@ -19,12 +19,16 @@ pub struct Client {
 impl Client {
     /// A client for the server of `root`.
     pub fn new(root: &Path) -> Self {
-        Self { socket: vd_server::http::socket_path(root) }
+        Self {
+            socket: vd_server::http::socket_path(root),
+        }
     }
 
     /// Whether a server answers.
     pub async fn alive(&self) -> bool {
-        self.get::<vd_server::types::Health>("/v1/health").await.is_ok()
+        self.get::<vd_server::types::Health>("/v1/health")
+            .await
+            .is_ok()
     }
 
     /// GET a JSON resource.
@@ -33,7 +37,11 @@ impl Client {
     }
 
     /// POST a JSON body.
-    pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, CliError> {
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, CliError> {
         self.call(Method::POST, path, Some(body)).await
     }
 
@@ -42,16 +50,28 @@ impl Client {
         self.call(Method::DELETE, path, None::<&()>).await
     }
 
-    async fn call<B: Serialize, T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&B>) -> Result<T, CliError> {
-        let no_server = || CliError::NoServer { socket: self.socket.clone() };
-        let stream = tokio::net::UnixStream::connect(&self.socket).await.map_err(|_| no_server())?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|_| no_server())?;
+    async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, CliError> {
+        let no_server = || CliError::NoServer {
+            socket: self.socket.clone(),
+        };
+        let stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .map_err(|_| no_server())?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|_| no_server())?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
         let bytes = match body {
-            Some(b) => serde_json::to_vec(b).map_err(|e| CliError::io("encode request", e.into()))?,
+            Some(b) => {
+                serde_json::to_vec(b).map_err(|e| CliError::io("encode request", e.into()))?
+            }
             None => Vec::new(),
         };
         let req = Request::builder()
@@ -61,7 +81,10 @@ impl Client {
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(bytes)))
             .map_err(|e| CliError::io("build request", std::io::Error::other(e)))?;
-        let resp = sender.send_request(req).await.map_err(|e| CliError::io("request", std::io::Error::other(e)))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| CliError::io("request", std::io::Error::other(e)))?;
         let status = resp.status();
         let body = resp
             .into_body()
@@ -75,7 +98,12 @@ impl Client {
                 help: None,
                 problems: vec![],
             });
-            return Err(CliError::Api { status: status.as_u16(), message: err.error, help: err.help, problems: err.problems });
+            return Err(CliError::Api {
+                status: status.as_u16(),
+                message: err.error,
+                help: err.help,
+                problems: err.problems,
+            });
         }
         serde_json::from_slice(&body).map_err(|e| CliError::io("decode response", e.into()))
     }

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 pub enum CliError {
     /// No server answers on the socket.
     #[error("no vd server is running on {}", socket.display())]
-    #[diagnostic(help("start one with `vd server` (or `vd up -f FILE`), or point --root / VD_ROOT at its root"))]
+    #[diagnostic(help(
+        "start one with `vd server` (or `vd up -f FILE`), or point --root / VD_ROOT at its root"
+    ))]
     NoServer {
         /// The socket tried.
         socket: PathBuf,
@@ -59,11 +61,17 @@ pub enum CliError {
 impl CliError {
     /// A usage error with a hint.
     pub fn usage(message: impl Into<String>, help: impl Into<String>) -> Self {
-        Self::Usage { message: message.into(), help: Some(help.into()) }
+        Self::Usage {
+            message: message.into(),
+            help: Some(help.into()),
+        }
     }
 
     /// An IO error with context.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Self::Io { context: context.into(), source }
+        Self::Io {
+            context: context.into(),
+            source,
+        }
     }
 }

@@ -14,14 +14,21 @@ fn main() {
     let argv: Vec<String> = std::env::args().collect();
     match argv.get(1).map(String::as_str) {
         Some(vd_runtime::init::INIT_ARG) => {
-            let spec = argv.get(2).map(std::path::PathBuf::from).unwrap_or_default();
+            let spec = argv
+                .get(2)
+                .map(std::path::PathBuf::from)
+                .unwrap_or_default();
             vd_runtime::init::run_init(&spec)
         }
         Some(vd_runtime::init::EXEC_ARG) => vd_runtime::init::run_exec(&argv[2..]),
         _ => {}
     }
     let cli = args::Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("vd: cannot start the async runtime: {e}");

@@ -8,21 +8,27 @@ use serde::Serialize;
 /// A table with the house style: no borders, header row.
 pub fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
-    t.load_preset(NOTHING).set_header(header.iter().map(|h| h.to_string()));
+    t.load_preset(NOTHING)
+        .set_header(header.iter().map(|h| h.to_string()));
     t
 }
 
 /// Prints `value` as JSON, or the table `build` makes.
 pub fn print<T: Serialize>(output: Output, value: &T, build: impl FnOnce() -> Table) {
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(value).unwrap_or_default()),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        ),
         Output::Table => println!("{}", build().to_string().trim_end()),
     }
 }
 
 /// "3m", "2h", "5d" since a unix-ms time.
 pub fn age(since_ms: Option<i64>) -> String {
-    let Some(since) = since_ms else { return "-".into() };
+    let Some(since) = since_ms else {
+        return "-".into();
+    };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

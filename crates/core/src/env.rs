@@ -62,12 +62,20 @@ mod tests {
     use super::*;
 
     fn m(pairs: &[(&str, &str)]) -> EnvMap {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn precedence_follows_design() {
-        let plugin = m(&[("A", "plugin"), ("B", "plugin"), ("C", "plugin"), ("D", "plugin")]);
+        let plugin = m(&[
+            ("A", "plugin"),
+            ("B", "plugin"),
+            ("C", "plugin"),
+            ("D", "plugin"),
+        ]);
         let manifest = m(&[("B", "manifest"), ("C", "manifest"), ("D", "manifest")]);
         let from = m(&[("C", "from"), ("D", "from")]);
         let own = m(&[("D", "own"), ("VOODU_SCOPE", "spoof")]);

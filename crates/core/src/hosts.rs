@@ -29,8 +29,10 @@ pub fn render(entries: &[HostEntry], rotation: usize) -> String {
     let mut i = 0;
     while i < sorted.len() {
         let r = &sorted[i].resource;
-        let group: Vec<&&HostEntry> =
-            sorted[i..].iter().take_while(|e| &e.resource == r).collect();
+        let group: Vec<&&HostEntry> = sorted[i..]
+            .iter()
+            .take_while(|e| &e.resource == r)
+            .collect();
         i += group.len();
         let ready: Vec<&&&HostEntry> = group.iter().filter(|e| e.ready).collect();
         if ready.is_empty() {
@@ -53,7 +55,12 @@ mod tests {
     #[test]
     fn names_and_ready_alias() {
         let r = ResourceRef::new(Kind::Statefulset, "data", "cache");
-        let e = |o: u32, ready| HostEntry { resource: r.clone(), ordinal: o, ip: format!("127.9.0.{}", o + 2), ready };
+        let e = |o: u32, ready| HostEntry {
+            resource: r.clone(),
+            ordinal: o,
+            ip: format!("127.9.0.{}", o + 2),
+            ready,
+        };
         let s = render(&[e(1, false), e(0, true), e(2, true)], 1);
         assert!(s.contains("127.9.0.2\tcache-0.data cache-0.data.voodu\n"));
         assert!(s.contains("127.9.0.3\tcache-1.data cache-1.data.voodu\n"));

@@ -65,7 +65,11 @@ pub struct ResourceRef {
 impl ResourceRef {
     /// Builds a reference from its parts.
     pub fn new(kind: Kind, scope: impl Into<String>, name: impl Into<String>) -> Self {
-        Self { kind, scope: scope.into(), name: name.into() }
+        Self {
+            kind,
+            scope: scope.into(),
+            name: name.into(),
+        }
     }
 
     /// Parses `kind/scope/name`.
@@ -78,7 +82,9 @@ impl ResourceRef {
                 })?;
                 Ok(Self::new(kind, *scope, *name))
             }
-            _ => Err(format!("`{s}` is not a reference; write KIND/SCOPE/NAME, e.g. statefulset/data/cache")),
+            _ => Err(format!(
+                "`{s}` is not a reference; write KIND/SCOPE/NAME, e.g. statefulset/data/cache"
+            )),
         }
     }
 }
@@ -178,7 +184,9 @@ impl PortSpec {
     pub fn parse(s: &str) -> Result<Self, String> {
         let body = s.strip_suffix("/tcp").unwrap_or(s);
         if body.ends_with("/udp") {
-            return Err(format!("port `{s}`: udp is not supported; use a tcp port like \"6379\""));
+            return Err(format!(
+                "port `{s}`: udp is not supported; use a tcp port like \"6379\""
+            ));
         }
         let (ip, port) = match body.rsplit_once(':') {
             Some((ip, port)) => (Some(ip.trim_start_matches('[').trim_end_matches(']')), port),
@@ -186,18 +194,23 @@ impl PortSpec {
         };
         if let Some(ip) = ip {
             if ip.parse::<std::net::IpAddr>().is_err() {
-                return Err(format!("port `{s}`: `{ip}` is not an IP address; write \"6379\" or \"0.0.0.0:6379\""));
+                return Err(format!(
+                    "port `{s}`: `{ip}` is not an IP address; write \"6379\" or \"0.0.0.0:6379\""
+                ));
             }
         }
         let port: u16 = match port.parse() {
             Ok(p) if p > 0 => p,
             _ => {
                 return Err(format!(
-                    "port `{s}` is not a port number; use 1-65535, e.g. \"6379\" or \"127.0.0.1:6379\""
-                ))
+                "port `{s}` is not a port number; use 1-65535, e.g. \"6379\" or \"127.0.0.1:6379\""
+            ))
             }
         };
-        Ok(Self { host_ip: ip.map(str::to_string), port })
+        Ok(Self {
+            host_ip: ip.map(str::to_string),
+            port,
+        })
     }
 }
 
@@ -247,9 +260,15 @@ impl VolumeMount {
             return Err(format!("volume `{s}` has an empty source"));
         }
         if !dst.starts_with('/') {
-            return Err(format!("volume `{s}`: destination `{dst}` must be an absolute path"));
+            return Err(format!(
+                "volume `{s}`: destination `{dst}` must be an absolute path"
+            ));
         }
-        Ok(Self { source: src.to_string(), target: dst.to_string(), read_only: ro })
+        Ok(Self {
+            source: src.to_string(),
+            target: dst.to_string(),
+            read_only: ro,
+        })
     }
 }
 
@@ -381,7 +400,8 @@ impl Limits {
 pub fn validate_label(what: &str, s: &str) -> Result<(), String> {
     let ok = !s.is_empty()
         && s.len() <= 63
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !s.starts_with('-')
         && !s.ends_with('-');
     if ok {
@@ -399,10 +419,19 @@ mod tests {
 
     #[test]
     fn ports_parse() {
-        assert_eq!(PortSpec::parse("6379").unwrap(), PortSpec { host_ip: None, port: 6379 });
+        assert_eq!(
+            PortSpec::parse("6379").unwrap(),
+            PortSpec {
+                host_ip: None,
+                port: 6379
+            }
+        );
         assert_eq!(
             PortSpec::parse("0.0.0.0:6379/tcp").unwrap(),
-            PortSpec { host_ip: Some("0.0.0.0".into()), port: 6379 }
+            PortSpec {
+                host_ip: Some("0.0.0.0".into()),
+                port: 6379
+            }
         );
         assert!(PortSpec::parse("70000").unwrap_err().contains("1-65535"));
         assert!(PortSpec::parse("0").is_err());

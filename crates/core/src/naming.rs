@@ -44,7 +44,10 @@ mod tests {
     fn seed_001_names() {
         let r = ResourceRef::new(Kind::Statefulset, "data", "pg");
         assert_eq!(pod_name(&r, 0), "data-pg.0");
-        assert_eq!(pod_hostnames(&r, 1), ["pg-1.data".to_string(), "pg-1.data.voodu".to_string()]);
+        assert_eq!(
+            pod_hostnames(&r, 1),
+            ["pg-1.data".to_string(), "pg-1.data.voodu".to_string()]
+        );
         assert_eq!(alias_hostnames(&r)[0], "pg.data");
         assert_eq!(volume_name(&r, "data", 2), "voodu-data-pg-data-2");
         assert_eq!(parse_pod_name("data-pg.2"), Some(("data-pg", 2)));

@@ -74,8 +74,11 @@ pub fn plan(desired: &Desired, observed: &[ObservedPod]) -> Plan {
     let live: Vec<&ObservedPod> = pods.iter().copied().filter(|p| !p.terminating).collect();
 
     // 1. Scale down: top-down, one at a time when ordered.
-    let extra: Vec<u32> =
-        live.iter().filter(|p| p.ordinal >= desired.replicas).map(|p| p.ordinal).collect();
+    let extra: Vec<u32> = live
+        .iter()
+        .filter(|p| p.ordinal >= desired.replicas)
+        .map(|p| p.ordinal)
+        .collect();
     if !extra.is_empty() {
         return Plan::Act(if ordered {
             vec![Action::Remove(*extra.iter().max().unwrap_or(&0))]
@@ -84,11 +87,12 @@ pub fn plan(desired: &Desired, observed: &[ObservedPod]) -> Plan {
         });
     }
 
-    // 2. Create missing pods: bottom-up when ordered, all at once otherwise.
+    // 2. Create missing pods: bottom-up when ordered, all at once otherwise. A pod that is
+    //    stopping (removed or being replaced) still holds its ordinal.
     let find = |o: u32| live.iter().find(|p| p.ordinal == o);
     let mut creates = Vec::new();
     for o in 0..desired.replicas {
-        if find(o).is_some() {
+        if pods.iter().any(|p| p.ordinal == o) {
             continue;
         }
         if ordered {
@@ -103,7 +107,7 @@ pub fn plan(desired: &Desired, observed: &[ObservedPod]) -> Plan {
         return Plan::Act(creates);
     }
     if !ordered && pods.iter().any(|p| p.terminating) {
-        return Plan::Wait("waiting for removed pods to stop".into());
+        return Plan::Wait("waiting for stopping pods".into());
     }
 
     // 3. Replace outdated pods top-down. An outdated pod that is not ready serves nobody, so it
@@ -131,22 +135,41 @@ mod tests {
     use proptest::prelude::*;
 
     fn pod(ordinal: u32, hash: &str, ready: bool) -> ObservedPod {
-        ObservedPod { ordinal, hash: hash.into(), ready, terminating: false }
+        ObservedPod {
+            ordinal,
+            hash: hash.into(),
+            ready,
+            terminating: false,
+        }
     }
     fn sts(replicas: u32) -> Desired {
-        Desired { replicas, hash: "new".into(), ordering: Ordering::Ordered }
+        Desired {
+            replicas,
+            hash: "new".into(),
+            ordering: Ordering::Ordered,
+        }
     }
 
     #[test]
     fn creates_bottom_up() {
         assert_eq!(plan(&sts(3), &[]), Plan::Act(vec![Action::Create(0)]));
-        assert!(matches!(plan(&sts(3), &[pod(0, "new", false)]), Plan::Wait(_)));
-        assert_eq!(plan(&sts(3), &[pod(0, "new", true)]), Plan::Act(vec![Action::Create(1)]));
+        assert!(matches!(
+            plan(&sts(3), &[pod(0, "new", false)]),
+            Plan::Wait(_)
+        ));
+        assert_eq!(
+            plan(&sts(3), &[pod(0, "new", true)]),
+            Plan::Act(vec![Action::Create(1)])
+        );
     }
 
     #[test]
     fn scales_down_top_down() {
-        let pods = [pod(0, "new", true), pod(1, "new", true), pod(2, "new", true)];
+        let pods = [
+            pod(0, "new", true),
+            pod(1, "new", true),
+            pod(2, "new", true),
+        ];
         assert_eq!(plan(&sts(1), &pods), Plan::Act(vec![Action::Remove(2)]));
         let mut p2 = pods.clone();
         p2[2].terminating = true;
@@ -155,17 +178,33 @@ mod tests {
 
     #[test]
     fn replaces_top_down_and_halts_on_unready() {
-        let pods = [pod(0, "old", true), pod(1, "old", true), pod(2, "old", true)];
+        let pods = [
+            pod(0, "old", true),
+            pod(1, "old", true),
+            pod(2, "old", true),
+        ];
         assert_eq!(plan(&sts(3), &pods), Plan::Act(vec![Action::Replace(2)]));
-        let pods = [pod(0, "old", true), pod(1, "old", true), pod(2, "new", false)];
+        let pods = [
+            pod(0, "old", true),
+            pod(1, "old", true),
+            pod(2, "new", false),
+        ];
         assert!(matches!(plan(&sts(3), &pods), Plan::Wait(w) if w.contains("halted")));
-        let pods = [pod(0, "old", true), pod(1, "old", true), pod(2, "new", true)];
+        let pods = [
+            pod(0, "old", true),
+            pod(1, "old", true),
+            pod(2, "new", true),
+        ];
         assert_eq!(plan(&sts(3), &pods), Plan::Act(vec![Action::Replace(1)]));
     }
 
     #[test]
     fn broken_outdated_pod_is_replaced_first() {
-        let pods = [pod(0, "old", true), pod(1, "old", false), pod(2, "old", true)];
+        let pods = [
+            pod(0, "old", true),
+            pod(1, "old", false),
+            pod(2, "old", true),
+        ];
         assert_eq!(plan(&sts(3), &pods), Plan::Act(vec![Action::Replace(1)]));
     }
 
@@ -178,16 +217,65 @@ mod tests {
 
     #[test]
     fn deployment_is_parallel() {
-        let d = Desired { replicas: 3, hash: "new".into(), ordering: Ordering::Parallel };
+        let d = Desired {
+            replicas: 3,
+            hash: "new".into(),
+            ordering: Ordering::Parallel,
+        };
         assert_eq!(
             plan(&d, &[]),
-            Plan::Act(vec![Action::Create(0), Action::Create(1), Action::Create(2)])
+            Plan::Act(vec![
+                Action::Create(0),
+                Action::Create(1),
+                Action::Create(2)
+            ])
         );
-        let pods = [pod(0, "old", true), pod(1, "old", true), pod(2, "old", true)];
+        let pods = [
+            pod(0, "old", true),
+            pod(1, "old", true),
+            pod(2, "old", true),
+        ];
         assert_eq!(plan(&d, &pods), Plan::Act(vec![Action::Replace(2)]));
     }
 
+    #[test]
+    fn a_stopping_pod_keeps_its_ordinal() {
+        let d = Desired {
+            replicas: 2,
+            hash: "new".into(),
+            ordering: Ordering::Parallel,
+        };
+        let mut p1 = pod(1, "old", false);
+        p1.terminating = true;
+        assert!(matches!(
+            plan(&d, &[pod(0, "new", true), p1]),
+            Plan::Wait(_)
+        ));
+    }
+
     proptest! {
+        #[test]
+        fn never_creates_an_ordinal_that_exists(
+            replicas in 0u32..6,
+            parallel in any::<bool>(),
+            pods in proptest::collection::btree_map(0u32..8, (any::<bool>(), any::<bool>(), any::<bool>()), 0..8)
+        ) {
+            let observed: Vec<ObservedPod> = pods.iter().map(|(o, (cur, ready, term))| ObservedPod {
+                ordinal: *o, hash: if *cur { "new".into() } else { "old".into() }, ready: *ready, terminating: *term,
+            }).collect();
+            let ordering = if parallel { Ordering::Parallel } else { Ordering::Ordered };
+            if let Plan::Act(actions) = plan(&Desired { replicas, hash: "new".into(), ordering }, &observed) {
+                for a in actions {
+                    match a {
+                        Action::Create(o) => prop_assert!(!observed.iter().any(|p| p.ordinal == o)),
+                        Action::Remove(o) | Action::Replace(o) => {
+                            prop_assert!(observed.iter().any(|p| p.ordinal == o && !p.terminating))
+                        }
+                    }
+                }
+            }
+        }
+
         #[test]
         fn ordered_never_acts_on_two_pods(
             replicas in 0u32..6,

@@ -25,7 +25,9 @@ pub enum TemplateError {
     #[error("unterminated `${{` in `{0}`; close it with `}}` or write `$${{` for a literal `${{`")]
     Unterminated(String),
     /// An interpolation that is neither an asset path nor a variable name.
-    #[error("`${{{0}}}` is not supported; use `${{asset.SCOPE.NAME.KEY}}` or `${{VAR}}` from env_from")]
+    #[error(
+        "`${{{0}}}` is not supported; use `${{asset.SCOPE.NAME.KEY}}` or `${{VAR}}` from env_from"
+    )]
     Unsupported(String),
     /// A reference the resolver could not answer.
     #[error("{0}")]
@@ -53,7 +55,9 @@ pub fn parse(s: &str) -> Result<Vec<Part>, TemplateError> {
             lit.push_str("${");
             rest = after;
         } else if let Some(after) = tail.strip_prefix("${") {
-            let end = after.find('}').ok_or_else(|| TemplateError::Unterminated(s.to_string()))?;
+            let end = after
+                .find('}')
+                .ok_or_else(|| TemplateError::Unterminated(s.to_string()))?;
             let expr = after[..end].trim();
             if !lit.is_empty() {
                 parts.push(Part::Lit(std::mem::take(&mut lit)));
@@ -76,7 +80,11 @@ fn parse_ref(expr: &str) -> Result<TemplateRef, TemplateError> {
     let segs: Vec<&str> = expr.split('.').collect();
     match segs.as_slice() {
         ["asset", scope, name, key] if [scope, name, key].iter().all(|s| !s.is_empty()) => {
-            Ok(TemplateRef::Asset { scope: scope.to_string(), name: name.to_string(), key: key.to_string() })
+            Ok(TemplateRef::Asset {
+                scope: scope.to_string(),
+                name: name.to_string(),
+                key: key.to_string(),
+            })
         }
         [var] if crate::env::valid_env_key(var) => Ok(TemplateRef::Var(var.to_string())),
         _ => Err(TemplateError::Unsupported(expr.to_string())),
@@ -125,7 +133,11 @@ mod tests {
             parts,
             vec![
                 Part::Lit("a ".into()),
-                Part::Ref(TemplateRef::Asset { scope: "data".into(), name: "cfg".into(), key: "conf".into() }),
+                Part::Ref(TemplateRef::Asset {
+                    scope: "data".into(),
+                    name: "cfg".into(),
+                    key: "conf".into()
+                }),
                 Part::Lit(":/x ${HOME} ".into()),
                 Part::Ref(TemplateRef::Var("PASS".into())),
                 Part::Lit("$".into()),
@@ -135,9 +147,18 @@ mod tests {
 
     #[test]
     fn rejects_bad_templates() {
-        assert!(matches!(parse("${oops"), Err(TemplateError::Unterminated(_))));
-        assert!(matches!(parse("${var.x}"), Err(TemplateError::Unsupported(_))));
-        assert!(matches!(parse("${1+2}"), Err(TemplateError::Unsupported(_))));
+        assert!(matches!(
+            parse("${oops"),
+            Err(TemplateError::Unterminated(_))
+        ));
+        assert!(matches!(
+            parse("${var.x}"),
+            Err(TemplateError::Unsupported(_))
+        ));
+        assert!(matches!(
+            parse("${1+2}"),
+            Err(TemplateError::Unsupported(_))
+        ));
     }
 
     #[test]

@@ -1,7 +1,5 @@
 //! The runtime's error type.
 
-use std::path::PathBuf;
-
 /// What went wrong running a pod.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -49,11 +47,14 @@ pub enum RuntimeError {
 impl RuntimeError {
     /// Wraps an IO error with what was being done.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Self::Io { context: context.into(), source }
+        Self::Io {
+            context: context.into(),
+            source,
+        }
     }
 
     /// An IO error about a path.
-    pub fn at(what: &str, path: &PathBuf, source: std::io::Error) -> Self {
+    pub fn at(what: &str, path: &std::path::Path, source: std::io::Error) -> Self {
         Self::io(format!("{what} {}", path.display()), source)
     }
 }

@@ -71,8 +71,14 @@ fn apply(rootfs: &Path, op: &MountOp) -> Result<(), String> {
     match op {
         MountOp::Tmpfs { target } => {
             let t = in_root(rootfs, target);
-            mount(Some("tmpfs"), &t, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=755"))
-                .map_err(|e| format!("tmpfs on {}: {e}", target.display()))
+            mount(
+                Some("tmpfs"),
+                &t,
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some("mode=755"),
+            )
+            .map_err(|e| format!("tmpfs on {}: {e}", target.display()))
         }
         MountOp::Mkdir { path } => match std::fs::create_dir(in_root(rootfs, path)) {
             Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
@@ -89,12 +95,23 @@ fn apply(rootfs: &Path, op: &MountOp) -> Result<(), String> {
             .map_err(|e| format!("create {}: {e}", path.display())),
         MountOp::Symlink { to, path } => std::os::unix::fs::symlink(to, in_root(rootfs, path))
             .map_err(|e| format!("symlink {}: {e}", path.display())),
-        MountOp::Bind { source, target, read_only } => {
+        MountOp::Bind {
+            source,
+            target,
+            read_only,
+        } => {
             let t = in_root(rootfs, target);
-            mount(Some(source.as_path()), &t, none, MsFlags::MS_BIND | MsFlags::MS_REC, none)
-                .map_err(|e| format!("bind {} -> {}: {e}", source.display(), target.display()))?;
+            mount(
+                Some(source.as_path()),
+                &t,
+                none,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                none,
+            )
+            .map_err(|e| format!("bind {} -> {}: {e}", source.display(), target.display()))?;
             if *read_only {
-                let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | kept_flags(&t);
+                let flags =
+                    MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | kept_flags(&t);
                 mount(none, &t, none, flags, none)
                     .map_err(|e| format!("read-only remount of {}: {e}", target.display()))?;
             }
@@ -104,20 +121,29 @@ fn apply(rootfs: &Path, op: &MountOp) -> Result<(), String> {
 }
 
 fn cstrings(items: impl IntoIterator<Item = String>) -> Vec<CString> {
-    items.into_iter().filter_map(|s| CString::new(s).ok()).collect()
+    items
+        .into_iter()
+        .filter_map(|s| CString::new(s).ok())
+        .collect()
 }
 
 fn env_strings(env: &BTreeMap<String, String>) -> Vec<CString> {
     let mut env = env.clone();
-    env.entry("PATH".into()).or_insert_with(|| DEFAULT_PATH.into());
+    env.entry("PATH".into())
+        .or_insert_with(|| DEFAULT_PATH.into());
     cstrings(env.into_iter().map(|(k, v)| format!("{k}={v}")))
 }
 
 fn exec(command: &[String], env: &[CString]) -> ! {
     let argv = cstrings(command.iter().cloned());
-    let Some(prog) = argv.first() else { fail("the pod has no command".into()) };
+    let Some(prog) = argv.first() else {
+        fail("the pod has no command".into())
+    };
     // execvpe searches PATH of the *calling* process, which we set to the pod's PATH.
-    if let Some(path) = env.iter().find_map(|e| e.to_str().ok()?.strip_prefix("PATH=").map(str::to_string)) {
+    if let Some(path) = env
+        .iter()
+        .find_map(|e| e.to_str().ok()?.strip_prefix("PATH=").map(str::to_string))
+    {
         std::env::set_var("PATH", path);
     }
     let err = nix::unistd::execvpe(prog, &argv, env).unwrap_err();
@@ -128,17 +154,28 @@ fn exec(command: &[String], env: &[CString]) -> ! {
 pub fn run_init(spec_path: &Path) -> ! {
     let text = std::fs::read_to_string(spec_path)
         .unwrap_or_else(|e| fail(format!("read {}: {e}", spec_path.display())));
-    let spec: InitSpec = serde_json::from_str(&text).unwrap_or_else(|e| fail(format!("bad spec: {e}")));
+    let spec: InitSpec =
+        serde_json::from_str(&text).unwrap_or_else(|e| fail(format!("bad spec: {e}")));
     // Own session and process group: the controller dying (even SIGKILL) leaves the pod
     // running, and stopping the pod signals its whole group.
     let _ = nix::unistd::setsid();
-    unshare(CloneFlags::CLONE_NEWNS).unwrap_or_else(|e| fail(format!("unshare mount namespace: {e} (vd needs root or CAP_SYS_ADMIN)")));
+    unshare(CloneFlags::CLONE_NEWNS).unwrap_or_else(|e| {
+        fail(format!(
+            "unshare mount namespace: {e} (vd needs root or CAP_SYS_ADMIN)"
+        ))
+    });
     let none: Option<&str> = None;
     mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
         .unwrap_or_else(|e| fail(format!("make / private: {e}")));
     let _ = std::fs::create_dir_all(&spec.rootfs);
-    mount(Some("tmpfs"), &spec.rootfs, Some("tmpfs"), MsFlags::empty(), Some("mode=755"))
-        .unwrap_or_else(|e| fail(format!("tmpfs root: {e}")));
+    mount(
+        Some("tmpfs"),
+        &spec.rootfs,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("mode=755"),
+    )
+    .unwrap_or_else(|e| fail(format!("tmpfs root: {e}")));
     for op in &spec.ops {
         if let Err(e) = apply(&spec.rootfs, op) {
             fail(e);

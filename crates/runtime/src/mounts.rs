@@ -48,7 +48,9 @@ impl HostFs for RealFs {
         })
     }
     fn list(&self, p: &Path) -> Vec<(String, FileKind)> {
-        let Ok(rd) = std::fs::read_dir(p) else { return Vec::new() };
+        let Ok(rd) = std::fs::read_dir(p) else {
+            return Vec::new();
+        };
         let mut out: Vec<(String, FileKind)> = rd
             .flatten()
             .filter_map(|e| {
@@ -187,7 +189,13 @@ impl View<'_> {
                 let host = source.join(rest);
                 if rest.as_os_str().is_empty() {
                     // The mount point itself: a bind of a file is a file.
-                    return self.fs.kind(&host).map(|k| if k == FileKind::Symlink { FileKind::File } else { k });
+                    return self.fs.kind(&host).map(|k| {
+                        if k == FileKind::Symlink {
+                            FileKind::File
+                        } else {
+                            k
+                        }
+                    });
                 }
                 self.fs.kind(&host)
             }
@@ -204,29 +212,50 @@ impl View<'_> {
     }
 
     fn can_create_in(&self, dir: &Path) -> bool {
-        matches!(self.covering(dir).1, Backing::Memory | Backing::Host { writable: true, .. })
+        matches!(
+            self.covering(dir).1,
+            Backing::Memory | Backing::Host { writable: true, .. }
+        )
     }
 
     fn create(&mut self, p: &Path, dir: bool) {
         if let Backing::Memory = self.covering(p).1 {
             self.created.insert((p.to_path_buf(), dir));
         }
-        self.ops.push(if dir { MountOp::Mkdir { path: p.into() } } else { MountOp::Touch { path: p.into() } });
+        self.ops.push(if dir {
+            MountOp::Mkdir { path: p.into() }
+        } else {
+            MountOp::Touch { path: p.into() }
+        });
     }
 
     fn bind(&mut self, source: &Path, target: &Path, read_only: bool) {
-        self.ops.push(MountOp::Bind { source: source.into(), target: target.into(), read_only });
-        self.layers.push((target.into(), Backing::Host { source: source.into(), writable: !read_only }));
+        self.ops.push(MountOp::Bind {
+            source: source.into(),
+            target: target.into(),
+            read_only,
+        });
+        self.layers.push((
+            target.into(),
+            Backing::Host {
+                source: source.into(),
+                writable: !read_only,
+            },
+        ));
     }
 
     fn tmpfs(&mut self, target: &Path) {
-        self.ops.push(MountOp::Tmpfs { target: target.into() });
+        self.ops.push(MountOp::Tmpfs {
+            target: target.into(),
+        });
         self.layers.push((target.into(), Backing::Memory));
     }
 
     /// Replaces a read-only bound directory by a tmpfs holding binds of each of its entries.
     fn explode(&mut self, dir: &Path) {
-        let Some(host) = self.host_path(dir) else { return };
+        let Some(host) = self.host_path(dir) else {
+            return;
+        };
         let entries = self.fs.list(&host);
         self.tmpfs(dir);
         for (name, kind) in entries {
@@ -269,7 +298,9 @@ impl View<'_> {
 }
 
 fn normal_abs(p: &Path) -> bool {
-    p.is_absolute() && p.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+    p.is_absolute()
+        && p.components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
 }
 
 fn kind_name(k: FileKind) -> &'static str {
@@ -287,7 +318,12 @@ pub fn plan_root(
     mounts: &[PodMount],
     hide: &[PathBuf],
 ) -> Result<Vec<MountOp>, PlanError> {
-    let mut v = View { fs, layers: Vec::new(), created: BTreeSet::new(), ops: Vec::new() };
+    let mut v = View {
+        fs,
+        layers: Vec::new(),
+        created: BTreeSet::new(),
+        ops: Vec::new(),
+    };
     for (name, kind) in fs.list(Path::new("/")) {
         let host = Path::new("/").join(&name);
         if SPECIAL.contains(&name.as_str()) {
@@ -322,7 +358,10 @@ pub fn plan_root(
         v.tmpfs(Path::new(mem));
     }
     for h in hide {
-        if normal_abs(h) && v.kind(h) == Some(FileKind::Dir) && !matches!(v.covering(h).1, Backing::Memory) {
+        if normal_abs(h)
+            && v.kind(h) == Some(FileKind::Dir)
+            && !matches!(v.covering(h).1, Backing::Memory)
+        {
             v.tmpfs(h);
         }
     }
@@ -341,7 +380,11 @@ pub fn plan_root(
         v.ensure_dir(parent)?;
         match v.kind(&m.target) {
             Some(k) => {
-                let k = if k == FileKind::Symlink { FileKind::File } else { k };
+                let k = if k == FileKind::Symlink {
+                    FileKind::File
+                } else {
+                    k
+                };
                 if k != src_kind {
                     return Err(PlanError::KindMismatch {
                         from: m.source.clone(),
@@ -373,7 +416,12 @@ mod tests {
 
     impl FakeFs {
         fn new(entries: &[(&str, FileKind)]) -> Self {
-            Self(entries.iter().map(|(p, k)| (PathBuf::from(p), *k)).collect())
+            Self(
+                entries
+                    .iter()
+                    .map(|(p, k)| (PathBuf::from(p), *k))
+                    .collect(),
+            )
         }
     }
 
@@ -388,7 +436,15 @@ mod tests {
             self.0
                 .iter()
                 .filter(|(q, _)| q.parent() == Some(p))
-                .map(|(q, k)| (q.file_name().unwrap_or_default().to_string_lossy().into_owned(), *k))
+                .map(|(q, k)| {
+                    (
+                        q.file_name()
+                            .unwrap_or_default()
+                            .to_string_lossy()
+                            .into_owned(),
+                        *k,
+                    )
+                })
                 .collect()
         }
         fn read_link(&self, p: &Path) -> Option<PathBuf> {
@@ -421,27 +477,55 @@ mod tests {
     }
 
     fn m(src: &str, dst: &str, ro: bool) -> PodMount {
-        PodMount { source: src.into(), target: dst.into(), read_only: ro }
+        PodMount {
+            source: src.into(),
+            target: dst.into(),
+            read_only: ro,
+        }
     }
 
     #[test]
     fn binds_system_dirs_read_only_and_keeps_symlinks() {
         let ops = plan_root(&host(), &[], &[]).unwrap();
-        assert!(ops.contains(&MountOp::Symlink { to: "usr/bin".into(), path: "/bin".into() }));
-        assert!(ops.contains(&MountOp::Bind { source: "/usr".into(), target: "/usr".into(), read_only: true }));
-        assert!(ops.contains(&MountOp::Tmpfs { target: "/tmp".into() }));
-        assert!(ops.contains(&MountOp::Bind { source: "/dev".into(), target: "/dev".into(), read_only: false }));
-        assert!(!ops.iter().any(|o| matches!(o, MountOp::Bind { source, .. } if source == Path::new("/tmp"))));
+        assert!(ops.contains(&MountOp::Symlink {
+            to: "usr/bin".into(),
+            path: "/bin".into()
+        }));
+        assert!(ops.contains(&MountOp::Bind {
+            source: "/usr".into(),
+            target: "/usr".into(),
+            read_only: true
+        }));
+        assert!(ops.contains(&MountOp::Tmpfs {
+            target: "/tmp".into()
+        }));
+        assert!(ops.contains(&MountOp::Bind {
+            source: "/dev".into(),
+            target: "/dev".into(),
+            read_only: false
+        }));
+        assert!(!ops
+            .iter()
+            .any(|o| matches!(o, MountOp::Bind { source, .. } if source == Path::new("/tmp"))));
     }
 
     #[test]
     fn new_directory_at_top_level_is_created_in_memory() {
         let ops = plan_root(&host(), &[m("/var/lib/vd/volumes/v0", "/data", false)], &[]).unwrap();
         let n = ops.len();
-        assert_eq!(ops[n - 2], MountOp::Mkdir { path: "/data".into() });
+        assert_eq!(
+            ops[n - 2],
+            MountOp::Mkdir {
+                path: "/data".into()
+            }
+        );
         assert_eq!(
             ops[n - 1],
-            MountOp::Bind { source: "/var/lib/vd/volumes/v0".into(), target: "/data".into(), read_only: false }
+            MountOp::Bind {
+                source: "/var/lib/vd/volumes/v0".into(),
+                target: "/data".into(),
+                read_only: false
+            }
         );
     }
 
@@ -449,36 +533,67 @@ mod tests {
     fn missing_file_under_read_only_dir_explodes_the_parent() {
         let ops = plan_root(
             &host(),
-            &[m("/var/lib/vd/assets/entry", "/usr/local/bin/voodu-redis-entrypoint", true)],
+            &[m(
+                "/var/lib/vd/assets/entry",
+                "/usr/local/bin/voodu-redis-entrypoint",
+                true,
+            )],
             &[],
         )
         .unwrap();
         let tail: Vec<&MountOp> = ops.iter().rev().take(5).collect();
         // The parent became a tmpfs with the host's entry bound back, then the new file.
-        assert!(ops.contains(&MountOp::Tmpfs { target: "/usr/local/bin".into() }));
+        assert!(ops.contains(&MountOp::Tmpfs {
+            target: "/usr/local/bin".into()
+        }));
         assert!(ops.contains(&MountOp::Bind {
             source: "/usr/local/bin/tool".into(),
             target: "/usr/local/bin/tool".into(),
             read_only: true
         }));
-        assert_eq!(*tail[1], MountOp::Touch { path: "/usr/local/bin/voodu-redis-entrypoint".into() });
+        assert_eq!(
+            *tail[1],
+            MountOp::Touch {
+                path: "/usr/local/bin/voodu-redis-entrypoint".into()
+            }
+        );
         // Nothing is created on the host: every Mkdir/Touch lies inside a tmpfs.
         for op in &ops {
             if let MountOp::Mkdir { path } | MountOp::Touch { path } = op {
                 let under_tmpfs = ops.iter().any(|o| matches!(o, MountOp::Tmpfs { target } if path.starts_with(target) && path != target));
                 let top_level = path.parent() == Some(Path::new("/"));
-                assert!(under_tmpfs || top_level, "{path:?} would be created on the host");
+                assert!(
+                    under_tmpfs || top_level,
+                    "{path:?} would be created on the host"
+                );
             }
         }
     }
 
     #[test]
     fn deep_missing_chain_explodes_only_the_deepest_existing_dir() {
-        let ops = plan_root(&host(), &[m("/var/lib/vd/assets/entry", "/etc/redis/conf.d/users.conf", true)], &[]).unwrap();
-        assert!(ops.contains(&MountOp::Tmpfs { target: "/etc".into() }));
-        assert!(ops.contains(&MountOp::Mkdir { path: "/etc/redis".into() }));
-        assert!(ops.contains(&MountOp::Mkdir { path: "/etc/redis/conf.d".into() }));
-        assert!(!ops.contains(&MountOp::Tmpfs { target: "/etc/redis".into() }));
+        let ops = plan_root(
+            &host(),
+            &[m(
+                "/var/lib/vd/assets/entry",
+                "/etc/redis/conf.d/users.conf",
+                true,
+            )],
+            &[],
+        )
+        .unwrap();
+        assert!(ops.contains(&MountOp::Tmpfs {
+            target: "/etc".into()
+        }));
+        assert!(ops.contains(&MountOp::Mkdir {
+            path: "/etc/redis".into()
+        }));
+        assert!(ops.contains(&MountOp::Mkdir {
+            path: "/etc/redis/conf.d".into()
+        }));
+        assert!(!ops.contains(&MountOp::Tmpfs {
+            target: "/etc/redis".into()
+        }));
     }
 
     #[test]
@@ -489,35 +604,63 @@ mod tests {
             &[PathBuf::from("/var/lib/vd")],
         )
         .unwrap();
-        assert!(ops.contains(&MountOp::Tmpfs { target: "/var/lib/vd".into() }));
+        assert!(ops.contains(&MountOp::Tmpfs {
+            target: "/var/lib/vd".into()
+        }));
         assert_eq!(
             ops.last(),
-            Some(&MountOp::Bind { source: "/var/lib/vd/run/hosts".into(), target: "/etc/hosts".into(), read_only: true })
+            Some(&MountOp::Bind {
+                source: "/var/lib/vd/run/hosts".into(),
+                target: "/etc/hosts".into(),
+                read_only: true
+            })
         );
-        assert!(!ops.contains(&MountOp::Tmpfs { target: "/etc".into() }));
+        assert!(!ops.contains(&MountOp::Tmpfs {
+            target: "/etc".into()
+        }));
     }
 
     #[test]
     fn nested_mounts_inside_a_volume_use_the_volume() {
         let ops = plan_root(
             &host(),
-            &[m("/var/lib/vd/volumes/v0", "/data", false), m("/var/lib/vd/assets/entry", "/data/conf/x.conf", true)],
+            &[
+                m("/var/lib/vd/volumes/v0", "/data", false),
+                m("/var/lib/vd/assets/entry", "/data/conf/x.conf", true),
+            ],
             &[],
         )
         .unwrap();
         // /data is a writable volume, so /data/conf is created in it rather than exploding it.
-        assert!(ops.contains(&MountOp::Mkdir { path: "/data/conf".into() }));
-        assert!(!ops.contains(&MountOp::Tmpfs { target: "/data".into() }));
+        assert!(ops.contains(&MountOp::Mkdir {
+            path: "/data/conf".into()
+        }));
+        assert!(!ops.contains(&MountOp::Tmpfs {
+            target: "/data".into()
+        }));
     }
 
     #[test]
     fn rejects_bad_targets_and_kind_mismatch() {
-        assert!(matches!(plan_root(&host(), &[m("/usr", "rel", true)], &[]), Err(PlanError::BadTarget(_))));
-        assert!(matches!(plan_root(&host(), &[m("/usr", "/a/../b", true)], &[]), Err(PlanError::BadTarget(_))));
         assert!(matches!(
-            plan_root(&host(), &[m("/var/lib/vd/volumes/v0", "/etc/hosts", true)], &[]),
+            plan_root(&host(), &[m("/usr", "rel", true)], &[]),
+            Err(PlanError::BadTarget(_))
+        ));
+        assert!(matches!(
+            plan_root(&host(), &[m("/usr", "/a/../b", true)], &[]),
+            Err(PlanError::BadTarget(_))
+        ));
+        assert!(matches!(
+            plan_root(
+                &host(),
+                &[m("/var/lib/vd/volumes/v0", "/etc/hosts", true)],
+                &[]
+            ),
             Err(PlanError::KindMismatch { .. })
         ));
-        assert!(matches!(plan_root(&host(), &[m("/nope", "/x", true)], &[]), Err(PlanError::MissingSource(_))));
+        assert!(matches!(
+            plan_root(&host(), &[m("/nope", "/x", true)], &[]),
+            Err(PlanError::MissingSource(_))
+        ));
     }
 }

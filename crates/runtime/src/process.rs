@@ -44,9 +44,9 @@ fn now_ms() -> i64 {
 }
 
 fn mkdir_private(p: &Path) -> Result<(), RuntimeError> {
-    std::fs::create_dir_all(p).map_err(|e| RuntimeError::at("create", &p.to_path_buf(), e))?;
+    std::fs::create_dir_all(p).map_err(|e| RuntimeError::at("create", p, e))?;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| RuntimeError::at("chmod", &p.to_path_buf(), e))
+        .map_err(|e| RuntimeError::at("chmod", p, e))
 }
 
 fn write_private(p: &Path, data: &[u8]) -> Result<(), RuntimeError> {
@@ -58,8 +58,9 @@ fn write_private(p: &Path, data: &[u8]) -> Result<(), RuntimeError> {
         .mode(0o600)
         .open(&tmp)
         .map_err(|e| RuntimeError::at("write", &tmp, e))?;
-    f.write_all(data).map_err(|e| RuntimeError::at("write", &tmp, e))?;
-    std::fs::rename(&tmp, p).map_err(|e| RuntimeError::at("rename", &p.to_path_buf(), e))
+    f.write_all(data)
+        .map_err(|e| RuntimeError::at("write", &tmp, e))?;
+    std::fs::rename(&tmp, p).map_err(|e| RuntimeError::at("rename", p, e))
 }
 
 /// The Debian package that ships a program, for the "not installed" hint.
@@ -77,8 +78,12 @@ fn on_path(program: &str, env: &BTreeMap<String, String>) -> bool {
     if program.contains('/') {
         return true; // an absolute or relative path may point into a mount; init reports it
     }
-    let path = env.get("PATH").map(String::as_str).unwrap_or(crate::init::DEFAULT_PATH);
-    path.split(':').any(|d| Path::new(d).join(program).is_file())
+    let path = env
+        .get("PATH")
+        .map(String::as_str)
+        .unwrap_or(crate::init::DEFAULT_PATH);
+    path.split(':')
+        .any(|d| Path::new(d).join(program).is_file())
 }
 
 fn pidfd_open(pid: u32) -> std::io::Result<OwnedFd> {
@@ -114,8 +119,14 @@ impl ProcessRuntime {
         self.root.join("volumes").join(name)
     }
 
-    fn watch(&self, pod: &str, state: PodState, child: Option<std::process::Child>) -> Result<Box<dyn RunningPod>, RuntimeError> {
-        let fd = pidfd_open(state.pid).map_err(|e| RuntimeError::io(format!("watch pod {pod}"), e))?;
+    fn watch(
+        &self,
+        pod: &str,
+        state: PodState,
+        child: Option<std::process::Child>,
+    ) -> Result<Box<dyn RunningPod>, RuntimeError> {
+        let fd =
+            pidfd_open(state.pid).map_err(|e| RuntimeError::io(format!("watch pod {pod}"), e))?;
         // SAFETY: `fd` is an OwnedFd moved into the AsyncFd, so it stays open and unchanged for
         // the AsyncFd's whole life.
         let fd = unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
@@ -164,7 +175,9 @@ impl Runtime for ProcessRuntime {
     async fn remove_volume(&self, name: &str) -> Result<(), RuntimeError> {
         let p = self.volume_dir(name);
         match std::fs::remove_dir_all(&p) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RuntimeError::at("remove volume", &p, e)),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(RuntimeError::at("remove volume", &p, e))
+            }
             _ => Ok(()),
         }
     }
@@ -172,7 +185,10 @@ impl Runtime for ProcessRuntime {
     async fn list_volumes(&self) -> Result<Vec<String>, RuntimeError> {
         let dir = self.root.join("volumes");
         let rd = std::fs::read_dir(&dir).map_err(|e| RuntimeError::at("list", &dir, e))?;
-        let mut v: Vec<String> = rd.flatten().filter_map(|e| e.file_name().into_string().ok()).collect();
+        let mut v: Vec<String> = rd
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
         v.sort();
         Ok(v)
     }
@@ -192,15 +208,29 @@ impl Runtime for ProcessRuntime {
         let mut mounts = Vec::new();
         for (volume, target) in &l.volumes {
             self.ensure_volume(volume).await?;
-            mounts.push(PodMount { source: self.volume_dir(volume), target: target.into(), read_only: false });
+            mounts.push(PodMount {
+                source: self.volume_dir(volume),
+                target: target.into(),
+                read_only: false,
+            });
         }
         for (source, target, ro) in &l.binds {
-            mounts.push(PodMount { source: source.into(), target: target.into(), read_only: *ro });
+            mounts.push(PodMount {
+                source: source.into(),
+                target: target.into(),
+                read_only: *ro,
+            });
         }
-        mounts.push(PodMount { source: self.root.join("run/hosts"), target: "/etc/hosts".into(), read_only: true });
+        mounts.push(PodMount {
+            source: self.root.join("run/hosts"),
+            target: "/etc/hosts".into(),
+            read_only: true,
+        });
         let hide: Vec<PathBuf> = std::fs::canonicalize(&self.root).into_iter().collect();
-        let ops = plan_root(&RealFs, &mounts, &hide)
-            .map_err(|source| RuntimeError::Mounts { pod: l.pod.clone(), source })?;
+        let ops = plan_root(&RealFs, &mounts, &hide).map_err(|source| RuntimeError::Mounts {
+            pod: l.pod.clone(),
+            source,
+        })?;
 
         let dir = self.pod_dir(&l.pod);
         mkdir_private(&dir)?;
@@ -213,7 +243,8 @@ impl Runtime for ProcessRuntime {
             workdir: l.workdir.clone(),
         };
         let spec_path = dir.join("init.json");
-        let json = serde_json::to_vec(&spec).map_err(|e| RuntimeError::io("encode init spec", e.into()))?;
+        let json = serde_json::to_vec(&spec)
+            .map_err(|e| RuntimeError::io("encode init spec", e.into()))?;
         write_private(&spec_path, &json)?;
 
         let log_path = self.log_path(&l.pod);
@@ -223,8 +254,15 @@ impl Runtime for ProcessRuntime {
             .mode(0o600)
             .open(&log_path)
             .map_err(|e| RuntimeError::at("open log", &log_path, e))?;
-        let _ = writeln!(log, "--- vd: starting {} (spec {})", l.pod, vd_core::hash::short(&l.hash));
-        let err = log.try_clone().map_err(|e| RuntimeError::at("open log", &log_path, e))?;
+        let _ = writeln!(
+            log,
+            "--- vd: starting {} (spec {})",
+            l.pod,
+            vd_core::hash::short(&l.hash)
+        );
+        let err = log
+            .try_clone()
+            .map_err(|e| RuntimeError::at("open log", &log_path, e))?;
         let child = std::process::Command::new(&self.exe)
             .arg(INIT_ARG)
             .arg(&spec_path)
@@ -245,15 +283,20 @@ impl Runtime for ProcessRuntime {
             rootfs,
             workdir: l.workdir.clone(),
         };
-        let json = serde_json::to_vec(&state).map_err(|e| RuntimeError::io("encode pod state", e.into()))?;
+        let json = serde_json::to_vec(&state)
+            .map_err(|e| RuntimeError::io("encode pod state", e.into()))?;
         write_private(&dir.join("state.json"), &json)?;
         tracing::info!(pod = %l.pod, pid, "pod started");
         self.watch(&l.pod, state, Some(child))
     }
 
     async fn adopt(&self, pod: &str) -> Result<Option<Box<dyn RunningPod>>, RuntimeError> {
-        let Ok(bytes) = std::fs::read(self.pod_dir(pod).join("state.json")) else { return Ok(None) };
-        let Ok(state) = serde_json::from_slice::<PodState>(&bytes) else { return Ok(None) };
+        let Ok(bytes) = std::fs::read(self.pod_dir(pod).join("state.json")) else {
+            return Ok(None);
+        };
+        let Ok(state) = serde_json::from_slice::<PodState>(&bytes) else {
+            return Ok(None);
+        };
         if !procfs::alive(state.pid, state.start_ticks) {
             return Ok(None);
         }
@@ -274,7 +317,9 @@ impl Runtime for ProcessRuntime {
     async fn forget(&self, pod: &str) -> Result<(), RuntimeError> {
         let dir = self.pod_dir(pod);
         match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RuntimeError::at("remove", &dir, e)),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(RuntimeError::at("remove", &dir, e))
+            }
             _ => Ok(()),
         }
     }
@@ -318,7 +363,10 @@ impl ProcessPod {
                 .lock()
                 .ok()
                 .and_then(|mut c| c.as_mut().and_then(|c| c.try_wait().ok().flatten()))
-                .map(|st| ExitInfo { code: st.code(), signal: st.signal() })
+                .map(|st| ExitInfo {
+                    code: st.code(),
+                    signal: st.signal(),
+                })
                 .unwrap_or_default();
             *guard = Some(info);
             return info;
@@ -391,7 +439,9 @@ impl RunningPod for ProcessPod {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|e| RuntimeError::io("exec in pod", e))?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| RuntimeError::io("exec in pod", e))?;
         match tokio::time::timeout(timeout, child.wait()).await {
             Ok(Ok(st)) => Ok(st.code().unwrap_or(-1)),
             Ok(Err(e)) => Err(RuntimeError::io("exec in pod", e)),

@@ -16,7 +16,8 @@ use vd_store::ChangeKind;
 type Ctl = State<Arc<Controller>>;
 
 fn parse_ref(kind: &str, scope: String, name: String) -> Result<ResourceRef, ServerError> {
-    let kind = Kind::parse(kind).ok_or_else(|| ServerError::NotFound(format!("unknown kind `{kind}`")))?;
+    let kind =
+        Kind::parse(kind).ok_or_else(|| ServerError::NotFound(format!("unknown kind `{kind}`")))?;
     Ok(ResourceRef::new(kind, scope, name))
 }
 
@@ -39,13 +40,21 @@ fn validate(ctl: &Controller, resources: &[Resource]) -> Result<(), ServerError>
     let mut pod_bases: BTreeMap<String, ResourceRef> = BTreeMap::new();
     for r in ctl.store.list(None)? {
         if r.resource.id.kind.has_pods() {
-            pod_bases.insert(format!("{}-{}", r.resource.id.scope, r.resource.id.name), r.resource.id);
+            pod_bases.insert(
+                format!("{}-{}", r.resource.id.scope, r.resource.id.name),
+                r.resource.id,
+            );
         }
     }
     for r in resources {
         for (what, label) in [("scope", &r.id.scope), ("name", &r.id.name)] {
             if let Err(m) = vd_core::validate_label(what, label) {
-                problems.push(Problem { resource: Some(r.id.clone()), field: String::new(), message: m, help: None });
+                problems.push(Problem {
+                    resource: Some(r.id.clone()),
+                    field: String::new(),
+                    message: m,
+                    help: None,
+                });
             }
         }
         if !seen.insert(r.id.clone()) {
@@ -63,7 +72,10 @@ fn validate(ctl: &Controller, resources: &[Resource]) -> Result<(), ServerError>
                     problems.push(Problem {
                         resource: Some(r.id.clone()),
                         field: String::new(),
-                        message: format!("pods of {} would be named like those of {other} ({base}.N)", r.id),
+                        message: format!(
+                            "pods of {} would be named like those of {other} ({base}.N)",
+                            r.id
+                        ),
                         help: Some("rename one of them".into()),
                     });
                 }
@@ -86,12 +98,18 @@ fn validate(ctl: &Controller, resources: &[Resource]) -> Result<(), ServerError>
 }
 
 /// `POST /v1/apply`.
-pub async fn apply(State(ctl): Ctl, Json(req): Json<ApplyRequest>) -> Result<Json<ApplyResponse>, ServerError> {
+pub async fn apply(
+    State(ctl): Ctl,
+    Json(req): Json<ApplyRequest>,
+) -> Result<Json<ApplyResponse>, ServerError> {
     validate(&ctl, &req.resources)?;
     let mut before = BTreeMap::new();
     for r in &req.resources {
         if let Some(s) = ctl.store.get(&r.id)? {
-            before.insert(r.id.clone(), serde_json::to_value(&s.resource.spec).unwrap_or_default());
+            before.insert(
+                r.id.clone(),
+                serde_json::to_value(&s.resource.spec).unwrap_or_default(),
+            );
         }
     }
     let changes = if req.dry_run {
@@ -104,16 +122,46 @@ pub async fn apply(State(ctl): Ctl, Json(req): Json<ApplyRequest>) -> Result<Jso
         }
         ctl.store.apply(&req.resources)?
     };
-    let by_id: BTreeMap<&ResourceRef, &Resource> = req.resources.iter().map(|r| (&r.id, r)).collect();
+    let by_id: BTreeMap<&ResourceRef, &Resource> =
+        req.resources.iter().map(|r| (&r.id, r)).collect();
+    let assets = ctl.assets(&req.resources)?;
+    let mut hashes = BTreeMap::new();
+    for r in &req.resources {
+        if let Spec::Workload(w) = &r.spec {
+            if let Ok((_, h)) = ctl.desired(&r.id, w, &assets)? {
+                hashes.insert(r.id.clone(), h);
+            }
+        }
+    }
     let views = changes
         .into_iter()
         .map(|c| {
-            let after = by_id.get(&c.id).map(|r| serde_json::to_value(&r.spec).unwrap_or_default()).unwrap_or_default();
+            let after = by_id
+                .get(&c.id)
+                .map(|r| serde_json::to_value(&r.spec).unwrap_or_default())
+                .unwrap_or_default();
             if !req.dry_run && c.kind != ChangeKind::Unchanged {
-                let what = if c.kind == ChangeKind::Created { "Created" } else { "Changed" };
-                ctl.event("info", Some(&c.id), None, what, &format!("revision {}", c.revision));
+                let what = if c.kind == ChangeKind::Created {
+                    "Created"
+                } else {
+                    "Changed"
+                };
+                ctl.event(
+                    "info",
+                    Some(&c.id),
+                    None,
+                    what,
+                    &format!("revision {}", c.revision),
+                );
             }
-            ChangeView { before: before.get(&c.id).cloned(), id: c.id, change: c.kind, revision: c.revision, after }
+            ChangeView {
+                before: before.get(&c.id).cloned(),
+                hash: hashes.get(&c.id).cloned(),
+                id: c.id,
+                change: c.kind,
+                revision: c.revision,
+                after,
+            }
         })
         .collect();
     ctl.notify();
@@ -127,25 +175,49 @@ pub struct ListQuery {
 }
 
 fn view(ctl: &Controller, s: vd_store::StoredResource) -> ResourceView {
-    let status = s.resource.id.kind.has_pods().then(|| ctl.workload_status(&s.resource.id).unwrap_or_default());
-    ResourceView { id: s.resource.id, revision: s.revision, spec: s.resource.spec, status, updated_ms: s.updated_ms }
+    let status = s
+        .resource
+        .id
+        .kind
+        .has_pods()
+        .then(|| ctl.workload_status(&s.resource.id).unwrap_or_default());
+    ResourceView {
+        id: s.resource.id,
+        revision: s.revision,
+        spec: s.resource.spec,
+        status,
+        updated_ms: s.updated_ms,
+    }
 }
 
 /// `GET /v1/resources`.
-pub async fn list(State(ctl): Ctl, Query(q): Query<ListQuery>) -> Result<Json<Vec<ResourceView>>, ServerError> {
+pub async fn list(
+    State(ctl): Ctl,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<ResourceView>>, ServerError> {
     let kind = match q.kind.as_deref() {
         None | Some("") | Some("all") => None,
-        Some(k) => Some(Kind::parse(k).ok_or_else(|| ServerError::NotFound(format!(
-            "unknown kind `{k}`; use statefulset, deployment, asset or pods"
-        )))?),
+        Some(k) => Some(Kind::parse(k).ok_or_else(|| {
+            ServerError::NotFound(format!(
+                "unknown kind `{k}`; use statefulset, deployment, asset or pods"
+            ))
+        })?),
     };
-    let out = ctl.store.list(kind)?.into_iter().map(|s| view(&ctl, s)).collect();
+    let out = ctl
+        .store
+        .list(kind)?
+        .into_iter()
+        .map(|s| view(&ctl, s))
+        .collect();
     Ok(Json(out))
 }
 
 fn pods_of(ctl: &Controller, id: &ResourceRef) -> Vec<PodView> {
-    let mut pods: Vec<PodView> =
-        ctl.pod_views().into_iter().filter(|p| p.kind == id.kind && p.scope == id.scope && p.name == id.name).collect();
+    let mut pods: Vec<PodView> = ctl
+        .pod_views()
+        .into_iter()
+        .filter(|p| p.kind == id.kind && p.scope == id.scope && p.name == id.name)
+        .collect();
     pods.sort_by_key(|p| p.ordinal);
     pods
 }
@@ -156,10 +228,16 @@ pub async fn describe(
     Path((kind, scope, name)): Path<(String, String, String)>,
 ) -> Result<Json<DescribeView>, ServerError> {
     let id = parse_ref(&kind, scope, name)?;
-    let stored = ctl.store.get(&id)?.ok_or_else(|| ServerError::NotFound(format!("{id} does not exist")))?;
+    let stored = ctl
+        .store
+        .get(&id)?
+        .ok_or_else(|| ServerError::NotFound(format!("{id} does not exist")))?;
     let events = ctl.store.events(Some(&id), 0, 20)?;
     let limits = match &stored.resource.spec {
-        Spec::Workload(w) if w.resources.limits.cpu_millis.is_some() || w.resources.limits.memory_bytes.is_some() => {
+        Spec::Workload(w)
+            if w.resources.limits.cpu_millis.is_some()
+                || w.resources.limits.memory_bytes.is_some() =>
+        {
             Some(match ctl.runtime.limits_support() {
                 Ok(()) => "enforced".to_string(),
                 Err(why) => why,
@@ -183,7 +261,10 @@ pub async fn delete(
     Query(q): Query<DeleteQuery>,
 ) -> Result<Json<serde_json::Value>, ServerError> {
     let id = parse_ref(&kind, scope, name)?;
-    let stored = ctl.store.get(&id)?.ok_or_else(|| ServerError::NotFound(format!("{id} does not exist")))?;
+    let stored = ctl
+        .store
+        .get(&id)?
+        .ok_or_else(|| ServerError::NotFound(format!("{id} does not exist")))?;
     if id.kind == Kind::Asset {
         let users: Vec<String> = ctl
             .store
@@ -208,19 +289,28 @@ pub async fn delete(
     }
     ctl.store.delete(&id)?;
     let _ = ctl.store.meta_delete(&format!("restart:{id}"));
-    ctl.event("info", Some(&id), None, "Deleted", if q.prune { "deleted with --prune" } else { "deleted; volumes kept" });
+    ctl.event(
+        "info",
+        Some(&id),
+        None,
+        "Deleted",
+        if q.prune {
+            "deleted with --prune"
+        } else {
+            "deleted; volumes kept"
+        },
+    );
     ctl.notify();
     if id.kind == Kind::Asset {
         crate::assets::remove(&ctl.assets_dir(), &id);
     }
     let mut pruned = Vec::new();
-    if id.kind.has_pods() && (q.prune || !ctl.wait_pods_gone(&id, Duration::from_millis(1)).await) {
-        if !ctl.wait_pods_gone(&id, Duration::from_secs(60)).await {
-            return Err(ServerError::Conflict {
-                message: format!("pods of {id} did not stop within 60s; volumes were kept"),
-                help: Some("check `vd events`, then run the delete with --prune again".into()),
-            });
-        }
+    // A delete returns once the pods are stopped, so "deleted" means nothing runs any more.
+    if id.kind.has_pods() && !ctl.wait_pods_gone(&id, Duration::from_secs(60)).await {
+        return Err(ServerError::Conflict {
+            message: format!("pods of {id} did not stop within 60s; volumes were kept"),
+            help: Some("check `vd events`, then run the delete with --prune again".into()),
+        });
     }
     if q.prune {
         if let Spec::Workload(w) = &stored.resource.spec {
@@ -228,7 +318,8 @@ pub async fn delete(
             for claim in &w.volume_claims {
                 let prefix = format!("voodu-{}-{}-{}-", id.scope, id.name, claim.name);
                 for v in volumes.iter().filter(|v| {
-                    v.strip_prefix(&prefix).is_some_and(|o| !o.is_empty() && o.chars().all(|c| c.is_ascii_digit()))
+                    v.strip_prefix(&prefix)
+                        .is_some_and(|o| !o.is_empty() && o.chars().all(|c| c.is_ascii_digit()))
                 }) {
                     ctl.runtime.remove_volume(v).await?;
                     pruned.push(v.clone());
@@ -236,13 +327,18 @@ pub async fn delete(
             }
             let base = format!("{}-{}.", id.scope, id.name);
             for pod in ctl.store.addresses()?.keys() {
-                if pod.strip_prefix(&base).is_some_and(|o| o.chars().all(|c| c.is_ascii_digit())) {
+                if pod
+                    .strip_prefix(&base)
+                    .is_some_and(|o| o.chars().all(|c| c.is_ascii_digit()))
+                {
                     ctl.store.release_address(pod)?;
                 }
             }
         }
     }
-    Ok(Json(serde_json::json!({ "deleted": id, "pruned_volumes": pruned })))
+    Ok(Json(
+        serde_json::json!({ "deleted": id, "pruned_volumes": pruned }),
+    ))
 }
 
 /// `POST /v1/resources/{kind}/{scope}/{name}/restart`: a rolling restart.
@@ -252,14 +348,22 @@ pub async fn restart(
 ) -> Result<Json<serde_json::Value>, ServerError> {
     let id = parse_ref(&kind, scope, name)?;
     if !id.kind.has_pods() || ctl.store.get(&id)?.is_none() {
-        return Err(ServerError::NotFound(format!("{id} is not a workload that exists")));
+        return Err(ServerError::NotFound(format!(
+            "{id} is not a workload that exists"
+        )));
     }
     let generation = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos().to_string())
         .unwrap_or_default();
     ctl.store.meta_set(&format!("restart:{id}"), &generation)?;
-    ctl.event("info", Some(&id), None, "Restart", "rolling restart requested");
+    ctl.event(
+        "info",
+        Some(&id),
+        None,
+        "Restart",
+        "rolling restart requested",
+    );
     ctl.notify();
     Ok(Json(serde_json::json!({ "restarting": id })))
 }
@@ -267,7 +371,9 @@ pub async fn restart(
 /// `GET /v1/pods`.
 pub async fn pods(State(ctl): Ctl) -> Json<Vec<PodView>> {
     let mut pods = ctl.pod_views();
-    pods.sort_by(|a, b| (a.kind, &a.scope, &a.name, a.ordinal).cmp(&(b.kind, &b.scope, &b.name, b.ordinal)));
+    pods.sort_by(|a, b| {
+        (a.kind, &a.scope, &a.name, a.ordinal).cmp(&(b.kind, &b.scope, &b.name, b.ordinal))
+    });
     Json(pods)
 }
 
@@ -294,7 +400,11 @@ pub async fn config_get(
     Query(q): Query<ConfigQuery>,
 ) -> Result<Json<ConfigView>, ServerError> {
     let vars = ctl.store.config_get(&scope, q.name.as_deref())?;
-    Ok(Json(ConfigView { scope, name: q.name, vars }))
+    Ok(Json(ConfigView {
+        scope,
+        name: q.name,
+        vars,
+    }))
 }
 
 /// `POST /v1/config/{scope}`: set and unset variables.
@@ -313,8 +423,14 @@ pub async fn config_update(
             }));
         }
     }
-    let before = if req.no_restart { ctl.desired_hashes()? } else { BTreeMap::new() };
-    let changed = ctl.store.config_update(&scope, req.name.as_deref(), &req.set, &req.unset)?;
+    let before = if req.no_restart {
+        ctl.desired_hashes()?
+    } else {
+        BTreeMap::new()
+    };
+    let changed = ctl
+        .store
+        .config_update(&scope, req.name.as_deref(), &req.set, &req.unset)?;
     if changed {
         if req.no_restart {
             // Running pods are declared current for the new config: it reaches them on their
@@ -324,7 +440,8 @@ pub async fn config_update(
                 let id = ResourceRef::new(pod.kind, &pod.scope, &pod.name);
                 if let (Some(b), Some(a)) = (before.get(&id), after.get(&id)) {
                     if b != a && pod.hash == *b {
-                        ctl.store.meta_set(&format!("pod-hash:{}", pod_name(&id, pod.ordinal)), a)?;
+                        ctl.store
+                            .meta_set(&format!("pod-hash:{}", pod_name(&id, pod.ordinal)), a)?;
                     }
                 }
             }
@@ -333,12 +450,27 @@ pub async fn config_update(
             Some(n) => format!("{scope}/{n}"),
             None => scope.clone(),
         };
-        let keys: Vec<&str> = req.set.keys().map(String::as_str).chain(req.unset.iter().map(String::as_str)).collect();
-        ctl.event("info", None, None, "ConfigChanged", &format!("{level}: {}", keys.join(", ")));
+        let keys: Vec<&str> = req
+            .set
+            .keys()
+            .map(String::as_str)
+            .chain(req.unset.iter().map(String::as_str))
+            .collect();
+        ctl.event(
+            "info",
+            None,
+            None,
+            "ConfigChanged",
+            &format!("{level}: {}", keys.join(", ")),
+        );
         ctl.notify();
     }
     let vars = ctl.store.config_get(&scope, req.name.as_deref())?;
-    Ok(Json(ConfigView { scope, name: req.name, vars }))
+    Ok(Json(ConfigView {
+        scope,
+        name: req.name,
+        vars,
+    }))
 }
 
 /// Query of `GET /v1/events`.
@@ -353,16 +485,26 @@ pub struct EventsQuery {
 }
 
 /// `GET /v1/events`.
-pub async fn events(State(ctl): Ctl, Query(q): Query<EventsQuery>) -> Result<Json<Vec<Event>>, ServerError> {
+pub async fn events(
+    State(ctl): Ctl,
+    Query(q): Query<EventsQuery>,
+) -> Result<Json<Vec<Event>>, ServerError> {
     let id = match (q.kind, q.scope, q.name) {
         (Some(k), Some(s), Some(n)) => Some(parse_ref(&k, s, n)?),
         _ => None,
     };
-    Ok(Json(ctl.store.events(id.as_ref(), q.after, q.limit.unwrap_or(100))?))
+    Ok(Json(ctl.store.events(
+        id.as_ref(),
+        q.after,
+        q.limit.unwrap_or(100),
+    )?))
 }
 
 /// `POST /v1/shutdown`.
-pub async fn shutdown(State(ctl): Ctl, Json(req): Json<ShutdownRequest>) -> Json<serde_json::Value> {
+pub async fn shutdown(
+    State(ctl): Ctl,
+    Json(req): Json<ShutdownRequest>,
+) -> Json<serde_json::Value> {
     if req.stop_pods {
         ctl.stop_all_pods(Duration::from_secs(60)).await;
     }

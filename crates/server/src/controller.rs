@@ -69,7 +69,8 @@ impl Controller {
     pub async fn start(config: ServerConfig) -> Result<Arc<Self>, ServerError> {
         use std::os::unix::fs::PermissionsExt;
         let root = config.root;
-        std::fs::create_dir_all(&root).map_err(|e| ServerError::io(format!("create {}", root.display()), e))?;
+        std::fs::create_dir_all(&root)
+            .map_err(|e| ServerError::io(format!("create {}", root.display()), e))?;
         std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| ServerError::io(format!("chmod {}", root.display()), e))?;
         let lock_path = root.join("vd.lock");
@@ -79,7 +80,8 @@ impl Controller {
             .write(true)
             .open(&lock_path)
             .map_err(|e| ServerError::io(format!("open {}", lock_path.display()), e))?;
-        let lock = match nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        let lock = match nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        {
             Ok(f) => f,
             Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
                 return Err(ServerError::Conflict {
@@ -127,25 +129,50 @@ impl Controller {
     }
 
     /// Records an event; failures to record are logged, never fatal.
-    pub fn event(&self, level: &str, resource: Option<&ResourceRef>, pod: Option<&str>, reason: &str, message: &str) {
+    pub fn event(
+        &self,
+        level: &str,
+        resource: Option<&ResourceRef>,
+        pod: Option<&str>,
+        reason: &str,
+        message: &str,
+    ) {
         tracing::info!(level, resource = ?resource.map(|r| r.to_string()), pod, reason, message, "event");
-        if let Err(e) = self.store.record_event(NewEvent { level, resource, pod, reason, message }) {
+        if let Err(e) = self.store.record_event(NewEvent {
+            level,
+            resource,
+            pod,
+            reason,
+            message,
+        }) {
             tracing::warn!(error = %e, "could not record event");
         }
     }
 
     async fn adopt_pods(self: &Arc<Self>) -> Result<(), ServerError> {
-        let owners: BTreeMap<String, ResourceRef> =
-            self.store.pod_statuses()?.into_iter().map(|(pod, owner, _)| (pod, owner)).collect();
+        let owners: BTreeMap<String, ResourceRef> = self
+            .store
+            .pod_statuses()?
+            .into_iter()
+            .map(|(pod, owner, _)| (pod, owner))
+            .collect();
         for pod in self.runtime.known_pods().await? {
             let Some(owner) = owners.get(&pod) else {
                 self.runtime.forget(&pod).await?;
                 continue;
             };
-            let Some((_, ordinal)) = vd_core::naming::parse_pod_name(&pod) else { continue };
+            let Some((_, ordinal)) = vd_core::naming::parse_pod_name(&pod) else {
+                continue;
+            };
             match self.runtime.adopt(&pod).await? {
                 Some(running) => {
-                    self.event("info", Some(owner), Some(&pod), "Adopted", "pod kept running across a controller restart");
+                    self.event(
+                        "info",
+                        Some(owner),
+                        Some(&pod),
+                        "Adopted",
+                        "pod kept running across a controller restart",
+                    );
                     self.spawn_pod(owner.clone(), ordinal, Some(running));
                 }
                 None => {
@@ -157,12 +184,25 @@ impl Controller {
         Ok(())
     }
 
-    fn spawn_pod(self: &Arc<Self>, owner: ResourceRef, ordinal: u32, adopted: Option<Box<dyn RunningPod>>) {
+    fn spawn_pod(
+        self: &Arc<Self>,
+        owner: ResourceRef,
+        ordinal: u32,
+        adopted: Option<Box<dyn RunningPod>>,
+    ) {
         let pod = pod_name(&owner, ordinal);
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Mutex::new(PodShared::new(&owner, ordinal, &pod)));
         if let Ok(mut pods) = self.pods.lock() {
-            pods.insert(pod, PodEntry { owner: owner.clone(), ordinal, shared: shared.clone(), cmd: tx });
+            pods.insert(
+                pod,
+                PodEntry {
+                    owner: owner.clone(),
+                    ordinal,
+                    shared: shared.clone(),
+                    cmd: tx,
+                },
+            );
         }
         let ctl = self.clone();
         tokio::spawn(supervisor::run(ctl, owner, ordinal, adopted, shared, rx));
@@ -179,8 +219,12 @@ impl Controller {
 
     /// Snapshot of every pod.
     pub fn pod_views(&self) -> Vec<PodView> {
-        let Ok(pods) = self.pods.lock() else { return Vec::new() };
-        pods.values().filter_map(|e| e.shared.lock().ok().map(|s| s.view.clone())).collect()
+        let Ok(pods) = self.pods.lock() else {
+            return Vec::new();
+        };
+        pods.values()
+            .filter_map(|e| e.shared.lock().ok().map(|s| s.view.clone()))
+            .collect()
     }
 
     /// Snapshot of a workload's rollout status.
@@ -189,7 +233,10 @@ impl Controller {
     }
 
     /// Loads every asset the store knows, plus `extra` (from an apply not yet stored).
-    pub fn assets(&self, extra: &[vd_core::Resource]) -> Result<BTreeMap<(String, String), AssetSpec>, ServerError> {
+    pub fn assets(
+        &self,
+        extra: &[vd_core::Resource],
+    ) -> Result<BTreeMap<(String, String), AssetSpec>, ServerError> {
         let mut out = BTreeMap::new();
         for r in self.store.list(Some(Kind::Asset))? {
             if let Spec::Asset(a) = r.resource.spec {
@@ -225,8 +272,16 @@ impl Controller {
         }
         let own = self.store.config_effective(&id.scope, &id.name)?;
         let assets_dir = self.assets_dir();
-        let ctx = Context { assets, assets_dir: &assets_dir, env_from: &env_from, own: &own };
-        let generation = self.store.meta_get(&format!("restart:{id}"))?.unwrap_or_default();
+        let ctx = Context {
+            assets,
+            assets_dir: &assets_dir,
+            env_from: &env_from,
+            own: &own,
+        };
+        let generation = self
+            .store
+            .meta_get(&format!("restart:{id}"))?
+            .unwrap_or_default();
         Ok(resolve::template(id, spec, &ctx).map(|t| {
             let hash = spec_hash(&(t.hash(), generation));
             (t, hash)
@@ -248,27 +303,49 @@ impl Controller {
     }
 
     /// The launch for one pod as the store says it should be now, with its probes.
-    pub(crate) fn desired_launch(&self, id: &ResourceRef, ordinal: u32) -> Result<(PodLaunch, Probes), String> {
+    pub(crate) fn desired_launch(
+        &self,
+        id: &ResourceRef,
+        ordinal: u32,
+    ) -> Result<(PodLaunch, Probes), String> {
         let stored = self
             .store
             .get(id)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("{id} no longer exists"))?;
-        let Spec::Workload(spec) = &stored.resource.spec else { return Err(format!("{id} is not a workload")) };
+        let Spec::Workload(spec) = &stored.resource.spec else {
+            return Err(format!("{id} is not a workload"));
+        };
         let assets = self.assets(&[]).map_err(|e| e.to_string())?;
         let (template, hash) = match self.desired(id, spec, &assets).map_err(|e| e.to_string())? {
             Ok(v) => v,
-            Err(problems) => return Err(problems.into_iter().map(|p| p.message).collect::<Vec<_>>().join("; ")),
+            Err(problems) => {
+                return Err(problems
+                    .into_iter()
+                    .map(|p| p.message)
+                    .collect::<Vec<_>>()
+                    .join("; "))
+            }
         };
         let pod = pod_name(id, ordinal);
-        let ports: Vec<u16> = template.ports.iter().filter(|p| p.host_ip.is_none()).map(|p| p.port).collect();
+        let ports: Vec<u16> = template
+            .ports
+            .iter()
+            .filter(|p| p.host_ip.is_none())
+            .map(|p| p.port)
+            .collect();
         let ip = self
             .store
             .allocate_address(&pod, &mut |ip: &str| {
-                ports.iter().all(|p| std::net::TcpListener::bind((ip, *p)).is_ok())
+                ports
+                    .iter()
+                    .all(|p| std::net::TcpListener::bind((ip, *p)).is_ok())
             })
             .map_err(|e| e.to_string())?;
-        Ok((resolve::launch(id, &template, ordinal, &ip, &hash), template.probes))
+        Ok((
+            resolve::launch(id, &template, ordinal, &ip, &hash),
+            resolve::pod_probes(id, &template, ordinal, &ip),
+        ))
     }
 
     async fn reconcile_loop(self: Arc<Self>) {
@@ -285,7 +362,8 @@ impl Controller {
     async fn reconcile_once(self: &Arc<Self>) -> Result<(), ServerError> {
         let resources = self.store.list(None)?;
         let assets = self.assets(&[])?;
-        let owners: BTreeSet<ResourceRef> = resources.iter().map(|r| r.resource.id.clone()).collect();
+        let owners: BTreeSet<ResourceRef> =
+            resources.iter().map(|r| r.resource.id.clone()).collect();
 
         // Pods whose workload is gone: stop them (volumes stay).
         let orphans: Vec<(String, mpsc::UnboundedSender<PodCmd>)> = {
@@ -304,9 +382,19 @@ impl Controller {
         let mut statuses = BTreeMap::new();
         for r in &resources {
             let id = &r.resource.id;
-            let Spec::Workload(spec) = &r.resource.spec else { continue };
-            let ordering = if id.kind == Kind::Statefulset { Ordering::Ordered } else { Ordering::Parallel };
-            let mut status = WorkloadStatus { desired: spec.replicas, revision: r.revision, ..Default::default() };
+            let Spec::Workload(spec) = &r.resource.spec else {
+                continue;
+            };
+            let ordering = if id.kind == Kind::Statefulset {
+                Ordering::Ordered
+            } else {
+                Ordering::Parallel
+            };
+            let mut status = WorkloadStatus {
+                desired: spec.replicas,
+                revision: r.revision,
+                ..Default::default()
+            };
             let hash = match self.desired(id, spec, &assets)? {
                 Ok((_, h)) => h,
                 Err(problems) => {
@@ -317,9 +405,22 @@ impl Controller {
             };
             let observed = self.observed(id)?;
             status.hash = hash.clone();
-            status.ready = observed.iter().filter(|p| p.ready && !p.terminating).count() as u32;
-            status.current = observed.iter().filter(|p| p.hash == hash && !p.terminating).count() as u32;
-            let plan = rollout::plan(&Desired { replicas: spec.replicas, hash, ordering }, &observed);
+            status.ready = observed
+                .iter()
+                .filter(|p| p.ready && !p.terminating)
+                .count() as u32;
+            status.current = observed
+                .iter()
+                .filter(|p| p.hash == hash && !p.terminating)
+                .count() as u32;
+            let plan = rollout::plan(
+                &Desired {
+                    replicas: spec.replicas,
+                    hash,
+                    ordering,
+                },
+                &observed,
+            );
             match plan {
                 Plan::Converged => status.converged = true,
                 Plan::Wait(why) => status.message = Some(why),
@@ -344,8 +445,18 @@ impl Controller {
         let pods = self.pods.lock().ok()?;
         pods.values().filter(|e| &e.owner == id).find_map(|e| {
             let s = e.shared.lock().ok()?;
-            matches!(s.view.state.as_str(), "Backoff" | "CrashLoopBackOff" | "Failed")
-                .then(|| format!("pod {} {}: {}", s.view.pod, s.view.state, s.view.message.clone().unwrap_or_default()))
+            matches!(
+                s.view.state.as_str(),
+                "Backoff" | "CrashLoopBackOff" | "Failed"
+            )
+            .then(|| {
+                format!(
+                    "pod {} {}: {}",
+                    s.view.pod,
+                    s.view.state,
+                    s.view.message.clone().unwrap_or_default()
+                )
+            })
         })
     }
 
@@ -354,8 +465,16 @@ impl Controller {
         let mut out = Vec::new();
         for (name, e) in pods.iter().filter(|(_, e)| &e.owner == id) {
             let s = e.shared.lock().map_err(lock_err)?;
-            let hash = self.store.meta_get(&format!("pod-hash:{name}"))?.unwrap_or_else(|| s.view.hash.clone());
-            out.push(ObservedPod { ordinal: e.ordinal, hash, ready: s.view.ready, terminating: s.terminating });
+            let hash = self
+                .store
+                .meta_get(&format!("pod-hash:{name}"))?
+                .unwrap_or_else(|| s.view.hash.clone());
+            out.push(ObservedPod {
+                ordinal: e.ordinal,
+                hash,
+                ready: s.view.ready,
+                terminating: s.terminating,
+            });
         }
         Ok(out)
     }
@@ -378,14 +497,24 @@ impl Controller {
             }
             Action::Remove(o) | Action::Replace(o) => {
                 let pod = pod_name(id, o);
-                let tx = self.pods.lock().ok().and_then(|p| p.get(&pod).map(|e| e.cmd.clone()));
+                let tx = self
+                    .pods
+                    .lock()
+                    .ok()
+                    .and_then(|p| p.get(&pod).map(|e| e.cmd.clone()));
                 if let Some(tx) = tx {
                     self.mark_terminating(&pod);
                     let (cmd, reason) = match action {
                         Action::Remove(_) => (PodCmd::Stop, "Removing"),
                         _ => (PodCmd::Replace, "Replacing"),
                     };
-                    self.event("info", Some(id), Some(&pod), reason, &format!("{reason} pod {pod}").to_lowercase());
+                    self.event(
+                        "info",
+                        Some(id),
+                        Some(&pod),
+                        reason,
+                        &format!("{reason} pod {pod}").to_lowercase(),
+                    );
                     let _ = tx.send(cmd);
                 }
             }
@@ -409,7 +538,11 @@ impl Controller {
         };
         let rotation = self.rotation.load(AtomicOrdering::Relaxed);
         let content = hosts::render(&entries, rotation);
-        let changed = self.hosts_cache.lock().map(|c| *c != content).unwrap_or(true);
+        let changed = self
+            .hosts_cache
+            .lock()
+            .map(|c| *c != content)
+            .unwrap_or(true);
         if changed {
             self.runtime.update_hosts(&content).await?;
             if let Ok(mut c) = self.hosts_cache.lock() {
@@ -445,7 +578,11 @@ impl Controller {
     pub async fn wait_pods_gone(&self, id: &ResourceRef, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let left = self.pods.lock().map(|p| p.values().any(|e| &e.owner == id)).unwrap_or(false);
+            let left = self
+                .pods
+                .lock()
+                .map(|p| p.values().any(|e| &e.owner == id))
+                .unwrap_or(false);
             if !left {
                 return true;
             }
@@ -460,10 +597,17 @@ impl Controller {
         const MAX: u64 = 10 << 20;
         loop {
             tokio::time::sleep(Duration::from_secs(30)).await;
-            let pods: Vec<String> = self.pods.lock().map(|p| p.keys().cloned().collect()).unwrap_or_default();
+            let pods: Vec<String> = self
+                .pods
+                .lock()
+                .map(|p| p.keys().cloned().collect())
+                .unwrap_or_default();
             for pod in pods {
                 let path = self.runtime.log_path(&pod);
-                if std::fs::metadata(&path).map(|m| m.len() > MAX).unwrap_or(false) {
+                if std::fs::metadata(&path)
+                    .map(|m| m.len() > MAX)
+                    .unwrap_or(false)
+                {
                     rotate(&path);
                 }
             }
@@ -479,6 +623,9 @@ fn rotate(path: &Path) {
         let _ = std::fs::rename(old(n), old(n + 1));
     }
     if std::fs::copy(path, old(1)).is_ok() {
-        let _ = std::fs::OpenOptions::new().write(true).open(path).and_then(|f| f.set_len(0));
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_len(0));
     }
 }

@@ -46,12 +46,18 @@ pub enum ServerError {
 impl ServerError {
     /// Wraps an IO error with context.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Self::Io { context: context.into(), source }
+        Self::Io {
+            context: context.into(),
+            source,
+        }
     }
 
     /// A single-problem validation error.
     pub fn invalid(problem: Problem) -> Self {
-        Self::Invalid { message: problem.message.clone(), problems: vec![problem] }
+        Self::Invalid {
+            message: problem.message.clone(),
+            problems: vec![problem],
+        }
     }
 }
 
@@ -59,14 +65,20 @@ impl IntoResponse for ServerError {
     fn into_response(self) -> Response {
         let (status, help, problems) = match &self {
             ServerError::NotFound(_) => (StatusCode::NOT_FOUND, None, vec![]),
-            ServerError::Invalid { problems, .. } => (StatusCode::UNPROCESSABLE_ENTITY, None, problems.clone()),
+            ServerError::Invalid { problems, .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, None, problems.clone())
+            }
             ServerError::Conflict { help, .. } => (StatusCode::CONFLICT, help.clone(), vec![]),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, None, vec![]),
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %self, "request failed");
         }
-        let body = ErrorBody { error: self.to_string(), help, problems };
+        let body = ErrorBody {
+            error: self.to_string(),
+            help,
+            problems,
+        };
         (status, axum::Json(body)).into_response()
     }
 }

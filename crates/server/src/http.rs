@@ -20,18 +20,30 @@ pub fn router(ctl: Arc<Controller>) -> Router {
         .route("/v1/health", get(api::health))
         .route("/v1/apply", post(api::apply))
         .route("/v1/resources", get(api::list))
-        .route("/v1/resources/{kind}/{scope}/{name}", get(api::describe).delete(api::delete))
-        .route("/v1/resources/{kind}/{scope}/{name}/restart", post(api::restart))
+        .route(
+            "/v1/resources/{kind}/{scope}/{name}",
+            get(api::describe).delete(api::delete),
+        )
+        .route(
+            "/v1/resources/{kind}/{scope}/{name}/restart",
+            post(api::restart),
+        )
         .route("/v1/pods", get(api::pods))
         .route("/v1/config", get(api::config_list))
-        .route("/v1/config/{scope}", get(api::config_get).post(api::config_update))
+        .route(
+            "/v1/config/{scope}",
+            get(api::config_get).post(api::config_update),
+        )
         .route("/v1/events", get(api::events))
         .route("/v1/shutdown", post(api::shutdown))
         .with_state(ctl)
 }
 
 /// Serves the API on `<root>/vd.sock` (mode 0600) until a shutdown request or `stop` resolves.
-pub async fn serve(ctl: Arc<Controller>, stop: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+pub async fn serve(
+    ctl: Arc<Controller>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     let path = socket_path(&ctl.root);
     // The root lock is held, so a socket file left here belongs to a dead server.
     let _ = std::fs::remove_file(&path);

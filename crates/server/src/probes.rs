@@ -7,7 +7,12 @@ use vd_core::ProbeAction;
 use vd_runtime::RunningPod;
 
 /// Runs one check; `Err` says why it failed.
-pub async fn check(action: &ProbeAction, ip: &str, pod: &dyn RunningPod, timeout: Duration) -> Result<(), String> {
+pub async fn check(
+    action: &ProbeAction,
+    ip: &str,
+    pod: &dyn RunningPod,
+    timeout: Duration,
+) -> Result<(), String> {
     match action {
         ProbeAction::TcpSocket { port } => {
             match tokio::time::timeout(timeout, TcpStream::connect((ip, *port))).await {
@@ -21,7 +26,9 @@ pub async fn check(action: &ProbeAction, ip: &str, pod: &dyn RunningPod, timeout
                 Ok(Ok(code)) if (200..400).contains(&code) => Ok(()),
                 Ok(Ok(code)) => Err(format!("GET {path} on {ip}:{port} returned {code}")),
                 Ok(Err(e)) => Err(format!("GET {path} on {ip}:{port}: {e}")),
-                Err(_) => Err(format!("GET {path} on {ip}:{port}: timed out after {timeout:?}")),
+                Err(_) => Err(format!(
+                    "GET {path} on {ip}:{port}: timed out after {timeout:?}"
+                )),
             }
         }
         ProbeAction::Exec { command } => match pod.exec(command, timeout).await {
@@ -35,9 +42,12 @@ pub async fn check(action: &ProbeAction, ip: &str, pod: &dyn RunningPod, timeout
 /// A minimal HTTP/1.0 GET returning the status code; probes need nothing more.
 async fn http_status(ip: &str, port: u16, path: &str) -> std::io::Result<u16> {
     let mut s = TcpStream::connect((ip, port)).await?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {ip}:{port}\r\nUser-Agent: vd-probe\r\n\r\n").as_bytes())
-        .await?;
-    let mut buf = vec![0u8; 64];
+    s.write_all(
+        format!("GET {path} HTTP/1.0\r\nHost: {ip}:{port}\r\nUser-Agent: vd-probe\r\n\r\n")
+            .as_bytes(),
+    )
+    .await?;
+    let mut buf = [0u8; 64];
     let mut n = 0;
     while n < 12 {
         let r = s.read(&mut buf[n..]).await?;

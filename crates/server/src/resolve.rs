@@ -15,7 +15,12 @@ use vd_runtime::PodLaunch;
 
 /// Per-pod variables a template may use; they are filled in per pod at launch. Until then they
 /// stand as `\0NAME\0`, which no real argument or value can contain (C strings end at NUL).
-const IDENTITY_VARS: [&str; 4] = ["VOODU_REPLICA_ORDINAL", "VOODU_POD_IP", "VOODU_SCOPE", "VOODU_NAME"];
+const IDENTITY_VARS: [&str; 4] = [
+    "VOODU_REPLICA_ORDINAL",
+    "VOODU_POD_IP",
+    "VOODU_SCOPE",
+    "VOODU_NAME",
+];
 
 fn fill_identity(s: &str, identity: &EnvMap) -> String {
     if !s.contains('\0') {
@@ -54,11 +59,20 @@ pub fn bucket_of(entry: &str) -> (&str, Option<&str>) {
 }
 
 fn problem(id: &ResourceRef, field: String, message: String, help: Option<&str>) -> Problem {
-    Problem { resource: Some(id.clone()), field, message, help: help.map(str::to_string) }
+    Problem {
+        resource: Some(id.clone()),
+        field,
+        message,
+        help: help.map(str::to_string),
+    }
 }
 
 /// Renders a workload spec into its pod template, or lists every problem with its field.
-pub fn template(id: &ResourceRef, spec: &WorkloadSpec, ctx: &Context<'_>) -> Result<PodTemplate, Vec<Problem>> {
+pub fn template(
+    id: &ResourceRef,
+    spec: &WorkloadSpec,
+    ctx: &Context<'_>,
+) -> Result<PodTemplate, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut from_vars = EnvMap::new();
     for entry in &spec.env_from {
@@ -80,7 +94,10 @@ pub fn template(id: &ResourceRef, spec: &WorkloadSpec, ctx: &Context<'_>) -> Res
                     .ok_or_else(|| format!("asset `{scope}/{name}` does not exist"))?;
                 let content = asset.files.get(key).ok_or_else(|| {
                     let keys: Vec<&str> = asset.files.keys().map(String::as_str).collect();
-                    format!("asset `{scope}/{name}` has no key `{key}` (it has: {})", keys.join(", "))
+                    format!(
+                        "asset `{scope}/{name}` has no key `{key}` (it has: {})",
+                        keys.join(", ")
+                    )
                 })?;
                 let path = asset_path(ctx.assets_dir, scope, name, key);
                 let p = path.to_string_lossy().into_owned();
@@ -89,7 +106,9 @@ pub fn template(id: &ResourceRef, spec: &WorkloadSpec, ctx: &Context<'_>) -> Res
             }
             TemplateRef::Var(v) if IDENTITY_VARS.contains(&v.as_str()) => Ok(format!("\0{v}\0")),
             TemplateRef::Var(v) => lookup.get(v).cloned().ok_or_else(|| {
-                format!("variable `{v}` is not set in this resource's config or its env_from buckets")
+                format!(
+                    "variable `{v}` is not set in this resource's config or its env_from buckets"
+                )
             }),
         });
         match out {
@@ -108,10 +127,33 @@ pub fn template(id: &ResourceRef, spec: &WorkloadSpec, ctx: &Context<'_>) -> Res
         }
     };
 
-    let command: Vec<String> =
-        spec.command.iter().enumerate().map(|(i, c)| render(format!("command[{i}]"), c, &mut problems)).collect();
-    let manifest_env: EnvMap =
-        spec.env.iter().map(|(k, v)| (k.clone(), render(format!("env.{k}"), v, &mut problems))).collect();
+    let command: Vec<String> = spec
+        .command
+        .iter()
+        .enumerate()
+        .map(|(i, c)| render(format!("command[{i}]"), c, &mut problems))
+        .collect();
+    let manifest_env: EnvMap = spec
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), render(format!("env.{k}"), v, &mut problems)))
+        .collect();
+    let mut probes = spec.probes.clone();
+    for (slot, probe) in [
+        ("liveness", &mut probes.liveness),
+        ("readiness", &mut probes.readiness),
+        ("startup", &mut probes.startup),
+    ] {
+        if let Some(vd_core::Probe {
+            action: vd_core::ProbeAction::Exec { command },
+            ..
+        }) = probe
+        {
+            for (i, c) in command.iter_mut().enumerate() {
+                *c = render(format!("probes.{slot}.command[{i}]"), c, &mut problems);
+            }
+        }
+    }
     let mut mounts = Vec::new();
     for (i, v) in spec.volumes.iter().enumerate() {
         let source = render(format!("volumes[{i}]"), &v.source, &mut problems);
@@ -123,7 +165,12 @@ pub fn template(id: &ResourceRef, spec: &WorkloadSpec, ctx: &Context<'_>) -> Res
                 Some("use `${asset.SCOPE.NAME.KEY}` or an absolute host path"),
             ));
         }
-        mounts.push(ResolvedMount { source, target: v.target.clone(), read_only: v.read_only, digest: None });
+        mounts.push(ResolvedMount {
+            source,
+            target: v.target.clone(),
+            read_only: v.read_only,
+            digest: None,
+        });
     }
     for m in &mut mounts {
         m.digest = digest_of.get(&m.source).cloned();
@@ -141,8 +188,13 @@ pub fn template(id: &ResourceRef, spec: &WorkloadSpec, ctx: &Context<'_>) -> Res
     if !problems.is_empty() {
         return Err(problems);
     }
-    let env = EnvLayers { manifest: Some(&manifest_env), env_from: vec![&from_vars], own: Some(ctx.own), ..Default::default() }
-        .merge();
+    let env = EnvLayers {
+        manifest: Some(&manifest_env),
+        env_from: vec![&from_vars],
+        own: Some(ctx.own),
+        ..Default::default()
+    }
+    .merge();
     Ok(PodTemplate {
         image: spec.image.clone(),
         command,
@@ -150,15 +202,40 @@ pub fn template(id: &ResourceRef, spec: &WorkloadSpec, ctx: &Context<'_>) -> Res
         ports: spec.ports.clone(),
         volume_claims: spec.volume_claims.clone(),
         mounts,
-        probes: spec.probes.clone(),
+        probes,
         resources: spec.resources.clone(),
     })
+}
+
+/// A pod's probes with per-pod variables filled in.
+pub fn pod_probes(id: &ResourceRef, t: &PodTemplate, ordinal: u32, ip: &str) -> vd_core::Probes {
+    let identity = identity_env(&id.scope, &id.name, ordinal, ip);
+    let mut probes = t.probes.clone();
+    for p in [
+        &mut probes.liveness,
+        &mut probes.readiness,
+        &mut probes.startup,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if let vd_core::ProbeAction::Exec { command } = &mut p.action {
+            for c in command.iter_mut() {
+                *c = fill_identity(c, &identity);
+            }
+        }
+    }
+    probes
 }
 
 /// The launch of one pod of a workload.
 pub fn launch(id: &ResourceRef, t: &PodTemplate, ordinal: u32, ip: &str, hash: &str) -> PodLaunch {
     let identity = identity_env(&id.scope, &id.name, ordinal, ip);
-    let mut env: EnvMap = t.env.iter().map(|(k, v)| (k.clone(), fill_identity(v, &identity))).collect();
+    let mut env: EnvMap = t
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), fill_identity(v, &identity)))
+        .collect();
     env.extend(identity.clone());
     PodLaunch {
         pod: pod_name(id, ordinal),
@@ -167,13 +244,29 @@ pub fn launch(id: &ResourceRef, t: &PodTemplate, ordinal: u32, ip: &str, hash: &
         ip: ip.to_string(),
         hash: hash.to_string(),
         image: t.image.clone(),
-        command: t.command.iter().map(|c| fill_identity(c, &identity)).collect(),
+        command: t
+            .command
+            .iter()
+            .map(|c| fill_identity(c, &identity))
+            .collect(),
         env,
         // Like the redis image's WORKDIR /data: relative paths (dump.rdb, appendonly) land on
         // the first volume.
-        workdir: t.volume_claims.first().map(|c| c.mount_path.clone()).unwrap_or_else(|| "/".into()),
-        volumes: t.volume_claims.iter().map(|c| (volume_name(id, &c.name, ordinal), c.mount_path.clone())).collect(),
-        binds: t.mounts.iter().map(|m| (m.source.clone(), m.target.clone(), m.read_only)).collect(),
+        workdir: t
+            .volume_claims
+            .first()
+            .map(|c| c.mount_path.clone())
+            .unwrap_or_else(|| "/".into()),
+        volumes: t
+            .volume_claims
+            .iter()
+            .map(|c| (volume_name(id, &c.name, ordinal), c.mount_path.clone()))
+            .collect(),
+        binds: t
+            .mounts
+            .iter()
+            .map(|m| (m.source.clone(), m.target.clone(), m.read_only))
+            .collect(),
         ports: t.ports.clone(),
         limits: t.resources.limits.clone(),
     }
@@ -184,12 +277,23 @@ mod tests {
     use super::*;
     use vd_core::{Kind, VolumeClaim, VolumeMount};
 
-    fn ctx_data() -> (BTreeMap<(String, String), AssetSpec>, BTreeMap<String, EnvMap>, EnvMap) {
+    type Data = (
+        BTreeMap<(String, String), AssetSpec>,
+        BTreeMap<String, EnvMap>,
+        EnvMap,
+    );
+
+    fn ctx_data() -> Data {
         let assets = BTreeMap::from([(
             ("data".to_string(), "cfg".to_string()),
-            AssetSpec { files: BTreeMap::from([("conf".to_string(), "port 1".to_string())]) },
+            AssetSpec {
+                files: BTreeMap::from([("conf".to_string(), "port 1".to_string())]),
+            },
         )]);
-        let from = BTreeMap::from([("shared".to_string(), EnvMap::from([("TOKEN".into(), "t".into())]))]);
+        let from = BTreeMap::from([(
+            "shared".to_string(),
+            EnvMap::from([("TOKEN".into(), "t".into())]),
+        )]);
         let own = EnvMap::from([("OWN".into(), "o".into())]);
         (assets, from, own)
     }
@@ -200,7 +304,10 @@ mod tests {
             command: vec!["app".into(), "--token=${TOKEN}".into()],
             env: BTreeMap::from([("A".into(), "1".into())]),
             env_from: vec!["shared".into()],
-            volume_claims: vec![VolumeClaim { name: "data".into(), mount_path: "/data".into() }],
+            volume_claims: vec![VolumeClaim {
+                name: "data".into(),
+                mount_path: "/data".into(),
+            }],
             volumes: vec![VolumeMount::parse("${asset.data.cfg.conf}:/etc/app.conf:ro").unwrap()],
             ..Default::default()
         }
@@ -209,7 +316,12 @@ mod tests {
     #[test]
     fn renders_templates_and_pins_asset_digest() {
         let (assets, from, own) = ctx_data();
-        let ctx = Context { assets: &assets, assets_dir: Path::new("/root/assets"), env_from: &from, own: &own };
+        let ctx = Context {
+            assets: &assets,
+            assets_dir: Path::new("/root/assets"),
+            env_from: &from,
+            own: &own,
+        };
         let id = ResourceRef::new(Kind::Statefulset, "data", "app");
         let t = template(&id, &spec(), &ctx).unwrap();
         assert_eq!(t.command[1], "--token=t");
@@ -227,11 +339,21 @@ mod tests {
     #[test]
     fn identity_vars_are_filled_per_pod() {
         let (assets, from, own) = ctx_data();
-        let ctx = Context { assets: &assets, assets_dir: Path::new("/a"), env_from: &from, own: &own };
+        let ctx = Context {
+            assets: &assets,
+            assets_dir: Path::new("/a"),
+            env_from: &from,
+            own: &own,
+        };
         let id = ResourceRef::new(Kind::Statefulset, "data", "app");
         let mut s = spec();
-        s.command = vec!["redis-server".into(), "--bind".into(), "${VOODU_POD_IP}".into()];
-        s.env.insert("ME".into(), "${VOODU_NAME}-${VOODU_REPLICA_ORDINAL}".into());
+        s.command = vec![
+            "redis-server".into(),
+            "--bind".into(),
+            "${VOODU_POD_IP}".into(),
+        ];
+        s.env
+            .insert("ME".into(), "${VOODU_NAME}-${VOODU_REPLICA_ORDINAL}".into());
         let t = template(&id, &s, &ctx).unwrap();
         let a = launch(&id, &t, 0, "127.9.0.2", "h");
         let b = launch(&id, &t, 1, "127.9.0.3", "h");
@@ -244,13 +366,21 @@ mod tests {
     fn reports_problems_by_field() {
         let (assets, _, own) = ctx_data();
         let from = BTreeMap::new();
-        let ctx = Context { assets: &assets, assets_dir: Path::new("/a"), env_from: &from, own: &own };
+        let ctx = Context {
+            assets: &assets,
+            assets_dir: Path::new("/a"),
+            env_from: &from,
+            own: &own,
+        };
         let mut s = spec();
-        s.volumes.push(VolumeMount::parse("${asset.data.nope.conf}:/x").unwrap());
+        s.volumes
+            .push(VolumeMount::parse("${asset.data.nope.conf}:/x").unwrap());
         let id = ResourceRef::new(Kind::Statefulset, "data", "app");
         let problems = template(&id, &s, &ctx).unwrap_err();
         let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
         assert_eq!(fields, vec!["command[1]", "volumes[1]", "env_from[0]"]);
-        assert!(problems[1].message.contains("asset `data/nope` does not exist"));
+        assert!(problems[1]
+            .message
+            .contains("asset `data/nope` does not exist"));
     }
 }

@@ -96,7 +96,10 @@ impl Sup {
 
     fn last_log_line(&self) -> Option<String> {
         let text = std::fs::read_to_string(self.ctl.runtime.log_path(&self.pod)).ok()?;
-        let tail = text.lines().rev().find(|l| !l.trim().is_empty() && !l.starts_with("--- vd:"))?;
+        let tail = text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty() && !l.starts_with("--- vd:"))?;
         Some(tail.chars().take(300).collect())
     }
 }
@@ -111,7 +114,12 @@ pub async fn run(
     mut rx: mpsc::UnboundedReceiver<PodCmd>,
 ) {
     let pod = vd_core::naming::pod_name(&owner, ordinal);
-    let sup = Sup { ctl: ctl.clone(), owner: owner.clone(), shared, pod: pod.clone() };
+    let sup = Sup {
+        ctl: ctl.clone(),
+        owner: owner.clone(),
+        shared,
+        pod: pod.clone(),
+    };
     let mut adopted = adopted;
     let mut crashes: u32 = 0;
     loop {
@@ -120,7 +128,10 @@ pub async fn run(
             Some(p) => {
                 // An adopted pod keeps running even if its spec can no longer be resolved;
                 // the reconciler decides whether it stays.
-                let probes = ctl.desired_launch(&owner, ordinal).map(|(_, pr)| pr).unwrap_or_default();
+                let probes = ctl
+                    .desired_launch(&owner, ordinal)
+                    .map(|(_, pr)| pr)
+                    .unwrap_or_default();
                 Ok((p, probes))
             }
             None => match ctl.desired_launch(&owner, ordinal) {
@@ -129,7 +140,11 @@ pub async fn run(
                         s.view.state = "Starting".into();
                         s.view.ip = launch.ip.clone();
                     });
-                    ctl.runtime.start(&launch).await.map(|p| (p, probes)).map_err(|e| e.to_string())
+                    ctl.runtime
+                        .start(&launch)
+                        .await
+                        .map(|p| (p, probes))
+                        .map_err(|e| e.to_string())
                 }
                 Err(e) => Err(e),
             },
@@ -170,7 +185,13 @@ pub async fn run(
             s.terminating = false;
         });
         if fresh {
-            ctl.event("info", Some(&owner), Some(&pod), "Started", &format!("pid {}", info.pid.unwrap_or(0)));
+            ctl.event(
+                "info",
+                Some(&owner),
+                Some(&pod),
+                "Started",
+                &format!("pid {}", info.pid.unwrap_or(0)),
+            );
         }
         let since = Instant::now();
         let outcome = tokio::select! {
@@ -180,7 +201,10 @@ pub async fn run(
         };
         match outcome {
             Outcome::Exited(exit) => {
-                let detail = sup.last_log_line().map(|l| format!(": {l}")).unwrap_or_default();
+                let detail = sup
+                    .last_log_line()
+                    .map(|l| format!(": {l}"))
+                    .unwrap_or_default();
                 let msg = format!("{exit}{detail}");
                 ctl.event("warning", Some(&owner), Some(&pod), "Exited", &msg);
                 if since.elapsed() > HEALTHY_RUN {
@@ -192,7 +216,11 @@ pub async fn run(
                     s.view.ready = false;
                     s.view.pid = None;
                     s.view.message = Some(msg.clone());
-                    s.view.state = if crashes >= 3 { "CrashLoopBackOff".into() } else { "Backoff".into() };
+                    s.view.state = if crashes >= 3 {
+                        "CrashLoopBackOff".into()
+                    } else {
+                        "Backoff".into()
+                    };
                 });
                 match wait_backoff(&mut rx, backoff(crashes)).await {
                     Some(PodCmd::Stop) => return finish(&sup, None).await,
@@ -204,7 +232,13 @@ pub async fn run(
                 }
             }
             Outcome::Unhealthy(why) => {
-                ctl.event("warning", Some(&owner), Some(&pod), "Unhealthy", &format!("{why}; restarting"));
+                ctl.event(
+                    "warning",
+                    Some(&owner),
+                    Some(&pod),
+                    "Unhealthy",
+                    &format!("{why}; restarting"),
+                );
                 sup.update(|s| {
                     s.view.ready = false;
                     s.view.state = "Restarting".into();
@@ -213,7 +247,9 @@ pub async fn run(
                 let _ = running.stop(GRACE).await;
                 crashes += 1;
                 sup.update(|s| s.view.restarts += 1);
-                if let Some(PodCmd::Stop) = wait_backoff(&mut rx, backoff(crashes).min(Duration::from_secs(1))).await {
+                if let Some(PodCmd::Stop) =
+                    wait_backoff(&mut rx, backoff(crashes).min(Duration::from_secs(1))).await
+                {
                     return finish(&sup, None).await;
                 }
             }
@@ -226,7 +262,9 @@ pub async fn run(
                 crashes = 0;
                 sup.update(|s| s.view.restarts = 0);
             }
-            Outcome::Cmd(Some(PodCmd::Stop)) | Outcome::Cmd(None) => return finish(&sup, Some(running)).await,
+            Outcome::Cmd(Some(PodCmd::Stop)) | Outcome::Cmd(None) => {
+                return finish(&sup, Some(running)).await
+            }
         }
     }
 }
@@ -256,13 +294,25 @@ async fn finish(sup: &Sup, running: Option<Box<dyn RunningPod>>) {
     });
     if let Some(r) = running {
         if let Err(e) = r.stop(GRACE).await {
-            sup.ctl.event("warning", Some(&sup.owner), Some(&sup.pod), "StopFailed", &e.to_string());
+            sup.ctl.event(
+                "warning",
+                Some(&sup.owner),
+                Some(&sup.pod),
+                "StopFailed",
+                &e.to_string(),
+            );
         }
     }
     if let Err(e) = sup.ctl.runtime.forget(&sup.pod).await {
         tracing::warn!(pod = %sup.pod, error = %e, "could not clean pod state");
     }
-    sup.ctl.event("info", Some(&sup.owner), Some(&sup.pod), "Stopped", "pod stopped");
+    sup.ctl.event(
+        "info",
+        Some(&sup.owner),
+        Some(&sup.pod),
+        "Stopped",
+        "pod stopped",
+    );
     sup.ctl.pod_gone(&sup.pod);
 }
 
@@ -296,7 +346,9 @@ async fn probe_loop(sup: &Sup, pod: &dyn RunningPod, probes: &Probes) -> String 
         }
     }
     let readiness = async {
-        let Some(p) = &probes.readiness else { return std::future::pending::<()>().await };
+        let Some(p) = &probes.readiness else {
+            return std::future::pending::<()>().await;
+        };
         tokio::time::sleep(Duration::from_millis(p.initial_delay_ms)).await;
         let (mut ok, mut bad) = (0u32, 0u32);
         loop {
@@ -304,7 +356,9 @@ async fn probe_loop(sup: &Sup, pod: &dyn RunningPod, probes: &Probes) -> String 
                 Ok(()) => {
                     ok += 1;
                     bad = 0;
-                    if ok >= p.success_threshold && !sup.shared.lock().map(|s| s.view.ready).unwrap_or(true) {
+                    if ok >= p.success_threshold
+                        && !sup.shared.lock().map(|s| s.view.ready).unwrap_or(true)
+                    {
                         sup.update(|s| {
                             s.view.ready = true;
                             s.view.message = None;
@@ -314,8 +368,11 @@ async fn probe_loop(sup: &Sup, pod: &dyn RunningPod, probes: &Probes) -> String 
                 Err(e) => {
                     bad += 1;
                     ok = 0;
-                    if bad >= p.failure_threshold && sup.shared.lock().map(|s| s.view.ready).unwrap_or(false) {
-                        sup.ctl.event("warning", Some(&sup.owner), Some(&sup.pod), "NotReady", &e);
+                    if bad >= p.failure_threshold
+                        && sup.shared.lock().map(|s| s.view.ready).unwrap_or(false)
+                    {
+                        sup.ctl
+                            .event("warning", Some(&sup.owner), Some(&sup.pod), "NotReady", &e);
                         sup.update(|s| {
                             s.view.ready = false;
                             s.view.message = Some(format!("readiness: {e}"));
@@ -329,7 +386,9 @@ async fn probe_loop(sup: &Sup, pod: &dyn RunningPod, probes: &Probes) -> String 
         }
     };
     let liveness = async {
-        let Some(p) = &probes.liveness else { return std::future::pending::<String>().await };
+        let Some(p) = &probes.liveness else {
+            return std::future::pending::<String>().await;
+        };
         tokio::time::sleep(Duration::from_millis(p.initial_delay_ms)).await;
         let mut bad = 0u32;
         loop {
@@ -352,7 +411,13 @@ async fn probe_loop(sup: &Sup, pod: &dyn RunningPod, probes: &Probes) -> String 
 }
 
 async fn run_check(p: &Probe, ip: &str, pod: &dyn RunningPod) -> Result<(), String> {
-    check(&p.action, ip, pod, Duration::from_millis(p.timeout_ms.max(1))).await
+    check(
+        &p.action,
+        ip,
+        pod,
+        Duration::from_millis(p.timeout_ms.max(1)),
+    )
+    .await
 }
 
 #[cfg(test)]

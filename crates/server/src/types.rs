@@ -31,6 +31,9 @@ pub struct ChangeView {
     pub before: Option<serde_json::Value>,
     /// The spec after it.
     pub after: serde_json::Value,
+    /// For workloads: the desired spec hash after the apply (asset contents and config
+    /// included), which the rollout status reports once it reaches it.
+    pub hash: Option<String>,
 }
 
 /// Answer to an apply.

@@ -17,8 +17,15 @@ pub fn load(files: &[PathBuf]) -> Result<Manifest, CliError> {
 }
 
 /// Sends an apply, turning server-side validation problems into located diagnostics.
-pub async fn send(ctx: &Ctx, manifest: &Manifest, dry_run: bool) -> Result<ApplyResponse, CliError> {
-    let req = ApplyRequest { resources: manifest.resources.clone(), dry_run };
+pub async fn send(
+    ctx: &Ctx,
+    manifest: &Manifest,
+    dry_run: bool,
+) -> Result<ApplyResponse, CliError> {
+    let req = ApplyRequest {
+        resources: manifest.resources.clone(),
+        dry_run,
+    };
     match ctx.client.post("/v1/apply", &req).await {
         Err(CliError::Api { problems, .. }) if !problems.is_empty() => {
             let diags = problems
@@ -45,9 +52,28 @@ pub async fn apply(ctx: &Ctx, args: &ApplyArgs) -> Result<(), CliError> {
     wait_ready(ctx, &targets(&resp), args.timeout).await
 }
 
-/// The workloads an apply touched, with the revision to wait for.
-pub fn targets(resp: &ApplyResponse) -> BTreeMap<ResourceRef, u64> {
-    resp.changes.iter().filter(|c| c.id.kind.has_pods()).map(|c| (c.id.clone(), c.revision)).collect()
+/// What to wait for after an apply: a workload at a revision and spec hash.
+#[derive(Debug, Clone)]
+pub struct Target {
+    revision: u64,
+    hash: Option<String>,
+}
+
+/// The workloads an apply touched, with the revision and hash to wait for.
+pub fn targets(resp: &ApplyResponse) -> BTreeMap<ResourceRef, Target> {
+    resp.changes
+        .iter()
+        .filter(|c| c.id.kind.has_pods())
+        .map(|c| {
+            (
+                c.id.clone(),
+                Target {
+                    revision: c.revision,
+                    hash: c.hash.clone(),
+                },
+            )
+        })
+        .collect()
 }
 
 fn print_changes(ctx: &Ctx, resp: &ApplyResponse) {
@@ -57,7 +83,10 @@ fn print_changes(ctx: &Ctx, resp: &ApplyResponse) {
             .iter()
             .map(|c| serde_json::json!({ "id": c.id, "change": c.change, "revision": c.revision }))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&short).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&short).unwrap_or_default()
+        );
         return;
     }
     for c in &resp.changes {
@@ -72,7 +101,11 @@ fn print_changes(ctx: &Ctx, resp: &ApplyResponse) {
 
 /// Waits until every target workload is converged at (at least) its revision; fails fast
 /// when one of their pods fails.
-pub async fn wait_ready(ctx: &Ctx, targets: &BTreeMap<ResourceRef, u64>, timeout: Duration) -> Result<(), CliError> {
+pub async fn wait_ready(
+    ctx: &Ctx,
+    targets: &BTreeMap<ResourceRef, Target>,
+    timeout: Duration,
+) -> Result<(), CliError> {
     if targets.is_empty() {
         return Ok(());
     }
@@ -84,14 +117,20 @@ pub async fn wait_ready(ctx: &Ctx, targets: &BTreeMap<ResourceRef, u64>, timeout
         let pods: Vec<PodView> = ctx.client.get("/v1/pods").await?;
         let mut lines = Vec::new();
         let mut done = true;
-        for (id, rev) in targets {
+        for (id, want) in targets {
             let Some(v) = list.iter().find(|v| &v.id == id) else {
                 return Err(CliError::Failed(format!("{id} disappeared while waiting")));
             };
             let st = v.status.clone().unwrap_or_default();
-            let ok = st.revision >= *rev && st.converged;
+            let ok = st.revision >= want.revision
+                && st.converged
+                && want.hash.as_ref().is_none_or(|h| *h == st.hash);
             done &= ok;
-            let note = if ok { "ready".to_string() } else { st.message.clone().unwrap_or_else(|| "starting".into()) };
+            let note = if ok {
+                "ready".to_string()
+            } else {
+                st.message.clone().unwrap_or_else(|| "starting".into())
+            };
             lines.push(format!("{id}: {}/{} ready, {note}", st.ready, st.desired));
             if let Some(p) = pods.iter().find(|p| {
                 p.kind == id.kind
@@ -108,7 +147,11 @@ pub async fn wait_ready(ctx: &Ctx, targets: &BTreeMap<ResourceRef, u64>, timeout
                     p.pod,
                     p.state,
                     p.message.clone().unwrap_or_default(),
-                    if tail.is_empty() { String::new() } else { format!("\nlast log lines:\n{tail}") }
+                    if tail.is_empty() {
+                        String::new()
+                    } else {
+                        format!("\nlast log lines:\n{tail}")
+                    }
                 )));
             }
         }
@@ -129,7 +172,9 @@ pub async fn wait_ready(ctx: &Ctx, targets: &BTreeMap<ResourceRef, u64>, timeout
             if tty {
                 eprintln!();
             }
-            return Err(CliError::Failed(format!("not ready after {timeout:?}: {last}")));
+            return Err(CliError::Failed(format!(
+                "not ready after {timeout:?}: {last}"
+            )));
         }
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
@@ -145,7 +190,11 @@ pub fn log_tail(ctx: &Ctx, pod: &str, n: usize) -> String {
     let path = ctx.root.join("logs").join(format!("{pod}.log"));
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// `vd diff -f FILE…`.
@@ -153,12 +202,16 @@ pub async fn diff(ctx: &Ctx, files: &[PathBuf]) -> Result<(), CliError> {
     let manifest = load(files)?;
     let resp = send(ctx, &manifest, true).await?;
     if ctx.output == Output::Json {
-        println!("{}", serde_json::to_string_pretty(&resp.changes).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&resp.changes).unwrap_or_default()
+        );
         return Ok(());
     }
     let mut any = false;
     for c in &resp.changes {
-        let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default() + "\n";
+        let pretty =
+            |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default() + "\n";
         match c.change {
             ChangeKind::Unchanged => {}
             ChangeKind::Created => {
@@ -174,7 +227,12 @@ pub async fn diff(ctx: &Ctx, files: &[PathBuf]) -> Result<(), CliError> {
                 let before = c.before.as_ref().map(pretty).unwrap_or_default();
                 let after = pretty(&c.after);
                 let d = similar::TextDiff::from_lines(&before, &after);
-                print!("{}", d.unified_diff().context_radius(2).header("stored", "manifest"));
+                print!(
+                    "{}",
+                    d.unified_diff()
+                        .context_radius(2)
+                        .header("stored", "manifest")
+                );
             }
         }
     }

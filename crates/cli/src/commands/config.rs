@@ -34,7 +34,12 @@ fn parse(a: ConfigArgs) -> Result<Invocation, CliError> {
             _ => words.push(w),
         }
     }
-    let usage = || CliError::usage("missing config verb", "vd config SCOPE[/NAME] set K=V… | get [K] | unset K… | list");
+    let usage = || {
+        CliError::usage(
+            "missing config verb",
+            "vd config SCOPE[/NAME] set K=V… | get [K] | unset K… | list",
+        )
+    };
     let first = words.first().cloned().ok_or_else(usage)?;
     let (verb, args) = if VERBS.contains(&first.as_str()) {
         (first, words[1..].to_vec())
@@ -49,11 +54,20 @@ fn parse(a: ConfigArgs) -> Result<Invocation, CliError> {
         }
         let verb = words.get(1).cloned().ok_or_else(usage)?;
         if !VERBS.contains(&verb.as_str()) {
-            return Err(CliError::usage(format!("unknown config verb `{verb}`"), "use set, get, unset or list"));
+            return Err(CliError::usage(
+                format!("unknown config verb `{verb}`"),
+                "use set, get, unset or list",
+            ));
         }
         (verb, words[2..].to_vec())
     };
-    Ok(Invocation { scope, name, verb, args, no_restart })
+    Ok(Invocation {
+        scope,
+        name,
+        verb,
+        args,
+        no_restart,
+    })
 }
 
 /// `vd config …`.
@@ -69,38 +83,77 @@ pub async fn config(ctx: &Ctx, a: ConfigArgs) -> Result<(), CliError> {
                         Some(n) => format!("{}/{n}", b.scope),
                         None => b.scope.clone(),
                     };
-                    t.add_row(vec![level, b.vars.keys().cloned().collect::<Vec<_>>().join(", ")]);
+                    t.add_row(vec![
+                        level,
+                        b.vars.keys().cloned().collect::<Vec<_>>().join(", "),
+                    ]);
                 }
                 t
             });
             return Ok(());
         }
-        return Err(CliError::usage("which bucket?", "write `vd config SCOPE[/NAME] …` or pass -s SCOPE [-n NAME]"));
+        return Err(CliError::usage(
+            "which bucket?",
+            "write `vd config SCOPE[/NAME] …` or pass -s SCOPE [-n NAME]",
+        ));
     };
-    let q = inv.name.as_ref().map(|n| format!("?name={n}")).unwrap_or_default();
+    let q = inv
+        .name
+        .as_ref()
+        .map(|n| format!("?name={n}"))
+        .unwrap_or_default();
     match inv.verb.as_str() {
         "set" | "unset" => {
-            let mut req = ConfigRequest { name: inv.name.clone(), no_restart: inv.no_restart, ..Default::default() };
+            let mut req = ConfigRequest {
+                name: inv.name.clone(),
+                no_restart: inv.no_restart,
+                ..Default::default()
+            };
             if inv.args.is_empty() {
-                return Err(CliError::usage(format!("nothing to {}", inv.verb), "e.g. vd config data/cache set KEY=VALUE"));
+                return Err(CliError::usage(
+                    format!("nothing to {}", inv.verb),
+                    "e.g. vd config data/cache set KEY=VALUE",
+                ));
             }
             for arg in &inv.args {
                 if inv.verb == "set" {
                     let (k, v) = arg.split_once('=').ok_or_else(|| {
-                        CliError::usage(format!("`{arg}` is not KEY=VALUE"), "e.g. vd config data/cache set MAXMEMORY=1gb")
+                        CliError::usage(
+                            format!("`{arg}` is not KEY=VALUE"),
+                            "e.g. vd config data/cache set MAXMEMORY=1gb",
+                        )
                     })?;
                     req.set.insert(k.to_string(), v.to_string());
                 } else {
                     req.unset.push(arg.clone());
                 }
             }
-            let view: ConfigView = ctx.client.post(&format!("/v1/config/{scope}"), &req).await?;
+            let view: ConfigView = ctx
+                .client
+                .post(&format!("/v1/config/{scope}"), &req)
+                .await?;
             if ctx.output == Output::Json {
-                println!("{}", serde_json::to_string_pretty(&view).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&view).unwrap_or_default()
+                );
             } else {
-                let keys: Vec<&str> = req.set.keys().map(String::as_str).chain(req.unset.iter().map(String::as_str)).collect();
-                let restart = if inv.no_restart { " (pods pick it up on their next restart)" } else { "" };
-                println!("{} {}{restart}", if inv.verb == "set" { "set" } else { "unset" }, keys.join(", "));
+                let keys: Vec<&str> = req
+                    .set
+                    .keys()
+                    .map(String::as_str)
+                    .chain(req.unset.iter().map(String::as_str))
+                    .collect();
+                let restart = if inv.no_restart {
+                    " (pods pick it up on their next restart)"
+                } else {
+                    ""
+                };
+                println!(
+                    "{} {}{restart}",
+                    if inv.verb == "set" { "set" } else { "unset" },
+                    keys.join(", ")
+                );
             }
         }
         "get" | "list" => {
@@ -108,7 +161,12 @@ pub async fn config(ctx: &Ctx, a: ConfigArgs) -> Result<(), CliError> {
             if let Some(key) = inv.args.first().filter(|_| inv.verb == "get") {
                 match view.vars.get(key) {
                     Some(v) => println!("{v}"),
-                    None => return Err(CliError::usage(format!("`{key}` is not set"), "see `vd config SCOPE[/NAME] list`")),
+                    None => {
+                        return Err(CliError::usage(
+                            format!("`{key}` is not set"),
+                            "see `vd config SCOPE[/NAME] list`",
+                        ))
+                    }
                 }
                 return Ok(());
             }
@@ -131,17 +189,36 @@ mod tests {
     use super::*;
 
     fn a(rest: &[&str]) -> ConfigArgs {
-        ConfigArgs { scope: None, name: None, no_restart: false, rest: rest.iter().map(|s| s.to_string()).collect() }
+        ConfigArgs {
+            scope: None,
+            name: None,
+            no_restart: false,
+            rest: rest.iter().map(|s| s.to_string()).collect(),
+        }
     }
 
     #[test]
     fn both_forms_parse() {
         let i = parse(a(&["data/pg", "set", "A=1", "--no-restart"])).unwrap();
-        assert_eq!((i.scope.as_deref(), i.name.as_deref(), i.verb.as_str(), i.no_restart), (Some("data"), Some("pg"), "set", true));
+        assert_eq!(
+            (
+                i.scope.as_deref(),
+                i.name.as_deref(),
+                i.verb.as_str(),
+                i.no_restart
+            ),
+            (Some("data"), Some("pg"), "set", true)
+        );
         let i = parse(a(&["set", "-s", "data", "-n", "pg", "POSTGRES_PASSWORD=x"])).unwrap();
-        assert_eq!((i.scope.as_deref(), i.name.as_deref(), i.args[0].as_str()), (Some("data"), Some("pg"), "POSTGRES_PASSWORD=x"));
+        assert_eq!(
+            (i.scope.as_deref(), i.name.as_deref(), i.args[0].as_str()),
+            (Some("data"), Some("pg"), "POSTGRES_PASSWORD=x")
+        );
         let i = parse(a(&["myapp", "get", "REDIS_URL"])).unwrap();
-        assert_eq!((i.scope.as_deref(), i.name, i.verb.as_str()), (Some("myapp"), None, "get"));
+        assert_eq!(
+            (i.scope.as_deref(), i.name, i.verb.as_str()),
+            (Some("myapp"), None, "get")
+        );
         assert!(parse(a(&["data", "frob"])).is_err());
         assert!(parse(a(&[])).is_err());
     }

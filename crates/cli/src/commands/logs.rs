@@ -8,7 +8,13 @@ use std::time::Duration;
 use vd_server::types::PodView;
 
 /// `vd logs REF [-f] [--ordinal N] [--tail N]`.
-pub async fn logs(ctx: &Ctx, reference: &str, follow: bool, ordinal: Option<u32>, tail: usize) -> Result<(), CliError> {
+pub async fn logs(
+    ctx: &Ctx,
+    reference: &str,
+    follow: bool,
+    ordinal: Option<u32>,
+    tail: usize,
+) -> Result<(), CliError> {
     let id = resolve_ref(ctx, reference).await?;
     let pods: Vec<PodView> = ctx.client.get("/v1/pods").await?;
     let mut names: Vec<String> = pods
@@ -24,7 +30,10 @@ pub async fn logs(ctx: &Ctx, reference: &str, follow: bool, ordinal: Option<u32>
             for e in rd.flatten() {
                 let f = e.file_name().to_string_lossy().into_owned();
                 if let Some(pod) = f.strip_suffix(".log").filter(|p| {
-                    p.strip_prefix(&prefix).is_some_and(|o| o.parse::<u32>().is_ok_and(|o| ordinal.is_none_or(|w| w == o)))
+                    p.strip_prefix(&prefix).is_some_and(|o| {
+                        o.parse::<u32>()
+                            .is_ok_and(|o| ordinal.is_none_or(|w| w == o))
+                    })
                 }) {
                     names.push(pod.to_string());
                 }
@@ -33,7 +42,10 @@ pub async fn logs(ctx: &Ctx, reference: &str, follow: bool, ordinal: Option<u32>
         names.sort();
     }
     if names.is_empty() {
-        return Err(CliError::usage(format!("{id} has no pods and no logs"), "see `vd get pods`"));
+        return Err(CliError::usage(
+            format!("{id} has no pods and no logs"),
+            "see `vd get pods`",
+        ));
     }
     let prefix = names.len() > 1;
     let mut offsets = Vec::new();
@@ -41,17 +53,30 @@ pub async fn logs(ctx: &Ctx, reference: &str, follow: bool, ordinal: Option<u32>
         let path = ctx.root.join("logs").join(format!("{pod}.log"));
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
-        let from = if tail == 0 { 0 } else { lines.len().saturating_sub(tail) };
+        let from = if tail == 0 {
+            0
+        } else {
+            lines.len().saturating_sub(tail)
+        };
         let mut out = std::io::stdout().lock();
         for l in &lines[from..] {
-            let _ = if prefix { writeln!(out, "[{pod}] {l}") } else { writeln!(out, "{l}") };
+            let _ = if prefix {
+                writeln!(out, "[{pod}] {l}")
+            } else {
+                writeln!(out, "{l}")
+            };
         }
         offsets.push((pod.clone(), path, text.len() as u64));
     }
-    while follow {
+    if !follow {
+        return Ok(());
+    }
+    loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
         for (pod, path, off) in offsets.iter_mut() {
-            let Ok(mut f) = std::fs::File::open(&*path) else { continue };
+            let Ok(mut f) = std::fs::File::open(&*path) else {
+                continue;
+            };
             let len = f.metadata().map(|m| m.len()).unwrap_or(0);
             if len < *off {
                 *off = 0; // rotated
@@ -64,10 +89,13 @@ pub async fn logs(ctx: &Ctx, reference: &str, follow: bool, ordinal: Option<u32>
                 *off += buf.len() as u64;
                 let mut out = std::io::stdout().lock();
                 for l in buf.lines() {
-                    let _ = if prefix { writeln!(out, "[{pod}] {l}") } else { writeln!(out, "{l}") };
+                    let _ = if prefix {
+                        writeln!(out, "[{pod}] {l}")
+                    } else {
+                        writeln!(out, "{l}")
+                    };
                 }
             }
         }
     }
-    Ok(())
 }

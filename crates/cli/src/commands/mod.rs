@@ -36,7 +36,11 @@ fn default_root() -> PathBuf {
 fn nix_is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
@@ -44,19 +48,34 @@ fn nix_is_root() -> bool {
 pub async fn run(cli: Cli) -> i32 {
     let root = cli.root.clone().unwrap_or_else(default_root);
     let root = std::path::absolute(&root).unwrap_or(root);
-    let ctx = Ctx { client: Client::new(&root), root, output: cli.output };
+    let ctx = Ctx {
+        client: Client::new(&root),
+        root,
+        output: cli.output,
+    };
     let result = match cli.command {
         Command::Server { runtime } => server::serve_foreground(&ctx, runtime).await,
-        Command::Up { files, runtime, detach } => server::up(&ctx, &files, runtime, detach).await,
+        Command::Up {
+            files,
+            runtime,
+            detach,
+        } => server::up(&ctx, &files, runtime, detach).await,
         Command::Apply(args) => apply::apply(&ctx, &args).await,
         Command::Diff { files } => apply::diff(&ctx, &files).await,
         Command::Get { kind } => resources::get(&ctx, kind.as_deref()).await,
         Command::Describe { reference } => resources::describe(&ctx, &reference).await,
         Command::Delete { reference, prune } => resources::delete(&ctx, &reference, prune).await,
         Command::Config(args) => config::config(&ctx, args).await,
-        Command::Logs { reference, follow, ordinal, tail } => logs::logs(&ctx, &reference, follow, ordinal, tail).await,
+        Command::Logs {
+            reference,
+            follow,
+            ordinal,
+            tail,
+        } => logs::logs(&ctx, &reference, follow, ordinal, tail).await,
         Command::Restart { reference } => resources::restart(&ctx, &reference).await,
-        Command::Events { reference, limit } => resources::events(&ctx, reference.as_deref(), limit).await,
+        Command::Events { reference, limit } => {
+            resources::events(&ctx, reference.as_deref(), limit).await
+        }
         Command::Shutdown { stop_pods } => server::shutdown(&ctx, stop_pods).await,
     };
     match result {

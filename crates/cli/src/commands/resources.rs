@@ -10,10 +10,14 @@ use vd_server::types::{DescribeView, Event, PodView, ResourceView};
 /// Parses KIND/SCOPE/NAME, or SCOPE/NAME naming the one workload with that scope and name.
 pub async fn resolve_ref(ctx: &Ctx, s: &str) -> Result<ResourceRef, CliError> {
     if s.split('/').count() == 3 {
-        return ResourceRef::parse(s).map_err(|e| CliError::usage(e, "e.g. statefulset/data/cache"));
+        return ResourceRef::parse(s)
+            .map_err(|e| CliError::usage(e, "e.g. statefulset/data/cache"));
     }
     let Some((scope, name)) = s.split_once('/') else {
-        return Err(CliError::usage(format!("`{s}` is not a reference"), "write SCOPE/NAME or KIND/SCOPE/NAME"));
+        return Err(CliError::usage(
+            format!("`{s}` is not a reference"),
+            "write SCOPE/NAME or KIND/SCOPE/NAME",
+        ));
     };
     let all: Vec<ResourceView> = ctx.client.get("/v1/resources").await?;
     let hits: Vec<ResourceRef> = all
@@ -23,8 +27,14 @@ pub async fn resolve_ref(ctx: &Ctx, s: &str) -> Result<ResourceRef, CliError> {
         .collect();
     match hits.as_slice() {
         [one] => Ok(one.clone()),
-        [] => Err(CliError::usage(format!("no workload {scope}/{name}"), "see `vd get`")),
-        _ => Err(CliError::usage(format!("{scope}/{name} is ambiguous"), "write KIND/SCOPE/NAME")),
+        [] => Err(CliError::usage(
+            format!("no workload {scope}/{name}"),
+            "see `vd get`",
+        )),
+        _ => Err(CliError::usage(
+            format!("{scope}/{name} is ambiguous"),
+            "write KIND/SCOPE/NAME",
+        )),
     }
 }
 
@@ -37,7 +47,9 @@ pub async fn get(ctx: &Ctx, kind: Option<&str>) -> Result<(), CliError> {
     if matches!(kind, Some("pods" | "pod" | "po")) {
         let pods: Vec<PodView> = ctx.client.get("/v1/pods").await?;
         render::print(ctx.output, &pods, || {
-            let mut t = table(&["POD", "KIND", "READY", "STATE", "RESTARTS", "ADDRESS", "PID", "AGE"]);
+            let mut t = table(&[
+                "POD", "KIND", "READY", "STATE", "RESTARTS", "ADDRESS", "PID", "AGE",
+            ]);
             for p in &pods {
                 t.add_row(vec![
                     p.pod.clone(),
@@ -58,7 +70,10 @@ pub async fn get(ctx: &Ctx, kind: Option<&str>) -> Result<(), CliError> {
         None => String::new(),
         Some(k) => {
             let kind = Kind::parse(k).ok_or_else(|| {
-                CliError::usage(format!("unknown kind `{k}`"), "use statefulset, deployment, asset or pods")
+                CliError::usage(
+                    format!("unknown kind `{k}`"),
+                    "use statefulset, deployment, asset or pods",
+                )
             })?;
             format!("?kind={kind}")
         }
@@ -70,11 +85,22 @@ pub async fn get(ctx: &Ctx, kind: Option<&str>) -> Result<(), CliError> {
             let (ready, status) = match &v.status {
                 Some(s) => (
                     format!("{}/{}", s.ready, s.desired),
-                    if s.converged { "ready".to_string() } else { s.message.clone().unwrap_or_else(|| "progressing".into()) },
+                    if s.converged {
+                        "ready".to_string()
+                    } else {
+                        s.message.clone().unwrap_or_else(|| "progressing".into())
+                    },
                 ),
                 None => ("-".into(), "-".into()),
             };
-            t.add_row(vec![v.id.kind.to_string(), v.id.scope.clone(), v.id.name.clone(), ready, v.revision.to_string(), status]);
+            t.add_row(vec![
+                v.id.kind.to_string(),
+                v.id.scope.clone(),
+                v.id.name.clone(),
+                ready,
+                v.revision.to_string(),
+                status,
+            ]);
         }
         t
     });
@@ -89,39 +115,76 @@ pub async fn describe(ctx: &Ctx, reference: &str) -> Result<(), CliError> {
         println!("{}", serde_json::to_string_pretty(&d).unwrap_or_default());
         return Ok(());
     }
-    println!("{}  (revision {}, runtime {})", d.resource.id, d.resource.revision, d.runtime);
+    println!(
+        "{}  (revision {}, runtime {})",
+        d.resource.id, d.resource.revision, d.runtime
+    );
     match &d.resource.spec {
         Spec::Asset(a) => {
             for (k, v) in &a.files {
-                println!("  file {k}: {} bytes, sha256 {}", v.len(), vd_core::hash::short(&vd_core::hash::content_digest(v.as_bytes())));
+                println!(
+                    "  file {k}: {} bytes, sha256 {}",
+                    v.len(),
+                    vd_core::hash::short(&vd_core::hash::content_digest(v.as_bytes()))
+                );
             }
         }
         Spec::Workload(w) => {
             if let Some(s) = &d.resource.status {
-                println!("  status:    {}/{} ready, {} current, spec {}{}", s.ready, s.desired, s.current,
+                println!(
+                    "  status:    {}/{} ready, {} current, spec {}{}",
+                    s.ready,
+                    s.desired,
+                    s.current,
                     vd_core::hash::short(&s.hash),
-                    s.message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default());
+                    s.message
+                        .as_ref()
+                        .map(|m| format!(" ({m})"))
+                        .unwrap_or_default()
+                );
             }
             if let Some(img) = &w.image {
                 println!("  image:     {img}");
             }
             println!("  command:   {}", w.command.join(" "));
-            println!("  ports:     {}", w.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "));
+            println!(
+                "  ports:     {}",
+                w.ports
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
             for c in &w.volume_claims {
                 println!("  claim:     {} at {}", c.name, c.mount_path);
             }
             for v in &w.volumes {
-                println!("  volume:    {} -> {}{}", v.source, v.target, if v.read_only { " (ro)" } else { "" });
+                println!(
+                    "  volume:    {} -> {}{}",
+                    v.source,
+                    v.target,
+                    if v.read_only { " (ro)" } else { "" }
+                );
             }
             if !w.env.is_empty() {
-                println!("  env:       {}", w.env.keys().cloned().collect::<Vec<_>>().join(", "));
+                println!(
+                    "  env:       {}",
+                    w.env.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
             }
             if !w.env_from.is_empty() {
                 println!("  env_from:  {}", w.env_from.join(", "));
             }
-            for (slot, p) in [("liveness", &w.probes.liveness), ("readiness", &w.probes.readiness), ("startup", &w.probes.startup)] {
+            for (slot, p) in [
+                ("liveness", &w.probes.liveness),
+                ("readiness", &w.probes.readiness),
+                ("startup", &w.probes.startup),
+            ] {
                 if let Some(p) = p {
-                    println!("  {slot:<10} {:?} every {}ms, fail after {}", p.action, p.period_ms, p.failure_threshold);
+                    println!(
+                        "  {slot:<10} {:?} every {}ms, fail after {}",
+                        p.action, p.period_ms, p.failure_threshold
+                    );
                 }
             }
             if let Some(l) = &d.limits {
@@ -131,7 +194,9 @@ pub async fn describe(ctx: &Ctx, reference: &str) -> Result<(), CliError> {
     }
     if !d.pods.is_empty() {
         println!();
-        let mut t = table(&["POD", "READY", "STATE", "RESTARTS", "ADDRESS", "PID", "MESSAGE"]);
+        let mut t = table(&[
+            "POD", "READY", "STATE", "RESTARTS", "ADDRESS", "PID", "MESSAGE",
+        ]);
         for p in &d.pods {
             t.add_row(vec![
                 p.pod.clone(),
@@ -156,8 +221,18 @@ fn print_events(events: &[Event]) {
     println!();
     let mut t = table(&["AGE", "LEVEL", "OBJECT", "REASON", "MESSAGE"]);
     for e in events {
-        let obj = e.pod.clone().or_else(|| e.resource.as_ref().map(|r| r.to_string())).unwrap_or_default();
-        t.add_row(vec![age(Some(e.ts_ms)), e.level.clone(), obj, e.reason.clone(), e.message.clone()]);
+        let obj = e
+            .pod
+            .clone()
+            .or_else(|| e.resource.as_ref().map(|r| r.to_string()))
+            .unwrap_or_default();
+        t.add_row(vec![
+            age(Some(e.ts_ms)),
+            e.level.clone(),
+            obj,
+            e.reason.clone(),
+            e.message.clone(),
+        ]);
     }
     println!("{}", t.to_string().trim_end());
 }
@@ -165,7 +240,10 @@ fn print_events(events: &[Event]) {
 /// `vd delete KIND/SCOPE/NAME [--prune]`.
 pub async fn delete(ctx: &Ctx, reference: &str, prune: bool) -> Result<(), CliError> {
     let id = resolve_ref(ctx, reference).await?;
-    let out: serde_json::Value = ctx.client.delete(&format!("{}?prune={prune}", path(&id))).await?;
+    let out: serde_json::Value = ctx
+        .client
+        .delete(&format!("{}?prune={prune}", path(&id)))
+        .await?;
     if ctx.output == Output::Json {
         println!("{out}");
         return Ok(());
@@ -185,7 +263,10 @@ pub async fn delete(ctx: &Ctx, reference: &str, prune: bool) -> Result<(), CliEr
 /// `vd restart REF`.
 pub async fn restart(ctx: &Ctx, reference: &str) -> Result<(), CliError> {
     let id = resolve_ref(ctx, reference).await?;
-    let _: serde_json::Value = ctx.client.post(&format!("{}/restart", path(&id)), &()).await?;
+    let _: serde_json::Value = ctx
+        .client
+        .post(&format!("{}/restart", path(&id)), &())
+        .await?;
     println!("{id}: rolling restart started");
     Ok(())
 }
@@ -195,13 +276,19 @@ pub async fn events(ctx: &Ctx, reference: Option<&str>, limit: usize) -> Result<
     let q = match reference {
         Some(r) => {
             let id = resolve_ref(ctx, r).await?;
-            format!("?kind={}&scope={}&name={}&limit={limit}", id.kind, id.scope, id.name)
+            format!(
+                "?kind={}&scope={}&name={}&limit={limit}",
+                id.kind, id.scope, id.name
+            )
         }
         None => format!("?limit={limit}"),
     };
     let events: Vec<Event> = ctx.client.get(&format!("/v1/events{q}")).await?;
     if ctx.output == Output::Json {
-        println!("{}", serde_json::to_string_pretty(&events).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&events).unwrap_or_default()
+        );
     } else if events.is_empty() {
         println!("no events");
     } else {

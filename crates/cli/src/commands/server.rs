@@ -19,15 +19,31 @@ async fn start_controller(ctx: &Ctx, runtime: RuntimeKind) -> Result<Arc<Control
                 .map_err(|e| CliError::Server(vd_server::ServerError::Runtime(e)))?,
         ),
     };
-    Ok(Controller::start(ServerConfig { root: ctx.root.clone(), runtime: rt }).await?)
+    Ok(Controller::start(ServerConfig {
+        root: ctx.root.clone(),
+        runtime: rt,
+    })
+    .await?)
 }
 
 fn init_tracing(to_file: Option<PathBuf>) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VD_LOG").unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
-    match to_file.and_then(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).ok()) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("VD_LOG").unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    match to_file.and_then(|p| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .ok()
+    }) {
         Some(f) => {
-            let _ = builder.with_ansi(false).with_writer(std::sync::Mutex::new(f)).try_init();
+            let _ = builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(f))
+                .try_init();
         }
         None => {
             let _ = builder.with_writer(std::io::stderr).try_init();
@@ -49,18 +65,34 @@ pub async fn serve_foreground(ctx: &Ctx, runtime: RuntimeKind) -> Result<(), Cli
 
 /// `vd shutdown [--stop-pods]`.
 pub async fn shutdown(ctx: &Ctx, stop_pods: bool) -> Result<(), CliError> {
-    let _: serde_json::Value = ctx.client.post("/v1/shutdown", &ShutdownRequest { stop_pods }).await?;
-    println!("server stopping{}", if stop_pods { " (pods stopped, volumes kept)" } else { "; pods keep running" });
+    let _: serde_json::Value = ctx
+        .client
+        .post("/v1/shutdown", &ShutdownRequest { stop_pods })
+        .await?;
+    println!(
+        "server stopping{}",
+        if stop_pods {
+            " (pods stopped, volumes kept)"
+        } else {
+            "; pods keep running"
+        }
+    );
     Ok(())
 }
 
 /// `vd up -f FILE`.
-pub async fn up(ctx: &Ctx, files: &[PathBuf], runtime: RuntimeKind, detach: bool) -> Result<(), CliError> {
+pub async fn up(
+    ctx: &Ctx,
+    files: &[PathBuf],
+    runtime: RuntimeKind,
+    detach: bool,
+) -> Result<(), CliError> {
     let manifest = load(files)?;
     let embedded = if ctx.client.alive().await {
         None
     } else {
-        std::fs::create_dir_all(&ctx.root).map_err(|e| CliError::io(format!("create {}", ctx.root.display()), e))?;
+        std::fs::create_dir_all(&ctx.root)
+            .map_err(|e| CliError::io(format!("create {}", ctx.root.display()), e))?;
         init_tracing(Some(ctx.root.join("server.log")));
         let ctl = start_controller(ctx, runtime).await?;
         let c = ctl.clone();
@@ -75,7 +107,11 @@ pub async fn up(ctx: &Ctx, files: &[PathBuf], runtime: RuntimeKind, detach: bool
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        eprintln!("started an embedded vd server on {} (logs: {})", ctx.root.display(), ctx.root.join("server.log").display());
+        eprintln!(
+            "started an embedded vd server on {} (logs: {})",
+            ctx.root.display(),
+            ctx.root.join("server.log").display()
+        );
         Some(ctl)
     };
     let resp = send(ctx, &manifest, false).await?;
@@ -114,7 +150,10 @@ pub async fn up(ctx: &Ctx, files: &[PathBuf], runtime: RuntimeKind, detach: bool
         }
         None => {
             for id in workloads.keys() {
-                let path = format!("/v1/resources/{}/{}/{}?prune=false", id.kind, id.scope, id.name);
+                let path = format!(
+                    "/v1/resources/{}/{}/{}?prune=false",
+                    id.kind, id.scope, id.name
+                );
                 let _: Result<serde_json::Value, _> = ctx.client.delete(&path).await;
             }
         }

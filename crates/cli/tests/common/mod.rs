@@ -1,0 +1,291 @@
+//! Test harness: a real `vd server` on a temporary root, driven through the real `vd` binary.
+//! Every process it starts is stopped on drop, also when the test fails.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+/// Tests whose pods bind the wildcard address (the seed's plain `redis-server`) must not run
+/// beside pods binding their own address on the same port.
+static PORTS: RwLock<()> = RwLock::new(());
+
+/// Shared access for tests whose pods bind their own addresses.
+pub fn own_addresses() -> RwLockReadGuard<'static, ()> {
+    PORTS.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Exclusive access for a test whose pods bind 0.0.0.0.
+pub fn wildcard() -> RwLockWriteGuard<'static, ()> {
+    PORTS.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The runtime under test (`VD_TEST_RUNTIME`, default process).
+pub fn runtime() -> String {
+    std::env::var("VD_TEST_RUNTIME").unwrap_or_else(|_| "process".into())
+}
+
+/// Fails with a clear message when the test host lacks what the tests need.
+pub fn require_host() {
+    for bin in ["redis-server", "redis-cli"] {
+        let found = std::env::var("PATH")
+            .unwrap_or_default()
+            .split(':')
+            .any(|d| Path::new(d).join(bin).is_file());
+        assert!(found, "`{bin}` is not installed; run ./scripts/setup (apt-get install redis-server redis-tools)");
+    }
+}
+
+/// A vd server on its own temporary root.
+pub struct Vd {
+    pub root: tempfile::TempDir,
+    server: Option<Child>,
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_vd"))
+}
+
+impl Vd {
+    /// Starts a server and waits until it answers.
+    pub fn start() -> Vd {
+        require_host();
+        let root = tempfile::Builder::new()
+            .prefix("vd-test-")
+            .tempdir()
+            .expect("tempdir");
+        let mut vd = Vd { root, server: None };
+        vd.start_server();
+        vd
+    }
+
+    /// (Re)starts the server process on this root.
+    pub fn start_server(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.path().join("test-server.log"))
+            .expect("server log");
+        let child = Command::new(bin())
+            .args(["server", "--runtime", &runtime(), "--root"])
+            .arg(self.root.path())
+            .env("VD_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn vd server");
+        self.server = Some(child);
+        self.wait_for("server to answer", Duration::from_secs(20), || {
+            self.try_vd(&["get"]).status.success()
+        });
+    }
+
+    /// Kills the server with SIGKILL (pods must survive).
+    pub fn kill_server(&mut self) {
+        if let Some(mut c) = self.server.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// Runs `vd ARGS --root ROOT` and returns its output.
+    pub fn try_vd(&self, args: &[&str]) -> Output {
+        Command::new(bin())
+            .args(args)
+            .arg("--root")
+            .arg(self.root.path())
+            .env_remove("VD_ROOT")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run vd")
+    }
+
+    /// Runs vd and asserts success; returns stdout.
+    pub fn vd(&self, args: &[&str]) -> String {
+        let out = self.try_vd(args);
+        assert!(
+            out.status.success(),
+            "vd {args:?} failed:\nstdout: {}\nstderr: {}\nserver log tail:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.server_log_tail()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs vd and asserts failure; returns stderr.
+    pub fn vd_fails(&self, args: &[&str]) -> String {
+        let out = self.try_vd(args);
+        assert!(
+            !out.status.success(),
+            "vd {args:?} succeeded but should fail: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    pub fn server_log_tail(&self) -> String {
+        let s =
+            std::fs::read_to_string(self.root.path().join("test-server.log")).unwrap_or_default();
+        let lines: Vec<&str> = s.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// Writes a manifest file under the root and returns its path.
+    pub fn manifest(&self, name: &str, text: &str) -> String {
+        let p = self.root.path().join(name);
+        std::fs::write(&p, text).expect("write manifest");
+        p.to_string_lossy().into_owned()
+    }
+
+    /// `vd apply -f FILE` with a timeout, asserting success.
+    pub fn apply(&self, file: &str) -> String {
+        self.vd(&["apply", "-f", file, "--timeout", "90s"])
+    }
+
+    /// `vd get pods -o json`.
+    pub fn pods(&self) -> Vec<Value> {
+        serde_json::from_str(&self.vd(&["get", "pods", "-o", "json"])).expect("pods json")
+    }
+
+    /// The pod with this name.
+    pub fn pod(&self, name: &str) -> Option<Value> {
+        self.pods().into_iter().find(|p| p["pod"] == name)
+    }
+
+    /// `ip` of a pod.
+    pub fn ip(&self, name: &str) -> String {
+        self.pod(name)
+            .and_then(|p| p["ip"].as_str().map(str::to_string))
+            .expect("pod ip")
+    }
+
+    /// pid of a pod.
+    pub fn pid(&self, name: &str) -> u64 {
+        self.pod(name).and_then(|p| p["pid"].as_u64()).unwrap_or(0)
+    }
+
+    /// Events as JSON.
+    pub fn events(&self) -> Vec<Value> {
+        serde_json::from_str(&self.vd(&["events", "--limit", "1000", "-o", "json"]))
+            .expect("events json")
+    }
+
+    /// Polls `cond` until true or panics after `timeout` naming `what`.
+    pub fn wait_for(&self, what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if cond() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "timed out after {timeout:?} waiting for {what}\nserver log tail:\n{}",
+            self.server_log_tail()
+        );
+    }
+
+    /// Volume directory of the process runtime.
+    pub fn volume(&self, name: &str) -> PathBuf {
+        self.root.path().join("volumes").join(name)
+    }
+
+    fn pod_pids(&self) -> Vec<i32> {
+        let Ok(rd) = std::fs::read_dir(self.root.path().join("pods")) else {
+            return vec![];
+        };
+        rd.flatten()
+            .filter_map(|e| std::fs::read(e.path().join("state.json")).ok())
+            .filter_map(|b| serde_json::from_slice::<Value>(&b).ok())
+            .filter_map(|v| v["pid"].as_i64().map(|p| p as i32))
+            .collect()
+    }
+}
+
+impl Drop for Vd {
+    fn drop(&mut self) {
+        if self.server.is_some() {
+            let _ = Command::new(bin())
+                .args(["shutdown", "--stop-pods", "--root"])
+                .arg(self.root.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            if let Some(mut c) = self.server.take() {
+                let deadline = Instant::now() + Duration::from_secs(15);
+                while Instant::now() < deadline {
+                    if let Ok(Some(_)) = c.try_wait() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        // Whatever is left (a failed shutdown, a server killed by the test): kill pod groups.
+        for pid in self.pod_pids() {
+            kill_group(pid);
+        }
+    }
+}
+
+fn kill_group(pid: i32) {
+    if pid > 1 {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pid}")])
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A real Redis client connection to `ip:port`.
+pub fn redis(ip: &str, port: u16) -> redis::Connection {
+    let client = redis::Client::open(format!("redis://{ip}:{port}/")).expect("client");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match client.get_connection_with_timeout(Duration::from_secs(2)) {
+            Ok(c) => return c,
+            Err(e) if Instant::now() > deadline => panic!("cannot connect to {ip}:{port}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// Runs a command inside a pod's mount namespace (what the pod sees).
+pub fn in_pod(pid: u64, args: &[&str]) -> Output {
+    Command::new("nsenter")
+        .arg("-t")
+        .arg(pid.to_string())
+        .args(["-m", "-r", "--"])
+        .args(args)
+        .output()
+        .expect("nsenter")
+}
+
+impl Vd {
+    /// A pod's address read from the store while no server runs.
+    pub fn ip_from_state(&self, ordinal: u32) -> String {
+        let dir = self
+            .root
+            .path()
+            .join("pods")
+            .join(format!("data-cache.{ordinal}"))
+            .join("state.json");
+        let v: Value = serde_json::from_slice(&std::fs::read(dir).expect("state")).expect("json");
+        v["ip"].as_str().expect("ip").to_string()
+    }
+}

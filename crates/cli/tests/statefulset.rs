@@ -1,0 +1,554 @@
+//! Foundation acceptance: statefulsets on a real runtime with real redis-server processes.
+//! The same bodies run against any backend (`VD_TEST_RUNTIME`).
+
+mod common;
+
+use common::{in_pod, redis, Vd};
+use redis::Commands;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(60);
+
+fn sts(replicas: u32, extra: &str) -> String {
+    format!(
+        r#"
+statefulset "data" "cache" {{
+  image    = "redis:7-alpine"
+  replicas = {replicas}
+  command  = ["redis-server", "--bind", "${{VOODU_POD_IP}}", "--port", "6379", "--save", "", "--appendonly", "yes"]
+  ports    = ["6379"]
+
+  volume_claim "data" {{
+    mount_path = "/data"
+  }}
+
+  probes {{
+    readiness {{
+      tcp_socket {{ port = 6379 }}
+      period = "200ms"
+    }}
+  }}
+  {extra}
+}}
+"#
+    )
+}
+
+#[test]
+fn three_replicas_come_up_bottom_up_and_resolve_each_other() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    let f = vd.manifest("sts.hcl", &sts(3, ""));
+    vd.apply(&f);
+    let pods = vd.pods();
+    assert_eq!(pods.len(), 3);
+    // Bottom-up: each pod started after the one below it.
+    let started: Vec<i64> = (0..3)
+        .map(|o| pods[o]["started_ms"].as_i64().unwrap())
+        .collect();
+    assert!(
+        started[0] <= started[1] && started[1] <= started[2],
+        "{started:?}"
+    );
+    let ips: Vec<String> = (0..3).map(|o| vd.ip(&format!("data-cache.{o}"))).collect();
+    assert_eq!(
+        ips.iter().collect::<std::collections::BTreeSet<_>>().len(),
+        3,
+        "addresses are distinct"
+    );
+    for (o, ip) in ips.iter().enumerate() {
+        assert!(ip.starts_with("127."), "{ip}");
+        let mut c = redis(ip, 6379);
+        let _: () = c.set("who", o).unwrap();
+        let who: u32 = c.get("who").unwrap();
+        assert_eq!(who, o as u32, "pod {o} answers on its own address");
+    }
+    // Every pod resolves the others by name through its /etc/hosts.
+    for o in 0..3 {
+        let pid = vd.pid(&format!("data-cache.{o}"));
+        for (other, ip) in ips.iter().enumerate() {
+            let name = format!("cache-{other}.data.voodu");
+            let out = in_pod(pid, &["getent", "hosts", &name]);
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                text.starts_with(ip.as_str()),
+                "pod {o} resolves {name} to {text:?}, want {ip}"
+            );
+        }
+        let out = in_pod(pid, &["getent", "hosts", "cache.data.voodu"]);
+        assert!(out.status.success(), "shared alias resolves in pod {o}");
+    }
+    // And it is real for Redis too: a replica follows pod 0 by name.
+    let mut r1 = redis(&ips[1], 6379);
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("cache-0.data.voodu")
+        .arg(6379)
+        .query(&mut r1)
+        .unwrap();
+    let mut r0 = redis(&ips[0], 6379);
+    let _: () = r0.set("replicated", "yes").unwrap();
+    vd.wait_for("replication by pod name", T, || {
+        r1.get::<_, Option<String>>("replicated")
+            .ok()
+            .flatten()
+            .as_deref()
+            == Some("yes")
+    });
+    // Nothing was created on the host outside the root for the /data mount point.
+    assert!(!std::path::Path::new("/data/appendonlydir").exists());
+}
+
+#[test]
+fn seed_cache_keeps_data_across_restart_scale_and_delete() {
+    let _g = common::wildcard();
+    let vd = Vd::start();
+    // Seed 001's statefulset exactly: redis-server binds the wildcard address.
+    let seed = |replicas: u32| {
+        format!(
+            r#"
+statefulset "data" "cache" {{
+  image    = "redis:7-alpine"
+  replicas = {replicas}
+
+  command = ["redis-server", "--appendonly", "yes"]
+  ports   = ["6379"]
+
+  volume_claim "data" {{
+    mount_path = "/data"
+  }}
+
+  probes {{
+    readiness {{
+      tcp_socket {{ port = 6379 }}
+      period = "200ms"
+    }}
+  }}
+}}
+"#
+        )
+    };
+    let f = vd.manifest("seed.hcl", &seed(1));
+    vd.apply(&f);
+    let ip = vd.ip("data-cache.0");
+    let _: () = redis(&ip, 6379).set("k", "v1").unwrap();
+    let get = |vd: &Vd| -> Option<String> { redis(&vd.ip("data-cache.0"), 6379).get("k").unwrap() };
+
+    // vd restart
+    let pid = vd.pid("data-cache.0");
+    vd.vd(&["restart", "data/cache"]);
+    vd.wait_for("restart", T, || {
+        vd.pod("data-cache.0")
+            .is_some_and(|p| p["pid"].as_u64().is_some_and(|x| x != pid) && p["ready"] == true)
+    });
+    assert_eq!(get(&vd).as_deref(), Some("v1"), "data survives vd restart");
+
+    // scale to 0 and back
+    vd.apply(&vd.manifest("seed.hcl", &seed(0)));
+    assert!(vd.pods().is_empty());
+    assert!(
+        vd.volume("voodu-data-cache-data-0").exists(),
+        "volume survives scale to 0"
+    );
+    vd.apply(&vd.manifest("seed.hcl", &seed(1)));
+    assert_eq!(
+        get(&vd).as_deref(),
+        Some("v1"),
+        "data survives scale 0 -> 1"
+    );
+
+    // delete + re-apply
+    let out = vd.vd(&["delete", "statefulset/data/cache"]);
+    assert!(out.contains("volumes kept"), "{out}");
+    vd.wait_for("pods gone", T, || vd.pods().is_empty());
+    assert!(vd.volume("voodu-data-cache-data-0").exists());
+    vd.apply(&f);
+    assert_eq!(
+        get(&vd).as_deref(),
+        Some("v1"),
+        "data survives delete + re-apply"
+    );
+
+    // --prune destroys the volume
+    let out = vd.vd(&["delete", "statefulset/data/cache", "--prune"]);
+    assert!(out.contains("voodu-data-cache-data-0"), "{out}");
+    assert!(
+        !vd.volume("voodu-data-cache-data-0").exists(),
+        "--prune removes the volume"
+    );
+}
+
+#[test]
+fn scale_down_keeps_the_removed_pods_volume() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    let f = vd.manifest("sts.hcl", &sts(3, ""));
+    vd.apply(&f);
+    let _: () = redis(&vd.ip("data-cache.2"), 6379)
+        .set("mine", "pod2")
+        .unwrap();
+    vd.apply(&vd.manifest("sts.hcl", &sts(1, "")));
+    let names: Vec<String> = vd
+        .pods()
+        .iter()
+        .map(|p| p["pod"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, vec!["data-cache.0"]);
+    // Top-down: pod 2 stopped before pod 1.
+    let removed: Vec<String> = vd
+        .events()
+        .iter()
+        .filter(|e| e["reason"] == "Removing")
+        .map(|e| e["pod"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(removed, vec!["data-cache.2", "data-cache.1"]);
+    vd.apply(&vd.manifest("sts.hcl", &sts(3, "")));
+    let v: Option<String> = redis(&vd.ip("data-cache.2"), 6379).get("mine").unwrap();
+    assert_eq!(
+        v.as_deref(),
+        Some("pod2"),
+        "pod 2's volume still holds its data"
+    );
+}
+
+#[test]
+fn killed_pod_restarts_and_crashing_pod_backs_off() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    let f = vd.manifest(
+        "crash.hcl",
+        &format!(
+            "{}\n{}",
+            sts(1, ""),
+            r#"
+statefulset "data" "crashy" {
+  replicas = 1
+  command  = ["sh", "-c", "echo boom >&2; exit 3"]
+}
+"#
+        ),
+    );
+    let out = vd.try_vd(&["apply", "-f", &f, "--timeout", "60s"]);
+    assert!(!out.status.success(), "apply fails when a pod fails");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("data-crashy.0") && err.contains("exit code 3"),
+        "{err}"
+    );
+    assert!(
+        err.contains("boom"),
+        "the failure shows the pod's last log line: {err}"
+    );
+
+    let pid = vd.pid("data-cache.0");
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    vd.wait_for("restart after kill -9", T, || {
+        vd.pod("data-cache.0").is_some_and(|p| {
+            p["restarts"] == 1 && p["ready"] == true && p["pid"].as_u64() != Some(pid)
+        })
+    });
+
+    // Backoff: after several seconds the crashing pod has restarted a few times, not hundreds.
+    std::thread::sleep(Duration::from_secs(5));
+    let crashy = vd.pod("data-crashy.0").unwrap();
+    let restarts = crashy["restarts"].as_u64().unwrap();
+    assert!((2..=5).contains(&restarts), "restarts = {restarts}");
+    let state = crashy["state"].as_str().unwrap_or_default().to_string();
+    assert!(
+        state.to_lowercase().contains("backoff") || state == "Starting" || state == "Running",
+        "{crashy}"
+    );
+    vd.wait_for("CrashLoopBackOff shows", T, || {
+        vd.pod("data-crashy.0")
+            .is_some_and(|p| p["state"] == "CrashLoopBackOff")
+    });
+}
+
+#[test]
+fn controller_sigkill_keeps_pods_and_readopts_them() {
+    let _g = common::own_addresses();
+    let mut vd = Vd::start();
+    let f = vd.manifest("sts.hcl", &sts(3, ""));
+    vd.apply(&f);
+    let before: Vec<u64> = (0..3).map(|o| vd.pid(&format!("data-cache.{o}"))).collect();
+    vd.kill_server();
+    for (o, pid) in before.iter().enumerate() {
+        assert!(
+            std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "pod {o} survives the controller"
+        );
+    }
+    let _: () = redis(&vd.ip_from_state(0), 6379)
+        .set("during", "outage")
+        .unwrap();
+    vd.start_server();
+    vd.apply(&f);
+    let after: Vec<u64> = (0..3).map(|o| vd.pid(&format!("data-cache.{o}"))).collect();
+    assert_eq!(before, after, "no pod restarted");
+    assert!(vd
+        .pods()
+        .iter()
+        .all(|p| p["restarts"] == 0 && p["ready"] == true));
+    let adopted = vd
+        .events()
+        .iter()
+        .filter(|e| e["reason"] == "Adopted")
+        .count();
+    assert_eq!(adopted, 3);
+}
+
+#[test]
+fn reapply_restarts_nothing_asset_change_rolls_top_down_and_config_rolls() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    let conf = vd.root.path().join("extra.conf");
+    std::fs::write(&conf, "maxmemory 10mb\n").unwrap();
+    let manifest = |replicas: u32| {
+        format!(
+            r#"
+asset "data" "cfg" {{
+  conf = file("./extra.conf")
+}}
+statefulset "data" "cache" {{
+  replicas = {replicas}
+  command  = ["redis-server", "/etc/redis/extra.conf", "--bind", "${{VOODU_POD_IP}}", "--save", ""]
+  ports    = ["6379"]
+  volumes  = ["${{asset.data.cfg.conf}}:/etc/redis/extra.conf:ro"]
+  probes {{
+    readiness {{
+      tcp_socket {{ port = 6379 }}
+      period = "200ms"
+    }}
+  }}
+}}
+"#
+        )
+    };
+    let f = vd.manifest("m.hcl", &manifest(3));
+    vd.apply(&f);
+    let pids =
+        |vd: &Vd| -> Vec<u64> { (0..3).map(|o| vd.pid(&format!("data-cache.{o}"))).collect() };
+    let maxmem = |vd: &Vd, o: u32| -> String {
+        let v: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("maxmemory")
+            .query(&mut redis(&vd.ip(&format!("data-cache.{o}")), 6379))
+            .unwrap();
+        v[1].clone()
+    };
+    assert_eq!(maxmem(&vd, 0), "10485760");
+    let first = pids(&vd);
+
+    let out = vd.apply(&f);
+    assert!(out.contains("unchanged"), "{out}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        pids(&vd),
+        first,
+        "re-applying an unchanged manifest restarts nothing"
+    );
+
+    std::fs::write(&conf, "maxmemory 20mb\n").unwrap();
+    vd.apply(&f);
+    let second = pids(&vd);
+    assert!(
+        second.iter().zip(&first).all(|(a, b)| a != b),
+        "every pod replaced"
+    );
+    for o in 0..3 {
+        assert_eq!(maxmem(&vd, o), "20971520");
+    }
+    let replaced: Vec<String> = vd
+        .events()
+        .iter()
+        .filter(|e| e["reason"] == "Replacing")
+        .map(|e| e["pod"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        replaced,
+        vec!["data-cache.2", "data-cache.1", "data-cache.0"],
+        "rolled top-down"
+    );
+
+    // Config changes roll; --no-restart does not.
+    vd.vd(&[
+        "config",
+        "data/cache",
+        "set",
+        "--no-restart",
+        "GREETING=hello",
+    ]);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(pids(&vd), second, "--no-restart keeps pods");
+    vd.vd(&[
+        "config",
+        "set",
+        "-s",
+        "data",
+        "-n",
+        "cache",
+        "GREETING=bonjour",
+    ]);
+    vd.wait_for("config rollout", T, || {
+        let now = pids(&vd);
+        now.iter().zip(&second).all(|(a, b)| a != b && *a != 0)
+            && vd.pods().iter().all(|p| p["ready"] == true)
+    });
+    // The new value reaches pods that read the bucket through env_from too (redis rewrites its
+    // own /proc/environ, so a shell pod reports what it got).
+    vd.apply(&vd.manifest(
+        "echo.hcl",
+        r#"
+deployment "data" "echo" {
+  env_from = ["data/cache"]
+  command  = ["sh", "-c", "echo greeting=$GREETING ord=$VOODU_REPLICA_ORDINAL scope=$VOODU_SCOPE name=$VOODU_NAME ip=$VOODU_POD_IP; exec sleep 1000"]
+}
+"#,
+    ));
+    vd.wait_for("echo output", T, || {
+        vd.vd(&["logs", "data/echo"]).contains("greeting=")
+    });
+    let logs = vd.vd(&["logs", "data/echo"]);
+    assert!(
+        logs.contains("greeting=bonjour ord=0 scope=data name=echo ip=127."),
+        "{logs}"
+    );
+}
+
+#[test]
+fn failing_liveness_restarts_and_failing_readiness_halts_rollout() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    let m = |ready_port: u16, live_port: u16, tag: &str| {
+        format!(
+            r#"
+statefulset "data" "probed" {{
+  replicas = 2
+  command  = ["redis-server", "--bind", "${{VOODU_POD_IP}}", "--port", "6379", "--save", ""]
+  ports    = ["6379"]
+  env      = {{ TAG = "{tag}" }}
+  probes {{
+    readiness {{
+      tcp_socket {{ port = {ready_port} }}
+      period = "200ms"
+    }}
+    liveness {{
+      exec {{ command = ["redis-cli", "-h", "${{VOODU_POD_IP}}", "-p", "{live_port}", "ping"] }}
+      period            = "300ms"
+      failure_threshold = 2
+    }}
+  }}
+}}
+"#
+        )
+    };
+    vd.apply(&vd.manifest("p.hcl", &m(6379, 6379, "a")));
+    assert!(vd.pods().iter().all(|p| p["restarts"] == 0));
+
+    // Readiness on a closed port: the top pod is replaced, never becomes ready, and the
+    // rollout stops there.
+    let out = vd.try_vd(&[
+        "apply",
+        "-f",
+        &vd.manifest("p.hcl", &m(6390, 6379, "b")),
+        "--timeout",
+        "5s",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("halted") || err.contains("not ready"), "{err}");
+    let p1 = vd.pod("data-probed.1").unwrap();
+    let p0 = vd.pod("data-probed.0").unwrap();
+    assert_eq!(p1["ready"], false);
+    assert_eq!(p0["ready"], true, "pod 0 still serves");
+    let get = vd.vd(&["get", "statefulset", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&get).unwrap();
+    assert_eq!(
+        v[0]["status"]["current"], 1,
+        "only pod 1 runs the new spec: {v}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        vd.pod("data-probed.0").unwrap()["pid"],
+        p0["pid"],
+        "pod 0 was not touched"
+    );
+
+    // Liveness on a closed port: pods get restarted.
+    vd.vd(&[
+        "apply",
+        "-f",
+        &vd.manifest("p.hcl", &m(6379, 6391, "c")),
+        "--no-wait",
+    ]);
+    vd.wait_for("liveness restart", T, || {
+        vd.pods()
+            .iter()
+            .any(|p| p["restarts"].as_u64().unwrap_or(0) >= 1)
+    });
+    assert!(vd.events().iter().any(|e| e["reason"] == "Unhealthy"));
+}
+
+#[test]
+fn deployment_runs_replicas_and_rolls() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    let m = |tag: &str| {
+        format!(
+            r#"
+deployment "web" "app" {{
+  replicas = 2
+  command  = ["sh", "-c", "echo started $TAG; exec sleep 1000"]
+  env      = {{ TAG = "{tag}" }}
+}}
+"#
+        )
+    };
+    vd.apply(&vd.manifest("d.hcl", &m("one")));
+    let pods = vd.pods();
+    assert_eq!(pods.len(), 2);
+    assert_eq!(pods[0]["pod"], "web-app.0");
+    let first: Vec<u64> = pods.iter().map(|p| p["pid"].as_u64().unwrap()).collect();
+    vd.apply(&vd.manifest("d.hcl", &m("two")));
+    let second: Vec<u64> = vd
+        .pods()
+        .iter()
+        .map(|p| p["pid"].as_u64().unwrap())
+        .collect();
+    assert!(second.iter().all(|p| !first.contains(p)), "rolled");
+    // Exactly one replacement per pod: a stopping pod keeps its ordinal, so nothing is started twice.
+    let started = vd
+        .events()
+        .iter()
+        .filter(|e| e["reason"] == "Started")
+        .count();
+    assert_eq!(started, 4, "2 pods created + 2 replaced");
+    let logs = vd.vd(&["logs", "web/app", "--ordinal", "1"]);
+    assert!(logs.contains("started two"), "{logs}");
+}
+
+#[test]
+fn bad_references_are_located_and_change_nothing() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    let f = vd.manifest(
+        "bad.hcl",
+        r#"statefulset "data" "cache" {
+  command = ["redis-server"]
+  volumes = [
+    "${asset.data.missing.conf}:/etc/redis/x.conf:ro",
+  ]
+}
+"#,
+    );
+    let err = vd.vd_fails(&["apply", "-f", &f]);
+    assert!(err.contains("asset `data/missing` does not exist"), "{err}");
+    assert!(
+        err.contains("bad.hcl:4:"),
+        "error is located at the volume line: {err}"
+    );
+    let list = vd.vd(&["get", "-o", "json"]);
+    assert_eq!(list.trim(), "[]", "store unchanged");
+}
