@@ -14,11 +14,13 @@ pub enum Kind {
     Deployment,
     /// Named files materialized on the host and mounted into pods.
     Asset,
+    /// The redis macro: expands server-side into a statefulset plus generated files.
+    Redis,
 }
 
 impl Kind {
     /// Every kind the controller accepts, in the order `vd get` lists them.
-    pub const ALL: [Kind; 3] = [Kind::Asset, Kind::Statefulset, Kind::Deployment];
+    pub const ALL: [Kind; 4] = [Kind::Asset, Kind::Statefulset, Kind::Deployment, Kind::Redis];
 
     /// The manifest keyword for this kind.
     pub fn as_str(self) -> &'static str {
@@ -26,6 +28,7 @@ impl Kind {
             Kind::Statefulset => "statefulset",
             Kind::Deployment => "deployment",
             Kind::Asset => "asset",
+            Kind::Redis => "redis",
         }
     }
 
@@ -35,13 +38,14 @@ impl Kind {
             "statefulset" | "sts" => Some(Kind::Statefulset),
             "deployment" | "deploy" => Some(Kind::Deployment),
             "asset" => Some(Kind::Asset),
+            "redis" | "redi" => Some(Kind::Redis),
             _ => None,
         }
     }
 
     /// Whether resources of this kind run pods.
     pub fn has_pods(self) -> bool {
-        matches!(self, Kind::Statefulset | Kind::Deployment)
+        matches!(self, Kind::Statefulset | Kind::Deployment | Kind::Redis)
     }
 }
 
@@ -115,6 +119,8 @@ pub enum Spec {
     Workload(WorkloadSpec),
     /// An asset's files.
     Asset(AssetSpec),
+    /// A redis macro block.
+    Redis(RedisSpec),
 }
 
 impl Spec {
@@ -122,9 +128,54 @@ impl Spec {
     pub fn workload(&self) -> Option<&WorkloadSpec> {
         match self {
             Spec::Workload(w) => Some(w),
-            Spec::Asset(_) => None,
+            Spec::Asset(_) | Spec::Redis(_) => None,
         }
     }
+}
+
+/// A `redis "scope" "name" {}` block (seed 000). Statefulset fields are kept as the operator
+/// wrote them (`None`: not set, the macro's default applies) so expansion can apply the seed's
+/// merge rules: env deep-merged, volumes additive by destination, probes replaced wholesale.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedisSpec {
+    /// Image; default `redis:7-alpine`.
+    pub image: Option<String>,
+    /// Pods; default 1.
+    pub replicas: Option<u32>,
+    /// Overrides the macro's entrypoint wrapper.
+    pub command: Option<Vec<String>>,
+    /// Deep-merged over the macro's env; operator wins per key.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Buckets added to the env.
+    #[serde(default)]
+    pub env_from: Vec<String>,
+    /// Default `["6379"]`.
+    pub ports: Option<Vec<PortSpec>>,
+    /// Claims in addition to the macro's `data` claim at `/data`.
+    #[serde(default)]
+    pub volume_claims: Vec<VolumeClaim>,
+    /// Binds, merged with the macro's by destination (the operator's entry wins).
+    #[serde(default)]
+    pub volumes: Vec<VolumeMount>,
+    /// `None`: the macro's default probes; `Some`: replaces them wholesale (empty disables).
+    pub probes: Option<Probes>,
+    /// Limits.
+    #[serde(default)]
+    pub resources: Resources,
+    /// `plugin { version = ... }`, recorded (the macro is built in).
+    pub plugin_version: Option<String>,
+    /// `sentinel { ... }`: this resource is a sentinel sibling.
+    pub sentinel: Option<SentinelSpec>,
+}
+
+/// `sentinel { enabled monitor }` inside a redis block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentinelSpec {
+    /// Defaults to true when the block is present.
+    pub enabled: bool,
+    /// `scope/name` of the data redis to watch.
+    pub monitor: Option<String>,
 }
 
 /// Files of an asset block: key -> content.

@@ -231,6 +231,8 @@ impl Cx<'_> {
         let labels = self.labels(b, kind);
         let spec = match kind {
             Kind::Asset => Spec::Asset(self.asset(&b.body)),
+            // Not reachable yet: `redis` is not in KINDS until the macro is parsed.
+            Kind::Redis => Spec::Redis(Default::default()),
             Kind::Statefulset | Kind::Deployment => Spec::Workload(self.workload(kind, &b.body)),
         };
         let spans = std::mem::take(&mut self.spans);

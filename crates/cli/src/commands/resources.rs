@@ -129,6 +129,9 @@ pub async fn describe(ctx: &Ctx, reference: &str) -> Result<(), CliError> {
                 );
             }
         }
+        Spec::Redis(r) => {
+            println!("  redis:     {}", serde_json::to_string(r).unwrap_or_default());
+        }
         Spec::Workload(w) => {
             if let Some(s) = &d.resource.status {
                 println!(
