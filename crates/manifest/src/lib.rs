@@ -1,7 +1,9 @@
 //! HCL manifests to vd resources, with located diagnostics.
 //!
-//! A manifest is a list of blocks `KIND "scope" "name" { ... }` (kinds `statefulset`,
-//! `deployment`, `asset`). Parsing keeps every span (via `hcl-edit`) so that both our own errors
+//! A manifest is a list of blocks `KIND "scope" "name" { ... }` (kinds `statefulset`, `redis`,
+//! `deployment`, `asset`). A `redis` block takes every statefulset field, kept as written
+//! (`None` when unset, for the macro's defaults), plus `plugin { version }` and
+//! `sentinel { enabled monitor }`; the sentinel rules of seed 000 are checked here. Parsing keeps every span (via `hcl-edit`) so that both our own errors
 //! and the ones the server finds later (`Manifest::diagnostic_at`) point at file, line and column.
 //! `file()` and `url()` are resolved here, on the CLI side.
 //!

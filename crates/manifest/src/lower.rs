@@ -16,8 +16,8 @@ use std::sync::Arc;
 use vd_core::env::valid_env_key;
 use vd_core::template::{self, Part, TemplateError, TemplateRef};
 use vd_core::{
-    validate_label, AssetSpec, Kind, Limits, PortSpec, Probe, ProbeAction, Probes, Resource,
-    ResourceRef, Resources, Spec, VolumeClaim, VolumeMount, WorkloadSpec,
+    validate_label, AssetSpec, Kind, Limits, PortSpec, Probe, ProbeAction, Probes, RedisSpec,
+    Resource, ResourceRef, Resources, SentinelSpec, Spec, VolumeClaim, VolumeMount, WorkloadSpec,
 };
 
 /// A resource with its header span and the spans of its fields.
@@ -37,7 +37,7 @@ pub(crate) struct Lowered {
     pub errors: Vec<Diagnostic>,
 }
 
-const KINDS: [&str; 3] = ["statefulset", "deployment", "asset"];
+const KINDS: [&str; 4] = ["statefulset", "redis", "deployment", "asset"];
 const WORKLOAD_FIELDS: [&str; 11] = [
     "image",
     "replicas",
@@ -62,8 +62,30 @@ const DEPLOYMENT_FIELDS: [&str; 9] = [
     "probes",
     "resources",
 ];
+/// A redis block takes every statefulset field plus the macro's own blocks.
+const REDIS_FIELDS: [&str; 13] = [
+    "image",
+    "replicas",
+    "command",
+    "env",
+    "env_from",
+    "ports",
+    "volumes",
+    "volume_claim",
+    "volume_claims",
+    "probes",
+    "resources",
+    "plugin",
+    "sentinel",
+];
 /// Workload fields written `name { ... }` rather than `name = ...`.
 const WORKLOAD_BLOCKS: [&str; 3] = ["volume_claim", "probes", "resources"];
+/// Blocks only macros (`redis`) take.
+const MACRO_BLOCKS: [&str; 2] = ["plugin", "sentinel"];
+const SENTINEL_FIELDS: [&str; 2] = ["enabled", "monitor"];
+/// The claim the redis macro always adds, and where it mounts it.
+const RESERVED_CLAIM: &str = "data";
+const RESERVED_MOUNT: &str = "/data";
 const PROBE_SLOTS: [&str; 3] = ["liveness", "readiness", "startup"];
 const PROBE_ACTIONS: [&str; 3] = ["tcp_socket", "exec", "http_get"];
 const PROBE_FIELDS: [&str; 8] = [
@@ -135,6 +157,36 @@ enum Str {
 enum Num {
     Int(i128),
     Float(f64),
+}
+
+/// The fields of a workload-shaped block as written: `None` where the operator wrote nothing
+/// (or wrote something invalid, which is also an error).
+#[derive(Default)]
+struct Fields {
+    image: Option<String>,
+    /// With the span of the value, for the sentinel quorum check.
+    replicas: Option<(u32, Option<Range<usize>>)>,
+    command: Option<Vec<String>>,
+    env: BTreeMap<String, String>,
+    env_from: Vec<String>,
+    ports: Option<Vec<PortSpec>>,
+    volume_claims: Vec<VolumeClaim>,
+    volumes: Vec<VolumeMount>,
+    probes: Option<Probes>,
+    resources: Resources,
+    plugin_version: Option<String>,
+    sentinel: Option<LocatedSentinel>,
+}
+
+/// A `sentinel { }` block with what its checks need to point at.
+struct LocatedSentinel {
+    spec: SentinelSpec,
+    header: Range<usize>,
+    monitor_span: Option<Range<usize>>,
+    /// `monitor` was written, even if its value was not a string.
+    monitor_written: bool,
+    /// `enabled` was not written or was a bool: the checks that depend on it can run.
+    enabled_known: bool,
 }
 
 /// The lowering state of one file.
@@ -213,8 +265,10 @@ impl Cx<'_> {
             "statefulset" => Kind::Statefulset,
             "deployment" => Kind::Deployment,
             "asset" => Kind::Asset,
+            "redis" => Kind::Redis,
             other => {
-                let mut help = "supported kinds are statefulset, deployment and asset".to_string();
+                let mut help =
+                    "supported kinds are statefulset, redis, deployment and asset".to_string();
                 if let Some(s) = suggest(other, &KINDS) {
                     help = format!("did you mean `{s}`? {help}");
                 }
@@ -231,8 +285,7 @@ impl Cx<'_> {
         let labels = self.labels(b, kind);
         let spec = match kind {
             Kind::Asset => Spec::Asset(self.asset(&b.body)),
-            // Not reachable yet: `redis` is not in KINDS until the macro is parsed.
-            Kind::Redis => Spec::Redis(Default::default()),
+            Kind::Redis => Spec::Redis(self.redis(&b.body, labels.as_ref())),
             Kind::Statefulset | Kind::Deployment => Spec::Workload(self.workload(kind, &b.body)),
         };
         let spans = std::mem::take(&mut self.spans);
@@ -286,19 +339,59 @@ impl Cx<'_> {
         }
     }
 
-    // ----- statefulset / deployment -----
+    // ----- statefulset / deployment / redis -----
 
     fn workload(&mut self, kind: Kind, body: &Body) -> WorkloadSpec {
-        let mut w = WorkloadSpec {
-            replicas: 1,
-            ..WorkloadSpec::default()
-        };
+        let f = self.fields(kind, body);
+        WorkloadSpec {
+            image: f.image,
+            replicas: f.replicas.map_or(1, |(n, _)| n),
+            command: f.command.unwrap_or_default(),
+            env: f.env,
+            env_from: f.env_from,
+            ports: f.ports.unwrap_or_default(),
+            volume_claims: f.volume_claims,
+            volumes: f.volumes,
+            probes: f.probes.unwrap_or_default(),
+            resources: f.resources,
+        }
+    }
+
+    /// The redis macro: statefulset fields as written (unset stays `None` for the server's
+    /// defaults), plus `plugin` and `sentinel`. `id` is the block's (scope, name) when valid.
+    fn redis(&mut self, body: &Body, id: Option<&(String, String)>) -> RedisSpec {
+        let f = self.fields(Kind::Redis, body);
+        let sentinel = f.sentinel.map(|s| {
+            self.check_sentinel(&s, f.replicas.as_ref(), id);
+            s.spec
+        });
+        RedisSpec {
+            image: f.image,
+            replicas: f.replicas.map(|(n, _)| n),
+            command: f.command,
+            env: f.env,
+            env_from: f.env_from,
+            ports: f.ports,
+            volume_claims: f.volume_claims,
+            volumes: f.volumes,
+            probes: f.probes,
+            resources: f.resources,
+            plugin_version: f.plugin_version,
+            sentinel,
+        }
+    }
+
+    /// The body of a statefulset, deployment or redis block, checked field by field.
+    fn fields(&mut self, kind: Kind, body: &Body) -> Fields {
+        let mut w = Fields::default();
         let ctx = kind.as_str();
-        let known: &[&str] = if kind == Kind::Statefulset {
-            &WORKLOAD_FIELDS
-        } else {
-            &DEPLOYMENT_FIELDS
+        let is_redis = kind == Kind::Redis;
+        let known: &[&str] = match kind {
+            Kind::Redis => &REDIS_FIELDS,
+            Kind::Deployment => &DEPLOYMENT_FIELDS,
+            _ => &WORKLOAD_FIELDS,
         };
+        let claims_allowed = kind != Kind::Deployment;
         let mut seen_blocks: HashSet<&str> = HashSet::new();
         // Claims from both forms, in source order, with the span of each name and mount path.
         let mut claims: Vec<LocatedClaim> = Vec::new();
@@ -329,24 +422,20 @@ impl Cx<'_> {
                             if let Some(n) =
                                 self.whole(v, "replicas", 0, u64::from(u32::MAX), "replicas = 3")
                             {
-                                w.replicas = u32::try_from(n).unwrap_or(u32::MAX);
+                                w.replicas = Some((u32::try_from(n).unwrap_or(u32::MAX), v.span()));
                             }
                         }
-                        "command" => {
-                            w.command = self
-                                .string_list(v, "command", Str::Template)
-                                .unwrap_or_default()
-                        }
+                        "command" => w.command = self.string_list(v, "command", Str::Template),
                         "env" => w.env = self.env(v),
                         "env_from" => w.env_from = self.env_from(v),
-                        "ports" => w.ports = self.ports(v),
+                        "ports" => w.ports = Some(self.ports(v)),
                         "volumes" => {
                             for (m, span) in self.volumes(v) {
                                 w.volumes.push(m);
                                 volume_spans.push(span);
                             }
                         }
-                        "volume_claims" if kind == Kind::Statefulset => {
+                        "volume_claims" if claims_allowed => {
                             for (claim, name_span, mount_span) in
                                 self.claim_list(v, &mut claim_count)
                             {
@@ -356,10 +445,13 @@ impl Cx<'_> {
                         "volume_claims" => {
                             self.no_claims_in_deployment(a.key.span(), "volume_claims")
                         }
-                        "volume_claim" if kind == Kind::Deployment => {
+                        "volume_claim" if !claims_allowed => {
                             self.no_claims_in_deployment(a.key.span(), "volume_claim")
                         }
-                        k if WORKLOAD_BLOCKS.contains(&k) => self.err(
+                        "plugin" | "sentinel" if !is_redis => {
+                            self.macro_only(key, a.key.span(), ctx)
+                        }
+                        k if WORKLOAD_BLOCKS.contains(&k) || MACRO_BLOCKS.contains(&k) => self.err(
                             a.key.span(),
                             format!("`{k}` is a block, not an attribute"),
                             format!("write `{k} {{ ... }}` without `=`"),
@@ -369,7 +461,9 @@ impl Cx<'_> {
                 }
                 Structure::Block(b) => {
                     let name = b.ident.as_str();
-                    if matches!(name, "probes" | "resources") {
+                    let single = matches!(name, "probes" | "resources")
+                        || (is_redis && MACRO_BLOCKS.contains(&name));
+                    if single {
                         if !seen_blocks.insert(name) {
                             self.err(
                                 Some(header_span(b)),
@@ -381,7 +475,7 @@ impl Cx<'_> {
                         self.no_labels(b);
                     }
                     match name {
-                        "volume_claim" if kind == Kind::Statefulset => {
+                        "volume_claim" if claims_allowed => {
                             if let Some(c) = self.claim_block(b, claim_count) {
                                 claims.push(c);
                             }
@@ -390,8 +484,11 @@ impl Cx<'_> {
                         "volume_claim" | "volume_claims" => {
                             self.no_claims_in_deployment(b.ident.span(), name)
                         }
-                        "probes" => w.probes = self.probes(b),
+                        "probes" => w.probes = Some(self.probes(b)),
                         "resources" => w.resources = self.resources(b),
+                        "plugin" if is_redis => w.plugin_version = self.plugin(b),
+                        "sentinel" if is_redis => w.sentinel = Some(self.sentinel(b)),
+                        "plugin" | "sentinel" => self.macro_only(name, b.ident.span(), ctx),
                         k if known.contains(&k) => self.err(
                             b.ident.span(),
                             format!("`{k}` is an attribute, not a block"),
@@ -403,9 +500,42 @@ impl Cx<'_> {
             }
         }
 
+        // The macro brings its own `data` claim at /data; nothing may take its name or path.
+        if is_redis {
+            for (c, name_span, mount_span) in &claims {
+                if c.name == RESERVED_CLAIM {
+                    self.err(
+                        name_span.clone(),
+                        "volume claim `data` is reserved by the redis macro",
+                        "the macro already provides `data` at /data; remove this claim, or give an additional claim another name, e.g. \"backups\"",
+                    );
+                } else if same_path(&c.mount_path, RESERVED_MOUNT) {
+                    self.err(
+                        mount_span.clone(),
+                        format!("mount path `{}` is taken by the redis macro's `data` claim", c.mount_path),
+                        "the macro already provides `data` at /data; mount this claim elsewhere, e.g. \"/backups\"",
+                    );
+                }
+            }
+            for (v, span) in w.volumes.iter().zip(&volume_spans) {
+                if same_path(&v.target, RESERVED_MOUNT) {
+                    self.err(
+                        span.clone(),
+                        format!(
+                            "mount path `{}` is taken by the redis macro's `data` claim",
+                            v.target
+                        ),
+                        "the macro already provides `data` at /data; mount this volume elsewhere",
+                    );
+                }
+            }
+        }
         // Claim names must be unique: they name the per-pod volumes.
         let mut names: HashSet<String> = HashSet::new();
         for (c, name_span, _) in &claims {
+            if is_redis && c.name == RESERVED_CLAIM {
+                continue;
+            }
             if !names.insert(c.name.clone()) {
                 self.err(
                     name_span.clone(),
@@ -424,7 +554,8 @@ impl Cx<'_> {
                     .iter()
                     .zip(&volume_spans)
                     .map(|(v, s)| (v.target.clone(), s.clone())),
-            );
+            )
+            .filter(|(target, _)| !(is_redis && same_path(target, RESERVED_MOUNT)));
         let mut dups = Vec::new();
         for (target, span) in mounts {
             if !targets.insert(target.clone()) {
@@ -440,6 +571,200 @@ impl Cx<'_> {
         }
         w.volume_claims = claims.into_iter().map(|(c, _, _)| c).collect();
         w
+    }
+
+    /// `plugin` or `sentinel` outside a redis block.
+    fn macro_only(&mut self, name: &str, span: Option<Range<usize>>, ctx: &str) {
+        let help = if name == "plugin" {
+            "`plugin { version = \"...\" }` belongs to macros such as `redis`; remove it from this block".to_string()
+        } else {
+            format!("`sentinel {{ monitor = \"scope/name\" }}` belongs to the redis macro: declare a sentinel sibling as `redis \"scope\" \"name-ha\" {{ sentinel {{ ... }} }}`, not in a {ctx}")
+        };
+        self.err(span, format!("`{name}` is not allowed in a {ctx}"), help);
+    }
+
+    // ----- redis macro blocks -----
+
+    /// `plugin { version = "..." }`: recorded, the macro is built in.
+    fn plugin(&mut self, b: &Block) -> Option<String> {
+        self.record("plugin", Some(header_span(b)));
+        let mut version = None;
+        for structure in b.body.iter() {
+            match structure {
+                Structure::Attribute(a) if a.key.as_str() == "version" => {
+                    self.record("plugin.version", a.value.span());
+                    let Some(v) = self.string(&a.value, "plugin.version", Str::Literal) else {
+                        continue;
+                    };
+                    if v.trim().is_empty() {
+                        self.err(
+                            a.value.span(),
+                            "`plugin.version` is empty",
+                            "write the plugin version, e.g. version = \"0.14.0\", or remove the plugin block",
+                        );
+                    } else {
+                        version = Some(v);
+                    }
+                }
+                Structure::Attribute(a) => {
+                    self.unknown_field(a.key.as_str(), a.key.span(), "plugin", &["version"])
+                }
+                Structure::Block(inner) => self.unknown_field(
+                    inner.ident.as_str(),
+                    inner.ident.span(),
+                    "plugin",
+                    &["version"],
+                ),
+            }
+        }
+        version
+    }
+
+    /// `sentinel { enabled = bool  monitor = "scope/name" }`; checked with the rest of the
+    /// block by `check_sentinel`.
+    fn sentinel(&mut self, b: &Block) -> LocatedSentinel {
+        let header = header_span(b);
+        self.record("sentinel", Some(header.clone()));
+        let mut s = LocatedSentinel {
+            spec: SentinelSpec {
+                enabled: true,
+                monitor: None,
+            },
+            header,
+            monitor_span: None,
+            monitor_written: false,
+            enabled_known: true,
+        };
+        for structure in b.body.iter() {
+            match structure {
+                Structure::Attribute(a) => {
+                    let key = a.key.as_str();
+                    let v = &a.value;
+                    match key {
+                        "enabled" => {
+                            self.record("sentinel.enabled", v.span());
+                            match unparen(v) {
+                                Expression::Bool(flag) => s.spec.enabled = *flag.value(),
+                                other => {
+                                    s.enabled_known = false;
+                                    let help = match other {
+                                        Expression::String(t)
+                                            if matches!(t.value().as_str(), "true" | "false") =>
+                                        {
+                                            format!("write enabled = {} (no quotes)", t.value())
+                                        }
+                                        _ => "write enabled = true or enabled = false".to_string(),
+                                    };
+                                    self.err(
+                                        v.span(),
+                                        format!(
+                                            "`sentinel.enabled` must be true or false, found {}",
+                                            describe(other)
+                                        ),
+                                        help,
+                                    );
+                                }
+                            }
+                        }
+                        "monitor" => {
+                            self.record("sentinel.monitor", v.span());
+                            s.monitor_written = true;
+                            s.monitor_span = v.span();
+                            s.spec.monitor = self.string(v, "sentinel.monitor", Str::Literal);
+                        }
+                        other => {
+                            self.unknown_field(other, a.key.span(), "sentinel", &SENTINEL_FIELDS)
+                        }
+                    }
+                }
+                Structure::Block(inner) => self.unknown_field(
+                    inner.ident.as_str(),
+                    inner.ident.span(),
+                    "sentinel",
+                    &SENTINEL_FIELDS,
+                ),
+            }
+        }
+        s
+    }
+
+    /// Seed 000's sentinel rules: a monitor is required when enabled and must name another
+    /// redis in the same scope; two sentinels are rejected (quorum).
+    fn check_sentinel(
+        &mut self,
+        s: &LocatedSentinel,
+        replicas: Option<&(u32, Option<Range<usize>>)>,
+        id: Option<&(String, String)>,
+    ) {
+        let scope = id.map_or("scope", |(scope, _)| scope.as_str());
+        // An `enabled` that was not a bool has its own error; its intent is unknown.
+        let enabled = s.spec.enabled && s.enabled_known;
+        match &s.spec.monitor {
+            Some(m) => self.check_monitor(m, s.monitor_span.clone(), id),
+            // A monitor that was written but did not parse has its own error already.
+            None if enabled && !s.monitor_written => self.err(
+                Some(s.header.clone()),
+                "`sentinel` has no monitor",
+                format!("a sentinel sibling watches a data redis: write `monitor = \"{scope}/NAME\"` in the sentinel block (the data redis in this scope), or `enabled = false` to turn sentinel mode off"),
+            ),
+            None => {}
+        }
+        if let Some((2, span)) = replicas {
+            if enabled {
+                self.err(
+                    span.clone(),
+                    "`replicas = 2` is rejected for a sentinel sibling: quorum floor(2/2)+1 = 2: any single sentinel outage blocks failover, strictly worse than 1",
+                    "use 1 (observer) or 3+: replicas = 3 gives real HA, replicas = 1 an observer only",
+                );
+            }
+        }
+    }
+
+    fn check_monitor(
+        &mut self,
+        m: &str,
+        span: Option<Range<usize>>,
+        id: Option<&(String, String)>,
+    ) {
+        let scope = id.map_or("scope", |(scope, _)| scope.as_str());
+        let example = format!("e.g. monitor = \"{scope}/redis\"");
+        let parts: Vec<&str> = m.split('/').collect();
+        let [ms, mn] = parts.as_slice() else {
+            self.err(
+                span,
+                format!("`sentinel.monitor` must be \"scope/name\", found \"{m}\""),
+                format!("write the data redis this sentinel watches as \"scope/name\", {example}"),
+            );
+            return;
+        };
+        for (part, what) in [(ms, "monitor scope"), (mn, "monitor name")] {
+            if let Err(e) = validate_label(what, part) {
+                self.err(
+                    span,
+                    format!("in `sentinel.monitor`: {e}"),
+                    format!(
+                        "write the data redis this sentinel watches as \"scope/name\", {example}"
+                    ),
+                );
+                return;
+            }
+        }
+        let Some((own_scope, own_name)) = id else {
+            return;
+        };
+        if ms != own_scope {
+            self.err(
+                span,
+                format!("`sentinel.monitor` \"{m}\" is in scope `{ms}`, but this redis is in scope `{own_scope}`"),
+                format!("sentinel siblings must watch a redis in the same scope; multi-scope clusters need their own sentinel siblings: monitor a redis in `{own_scope}` here, and declare a sentinel sibling in scope `{ms}` to watch {m}"),
+            );
+        } else if mn == own_name {
+            self.err(
+                span,
+                format!("`sentinel.monitor` points at this redis itself (\"{m}\")"),
+                format!("a sentinel sibling watches a separate data redis: declare the data redis as its own block, e.g. `redis \"{own_scope}\" \"redis\" {{}}`, and write monitor = \"{own_scope}/redis\" here"),
+            );
+        }
     }
 
     fn no_claims_in_deployment(&mut self, span: Option<Range<usize>>, name: &str) {
@@ -1621,6 +1946,19 @@ fn valid_asset_key(k: &str) -> bool {
 fn leaf(field: &str) -> &str {
     let f = field.rsplit('.').next().unwrap_or(field);
     f.split('[').next().unwrap_or(f)
+}
+
+/// Two absolute paths name the same place, trailing slashes aside.
+fn same_path(a: &str, b: &str) -> bool {
+    let trim = |p: &str| {
+        let t = p.trim_end_matches('/');
+        if t.is_empty() {
+            "/".to_string()
+        } else {
+            t.to_string()
+        }
+    };
+    trim(a) == trim(b)
 }
 
 /// The identifier or quoted key at the start of `s`.

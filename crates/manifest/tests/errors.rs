@@ -73,7 +73,7 @@ fn syntax_error_is_located() {
 
 #[test]
 fn unsupported_kinds_are_rejected_at_the_kind() {
-    for kind in ["redis", "app", "postgres", "ingress", "cronjob"] {
+    for kind in ["app", "postgres", "ingress", "cronjob"] {
         let d = single(
             &format!("asset \"a\" \"b\" {{}}\n\n  {kind} \"data\" \"x\" {{\n  image = \"y\"\n}}\n"),
             &format!("kind `{kind}` is not supported yet"),
@@ -83,7 +83,7 @@ fn unsupported_kinds_are_rejected_at_the_kind() {
         assert!(
             d.help()
                 .unwrap()
-                .contains("statefulset, deployment and asset"),
+                .contains("statefulset, redis, deployment and asset"),
             "{:?}",
             d.help()
         );
@@ -95,6 +95,19 @@ fn unsupported_kinds_are_rejected_at_the_kind() {
         1,
     );
     assert!(d.help().unwrap().starts_with("did you mean `statefulset`?"));
+    let d = single(
+        "rediss \"a\" \"b\" {}\n",
+        "kind `rediss` is not supported yet",
+        1,
+        1,
+    );
+    assert!(d.help().unwrap().starts_with("did you mean `redis`?"));
+    // `redis` itself is supported: the same block parses.
+    assert!(parse_str(
+        Path::new(PATH),
+        "redis \"data\" \"x\" {\n  image = \"y\"\n}\n"
+    )
+    .is_ok());
 }
 
 #[test]

@@ -4,7 +4,7 @@ use proptest::prelude::*;
 use std::path::Path;
 use vd_manifest::{parse_str, Diagnostics, Manifest};
 
-const SEEDS: [&str; 4] = [
+const SEEDS: [&str; 7] = [
     r#"statefulset "data" "cache" {
   image    = "redis:7-alpine"
   replicas = 3
@@ -44,6 +44,25 @@ const SEEDS: [&str; 4] = [
   }
 }
 "#,
+    r#"redis "clowk-lp" "redis-ha" {
+  image    = "redis:8"
+  replicas = 3
+  env      = { MAXMEMORY = "256mb" }
+  volumes  = ["${asset.clowk-lp.ha.defs}:/etc/sentinel/conf.d/overrides.conf:ro"]
+  volume_claim "backups" {
+    mount_path = "/backups"
+  }
+  probes {}
+  plugin {
+    version = "0.14.0"
+  }
+  sentinel {
+    enabled = true
+    monitor = "clowk-lp/redis"
+  }
+}
+redis "data" "cache" {}
+"#,
     r#"asset "data" "cfg" {
   conf  = file("./conf/redis.conf")
   users = <<EOT
@@ -61,6 +80,28 @@ EOT
 app "a" "b" { tls { email = "x" } }
 "#,
     "statefulset \"a\" \"b\" {\n  image = \"${ asset . a . b . c }${~ X ~}%{ for x in y }${x}%{ endfor }\"\n}\n",
+    r#"redis "a" "b" {
+  replicas = 2
+  sentinel { monitor = "c/b" }
+  volume_claims = [{ name = "data", mount_path = "/data" }]
+  plugin { version = 1, x = 2 }
+}
+redis "a" "c" {
+  sentinel {
+    enabled = "yes"
+    monitor = "a/c"
+  }
+  sentinel {}
+}
+statefulset "a" "d" {
+  plugin { version = "1" }
+  sentinel = { monitor = "a/b" }
+}
+"#,
+    r#"redis "a" "b" { sentinel { monitor = "a/b/c" } }
+redis "a" "d" { sentinel { monitor = 7 } }
+redis "A" "e" { sentinel {} }
+"#,
 ];
 
 /// Checks what a parse returned is self-consistent: errors located inside the text, spans valid.
@@ -179,10 +220,12 @@ proptest! {
 
 #[test]
 fn seeds_exercise_both_outcomes() {
-    // The first seed is valid; the rest fail in many ways at once. Either way, no panic.
-    check(SEEDS[0], parse_str(path(), SEEDS[0]));
-    assert!(parse_str(path(), SEEDS[0]).is_ok());
-    for seed in &SEEDS[1..] {
+    // The first two seeds are valid; the rest fail in many ways at once. Either way, no panic.
+    for seed in &SEEDS[..2] {
+        check(seed, parse_str(path(), seed));
+        assert!(parse_str(path(), seed).is_ok(), "{seed}");
+    }
+    for seed in &SEEDS[2..] {
         let errs = parse_str(path(), seed).unwrap_err();
         check(seed, Err(errs));
     }
