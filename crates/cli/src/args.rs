@@ -110,6 +110,67 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Link a redis to a consumer: writes REDIS_URL (and REDIS_READ_URL) into its bucket.
+    #[command(name = "redis:link")]
+    RedisLink {
+        /// The redis, SCOPE/NAME.
+        provider: String,
+        /// The consumer's bucket, SCOPE/NAME.
+        consumer: String,
+        /// Only a round-robin REDIS_URL (read-only consumers).
+        #[arg(long)]
+        reads: bool,
+        /// Don't roll the consumer's pods.
+        #[arg(long)]
+        no_restart: bool,
+    },
+    /// Remove exactly what redis:link added.
+    #[command(name = "redis:unlink")]
+    RedisUnlink {
+        /// The redis, SCOPE/NAME.
+        provider: String,
+        /// The consumer, SCOPE/NAME.
+        consumer: String,
+        /// Don't roll the consumer's pods.
+        #[arg(long)]
+        no_restart: bool,
+    },
+    /// Live switchover to a replica: no restarts, no acknowledged write lost.
+    #[command(name = "redis:failover")]
+    RedisFailover {
+        /// SCOPE/NAME.
+        reference: String,
+        /// Ordinal to promote (default: the most caught-up replica).
+        #[arg(long)]
+        replica: Option<u32>,
+        /// Don't roll linked consumers.
+        #[arg(long)]
+        no_restart: bool,
+    },
+    /// Print the master's URL (with --external, an address usable from this host).
+    #[command(name = "redis:url")]
+    RedisUrl {
+        /// SCOPE/NAME.
+        reference: String,
+        /// An address reachable from the host instead of the pod name.
+        #[arg(long)]
+        external: bool,
+    },
+    /// redis-cli against the master (the password goes through the environment).
+    #[command(name = "redis:cli")]
+    RedisCli {
+        /// SCOPE/NAME.
+        reference: String,
+        /// Arguments for redis-cli.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Per-pod replication state: role, offset, lag, link, memory, clients.
+    #[command(name = "redis:info")]
+    RedisInfo {
+        /// SCOPE/NAME.
+        reference: String,
+    },
     /// Stop the server; with --stop-pods also its pods (volumes stay).
     Shutdown {
         /// Stop every pod first.

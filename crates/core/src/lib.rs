@@ -10,6 +10,7 @@ pub mod hosts;
 pub mod model;
 pub mod naming;
 pub mod pod;
+pub mod redis;
 pub mod rollout;
 pub mod template;
 

@@ -20,7 +20,12 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind the controller accepts, in the order `vd get` lists them.
-    pub const ALL: [Kind; 4] = [Kind::Asset, Kind::Statefulset, Kind::Deployment, Kind::Redis];
+    pub const ALL: [Kind; 4] = [
+        Kind::Asset,
+        Kind::Statefulset,
+        Kind::Deployment,
+        Kind::Redis,
+    ];
 
     /// The manifest keyword for this kind.
     pub fn as_str(self) -> &'static str {

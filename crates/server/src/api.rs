@@ -9,7 +9,6 @@ use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
-use vd_core::naming::pod_name;
 use vd_core::{Kind, Resource, ResourceRef, Spec};
 use vd_store::ChangeKind;
 
@@ -65,10 +64,11 @@ fn validate(ctl: &Controller, resources: &[Resource]) -> Result<(), ServerError>
                 help: Some("remove one of the two blocks".into()),
             });
         }
-        if let Spec::Workload(w) = &r.spec {
+        if let Some(w) = crate::workloads::workload_of(r) {
+            let w = &w;
             let base = format!("{}-{}", r.id.scope, r.id.name);
             if let Some(other) = pod_bases.get(&base) {
-                if other != &r.id && (other.scope != r.id.scope || other.name != r.id.name) {
+                if other != &r.id {
                     problems.push(Problem {
                         resource: Some(r.id.clone()),
                         field: String::new(),
@@ -81,9 +81,13 @@ fn validate(ctl: &Controller, resources: &[Resource]) -> Result<(), ServerError>
                 }
             }
             pod_bases.insert(base, r.id.clone());
-            if let Err(mut p) = ctl.desired(&r.id, w, &assets)? {
+            let overlay = crate::redis::password_overlay(ctl, r)?;
+            if let Err(mut p) = ctl.desired_with(&r.id, w, &assets, overlay.as_ref())? {
                 problems.append(&mut p);
             }
+        }
+        if let Some(spec) = crate::redis::spec_of(r) {
+            problems.extend(crate::redis::validate(ctl, r, spec, &assets)?);
         }
     }
     if problems.is_empty() {
@@ -116,8 +120,14 @@ pub async fn apply(
         ctl.store.plan_apply(&req.resources)?
     } else {
         for r in &req.resources {
+            if crate::redis::spec_of(r).is_some() {
+                crate::redis::ensure_password(&ctl, &r.id)?;
+            }
             if let Spec::Asset(a) = &r.spec {
                 crate::assets::materialize(&ctl.assets_dir(), &r.id, a)?;
+            }
+            if let Some((id, a)) = crate::workloads::generated_asset(r) {
+                crate::assets::materialize(&ctl.assets_dir(), &id, &a)?;
             }
         }
         ctl.store.apply(&req.resources)?
@@ -127,8 +137,8 @@ pub async fn apply(
     let assets = ctl.assets(&req.resources)?;
     let mut hashes = BTreeMap::new();
     for r in &req.resources {
-        if let Spec::Workload(w) = &r.spec {
-            if let Ok((_, h)) = ctl.desired(&r.id, w, &assets)? {
+        if let Some(w) = crate::workloads::workload_of(r) {
+            if let Ok((_, h)) = ctl.desired(&r.id, &w, &assets)? {
                 hashes.insert(r.id.clone(), h);
             }
         }
@@ -233,8 +243,8 @@ pub async fn describe(
         .get(&id)?
         .ok_or_else(|| ServerError::NotFound(format!("{id} does not exist")))?;
     let events = ctl.store.events(Some(&id), 0, 20)?;
-    let limits = match &stored.resource.spec {
-        Spec::Workload(w)
+    let limits = match crate::workloads::workload_of(&stored.resource) {
+        Some(w)
             if w.resources.limits.cpu_millis.is_some()
                 || w.resources.limits.memory_bytes.is_some() =>
         {
@@ -271,7 +281,7 @@ pub async fn delete(
             .list(None)?
             .into_iter()
             .filter(|r| {
-                r.resource.spec.workload().is_some_and(|w| {
+                crate::workloads::workload_of(&r.resource).is_some_and(|w| {
                     let needle = format!("${{asset.{}.{}.", id.scope, id.name);
                     w.volumes.iter().any(|v| v.source.contains(&needle))
                         || w.env.values().any(|v| v.contains(&needle))
@@ -313,7 +323,7 @@ pub async fn delete(
         });
     }
     if q.prune {
-        if let Spec::Workload(w) = &stored.resource.spec {
+        if let Some(w) = crate::workloads::workload_of(&stored.resource) {
             let volumes = ctl.runtime.list_volumes().await?;
             for claim in &w.volume_claims {
                 let prefix = format!("voodu-{}-{}-{}-", id.scope, id.name, claim.name);
@@ -423,48 +433,7 @@ pub async fn config_update(
             }));
         }
     }
-    let before = if req.no_restart {
-        ctl.desired_hashes()?
-    } else {
-        BTreeMap::new()
-    };
-    let changed = ctl
-        .store
-        .config_update(&scope, req.name.as_deref(), &req.set, &req.unset)?;
-    if changed {
-        if req.no_restart {
-            // Running pods are declared current for the new config: it reaches them on their
-            // next restart instead of through a rollout now.
-            let after = ctl.desired_hashes()?;
-            for pod in ctl.pod_views() {
-                let id = ResourceRef::new(pod.kind, &pod.scope, &pod.name);
-                if let (Some(b), Some(a)) = (before.get(&id), after.get(&id)) {
-                    if b != a && pod.hash == *b {
-                        ctl.store
-                            .meta_set(&format!("pod-hash:{}", pod_name(&id, pod.ordinal)), a)?;
-                    }
-                }
-            }
-        }
-        let level = match &req.name {
-            Some(n) => format!("{scope}/{n}"),
-            None => scope.clone(),
-        };
-        let keys: Vec<&str> = req
-            .set
-            .keys()
-            .map(String::as_str)
-            .chain(req.unset.iter().map(String::as_str))
-            .collect();
-        ctl.event(
-            "info",
-            None,
-            None,
-            "ConfigChanged",
-            &format!("{level}: {}", keys.join(", ")),
-        );
-        ctl.notify();
-    }
+    ctl.update_config(&scope, req.name.as_deref(), &req.set, &req.unset, req.no_restart)?;
     let vars = ctl.store.config_get(&scope, req.name.as_deref())?;
     Ok(Json(ConfigView {
         scope,
@@ -510,4 +479,63 @@ pub async fn shutdown(
     }
     ctl.shutdown.notify_one();
     Json(serde_json::json!({ "stopping": true }))
+}
+
+/// `GET /v1/redis`.
+pub async fn redis_list(State(ctl): Ctl) -> Result<Json<Vec<crate::redis::RedisView>>, ServerError> {
+    Ok(Json(crate::redis::list(&ctl)?))
+}
+
+/// `POST /v1/redis/{scope}/{name}/link`.
+pub async fn redis_link(
+    State(ctl): Ctl,
+    Path((scope, name)): Path<(String, String)>,
+    Json(req): Json<crate::redis::LinkRequest>,
+) -> Result<Json<BTreeMap<String, String>>, ServerError> {
+    Ok(Json(crate::redis::link(&ctl, &scope, &name, &req)?))
+}
+
+/// Body of `POST /v1/redis/{scope}/{name}/unlink`.
+#[derive(Debug, Deserialize, serde::Serialize)]
+pub struct UnlinkRequest {
+    /// `scope/name`.
+    pub consumer: String,
+    /// Don't roll the consumer.
+    #[serde(default)]
+    pub no_restart: bool,
+}
+
+/// `POST /v1/redis/{scope}/{name}/unlink`.
+pub async fn redis_unlink(
+    State(ctl): Ctl,
+    Path((scope, name)): Path<(String, String)>,
+    Json(req): Json<UnlinkRequest>,
+) -> Result<Json<serde_json::Value>, ServerError> {
+    crate::redis::unlink(&ctl, &scope, &name, &req.consumer, req.no_restart)?;
+    Ok(Json(serde_json::json!({ "unlinked": req.consumer })))
+}
+
+/// `POST /v1/redis/{scope}/{name}/failover`.
+pub async fn redis_failover(
+    State(ctl): Ctl,
+    Path((scope, name)): Path<(String, String)>,
+    Json(req): Json<crate::redis::FailoverRequest>,
+) -> Result<Json<crate::redis::FailoverReport>, ServerError> {
+    Ok(Json(crate::redis::failover(&ctl, &scope, &name, &req).await?))
+}
+
+/// `GET /v1/redis/{scope}/{name}/info`.
+pub async fn redis_info(
+    State(ctl): Ctl,
+    Path((scope, name)): Path<(String, String)>,
+) -> Result<Json<Vec<crate::redis::NodeInfo>>, ServerError> {
+    Ok(Json(crate::redis::info(&ctl, &scope, &name).await?))
+}
+
+/// `GET /v1/redis/{scope}/{name}/endpoints`.
+pub async fn redis_endpoints(
+    State(ctl): Ctl,
+    Path((scope, name)): Path<(String, String)>,
+) -> Result<Json<crate::redis::Endpoints>, ServerError> {
+    Ok(Json(crate::redis::endpoints(&ctl, &scope, &name)?))
 }

@@ -7,9 +7,11 @@ pub mod controller;
 pub mod error;
 pub mod http;
 pub mod probes;
+pub mod redis;
 pub mod resolve;
 pub mod supervisor;
 pub mod types;
+pub mod workloads;
 
 pub use controller::{Controller, ServerConfig};
 pub use error::ServerError;

@@ -275,7 +275,7 @@ fn addresses(ip: &str, ctl: &Controller, owner: &ResourceRef) -> Vec<String> {
         .get(owner)
         .ok()
         .flatten()
-        .and_then(|r| r.resource.spec.workload().map(|w| w.ports.clone()))
+        .and_then(|r| crate::workloads::workload_of(&r.resource).map(|w| w.ports))
         .unwrap_or_default();
     if ports.is_empty() {
         return vec![ip.to_string()];

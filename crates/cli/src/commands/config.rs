@@ -170,10 +170,11 @@ pub async fn config(ctx: &Ctx, a: ConfigArgs) -> Result<(), CliError> {
                 }
                 return Ok(());
             }
-            let vars: &BTreeMap<String, String> = &view.vars;
-            render::print(ctx.output, vars, || {
+            // Listings never show secrets; `get KEY` prints one value on purpose.
+            let vars: BTreeMap<String, String> = view.vars.iter().map(|(k, v)| (k.clone(), redact(k, v))).collect();
+            render::print(ctx.output, &vars, || {
                 let mut t = table(&["KEY", "VALUE"]);
-                for (k, v) in vars {
+                for (k, v) in &vars {
                     t.add_row(vec![k.clone(), v.clone()]);
                 }
                 t
@@ -182,6 +183,25 @@ pub async fn config(ctx: &Ctx, a: ConfigArgs) -> Result<(), CliError> {
         _ => unreachable!("verbs are checked in parse"),
     }
     Ok(())
+}
+
+/// Hides secrets in listings: values of `*PASSWORD*`, `*SECRET*`, `*TOKEN*` keys, and the
+/// password part of URLs (`redis://user:pw@host`).
+fn redact(key: &str, value: &str) -> String {
+    let k = key.to_ascii_uppercase();
+    if ["PASSWORD", "SECRET", "TOKEN", "AUTH"].iter().any(|s| k.contains(s)) {
+        return "<redacted>".into();
+    }
+    match (value.find("://"), value.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &value[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:<redacted>{}", &value[..scheme + 3], &value[at..]),
+                None => value.to_string(),
+            }
+        }
+        _ => value.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -195,6 +215,13 @@ mod tests {
             no_restart: false,
             rest: rest.iter().map(|s| s.to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn listings_redact_secrets() {
+        assert_eq!(redact("REDIS_PASSWORD", "abc"), "<redacted>");
+        assert_eq!(redact("REDIS_URL", "redis://default:abc@cache-0.data.voodu:6379"), "redis://default:<redacted>@cache-0.data.voodu:6379");
+        assert_eq!(redact("MODE", "fast"), "fast");
     }
 
     #[test]

@@ -44,6 +44,9 @@ fn path(id: &ResourceRef) -> String {
 
 /// `vd get [KIND]`.
 pub async fn get(ctx: &Ctx, kind: Option<&str>) -> Result<(), CliError> {
+    if matches!(kind, Some("redis")) {
+        return super::redis::list(ctx).await;
+    }
     if matches!(kind, Some("pods" | "pod" | "po")) {
         let pods: Vec<PodView> = ctx.client.get("/v1/pods").await?;
         render::print(ctx.output, &pods, || {
@@ -130,7 +133,10 @@ pub async fn describe(ctx: &Ctx, reference: &str) -> Result<(), CliError> {
             }
         }
         Spec::Redis(r) => {
-            println!("  redis:     {}", serde_json::to_string(r).unwrap_or_default());
+            println!(
+                "  redis:     {}",
+                serde_json::to_string(r).unwrap_or_default()
+            );
         }
         Spec::Workload(w) => {
             if let Some(s) = &d.resource.status {

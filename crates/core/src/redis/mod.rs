@@ -1,0 +1,61 @@
+//! The redis macro (seed 000): `redis "scope" "name" {}` becomes a statefulset plus two generated
+//! files (a base `redis.conf` and a POSIX-sh entrypoint), with the seed's defaults and merge
+//! rules; plus the macro's validation, scale guard and link env. Pure: no IO.
+//!
+//! The generated files are served by the server as a virtual asset registered under
+//! `(scope, generated_asset_name(name))` with the keys [`CONF_KEY`] and [`ENTRYPOINT_KEY`]; the
+//! statefulset mounts them through ordinary `${asset.<scope>.<name>@redis.<key>}` templates.
+
+mod conf;
+mod entrypoint;
+mod expand;
+mod link;
+mod validate;
+
+pub use conf::redis_conf;
+pub use entrypoint::entrypoint_script;
+pub use expand::{default_probes, expand, fast_probes, Expansion};
+pub use link::{format_consumers, link_env, parse_consumers, LinkMode, LINK_VARS};
+pub use validate::{check_scale, validate, RedisProblem};
+
+/// The image when the block does not name one.
+pub const DEFAULT_IMAGE: &str = "redis:7-alpine";
+/// Where the entrypoint wrapper is mounted inside the pod.
+pub const ENTRYPOINT_PATH: &str = "/usr/local/bin/voodu-redis-entrypoint";
+/// Where the macro's base `redis.conf` is mounted inside the pod.
+pub const CONF_PATH: &str = "/etc/redis/redis.conf";
+/// Operator overrides: every `*.conf` mounted here is included after the base config.
+pub const CONF_D: &str = "/etc/redis/conf.d";
+/// The sentinel master name (seed 000: hard-coded, not configurable).
+pub const MASTER_NAME: &str = "voodu-master";
+/// The port every redis pod listens on.
+pub const REDIS_PORT: u16 = 6379;
+/// Where the entrypoint writes the per-pod runtime config unless `VOODU_REDIS_RUN_DIR` is set.
+pub const RUN_DIR: &str = "/run/voodu-redis";
+/// Key of the generated base config in [`Expansion::files`]. No dot: the template parser splits
+/// `${asset.S.N.K}` on `.`, so `redis.conf` could not be referenced as a key.
+pub const CONF_KEY: &str = "redis-conf";
+/// Key of the generated entrypoint in [`Expansion::files`].
+pub const ENTRYPOINT_KEY: &str = "entrypoint";
+
+/// The asset name the server registers the generated files under: `<name>@redis` (the `@` can
+/// never collide with a user's asset label, which is lowercase letters, digits and `-`).
+pub fn generated_asset_name(name: &str) -> String {
+    format!("{name}@redis")
+}
+
+/// Snapshot checks for the generated files. `VD_UPDATE_SNAPSHOTS=1 cargo test -p vd-core redis`
+/// rewrites the snapshots after an intended change (review the diff).
+#[cfg(test)]
+pub(crate) fn check_snapshot(file: &str, expected: &str, actual: &str) {
+    if std::env::var_os("VD_UPDATE_SNAPSHOTS").is_some() {
+        let path = format!("{}/src/redis/snapshots/{file}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::write(path, actual).unwrap();
+        return;
+    }
+    assert!(
+        expected == actual,
+        "snapshots/{file} differs from the generated file; if intended, rerun with \
+         VD_UPDATE_SNAPSHOTS=1 and review the diff\n--- generated:\n{actual}"
+    );
+}

@@ -1,0 +1,501 @@
+//! The macro's validation (seed 000 "Validation" and "Trade-offs", DESIGN.md "Security
+//! defaults"): mounted configs that would silently open or break the server, and scale-downs
+//! that would remove the master.
+
+use super::expand::{normalize_path, same_path};
+use super::{CONF_D, CONF_PATH, REDIS_PORT};
+use crate::RedisSpec;
+use std::fmt;
+
+/// One reason a redis block is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisProblem {
+    /// Where: `volumes[0]`, `replicas`.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+    /// What to do about it.
+    pub help: String,
+}
+
+impl RedisProblem {
+    fn new(field: impl Into<String>, message: impl Into<String>, help: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+            help: help.into(),
+        }
+    }
+}
+
+impl fmt::Display for RedisProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}\n  help: {}", self.field, self.message, self.help)
+    }
+}
+
+impl std::error::Error for RedisProblem {}
+
+/// Checks a data redis block. `mounted_files` holds, for each operator volume index whose
+/// source is an asset, that file's content (the server looks it up).
+///
+/// Files mounted under `/etc/redis/conf.d/` (and a replacement `/etc/redis/redis.conf` while the
+/// macro's entrypoint is in use) are read the way Redis reads a config: blank lines and `#`
+/// comments skipped, arguments split with Redis' quoting rules, directive names
+/// case-insensitive. Rejected:
+/// - `aclfile` and `user default ...` (seed 000: both are footguns, see the help texts);
+/// - in conf.d, the settings the entrypoint manages per pod (`requirepass`, `masterauth`,
+///   `masteruser`, `bind`, `replicaof`/`slaveof`, `replica-announce-ip`, `port` other than 6379):
+///   the entrypoint's values come later and would silently win, or replication would break;
+/// - unbalanced quotes (Redis would refuse to start).
+///
+/// Also rejected: two operator volumes with the same destination, and a conf.d destination that
+/// the `include /etc/redis/conf.d/*.conf` glob does not match (it would be silently ignored).
+/// The sentinel block is checked elsewhere.
+pub fn validate(spec: &RedisSpec, mounted_files: &[(usize, &str)]) -> Vec<RedisProblem> {
+    let mut problems = Vec::new();
+    for (i, v) in spec.volumes.iter().enumerate() {
+        let field = format!("volumes[{i}]");
+        if let Some(j) = spec.volumes[..i]
+            .iter()
+            .position(|w| same_path(&w.target, &v.target))
+        {
+            problems.push(RedisProblem::new(
+                &field,
+                format!("`{}` is already the destination of volumes[{j}]", v.target),
+                "keep one entry per destination (an entry replaces the macro's file at the same \
+                 destination on its own)",
+            ));
+        }
+        if let Some(file) = conf_d_entry(&v.target) {
+            let included = file.len() > ".conf".len()
+                && file.ends_with(".conf")
+                && !file.starts_with('.')
+                && !file.contains('/');
+            if !included {
+                problems.push(RedisProblem::new(
+                    &field,
+                    format!(
+                        "`{}` is never read: redis includes only {CONF_D}/*.conf",
+                        v.target
+                    ),
+                    format!("mount the file directly in {CONF_D}/ with a name ending in `.conf`, e.g. {CONF_D}/tuning.conf"),
+                ));
+            }
+        }
+    }
+
+    for &(i, content) in mounted_files {
+        let Some(v) = spec.volumes.get(i) else {
+            continue;
+        };
+        let in_conf_d = conf_d_entry(&v.target).is_some();
+        // A replaced base config is still included by the entrypoint, unless the operator also
+        // replaced the command (seed 000: "bypass plugin redis.conf", then they own it all).
+        let base = same_path(&v.target, CONF_PATH) && spec.command.is_none();
+        if !in_conf_d && !base {
+            continue;
+        }
+        let field = format!("volumes[{i}]");
+        let at = |n: usize| format!("`{}` line {n}", v.target);
+        for (n, line) in config_lines(content) {
+            let args = match split_args(line) {
+                Some(a) if !a.is_empty() => a,
+                Some(_) => continue,
+                None => {
+                    problems.push(RedisProblem::new(
+                        &field,
+                        format!("{}: unbalanced quotes", at(n)),
+                        "close the quote (redis refuses to start on this line); inside \"...\" \
+                         write \\\" for a quote and \\\\ for a backslash",
+                    ));
+                    continue;
+                }
+            };
+            let directive = args[0].to_ascii_lowercase();
+            if directive == "aclfile" {
+                problems.push(RedisProblem::new(
+                    &field,
+                    format!("{}: the `aclfile` directive is not allowed", at(n)),
+                    "declare users inline instead, as `user NAME on >password ~keys +@commands` lines \
+                     in a file mounted at /etc/redis/conf.d/<name>.conf. With an ACL file, either \
+                     the file lacks `user default` and Redis resets `default` to \
+                     `on nopass ~* +@all` (anyone gets in; requirepass becomes a no-op), or it \
+                     defines `default` with its own password, which differs from the one replicas \
+                     authenticate with (masterauth), so replication silently stops in a WRONGPASS \
+                     loop",
+                ));
+            } else if directive == "user" && args.get(1).map(String::as_str) == Some("default") {
+                problems.push(RedisProblem::new(
+                    &field,
+                    format!("{}: declares `user default`", at(n)),
+                    "remove the line and declare your own users (e.g. `user appwriter on \
+                     >secret ~app:* +@write +@read`). vd manages the `default` user itself: its \
+                     password is REDIS_PASSWORD, set as requirepass and masterauth. A `user \
+                     default` line overrides that: without a password (`nopass`) it lets anyone \
+                     in, and with a different one replicas can no longer authenticate to the \
+                     master",
+                ));
+            } else if in_conf_d {
+                if let Some(why) = managed(&directive, &args) {
+                    problems.push(RedisProblem::new(
+                        &field,
+                        format!(
+                            "{}: `{}` is managed by vd and cannot be set here",
+                            at(n),
+                            args[0]
+                        ),
+                        why,
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// For a destination inside conf.d, the path below it.
+fn conf_d_entry(target: &str) -> Option<String> {
+    normalize_path(target)
+        .strip_prefix(CONF_D)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .map(str::to_string)
+}
+
+/// Why a conf.d directive is refused: the entrypoint sets it per pod after the includes (so the
+/// operator's value would be silently overridden) or the macro relies on it.
+fn managed(directive: &str, args: &[String]) -> Option<String> {
+    let why = match directive {
+        "requirepass" | "masterauth" => {
+            "the password is REDIS_PASSWORD from the resource's config bucket; the entrypoint \
+             sets requirepass and masterauth from it at boot, overriding this line. Change the \
+             password in the bucket instead"
+        }
+        "masteruser" => {
+            "replicas authenticate to the master as `default` with REDIS_PASSWORD; another user \
+             breaks replication. Remove the line"
+        }
+        "replicaof" | "slaveof" => {
+            "the entrypoint makes every pod but REDIS_MASTER_ORDINAL a replica of that pod; move \
+             the master with `vd redis:failover` instead"
+        }
+        "replica-announce-ip" | "slave-announce-ip" => {
+            "each pod announces its own name <name>-<ord>.<scope>.voodu; remove the line"
+        }
+        "bind" => {
+            "each pod binds its own address; to reach redis from outside, publish the port with \
+             `ports = [\"0.0.0.0:6379\"]`"
+        }
+        "port" if args.get(1).map(String::as_str) != Some(&REDIS_PORT.to_string()) => {
+            "probes, links and replication use port 6379 inside the pod; publish a different \
+             host port with `ports` instead"
+        }
+        _ => return None,
+    };
+    Some(why.to_string())
+}
+
+/// Lines as Redis' config loader sees them: `(line number, trimmed line)`, blank lines and
+/// comments skipped.
+fn config_lines(content: &str) -> impl Iterator<Item = (usize, &str)> {
+    content
+        .split('\n')
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim_matches([' ', '\t', '\r', '\n'])))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+}
+
+/// Redis' `sdssplitargs`: whitespace-separated arguments, `"..."` with `\n \r \t \b \a \xHH`
+/// and `\<c>` escapes, `'...'` with `\'`. `None` on unbalanced quotes, or a closing quote not
+/// followed by a space, as Redis.
+fn split_args(line: &str) -> Option<Vec<String>> {
+    let b = line.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= b.len() {
+            return Some(out);
+        }
+        let mut cur = Vec::new();
+        let (mut dq, mut sq) = (false, false);
+        loop {
+            if dq {
+                match b.get(i) {
+                    None => return None,
+                    Some(b'\\')
+                        if i + 3 < b.len()
+                            && b[i + 1] == b'x'
+                            && is_hex(b[i + 2])
+                            && is_hex(b[i + 3]) =>
+                    {
+                        cur.push(hex(b[i + 2]) * 16 + hex(b[i + 3]));
+                        i += 3;
+                    }
+                    Some(b'\\') if i + 1 < b.len() => {
+                        i += 1;
+                        cur.push(match b[i] {
+                            b'n' => b'\n',
+                            b'r' => b'\r',
+                            b't' => b'\t',
+                            b'b' => 8,
+                            b'a' => 7,
+                            c => c,
+                        });
+                    }
+                    Some(b'"') => {
+                        if b.get(i + 1).is_some_and(|c| !c.is_ascii_whitespace()) {
+                            return None;
+                        }
+                        i += 1;
+                        break;
+                    }
+                    Some(&c) => cur.push(c),
+                }
+            } else if sq {
+                match b.get(i) {
+                    None => return None,
+                    Some(b'\\') if b.get(i + 1) == Some(&b'\'') => {
+                        i += 1;
+                        cur.push(b'\'');
+                    }
+                    Some(b'\'') => {
+                        if b.get(i + 1).is_some_and(|c| !c.is_ascii_whitespace()) {
+                            return None;
+                        }
+                        i += 1;
+                        break;
+                    }
+                    Some(&c) => cur.push(c),
+                }
+            } else {
+                match b.get(i) {
+                    None => break,
+                    Some(c) if c.is_ascii_whitespace() => break,
+                    Some(b'"') => dq = true,
+                    Some(b'\'') => sq = true,
+                    Some(&c) => cur.push(c),
+                }
+            }
+            i += 1;
+        }
+        out.push(String::from_utf8_lossy(&cur).into_owned());
+    }
+}
+
+fn is_hex(c: u8) -> bool {
+    c.is_ascii_hexdigit()
+}
+
+fn hex(c: u8) -> u8 {
+    (c as char).to_digit(16).unwrap_or(0) as u8
+}
+
+/// Seed 000: refuses a scale-down that would remove the current master
+/// (`REDIS_MASTER_ORDINAL >= desired_replicas`). vd never fails over as part of a scale-down:
+/// that would bundle the loss of not-yet-replicated writes into a scale operation.
+pub fn check_scale(desired_replicas: u32, master_ordinal: u32) -> Result<(), RedisProblem> {
+    if master_ordinal < desired_replicas {
+        return Ok(());
+    }
+    let help = if desired_replicas == 0 {
+        "a redis keeps at least one pod, the master; set replicas to 1 or more".to_string()
+    } else {
+        format!(
+            "move the master to a pod that stays first with `vd redis:failover` (to an ordinal \
+             below {desired_replicas}), then apply again"
+        )
+    };
+    Err(RedisProblem::new(
+        "replicas",
+        format!(
+            "replicas = {desired_replicas} would remove pod {master_ordinal}, the current master \
+             (REDIS_MASTER_ORDINAL = {master_ordinal})"
+        ),
+        help,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::VolumeMount;
+
+    fn spec(targets: &[&str]) -> RedisSpec {
+        RedisSpec {
+            volumes: targets
+                .iter()
+                .map(|t| VolumeMount {
+                    source: "${asset.data.cfg.f}".into(),
+                    target: t.to_string(),
+                    read_only: true,
+                })
+                .collect(),
+            ..RedisSpec::default()
+        }
+    }
+
+    const USERS: &str = "/etc/redis/conf.d/users.conf";
+
+    #[test]
+    fn inline_users_are_fine() {
+        let content = "# app users\n\nuser appwriter on >app-secret ~app:* +@write +@read\n\
+                       USER appreader on >read-secret ~app:* +@read\nmaxmemory 100mb\nport 6379\n";
+        assert_eq!(validate(&spec(&[USERS]), &[(0, content)]), []);
+    }
+
+    #[test]
+    fn aclfile_is_rejected_with_both_failure_modes() {
+        let p = validate(
+            &spec(&["/data/x", USERS]),
+            &[(1, "maxmemory 1gb\n  ACLFILE \"/etc/redis/users.acl\"\r\n")],
+        );
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].field, "volumes[1]");
+        assert_eq!(
+            p[0].message,
+            "`/etc/redis/conf.d/users.conf` line 2: the `aclfile` directive is not allowed"
+        );
+        assert!(p[0].help.contains("user NAME on"), "{}", p[0].help);
+        assert!(p[0].help.contains("on nopass ~* +@all"));
+        assert!(p[0].help.contains("WRONGPASS"));
+    }
+
+    #[test]
+    fn user_default_is_rejected_however_written() {
+        for line in [
+            "user default on nopass ~* +@all",
+            "User default >other",
+            "\tuser \"default\" on >x",
+            "user 'default' off",
+        ] {
+            let p = validate(&spec(&[USERS]), &[(0, line)]);
+            assert_eq!(p.len(), 1, "{line}: {p:?}");
+            assert_eq!(p[0].field, "volumes[0]");
+            assert_eq!(
+                p[0].message,
+                "`/etc/redis/conf.d/users.conf` line 1: declares `user default`"
+            );
+            assert!(p[0].help.contains("REDIS_PASSWORD"));
+        }
+        // Comments and other users named like it are not the default user.
+        let ok = "# user default on nopass\nuser defaults on >x ~* +@all\n";
+        assert_eq!(validate(&spec(&[USERS]), &[(0, ok)]), []);
+    }
+
+    #[test]
+    fn replaced_base_conf_is_checked_only_while_the_wrapper_runs_it() {
+        let s = spec(&["/etc/redis/redis.conf"]);
+        // Stock settings the entrypoint overrides are fine in a full replacement.
+        let content = "bind 127.0.0.1\nport 6379\naclfile /x.acl\n";
+        let p = validate(&s, &[(0, content)]);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].message.contains("line 3: the `aclfile` directive"));
+        // Seed 000 "bypass plugin redis.conf": with its own command the operator owns it all.
+        let bypass = RedisSpec {
+            command: Some(vec!["redis-server".into(), "/etc/redis/redis.conf".into()]),
+            ..s
+        };
+        assert_eq!(validate(&bypass, &[(0, content)]), []);
+        // Files elsewhere are not configs.
+        assert_eq!(validate(&spec(&["/srv/acl"]), &[(0, "aclfile x")]), []);
+    }
+
+    #[test]
+    fn managed_settings_are_rejected_in_conf_d() {
+        let content = "requirepass x\nmasterauth x\nbind 0.0.0.0\nslaveof h 1\nport 6380\n\
+                       replica-announce-ip h\nmasteruser u\n";
+        let p = validate(&spec(&["/etc/redis/conf.d/x.conf"]), &[(0, content)]);
+        let msgs: Vec<&str> = p.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(
+            msgs,
+            (1..=7)
+                .zip(["requirepass", "masterauth", "bind", "slaveof", "port", "replica-announce-ip", "masteruser"])
+                .map(|(n, d)| format!(
+                    "`/etc/redis/conf.d/x.conf` line {n}: `{d}` is managed by vd and cannot be set here"
+                ))
+                .collect::<Vec<_>>()
+        );
+        assert!(p[3].help.contains("vd redis:failover"));
+        assert!(p[2].help.contains("ports"));
+    }
+
+    #[test]
+    fn unbalanced_quotes_are_reported() {
+        let p = validate(&spec(&[USERS]), &[(0, "user app on \">x\n")]);
+        assert_eq!(p.len(), 1);
+        assert_eq!(
+            p[0].message,
+            "`/etc/redis/conf.d/users.conf` line 1: unbalanced quotes"
+        );
+    }
+
+    #[test]
+    fn conf_d_names_the_glob_misses_and_duplicate_destinations() {
+        let p = validate(
+            &spec(&[
+                "/etc/redis/conf.d/users.acl",
+                "/etc/redis/conf.d/sub/x.conf",
+                "/etc/redis/conf.d/.hidden.conf",
+                "/etc/redis/conf.d//ok.conf",
+                "/etc/redis/conf.d/ok.conf",
+            ]),
+            &[],
+        );
+        let fields: Vec<&str> = p.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["volumes[0]", "volumes[1]", "volumes[2]", "volumes[4]"],
+            "{p:?}"
+        );
+        assert_eq!(
+            p[0].message,
+            "`/etc/redis/conf.d/users.acl` is never read: redis includes only /etc/redis/conf.d/*.conf"
+        );
+        assert_eq!(
+            p[3].message,
+            "`/etc/redis/conf.d/ok.conf` is already the destination of volumes[3]"
+        );
+    }
+
+    #[test]
+    fn mounted_file_index_out_of_range_is_ignored() {
+        assert_eq!(validate(&spec(&[]), &[(3, "aclfile x")]), []);
+    }
+
+    #[test]
+    fn split_args_follows_redis() {
+        let s = |l: &str| split_args(l);
+        assert_eq!(s("  a  b\t c ").unwrap(), ["a", "b", "c"]);
+        assert_eq!(s(r#"a "b c" 'd e'"#).unwrap(), ["a", "b c", "d e"]);
+        assert_eq!(s(r#""\x41\n\"\\""#).unwrap(), ["A\n\"\\"]);
+        assert_eq!(s(r"'it\'s'").unwrap(), ["it's"]);
+        assert_eq!(s(r#"ab"c d""#).unwrap(), ["abc d"]);
+        assert!(s(r#""open"#).is_none());
+        assert!(s(r#""a"b"#).is_none());
+        assert!(s("'a").is_none());
+        assert!(s("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn scale_down_keeps_the_master() {
+        assert_eq!(check_scale(3, 0), Ok(()));
+        assert_eq!(check_scale(3, 2), Ok(()));
+        assert_eq!(check_scale(1, 0), Ok(()));
+        let e = check_scale(2, 2).unwrap_err();
+        assert_eq!(e.field, "replicas");
+        assert_eq!(
+            e.message,
+            "replicas = 2 would remove pod 2, the current master (REDIS_MASTER_ORDINAL = 2)"
+        );
+        assert!(e.help.contains("vd redis:failover"), "{}", e.help);
+        assert!(e.help.contains("below 2"));
+        let z = check_scale(0, 0).unwrap_err();
+        assert!(z.help.contains("1 or more"));
+        assert!(z
+            .to_string()
+            .starts_with("replicas: replicas = 0 would remove pod 0"));
+    }
+}

@@ -1,0 +1,130 @@
+//! A connection to one Redis instance and the commands vd sends it.
+
+use crate::info::{Info, Replication};
+use std::time::Duration;
+
+/// Why a Redis operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisError {
+    /// Could not connect in time.
+    #[error("cannot reach redis at {addr}: {reason}")]
+    Unreachable {
+        /// host:port.
+        addr: String,
+        /// Cause.
+        reason: String,
+    },
+    /// The server answered with an error.
+    #[error("redis at {addr}: {source}")]
+    Command {
+        /// host:port.
+        addr: String,
+        /// Cause.
+        #[source]
+        source: redis::RedisError,
+    },
+    /// An operation did not complete in time.
+    #[error("{0}")]
+    Timeout(String),
+    /// The cluster is not in a state that allows the operation.
+    #[error("{0}")]
+    State(String),
+}
+
+/// One Redis instance, reachable from the controller at `host:port`.
+pub struct Node {
+    addr: String,
+    conn: redis::aio::MultiplexedConnection,
+}
+
+impl Node {
+    /// Connects and authenticates (as `default`) within `timeout`.
+    pub async fn connect(host: &str, port: u16, password: Option<&str>, timeout: Duration) -> Result<Node, RedisError> {
+        let addr = format!("{host}:{port}");
+        let unreachable = |reason: String| RedisError::Unreachable { addr: addr.clone(), reason };
+        use redis::IntoConnectionInfo;
+        let info = redis::ConnectionAddr::Tcp(host.to_string(), port)
+            .into_connection_info()
+            .map_err(|e| unreachable(e.to_string()))?;
+        let info = match password {
+            Some(p) => info.set_redis_settings(redis::RedisConnectionInfo::default().set_password(p.to_string())),
+            None => info,
+        };
+        let client = redis::Client::open(info).map_err(|e| unreachable(e.to_string()))?;
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout));
+        let conn = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        Ok(Node { addr, conn })
+    }
+
+    /// `host:port`.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    async fn run<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> Result<T, RedisError> {
+        cmd.query_async(&mut self.conn).await.map_err(|source| RedisError::Command { addr: self.addr.clone(), source })
+    }
+
+    /// `PING`.
+    pub async fn ping(&mut self) -> Result<(), RedisError> {
+        let _: String = self.run(&redis::cmd("PING")).await?;
+        Ok(())
+    }
+
+    /// `INFO [section]`.
+    pub async fn info(&mut self, section: Option<&str>) -> Result<Info, RedisError> {
+        let mut c = redis::cmd("INFO");
+        if let Some(s) = section {
+            c.arg(s);
+        }
+        let text: String = self.run(&c).await?;
+        Ok(Info::parse(&text))
+    }
+
+    /// `INFO replication` plus the loading flag.
+    pub async fn replication(&mut self) -> Result<Replication, RedisError> {
+        let text: String = self.run(redis::cmd("INFO").arg("replication").arg("persistence")).await?;
+        Ok(Info::parse(&text).replication())
+    }
+
+    /// `REPLICAOF host port`.
+    pub async fn replicaof(&mut self, host: &str, port: u16) -> Result<(), RedisError> {
+        let _: String = self.run(redis::cmd("REPLICAOF").arg(host).arg(port)).await?;
+        Ok(())
+    }
+
+    /// `REPLICAOF NO ONE`: become a master, keeping the old history as replid2.
+    pub async fn promote(&mut self) -> Result<(), RedisError> {
+        let _: String = self.run(redis::cmd("REPLICAOF").arg("NO").arg("ONE")).await?;
+        Ok(())
+    }
+
+    /// `CLIENT PAUSE ms WRITE`: write commands of clients wait; replication and reads go on.
+    pub async fn pause_writes(&mut self, for_ms: u64) -> Result<(), RedisError> {
+        let _: String = self.run(redis::cmd("CLIENT").arg("PAUSE").arg(for_ms).arg("WRITE")).await?;
+        Ok(())
+    }
+
+    /// `CLIENT UNPAUSE`.
+    pub async fn unpause(&mut self) -> Result<(), RedisError> {
+        let _: String = self.run(redis::cmd("CLIENT").arg("UNPAUSE")).await?;
+        Ok(())
+    }
+
+    /// `CONFIG SET key value`.
+    pub async fn config_set(&mut self, key: &str, value: &str) -> Result<(), RedisError> {
+        let _: String = self.run(redis::cmd("CONFIG").arg("SET").arg(key).arg(value)).await?;
+        Ok(())
+    }
+
+    /// `CLIENT KILL TYPE normal`: drops client connections (after a demotion).
+    pub async fn kill_normal_clients(&mut self) -> Result<(), RedisError> {
+        let _: i64 = self.run(redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("normal").arg("SKIPME").arg("yes")).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,506 @@
+//! The redis macro's server side: apply-time checks and password creation, links, live
+//! switchover, info, and connection URLs. Decisions (link env, validation) are pure functions
+//! in `vd_core::redis`; this module gathers their inputs and performs the IO.
+
+use crate::controller::Controller;
+use crate::error::ServerError;
+use crate::types::Problem;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use vd_core::env::EnvMap;
+use vd_core::redis::{self as macro_, LinkMode};
+use vd_core::template::{self, TemplateRef};
+use vd_core::{AssetSpec, Kind, RedisSpec, Resource, ResourceRef, Spec};
+use vd_redisctl::Node;
+
+/// Bucket key of the generated password.
+pub const PASSWORD: &str = "REDIS_PASSWORD";
+/// Bucket key of the ordinal that boots as master.
+pub const MASTER_ORDINAL: &str = "REDIS_MASTER_ORDINAL";
+/// Bucket key listing linked consumers.
+pub const CONSUMERS: &str = "REDIS_LINKED_CONSUMERS";
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn problem(id: &ResourceRef, field: &str, message: String, help: Option<String>) -> Problem {
+    Problem { resource: Some(id.clone()), field: field.to_string(), message, help }
+}
+
+/// The redis spec of a stored or applied resource.
+pub fn spec_of(r: &Resource) -> Option<&RedisSpec> {
+    match &r.spec {
+        Spec::Redis(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// Current master ordinal from the resource's bucket (0 when unset or unreadable).
+pub fn master_ordinal(ctl: &Controller, id: &ResourceRef) -> Result<u32, ServerError> {
+    Ok(ctl
+        .store
+        .config_effective(&id.scope, &id.name)?
+        .get(MASTER_ORDINAL)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0))
+}
+
+/// Seed 000's validation for one redis resource of an apply.
+pub fn validate(
+    ctl: &Controller,
+    r: &Resource,
+    spec: &RedisSpec,
+    assets: &BTreeMap<(String, String), AssetSpec>,
+) -> Result<Vec<Problem>, ServerError> {
+    let mut out = Vec::new();
+    if crate::workloads::is_sentinel(spec) {
+        out.push(problem(
+            &r.id,
+            "sentinel",
+            "sentinel siblings are not supported yet".into(),
+            Some("remove the sentinel block for now; a data redis runs without it".into()),
+        ));
+        return Ok(out);
+    }
+    let mut mounted: Vec<(usize, String)> = Vec::new();
+    for (i, v) in spec.volumes.iter().enumerate() {
+        if let Ok(refs) = template::refs(&v.source) {
+            for t in refs {
+                if let TemplateRef::Asset { scope, name, key } = t {
+                    if let Some(content) = assets.get(&(scope, name)).and_then(|a| a.files.get(&key)) {
+                        mounted.push((i, content.clone()));
+                    }
+                }
+            }
+        }
+    }
+    let mounted_refs: Vec<(usize, &str)> = mounted.iter().map(|(i, c)| (*i, c.as_str())).collect();
+    for p in macro_::validate(spec, &mounted_refs) {
+        out.push(problem(&r.id, &p.field, p.message, Some(p.help)));
+    }
+    if ctl.store.get(&r.id)?.is_some() {
+        let m = master_ordinal(ctl, &r.id)?;
+        if let Err(p) = macro_::check_scale(spec.replicas.unwrap_or(1), m) {
+            out.push(problem(&r.id, &p.field, p.message, Some(p.help)));
+        }
+    }
+    Ok(out)
+}
+
+/// A stand-in password so an apply can be validated before the real one is created.
+pub fn password_overlay(ctl: &Controller, r: &Resource) -> Result<Option<EnvMap>, ServerError> {
+    if spec_of(r).is_none() {
+        return Ok(None);
+    }
+    let own = ctl.store.config_effective(&r.id.scope, &r.id.name)?;
+    Ok((!own.contains_key(PASSWORD)).then(|| EnvMap::from([(PASSWORD.to_string(), "validation".to_string())])))
+}
+
+/// 32 random bytes from the OS CSPRNG, hex.
+pub fn new_password() -> Result<String, ServerError> {
+    use rand::TryRngCore;
+    let mut buf = [0u8; 32];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut buf)
+        .map_err(|e| ServerError::io("read the OS random source", std::io::Error::other(e.to_string())))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Creates the resource's password once; later applies reuse it.
+pub fn ensure_password(ctl: &Controller, id: &ResourceRef) -> Result<(), ServerError> {
+    let bucket = ctl.store.config_get(&id.scope, Some(&id.name))?;
+    if !bucket.contains_key(PASSWORD) {
+        let set = BTreeMap::from([(PASSWORD.to_string(), new_password()?)]);
+        ctl.store.config_update(&id.scope, Some(&id.name), &set, &[])?;
+        ctl.event("info", Some(id), None, "PasswordCreated", "generated REDIS_PASSWORD in the resource's bucket");
+    }
+    Ok(())
+}
+
+fn redis_ref(scope: &str, name: &str) -> ResourceRef {
+    ResourceRef::new(Kind::Redis, scope, name)
+}
+
+fn load(ctl: &Controller, id: &ResourceRef) -> Result<RedisSpec, ServerError> {
+    let stored = ctl.store.get(id)?.ok_or_else(|| ServerError::NotFound(format!("{id} does not exist")))?;
+    match stored.resource.spec {
+        Spec::Redis(s) => Ok(s),
+        _ => Err(ServerError::NotFound(format!("{id} is not a redis"))),
+    }
+}
+
+fn password(ctl: &Controller, id: &ResourceRef) -> Result<String, ServerError> {
+    ctl.store
+        .config_effective(&id.scope, &id.name)?
+        .get(PASSWORD)
+        .cloned()
+        .ok_or_else(|| ServerError::Conflict {
+            message: format!("{id} has no REDIS_PASSWORD in its bucket"),
+            help: Some("re-apply the manifest; vd creates it".into()),
+        })
+}
+
+/// `POST /v1/redis/{scope}/{name}/link`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkRequest {
+    /// `scope/name` of the consumer's bucket.
+    pub consumer: String,
+    /// Only a round-robin URL.
+    #[serde(default)]
+    pub reads: bool,
+    /// Don't roll the consumer.
+    #[serde(default)]
+    pub no_restart: bool,
+}
+
+fn link_key(provider: &ResourceRef, consumer: &str) -> String {
+    format!("redis-link:{provider}:{consumer}")
+}
+
+fn split_consumer(c: &str) -> Result<(String, String), ServerError> {
+    match c.split_once('/') {
+        Some((s, n)) if vd_core::validate_label("scope", s).is_ok() && vd_core::validate_label("name", n).is_ok() => {
+            Ok((s.to_string(), n.to_string()))
+        }
+        _ => Err(ServerError::invalid(Problem {
+            resource: None,
+            field: "consumer".into(),
+            message: format!("consumer `{c}` is not SCOPE/NAME"),
+            help: Some("e.g. vd redis:link data/cache web/app".into()),
+        })),
+    }
+}
+
+/// Writes one consumer's link env for the provider's current state.
+fn write_link(ctl: &Controller, provider: &ResourceRef, consumer: &str, mode: LinkMode, no_restart: bool) -> Result<(), ServerError> {
+    let spec = load(ctl, provider)?;
+    let (scope, name) = split_consumer(consumer)?;
+    let env = macro_::link_env(
+        provider,
+        spec.replicas.unwrap_or(1),
+        master_ordinal(ctl, provider)?,
+        &password(ctl, provider)?,
+        mode,
+    );
+    let unset: Vec<String> =
+        macro_::LINK_VARS.iter().filter(|k| !env.contains_key(**k)).map(|k| k.to_string()).collect();
+    ctl.update_config(&scope, Some(&name), &env, &unset, no_restart)?;
+    Ok(())
+}
+
+/// `vd redis:link`.
+pub fn link(ctl: &Controller, scope: &str, name: &str, req: &LinkRequest) -> Result<EnvMap, ServerError> {
+    let provider = redis_ref(scope, name);
+    load(ctl, &provider)?;
+    let mode = if req.reads { LinkMode::Reads } else { LinkMode::Default };
+    write_link(ctl, &provider, &req.consumer, mode, req.no_restart)?;
+    ctl.store.meta_set(&link_key(&provider, &req.consumer), if req.reads { "reads" } else { "default" })?;
+    let mut consumers = consumers(ctl, &provider)?;
+    consumers.push(req.consumer.clone());
+    let set = BTreeMap::from([(CONSUMERS.to_string(), macro_::format_consumers(&consumers))]);
+    ctl.update_config(scope, Some(name), &set, &[], true)?;
+    ctl.event("info", Some(&provider), None, "Linked", &format!("{} ({})", req.consumer, if req.reads { "reads" } else { "default" }));
+    let (cs, cn) = split_consumer(&req.consumer)?;
+    let vars = ctl.store.config_get(&cs, Some(&cn))?;
+    Ok(vars.into_iter().filter(|(k, _)| macro_::LINK_VARS.contains(&k.as_str())).collect())
+}
+
+fn consumers(ctl: &Controller, provider: &ResourceRef) -> Result<Vec<String>, ServerError> {
+    Ok(ctl
+        .store
+        .config_get(&provider.scope, Some(&provider.name))?
+        .get(CONSUMERS)
+        .map(|v| macro_::parse_consumers(v))
+        .unwrap_or_default())
+}
+
+/// `vd redis:unlink`: removes exactly what link added.
+pub fn unlink(ctl: &Controller, scope: &str, name: &str, consumer: &str, no_restart: bool) -> Result<(), ServerError> {
+    let provider = redis_ref(scope, name);
+    let (cs, cn) = split_consumer(consumer)?;
+    let mut list = consumers(ctl, &provider)?;
+    if !list.iter().any(|c| c == consumer) {
+        return Err(ServerError::NotFound(format!("{consumer} is not linked to {provider}")));
+    }
+    list.retain(|c| c != consumer);
+    let unset: Vec<String> = macro_::LINK_VARS.iter().map(|k| k.to_string()).collect();
+    ctl.update_config(&cs, Some(&cn), &BTreeMap::new(), &unset, no_restart)?;
+    if list.is_empty() {
+        ctl.update_config(scope, Some(name), &BTreeMap::new(), &[CONSUMERS.to_string()], true)?;
+    } else {
+        let set = BTreeMap::from([(CONSUMERS.to_string(), macro_::format_consumers(&list))]);
+        ctl.update_config(scope, Some(name), &set, &[], true)?;
+    }
+    ctl.store.meta_delete(&link_key(&provider, consumer))?;
+    ctl.event("info", Some(&provider), None, "Unlinked", consumer);
+    Ok(())
+}
+
+/// Rewrites every consumer's link (after a failover or password change).
+pub fn rewrite_consumers(ctl: &Controller, provider: &ResourceRef, no_restart: bool) -> Result<(), ServerError> {
+    for c in consumers(ctl, provider)? {
+        let mode = match ctl.store.meta_get(&link_key(provider, &c))?.as_deref() {
+            Some("reads") => LinkMode::Reads,
+            _ => LinkMode::Default,
+        };
+        write_link(ctl, provider, &c, mode, no_restart)?;
+    }
+    Ok(())
+}
+
+/// The pods of a redis as (ordinal, ip).
+fn pod_ips(ctl: &Controller, id: &ResourceRef) -> BTreeMap<u32, String> {
+    ctl.pod_views()
+        .into_iter()
+        .filter(|p| p.kind == id.kind && p.scope == id.scope && p.name == id.name && !p.ip.is_empty())
+        .map(|p| (p.ordinal, p.ip))
+        .collect()
+}
+
+async fn connect(ip: &str, pw: &str) -> Result<Node, ServerError> {
+    Node::connect(ip, macro_::REDIS_PORT, Some(pw), CONNECT_TIMEOUT).await.map_err(redis_err)
+}
+
+fn redis_err(e: vd_redisctl::RedisError) -> ServerError {
+    ServerError::Conflict { message: e.to_string(), help: None }
+}
+
+/// `POST /v1/redis/{scope}/{name}/failover`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FailoverRequest {
+    /// Ordinal to promote (default: the replica with the highest offset).
+    pub replica: Option<u32>,
+    /// Don't roll linked consumers.
+    #[serde(default)]
+    pub no_restart: bool,
+}
+
+/// What a switchover did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FailoverReport {
+    /// Old master ordinal.
+    pub from: u32,
+    /// New master ordinal.
+    pub to: u32,
+    /// How long writes were held, ms.
+    pub write_pause_ms: u64,
+}
+
+/// `vd redis:failover`: a live switchover, no pod restarted, no acknowledged write lost.
+pub async fn failover(ctl: &Arc<Controller>, scope: &str, name: &str, req: &FailoverRequest) -> Result<FailoverReport, ServerError> {
+    let id = redis_ref(scope, name);
+    let spec = load(ctl, &id)?;
+    let replicas = spec.replicas.unwrap_or(1);
+    let from = master_ordinal(ctl, &id)?;
+    let conflict = |m: String, h: &str| ServerError::Conflict { message: m, help: Some(h.to_string()) };
+    if replicas < 2 {
+        return Err(conflict(format!("{id} has one pod; there is no replica to promote"), "scale it to replicas = 3 first"));
+    }
+    let pw = password(ctl, &id)?;
+    let ips = pod_ips(ctl, &id);
+    let to = match req.replica {
+        Some(n) if n >= replicas => {
+            return Err(conflict(format!("{id} has no ordinal {n} (replicas = {replicas})"), "pick an ordinal from `vd redis:info`"))
+        }
+        Some(n) if n == from => return Err(conflict(format!("ordinal {n} is already the master"), "pick a replica")),
+        Some(n) => n,
+        None => {
+            let mut best: Option<(i64, u32)> = None;
+            for (o, ip) in &ips {
+                if *o == from {
+                    continue;
+                }
+                if let Ok(mut n) = connect(ip, &pw).await {
+                    if let Ok(r) = n.replication().await {
+                        let off = r.replica_repl_offset.unwrap_or(0);
+                        if r.link_up && best.is_none_or(|(b, _)| off > b) {
+                            best = Some((off, *o));
+                        }
+                    }
+                }
+            }
+            best.map(|(_, o)| o).ok_or_else(|| conflict("no replica is connected to the master".into(), "check `vd redis:info`"))?
+        }
+    };
+    let (Some(master_ip), Some(target_ip)) = (ips.get(&from), ips.get(&to)) else {
+        return Err(conflict(format!("pods {from} and {to} must both be running"), "check `vd get pods`"));
+    };
+    let mut master = connect(master_ip, &pw).await?;
+    let mut target = connect(target_ip, &pw).await?;
+    let mut others = Vec::new();
+    for (o, ip) in &ips {
+        if *o != from && *o != to {
+            others.push(connect(ip, &pw).await?);
+        }
+    }
+    let target_host = vd_core::naming::pod_hostnames(&id, to)[1].clone();
+    let report =
+        vd_redisctl::switchover::switchover(&mut master, &mut target, &mut others, &target_host, macro_::REDIS_PORT, Duration::from_secs(5))
+            .await
+            .map_err(redis_err)?;
+    // The redis pods keep running as they are: the new ordinal reaches them on their next
+    // restart (their entrypoint then boots the right role).
+    let set = BTreeMap::from([(MASTER_ORDINAL.to_string(), to.to_string())]);
+    ctl.update_config(scope, Some(name), &set, &[], true)?;
+    rewrite_consumers(ctl, &id, req.no_restart)?;
+    let pause = report.write_pause.as_millis() as u64;
+    ctl.event("info", Some(&id), None, "Failover", &format!("master {from} -> {to}, writes paused {pause} ms"));
+    Ok(FailoverReport { from, to, write_pause_ms: pause })
+}
+
+/// One row of `vd redis:info`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Ordinal.
+    pub ordinal: u32,
+    /// ip:port.
+    pub address: String,
+    /// master / replica / unreachable.
+    pub role: String,
+    /// Replication offset.
+    pub offset: i64,
+    /// Bytes behind the master (replicas).
+    pub lag_bytes: Option<i64>,
+    /// Link to master up (replicas).
+    pub link: Option<String>,
+    /// used_memory_human.
+    pub memory: String,
+    /// connected_clients.
+    pub clients: i64,
+    /// Error talking to it.
+    pub error: Option<String>,
+}
+
+/// `vd redis:info`.
+pub async fn info(ctl: &Controller, scope: &str, name: &str) -> Result<Vec<NodeInfo>, ServerError> {
+    let id = redis_ref(scope, name);
+    load(ctl, &id)?;
+    let pw = password(ctl, &id)?;
+    let mut rows = Vec::new();
+    let mut master_offset = None;
+    for (o, ip) in pod_ips(ctl, &id) {
+        let address = format!("{ip}:{}", macro_::REDIS_PORT);
+        let row = match connect(&ip, &pw).await {
+            Ok(mut n) => match n.info(None).await {
+                Ok(info) => {
+                    let r = info.replication();
+                    let role = match r.role {
+                        vd_redisctl::Role::Master => "master",
+                        vd_redisctl::Role::Replica => "replica",
+                        vd_redisctl::Role::Unknown => "unknown",
+                    };
+                    if role == "master" {
+                        master_offset = Some(r.master_repl_offset);
+                    }
+                    NodeInfo {
+                        ordinal: o,
+                        address,
+                        role: role.into(),
+                        offset: r.replica_repl_offset.unwrap_or(r.master_repl_offset),
+                        lag_bytes: None,
+                        link: (role == "replica").then(|| if r.link_up { "up".into() } else { "down".into() }),
+                        memory: info.get("used_memory_human").unwrap_or("-").to_string(),
+                        clients: info.num("connected_clients"),
+                        error: None,
+                    }
+                }
+                Err(e) => unreachable_row(o, address, e.to_string()),
+            },
+            Err(e) => unreachable_row(o, address, e.to_string()),
+        };
+        rows.push(row);
+    }
+    if let Some(m) = master_offset {
+        for r in rows.iter_mut().filter(|r| r.role == "replica") {
+            r.lag_bytes = Some((m - r.offset).max(0));
+        }
+    }
+    Ok(rows)
+}
+
+fn unreachable_row(ordinal: u32, address: String, error: String) -> NodeInfo {
+    NodeInfo {
+        ordinal,
+        address,
+        role: "unreachable".into(),
+        offset: 0,
+        lag_bytes: None,
+        link: None,
+        memory: "-".into(),
+        clients: 0,
+        error: Some(error),
+    }
+}
+
+/// Connection facts for `vd redis:url` and `vd redis:cli` (the password is only ever handed
+/// to the local CLI over the 0600 socket).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Endpoints {
+    /// Internal URL of the master (per-pod name).
+    pub url: String,
+    /// Internal round-robin URL.
+    pub read_url: String,
+    /// Master address reachable from the host.
+    pub external_host: Option<String>,
+    /// Port.
+    pub port: u16,
+    /// Master ordinal.
+    pub master: u32,
+    /// Password.
+    pub password: String,
+}
+
+/// `vd redis:url` / `vd redis:cli`.
+pub fn endpoints(ctl: &Controller, scope: &str, name: &str) -> Result<Endpoints, ServerError> {
+    let id = redis_ref(scope, name);
+    let spec = load(ctl, &id)?;
+    let pw = password(ctl, &id)?;
+    let master = master_ordinal(ctl, &id)?;
+    let env = macro_::link_env(&id, spec.replicas.unwrap_or(1), master, &pw, LinkMode::Default);
+    let url = env.get("REDIS_URL").cloned().unwrap_or_default();
+    let read_url = env.get("REDIS_READ_URL").cloned().unwrap_or_else(|| url.clone());
+    Ok(Endpoints { url, read_url, external_host: pod_ips(ctl, &id).get(&master).cloned(), port: macro_::REDIS_PORT, master, password: pw })
+}
+
+/// A redis as `vd get redis` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RedisView {
+    /// Scope.
+    pub scope: String,
+    /// Name.
+    pub name: String,
+    /// Ready pods.
+    pub ready: u32,
+    /// Desired pods.
+    pub replicas: u32,
+    /// Master ordinal.
+    pub master: u32,
+    /// standalone, replicated.
+    pub mode: String,
+}
+
+/// `vd get redis`.
+pub fn list(ctl: &Controller) -> Result<Vec<RedisView>, ServerError> {
+    let mut out = Vec::new();
+    for s in ctl.store.list(Some(Kind::Redis))? {
+        let Some(spec) = spec_of(&s.resource) else { continue };
+        let replicas = spec.replicas.unwrap_or(1);
+        let st = ctl.workload_status(&s.resource.id).unwrap_or_default();
+        out.push(RedisView {
+            scope: s.resource.id.scope.clone(),
+            name: s.resource.id.name.clone(),
+            ready: st.ready,
+            replicas,
+            master: master_ordinal(ctl, &s.resource.id)?,
+            mode: if crate::workloads::is_sentinel(spec) {
+                "sentinel".into()
+            } else if replicas > 1 {
+                "replicated (manual failover)".into()
+            } else {
+                "standalone".into()
+            },
+        });
+    }
+    Ok(out)
+}
