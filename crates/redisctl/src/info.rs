@@ -21,7 +21,10 @@ impl Info {
                 continue;
             }
             if let Some((k, v)) = line.split_once(':') {
-                info.sections.entry(section.clone()).or_default().insert(k.to_string(), v.to_string());
+                info.sections
+                    .entry(section.clone())
+                    .or_default()
+                    .insert(k.to_string(), v.to_string());
             }
         }
         info
@@ -29,7 +32,10 @@ impl Info {
 
     /// A field from any section.
     pub fn get(&self, field: &str) -> Option<&str> {
-        self.sections.values().find_map(|s| s.get(field)).map(String::as_str)
+        self.sections
+            .values()
+            .find_map(|s| s.get(field))
+            .map(String::as_str)
     }
 
     /// A numeric field, 0 when missing.
@@ -49,7 +55,9 @@ impl Info {
             .get("replication")
             .map(|s| {
                 s.iter()
-                    .filter(|(k, _)| k.starts_with("slave") && k[5..].chars().all(|c| c.is_ascii_digit()))
+                    .filter(|(k, _)| {
+                        k.starts_with("slave") && k[5..].chars().all(|c| c.is_ascii_digit())
+                    })
                     .filter_map(|(_, v)| ReplicaLink::parse(v))
                     .collect()
             })
@@ -65,7 +73,10 @@ impl Info {
             replid2: self.get("master_replid2").unwrap_or_default().to_string(),
             connected_replicas: self.num("connected_slaves") as u32,
             replicas,
-            priority: self.get("slave_priority").or_else(|| self.get("replica_priority")).and_then(|v| v.parse().ok()),
+            priority: self
+                .get("slave_priority")
+                .or_else(|| self.get("replica_priority"))
+                .and_then(|v| v.parse().ok()),
             loading: self.get("loading") == Some("1"),
             sync_in_progress: self.get("master_sync_in_progress") == Some("1"),
         }

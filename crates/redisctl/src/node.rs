@@ -39,15 +39,25 @@ pub struct Node {
 
 impl Node {
     /// Connects and authenticates (as `default`) within `timeout`.
-    pub async fn connect(host: &str, port: u16, password: Option<&str>, timeout: Duration) -> Result<Node, RedisError> {
+    pub async fn connect(
+        host: &str,
+        port: u16,
+        password: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Node, RedisError> {
         let addr = format!("{host}:{port}");
-        let unreachable = |reason: String| RedisError::Unreachable { addr: addr.clone(), reason };
+        let unreachable = |reason: String| RedisError::Unreachable {
+            addr: addr.clone(),
+            reason,
+        };
         use redis::IntoConnectionInfo;
         let info = redis::ConnectionAddr::Tcp(host.to_string(), port)
             .into_connection_info()
             .map_err(|e| unreachable(e.to_string()))?;
         let info = match password {
-            Some(p) => info.set_redis_settings(redis::RedisConnectionInfo::default().set_password(p.to_string())),
+            Some(p) => info.set_redis_settings(
+                redis::RedisConnectionInfo::default().set_password(p),
+            ),
             None => info,
         };
         let client = redis::Client::open(info).map_err(|e| unreachable(e.to_string()))?;
@@ -67,7 +77,12 @@ impl Node {
     }
 
     async fn run<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> Result<T, RedisError> {
-        cmd.query_async(&mut self.conn).await.map_err(|source| RedisError::Command { addr: self.addr.clone(), source })
+        cmd.query_async(&mut self.conn)
+            .await
+            .map_err(|source| RedisError::Command {
+                addr: self.addr.clone(),
+                source,
+            })
     }
 
     /// `PING`.
@@ -88,25 +103,33 @@ impl Node {
 
     /// `INFO replication` plus the loading flag.
     pub async fn replication(&mut self) -> Result<Replication, RedisError> {
-        let text: String = self.run(redis::cmd("INFO").arg("replication").arg("persistence")).await?;
+        let text: String = self
+            .run(redis::cmd("INFO").arg("replication").arg("persistence"))
+            .await?;
         Ok(Info::parse(&text).replication())
     }
 
     /// `REPLICAOF host port`.
     pub async fn replicaof(&mut self, host: &str, port: u16) -> Result<(), RedisError> {
-        let _: String = self.run(redis::cmd("REPLICAOF").arg(host).arg(port)).await?;
+        let _: String = self
+            .run(redis::cmd("REPLICAOF").arg(host).arg(port))
+            .await?;
         Ok(())
     }
 
     /// `REPLICAOF NO ONE`: become a master, keeping the old history as replid2.
     pub async fn promote(&mut self) -> Result<(), RedisError> {
-        let _: String = self.run(redis::cmd("REPLICAOF").arg("NO").arg("ONE")).await?;
+        let _: String = self
+            .run(redis::cmd("REPLICAOF").arg("NO").arg("ONE"))
+            .await?;
         Ok(())
     }
 
     /// `CLIENT PAUSE ms WRITE`: write commands of clients wait; replication and reads go on.
     pub async fn pause_writes(&mut self, for_ms: u64) -> Result<(), RedisError> {
-        let _: String = self.run(redis::cmd("CLIENT").arg("PAUSE").arg(for_ms).arg("WRITE")).await?;
+        let _: String = self
+            .run(redis::cmd("CLIENT").arg("PAUSE").arg(for_ms).arg("WRITE"))
+            .await?;
         Ok(())
     }
 
@@ -118,13 +141,24 @@ impl Node {
 
     /// `CONFIG SET key value`.
     pub async fn config_set(&mut self, key: &str, value: &str) -> Result<(), RedisError> {
-        let _: String = self.run(redis::cmd("CONFIG").arg("SET").arg(key).arg(value)).await?;
+        let _: String = self
+            .run(redis::cmd("CONFIG").arg("SET").arg(key).arg(value))
+            .await?;
         Ok(())
     }
 
     /// `CLIENT KILL TYPE normal`: drops client connections (after a demotion).
     pub async fn kill_normal_clients(&mut self) -> Result<(), RedisError> {
-        let _: i64 = self.run(redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("normal").arg("SKIPME").arg("yes")).await?;
+        let _: i64 = self
+            .run(
+                redis::cmd("CLIENT")
+                    .arg("KILL")
+                    .arg("TYPE")
+                    .arg("normal")
+                    .arg("SKIPME")
+                    .arg("yes"),
+            )
+            .await?;
         Ok(())
     }
 }

@@ -39,7 +39,10 @@ pub async fn switchover(
     }
     let m = master.replication().await?;
     if m.role != Role::Master {
-        return Err(RedisError::State(format!("{} is not a master; nothing changed", master.addr())));
+        return Err(RedisError::State(format!(
+            "{} is not a master; nothing changed",
+            master.addr()
+        )));
     }
 
     // The pause outlives the catch-up wait so a slow step cannot release writes early; it is
@@ -57,7 +60,10 @@ pub async fn switchover(
             tracing::warn!(node = o.addr(), error = %e, "could not re-point replica; the controller retries");
         }
     }
-    Ok(Report { write_pause, offset })
+    Ok(Report {
+        write_pause,
+        offset,
+    })
 }
 
 async fn promote_when_caught_up(
@@ -96,7 +102,10 @@ async fn promote_when_caught_up(
 impl Node {
     /// Re-points this node at `other` by its address (rollback path only).
     async fn replicaof_addr_of(&mut self, other: &Node) -> Result<(), RedisError> {
-        let (host, port) = other.addr().rsplit_once(':').unwrap_or((other.addr(), "6379"));
+        let (host, port) = other
+            .addr()
+            .rsplit_once(':')
+            .unwrap_or((other.addr(), "6379"));
         let port: u16 = port.parse().unwrap_or(6379);
         let host = host.to_string();
         self.replicaof(&host, port).await

@@ -157,6 +157,9 @@ struct View<'a> {
     /// Entries created in memory (tmpfs) with their kinds.
     created: BTreeSet<(PathBuf, bool)>,
     ops: Vec<MountOp>,
+    /// Pod mounts made so far (source, target, read-only): an explosion above one of them
+    /// must put it back.
+    pod_binds: Vec<(PathBuf, PathBuf, bool)>,
 }
 
 impl View<'_> {
@@ -186,10 +189,10 @@ impl View<'_> {
             }
             Backing::Host { source, .. } => {
                 let rest = p.strip_prefix(at).unwrap_or(Path::new(""));
-                let host = source.join(rest);
                 if rest.as_os_str().is_empty() {
-                    // The mount point itself: a bind of a file is a file.
-                    return self.fs.kind(&host).map(|k| {
+                    // The mount point itself (no join: `join("")` adds a trailing slash, which
+                    // fails on a file): a bind of a file is a file.
+                    return self.fs.kind(source).map(|k| {
                         if k == FileKind::Symlink {
                             FileKind::File
                         } else {
@@ -197,16 +200,17 @@ impl View<'_> {
                         }
                     });
                 }
-                self.fs.kind(&host)
+                self.fs.kind(&source.join(rest))
             }
         }
     }
 
     fn host_path(&self, p: &Path) -> Option<PathBuf> {
         match self.covering(p) {
-            (at, Backing::Host { source, .. }) => {
-                Some(source.join(p.strip_prefix(at).unwrap_or(Path::new(""))))
-            }
+            (at, Backing::Host { source, .. }) => match p.strip_prefix(at) {
+                Ok(rest) if !rest.as_os_str().is_empty() => Some(source.join(rest)),
+                _ => Some(source.clone()),
+            },
             _ => None,
         }
     }
@@ -278,6 +282,21 @@ impl View<'_> {
                 }
             }
         }
+        // The tmpfs hid any pod mount made below `dir` (say a file bound over
+        // /etc/redis/redis.conf before /etc/redis had to be exploded for conf.d): redo them.
+        let below: Vec<(PathBuf, PathBuf, bool)> = self
+            .pod_binds
+            .iter()
+            .filter(|(_, t, _)| t.starts_with(dir) && t != dir)
+            .cloned()
+            .collect();
+        for (source, target, ro) in below {
+            if self.kind(&target).is_none() {
+                let is_dir = self.fs.kind(&source) == Some(FileKind::Dir);
+                self.create(&target, is_dir);
+            }
+            self.bind(&source, &target, ro);
+        }
     }
 
     /// Makes `dir` exist as a directory in the pod, creating what is missing.
@@ -323,6 +342,7 @@ pub fn plan_root(
         layers: Vec::new(),
         created: BTreeSet::new(),
         ops: Vec::new(),
+        pod_binds: Vec::new(),
     };
     for (name, kind) in fs.list(Path::new("/")) {
         let host = Path::new("/").join(&name);
@@ -402,6 +422,8 @@ pub fn plan_root(
             }
         }
         v.bind(&m.source, &m.target, m.read_only);
+        v.pod_binds
+            .push((m.source.clone(), m.target.clone(), m.read_only));
     }
     Ok(v.ops)
 }
@@ -430,7 +452,12 @@ mod tests {
             if p == Path::new("/") {
                 return Some(FileKind::Dir);
             }
-            self.0.get(p).copied()
+            let k = self.0.get(p).copied();
+            // Like the kernel: `file/` is not a file.
+            if p.as_os_str().to_string_lossy().ends_with('/') && k != Some(FileKind::Dir) {
+                return None;
+            }
+            k
         }
         fn list(&self, p: &Path) -> Vec<(String, FileKind)> {
             self.0
@@ -638,6 +665,58 @@ mod tests {
         assert!(!ops.contains(&MountOp::Tmpfs {
             target: "/data".into()
         }));
+    }
+
+    #[test]
+    fn exploding_a_parent_keeps_earlier_pod_mounts() {
+        let mut fs = host();
+        fs.0.insert("/etc/redis".into(), Dir);
+        fs.0.insert("/etc/redis/redis.conf".into(), File);
+        let ops = plan_root(
+            &fs,
+            &[
+                m("/var/lib/vd/assets/entry", "/etc/redis/redis.conf", true),
+                m(
+                    "/var/lib/vd/run/hosts",
+                    "/etc/redis/conf.d/users.conf",
+                    true,
+                ),
+            ],
+            &[],
+        )
+        .unwrap();
+        let explode = ops
+            .iter()
+            .position(|o| {
+                *o == MountOp::Tmpfs {
+                    target: "/etc/redis".into(),
+                }
+            })
+            .unwrap();
+        let ours = MountOp::Bind {
+            source: "/var/lib/vd/assets/entry".into(),
+            target: "/etc/redis/redis.conf".into(),
+            read_only: true,
+        };
+        let last_ours = ops.iter().rposition(|o| *o == ours).unwrap();
+        let last_host = ops
+            .iter()
+            .rposition(|o| matches!(o, MountOp::Bind { source, target, .. } if source == Path::new("/etc/redis/redis.conf") && target == Path::new("/etc/redis/redis.conf")))
+            .unwrap();
+        assert!(
+            last_ours > explode && last_ours > last_host,
+            "our redis.conf is on top after the explosion: {ops:#?}"
+        );
+        // No mount point is created twice (a second Touch would write through a read-only bind).
+        let touches = ops
+            .iter()
+            .filter(|o| {
+                **o == MountOp::Touch {
+                    path: "/etc/redis/redis.conf".into(),
+                }
+            })
+            .count();
+        assert_eq!(touches, 1, "{ops:#?}");
     }
 
     #[test]

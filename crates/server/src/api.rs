@@ -433,7 +433,13 @@ pub async fn config_update(
             }));
         }
     }
-    ctl.update_config(&scope, req.name.as_deref(), &req.set, &req.unset, req.no_restart)?;
+    ctl.update_config(
+        &scope,
+        req.name.as_deref(),
+        &req.set,
+        &req.unset,
+        req.no_restart,
+    )?;
     let vars = ctl.store.config_get(&scope, req.name.as_deref())?;
     Ok(Json(ConfigView {
         scope,
@@ -482,7 +488,9 @@ pub async fn shutdown(
 }
 
 /// `GET /v1/redis`.
-pub async fn redis_list(State(ctl): Ctl) -> Result<Json<Vec<crate::redis::RedisView>>, ServerError> {
+pub async fn redis_list(
+    State(ctl): Ctl,
+) -> Result<Json<Vec<crate::redis::RedisView>>, ServerError> {
     Ok(Json(crate::redis::list(&ctl)?))
 }
 
@@ -521,7 +529,9 @@ pub async fn redis_failover(
     Path((scope, name)): Path<(String, String)>,
     Json(req): Json<crate::redis::FailoverRequest>,
 ) -> Result<Json<crate::redis::FailoverReport>, ServerError> {
-    Ok(Json(crate::redis::failover(&ctl, &scope, &name, &req).await?))
+    Ok(Json(
+        crate::redis::failover(&ctl, &scope, &name, &req).await?,
+    ))
 }
 
 /// `GET /v1/redis/{scope}/{name}/info`.

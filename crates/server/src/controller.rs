@@ -106,7 +106,11 @@ impl Controller {
             _lock: lock,
         });
         for ((scope, name), a) in ctl.assets(&[])? {
-            crate::assets::materialize(&ctl.assets_dir(), &ResourceRef::new(Kind::Asset, scope, name), &a)?;
+            crate::assets::materialize(
+                &ctl.assets_dir(),
+                &ResourceRef::new(Kind::Asset, scope, name),
+                &a,
+            )?;
         }
         ctl.adopt_pods().await?;
         let looped = ctl.clone();
@@ -237,8 +241,12 @@ impl Controller {
         extra: &[vd_core::Resource],
     ) -> Result<BTreeMap<(String, String), AssetSpec>, ServerError> {
         let mut out = BTreeMap::new();
-        let stored: Vec<vd_core::Resource> =
-            self.store.list(None)?.into_iter().map(|s| s.resource).collect();
+        let stored: Vec<vd_core::Resource> = self
+            .store
+            .list(None)?
+            .into_iter()
+            .map(|s| s.resource)
+            .collect();
         for r in stored.iter().chain(extra) {
             if let Spec::Asset(a) = &r.spec {
                 out.insert((r.id.scope.clone(), r.id.name.clone()), a.clone());
@@ -312,7 +320,11 @@ impl Controller {
         unset: &[String],
         no_restart: bool,
     ) -> Result<bool, ServerError> {
-        let before = if no_restart { self.desired_hashes()? } else { BTreeMap::new() };
+        let before = if no_restart {
+            self.desired_hashes()?
+        } else {
+            BTreeMap::new()
+        };
         let changed = self.store.config_update(scope, name, set, unset)?;
         if !changed {
             return Ok(false);
@@ -334,8 +346,18 @@ impl Controller {
             Some(n) => format!("{scope}/{n}"),
             None => scope.to_string(),
         };
-        let keys: Vec<&str> = set.keys().map(String::as_str).chain(unset.iter().map(String::as_str)).collect();
-        self.event("info", None, None, "ConfigChanged", &format!("{level}: {}", keys.join(", ")));
+        let keys: Vec<&str> = set
+            .keys()
+            .map(String::as_str)
+            .chain(unset.iter().map(String::as_str))
+            .collect();
+        self.event(
+            "info",
+            None,
+            None,
+            "ConfigChanged",
+            &format!("{level}: {}", keys.join(", ")),
+        );
         self.notify();
         Ok(true)
     }

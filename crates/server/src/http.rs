@@ -39,9 +39,15 @@ pub fn router(ctl: Arc<Controller>) -> Router {
         .route("/v1/redis", get(api::redis_list))
         .route("/v1/redis/{scope}/{name}/link", post(api::redis_link))
         .route("/v1/redis/{scope}/{name}/unlink", post(api::redis_unlink))
-        .route("/v1/redis/{scope}/{name}/failover", post(api::redis_failover))
+        .route(
+            "/v1/redis/{scope}/{name}/failover",
+            post(api::redis_failover),
+        )
         .route("/v1/redis/{scope}/{name}/info", get(api::redis_info))
-        .route("/v1/redis/{scope}/{name}/endpoints", get(api::redis_endpoints))
+        .route(
+            "/v1/redis/{scope}/{name}/endpoints",
+            get(api::redis_endpoints),
+        )
         .with_state(ctl)
 }
 

@@ -25,7 +25,12 @@ pub const CONSUMERS: &str = "REDIS_LINKED_CONSUMERS";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn problem(id: &ResourceRef, field: &str, message: String, help: Option<String>) -> Problem {
-    Problem { resource: Some(id.clone()), field: field.to_string(), message, help }
+    Problem {
+        resource: Some(id.clone()),
+        field: field.to_string(),
+        message,
+        help,
+    }
 }
 
 /// The redis spec of a stored or applied resource.
@@ -68,7 +73,9 @@ pub fn validate(
         if let Ok(refs) = template::refs(&v.source) {
             for t in refs {
                 if let TemplateRef::Asset { scope, name, key } = t {
-                    if let Some(content) = assets.get(&(scope, name)).and_then(|a| a.files.get(&key)) {
+                    if let Some(content) =
+                        assets.get(&(scope, name)).and_then(|a| a.files.get(&key))
+                    {
                         mounted.push((i, content.clone()));
                     }
                 }
@@ -94,16 +101,20 @@ pub fn password_overlay(ctl: &Controller, r: &Resource) -> Result<Option<EnvMap>
         return Ok(None);
     }
     let own = ctl.store.config_effective(&r.id.scope, &r.id.name)?;
-    Ok((!own.contains_key(PASSWORD)).then(|| EnvMap::from([(PASSWORD.to_string(), "validation".to_string())])))
+    Ok((!own.contains_key(PASSWORD))
+        .then(|| EnvMap::from([(PASSWORD.to_string(), "validation".to_string())])))
 }
 
 /// 32 random bytes from the OS CSPRNG, hex.
 pub fn new_password() -> Result<String, ServerError> {
     use rand::TryRngCore;
     let mut buf = [0u8; 32];
-    rand::rngs::OsRng
-        .try_fill_bytes(&mut buf)
-        .map_err(|e| ServerError::io("read the OS random source", std::io::Error::other(e.to_string())))?;
+    rand::rngs::OsRng.try_fill_bytes(&mut buf).map_err(|e| {
+        ServerError::io(
+            "read the OS random source",
+            std::io::Error::other(e.to_string()),
+        )
+    })?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -112,8 +123,15 @@ pub fn ensure_password(ctl: &Controller, id: &ResourceRef) -> Result<(), ServerE
     let bucket = ctl.store.config_get(&id.scope, Some(&id.name))?;
     if !bucket.contains_key(PASSWORD) {
         let set = BTreeMap::from([(PASSWORD.to_string(), new_password()?)]);
-        ctl.store.config_update(&id.scope, Some(&id.name), &set, &[])?;
-        ctl.event("info", Some(id), None, "PasswordCreated", "generated REDIS_PASSWORD in the resource's bucket");
+        ctl.store
+            .config_update(&id.scope, Some(&id.name), &set, &[])?;
+        ctl.event(
+            "info",
+            Some(id),
+            None,
+            "PasswordCreated",
+            "generated REDIS_PASSWORD in the resource's bucket",
+        );
     }
     Ok(())
 }
@@ -123,7 +141,10 @@ fn redis_ref(scope: &str, name: &str) -> ResourceRef {
 }
 
 fn load(ctl: &Controller, id: &ResourceRef) -> Result<RedisSpec, ServerError> {
-    let stored = ctl.store.get(id)?.ok_or_else(|| ServerError::NotFound(format!("{id} does not exist")))?;
+    let stored = ctl
+        .store
+        .get(id)?
+        .ok_or_else(|| ServerError::NotFound(format!("{id} does not exist")))?;
     match stored.resource.spec {
         Spec::Redis(s) => Ok(s),
         _ => Err(ServerError::NotFound(format!("{id} is not a redis"))),
@@ -160,7 +181,10 @@ fn link_key(provider: &ResourceRef, consumer: &str) -> String {
 
 fn split_consumer(c: &str) -> Result<(String, String), ServerError> {
     match c.split_once('/') {
-        Some((s, n)) if vd_core::validate_label("scope", s).is_ok() && vd_core::validate_label("name", n).is_ok() => {
+        Some((s, n))
+            if vd_core::validate_label("scope", s).is_ok()
+                && vd_core::validate_label("name", n).is_ok() =>
+        {
             Ok((s.to_string(), n.to_string()))
         }
         _ => Err(ServerError::invalid(Problem {
@@ -173,7 +197,13 @@ fn split_consumer(c: &str) -> Result<(String, String), ServerError> {
 }
 
 /// Writes one consumer's link env for the provider's current state.
-fn write_link(ctl: &Controller, provider: &ResourceRef, consumer: &str, mode: LinkMode, no_restart: bool) -> Result<(), ServerError> {
+fn write_link(
+    ctl: &Controller,
+    provider: &ResourceRef,
+    consumer: &str,
+    mode: LinkMode,
+    no_restart: bool,
+) -> Result<(), ServerError> {
     let spec = load(ctl, provider)?;
     let (scope, name) = split_consumer(consumer)?;
     let env = macro_::link_env(
@@ -183,27 +213,55 @@ fn write_link(ctl: &Controller, provider: &ResourceRef, consumer: &str, mode: Li
         &password(ctl, provider)?,
         mode,
     );
-    let unset: Vec<String> =
-        macro_::LINK_VARS.iter().filter(|k| !env.contains_key(**k)).map(|k| k.to_string()).collect();
+    let unset: Vec<String> = macro_::LINK_VARS
+        .iter()
+        .filter(|k| !env.contains_key(**k))
+        .map(|k| k.to_string())
+        .collect();
     ctl.update_config(&scope, Some(&name), &env, &unset, no_restart)?;
     Ok(())
 }
 
 /// `vd redis:link`.
-pub fn link(ctl: &Controller, scope: &str, name: &str, req: &LinkRequest) -> Result<EnvMap, ServerError> {
+pub fn link(
+    ctl: &Controller,
+    scope: &str,
+    name: &str,
+    req: &LinkRequest,
+) -> Result<EnvMap, ServerError> {
     let provider = redis_ref(scope, name);
     load(ctl, &provider)?;
-    let mode = if req.reads { LinkMode::Reads } else { LinkMode::Default };
+    let mode = if req.reads {
+        LinkMode::Reads
+    } else {
+        LinkMode::Default
+    };
     write_link(ctl, &provider, &req.consumer, mode, req.no_restart)?;
-    ctl.store.meta_set(&link_key(&provider, &req.consumer), if req.reads { "reads" } else { "default" })?;
+    ctl.store.meta_set(
+        &link_key(&provider, &req.consumer),
+        if req.reads { "reads" } else { "default" },
+    )?;
     let mut consumers = consumers(ctl, &provider)?;
     consumers.push(req.consumer.clone());
     let set = BTreeMap::from([(CONSUMERS.to_string(), macro_::format_consumers(&consumers))]);
     ctl.update_config(scope, Some(name), &set, &[], true)?;
-    ctl.event("info", Some(&provider), None, "Linked", &format!("{} ({})", req.consumer, if req.reads { "reads" } else { "default" }));
+    ctl.event(
+        "info",
+        Some(&provider),
+        None,
+        "Linked",
+        &format!(
+            "{} ({})",
+            req.consumer,
+            if req.reads { "reads" } else { "default" }
+        ),
+    );
     let (cs, cn) = split_consumer(&req.consumer)?;
     let vars = ctl.store.config_get(&cs, Some(&cn))?;
-    Ok(vars.into_iter().filter(|(k, _)| macro_::LINK_VARS.contains(&k.as_str())).collect())
+    Ok(vars
+        .into_iter()
+        .filter(|(k, _)| macro_::LINK_VARS.contains(&k.as_str()))
+        .collect())
 }
 
 fn consumers(ctl: &Controller, provider: &ResourceRef) -> Result<Vec<String>, ServerError> {
@@ -216,18 +274,32 @@ fn consumers(ctl: &Controller, provider: &ResourceRef) -> Result<Vec<String>, Se
 }
 
 /// `vd redis:unlink`: removes exactly what link added.
-pub fn unlink(ctl: &Controller, scope: &str, name: &str, consumer: &str, no_restart: bool) -> Result<(), ServerError> {
+pub fn unlink(
+    ctl: &Controller,
+    scope: &str,
+    name: &str,
+    consumer: &str,
+    no_restart: bool,
+) -> Result<(), ServerError> {
     let provider = redis_ref(scope, name);
     let (cs, cn) = split_consumer(consumer)?;
     let mut list = consumers(ctl, &provider)?;
     if !list.iter().any(|c| c == consumer) {
-        return Err(ServerError::NotFound(format!("{consumer} is not linked to {provider}")));
+        return Err(ServerError::NotFound(format!(
+            "{consumer} is not linked to {provider}"
+        )));
     }
     list.retain(|c| c != consumer);
     let unset: Vec<String> = macro_::LINK_VARS.iter().map(|k| k.to_string()).collect();
     ctl.update_config(&cs, Some(&cn), &BTreeMap::new(), &unset, no_restart)?;
     if list.is_empty() {
-        ctl.update_config(scope, Some(name), &BTreeMap::new(), &[CONSUMERS.to_string()], true)?;
+        ctl.update_config(
+            scope,
+            Some(name),
+            &BTreeMap::new(),
+            &[CONSUMERS.to_string()],
+            true,
+        )?;
     } else {
         let set = BTreeMap::from([(CONSUMERS.to_string(), macro_::format_consumers(&list))]);
         ctl.update_config(scope, Some(name), &set, &[], true)?;
@@ -238,7 +310,11 @@ pub fn unlink(ctl: &Controller, scope: &str, name: &str, consumer: &str, no_rest
 }
 
 /// Rewrites every consumer's link (after a failover or password change).
-pub fn rewrite_consumers(ctl: &Controller, provider: &ResourceRef, no_restart: bool) -> Result<(), ServerError> {
+pub fn rewrite_consumers(
+    ctl: &Controller,
+    provider: &ResourceRef,
+    no_restart: bool,
+) -> Result<(), ServerError> {
     for c in consumers(ctl, provider)? {
         let mode = match ctl.store.meta_get(&link_key(provider, &c))?.as_deref() {
             Some("reads") => LinkMode::Reads,
@@ -253,17 +329,24 @@ pub fn rewrite_consumers(ctl: &Controller, provider: &ResourceRef, no_restart: b
 fn pod_ips(ctl: &Controller, id: &ResourceRef) -> BTreeMap<u32, String> {
     ctl.pod_views()
         .into_iter()
-        .filter(|p| p.kind == id.kind && p.scope == id.scope && p.name == id.name && !p.ip.is_empty())
+        .filter(|p| {
+            p.kind == id.kind && p.scope == id.scope && p.name == id.name && !p.ip.is_empty()
+        })
         .map(|p| (p.ordinal, p.ip))
         .collect()
 }
 
 async fn connect(ip: &str, pw: &str) -> Result<Node, ServerError> {
-    Node::connect(ip, macro_::REDIS_PORT, Some(pw), CONNECT_TIMEOUT).await.map_err(redis_err)
+    Node::connect(ip, macro_::REDIS_PORT, Some(pw), CONNECT_TIMEOUT)
+        .await
+        .map_err(redis_err)
 }
 
 fn redis_err(e: vd_redisctl::RedisError) -> ServerError {
-    ServerError::Conflict { message: e.to_string(), help: None }
+    ServerError::Conflict {
+        message: e.to_string(),
+        help: None,
+    }
 }
 
 /// `POST /v1/redis/{scope}/{name}/failover`.
@@ -288,22 +371,41 @@ pub struct FailoverReport {
 }
 
 /// `vd redis:failover`: a live switchover, no pod restarted, no acknowledged write lost.
-pub async fn failover(ctl: &Arc<Controller>, scope: &str, name: &str, req: &FailoverRequest) -> Result<FailoverReport, ServerError> {
+pub async fn failover(
+    ctl: &Arc<Controller>,
+    scope: &str,
+    name: &str,
+    req: &FailoverRequest,
+) -> Result<FailoverReport, ServerError> {
     let id = redis_ref(scope, name);
     let spec = load(ctl, &id)?;
     let replicas = spec.replicas.unwrap_or(1);
     let from = master_ordinal(ctl, &id)?;
-    let conflict = |m: String, h: &str| ServerError::Conflict { message: m, help: Some(h.to_string()) };
+    let conflict = |m: String, h: &str| ServerError::Conflict {
+        message: m,
+        help: Some(h.to_string()),
+    };
     if replicas < 2 {
-        return Err(conflict(format!("{id} has one pod; there is no replica to promote"), "scale it to replicas = 3 first"));
+        return Err(conflict(
+            format!("{id} has one pod; there is no replica to promote"),
+            "scale it to replicas = 3 first",
+        ));
     }
     let pw = password(ctl, &id)?;
     let ips = pod_ips(ctl, &id);
     let to = match req.replica {
         Some(n) if n >= replicas => {
-            return Err(conflict(format!("{id} has no ordinal {n} (replicas = {replicas})"), "pick an ordinal from `vd redis:info`"))
+            return Err(conflict(
+                format!("{id} has no ordinal {n} (replicas = {replicas})"),
+                "pick an ordinal from `vd redis:info`",
+            ))
         }
-        Some(n) if n == from => return Err(conflict(format!("ordinal {n} is already the master"), "pick a replica")),
+        Some(n) if n == from => {
+            return Err(conflict(
+                format!("ordinal {n} is already the master"),
+                "pick a replica",
+            ))
+        }
         Some(n) => n,
         None => {
             let mut best: Option<(i64, u32)> = None;
@@ -320,11 +422,19 @@ pub async fn failover(ctl: &Arc<Controller>, scope: &str, name: &str, req: &Fail
                     }
                 }
             }
-            best.map(|(_, o)| o).ok_or_else(|| conflict("no replica is connected to the master".into(), "check `vd redis:info`"))?
+            best.map(|(_, o)| o).ok_or_else(|| {
+                conflict(
+                    "no replica is connected to the master".into(),
+                    "check `vd redis:info`",
+                )
+            })?
         }
     };
     let (Some(master_ip), Some(target_ip)) = (ips.get(&from), ips.get(&to)) else {
-        return Err(conflict(format!("pods {from} and {to} must both be running"), "check `vd get pods`"));
+        return Err(conflict(
+            format!("pods {from} and {to} must both be running"),
+            "check `vd get pods`",
+        ));
     };
     let mut master = connect(master_ip, &pw).await?;
     let mut target = connect(target_ip, &pw).await?;
@@ -335,18 +445,34 @@ pub async fn failover(ctl: &Arc<Controller>, scope: &str, name: &str, req: &Fail
         }
     }
     let target_host = vd_core::naming::pod_hostnames(&id, to)[1].clone();
-    let report =
-        vd_redisctl::switchover::switchover(&mut master, &mut target, &mut others, &target_host, macro_::REDIS_PORT, Duration::from_secs(5))
-            .await
-            .map_err(redis_err)?;
+    let report = vd_redisctl::switchover::switchover(
+        &mut master,
+        &mut target,
+        &mut others,
+        &target_host,
+        macro_::REDIS_PORT,
+        Duration::from_secs(5),
+    )
+    .await
+    .map_err(redis_err)?;
     // The redis pods keep running as they are: the new ordinal reaches them on their next
     // restart (their entrypoint then boots the right role).
     let set = BTreeMap::from([(MASTER_ORDINAL.to_string(), to.to_string())]);
     ctl.update_config(scope, Some(name), &set, &[], true)?;
     rewrite_consumers(ctl, &id, req.no_restart)?;
     let pause = report.write_pause.as_millis() as u64;
-    ctl.event("info", Some(&id), None, "Failover", &format!("master {from} -> {to}, writes paused {pause} ms"));
-    Ok(FailoverReport { from, to, write_pause_ms: pause })
+    ctl.event(
+        "info",
+        Some(&id),
+        None,
+        "Failover",
+        &format!("master {from} -> {to}, writes paused {pause} ms"),
+    );
+    Ok(FailoverReport {
+        from,
+        to,
+        write_pause_ms: pause,
+    })
 }
 
 /// One row of `vd redis:info`.
@@ -399,7 +525,13 @@ pub async fn info(ctl: &Controller, scope: &str, name: &str) -> Result<Vec<NodeI
                         role: role.into(),
                         offset: r.replica_repl_offset.unwrap_or(r.master_repl_offset),
                         lag_bytes: None,
-                        link: (role == "replica").then(|| if r.link_up { "up".into() } else { "down".into() }),
+                        link: (role == "replica").then(|| {
+                            if r.link_up {
+                                "up".into()
+                            } else {
+                                "down".into()
+                            }
+                        }),
                         memory: info.get("used_memory_human").unwrap_or("-").to_string(),
                         clients: info.num("connected_clients"),
                         error: None,
@@ -457,10 +589,26 @@ pub fn endpoints(ctl: &Controller, scope: &str, name: &str) -> Result<Endpoints,
     let spec = load(ctl, &id)?;
     let pw = password(ctl, &id)?;
     let master = master_ordinal(ctl, &id)?;
-    let env = macro_::link_env(&id, spec.replicas.unwrap_or(1), master, &pw, LinkMode::Default);
+    let env = macro_::link_env(
+        &id,
+        spec.replicas.unwrap_or(1),
+        master,
+        &pw,
+        LinkMode::Default,
+    );
     let url = env.get("REDIS_URL").cloned().unwrap_or_default();
-    let read_url = env.get("REDIS_READ_URL").cloned().unwrap_or_else(|| url.clone());
-    Ok(Endpoints { url, read_url, external_host: pod_ips(ctl, &id).get(&master).cloned(), port: macro_::REDIS_PORT, master, password: pw })
+    let read_url = env
+        .get("REDIS_READ_URL")
+        .cloned()
+        .unwrap_or_else(|| url.clone());
+    Ok(Endpoints {
+        url,
+        read_url,
+        external_host: pod_ips(ctl, &id).get(&master).cloned(),
+        port: macro_::REDIS_PORT,
+        master,
+        password: pw,
+    })
 }
 
 /// A redis as `vd get redis` shows it.
@@ -484,7 +632,9 @@ pub struct RedisView {
 pub fn list(ctl: &Controller) -> Result<Vec<RedisView>, ServerError> {
     let mut out = Vec::new();
     for s in ctl.store.list(Some(Kind::Redis))? {
-        let Some(spec) = spec_of(&s.resource) else { continue };
+        let Some(spec) = spec_of(&s.resource) else {
+            continue;
+        };
         let replicas = spec.replicas.unwrap_or(1);
         let st = ctl.workload_status(&s.resource.id).unwrap_or_default();
         out.push(RedisView {

@@ -12,7 +12,9 @@ pub fn is_sentinel(spec: &RedisSpec) -> bool {
 pub fn workload_of(r: &Resource) -> Option<WorkloadSpec> {
     match &r.spec {
         Spec::Workload(w) => Some(w.clone()),
-        Spec::Redis(spec) if !is_sentinel(spec) => Some(vd_core::redis::expand(&r.id, spec).workload),
+        Spec::Redis(spec) if !is_sentinel(spec) => {
+            Some(vd_core::redis::expand(&r.id, spec).workload)
+        }
         _ => None,
     }
 }
@@ -22,7 +24,11 @@ pub fn generated_asset(r: &Resource) -> Option<(ResourceRef, AssetSpec)> {
     match &r.spec {
         Spec::Redis(spec) if !is_sentinel(spec) => {
             let files = vd_core::redis::expand(&r.id, spec).files;
-            let id = ResourceRef::new(Kind::Asset, &r.id.scope, vd_core::redis::generated_asset_name(&r.id.name));
+            let id = ResourceRef::new(
+                Kind::Asset,
+                &r.id.scope,
+                vd_core::redis::generated_asset_name(&r.id.name),
+            );
             Some((id, AssetSpec { files }))
         }
         _ => None,

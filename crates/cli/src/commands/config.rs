@@ -171,7 +171,11 @@ pub async fn config(ctx: &Ctx, a: ConfigArgs) -> Result<(), CliError> {
                 return Ok(());
             }
             // Listings never show secrets; `get KEY` prints one value on purpose.
-            let vars: BTreeMap<String, String> = view.vars.iter().map(|(k, v)| (k.clone(), redact(k, v))).collect();
+            let vars: BTreeMap<String, String> = view
+                .vars
+                .iter()
+                .map(|(k, v)| (k.clone(), redact(k, v)))
+                .collect();
             render::print(ctx.output, &vars, || {
                 let mut t = table(&["KEY", "VALUE"]);
                 for (k, v) in &vars {
@@ -189,14 +193,19 @@ pub async fn config(ctx: &Ctx, a: ConfigArgs) -> Result<(), CliError> {
 /// password part of URLs (`redis://user:pw@host`).
 fn redact(key: &str, value: &str) -> String {
     let k = key.to_ascii_uppercase();
-    if ["PASSWORD", "SECRET", "TOKEN", "AUTH"].iter().any(|s| k.contains(s)) {
+    if ["PASSWORD", "SECRET", "TOKEN", "AUTH"]
+        .iter()
+        .any(|s| k.contains(s))
+    {
         return "<redacted>".into();
     }
     match (value.find("://"), value.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let creds = &value[scheme + 3..at];
             match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:<redacted>{}", &value[..scheme + 3], &value[at..]),
+                Some((user, _)) => {
+                    format!("{}{user}:<redacted>{}", &value[..scheme + 3], &value[at..])
+                }
                 None => value.to_string(),
             }
         }
@@ -220,7 +229,10 @@ mod tests {
     #[test]
     fn listings_redact_secrets() {
         assert_eq!(redact("REDIS_PASSWORD", "abc"), "<redacted>");
-        assert_eq!(redact("REDIS_URL", "redis://default:abc@cache-0.data.voodu:6379"), "redis://default:<redacted>@cache-0.data.voodu:6379");
+        assert_eq!(
+            redact("REDIS_URL", "redis://default:abc@cache-0.data.voodu:6379"),
+            "redis://default:<redacted>@cache-0.data.voodu:6379"
+        );
         assert_eq!(redact("MODE", "fast"), "fast");
     }
 

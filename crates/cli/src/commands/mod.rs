@@ -78,16 +78,26 @@ pub async fn run(cli: Cli) -> i32 {
             resources::events(&ctx, reference.as_deref(), limit).await
         }
         Command::Shutdown { stop_pods } => server::shutdown(&ctx, stop_pods).await,
-        Command::RedisLink { provider, consumer, reads, no_restart } => {
-            redis::link(&ctx, &provider, &consumer, reads, no_restart).await
-        }
-        Command::RedisUnlink { provider, consumer, no_restart } => {
-            redis::unlink(&ctx, &provider, &consumer, no_restart).await
-        }
-        Command::RedisFailover { reference, replica, no_restart } => {
-            redis::failover(&ctx, &reference, replica, no_restart).await
-        }
-        Command::RedisUrl { reference, external } => redis::url(&ctx, &reference, external).await,
+        Command::RedisLink {
+            provider,
+            consumer,
+            reads,
+            no_restart,
+        } => redis::link(&ctx, &provider, &consumer, reads, no_restart).await,
+        Command::RedisUnlink {
+            provider,
+            consumer,
+            no_restart,
+        } => redis::unlink(&ctx, &provider, &consumer, no_restart).await,
+        Command::RedisFailover {
+            reference,
+            replica,
+            no_restart,
+        } => redis::failover(&ctx, &reference, replica, no_restart).await,
+        Command::RedisUrl {
+            reference,
+            external,
+        } => redis::url(&ctx, &reference, external).await,
         Command::RedisCli { reference, args } => redis::cli(&ctx, &reference, &args).await,
         Command::RedisInfo { reference } => redis::info(&ctx, &reference).await,
     };

@@ -5,13 +5,20 @@ use crate::args::Output;
 use crate::error::CliError;
 use crate::render::{self, table};
 use std::collections::BTreeMap;
-use vd_server::redis::{Endpoints, FailoverReport, FailoverRequest, LinkRequest, NodeInfo, RedisView};
+use vd_server::redis::{
+    Endpoints, FailoverReport, FailoverRequest, LinkRequest, NodeInfo, RedisView,
+};
 
 fn split(reference: &str) -> Result<(String, String), CliError> {
     let r = reference.strip_prefix("redis/").unwrap_or(reference);
     match r.split_once('/') {
-        Some((s, n)) if !s.is_empty() && !n.is_empty() && !n.contains('/') => Ok((s.to_string(), n.to_string())),
-        _ => Err(CliError::usage(format!("`{reference}` is not SCOPE/NAME"), "e.g. vd redis:info data/cache")),
+        Some((s, n)) if !s.is_empty() && !n.is_empty() && !n.contains('/') => {
+            Ok((s.to_string(), n.to_string()))
+        }
+        _ => Err(CliError::usage(
+            format!("`{reference}` is not SCOPE/NAME"),
+            "e.g. vd redis:info data/cache",
+        )),
     }
 }
 
@@ -35,16 +42,35 @@ pub async fn list(ctx: &Ctx) -> Result<(), CliError> {
 }
 
 /// `vd redis:link`.
-pub async fn link(ctx: &Ctx, provider: &str, consumer: &str, reads: bool, no_restart: bool) -> Result<(), CliError> {
+pub async fn link(
+    ctx: &Ctx,
+    provider: &str,
+    consumer: &str,
+    reads: bool,
+    no_restart: bool,
+) -> Result<(), CliError> {
     let (s, n) = split(provider)?;
-    let req = LinkRequest { consumer: consumer.to_string(), reads, no_restart };
-    let vars: BTreeMap<String, String> = ctx.client.post(&format!("/v1/redis/{s}/{n}/link"), &req).await?;
+    let req = LinkRequest {
+        consumer: consumer.to_string(),
+        reads,
+        no_restart,
+    };
+    let vars: BTreeMap<String, String> = ctx
+        .client
+        .post(&format!("/v1/redis/{s}/{n}/link"), &req)
+        .await?;
     if ctx.output == Output::Json {
         let keys: Vec<&String> = vars.keys().collect();
-        println!("{}", serde_json::json!({ "linked": consumer, "vars": keys }));
+        println!(
+            "{}",
+            serde_json::json!({ "linked": consumer, "vars": keys })
+        );
         return Ok(());
     }
-    println!("{consumer} linked to redis {s}/{n}: {}", vars.keys().cloned().collect::<Vec<_>>().join(", "));
+    println!(
+        "{consumer} linked to redis {s}/{n}: {}",
+        vars.keys().cloned().collect::<Vec<_>>().join(", ")
+    );
     if !no_restart {
         println!("{consumer}'s pods roll to pick it up");
     }
@@ -52,37 +78,63 @@ pub async fn link(ctx: &Ctx, provider: &str, consumer: &str, reads: bool, no_res
 }
 
 /// `vd redis:unlink`.
-pub async fn unlink(ctx: &Ctx, provider: &str, consumer: &str, no_restart: bool) -> Result<(), CliError> {
+pub async fn unlink(
+    ctx: &Ctx,
+    provider: &str,
+    consumer: &str,
+    no_restart: bool,
+) -> Result<(), CliError> {
     let (s, n) = split(provider)?;
     let body = serde_json::json!({ "consumer": consumer, "no_restart": no_restart });
-    let _: serde_json::Value = ctx.client.post(&format!("/v1/redis/{s}/{n}/unlink"), &body).await?;
+    let _: serde_json::Value = ctx
+        .client
+        .post(&format!("/v1/redis/{s}/{n}/unlink"), &body)
+        .await?;
     println!("{consumer} unlinked from redis {s}/{n}");
     Ok(())
 }
 
 /// `vd redis:failover`.
-pub async fn failover(ctx: &Ctx, reference: &str, replica: Option<u32>, no_restart: bool) -> Result<(), CliError> {
+pub async fn failover(
+    ctx: &Ctx,
+    reference: &str,
+    replica: Option<u32>,
+    no_restart: bool,
+) -> Result<(), CliError> {
     let (s, n) = split(reference)?;
-    let req = FailoverRequest { replica, no_restart };
-    let r: FailoverReport = ctx.client.post(&format!("/v1/redis/{s}/{n}/failover"), &req).await?;
+    let req = FailoverRequest {
+        replica,
+        no_restart,
+    };
+    let r: FailoverReport = ctx
+        .client
+        .post(&format!("/v1/redis/{s}/{n}/failover"), &req)
+        .await?;
     if ctx.output == Output::Json {
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
     } else {
-        println!("redis {s}/{n}: master is now {n}-{} (was {n}-{}); writes were held {} ms", r.to, r.from, r.write_pause_ms);
+        println!(
+            "redis {s}/{n}: master is now {n}-{} (was {n}-{}); writes were held {} ms",
+            r.to, r.from, r.write_pause_ms
+        );
     }
     Ok(())
 }
 
 async fn endpoints(ctx: &Ctx, reference: &str) -> Result<Endpoints, CliError> {
     let (s, n) = split(reference)?;
-    ctx.client.get(&format!("/v1/redis/{s}/{n}/endpoints")).await
+    ctx.client
+        .get(&format!("/v1/redis/{s}/{n}/endpoints"))
+        .await
 }
 
 /// `vd redis:url`.
 pub async fn url(ctx: &Ctx, reference: &str, external: bool) -> Result<(), CliError> {
     let e = endpoints(ctx, reference).await?;
     if external {
-        let host = e.external_host.ok_or_else(|| CliError::usage("the master pod is not running", "see `vd get pods`"))?;
+        let host = e
+            .external_host
+            .ok_or_else(|| CliError::usage("the master pod is not running", "see `vd get pods`"))?;
         println!("redis://default:{}@{host}:{}", e.password, e.port);
     } else {
         println!("{}", e.url);
@@ -94,13 +146,18 @@ pub async fn url(ctx: &Ctx, reference: &str, external: bool) -> Result<(), CliEr
 pub async fn cli(ctx: &Ctx, reference: &str, args: &[String]) -> Result<(), CliError> {
     use std::os::unix::process::CommandExt;
     let e = endpoints(ctx, reference).await?;
-    let host = e.external_host.ok_or_else(|| CliError::usage("the master pod is not running", "see `vd get pods`"))?;
+    let host = e
+        .external_host
+        .ok_or_else(|| CliError::usage("the master pod is not running", "see `vd get pods`"))?;
     let err = std::process::Command::new("redis-cli")
         .args(["-h", &host, "-p", &e.port.to_string()])
         .args(args)
         .env("REDISCLI_AUTH", &e.password)
         .exec();
-    Err(CliError::io("run redis-cli (apt-get install redis-tools)", err))
+    Err(CliError::io(
+        "run redis-cli (apt-get install redis-tools)",
+        err,
+    ))
 }
 
 /// `vd redis:info`.
@@ -108,14 +165,21 @@ pub async fn info(ctx: &Ctx, reference: &str) -> Result<(), CliError> {
     let (s, n) = split(reference)?;
     let rows: Vec<NodeInfo> = ctx.client.get(&format!("/v1/redis/{s}/{n}/info")).await?;
     render::print(ctx.output, &rows, || {
-        let mut t = table(&["ORDINAL", "ADDRESS", "ROLE", "OFFSET", "LAG", "LINK", "MEMORY", "CLIENTS"]);
+        let mut t = table(&[
+            "ORDINAL", "ADDRESS", "ROLE", "OFFSET", "LAG", "LINK", "MEMORY", "CLIENTS",
+        ]);
         for r in &rows {
             t.add_row(vec![
                 r.ordinal.to_string(),
                 r.address.clone(),
-                r.error.as_ref().map(|e| format!("{} ({e})", r.role)).unwrap_or_else(|| r.role.clone()),
+                r.error
+                    .as_ref()
+                    .map(|e| format!("{} ({e})", r.role))
+                    .unwrap_or_else(|| r.role.clone()),
                 r.offset.to_string(),
-                r.lag_bytes.map(|l| format!("{l} B")).unwrap_or_else(|| "-".into()),
+                r.lag_bytes
+                    .map(|l| format!("{l} B"))
+                    .unwrap_or_else(|| "-".into()),
                 r.link.clone().unwrap_or_else(|| "-".into()),
                 r.memory.clone(),
                 r.clients.to_string(),
