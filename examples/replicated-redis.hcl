@@ -1,31 +1,19 @@
-# A replicated Redis from a plain statefulset: pod 0 is the master, the others replicate from
-# it by its pod name. (The `redis` macro does this, and more, for you.)
-statefulset "data" "cache" {
-  image    = "redis:7-alpine"
+# A replicated Redis with the built-in redis macro: three pods, pod 0 boots as master, the
+# others replicate from cache-0.data.voodu. The password is generated into the resource's
+# config bucket on first apply and never appears in the manifest.
+redis "data" "cache" {
   replicas = 3
+}
 
+# An app that gets REDIS_URL / REDIS_READ_URL once you run:
+#   vd redis:link data/cache web/app
+deployment "web" "app" {
   command = ["sh", "-c", <<-EOT
-    set -eu
-    if [ "$VOODU_REPLICA_ORDINAL" != 0 ]; then
-      set -- --replicaof cache-0.data.voodu 6379
-    fi
-    exec redis-server --bind "$VOODU_POD_IP" --port 6379 --dir /data --appendonly yes "$@"
+    while true; do
+      echo "REDIS_URL is $${REDIS_URL:-unset (run vd redis:link data/cache web/app)}" | sed 's/:[0-9a-f]*@/:<password>@/'
+      [ -n "$${REDIS_URL:-}" ] && redis-cli -u "$REDIS_URL" incr visits
+      sleep 5
+    done
   EOT
   ]
-  ports = ["6379"]
-
-  volume_claim "data" {
-    mount_path = "/data"
-  }
-
-  probes {
-    liveness {
-      tcp_socket { port = 6379 }
-      period = "5s"
-    }
-    readiness {
-      exec { command = ["redis-cli", "-h", "${VOODU_POD_IP}", "ping"] }
-      period = "1s"
-    }
-  }
 }

@@ -102,6 +102,10 @@ fn three_replicas_replicate_and_refuse_writes() {
     let _g = common::own_addresses();
     let vd = Vd::start();
     vd.apply(&vd.manifest("r.hcl", &replicated(3)));
+    let started: Vec<i64> = vd.pods().iter().map(|p| p["started_ms"].as_i64().unwrap()).collect();
+    assert!(started.windows(2).all(|w| w[0] <= w[1]), "redis pods start bottom-up: {started:?}");
+    let created = vd.events().iter().filter(|e| e["reason"] == "Started").count();
+    assert_eq!(created, 3, "each pod started once");
     let pw = password(&vd, "data/cache");
     let mut master = authed(&vd, "data-cache.0", &pw);
     let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut master).unwrap();

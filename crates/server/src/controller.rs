@@ -461,7 +461,7 @@ impl Controller {
                 continue;
             };
             let spec = &spec;
-            let ordering = if id.kind == Kind::Statefulset {
+            let ordering = if matches!(id.kind, Kind::Statefulset | Kind::Redis) {
                 Ordering::Ordered
             } else {
                 Ordering::Parallel
