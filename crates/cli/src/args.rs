@@ -72,6 +72,9 @@ pub enum Command {
     Describe {
         /// KIND/SCOPE/NAME.
         reference: String,
+        /// For a macro (redis): show the statefulset and files it expands into.
+        #[arg(long)]
+        expanded: bool,
     },
     /// Delete a resource; its volumes stay unless --prune.
     Delete {

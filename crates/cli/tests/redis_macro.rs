@@ -86,6 +86,20 @@ fn minimal_redis_requires_auth_and_keeps_password_and_data() {
             args.join(" ")
         );
     }
+    let expanded = vd.vd(&["describe", "redis/data/cache", "--expanded"]);
+    for needle in [
+        "redis:7-alpine",
+        "/usr/local/bin/voodu-redis-entrypoint",
+        "repl-diskless-sync yes",
+        "include /etc/redis/conf.d/*.conf",
+        "REDISCLI_AUTH",
+    ] {
+        assert!(
+            expanded.contains(needle),
+            "--expanded shows {needle}: {expanded}"
+        );
+    }
+    assert!(!expanded.contains(&pw));
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
     assert!(
         !String::from_utf8_lossy(&cmdline).contains(&pw),
@@ -102,9 +116,20 @@ fn three_replicas_replicate_and_refuse_writes() {
     let _g = common::own_addresses();
     let vd = Vd::start();
     vd.apply(&vd.manifest("r.hcl", &replicated(3)));
-    let started: Vec<i64> = vd.pods().iter().map(|p| p["started_ms"].as_i64().unwrap()).collect();
-    assert!(started.windows(2).all(|w| w[0] <= w[1]), "redis pods start bottom-up: {started:?}");
-    let created = vd.events().iter().filter(|e| e["reason"] == "Started").count();
+    let started: Vec<i64> = vd
+        .pods()
+        .iter()
+        .map(|p| p["started_ms"].as_i64().unwrap())
+        .collect();
+    assert!(
+        started.windows(2).all(|w| w[0] <= w[1]),
+        "redis pods start bottom-up: {started:?}"
+    );
+    let created = vd
+        .events()
+        .iter()
+        .filter(|e| e["reason"] == "Started")
+        .count();
     assert_eq!(created, 3, "each pod started once");
     let pw = password(&vd, "data/cache");
     let mut master = authed(&vd, "data-cache.0", &pw);

@@ -64,7 +64,10 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Apply(args) => apply::apply(&ctx, &args).await,
         Command::Diff { files } => apply::diff(&ctx, &files).await,
         Command::Get { kind } => resources::get(&ctx, kind.as_deref()).await,
-        Command::Describe { reference } => resources::describe(&ctx, &reference).await,
+        Command::Describe {
+            reference,
+            expanded,
+        } => resources::describe(&ctx, &reference, expanded).await,
         Command::Delete { reference, prune } => resources::delete(&ctx, &reference, prune).await,
         Command::Config(args) => config::config(&ctx, args).await,
         Command::Logs {

@@ -111,9 +111,47 @@ pub async fn get(ctx: &Ctx, kind: Option<&str>) -> Result<(), CliError> {
 }
 
 /// `vd describe KIND/SCOPE/NAME`.
-pub async fn describe(ctx: &Ctx, reference: &str) -> Result<(), CliError> {
+pub async fn describe(ctx: &Ctx, reference: &str, expanded: bool) -> Result<(), CliError> {
     let id = resolve_ref(ctx, reference).await?;
     let d: DescribeView = ctx.client.get(&path(&id)).await?;
+    if expanded {
+        // Expansion is pure, so the CLI shows exactly what the server runs. The generated files
+        // hold no secrets: the password only reaches pods through their env.
+        let Spec::Redis(spec) = &d.resource.spec else {
+            return Err(CliError::usage(
+                format!("{id} is not a macro"),
+                "--expanded is for redis resources",
+            ));
+        };
+        let x = vd_core::redis::expand(&id, spec);
+        if ctx.output == Output::Json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({ "statefulset": x.workload, "files": x.files })
+                )
+                .unwrap_or_default()
+            );
+            return Ok(());
+        }
+        println!(
+            "# statefulset {}/{} (expanded from {id})",
+            id.scope, id.name
+        );
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&x.workload).unwrap_or_default()
+        );
+        for (key, content) in &x.files {
+            println!(
+                "\n# file asset {}/{}.{key}",
+                id.scope,
+                vd_core::redis::generated_asset_name(&id.name)
+            );
+            print!("{content}");
+        }
+        return Ok(());
+    }
     if ctx.output == Output::Json {
         println!("{}", serde_json::to_string_pretty(&d).unwrap_or_default());
         return Ok(());
