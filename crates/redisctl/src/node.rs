@@ -55,9 +55,9 @@ impl Node {
             .into_connection_info()
             .map_err(|e| unreachable(e.to_string()))?;
         let info = match password {
-            Some(p) => info.set_redis_settings(
-                redis::RedisConnectionInfo::default().set_password(p),
-            ),
+            Some(p) => {
+                info.set_redis_settings(redis::RedisConnectionInfo::default().set_password(p))
+            }
             None => info,
         };
         let client = redis::Client::open(info).map_err(|e| unreachable(e.to_string()))?;
