@@ -86,6 +86,21 @@ fn minimal_redis_requires_auth_and_keeps_password_and_data() {
             args.join(" ")
         );
     }
+    // redis:url gives seed 000's shape; --external an address usable from this host;
+    // redis:cli authenticates through the environment.
+    assert_eq!(
+        vd.vd(&["redis:url", "data/cache"]).trim(),
+        format!("redis://default:{pw}@cache.data.voodu:6379")
+    );
+    let ext = vd.vd(&["redis:url", "data/cache", "--external"]);
+    assert_eq!(
+        ext.trim(),
+        format!("redis://default:{pw}@{}:6379", vd.ip("data-cache.0"))
+    );
+    assert_eq!(
+        vd.vd(&["redis:cli", "data/cache", "--", "get", "k"]).trim(),
+        "v"
+    );
     let expanded = vd.vd(&["describe", "redis/data/cache", "--expanded"]);
     for needle in [
         "redis:7-alpine",

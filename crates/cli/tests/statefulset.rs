@@ -101,6 +101,17 @@ fn three_replicas_come_up_bottom_up_and_resolve_each_other() {
 #[test]
 fn seed_cache_keeps_data_across_restart_scale_and_delete() {
     let _g = common::wildcard();
+    // The seed's plain `redis-server` binds *:6379, so nothing else on this host may hold
+    // port 6379 on any address while it runs.
+    let busy = std::process::Command::new("sh")
+        .args(["-c", "ss -Htln 'sport = :6379' 2>/dev/null | head -3"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    assert!(
+        busy.trim().is_empty(),
+        "port 6379 is already in use on this host (stop that Redis first):\n{busy}"
+    );
     let vd = Vd::start();
     // Seed 001's statefulset exactly: redis-server binds the wildcard address.
     let seed = |replicas: u32| {

@@ -99,9 +99,9 @@ impl Vd {
     /// Runs `vd ARGS --root ROOT` and returns its output.
     pub fn try_vd(&self, args: &[&str]) -> Output {
         Command::new(bin())
-            .args(args)
             .arg("--root")
             .arg(self.root.path())
+            .args(args)
             .env_remove("VD_ROOT")
             .stdin(Stdio::null())
             .output()
