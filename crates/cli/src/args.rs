@@ -174,6 +174,15 @@ pub enum Command {
         /// SCOPE/NAME.
         reference: String,
     },
+    /// Rotate REDIS_PASSWORD: every pod first, then linked consumers, then the old one is revoked.
+    #[command(name = "redis:new-password")]
+    RedisNewPassword {
+        /// SCOPE/NAME.
+        reference: String,
+        /// Don't roll linked consumers.
+        #[arg(long)]
+        no_restart: bool,
+    },
     /// Stop the server; with --stop-pods also its pods (volumes stay).
     Shutdown {
         /// Stop every pod first.

@@ -496,3 +496,52 @@ fn switchover_under_writes_loses_nothing_and_restarts_nothing() {
     vd.apply(&vd.manifest("r.hcl", &replicated(2)));
     assert_eq!(vd.pods().iter().filter(|p| p["name"] == "cache").count(), 2);
 }
+
+#[test]
+fn new_password_reaches_pods_then_consumers_then_revokes_the_old() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    vd.apply(&vd.manifest("r.hcl", &replicated(2)));
+    vd.apply(&vd.manifest("app.hcl", &consumer("app")));
+    vd.vd(&["redis:link", "data/cache", "app/web"]);
+    let old = password(&vd, "data/cache");
+    let pids: Vec<u64> = (0..2).map(|o| vd.pid(&format!("data-cache.{o}"))).collect();
+    vd.vd(&["redis:new-password", "data/cache"]);
+    let new = password(&vd, "data/cache");
+    assert_ne!(old, new);
+    for o in 0..2 {
+        let ip = vd.ip(&format!("data-cache.{o}"));
+        let ok = redis::Client::open(format!("redis://:{new}@{ip}:6379/"))
+            .unwrap()
+            .get_connection_with_timeout(Duration::from_secs(3));
+        assert!(ok.is_ok(), "pod {o} accepts the new password");
+        let mut c = redis::Client::open(format!("redis://{ip}:6379/"))
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let rejected = redis::cmd("AUTH").arg(&old).query::<String>(&mut c);
+        assert!(
+            rejected.is_err(),
+            "pod {o} no longer accepts the old password"
+        );
+    }
+    assert_eq!(
+        vd.vd(&["config", "app/web", "get", "REDIS_URL"]).trim(),
+        format!("redis://default:{new}@cache-0.data.voodu:6379")
+    );
+    let after: Vec<u64> = (0..2).map(|o| vd.pid(&format!("data-cache.{o}"))).collect();
+    assert_eq!(pids, after, "no redis pod restarted");
+    // Probes authenticate with the new password: pods stay ready.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(vd
+        .pods()
+        .iter()
+        .filter(|p| p["name"] == "cache")
+        .all(|p| p["ready"] == true));
+    let mut m = authed(&vd, "data-cache.0", &new);
+    let _: () = m.set("after-rotation", 1).unwrap();
+    let mut r = authed(&vd, "data-cache.1", &new);
+    vd.wait_for("replication after rotation", T, || {
+        r.get::<_, Option<u32>>("after-rotation").unwrap() == Some(1)
+    });
+}

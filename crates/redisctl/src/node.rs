@@ -147,6 +147,32 @@ impl Node {
         Ok(())
     }
 
+    /// `ACL SETUSER default >pw`: the default user accepts `pw` too (rotation, step one).
+    pub async fn add_default_password(&mut self, pw: &str) -> Result<(), RedisError> {
+        let _: String = self
+            .run(
+                redis::cmd("ACL")
+                    .arg("SETUSER")
+                    .arg("default")
+                    .arg(format!(">{pw}")),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// `ACL SETUSER default <pw`: the default user stops accepting `pw` (rotation, last step).
+    pub async fn remove_default_password(&mut self, pw: &str) -> Result<(), RedisError> {
+        let _: String = self
+            .run(
+                redis::cmd("ACL")
+                    .arg("SETUSER")
+                    .arg("default")
+                    .arg(format!("<{pw}")),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// `CLIENT KILL TYPE normal`: drops client connections (after a demotion).
     pub async fn kill_normal_clients(&mut self) -> Result<(), RedisError> {
         let _: i64 = self

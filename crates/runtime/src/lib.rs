@@ -54,6 +54,12 @@ pub trait RunningPod: Send + Sync {
     async fn wait(&self) -> ExitInfo;
     /// Stops the pod: SIGTERM to its process group, SIGKILL after `grace`.
     async fn stop(&self, grace: Duration) -> Result<ExitInfo, RuntimeError>;
-    /// Runs a command inside the pod (its mounts and env) and returns the exit code.
-    async fn exec(&self, argv: &[String], timeout: Duration) -> Result<i32, RuntimeError>;
+    /// Runs a command inside the pod (its mounts; `env`, or the env it was started with) and
+    /// returns the exit code.
+    async fn exec(
+        &self,
+        argv: &[String],
+        env: Option<&std::collections::BTreeMap<String, String>>,
+        timeout: Duration,
+    ) -> Result<i32, RuntimeError>;
 }

@@ -425,7 +425,12 @@ impl RunningPod for ProcessPod {
             .map_err(|_| RuntimeError::Timeout(Duration::from_secs(10)))
     }
 
-    async fn exec(&self, argv: &[String], timeout: Duration) -> Result<i32, RuntimeError> {
+    async fn exec(
+        &self,
+        argv: &[String],
+        env: Option<&BTreeMap<String, String>>,
+        timeout: Duration,
+    ) -> Result<i32, RuntimeError> {
         let mut cmd = tokio::process::Command::new(&self.exe);
         cmd.arg(EXEC_ARG)
             .arg(self.pid().to_string())
@@ -434,7 +439,7 @@ impl RunningPod for ProcessPod {
             .arg("--")
             .args(argv)
             .env_clear()
-            .envs(&self.env)
+            .envs(env.unwrap_or(&self.env))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

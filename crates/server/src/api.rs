@@ -549,3 +549,23 @@ pub async fn redis_endpoints(
 ) -> Result<Json<crate::redis::Endpoints>, ServerError> {
     Ok(Json(crate::redis::endpoints(&ctl, &scope, &name)?))
 }
+
+/// `POST /v1/redis/{scope}/{name}/new-password`.
+pub async fn redis_new_password(
+    State(ctl): Ctl,
+    Path((scope, name)): Path<(String, String)>,
+    Json(req): Json<UnlinkNoRestart>,
+) -> Result<Json<serde_json::Value>, ServerError> {
+    crate::redis::rotate_password(&ctl, &scope, &name, req.no_restart).await?;
+    Ok(Json(
+        serde_json::json!({ "rotated": format!("{scope}/{name}") }),
+    ))
+}
+
+/// Body with only `no_restart`.
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
+pub struct UnlinkNoRestart {
+    /// Don't roll linked consumers.
+    #[serde(default)]
+    pub no_restart: bool,
+}

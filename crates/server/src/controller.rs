@@ -219,6 +219,27 @@ impl Controller {
         self.notify();
     }
 
+    /// Publishes the current desired env of a workload's pods to their exec probes.
+    pub fn refresh_probe_env(&self, id: &ResourceRef) {
+        let entries: Vec<(u32, Arc<Mutex<PodShared>>)> = self
+            .pods
+            .lock()
+            .map(|p| {
+                p.values()
+                    .filter(|e| &e.owner == id)
+                    .map(|e| (e.ordinal, e.shared.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (ordinal, shared) in entries {
+            if let Ok((launch, _)) = self.desired_launch(id, ordinal) {
+                if let Ok(mut s) = shared.lock() {
+                    s.probe_env = Some(launch.env);
+                }
+            }
+        }
+    }
+
     /// Snapshot of every pod.
     pub fn pod_views(&self) -> Vec<PodView> {
         let Ok(pods) = self.pods.lock() else {

@@ -11,6 +11,7 @@ pub async fn check(
     action: &ProbeAction,
     ip: &str,
     pod: &dyn RunningPod,
+    env: Option<&std::collections::BTreeMap<String, String>>,
     timeout: Duration,
 ) -> Result<(), String> {
     match action {
@@ -31,7 +32,7 @@ pub async fn check(
                 )),
             }
         }
-        ProbeAction::Exec { command } => match pod.exec(command, timeout).await {
+        ProbeAction::Exec { command } => match pod.exec(command, env, timeout).await {
             Ok(0) => Ok(()),
             Ok(code) => Err(format!("`{}` exited with {code}", command.join(" "))),
             Err(e) => Err(format!("`{}`: {e}", command.join(" "))),

@@ -475,6 +475,50 @@ pub async fn failover(
     })
 }
 
+/// `vd redis:new-password`: every pod accepts the new password before anything else changes,
+/// consumers get it next, and only then is the old one revoked, so no consumer ever holds a
+/// password the server rejects. No redis pod restarts.
+pub async fn rotate_password(
+    ctl: &Controller,
+    scope: &str,
+    name: &str,
+    no_restart: bool,
+) -> Result<(), ServerError> {
+    let id = redis_ref(scope, name);
+    load(ctl, &id)?;
+    let old = password(ctl, &id)?;
+    let new = new_password()?;
+    let ips = pod_ips(ctl, &id);
+    let mut nodes = Vec::new();
+    for (o, ip) in &ips {
+        nodes.push(connect(ip, &old).await.map_err(|e| ServerError::Conflict {
+            message: format!("pod {o} is unreachable ({e}); nothing changed"),
+            help: Some("wait until every pod is ready (`vd get pods`), then retry".into()),
+        })?);
+    }
+    for n in nodes.iter_mut() {
+        n.add_default_password(&new).await.map_err(redis_err)?;
+        n.config_set("masterauth", &new).await.map_err(redis_err)?;
+    }
+    // The pods keep running: their env (REDISCLI_AUTH for probes) is refreshed in place and
+    // the new password is what their entrypoint uses on the next restart.
+    let set = BTreeMap::from([(PASSWORD.to_string(), new.clone())]);
+    ctl.update_config(scope, Some(name), &set, &[], true)?;
+    ctl.refresh_probe_env(&id);
+    rewrite_consumers(ctl, &id, no_restart)?;
+    for n in nodes.iter_mut() {
+        n.remove_default_password(&old).await.map_err(redis_err)?;
+    }
+    ctl.event(
+        "info",
+        Some(&id),
+        None,
+        "PasswordRotated",
+        "REDIS_PASSWORD replaced on every pod and linked consumer",
+    );
+    Ok(())
+}
+
 /// One row of `vd redis:info`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeInfo {

@@ -26,6 +26,8 @@ pub struct PodShared {
     pub view: PodView,
     /// Being stopped or replaced.
     pub terminating: bool,
+    /// Env for exec probes when it changed since the pod started.
+    pub probe_env: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl PodShared {
@@ -50,6 +52,7 @@ impl PodShared {
                 message: None,
             },
             terminating: false,
+            probe_env: None,
         }
     }
 }
@@ -183,6 +186,9 @@ pub async fn run(
             s.view.address = addresses(&info.ip, &ctl, &owner);
             s.view.ready = no_gate;
             s.terminating = false;
+            if fresh {
+                s.probe_env = None;
+            }
         });
         if fresh {
             ctl.event(
@@ -330,7 +336,7 @@ async fn probe_loop(sup: &Sup, pod: &dyn RunningPod, probes: &Probes) -> String 
         tokio::time::sleep(Duration::from_millis(p.initial_delay_ms)).await;
         let mut fails = 0;
         loop {
-            match run_check(p, &ip, pod).await {
+            match run_check(sup, p, &ip, pod).await {
                 Ok(()) => break,
                 Err(e) => {
                     fails += 1;
@@ -352,7 +358,7 @@ async fn probe_loop(sup: &Sup, pod: &dyn RunningPod, probes: &Probes) -> String 
         tokio::time::sleep(Duration::from_millis(p.initial_delay_ms)).await;
         let (mut ok, mut bad) = (0u32, 0u32);
         loop {
-            match run_check(p, &ip, pod).await {
+            match run_check(sup, p, &ip, pod).await {
                 Ok(()) => {
                     ok += 1;
                     bad = 0;
@@ -392,7 +398,7 @@ async fn probe_loop(sup: &Sup, pod: &dyn RunningPod, probes: &Probes) -> String 
         tokio::time::sleep(Duration::from_millis(p.initial_delay_ms)).await;
         let mut bad = 0u32;
         loop {
-            match run_check(p, &ip, pod).await {
+            match run_check(sup, p, &ip, pod).await {
                 Ok(()) => bad = 0,
                 Err(e) => {
                     bad += 1;
@@ -410,11 +416,15 @@ async fn probe_loop(sup: &Sup, pod: &dyn RunningPod, probes: &Probes) -> String 
     }
 }
 
-async fn run_check(p: &Probe, ip: &str, pod: &dyn RunningPod) -> Result<(), String> {
+async fn run_check(sup: &Sup, p: &Probe, ip: &str, pod: &dyn RunningPod) -> Result<(), String> {
+    // Exec probes use the env the controller last published for this pod (a rotated password
+    // reaches probes without a restart), else the env the pod started with.
+    let env = sup.shared.lock().ok().and_then(|s| s.probe_env.clone());
     check(
         &p.action,
         ip,
         pod,
+        env.as_ref(),
         Duration::from_millis(p.timeout_ms.max(1)),
     )
     .await

@@ -103,6 +103,10 @@ pub async fn run(cli: Cli) -> i32 {
         } => redis::url(&ctx, &reference, external).await,
         Command::RedisCli { reference, args } => redis::cli(&ctx, &reference, &args).await,
         Command::RedisInfo { reference } => redis::info(&ctx, &reference).await,
+        Command::RedisNewPassword {
+            reference,
+            no_restart,
+        } => redis::new_password(&ctx, &reference, no_restart).await,
     };
     match result {
         Ok(()) => 0,

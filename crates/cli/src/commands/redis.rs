@@ -189,3 +189,15 @@ pub async fn info(ctx: &Ctx, reference: &str) -> Result<(), CliError> {
     });
     Ok(())
 }
+
+/// `vd redis:new-password`.
+pub async fn new_password(ctx: &Ctx, reference: &str, no_restart: bool) -> Result<(), CliError> {
+    let (s, n) = split(reference)?;
+    let body = serde_json::json!({ "no_restart": no_restart });
+    let _: serde_json::Value = ctx
+        .client
+        .post(&format!("/v1/redis/{s}/{n}/new-password"), &body)
+        .await?;
+    println!("redis {s}/{n}: new password set on every pod and linked consumer; the old one no longer works");
+    Ok(())
+}
