@@ -219,6 +219,18 @@ impl Controller {
         self.notify();
     }
 
+    /// Records that a running pod counts as running `hash` (kept in memory for the reconcile
+    /// loop; the store holds it for restarts of the controller).
+    pub(crate) fn set_hash_override(&self, pod: &str, hash: Option<String>) {
+        if let Ok(pods) = self.pods.lock() {
+            if let Some(e) = pods.get(pod) {
+                if let Ok(mut s) = e.shared.lock() {
+                    s.hash_override = hash;
+                }
+            }
+        }
+    }
+
     /// Publishes the current desired env of a workload's pods to their exec probes.
     pub fn refresh_probe_env(&self, id: &ResourceRef) {
         let entries: Vec<(u32, Arc<Mutex<PodShared>>)> = self
@@ -359,6 +371,7 @@ impl Controller {
                 if let (Some(b), Some(a)) = (before.get(&id), after.get(&id)) {
                     if b != a && current == *b {
                         self.store.meta_set(&key, a)?;
+                        self.set_hash_override(&pod_name(&id, pod.ordinal), Some(a.clone()));
                     }
                 }
             }
@@ -560,11 +573,11 @@ impl Controller {
     fn observed(&self, id: &ResourceRef) -> Result<Vec<ObservedPod>, ServerError> {
         let pods = self.pods.lock().map_err(lock_err)?;
         let mut out = Vec::new();
-        for (name, e) in pods.iter().filter(|(_, e)| &e.owner == id) {
+        for e in pods.values().filter(|e| &e.owner == id) {
             let s = e.shared.lock().map_err(lock_err)?;
-            let hash = self
-                .store
-                .meta_get(&format!("pod-hash:{name}"))?
+            let hash = s
+                .hash_override
+                .clone()
                 .unwrap_or_else(|| s.view.hash.clone());
             out.push(ObservedPod {
                 ordinal: e.ordinal,
@@ -633,19 +646,18 @@ impl Controller {
                 })
                 .collect()
         };
-        let rotation = self.rotation.load(AtomicOrdering::Relaxed);
-        let content = hosts::render(&entries, rotation);
-        let changed = self
-            .hosts_cache
-            .lock()
-            .map(|c| *c != content)
-            .unwrap_or(true);
+        // Compare what the names resolve to, not the rendered text: the alias rotation would
+        // otherwise make every pass a rewrite (and a window where a pod reads a short file).
+        let key = hosts::render(&entries, 0);
+        let changed = self.hosts_cache.lock().map(|c| *c != key).unwrap_or(true);
         if changed {
-            self.runtime.update_hosts(&content).await?;
+            let rotation = self.rotation.fetch_add(1, AtomicOrdering::Relaxed);
+            self.runtime
+                .update_hosts(&hosts::render(&entries, rotation))
+                .await?;
             if let Ok(mut c) = self.hosts_cache.lock() {
-                *c = content;
+                *c = key;
             }
-            self.rotation.fetch_add(1, AtomicOrdering::Relaxed);
         }
         Ok(())
     }

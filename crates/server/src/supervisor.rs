@@ -28,6 +28,8 @@ pub struct PodShared {
     pub terminating: bool,
     /// Env for exec probes when it changed since the pod started.
     pub probe_env: Option<std::collections::BTreeMap<String, String>>,
+    /// The hash the pod counts as running after a `--no-restart` config change.
+    pub hash_override: Option<String>,
 }
 
 impl PodShared {
@@ -53,6 +55,7 @@ impl PodShared {
             },
             terminating: false,
             probe_env: None,
+            hash_override: None,
         }
     }
 }
@@ -171,9 +174,13 @@ pub async fn run(
                 continue;
             }
         };
-        if fresh {
-            let _ = ctl.store.meta_delete(&format!("pod-hash:{pod}"));
-        }
+        let override_key = format!("pod-hash:{pod}");
+        let hash_override = if fresh {
+            let _ = ctl.store.meta_delete(&override_key);
+            None
+        } else {
+            ctl.store.meta_get(&override_key).ok().flatten()
+        };
         let info = running.info().clone();
         let no_gate = probes.readiness.is_none() && probes.startup.is_none();
         sup.update(|s| {
@@ -189,6 +196,7 @@ pub async fn run(
             if fresh {
                 s.probe_env = None;
             }
+            s.hash_override = hash_override.clone();
         });
         if fresh {
             ctl.event(
@@ -357,8 +365,16 @@ async fn probe_loop(sup: &Sup, pod: &dyn RunningPod, probes: &Probes) -> String 
         };
         tokio::time::sleep(Duration::from_millis(p.initial_delay_ms)).await;
         let (mut ok, mut bad) = (0u32, 0u32);
+        // Until the first success, retry quickly (25 ms doubling up to the period): a process
+        // usually starts listening a few ms after the first check, and waiting a whole period
+        // for it would slow every ordered rollout by a period per pod.
+        let mut first = Some(Duration::from_millis(25));
         loop {
-            match run_check(sup, p, &ip, pod).await {
+            let result = run_check(sup, p, &ip, pod).await;
+            if result.is_ok() {
+                first = None;
+            }
+            match result {
                 Ok(()) => {
                     ok += 1;
                     bad = 0;
@@ -388,7 +404,14 @@ async fn probe_loop(sup: &Sup, pod: &dyn RunningPod, probes: &Probes) -> String 
                     }
                 }
             }
-            tokio::time::sleep(Duration::from_millis(p.period_ms)).await;
+            let period = Duration::from_millis(p.period_ms);
+            match first {
+                Some(d) if d < period => {
+                    tokio::time::sleep(d).await;
+                    first = Some(d * 2);
+                }
+                _ => tokio::time::sleep(period).await,
+            }
         }
     };
     let liveness = async {

@@ -176,7 +176,7 @@ pub async fn wait_ready(
                 "not ready after {timeout:?}: {last}"
             )));
         }
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
