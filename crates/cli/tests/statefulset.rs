@@ -299,7 +299,11 @@ fn controller_sigkill_keeps_pods_and_readopts_them() {
     let after: Vec<u64> = (0..3).map(|o| vd.pid(&format!("data-cache.{o}"))).collect();
     assert_eq!(before, after, "no pod restarted");
     let pods = vd.pods();
-    assert!(pods.iter().all(|p| p["restarts"] == 0 && p["ready"] == true), "{pods:#?}");
+    assert!(
+        pods.iter()
+            .all(|p| p["restarts"] == 0 && p["ready"] == true),
+        "{pods:#?}"
+    );
     let adopted = vd
         .events()
         .iter()
