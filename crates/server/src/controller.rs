@@ -175,7 +175,11 @@ impl Controller {
                         "Adopted",
                         "pod kept running across a controller restart",
                     );
-                    self.spawn_pod(owner.clone(), ordinal, Some(running));
+                    let hash = self
+                        .store
+                        .meta_get(&format!("pod-hash:{pod}"))?
+                        .unwrap_or_else(|| running.info().hash.clone());
+                    self.spawn_pod(owner.clone(), ordinal, Some(running), hash);
                 }
                 None => {
                     self.runtime.forget(&pod).await?;
@@ -186,25 +190,37 @@ impl Controller {
         Ok(())
     }
 
+    /// Starts supervising a pod. `hash` is the spec it is (or is about to be) running, so the
+    /// planner never mistakes a pod that is still starting for an outdated one and replaces it.
     fn spawn_pod(
         self: &Arc<Self>,
         owner: ResourceRef,
         ordinal: u32,
         adopted: Option<Box<dyn RunningPod>>,
+        hash: String,
     ) {
         let pod = pod_name(&owner, ordinal);
         let (tx, rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Mutex::new(PodShared::new(&owner, ordinal, &pod)));
-        if let Ok(mut pods) = self.pods.lock() {
-            pods.insert(
-                pod,
-                PodEntry {
-                    owner: owner.clone(),
-                    ordinal,
-                    shared: shared.clone(),
-                    cmd: tx,
-                },
-            );
+        let mut initial = PodShared::new(&owner, ordinal, &pod);
+        initial.view.hash = hash;
+        let shared = Arc::new(Mutex::new(initial));
+        match self.pods.lock() {
+            Ok(mut pods) if !pods.contains_key(&pod) => {
+                pods.insert(
+                    pod,
+                    PodEntry {
+                        owner: owner.clone(),
+                        ordinal,
+                        shared: shared.clone(),
+                        cmd: tx,
+                    },
+                );
+            }
+            // One supervisor per pod, always: a second would leak the first one's process.
+            _ => {
+                tracing::error!(pod, "pod is already supervised; not starting another");
+                return;
+            }
         }
         let ctl = self.clone();
         tokio::spawn(supervisor::run(ctl, owner, ordinal, adopted, shared, rx));
@@ -526,7 +542,7 @@ impl Controller {
             let plan = rollout::plan(
                 &Desired {
                     replicas: spec.replicas,
-                    hash,
+                    hash: hash.clone(),
                     ordering,
                 },
                 &observed,
@@ -536,7 +552,7 @@ impl Controller {
                 Plan::Wait(why) => status.message = Some(why),
                 Plan::Act(actions) => {
                     for a in actions {
-                        self.execute(id, a);
+                        self.execute(id, a, &hash);
                     }
                 }
             }
@@ -599,11 +615,11 @@ impl Controller {
         }
     }
 
-    fn execute(self: &Arc<Self>, id: &ResourceRef, action: Action) {
+    fn execute(self: &Arc<Self>, id: &ResourceRef, action: Action, hash: &str) {
         match action {
             Action::Create(o) => {
                 tracing::info!(resource = %id, ordinal = o, "creating pod");
-                self.spawn_pod(id.clone(), o, None);
+                self.spawn_pod(id.clone(), o, None, hash.to_string());
             }
             Action::Remove(o) | Action::Replace(o) => {
                 let pod = pod_name(id, o);
