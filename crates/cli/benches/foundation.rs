@@ -10,12 +10,12 @@
 //! `VD_BENCH_IDLE_SETS` (statefulsets for the idle measurement, default 100),
 //! `VD_BENCH_SAMPLE_SECS` (idle sampling window, default 30).
 
-use serde_json::Value;
+mod common;
+
+use common::{env_num, machine, ms, now_ms, percentile, sleep, sorted, utc_now, Bench, Setup};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Child;
+use std::time::{Duration, Instant};
 
 const GOAL_READY: Duration = Duration::from_secs(1);
 const GOAL_CPU_PCT: f64 = 2.0;
@@ -28,281 +28,21 @@ const BATCH: usize = 10;
 const SETTLE: Duration = Duration::from_secs(10);
 const COMMAND: &str = "cargo bench -p vd-cli --bench foundation";
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
-fn check_interrupt() -> Result<(), String> {
-    if INTERRUPTED.load(Ordering::SeqCst) {
-        Err("interrupted".into())
-    } else {
-        Ok(())
-    }
-}
-
-/// Sleeps in small steps so Ctrl-C still cleans up promptly.
-fn sleep(d: Duration) -> Result<(), String> {
-    let end = Instant::now() + d;
-    while Instant::now() < end {
-        check_interrupt()?;
-        std::thread::sleep((end - Instant::now()).min(Duration::from_millis(100)));
-    }
-    check_interrupt()
-}
-
-fn env_num(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-    }
-    let bin = match locate_vd() {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(2);
-        }
-    };
-    if let Err(e) = require_host() {
-        eprintln!("error: {e}");
-        std::process::exit(2);
-    }
-    let bench = match Bench::start(bin) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(1);
-        }
-    };
-    let result = run(&bench);
-    if let Err(e) = &result {
-        eprintln!("error: {e}\nserver log tail:\n{}", bench.log_tail(30));
-    }
-    eprintln!("stopping the server and all pods…");
-    drop(bench);
-    match result {
-        Ok(snippet) => println!("\n{snippet}"),
-        Err(_) => std::process::exit(1),
-    }
+    common::main(
+        &Setup {
+            prefix: "vd-bench-",
+            programs: &["redis-server"],
+            packages: "redis-server",
+            shutdown_limit: Duration::from_secs(120),
+        },
+        run,
+    );
 }
 
-/// The release `vd`: `VD_BIN`, else `target/release/vd` under the workspace root.
-fn locate_vd() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("VD_BIN") {
-        let p = PathBuf::from(p);
-        return if p.is_file() {
-            Ok(p)
-        } else {
-            Err(format!("VD_BIN={} does not exist", p.display()))
-        };
-    }
-    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let workspace = manifest_dir
-        .ancestors()
-        .nth(2)
-        .ok_or("cannot find the workspace root")?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|t| {
-            if t.is_relative() {
-                workspace.join(t)
-            } else {
-                t
-            }
-        })
-        .unwrap_or_else(|| workspace.join("target"));
-    let p = target.join("release").join("vd");
-    if p.is_file() {
-        Ok(p)
-    } else {
-        Err(format!(
-            "{} not found; build it first with `cargo build --release -p vd-cli` (or set VD_BIN)",
-            p.display()
-        ))
-    }
-}
-
-fn require_host() -> Result<(), String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Err("the process runtime needs root; run the benchmark as root".into());
-    }
-    let on_path = std::env::var("PATH")
-        .unwrap_or_default()
-        .split(':')
-        .any(|d| Path::new(d).join("redis-server").is_file());
-    if !on_path {
-        return Err("`redis-server` is not installed (apt-get install redis-server)".into());
-    }
-    Ok(())
-}
-
-/// A `vd server` on a temporary root. Dropping it stops the server and every pod.
-struct Bench {
-    bin: PathBuf,
-    root: tempfile::TempDir,
-    server: Option<Child>,
-}
-
-impl Bench {
-    fn start(bin: PathBuf) -> Result<Bench, String> {
-        let root = tempfile::Builder::new()
-            .prefix("vd-bench-")
-            .tempdir()
-            .map_err(|e| format!("tempdir: {e}"))?;
-        let log = std::fs::File::create(root.path().join("server.log"))
-            .map_err(|e| format!("server log: {e}"))?;
-        let err = log.try_clone().map_err(|e| format!("server log: {e}"))?;
-        let mut cmd = Command::new(&bin);
-        cmd.args(["server", "--root"])
-            .arg(root.path())
-            .env_remove("VD_ROOT")
-            .env(
-                "VD_LOG",
-                std::env::var("VD_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err);
-        // Its own process group: Ctrl-C reaches only this program, which then shuts down
-        // the server and its pods in order.
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let child = cmd.spawn().map_err(|e| format!("spawn vd server: {e}"))?;
-        let bench = Bench {
-            bin,
-            root,
-            server: Some(child),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if bench.vd(&["get"]).is_ok() {
-                return Ok(bench);
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "server did not answer within 20 s\n{}",
-                    bench.log_tail(30)
-                ));
-            }
-            sleep(Duration::from_millis(100))?;
-        }
-    }
-
-    fn root(&self) -> &Path {
-        self.root.path()
-    }
-
-    fn server_pid(&self) -> u32 {
-        self.server.as_ref().map(Child::id).unwrap_or(0)
-    }
-
-    /// Runs `vd ARGS --root ROOT`; returns stdout, or an error with stdout and stderr.
-    fn vd(&self, args: &[&str]) -> Result<String, String> {
-        check_interrupt()?;
-        let out = Command::new(&self.bin)
-            .args(args)
-            .arg("--root")
-            .arg(self.root())
-            .env_remove("VD_ROOT")
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("run vd: {e}"))?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(format!(
-                "vd {} failed ({}):\nstdout: {}\nstderr: {}",
-                args.join(" "),
-                out.status,
-                String::from_utf8_lossy(&out.stdout).trim(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
-    }
-
-    fn json(&self, args: &[&str]) -> Result<Value, String> {
-        let mut a = args.to_vec();
-        a.extend(["-o", "json"]);
-        let text = self.vd(&a)?;
-        serde_json::from_str(&text).map_err(|e| format!("vd {}: bad json: {e}", args.join(" ")))
-    }
-
-    fn write(&self, name: &str, text: &str) -> Result<String, String> {
-        let p = self.root().join(name);
-        std::fs::write(&p, text).map_err(|e| format!("write {}: {e}", p.display()))?;
-        Ok(p.to_string_lossy().into_owned())
-    }
-
-    fn log_tail(&self, n: usize) -> String {
-        let s = std::fs::read_to_string(self.root().join("server.log")).unwrap_or_default();
-        let lines: Vec<&str> = s.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
-    }
-
-    fn pod_pids(&self) -> Vec<i32> {
-        let Ok(rd) = std::fs::read_dir(self.root().join("pods")) else {
-            return vec![];
-        };
-        rd.flatten()
-            .filter_map(|e| std::fs::read(e.path().join("state.json")).ok())
-            .filter_map(|b| serde_json::from_slice::<Value>(&b).ok())
-            .filter_map(|v| v["pid"].as_i64())
-            .filter_map(|p| i32::try_from(p).ok())
-            .collect()
-    }
-}
-
-impl Drop for Bench {
-    fn drop(&mut self) {
-        if let Some(mut server) = self.server.take() {
-            // An orderly stop: every pod, then the server. Bounded, in case it is wedged.
-            if let Ok(mut c) = Command::new(&self.bin)
-                .args(["shutdown", "--stop-pods", "--root"])
-                .arg(self.root.path())
-                .env_remove("VD_ROOT")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-            {
-                wait_until(&mut c, Duration::from_secs(120));
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-            wait_until(&mut server, Duration::from_secs(15));
-            let _ = server.kill();
-            let _ = server.wait();
-        }
-        // Whatever is left (a failed shutdown): kill the pods' process groups.
-        for pid in self.pod_pids() {
-            if pid > 1 {
-                // SAFETY: plain kill(2) calls on pids read from the pods' state files.
-                unsafe {
-                    libc::kill(-pid, libc::SIGKILL);
-                    libc::kill(pid, libc::SIGKILL);
-                }
-            }
-        }
-    }
-}
-
-fn wait_until(c: &mut Child, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = c.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// The server's pid (0 once it is stopped).
+fn server_pid(b: &Bench) -> u32 {
+    b.server.as_ref().map(Child::id).unwrap_or(0)
 }
 
 fn statefulset(scope: &str, name: &str, period: &str) -> String {
@@ -323,13 +63,6 @@ statefulset "{scope}" "{name}" {{
 }}
 "#
     )
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Where the time of one apply went, in ms (see the docs for the phases).
@@ -504,10 +237,6 @@ fn sample_idle(pid: u32, window: Duration) -> Result<Idle, String> {
     })
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 /// Median (mean of the middle two for even counts).
 fn median(sorted: &[f64]) -> f64 {
     let n = sorted.len();
@@ -519,20 +248,6 @@ fn median(sorted: &[f64]) -> f64 {
     } else {
         (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
     }
-}
-
-/// Nearest-rank percentile.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn sorted(mut v: Vec<f64>) -> Vec<f64> {
-    v.sort_by(f64::total_cmp);
-    v
 }
 
 fn verdict(ok: bool) -> &'static str {
@@ -567,7 +282,7 @@ fn run(b: &Bench) -> Result<String, String> {
     let runs = env_num("VD_BENCH_RUNS", 10).max(1);
     let idle_sets = env_num("VD_BENCH_IDLE_SETS", 100);
     let window = Duration::from_secs(env_num("VD_BENCH_SAMPLE_SECS", 30) as u64);
-    let pid = b.server_pid();
+    let pid = server_pid(b);
     eprintln!("vd: {}\nroot: {}", b.bin.display(), b.root().display());
 
     // (1) apply-to-ready.
@@ -751,61 +466,4 @@ fn snippet(r: &Report) -> String {
         r.base.window.as_secs_f64()
     );
     s
-}
-
-fn utc_now() -> String {
-    let secs = now_ms() / 1000;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60
-    )
-}
-
-fn machine() -> String {
-    let uname = Command::new("uname")
-        .arg("-srm")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|_| "unknown".into());
-    let cpus = Command::new("nproc")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .ok()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get().to_string())
-                .unwrap_or_else(|_| "?".into())
-        });
-    let mem_gb = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        })
-        .map(|kb| format!("{:.1} GiB", kb / 1024.0 / 1024.0))
-        .unwrap_or_else(|| "unknown".into());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    format!("{uname}, {cpus} CPUs ({model}), {mem_gb} RAM")
 }

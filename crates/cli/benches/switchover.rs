@@ -15,16 +15,17 @@
 //!
 //! Knobs (environment): `VD_BENCH_SWITCH_RUNS` (runs per method, default 20).
 
+mod common;
+
+use common::{env_num, machine, ms, percentile, sleep, sorted, tail, utc_now, Bench, Setup};
 use redis::Value as RValue;
-use serde_json::Value;
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 const GOAL: Duration = Duration::from_millis(300);
 /// What Redis's `FAILOVER` measured on this machine class when the goal was set.
@@ -48,296 +49,26 @@ const IO_TIMEOUT: Duration = Duration::from_secs(20);
 const HEALTHY_LIMIT: Duration = Duration::from_secs(60);
 const FAILOVER_LIMIT: Duration = Duration::from_secs(15);
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
-fn check_interrupt() -> Result<(), String> {
-    if INTERRUPTED.load(Ordering::SeqCst) {
-        Err("interrupted".into())
-    } else {
-        Ok(())
-    }
-}
-
-/// Sleeps in small steps so Ctrl-C still cleans up promptly.
-fn sleep(d: Duration) -> Result<(), String> {
-    let end = Instant::now() + d;
-    while Instant::now() < end {
-        check_interrupt()?;
-        std::thread::sleep((end - Instant::now()).min(Duration::from_millis(100)));
-    }
-    check_interrupt()
-}
-
-fn env_num(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-    }
-    let bin = match locate_vd() {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(2);
-        }
-    };
-    if let Err(e) = require_host() {
-        eprintln!("error: {e}");
-        std::process::exit(2);
-    }
-    let bench = match Bench::start(bin) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(1);
-        }
-    };
-    let result = run(&bench);
-    if let Err(e) = &result {
-        eprintln!("error: {e}\nserver log tail:\n{}", bench.log_tail(30));
-    }
-    eprintln!("stopping the server and all pods…");
-    drop(bench);
-    match result {
-        Ok(section) => println!("\n{section}"),
-        Err(_) => std::process::exit(1),
-    }
+    common::main(
+        &Setup {
+            prefix: "vd-bench-switchover-",
+            programs: &["redis-server", "redis-cli"],
+            packages: "redis-server redis-tools",
+            shutdown_limit: Duration::from_secs(60),
+        },
+        run,
+    );
 }
 
-/// The release `vd`: `VD_BIN`, else `target/release/vd` under the workspace root.
-fn locate_vd() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("VD_BIN") {
-        let p = PathBuf::from(p);
-        return if p.is_file() {
-            Ok(p)
-        } else {
-            Err(format!("VD_BIN={} does not exist", p.display()))
-        };
-    }
-    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let workspace = manifest_dir
-        .ancestors()
-        .nth(2)
-        .ok_or("cannot find the workspace root")?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|t| {
-            if t.is_relative() {
-                workspace.join(t)
-            } else {
-                t
-            }
-        })
-        .unwrap_or_else(|| workspace.join("target"));
-    let p = target.join("release").join("vd");
-    if p.is_file() {
-        Ok(p)
-    } else {
-        Err(format!(
-            "{} not found; build it first with `cargo build --release -p vd-cli` (or set VD_BIN)",
-            p.display()
-        ))
-    }
-}
-
-fn require_host() -> Result<(), String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Err("the process runtime needs root; run the benchmark as root".into());
-    }
-    for bin in ["redis-server", "redis-cli"] {
-        let on_path = std::env::var("PATH")
-            .unwrap_or_default()
-            .split(':')
-            .any(|d| Path::new(d).join(bin).is_file());
-        if !on_path {
-            return Err(format!(
-                "`{bin}` is not installed (apt-get install redis-server redis-tools)"
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// A `vd server` on a temporary root. Dropping it stops the server and every pod.
-struct Bench {
-    bin: PathBuf,
-    root: tempfile::TempDir,
-    server: Option<Child>,
-}
-
-impl Bench {
-    fn start(bin: PathBuf) -> Result<Bench, String> {
-        let root = tempfile::Builder::new()
-            .prefix("vd-bench-switchover-")
-            .tempdir()
-            .map_err(|e| format!("tempdir: {e}"))?;
-        let log = std::fs::File::create(root.path().join("server.log"))
-            .map_err(|e| format!("server log: {e}"))?;
-        let err = log.try_clone().map_err(|e| format!("server log: {e}"))?;
-        let mut cmd = Command::new(&bin);
-        cmd.args(["server", "--root"])
-            .arg(root.path())
-            .env_remove("VD_ROOT")
-            .env(
-                "VD_LOG",
-                std::env::var("VD_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err);
-        // Its own process group: Ctrl-C reaches only this program, which then shuts down
-        // the server and its pods in order.
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let child = cmd.spawn().map_err(|e| format!("spawn vd server: {e}"))?;
-        let bench = Bench {
-            bin,
-            root,
-            server: Some(child),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if bench.vd(&["get"]).is_ok() {
-                return Ok(bench);
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "server did not answer within 20 s\n{}",
-                    bench.log_tail(30)
-                ));
-            }
-            sleep(Duration::from_millis(100))?;
-        }
-    }
-
-    fn root(&self) -> &Path {
-        self.root.path()
-    }
-
-    /// Runs `vd ARGS --root ROOT`; returns stdout, or an error with stdout and stderr.
-    fn vd(&self, args: &[&str]) -> Result<String, String> {
-        check_interrupt()?;
-        let out = Command::new(&self.bin)
-            .args(args)
-            .arg("--root")
-            .arg(self.root())
-            .env_remove("VD_ROOT")
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("run vd: {e}"))?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(format!(
-                "vd {} failed ({}):\nstdout: {}\nstderr: {}",
-                args.join(" "),
-                out.status,
-                String::from_utf8_lossy(&out.stdout).trim(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
-    }
-
-    fn json(&self, args: &[&str]) -> Result<Value, String> {
-        let mut a = args.to_vec();
-        a.extend(["-o", "json"]);
-        let text = self.vd(&a)?;
-        serde_json::from_str(&text).map_err(|e| format!("vd {}: bad json: {e}", args.join(" ")))
-    }
-
-    fn write(&self, name: &str, text: &str) -> Result<String, String> {
-        let p = self.root().join(name);
-        std::fs::write(&p, text).map_err(|e| format!("write {}: {e}", p.display()))?;
-        Ok(p.to_string_lossy().into_owned())
-    }
-
-    fn log_tail(&self, n: usize) -> String {
-        tail(&self.root().join("server.log"), n)
-    }
-
-    /// The last lines of a pod's log (redis's own log).
-    fn pod_log_tail(&self, ordinal: u32, n: usize) -> String {
-        tail(
-            &self
-                .root()
-                .join("logs")
-                .join(format!("{SCOPE}-{NAME}.{ordinal}.log")),
-            n,
-        )
-    }
-
-    fn pod_pids(&self) -> Vec<i32> {
-        let Ok(rd) = std::fs::read_dir(self.root().join("pods")) else {
-            return vec![];
-        };
-        rd.flatten()
-            .filter_map(|e| std::fs::read(e.path().join("state.json")).ok())
-            .filter_map(|b| serde_json::from_slice::<Value>(&b).ok())
-            .filter_map(|v| v["pid"].as_i64())
-            .filter_map(|p| i32::try_from(p).ok())
-            .collect()
-    }
-}
-
-fn tail(path: &Path, n: usize) -> String {
-    let s = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-impl Drop for Bench {
-    fn drop(&mut self) {
-        if let Some(mut server) = self.server.take() {
-            // An orderly stop: every pod, then the server. Bounded, in case it is wedged.
-            if let Ok(mut c) = Command::new(&self.bin)
-                .args(["shutdown", "--stop-pods", "--root"])
-                .arg(self.root.path())
-                .env_remove("VD_ROOT")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-            {
-                wait_until(&mut c, Duration::from_secs(60));
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-            wait_until(&mut server, Duration::from_secs(15));
-            let _ = server.kill();
-            let _ = server.wait();
-        }
-        // Whatever is left (a failed shutdown): kill the pods' process groups.
-        for pid in self.pod_pids() {
-            if pid > 1 {
-                // SAFETY: plain kill(2) calls on pids read from the pods' state files.
-                unsafe {
-                    libc::kill(-pid, libc::SIGKILL);
-                    libc::kill(pid, libc::SIGKILL);
-                }
-            }
-        }
-    }
-}
-
-fn wait_until(c: &mut Child, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = c.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// The last lines of a pod's log (redis's own log).
+fn pod_log_tail(b: &Bench, ordinal: u32, n: usize) -> String {
+    tail(
+        &b.root()
+            .join("logs")
+            .join(format!("{SCOPE}-{NAME}.{ordinal}.log")),
+        n,
+    )
 }
 
 fn manifest() -> String {
@@ -701,7 +432,7 @@ fn measure(b: &Bench, c: &Cluster, st: &mut State, m: Method, i: usize) -> Resul
             eprintln!(
                 "  redis log of {} ({role}), run 0:\n{}",
                 host(o),
-                switch_lines(&b.pod_log_tail(o, 60))
+                switch_lines(&pod_log_tail(b, o, 60))
             );
         }
     }
@@ -795,7 +526,7 @@ fn redis_failover(
         if state == "no-failover" && role == "master" {
             return Err(format!(
                 "FAILOVER was aborted by redis; old master log:\n{}",
-                b.pod_log_tail(st.master, 15)
+                pod_log_tail(b, st.master, 15)
             ));
         }
         if Instant::now() > deadline {
@@ -955,24 +686,6 @@ struct Report {
     load: (String, String),
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// Nearest-rank percentile.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn sorted(mut v: Vec<f64>) -> Vec<f64> {
-    v.sort_by(f64::total_cmp);
-    v
-}
-
 fn p50(v: Vec<f64>) -> f64 {
     percentile(&sorted(v), 50.0)
 }
@@ -983,7 +696,12 @@ fn section(r: &Report) -> String {
     let _ = writeln!(s, "## Redis switchover: write gap");
     let _ = writeln!(s);
     let _ = writeln!(s, "- Date: {}", utc_now());
-    let _ = writeln!(s, "- Machine: {}", machine());
+    let _ = writeln!(
+        s,
+        "- Machine: {}, redis-server {}",
+        machine(),
+        redis_version()
+    );
     let _ = writeln!(
         s,
         "- Command: `{COMMAND}` (as root, after `cargo build --release -p vd-cli`)"
@@ -1166,68 +884,9 @@ fn section(r: &Report) -> String {
     s
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-fn utc_now() -> String {
-    let secs = now_ms() / 1000;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60
-    )
-}
-
-fn machine() -> String {
-    let uname = Command::new("uname")
-        .arg("-srm")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|_| "unknown".into());
-    let cpus = Command::new("nproc")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .ok()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get().to_string())
-                .unwrap_or_else(|_| "?".into())
-        });
-    let mem_gb = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        })
-        .map(|kb| format!("{:.1} GiB", kb / 1024.0 / 1024.0))
-        .unwrap_or_else(|| "unknown".into());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let redis = Command::new("redis-server")
+/// `redis-server --version`'s `v=` field.
+fn redis_version() -> String {
+    Command::new("redis-server")
         .arg("--version")
         .output()
         .ok()
@@ -1236,6 +895,5 @@ fn machine() -> String {
                 .split_whitespace()
                 .find_map(|w| w.strip_prefix("v=").map(str::to_string))
         })
-        .unwrap_or_else(|| "?".into());
-    format!("{uname}, {cpus} CPUs ({model}), {mem_gb} RAM, redis-server {redis}")
+        .unwrap_or_else(|| "?".into())
 }

@@ -32,6 +32,8 @@ pub enum Output {
 pub enum RuntimeKind {
     /// Host processes in their own mount namespaces (default).
     Process,
+    /// Docker containers on the `voodu0` network.
+    Docker,
 }
 
 /// Subcommands.

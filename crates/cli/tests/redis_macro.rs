@@ -180,6 +180,7 @@ fn consumer(scope: &str) -> String {
     format!(
         r#"
 deployment "{scope}" "web" {{
+  image    = "redis:7-alpine"
   command = ["sh", "-c", "echo url=$REDIS_URL read=$REDIS_READ_URL; redis-cli -u \"$REDIS_URL\" ping; exec sleep 1000"]
 }}
 "#

@@ -4,6 +4,8 @@
 //! A runtime knows how to start, find again (adopt), stop and exec into pods, and how to keep
 //! per-pod volumes. It decides nothing: what to start and when is the server's business.
 
+#[cfg(feature = "docker")]
+pub mod docker;
 pub mod error;
 pub mod init;
 pub mod launch;
@@ -23,6 +25,10 @@ pub use launch::{ExitInfo, PodInfo, PodLaunch};
 pub trait Runtime: Send + Sync + 'static {
     /// Short name shown to users (`process`, `docker`).
     fn name(&self) -> &'static str;
+    /// The address a pod sees as its own (`VOODU_POD_IP`) given its allocated host address.
+    fn pod_ip(&self, allocated: &str) -> String {
+        allocated.to_string()
+    }
     /// Whether cpu/memory limits are enforced, or why not.
     fn limits_support(&self) -> Result<(), String>;
     /// Makes sure a per-pod volume exists.
@@ -39,8 +45,13 @@ pub trait Runtime: Send + Sync + 'static {
     async fn known_pods(&self) -> Result<Vec<String>, RuntimeError>;
     /// Forgets a pod that was stopped for good (its volumes stay).
     async fn forget(&self, pod: &str) -> Result<(), RuntimeError>;
-    /// Publishes the name table every pod resolves through.
-    async fn update_hosts(&self, content: &str) -> Result<(), RuntimeError>;
+    /// Publishes the names pods resolve: per-ordinal names for every pod, the shared alias for
+    /// ready ones. `rotation` varies the alias order between publications.
+    async fn publish_names(
+        &self,
+        entries: &[vd_core::hosts::HostEntry],
+        rotation: usize,
+    ) -> Result<(), RuntimeError>;
     /// Where a pod's output is written.
     fn log_path(&self, pod: &str) -> PathBuf;
 }

@@ -324,10 +324,15 @@ impl Runtime for ProcessRuntime {
         }
     }
 
-    async fn update_hosts(&self, content: &str) -> Result<(), RuntimeError> {
+    async fn publish_names(
+        &self,
+        entries: &[vd_core::hosts::HostEntry],
+        rotation: usize,
+    ) -> Result<(), RuntimeError> {
         // Written in place, never renamed: pods bind the file's inode.
         let p = self.root.join("run/hosts");
-        std::fs::write(&p, content).map_err(|e| RuntimeError::at("write", &p, e))
+        std::fs::write(&p, vd_core::hosts::render(entries, rotation))
+            .map_err(|e| RuntimeError::at("write", &p, e))
     }
 
     fn log_path(&self, pod: &str) -> PathBuf {

@@ -468,8 +468,15 @@ impl Controller {
             })
             .map_err(|e| e.to_string())?;
         Ok((
-            resolve::launch(id, &template, ordinal, &ip, &hash),
-            resolve::pod_probes(id, &template, ordinal, &ip),
+            resolve::launch(
+                id,
+                &template,
+                ordinal,
+                &ip,
+                &self.runtime.pod_ip(&ip),
+                &hash,
+            ),
+            resolve::pod_probes(id, &template, ordinal, &self.runtime.pod_ip(&ip)),
         ))
     }
 
@@ -668,9 +675,7 @@ impl Controller {
         let changed = self.hosts_cache.lock().map(|c| *c != key).unwrap_or(true);
         if changed {
             let rotation = self.rotation.fetch_add(1, AtomicOrdering::Relaxed);
-            self.runtime
-                .update_hosts(&hosts::render(&entries, rotation))
-                .await?;
+            self.runtime.publish_names(&entries, rotation).await?;
             if let Ok(mut c) = self.hosts_cache.lock() {
                 *c = key;
             }

@@ -228,9 +228,18 @@ pub fn pod_probes(id: &ResourceRef, t: &PodTemplate, ordinal: u32, ip: &str) -> 
     probes
 }
 
-/// The launch of one pod of a workload.
-pub fn launch(id: &ResourceRef, t: &PodTemplate, ordinal: u32, ip: &str, hash: &str) -> PodLaunch {
-    let identity = identity_env(&id.scope, &id.name, ordinal, ip);
+/// The launch of one pod of a workload: `ip` is where the host reaches it, `pod_ip` the
+/// address the pod sees as its own (`VOODU_POD_IP`; the same on the process runtime,
+/// `0.0.0.0` inside a container).
+pub fn launch(
+    id: &ResourceRef,
+    t: &PodTemplate,
+    ordinal: u32,
+    ip: &str,
+    pod_ip: &str,
+    hash: &str,
+) -> PodLaunch {
+    let identity = identity_env(&id.scope, &id.name, ordinal, pod_ip);
     let mut env: EnvMap = t
         .env
         .iter()
@@ -329,7 +338,7 @@ mod tests {
         assert!(t.mounts[0].digest.is_some());
         assert_eq!(t.env["OWN"], "o");
         assert_eq!(t.env["TOKEN"], "t");
-        let l = launch(&id, &t, 2, "127.9.0.4", "h");
+        let l = launch(&id, &t, 2, "127.9.0.4", "127.9.0.4", "h");
         assert_eq!(l.pod, "data-app.2");
         assert_eq!(l.workdir, "/data");
         assert_eq!(l.volumes[0].0, "voodu-data-app-data-2");
@@ -355,8 +364,8 @@ mod tests {
         s.env
             .insert("ME".into(), "${VOODU_NAME}-${VOODU_REPLICA_ORDINAL}".into());
         let t = template(&id, &s, &ctx).unwrap();
-        let a = launch(&id, &t, 0, "127.9.0.2", "h");
-        let b = launch(&id, &t, 1, "127.9.0.3", "h");
+        let a = launch(&id, &t, 0, "127.9.0.2", "127.9.0.2", "h");
+        let b = launch(&id, &t, 1, "127.9.0.3", "127.9.0.3", "h");
         assert_eq!(a.command[2], "127.9.0.2");
         assert_eq!(b.command[2], "127.9.0.3");
         assert_eq!(b.env["ME"], "app-1");

@@ -18,6 +18,11 @@ async fn start_controller(ctx: &Ctx, runtime: RuntimeKind) -> Result<Arc<Control
             vd_runtime::process::ProcessRuntime::new(&ctx.root, exe)
                 .map_err(|e| CliError::Server(vd_server::ServerError::Runtime(e)))?,
         ),
+        RuntimeKind::Docker => Arc::new(
+            vd_runtime::docker::DockerRuntime::new(&ctx.root)
+                .await
+                .map_err(|e| CliError::Server(vd_server::ServerError::Runtime(e)))?,
+        ),
     };
     Ok(Controller::start(ServerConfig {
         root: ctx.root.clone(),

@@ -13,14 +13,38 @@ use std::time::{Duration, Instant};
 /// beside pods binding their own address on the same port.
 static PORTS: RwLock<()> = RwLock::new(());
 
-/// Shared access for tests whose pods bind their own addresses.
-pub fn own_addresses() -> RwLockReadGuard<'static, ()> {
-    PORTS.read().unwrap_or_else(|e| e.into_inner())
+/// Holds a test's share of the host.
+pub enum HostGuard {
+    /// Beside other tests.
+    Shared(#[allow(dead_code)] RwLockReadGuard<'static, ()>),
+    /// Alone.
+    Exclusive(#[allow(dead_code)] RwLockWriteGuard<'static, ()>),
+}
+
+/// Shared access for tests whose pods bind their own addresses. On docker every test runs
+/// alone: container and volume names are global to the daemon.
+pub fn own_addresses() -> HostGuard {
+    if is_docker() {
+        return wildcard();
+    }
+    HostGuard::Shared(PORTS.read().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// Exclusive access for a test whose pods bind 0.0.0.0.
-pub fn wildcard() -> RwLockWriteGuard<'static, ()> {
-    PORTS.write().unwrap_or_else(|e| e.into_inner())
+pub fn wildcard() -> HostGuard {
+    HostGuard::Exclusive(PORTS.write().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// Whether the tests run against the docker runtime.
+pub fn is_docker() -> bool {
+    runtime() == "docker"
+}
+
+fn docker(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker")
 }
 
 /// The runtime under test (`VD_TEST_RUNTIME`, default process).
@@ -194,9 +218,38 @@ impl Vd {
         );
     }
 
-    /// Volume directory of the process runtime.
-    pub fn volume(&self, name: &str) -> PathBuf {
-        self.root.path().join("volumes").join(name)
+    /// Whether a per-pod volume exists (a directory on the process runtime, a named volume on docker).
+    pub fn volume_exists(&self, name: &str) -> bool {
+        if is_docker() {
+            return docker(&["volume", "inspect", name]).status.success();
+        }
+        self.root.path().join("volumes").join(name).exists()
+    }
+
+    /// Runs a command inside a pod (what the pod sees).
+    pub fn in_pod(&self, pod: &str, args: &[&str]) -> Output {
+        if is_docker() {
+            return Command::new("docker")
+                .arg("exec")
+                .arg(pod)
+                .args(args)
+                .output()
+                .expect("docker exec");
+        }
+        let pid = self.pid(pod);
+        Command::new("nsenter")
+            .arg("-t")
+            .arg(pid.to_string())
+            .args(["-m", "-r", "--"])
+            .args(args)
+            .output()
+            .expect("nsenter")
+    }
+
+    /// The label docker pods of this root carry.
+    fn root_label(&self) -> String {
+        let d = vd_core::hash::content_digest(self.root.path().to_string_lossy().as_bytes());
+        vd_core::hash::short(&d).to_string()
     }
 
     fn pod_pids(&self) -> Vec<i32> {
@@ -236,6 +289,18 @@ impl Drop for Vd {
         for pid in self.pod_pids() {
             kill_group(pid);
         }
+        if is_docker() {
+            // Container and volume names are global: leave none for the next test.
+            let filter = format!("label=vd.root={}", self.root_label());
+            let ids = docker(&["ps", "-aq", "--filter", &filter]);
+            for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+                let _ = docker(&["rm", "-f", id]);
+            }
+            let vols = docker(&["volume", "ls", "-q", "--filter", &filter]);
+            for v in String::from_utf8_lossy(&vols.stdout).split_whitespace() {
+                let _ = docker(&["volume", "rm", "-f", v]);
+            }
+        }
     }
 }
 
@@ -265,20 +330,18 @@ pub fn redis(ip: &str, port: u16) -> redis::Connection {
     }
 }
 
-/// Runs a command inside a pod's mount namespace (what the pod sees).
-pub fn in_pod(pid: u64, args: &[&str]) -> Output {
-    Command::new("nsenter")
-        .arg("-t")
-        .arg(pid.to_string())
-        .args(["-m", "-r", "--"])
-        .args(args)
-        .output()
-        .expect("nsenter")
-}
-
 impl Vd {
-    /// A pod's address read from the store while no server runs.
+    /// A pod's address while no server runs (from the runtime's own records).
     pub fn ip_from_state(&self, ordinal: u32) -> String {
+        if is_docker() {
+            let out = docker(&[
+                "inspect",
+                "-f",
+                "{{index .Config.Labels \"vd.ip\"}}",
+                &format!("data-cache.{ordinal}"),
+            ]);
+            return String::from_utf8_lossy(&out.stdout).trim().to_string();
+        }
         let dir = self
             .root
             .path()

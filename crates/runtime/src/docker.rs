@@ -1,0 +1,542 @@
+//! The docker backend: each pod is a container on the user-defined bridge network `voodu0`
+//! (seed 001's names: container `<scope>-<name>.<ord>`, aliases `<name>-<ord>.<scope>[.voodu]`,
+//! the shared alias `<name>.<scope>[.voodu]` on ready pods), per-pod named volumes, assets
+//! bind-mounted read-only, labels for re-adoption, and ports published on the pod's
+//! allocated loopback address so the host reaches each pod as on the process runtime.
+
+use crate::launch::{ExitInfo, PodInfo, PodLaunch};
+use crate::{RunningPod, Runtime, RuntimeError};
+use async_trait::async_trait;
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkConnectRequest, NetworkCreateRequest,
+    NetworkDisconnectRequest, NetworkingConfig, PortBinding, VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+use vd_core::hosts::HostEntry;
+use vd_core::naming::{alias_hostnames, pod_hostnames};
+
+/// The network every pod joins.
+pub const NETWORK: &str = "voodu0";
+const LABEL_ROOT: &str = "vd.root";
+const LABEL_POD: &str = "vd.pod";
+const LABEL_HASH: &str = "vd.hash";
+const LABEL_IP: &str = "vd.ip";
+const LABEL_STARTED: &str = "vd.started";
+
+/// Runs pods as docker containers.
+pub struct DockerRuntime {
+    docker: Docker,
+    root: PathBuf,
+    root_label: String,
+    /// The alias set each pod was last connected with (the shared alias changes with readiness).
+    aliases: Mutex<BTreeMap<String, Vec<String>>>,
+}
+
+fn err(context: impl Into<String>, e: bollard::errors::Error) -> RuntimeError {
+    RuntimeError::io(context, std::io::Error::other(e.to_string()))
+}
+
+fn not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl DockerRuntime {
+    /// Connects to the local docker daemon and makes sure `voodu0` exists.
+    pub async fn new(root: &Path) -> Result<Self, RuntimeError> {
+        let docker =
+            Docker::connect_with_local_defaults().map_err(|e| err("connect to docker", e))?;
+        docker.ping().await.map_err(|e| {
+            RuntimeError::io(
+                "docker is not reachable (is the daemon running and /var/run/docker.sock accessible?)",
+                std::io::Error::other(e.to_string()),
+            )
+        })?;
+        let root = root.to_path_buf();
+        for d in ["logs", "run"] {
+            std::fs::create_dir_all(root.join(d))
+                .map_err(|e| RuntimeError::at("create", &root.join(d), e))?;
+        }
+        let root_label = vd_core::hash::short(&vd_core::hash::content_digest(
+            root.to_string_lossy().as_bytes(),
+        ))
+        .to_string();
+        if let Err(e) = docker.inspect_network(NETWORK, None).await {
+            if !not_found(&e) {
+                return Err(err("inspect network voodu0", e));
+            }
+            let req = NetworkCreateRequest {
+                name: NETWORK.into(),
+                driver: Some("bridge".into()),
+                ..Default::default()
+            };
+            if let Err(e) = docker.create_network(req).await {
+                // Another server may have created it meanwhile.
+                if docker.inspect_network(NETWORK, None).await.is_err() {
+                    return Err(err("create network voodu0", e));
+                }
+            }
+        }
+        Ok(Self {
+            docker,
+            root,
+            root_label,
+            aliases: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    async fn ensure_image(&self, image: &str) -> Result<(), RuntimeError> {
+        if self.docker.inspect_image(image).await.is_ok() {
+            return Ok(());
+        }
+        let opts = CreateImageOptionsBuilder::new().from_image(image).build();
+        let mut pull = self.docker.create_image(Some(opts), None, None);
+        let mut last_err = None;
+        while let Some(item) = pull.next().await {
+            if let Err(e) = item {
+                last_err = Some(e.to_string());
+                break;
+            }
+        }
+        if self.docker.inspect_image(image).await.is_ok() {
+            return Ok(());
+        }
+        Err(RuntimeError::Invalid {
+            pod: String::new(),
+            message: format!(
+                "image `{image}` is not on this machine and could not be pulled ({}); build the local Redis image with ./scripts/build-redis-image, or `docker pull {image}` where a registry is reachable",
+                last_err.unwrap_or_else(|| "no error reported".into())
+            ),
+        })
+    }
+
+    fn labels(&self, l: &PodLaunch) -> HashMap<String, String> {
+        HashMap::from([
+            (LABEL_ROOT.to_string(), self.root_label.clone()),
+            (LABEL_POD.to_string(), l.pod.clone()),
+            (LABEL_HASH.to_string(), l.hash.clone()),
+            (LABEL_IP.to_string(), l.ip.clone()),
+            (LABEL_STARTED.to_string(), now_ms().to_string()),
+        ])
+    }
+
+    /// Streams a container's output into the pod's log file, as the process runtime writes it.
+    fn follow_logs(&self, pod: &str, since: i32) {
+        let docker = self.docker.clone();
+        let pod = pod.to_string();
+        let path = self.log_path(&pod);
+        tokio::spawn(async move {
+            let opts = LogsOptionsBuilder::new()
+                .follow(true)
+                .stdout(true)
+                .stderr(true)
+                .since(since)
+                .build();
+            let mut stream = docker.logs(&pod, Some(opts));
+            let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+            else {
+                return;
+            };
+            while let Some(Ok(chunk)) = stream.next().await {
+                let _ = f.write_all(&chunk.into_bytes());
+            }
+        });
+    }
+
+    async fn handle(&self, pod: &str) -> Result<Option<Box<dyn RunningPod>>, RuntimeError> {
+        let info = match self.docker.inspect_container(pod, None).await {
+            Ok(i) => i,
+            Err(e) if not_found(&e) => return Ok(None),
+            Err(e) => return Err(err(format!("inspect {pod}"), e)),
+        };
+        let labels = info
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.clone())
+            .unwrap_or_default();
+        if labels.get(LABEL_ROOT) != Some(&self.root_label) {
+            return Ok(None);
+        }
+        let state = info.state.unwrap_or_default();
+        if state.running != Some(true) {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(DockerPod {
+            docker: self.docker.clone(),
+            info: PodInfo {
+                pod: pod.to_string(),
+                id: info.id.unwrap_or_default(),
+                pid: state.pid.filter(|p| *p > 0).map(|p| p as u32),
+                ip: labels.get(LABEL_IP).cloned().unwrap_or_default(),
+                hash: labels.get(LABEL_HASH).cloned().unwrap_or_default(),
+                started_ms: labels
+                    .get(LABEL_STARTED)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0),
+            },
+            env: info.config.and_then(|c| c.env).unwrap_or_default(),
+            exit: tokio::sync::OnceCell::new(),
+        })))
+    }
+}
+
+#[async_trait]
+impl Runtime for DockerRuntime {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    fn limits_support(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn pod_ip(&self, _allocated: &str) -> String {
+        // Inside its own network namespace a container binds all of its addresses; the
+        // allocated loopback address is where the host reaches it (published ports).
+        "0.0.0.0".into()
+    }
+
+    async fn ensure_volume(&self, name: &str) -> Result<(), RuntimeError> {
+        let req = VolumeCreateRequest {
+            name: Some(name.into()),
+            labels: Some(HashMap::from([(
+                LABEL_ROOT.to_string(),
+                self.root_label.clone(),
+            )])),
+            ..Default::default()
+        };
+        self.docker
+            .create_volume(req)
+            .await
+            .map(drop)
+            .map_err(|e| err(format!("create volume {name}"), e))
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), RuntimeError> {
+        match self
+            .docker
+            .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+            .await
+        {
+            Err(e) if !not_found(&e) => Err(err(format!("remove volume {name}"), e)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn list_volumes(&self) -> Result<Vec<String>, RuntimeError> {
+        let filters = HashMap::from([("label", vec![format!("{LABEL_ROOT}={}", self.root_label)])]);
+        let opts = bollard::query_parameters::ListVolumesOptionsBuilder::new()
+            .filters(&filters)
+            .build();
+        let resp = self
+            .docker
+            .list_volumes(Some(opts))
+            .await
+            .map_err(|e| err("list volumes", e))?;
+        let mut v: Vec<String> = resp
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.name)
+            .collect();
+        v.sort();
+        Ok(v)
+    }
+
+    async fn start(&self, l: &PodLaunch) -> Result<Box<dyn RunningPod>, RuntimeError> {
+        let image = l.image.clone().ok_or_else(|| RuntimeError::Invalid {
+            pod: l.pod.clone(),
+            message: "the docker runtime needs an `image`".into(),
+        })?;
+        self.ensure_image(&image).await.map_err(|e| match e {
+            RuntimeError::Invalid { message, .. } => RuntimeError::Invalid {
+                pod: l.pod.clone(),
+                message,
+            },
+            other => other,
+        })?;
+        // A stopped container of an earlier run holds the name; the new spec replaces it.
+        let rm = RemoveContainerOptionsBuilder::new().force(true).build();
+        let _ = self.docker.remove_container(&l.pod, Some(rm)).await;
+
+        let mut binds = Vec::new();
+        for (volume, target) in &l.volumes {
+            self.ensure_volume(volume).await?;
+            binds.push(format!("{volume}:{target}"));
+        }
+        for (source, target, ro) in &l.binds {
+            binds.push(format!("{source}:{target}{}", if *ro { ":ro" } else { "" }));
+        }
+        let mut port_bindings = HashMap::new();
+        let mut exposed = Vec::new();
+        for p in &l.ports {
+            let key = format!("{}/tcp", p.port);
+            exposed.push(key.clone());
+            let host_ip = p.host_ip.clone().unwrap_or_else(|| l.ip.clone());
+            port_bindings.insert(
+                key,
+                Some(vec![PortBinding {
+                    host_ip: Some(host_ip),
+                    host_port: Some(p.port.to_string()),
+                }]),
+            );
+        }
+        let env: Vec<String> = l.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let [short, long] = pod_hostnames(&l.owner, l.ordinal);
+        let aliases = vec![short, long];
+        let config = ContainerCreateBody {
+            image: Some(image),
+            cmd: (!l.command.is_empty()).then(|| l.command.clone()),
+            env: Some(env),
+            working_dir: Some(l.workdir.clone()),
+            labels: Some(self.labels(l)),
+            exposed_ports: Some(exposed),
+            host_config: Some(HostConfig {
+                binds: Some(binds),
+                port_bindings: Some(port_bindings),
+                network_mode: Some(NETWORK.into()),
+                memory: l.limits.memory_bytes.map(|m| m as i64),
+                nano_cpus: l.limits.cpu_millis.map(|c| (c * 1_000_000) as i64),
+                init: Some(true),
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    NETWORK.to_string(),
+                    EndpointSettings {
+                        aliases: Some(aliases.clone()),
+                        ..Default::default()
+                    },
+                )])),
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptionsBuilder::new().name(&l.pod).build();
+        self.docker
+            .create_container(Some(opts), config)
+            .await
+            .map_err(|e| err(format!("create container {}", l.pod), e))?;
+        self.docker
+            .start_container(&l.pod, None)
+            .await
+            .map_err(|e| err(format!("start container {}", l.pod), e))?;
+        if let Ok(mut a) = self.aliases.lock() {
+            a.insert(l.pod.clone(), aliases);
+        }
+        self.follow_logs(&l.pod, 0);
+        tracing::info!(pod = %l.pod, "container started");
+        self.handle(&l.pod)
+            .await?
+            .ok_or_else(|| RuntimeError::Invalid {
+                pod: l.pod.clone(),
+                message: "the container exited right after starting; see `vd logs`".into(),
+            })
+    }
+
+    async fn adopt(&self, pod: &str) -> Result<Option<Box<dyn RunningPod>>, RuntimeError> {
+        let h = self.handle(pod).await?;
+        if h.is_some() {
+            self.follow_logs(pod, (now_ms() / 1000) as i32);
+        }
+        Ok(h)
+    }
+
+    async fn known_pods(&self) -> Result<Vec<String>, RuntimeError> {
+        let filters = HashMap::from([("label", vec![format!("{LABEL_ROOT}={}", self.root_label)])]);
+        let opts = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(|e| err("list containers", e))?;
+        Ok(list
+            .into_iter()
+            .filter_map(|c| c.labels.and_then(|l| l.get(LABEL_POD).cloned()))
+            .collect())
+    }
+
+    async fn forget(&self, pod: &str) -> Result<(), RuntimeError> {
+        let rm = RemoveContainerOptionsBuilder::new().force(true).build();
+        match self.docker.remove_container(pod, Some(rm)).await {
+            Err(e) if !not_found(&e) => Err(err(format!("remove container {pod}"), e)),
+            _ => {
+                if let Ok(mut a) = self.aliases.lock() {
+                    a.remove(pod);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn publish_names(
+        &self,
+        entries: &[HostEntry],
+        _rotation: usize,
+    ) -> Result<(), RuntimeError> {
+        // Docker's DNS serves the names; only the shared alias depends on readiness, and docker
+        // can change a container's aliases only by reconnecting it, so that happens only when
+        // readiness flips.
+        for e in entries {
+            let pod = vd_core::naming::pod_name(&e.resource, e.ordinal);
+            let mut want: Vec<String> = pod_hostnames(&e.resource, e.ordinal).to_vec();
+            if e.ready {
+                want.extend(alias_hostnames(&e.resource));
+            }
+            let have = self.aliases.lock().ok().and_then(|a| a.get(&pod).cloned());
+            if have.as_ref() == Some(&want) || have.is_none() {
+                continue;
+            }
+            let disconnect = NetworkDisconnectRequest {
+                container: pod.clone(),
+                force: Some(true),
+            };
+            let _ = self.docker.disconnect_network(NETWORK, disconnect).await;
+            let connect = NetworkConnectRequest {
+                container: pod.clone(),
+                endpoint_config: Some(EndpointSettings {
+                    aliases: Some(want.clone()),
+                    ..Default::default()
+                }),
+            };
+            match self.docker.connect_network(NETWORK, connect).await {
+                Ok(()) => {
+                    if let Ok(mut a) = self.aliases.lock() {
+                        a.insert(pod, want);
+                    }
+                }
+                Err(e) => tracing::warn!(pod, error = %e, "could not update network aliases"),
+            }
+        }
+        Ok(())
+    }
+
+    fn log_path(&self, pod: &str) -> PathBuf {
+        self.root.join("logs").join(format!("{pod}.log"))
+    }
+}
+
+struct DockerPod {
+    docker: Docker,
+    info: PodInfo,
+    env: Vec<String>,
+    exit: tokio::sync::OnceCell<ExitInfo>,
+}
+
+#[async_trait]
+impl RunningPod for DockerPod {
+    fn info(&self) -> &PodInfo {
+        &self.info
+    }
+
+    async fn wait(&self) -> ExitInfo {
+        *self
+            .exit
+            .get_or_init(|| async {
+                // The wait endpoint returns as the container exits (docker's own event path).
+                let mut s = self.docker.wait_container(&self.info.pod, None);
+                let code = match s.next().await {
+                    Some(Ok(r)) => Some(r.status_code as i32),
+                    Some(Err(bollard::errors::Error::DockerContainerWaitError {
+                        code, ..
+                    })) => Some(code as i32),
+                    _ => None,
+                };
+                ExitInfo { code, signal: None }
+            })
+            .await
+    }
+
+    async fn stop(&self, grace: Duration) -> Result<ExitInfo, RuntimeError> {
+        let opts = StopContainerOptionsBuilder::new()
+            .t(grace.as_secs().max(1) as i32)
+            .build();
+        match self.docker.stop_container(&self.info.pod, Some(opts)).await {
+            Err(e) if !not_found(&e) => {
+                if let bollard::errors::Error::DockerResponseServerError {
+                    status_code: 304, ..
+                } = e
+                {
+                } else {
+                    return Err(err(format!("stop {}", self.info.pod), e));
+                }
+            }
+            _ => {}
+        }
+        Ok(tokio::time::timeout(Duration::from_secs(5), self.wait())
+            .await
+            .unwrap_or_default())
+    }
+
+    async fn exec(
+        &self,
+        argv: &[String],
+        env: Option<&BTreeMap<String, String>>,
+        timeout: Duration,
+    ) -> Result<i32, RuntimeError> {
+        let env: Vec<String> = match env {
+            Some(e) => e.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            None => self.env.clone(),
+        };
+        let run = async {
+            let exec = self
+                .docker
+                .create_exec(
+                    &self.info.pod,
+                    bollard::models::ExecConfig {
+                        cmd: Some(argv.to_vec()),
+                        env: Some(env),
+                        attach_stdout: Some(true),
+                        attach_stderr: Some(true),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(|e| err("exec in pod", e))?;
+            if let bollard::exec::StartExecResults::Attached { mut output, .. } = self
+                .docker
+                .start_exec(&exec.id, None)
+                .await
+                .map_err(|e| err("exec in pod", e))?
+            {
+                while output.next().await.is_some() {}
+            }
+            let r = self
+                .docker
+                .inspect_exec(&exec.id)
+                .await
+                .map_err(|e| err("exec in pod", e))?;
+            Ok(r.exit_code.unwrap_or(-1) as i32)
+        };
+        tokio::time::timeout(timeout, run)
+            .await
+            .map_err(|_| RuntimeError::Timeout(timeout))?
+    }
+}
