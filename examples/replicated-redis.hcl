@@ -8,6 +8,7 @@ redis "data" "cache" {
 # An app that gets REDIS_URL / REDIS_READ_URL once you run:
 #   vd redis:link data/cache web/app
 deployment "web" "app" {
+  image   = "redis:7-alpine" # used by the docker runtime; the process runtime runs host binaries
   command = ["sh", "-c", <<-EOT
     while true; do
       echo "REDIS_URL is $${REDIS_URL:-unset (run vd redis:link data/cache web/app)}" | sed 's/:[0-9a-f]*@/:<password>@/'

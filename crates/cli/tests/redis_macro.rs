@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{redis, Vd};
+use common::{on_every_runtime, redis, Vd};
 use redis::Commands;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,7 +38,6 @@ fn authed(vd: &Vd, pod: &str, pw: &str) -> redis::Connection {
         .unwrap()
 }
 
-#[test]
 fn minimal_redis_requires_auth_and_keeps_password_and_data() {
     let _g = common::own_addresses();
     let vd = Vd::start();
@@ -126,7 +125,6 @@ fn replicated(n: u32) -> String {
     format!("redis \"data\" \"cache\" {{\n  replicas = {n}\n{FAST_PROBES}}}\n")
 }
 
-#[test]
 fn three_replicas_replicate_and_refuse_writes() {
     let _g = common::own_addresses();
     let vd = Vd::start();
@@ -187,7 +185,6 @@ deployment "{scope}" "web" {{
     )
 }
 
-#[test]
 fn link_modes_write_seed_variables_and_consumers_ping() {
     let _g = common::own_addresses();
     let vd = Vd::start();
@@ -277,7 +274,6 @@ fn link_modes_write_seed_variables_and_consumers_ping() {
     );
 }
 
-#[test]
 fn custom_conf_with_command_override_and_safe_acls() {
     let _g = common::own_addresses();
     let vd = Vd::start();
@@ -381,7 +377,6 @@ redis "data" "acl" {{
     }
 }
 
-#[test]
 fn switchover_under_writes_loses_nothing_and_restarts_nothing() {
     let _g = common::own_addresses();
     let vd = Vd::start();
@@ -498,7 +493,6 @@ fn switchover_under_writes_loses_nothing_and_restarts_nothing() {
     assert_eq!(vd.pods().iter().filter(|p| p["name"] == "cache").count(), 2);
 }
 
-#[test]
 fn new_password_reaches_pods_then_consumers_then_revokes_the_old() {
     let _g = common::own_addresses();
     let vd = Vd::start();
@@ -546,3 +540,12 @@ fn new_password_reaches_pods_then_consumers_then_revokes_the_old() {
         r.get::<_, Option<u32>>("after-rotation").unwrap() == Some(1)
     });
 }
+
+on_every_runtime!(
+    minimal_redis_requires_auth_and_keeps_password_and_data,
+    three_replicas_replicate_and_refuse_writes,
+    link_modes_write_seed_variables_and_consumers_ping,
+    custom_conf_with_command_override_and_safe_acls,
+    switchover_under_writes_loses_nothing_and_restarts_nothing,
+    new_password_reaches_pods_then_consumers_then_revokes_the_old,
+);

@@ -1,9 +1,9 @@
 //! Foundation acceptance: statefulsets on a real runtime with real redis-server processes.
-//! The same bodies run against any backend (`VD_TEST_RUNTIME`).
+//! Each body runs against every backend (`process::NAME`, `docker::NAME`).
 
 mod common;
 
-use common::{redis, Vd};
+use common::{on_every_runtime, redis, Vd};
 use redis::Commands;
 use std::time::Duration;
 
@@ -34,7 +34,6 @@ statefulset "data" "cache" {{
     )
 }
 
-#[test]
 fn three_replicas_come_up_bottom_up_and_resolve_each_other() {
     let _g = common::own_addresses();
     let vd = Vd::start();
@@ -82,8 +81,22 @@ fn three_replicas_come_up_bottom_up_and_resolve_each_other() {
                 "pod {o} resolves {name} to {text:?}, want {want}"
             );
         }
-        let out = vd.in_pod(&pod, &["getent", "hosts", "cache.data.voodu"]);
-        assert!(out.status.success(), "shared alias resolves in pod {o}");
+        for alias in ["cache.data.voodu", "cache.data", "cache-2.data"] {
+            let out = vd.in_pod(&pod, &["getent", "hosts", alias]);
+            assert!(out.status.success(), "{alias} resolves in pod {o}");
+        }
+    }
+    if common::is_docker() {
+        // Seed 001's names, exactly.
+        let names = common::docker_names(&["ps", "--format", "{{.Names}}"]);
+        let volumes = common::docker_names(&["volume", "ls", "--format", "{{.Name}}"]);
+        for o in 0..3 {
+            assert!(names.contains(&format!("data-cache.{o}")), "{names:?}");
+            assert!(
+                volumes.contains(&format!("voodu-data-cache-data-{o}")),
+                "{volumes:?}"
+            );
+        }
     }
     // And it is real for Redis too: a replica follows pod 0 by name.
     let mut r1 = redis(&ips[1], 6379);
@@ -105,7 +118,6 @@ fn three_replicas_come_up_bottom_up_and_resolve_each_other() {
     assert!(!std::path::Path::new("/data/appendonlydir").exists());
 }
 
-#[test]
 fn seed_cache_keeps_data_across_restart_scale_and_delete() {
     let _g = common::wildcard();
     // The seed's plain `redis-server` binds *:6379, so nothing else on this host may hold
@@ -195,7 +207,6 @@ statefulset "data" "cache" {{
     );
 }
 
-#[test]
 fn scale_down_keeps_the_removed_pods_volume() {
     let _g = common::own_addresses();
     let vd = Vd::start();
@@ -228,7 +239,6 @@ fn scale_down_keeps_the_removed_pods_volume() {
     );
 }
 
-#[test]
 fn killed_pod_restarts_and_crashing_pod_backs_off() {
     let _g = common::own_addresses();
     let vd = Vd::start();
@@ -285,13 +295,18 @@ statefulset "data" "crashy" {
     });
 }
 
-#[test]
 fn controller_sigkill_keeps_pods_and_readopts_them() {
     let _g = common::own_addresses();
     let mut vd = Vd::start();
     let f = vd.manifest("sts.hcl", &sts(3, ""));
     vd.apply(&f);
     let before: Vec<u64> = (0..3).map(|o| vd.pid(&format!("data-cache.{o}"))).collect();
+    let ids = |vd: &Vd| -> Vec<String> {
+        (0..3)
+            .map(|o| vd.pod(&format!("data-cache.{o}")).unwrap()["id"].to_string())
+            .collect()
+    };
+    let ids_before = ids(&vd);
     vd.kill_server();
     for (o, pid) in before.iter().enumerate() {
         assert!(
@@ -306,6 +321,11 @@ fn controller_sigkill_keeps_pods_and_readopts_them() {
     vd.apply(&f);
     let after: Vec<u64> = (0..3).map(|o| vd.pid(&format!("data-cache.{o}"))).collect();
     assert_eq!(before, after, "no pod restarted");
+    assert_eq!(
+        ids_before,
+        ids(&vd),
+        "the same pods (container ids on docker)"
+    );
     let pods = vd.pods();
     assert!(
         pods.iter()
@@ -320,7 +340,6 @@ fn controller_sigkill_keeps_pods_and_readopts_them() {
     assert_eq!(adopted, 3);
 }
 
-#[test]
 fn reapply_restarts_nothing_asset_change_rolls_top_down_and_config_rolls() {
     let _g = common::own_addresses();
     let vd = Vd::start();
@@ -434,13 +453,20 @@ deployment "data" "echo" {
         vd.vd(&["logs", "data/echo"]).contains("greeting=")
     });
     let logs = vd.vd(&["logs", "data/echo"]);
+    // A container binds every address of its own network namespace; a process pod its own.
+    let ip = if common::is_docker() {
+        "0.0.0.0"
+    } else {
+        "127."
+    };
     assert!(
-        logs.contains("greeting=bonjour ord=0 scope=data name=echo ip=127."),
+        logs.contains(&format!(
+            "greeting=bonjour ord=0 scope=data name=echo ip={ip}"
+        )),
         "{logs}"
     );
 }
 
-#[test]
 fn failing_liveness_restarts_and_failing_readiness_halts_rollout() {
     let _g = common::own_addresses();
     let vd = Vd::start();
@@ -515,7 +541,6 @@ statefulset "data" "probed" {{
     assert!(vd.events().iter().any(|e| e["reason"] == "Unhealthy"));
 }
 
-#[test]
 fn deployment_runs_replicas_and_rolls() {
     let _g = common::own_addresses();
     let vd = Vd::start();
@@ -554,7 +579,6 @@ deployment "web" "app" {{
     assert!(logs.contains("started two"), "{logs}");
 }
 
-#[test]
 fn bad_references_are_located_and_change_nothing() {
     let _g = common::own_addresses();
     let vd = Vd::start();
@@ -576,4 +600,54 @@ fn bad_references_are_located_and_change_nothing() {
     );
     let list = vd.vd(&["get", "-o", "json"]);
     assert_eq!(list.trim(), "[]", "store unchanged");
+}
+
+on_every_runtime!(
+    three_replicas_come_up_bottom_up_and_resolve_each_other,
+    seed_cache_keeps_data_across_restart_scale_and_delete,
+    scale_down_keeps_the_removed_pods_volume,
+    killed_pod_restarts_and_crashing_pod_backs_off,
+    controller_sigkill_keeps_pods_and_readopts_them,
+    reapply_restarts_nothing_asset_change_rolls_top_down_and_config_rolls,
+    failing_liveness_restarts_and_failing_readiness_halts_rollout,
+    deployment_runs_replicas_and_rolls,
+    bad_references_are_located_and_change_nothing,
+);
+
+/// Docker only: an image that is neither local nor pullable fails the pod with an error that
+/// names the image and the fix, and the other pods are untouched.
+#[test]
+fn docker_missing_image_names_the_image_and_the_fix() {
+    common::on_runtime("docker", || {
+        let _g = common::own_addresses();
+        let vd = Vd::start();
+        let f = vd.manifest(
+            "missing.hcl",
+            r#"
+statefulset "data" "ghost" {
+  image   = "vd-test-missing/redis:0.0-nope"
+  command = ["redis-server"]
+}
+"#,
+        );
+        let out = vd.try_vd(&["apply", "-f", &f, "--timeout", "30s"]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("vd-test-missing/redis:0.0-nope"),
+            "the error names the image: {err}"
+        );
+        assert!(
+            err.contains("build-redis-image") && err.contains("docker pull"),
+            "the error names the fix: {err}"
+        );
+        let pod = vd.pod("data-ghost.0").expect("the pod is listed");
+        assert_eq!(pod["ready"], false);
+        assert!(
+            pod["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("vd-test-missing/redis:0.0-nope")),
+            "{pod}"
+        );
+    });
 }

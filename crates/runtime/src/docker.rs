@@ -8,8 +8,9 @@ use crate::launch::{ExitInfo, PodInfo, PodLaunch};
 use crate::{RunningPod, Runtime, RuntimeError};
 use async_trait::async_trait;
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, NetworkConnectRequest, NetworkCreateRequest,
-    NetworkDisconnectRequest, NetworkingConfig, PortBinding, VolumeCreateRequest,
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam,
+    NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest, NetworkingConfig,
+    PortBinding, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
@@ -20,7 +21,6 @@ use futures_util::StreamExt;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Duration;
 use vd_core::hosts::HostEntry;
 use vd_core::naming::{alias_hostnames, pod_hostnames};
@@ -32,14 +32,16 @@ const LABEL_POD: &str = "vd.pod";
 const LABEL_HASH: &str = "vd.hash";
 const LABEL_IP: &str = "vd.ip";
 const LABEL_STARTED: &str = "vd.started";
+/// The pod's own DNS names and the shared alias, comma-separated: what it joins `voodu0` with,
+/// kept on the container so an adopted pod can be reconnected without its spec.
+const LABEL_NAMES: &str = "vd.names";
+const LABEL_ALIAS: &str = "vd.alias";
 
 /// Runs pods as docker containers.
 pub struct DockerRuntime {
     docker: Docker,
     root: PathBuf,
     root_label: String,
-    /// The alias set each pod was last connected with (the shared alias changes with readiness).
-    aliases: Mutex<BTreeMap<String, Vec<String>>>,
 }
 
 fn err(context: impl Into<String>, e: bollard::errors::Error) -> RuntimeError {
@@ -63,6 +65,45 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Creates `voodu0` when missing, with its subnet pinned as user-configured: only then does
+/// docker accept a fixed address when a pod is reconnected to change its aliases, so the pod
+/// keeps its address (and its established connections) across that reconnect.
+async fn ensure_network(docker: &Docker) -> Result<(), RuntimeError> {
+    match docker.inspect_network(NETWORK, None).await {
+        Ok(_) => return Ok(()),
+        Err(e) if !not_found(&e) => return Err(err("inspect network voodu0", e)),
+        Err(_) => {}
+    }
+    let create = |ipam: Option<Ipam>| NetworkCreateRequest {
+        name: NETWORK.into(),
+        driver: Some("bridge".into()),
+        ipam,
+        ..Default::default()
+    };
+    // Docker picks a subnet that collides with nothing on this host; keep that choice.
+    let created = async {
+        docker.create_network(create(None)).await?;
+        let net = docker.inspect_network(NETWORK, None).await?;
+        let config = net.ipam.and_then(|i| i.config).unwrap_or_default();
+        if config.is_empty() {
+            return Ok(());
+        }
+        docker.remove_network(NETWORK).await?;
+        let ipam = Ipam {
+            config: Some(config),
+            ..Default::default()
+        };
+        docker.create_network(create(Some(ipam))).await.map(drop)
+    };
+    if let Err(e) = created.await {
+        // Another server may have created it meanwhile.
+        if docker.inspect_network(NETWORK, None).await.is_err() {
+            return Err(err("create network voodu0", e));
+        }
+    }
+    Ok(())
+}
+
 impl DockerRuntime {
     /// Connects to the local docker daemon and makes sure `voodu0` exists.
     pub async fn new(root: &Path) -> Result<Self, RuntimeError> {
@@ -83,27 +124,11 @@ impl DockerRuntime {
             root.to_string_lossy().as_bytes(),
         ))
         .to_string();
-        if let Err(e) = docker.inspect_network(NETWORK, None).await {
-            if !not_found(&e) {
-                return Err(err("inspect network voodu0", e));
-            }
-            let req = NetworkCreateRequest {
-                name: NETWORK.into(),
-                driver: Some("bridge".into()),
-                ..Default::default()
-            };
-            if let Err(e) = docker.create_network(req).await {
-                // Another server may have created it meanwhile.
-                if docker.inspect_network(NETWORK, None).await.is_err() {
-                    return Err(err("create network voodu0", e));
-                }
-            }
-        }
+        ensure_network(&docker).await?;
         Ok(Self {
             docker,
             root,
             root_label,
-            aliases: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -134,6 +159,11 @@ impl DockerRuntime {
 
     fn labels(&self, l: &PodLaunch) -> HashMap<String, String> {
         HashMap::from([
+            (
+                LABEL_NAMES.to_string(),
+                pod_hostnames(&l.owner, l.ordinal).join(","),
+            ),
+            (LABEL_ALIAS.to_string(), alias_hostnames(&l.owner).join(",")),
             (LABEL_ROOT.to_string(), self.root_label.clone()),
             (LABEL_POD.to_string(), l.pod.clone()),
             (LABEL_HASH.to_string(), l.hash.clone()),
@@ -168,7 +198,12 @@ impl DockerRuntime {
         });
     }
 
-    async fn handle(&self, pod: &str) -> Result<Option<Box<dyn RunningPod>>, RuntimeError> {
+    /// A handle on this root's container `pod`; with `running_only`, none for a stopped one.
+    async fn handle(
+        &self,
+        pod: &str,
+        running_only: bool,
+    ) -> Result<Option<Box<dyn RunningPod>>, RuntimeError> {
         let info = match self.docker.inspect_container(pod, None).await {
             Ok(i) => i,
             Err(e) if not_found(&e) => return Ok(None),
@@ -183,7 +218,7 @@ impl DockerRuntime {
             return Ok(None);
         }
         let state = info.state.unwrap_or_default();
-        if state.running != Some(true) {
+        if running_only && state.running != Some(true) {
             return Ok(None);
         }
         Ok(Some(Box::new(DockerPod {
@@ -200,9 +235,62 @@ impl DockerRuntime {
                     .unwrap_or(0),
             },
             env: info.config.and_then(|c| c.env).unwrap_or_default(),
+            names: split_names(labels.get(LABEL_NAMES)),
+            alias: split_names(labels.get(LABEL_ALIAS)),
             exit: tokio::sync::OnceCell::new(),
         })))
     }
+}
+
+fn split_names(label: Option<&String>) -> Vec<String> {
+    label
+        .map(|l| {
+            l.split(',')
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The pod's endpoint on `voodu0`, if it is connected.
+async fn endpoint(docker: &Docker, pod: &str) -> Option<EndpointSettings> {
+    let info = docker.inspect_container(pod, None).await.ok()?;
+    info.network_settings?.networks?.remove(NETWORK)
+}
+
+/// Reconnects a pod to `voodu0` with new aliases (docker cannot change them in place), keeping
+/// its address where the network allows a fixed one, so its connections survive the blip.
+async fn reconnect(
+    docker: &Docker,
+    pod: &str,
+    aliases: &[String],
+) -> Result<(), bollard::errors::Error> {
+    let ip = endpoint(docker, pod)
+        .await
+        .and_then(|e| e.ip_address)
+        .filter(|ip| !ip.is_empty());
+    let disconnect = NetworkDisconnectRequest {
+        container: pod.to_string(),
+        force: Some(true),
+    };
+    let _ = docker.disconnect_network(NETWORK, disconnect).await;
+    let connect = |ip: Option<String>| NetworkConnectRequest {
+        container: pod.to_string(),
+        endpoint_config: Some(EndpointSettings {
+            aliases: Some(aliases.to_vec()),
+            ipam_config: ip.map(|ip| EndpointIpamConfig {
+                ipv4_address: Some(ip),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    };
+    if ip.is_some() && docker.connect_network(NETWORK, connect(ip)).await.is_ok() {
+        return Ok(());
+    }
+    // A network without a user-configured subnet refuses fixed addresses.
+    docker.connect_network(NETWORK, connect(None)).await
 }
 
 #[async_trait]
@@ -345,23 +433,38 @@ impl Runtime for DockerRuntime {
             .start_container(&l.pod, None)
             .await
             .map_err(|e| err(format!("start container {}", l.pod), e))?;
-        if let Ok(mut a) = self.aliases.lock() {
-            a.insert(l.pod.clone(), aliases);
-        }
         self.follow_logs(&l.pod, 0);
         tracing::info!(pod = %l.pod, "container started");
-        self.handle(&l.pod)
+        // A pod that already exited is still handed over: its wait() reports the exit code.
+        self.handle(&l.pod, false)
             .await?
             .ok_or_else(|| RuntimeError::Invalid {
                 pod: l.pod.clone(),
-                message: "the container exited right after starting; see `vd logs`".into(),
+                message: "the container vanished right after starting (removed by someone else?)"
+                    .into(),
             })
     }
 
     async fn adopt(&self, pod: &str) -> Result<Option<Box<dyn RunningPod>>, RuntimeError> {
-        let h = self.handle(pod).await?;
+        let h = self.handle(pod, true).await?;
         if h.is_some() {
             self.follow_logs(pod, (now_ms() / 1000) as i32);
+            // A controller killed between the disconnect and the connect of an alias change
+            // leaves the pod off the network: put it back (the shared alias follows readiness).
+            if endpoint(&self.docker, pod).await.is_none() {
+                let labels = self
+                    .docker
+                    .inspect_container(pod, None)
+                    .await
+                    .ok()
+                    .and_then(|i| i.config)
+                    .and_then(|c| c.labels)
+                    .unwrap_or_default();
+                let own = split_names(labels.get(LABEL_NAMES));
+                if let Err(e) = reconnect(&self.docker, pod, &own).await {
+                    tracing::warn!(pod, error = %e, "could not reconnect to voodu0");
+                }
+            }
         }
         Ok(h)
     }
@@ -387,54 +490,17 @@ impl Runtime for DockerRuntime {
         let rm = RemoveContainerOptionsBuilder::new().force(true).build();
         match self.docker.remove_container(pod, Some(rm)).await {
             Err(e) if !not_found(&e) => Err(err(format!("remove container {pod}"), e)),
-            _ => {
-                if let Ok(mut a) = self.aliases.lock() {
-                    a.remove(pod);
-                }
-                Ok(())
-            }
+            _ => Ok(()),
         }
     }
 
     async fn publish_names(
         &self,
-        entries: &[HostEntry],
+        _entries: &[HostEntry],
         _rotation: usize,
     ) -> Result<(), RuntimeError> {
-        // Docker's DNS serves the names; only the shared alias depends on readiness, and docker
-        // can change a container's aliases only by reconnecting it, so that happens only when
-        // readiness flips.
-        for e in entries {
-            let pod = vd_core::naming::pod_name(&e.resource, e.ordinal);
-            let mut want: Vec<String> = pod_hostnames(&e.resource, e.ordinal).to_vec();
-            if e.ready {
-                want.extend(alias_hostnames(&e.resource));
-            }
-            let have = self.aliases.lock().ok().and_then(|a| a.get(&pod).cloned());
-            if have.as_ref() == Some(&want) || have.is_none() {
-                continue;
-            }
-            let disconnect = NetworkDisconnectRequest {
-                container: pod.clone(),
-                force: Some(true),
-            };
-            let _ = self.docker.disconnect_network(NETWORK, disconnect).await;
-            let connect = NetworkConnectRequest {
-                container: pod.clone(),
-                endpoint_config: Some(EndpointSettings {
-                    aliases: Some(want.clone()),
-                    ..Default::default()
-                }),
-            };
-            match self.docker.connect_network(NETWORK, connect).await {
-                Ok(()) => {
-                    if let Ok(mut a) = self.aliases.lock() {
-                        a.insert(pod, want);
-                    }
-                }
-                Err(e) => tracing::warn!(pod, error = %e, "could not update network aliases"),
-            }
-        }
+        // Docker's resolver serves the names: per-pod aliases from creation, the shared alias
+        // from RunningPod::publish_ready.
         Ok(())
     }
 
@@ -447,6 +513,9 @@ struct DockerPod {
     docker: Docker,
     info: PodInfo,
     env: Vec<String>,
+    /// Its own names on `voodu0`, and the shared alias it gets once ready.
+    names: Vec<String>,
+    alias: Vec<String>,
     exit: tokio::sync::OnceCell<ExitInfo>,
 }
 
@@ -454,6 +523,21 @@ struct DockerPod {
 impl RunningPod for DockerPod {
     fn info(&self) -> &PodInfo {
         &self.info
+    }
+
+    async fn publish_ready(&self) -> Result<(), RuntimeError> {
+        let pod = &self.info.pod;
+        let have = endpoint(&self.docker, pod)
+            .await
+            .and_then(|e| e.aliases)
+            .unwrap_or_default();
+        if self.alias.iter().all(|a| have.contains(a)) {
+            return Ok(());
+        }
+        let want: Vec<String> = self.names.iter().chain(&self.alias).cloned().collect();
+        reconnect(&self.docker, pod, &want)
+            .await
+            .map_err(|e| err(format!("add {pod} to the shared alias"), e))
     }
 
     async fn wait(&self) -> ExitInfo {

@@ -61,6 +61,11 @@ pub trait Runtime: Send + Sync + 'static {
 pub trait RunningPod: Send + Sync {
     /// Identity and launch facts.
     fn info(&self) -> &PodInfo;
+    /// Called before the pod is reported ready: a runtime whose names cannot follow readiness
+    /// cheaply (docker) adds the pod to its shared alias here, once.
+    async fn publish_ready(&self) -> Result<(), RuntimeError> {
+        Ok(())
+    }
     /// Resolves when the pod's main process has exited.
     async fn wait(&self) -> ExitInfo;
     /// Stops the pod: SIGTERM to its process group, SIGKILL after `grace`.

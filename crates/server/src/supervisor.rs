@@ -191,7 +191,7 @@ pub async fn run(
             s.view.hash = info.hash.clone();
             s.view.started_ms = Some(info.started_ms);
             s.view.address = addresses(&info.ip, &ctl, &owner);
-            s.view.ready = no_gate;
+            s.view.ready = false;
             s.terminating = false;
             if fresh {
                 s.probe_env = None;
@@ -206,6 +206,9 @@ pub async fn run(
                 "Started",
                 &format!("pid {}", info.pid.unwrap_or(0)),
             );
+        }
+        if no_gate {
+            become_ready(&sup, running.as_ref()).await;
         }
         let since = Instant::now();
         let outcome = tokio::select! {
@@ -356,7 +359,7 @@ async fn probe_loop(sup: &Sup, pod: &dyn RunningPod, probes: &Probes) -> String 
             tokio::time::sleep(Duration::from_millis(p.period_ms)).await;
         }
         if probes.readiness.is_none() {
-            sup.update(|s| s.view.ready = true);
+            become_ready(sup, pod).await;
         }
     }
     let readiness = async {
@@ -381,10 +384,7 @@ async fn probe_loop(sup: &Sup, pod: &dyn RunningPod, probes: &Probes) -> String 
                     if ok >= p.success_threshold
                         && !sup.shared.lock().map(|s| s.view.ready).unwrap_or(true)
                     {
-                        sup.update(|s| {
-                            s.view.ready = true;
-                            s.view.message = None;
-                        });
+                        become_ready(sup, pod).await;
                     }
                 }
                 Err(e) => {
@@ -437,6 +437,17 @@ async fn probe_loop(sup: &Sup, pod: &dyn RunningPod, probes: &Probes) -> String 
         why = liveness => why,
         _ = readiness => String::new(),
     }
+}
+
+/// Reports the pod ready, once the runtime has published it under the shared alias.
+async fn become_ready(sup: &Sup, pod: &dyn RunningPod) {
+    if let Err(e) = pod.publish_ready().await {
+        tracing::warn!(pod = %sup.pod, error = %e, "could not add the pod to its shared alias");
+    }
+    sup.update(|s| {
+        s.view.ready = true;
+        s.view.message = None;
+    });
 }
 
 async fn run_check(sup: &Sup, p: &Probe, ip: &str, pod: &dyn RunningPod) -> Result<(), String> {

@@ -119,5 +119,16 @@ pub async fn run(cli: Cli) -> i32 {
 
 /// Prints an error with miette's renderer (source snippets, help).
 pub fn report(e: CliError) {
+    // Wrap only at spaces: image names, paths and resource names stay whole, so they can be
+    // copied from the message (the defaults break at hyphens and slashes).
+    let _ = miette::set_hook(Box::new(|_| {
+        Box::new(
+            miette::MietteHandlerOpts::new()
+                .break_words(false)
+                .word_separator(textwrap::WordSeparator::AsciiSpace)
+                .word_splitter(textwrap::WordSplitter::NoHyphenation)
+                .build(),
+        )
+    }));
     eprintln!("{:?}", miette::Report::new(e));
 }

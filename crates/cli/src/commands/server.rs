@@ -56,15 +56,28 @@ fn init_tracing(to_file: Option<PathBuf>) {
     }
 }
 
+/// Resolves on Ctrl-C or SIGTERM (what `kill`, `timeout` and service managers send).
+async fn interrupted() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
 /// `vd server`: the controller in the foreground. Ctrl-C stops the controller only; pods keep
 /// running and the next server adopts them.
 pub async fn serve_foreground(ctx: &Ctx, runtime: RuntimeKind) -> Result<(), CliError> {
     init_tracing(None);
     let ctl = start_controller(ctx, runtime).await?;
-    vd_server::serve(ctl, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    vd_server::serve(ctl, interrupted()).await?;
     Ok(())
 }
 
@@ -134,9 +147,11 @@ pub async fn up(
     }
     eprintln!("watching; Ctrl-C stops the pods (volumes stay)");
     let mut last = String::new();
+    let stop = interrupted();
+    tokio::pin!(stop);
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut stop => break,
             _ = tokio::time::sleep(Duration::from_secs(1)) => {
                 let pods: Vec<PodView> = ctx.client.get("/v1/pods").await.unwrap_or_default();
                 let line: String = pods.iter().map(|p| format!("{}={}{} ", p.pod, p.state, if p.ready { "/ready" } else { "" })).collect();

@@ -4,10 +4,77 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
+use std::cell::Cell;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
+
+/// Declares each listed test body once per runtime backend: `process::NAME` and `docker::NAME`.
+/// The docker variants are skipped, saying so, when no Docker daemon is reachable.
+macro_rules! on_every_runtime {
+    ($($name:ident),* $(,)?) => {
+        mod process {
+            $(#[test]
+            fn $name() {
+                super::common::on_runtime("process", super::$name)
+            })*
+        }
+        mod docker {
+            $(#[test]
+            fn $name() {
+                super::common::on_runtime("docker", super::$name)
+            })*
+        }
+    };
+}
+pub(crate) use on_every_runtime;
+
+thread_local! {
+    /// The backend the current test runs against (each test has its own thread).
+    static RUNTIME: Cell<&'static str> = const { Cell::new("process") };
+}
+
+/// Runs a test body against `runtime`; a docker test without a daemon is skipped, loudly.
+pub fn on_runtime(runtime: &'static str, body: fn()) {
+    if runtime == "docker" {
+        if let Err(why) = docker_ready() {
+            // Written past the test harness's capture so the skip shows in every run.
+            let _ = writeln!(std::io::stderr(), "SKIPPED docker test: {why}");
+            return;
+        }
+    }
+    RUNTIME.with(|r| r.set(runtime));
+    body();
+}
+
+/// Whether docker tests can run here: a reachable daemon (else skip) with the test image
+/// (else fail, naming the fix).
+fn docker_ready() -> Result<(), String> {
+    static DAEMON: OnceLock<Result<(), String>> = OnceLock::new();
+    DAEMON
+        .get_or_init(|| {
+            let info = Command::new("docker")
+                .args(["info", "--format", "{{.ServerVersion}}"])
+                .output();
+            match info {
+                Ok(o) if o.status.success() => Ok(()),
+                Ok(o) => Err(format!(
+                    "no Docker daemon is reachable (`docker info`: {})",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                )),
+                Err(e) => Err(format!("the docker CLI is not installed ({e})")),
+            }
+        })
+        .clone()?;
+    let image = docker(&["image", "inspect", "redis:7-alpine"]);
+    assert!(
+        image.status.success(),
+        "the image redis:7-alpine is missing; build the local stand-in with ./scripts/build-redis-image"
+    );
+    Ok(())
+}
 
 /// Tests whose pods bind the wildcard address (the seed's plain `redis-server`) must not run
 /// beside pods binding their own address on the same port.
@@ -47,9 +114,18 @@ fn docker(args: &[&str]) -> Output {
         .expect("run docker")
 }
 
-/// The runtime under test (`VD_TEST_RUNTIME`, default process).
-pub fn runtime() -> String {
-    std::env::var("VD_TEST_RUNTIME").unwrap_or_else(|_| "process".into())
+/// The lines `docker ARGS` prints (names of containers, volumes, ...).
+pub fn docker_names(args: &[&str]) -> Vec<String> {
+    let out = docker(args);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The runtime the current test runs against.
+pub fn runtime() -> &'static str {
+    RUNTIME.with(Cell::get)
 }
 
 /// Fails with a clear message when the test host lacks what the tests need.
@@ -94,7 +170,7 @@ impl Vd {
             .open(self.root.path().join("test-server.log"))
             .expect("server log");
         let child = Command::new(bin())
-            .args(["server", "--runtime", &runtime(), "--root"])
+            .args(["server", "--runtime", runtime(), "--root"])
             .arg(self.root.path())
             .env("VD_LOG", "info")
             .stdin(Stdio::null())
