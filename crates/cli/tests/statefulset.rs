@@ -477,7 +477,9 @@ statefulset "data" "probed" {{
   image    = "redis:7-alpine"
   replicas = 2
   command  = ["redis-server", "--bind", "${{VOODU_POD_IP}}", "--port", "6379", "--save", "", "--protected-mode", "no"]
-  ports    = ["6379"]
+  # The readiness port is published too: on docker the publishing proxy accepts connections
+  # for it, and the probe must still see that nothing listens.
+  ports    = ["6379", "6390"]
   env      = {{ TAG = "{tag}" }}
   probes {{
     readiness {{
@@ -552,6 +554,12 @@ deployment "web" "app" {{
   replicas = 2
   command  = ["sh", "-c", "echo started $TAG; exec sleep 1000"]
   env      = {{ TAG = "{tag}" }}
+  resources {{
+    limits {{
+      cpu    = "0.5"
+      memory = "64Mi"
+    }}
+  }}
 }}
 "#
         )
@@ -577,6 +585,16 @@ deployment "web" "app" {{
     assert_eq!(started, 4, "2 pods created + 2 replaced");
     let logs = vd.vd(&["logs", "web/app", "--ordinal", "1"]);
     assert!(logs.contains("started two"), "{logs}");
+    if common::is_docker() {
+        // resources.limits are the container's limits.
+        let limits = common::docker_names(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.NanoCpus}} {{.HostConfig.Memory}}",
+            "web-app.0",
+        ]);
+        assert_eq!(limits, vec!["500000000 67108864"]);
+    }
 }
 
 fn bad_references_are_located_and_change_nothing() {

@@ -236,6 +236,13 @@ impl DockerRuntime {
             },
             env: info.config.and_then(|c| c.env).unwrap_or_default(),
             names: split_names(labels.get(LABEL_NAMES)),
+            net_ip: std::sync::Mutex::new(
+                info.network_settings
+                    .and_then(|n| n.networks)
+                    .and_then(|mut n| n.remove(NETWORK))
+                    .and_then(|e| e.ip_address)
+                    .unwrap_or_default(),
+            ),
             alias: split_names(labels.get(LABEL_ALIAS)),
             exit: tokio::sync::OnceCell::new(),
         })))
@@ -516,6 +523,9 @@ struct DockerPod {
     /// Its own names on `voodu0`, and the shared alias it gets once ready.
     names: Vec<String>,
     alias: Vec<String>,
+    /// Its address on `voodu0`: probes go there, since the published port's proxy accepts
+    /// connections even when nothing in the container listens.
+    net_ip: std::sync::Mutex<String>,
     exit: tokio::sync::OnceCell<ExitInfo>,
 }
 
@@ -537,7 +547,21 @@ impl RunningPod for DockerPod {
         let want: Vec<String> = self.names.iter().chain(&self.alias).cloned().collect();
         reconnect(&self.docker, pod, &want)
             .await
-            .map_err(|e| err(format!("add {pod} to the shared alias"), e))
+            .map_err(|e| err(format!("add {pod} to the shared alias"), e))?;
+        // The address is kept where the network allows; where not, follow the new one.
+        if let Some(ip) = endpoint(&self.docker, pod).await.and_then(|e| e.ip_address) {
+            if let Ok(mut n) = self.net_ip.lock() {
+                *n = ip;
+            }
+        }
+        Ok(())
+    }
+
+    fn probe_ip(&self) -> String {
+        match self.net_ip.lock() {
+            Ok(ip) if !ip.is_empty() => ip.clone(),
+            _ => self.info.ip.clone(),
+        }
     }
 
     async fn wait(&self) -> ExitInfo {

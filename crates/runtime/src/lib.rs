@@ -61,6 +61,11 @@ pub trait Runtime: Send + Sync + 'static {
 pub trait RunningPod: Send + Sync {
     /// Identity and launch facts.
     fn info(&self) -> &PodInfo;
+    /// Where the host reaches the pod's own ports for tcp/http probes: the pod itself, never a
+    /// proxy that would accept connections for it.
+    fn probe_ip(&self) -> String {
+        self.info().ip.clone()
+    }
     /// Called before the pod is reported ready: a runtime whose names cannot follow readiness
     /// cheaply (docker) adds the pod to its shared alias here, once.
     async fn publish_ready(&self) -> Result<(), RuntimeError> {

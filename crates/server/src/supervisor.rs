@@ -342,12 +342,11 @@ async fn wait_backoff(rx: &mut mpsc::UnboundedReceiver<PodCmd>, delay: Duration)
 
 /// Runs startup, then readiness and liveness; returns only when the pod must be restarted.
 async fn probe_loop(sup: &Sup, pod: &dyn RunningPod, probes: &Probes) -> String {
-    let ip = pod.info().ip.clone();
     if let Some(p) = &probes.startup {
         tokio::time::sleep(Duration::from_millis(p.initial_delay_ms)).await;
         let mut fails = 0;
         loop {
-            match run_check(sup, p, &ip, pod).await {
+            match run_check(sup, p, pod).await {
                 Ok(()) => break,
                 Err(e) => {
                     fails += 1;
@@ -373,7 +372,7 @@ async fn probe_loop(sup: &Sup, pod: &dyn RunningPod, probes: &Probes) -> String 
         // for it would slow every ordered rollout by a period per pod.
         let mut first = Some(Duration::from_millis(25));
         loop {
-            let result = run_check(sup, p, &ip, pod).await;
+            let result = run_check(sup, p, pod).await;
             if result.is_ok() {
                 first = None;
             }
@@ -421,7 +420,7 @@ async fn probe_loop(sup: &Sup, pod: &dyn RunningPod, probes: &Probes) -> String 
         tokio::time::sleep(Duration::from_millis(p.initial_delay_ms)).await;
         let mut bad = 0u32;
         loop {
-            match run_check(sup, p, &ip, pod).await {
+            match run_check(sup, p, pod).await {
                 Ok(()) => bad = 0,
                 Err(e) => {
                     bad += 1;
@@ -450,13 +449,13 @@ async fn become_ready(sup: &Sup, pod: &dyn RunningPod) {
     });
 }
 
-async fn run_check(sup: &Sup, p: &Probe, ip: &str, pod: &dyn RunningPod) -> Result<(), String> {
+async fn run_check(sup: &Sup, p: &Probe, pod: &dyn RunningPod) -> Result<(), String> {
     // Exec probes use the env the controller last published for this pod (a rotated password
     // reaches probes without a restart), else the env the pod started with.
     let env = sup.shared.lock().ok().and_then(|s| s.probe_env.clone());
     check(
         &p.action,
-        ip,
+        &pod.probe_ip(),
         pod,
         env.as_ref(),
         Duration::from_millis(p.timeout_ms.max(1)),
