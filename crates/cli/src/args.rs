@@ -123,8 +123,11 @@ pub enum Command {
         /// The consumer's bucket, SCOPE/NAME.
         consumer: String,
         /// Only a round-robin REDIS_URL (read-only consumers).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "sentinel")]
         reads: bool,
+        /// For sentinel-aware clients: REDIS_URL, REDIS_SENTINEL_HOSTS, REDIS_MASTER_NAME.
+        #[arg(long)]
+        sentinel: bool,
         /// Don't roll the consumer's pods.
         #[arg(long)]
         no_restart: bool,
@@ -160,6 +163,13 @@ pub enum Command {
         /// An address reachable from the host instead of the pod name.
         #[arg(long)]
         external: bool,
+    },
+    /// Print the sentinel URL of a sentinel-watched redis:
+    /// redis-sentinel://h1:26379,h2:26379,h3:26379/voodu-master
+    #[command(name = "redis:sentinel-url")]
+    RedisSentinelUrl {
+        /// SCOPE/NAME of the data redis or of its sentinel sibling.
+        reference: String,
     },
     /// redis-cli against the master (the password goes through the environment).
     #[command(name = "redis:cli")]

@@ -1,9 +1,12 @@
 //! The one Redis client layer of vd: connecting to an instance, reading `INFO`, and the
-//! replication operations the controller performs (switchover, password rotation).
+//! replication operations the controller performs (switchover, password rotation), and
+//! redis-sentinel queries, commands and `+switch-master` events.
 
 pub mod info;
 pub mod node;
+pub mod sentinel;
 pub mod switchover;
 
 pub use info::{Info, Replication, Role};
 pub use node::{Node, RedisError};
+pub use sentinel::{parse_switch_master, watch_switch_master, Sentinel, SwitchMaster};

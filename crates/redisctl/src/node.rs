@@ -31,6 +31,47 @@ pub enum RedisError {
     State(String),
 }
 
+/// A client for `host:port` that authenticates as `default` when `password` is set. Opens no
+/// connection yet. Shared by [`Node`], [`crate::sentinel::Sentinel`] and the sentinel watch.
+pub(crate) fn client(
+    host: &str,
+    port: u16,
+    password: Option<&str>,
+) -> Result<redis::Client, RedisError> {
+    let unreachable = |reason: String| RedisError::Unreachable {
+        addr: format!("{host}:{port}"),
+        reason,
+    };
+    use redis::IntoConnectionInfo;
+    let info = redis::ConnectionAddr::Tcp(host.to_string(), port)
+        .into_connection_info()
+        .map_err(|e| unreachable(e.to_string()))?;
+    let info = match password {
+        Some(p) => info.set_redis_settings(redis::RedisConnectionInfo::default().set_password(p)),
+        None => info,
+    };
+    redis::Client::open(info).map_err(|e| unreachable(e.to_string()))
+}
+
+/// Connects and authenticates within `timeout`; every later reply must also arrive within it.
+pub(crate) async fn multiplexed(
+    host: &str,
+    port: u16,
+    password: Option<&str>,
+    timeout: Duration,
+) -> Result<redis::aio::MultiplexedConnection, RedisError> {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout));
+    client(host, port, password)?
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .map_err(|e| RedisError::Unreachable {
+            addr: format!("{host}:{port}"),
+            reason: e.to_string(),
+        })
+}
+
 /// One Redis instance, reachable from the controller at `host:port`.
 pub struct Node {
     addr: String,
@@ -46,28 +87,7 @@ impl Node {
         timeout: Duration,
     ) -> Result<Node, RedisError> {
         let addr = format!("{host}:{port}");
-        let unreachable = |reason: String| RedisError::Unreachable {
-            addr: addr.clone(),
-            reason,
-        };
-        use redis::IntoConnectionInfo;
-        let info = redis::ConnectionAddr::Tcp(host.to_string(), port)
-            .into_connection_info()
-            .map_err(|e| unreachable(e.to_string()))?;
-        let info = match password {
-            Some(p) => {
-                info.set_redis_settings(redis::RedisConnectionInfo::default().set_password(p))
-            }
-            None => info,
-        };
-        let client = redis::Client::open(info).map_err(|e| unreachable(e.to_string()))?;
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout));
-        let conn = client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
+        let conn = multiplexed(host, port, password, timeout).await?;
         Ok(Node { addr, conn })
     }
 

@@ -87,7 +87,7 @@ fn validate(ctl: &Controller, resources: &[Resource]) -> Result<(), ServerError>
             }
         }
         if let Some(spec) = crate::redis::spec_of(r) {
-            problems.extend(crate::redis::validate(ctl, r, spec, &assets)?);
+            problems.extend(crate::redis::validate(ctl, r, spec, &assets, resources)?);
         }
     }
     if problems.is_empty() {
@@ -120,7 +120,8 @@ pub async fn apply(
         ctl.store.plan_apply(&req.resources)?
     } else {
         for r in &req.resources {
-            if crate::redis::spec_of(r).is_some() {
+            // A sentinel sibling reads the password of the redis it watches (env_from).
+            if crate::redis::spec_of(r).is_some_and(|s| !crate::workloads::is_sentinel(s)) {
                 crate::redis::ensure_password(&ctl, &r.id)?;
             }
             if let Spec::Asset(a) = &r.spec {
@@ -540,6 +541,14 @@ pub async fn redis_info(
     Path((scope, name)): Path<(String, String)>,
 ) -> Result<Json<Vec<crate::redis::NodeInfo>>, ServerError> {
     Ok(Json(crate::redis::info(&ctl, &scope, &name).await?))
+}
+
+/// `GET /v1/redis/{scope}/{name}/sentinels`: the sentinels watching a redis, if any.
+pub async fn redis_sentinels(
+    State(ctl): Ctl,
+    Path((scope, name)): Path<(String, String)>,
+) -> Result<Json<Option<crate::sentinel::SentinelReport>>, ServerError> {
+    Ok(Json(crate::sentinel::report(&ctl, &scope, &name).await?))
 }
 
 /// `GET /v1/redis/{scope}/{name}/endpoints`.

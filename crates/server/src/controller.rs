@@ -117,6 +117,7 @@ impl Controller {
         tokio::spawn(async move { looped.reconcile_loop().await });
         let rot = ctl.clone();
         tokio::spawn(async move { rot.rotate_logs_loop().await });
+        tokio::spawn(crate::sentinel::follow(ctl.clone()));
         Ok(ctl)
     }
 

@@ -45,6 +45,10 @@ pub fn router(ctl: Arc<Controller>) -> Router {
         )
         .route("/v1/redis/{scope}/{name}/info", get(api::redis_info))
         .route(
+            "/v1/redis/{scope}/{name}/sentinels",
+            get(api::redis_sentinels),
+        )
+        .route(
             "/v1/redis/{scope}/{name}/new-password",
             post(api::redis_new_password),
         )

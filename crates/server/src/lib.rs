@@ -9,6 +9,7 @@ pub mod http;
 pub mod probes;
 pub mod redis;
 pub mod resolve;
+pub mod sentinel;
 pub mod supervisor;
 pub mod types;
 pub mod workloads;

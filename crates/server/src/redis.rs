@@ -24,7 +24,12 @@ pub const CONSUMERS: &str = "REDIS_LINKED_CONSUMERS";
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-fn problem(id: &ResourceRef, field: &str, message: String, help: Option<String>) -> Problem {
+pub(crate) fn problem(
+    id: &ResourceRef,
+    field: &str,
+    message: String,
+    help: Option<String>,
+) -> Problem {
     Problem {
         resource: Some(id.clone()),
         field: field.to_string(),
@@ -51,23 +56,15 @@ pub fn master_ordinal(ctl: &Controller, id: &ResourceRef) -> Result<u32, ServerE
         .unwrap_or(0))
 }
 
-/// Seed 000's validation for one redis resource of an apply.
+/// Seed 000's validation for one redis resource of an apply (`applied`: the whole apply).
 pub fn validate(
     ctl: &Controller,
     r: &Resource,
     spec: &RedisSpec,
     assets: &BTreeMap<(String, String), AssetSpec>,
+    applied: &[Resource],
 ) -> Result<Vec<Problem>, ServerError> {
     let mut out = Vec::new();
-    if crate::workloads::is_sentinel(spec) {
-        out.push(problem(
-            &r.id,
-            "sentinel",
-            "sentinel siblings are not supported yet".into(),
-            Some("remove the sentinel block for now; a data redis runs without it".into()),
-        ));
-        return Ok(out);
-    }
     let mut mounted: Vec<(usize, String)> = Vec::new();
     for (i, v) in spec.volumes.iter().enumerate() {
         if let Ok(refs) = template::refs(&v.source) {
@@ -83,6 +80,18 @@ pub fn validate(
         }
     }
     let mounted_refs: Vec<(usize, &str)> = mounted.iter().map(|(i, c)| (*i, c.as_str())).collect();
+    if crate::workloads::is_sentinel(spec) {
+        let overrides: Vec<(usize, &str)> = mounted_refs
+            .iter()
+            .filter(|(i, _)| macro_::is_sentinel_override_target(&spec.volumes[*i].target))
+            .copied()
+            .collect();
+        for p in macro_::validate_sentinel_overrides(&overrides) {
+            out.push(problem(&r.id, &p.field, p.message, Some(p.help)));
+        }
+        out.extend(crate::sentinel::validate_monitor(ctl, r, spec, applied)?);
+        return Ok(out);
+    }
     for p in macro_::validate(spec, &mounted_refs) {
         out.push(problem(&r.id, &p.field, p.message, Some(p.help)));
     }
@@ -136,11 +145,11 @@ pub fn ensure_password(ctl: &Controller, id: &ResourceRef) -> Result<(), ServerE
     Ok(())
 }
 
-fn redis_ref(scope: &str, name: &str) -> ResourceRef {
+pub(crate) fn redis_ref(scope: &str, name: &str) -> ResourceRef {
     ResourceRef::new(Kind::Redis, scope, name)
 }
 
-fn load(ctl: &Controller, id: &ResourceRef) -> Result<RedisSpec, ServerError> {
+pub(crate) fn load(ctl: &Controller, id: &ResourceRef) -> Result<RedisSpec, ServerError> {
     let stored = ctl
         .store
         .get(id)?
@@ -151,7 +160,7 @@ fn load(ctl: &Controller, id: &ResourceRef) -> Result<RedisSpec, ServerError> {
     }
 }
 
-fn password(ctl: &Controller, id: &ResourceRef) -> Result<String, ServerError> {
+pub(crate) fn password(ctl: &Controller, id: &ResourceRef) -> Result<String, ServerError> {
     ctl.store
         .config_effective(&id.scope, &id.name)?
         .get(PASSWORD)
@@ -170,6 +179,9 @@ pub struct LinkRequest {
     /// Only a round-robin URL.
     #[serde(default)]
     pub reads: bool,
+    /// Seed 000's sentinel variables (REDIS_URL, REDIS_SENTINEL_HOSTS, REDIS_MASTER_NAME).
+    #[serde(default)]
+    pub sentinel: bool,
     /// Don't roll the consumer.
     #[serde(default)]
     pub no_restart: bool,
@@ -196,23 +208,71 @@ fn split_consumer(c: &str) -> Result<(String, String), ServerError> {
     }
 }
 
+/// How a consumer is linked (stored per link so rewrites keep the mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    /// `REDIS_URL` (+ `REDIS_READ_URL`), or `--reads`.
+    Plain(LinkMode),
+    /// `--sentinel`.
+    Sentinel,
+}
+
+impl Link {
+    fn stored(&self) -> &'static str {
+        match self {
+            Link::Plain(LinkMode::Reads) => "reads",
+            Link::Plain(LinkMode::Default) => "default",
+            Link::Sentinel => "sentinel",
+        }
+    }
+
+    fn from_stored(s: Option<&str>) -> Link {
+        match s {
+            Some("reads") => Link::Plain(LinkMode::Reads),
+            Some("sentinel") => Link::Sentinel,
+            _ => Link::Plain(LinkMode::Default),
+        }
+    }
+}
+
+fn no_sentinel(provider: &ResourceRef) -> ServerError {
+    ServerError::Conflict {
+        message: format!("no sentinel sibling watches {provider}"),
+        help: Some(format!(
+            "declare `redis \"{}\" \"{}-ha\" {{ sentinel {{ monitor = \"{}/{}\" }} }}` and apply it, or link without --sentinel",
+            provider.scope, provider.name, provider.scope, provider.name
+        )),
+    }
+}
+
 /// Writes one consumer's link env for the provider's current state.
 fn write_link(
     ctl: &Controller,
     provider: &ResourceRef,
     consumer: &str,
-    mode: LinkMode,
+    mode: Link,
     no_restart: bool,
 ) -> Result<(), ServerError> {
     let spec = load(ctl, provider)?;
     let (scope, name) = split_consumer(consumer)?;
-    let env = macro_::link_env(
-        provider,
-        spec.replicas.unwrap_or(1),
-        master_ordinal(ctl, provider)?,
-        &password(ctl, provider)?,
-        mode,
-    );
+    let master = master_ordinal(ctl, provider)?;
+    let pw = password(ctl, provider)?;
+    let env = match mode {
+        Link::Plain(mode) => {
+            macro_::link_env(provider, spec.replicas.unwrap_or(1), master, &pw, mode)
+        }
+        Link::Sentinel => {
+            let (sid, sspec) =
+                crate::sentinel::watcher_of(ctl, provider)?.ok_or_else(|| no_sentinel(provider))?;
+            macro_::sentinel_link_env(
+                provider,
+                master,
+                &pw,
+                &sid,
+                sspec.replicas.unwrap_or(macro_::SENTINEL_DEFAULT_REPLICAS),
+            )
+        }
+    };
     let unset: Vec<String> = macro_::LINK_VARS
         .iter()
         .filter(|k| !env.contains_key(**k))
@@ -230,17 +290,34 @@ pub fn link(
     req: &LinkRequest,
 ) -> Result<EnvMap, ServerError> {
     let provider = redis_ref(scope, name);
-    load(ctl, &provider)?;
-    let mode = if req.reads {
-        LinkMode::Reads
-    } else {
-        LinkMode::Default
+    let spec = load(ctl, &provider)?;
+    if crate::workloads::is_sentinel(&spec) {
+        return Err(ServerError::Conflict {
+            message: format!("{provider} is a sentinel sibling; link the data redis it watches"),
+            help: Some(format!(
+                "vd redis:link {} {} --sentinel",
+                spec.sentinel
+                    .as_ref()
+                    .and_then(|s| s.monitor.clone())
+                    .unwrap_or_else(|| "SCOPE/NAME".into()),
+                req.consumer
+            )),
+        });
+    }
+    let mode = match (req.reads, req.sentinel) {
+        (true, true) => {
+            return Err(ServerError::Conflict {
+                message: "--reads and --sentinel exclude each other".into(),
+                help: Some("pick one".into()),
+            })
+        }
+        (true, false) => Link::Plain(LinkMode::Reads),
+        (false, true) => Link::Sentinel,
+        (false, false) => Link::Plain(LinkMode::Default),
     };
     write_link(ctl, &provider, &req.consumer, mode, req.no_restart)?;
-    ctl.store.meta_set(
-        &link_key(&provider, &req.consumer),
-        if req.reads { "reads" } else { "default" },
-    )?;
+    ctl.store
+        .meta_set(&link_key(&provider, &req.consumer), mode.stored())?;
     let mut consumers = consumers(ctl, &provider)?;
     consumers.push(req.consumer.clone());
     let set = BTreeMap::from([(CONSUMERS.to_string(), macro_::format_consumers(&consumers))]);
@@ -250,11 +327,7 @@ pub fn link(
         Some(&provider),
         None,
         "Linked",
-        &format!(
-            "{} ({})",
-            req.consumer,
-            if req.reads { "reads" } else { "default" }
-        ),
+        &format!("{} ({})", req.consumer, mode.stored()),
     );
     let (cs, cn) = split_consumer(&req.consumer)?;
     let vars = ctl.store.config_get(&cs, Some(&cn))?;
@@ -316,17 +389,14 @@ pub fn rewrite_consumers(
     no_restart: bool,
 ) -> Result<(), ServerError> {
     for c in consumers(ctl, provider)? {
-        let mode = match ctl.store.meta_get(&link_key(provider, &c))?.as_deref() {
-            Some("reads") => LinkMode::Reads,
-            _ => LinkMode::Default,
-        };
+        let mode = Link::from_stored(ctl.store.meta_get(&link_key(provider, &c))?.as_deref());
         write_link(ctl, provider, &c, mode, no_restart)?;
     }
     Ok(())
 }
 
 /// The pods of a redis as (ordinal, ip).
-fn pod_ips(ctl: &Controller, id: &ResourceRef) -> BTreeMap<u32, String> {
+pub(crate) fn pod_ips(ctl: &Controller, id: &ResourceRef) -> BTreeMap<u32, String> {
     ctl.pod_views()
         .into_iter()
         .filter(|p| {
@@ -342,7 +412,7 @@ async fn connect(ip: &str, pw: &str) -> Result<Node, ServerError> {
         .map_err(redis_err)
 }
 
-fn redis_err(e: vd_redisctl::RedisError) -> ServerError {
+pub(crate) fn redis_err(e: vd_redisctl::RedisError) -> ServerError {
     ServerError::Conflict {
         message: e.to_string(),
         help: None,
@@ -366,8 +436,11 @@ pub struct FailoverReport {
     pub from: u32,
     /// New master ordinal.
     pub to: u32,
-    /// How long writes were held, ms.
+    /// How long writes were held, ms (with sentinels: how long they took to agree).
     pub write_pause_ms: u64,
+    /// Whether sentinels performed it.
+    #[serde(default)]
+    pub by_sentinels: bool,
 }
 
 /// `vd redis:failover`: a live switchover, no pod restarted, no acknowledged write lost.
@@ -379,6 +452,9 @@ pub async fn failover(
 ) -> Result<FailoverReport, ServerError> {
     let id = redis_ref(scope, name);
     let spec = load(ctl, &id)?;
+    if let Some((sid, sspec)) = crate::sentinel::watcher_of(ctl, &id)? {
+        return crate::sentinel::failover(ctl, &id, &sid, &sspec, req).await;
+    }
     let replicas = spec.replicas.unwrap_or(1);
     let from = master_ordinal(ctl, &id)?;
     let conflict = |m: String, h: &str| ServerError::Conflict {
@@ -472,6 +548,7 @@ pub async fn failover(
         from,
         to,
         write_pause_ms: pause,
+        by_sentinels: false,
     })
 }
 
@@ -500,6 +577,8 @@ pub async fn rotate_password(
         n.add_default_password(&new).await.map_err(redis_err)?;
         n.config_set("masterauth", &new).await.map_err(redis_err)?;
     }
+    // Sentinels authenticate to the pods too: they move to the new password while both work.
+    crate::sentinel::set_auth_pass(ctl, &id, &new).await?;
     // The pods keep running: their env (REDISCLI_AUTH for probes) is refreshed in place and
     // the new password is what their entrypoint uses on the next restart.
     let set = BTreeMap::from([(PASSWORD.to_string(), new.clone())]);
@@ -625,12 +704,28 @@ pub struct Endpoints {
     pub master: u32,
     /// Password.
     pub password: String,
+    /// `redis-sentinel://h1:26379,.../voodu-master` when sentinels watch it.
+    pub sentinel_url: Option<String>,
 }
 
 /// `vd redis:url` / `vd redis:cli`.
 pub fn endpoints(ctl: &Controller, scope: &str, name: &str) -> Result<Endpoints, ServerError> {
-    let id = redis_ref(scope, name);
-    let spec = load(ctl, &id)?;
+    let asked = redis_ref(scope, name);
+    let asked_spec = load(ctl, &asked)?;
+    // A sentinel sibling answers for the redis it watches.
+    let (id, spec) = match crate::workloads::monitor_of(&asked_spec) {
+        Some(data) => {
+            let spec = load(ctl, &data)?;
+            (data, spec)
+        }
+        None => (asked, asked_spec),
+    };
+    let sentinel_url = crate::sentinel::watcher_of(ctl, &id)?.map(|(sid, sspec)| {
+        macro_::sentinel_url(
+            &sid,
+            sspec.replicas.unwrap_or(macro_::SENTINEL_DEFAULT_REPLICAS),
+        )
+    });
     let pw = password(ctl, &id)?;
     let master = master_ordinal(ctl, &id)?;
     let env = macro_::link_env(
@@ -652,6 +747,7 @@ pub fn endpoints(ctl: &Controller, scope: &str, name: &str) -> Result<Endpoints,
         port: macro_::REDIS_PORT,
         master,
         password: pw,
+        sentinel_url,
     })
 }
 
@@ -668,7 +764,9 @@ pub struct RedisView {
     pub replicas: u32,
     /// Master ordinal.
     pub master: u32,
-    /// standalone, replicated.
+    /// The master pod (`cache-0`); for a sentinel sibling, that of the redis it watches.
+    pub master_pod: String,
+    /// standalone, replicated, HA, sentinel.
     pub mode: String,
 }
 
@@ -679,16 +777,27 @@ pub fn list(ctl: &Controller) -> Result<Vec<RedisView>, ServerError> {
         let Some(spec) = spec_of(&s.resource) else {
             continue;
         };
-        let replicas = spec.replicas.unwrap_or(1);
+        let replicas = spec
+            .replicas
+            .unwrap_or(if crate::workloads::is_sentinel(spec) {
+                macro_::SENTINEL_DEFAULT_REPLICAS
+            } else {
+                1
+            });
         let st = ctl.workload_status(&s.resource.id).unwrap_or_default();
+        let data = crate::workloads::monitor_of(spec).unwrap_or_else(|| s.resource.id.clone());
+        let master = master_ordinal(ctl, &data)?;
         out.push(RedisView {
             scope: s.resource.id.scope.clone(),
             name: s.resource.id.name.clone(),
             ready: st.ready,
             replicas,
-            master: master_ordinal(ctl, &s.resource.id)?,
-            mode: if crate::workloads::is_sentinel(spec) {
-                "sentinel".into()
+            master,
+            master_pod: format!("{}-{master}", data.name),
+            mode: if let Some(m) = crate::workloads::monitor_of(spec) {
+                format!("sentinel (watches {}/{})", m.scope, m.name)
+            } else if let Some((sid, _)) = crate::sentinel::watcher_of(ctl, &s.resource.id)? {
+                format!("HA (sentinel {}/{})", sid.scope, sid.name)
             } else if replicas > 1 {
                 "replicated (manual failover)".into()
             } else {

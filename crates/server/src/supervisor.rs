@@ -239,6 +239,15 @@ pub async fn run(
                         "Backoff".into()
                     };
                 });
+                // A crashed master of a sentinel-watched redis waits for the failover first.
+                tokio::select! {
+                    _ = crate::sentinel::hold_restart(&ctl, &owner, ordinal) => {}
+                    cmd = rx.recv() => {
+                        if matches!(cmd, Some(PodCmd::Stop) | None) {
+                            return finish(&sup, None).await;
+                        }
+                    }
+                }
                 match wait_backoff(&mut rx, backoff(crashes)).await {
                     Some(PodCmd::Stop) => return finish(&sup, None).await,
                     Some(PodCmd::Replace) => {

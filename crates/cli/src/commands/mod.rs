@@ -85,8 +85,9 @@ pub async fn run(cli: Cli) -> i32 {
             provider,
             consumer,
             reads,
+            sentinel,
             no_restart,
-        } => redis::link(&ctx, &provider, &consumer, reads, no_restart).await,
+        } => redis::link(&ctx, &provider, &consumer, reads, sentinel, no_restart).await,
         Command::RedisUnlink {
             provider,
             consumer,
@@ -101,6 +102,7 @@ pub async fn run(cli: Cli) -> i32 {
             reference,
             external,
         } => redis::url(&ctx, &reference, external).await,
+        Command::RedisSentinelUrl { reference } => redis::sentinel_url(&ctx, &reference).await,
         Command::RedisCli { reference, args } => redis::cli(&ctx, &reference, &args).await,
         Command::RedisInfo { reference } => redis::info(&ctx, &reference).await,
         Command::RedisNewPassword {

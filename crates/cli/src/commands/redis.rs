@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use vd_server::redis::{
     Endpoints, FailoverReport, FailoverRequest, LinkRequest, NodeInfo, RedisView,
 };
+use vd_server::sentinel::SentinelReport;
 
 fn split(reference: &str) -> Result<(String, String), CliError> {
     let r = reference.strip_prefix("redis/").unwrap_or(reference);
@@ -32,7 +33,7 @@ pub async fn list(ctx: &Ctx) -> Result<(), CliError> {
                 r.scope.clone(),
                 r.name.clone(),
                 format!("{}/{}", r.ready, r.replicas),
-                format!("{}-{}", r.name, r.master),
+                r.master_pod.clone(),
                 r.mode.clone(),
             ]);
         }
@@ -47,12 +48,14 @@ pub async fn link(
     provider: &str,
     consumer: &str,
     reads: bool,
+    sentinel: bool,
     no_restart: bool,
 ) -> Result<(), CliError> {
     let (s, n) = split(provider)?;
     let req = LinkRequest {
         consumer: consumer.to_string(),
         reads,
+        sentinel,
         no_restart,
     };
     let vars: BTreeMap<String, String> = ctx
@@ -112,6 +115,11 @@ pub async fn failover(
         .await?;
     if ctx.output == Output::Json {
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+    } else if r.by_sentinels {
+        println!(
+            "redis {s}/{n}: the sentinels promoted {n}-{} (was {n}-{}) and agreed in {} ms",
+            r.to, r.from, r.write_pause_ms
+        );
     } else {
         println!(
             "redis {s}/{n}: master is now {n}-{} (was {n}-{}); writes were held {} ms",
@@ -142,6 +150,19 @@ pub async fn url(ctx: &Ctx, reference: &str, external: bool) -> Result<(), CliEr
     Ok(())
 }
 
+/// `vd redis:sentinel-url`.
+pub async fn sentinel_url(ctx: &Ctx, reference: &str) -> Result<(), CliError> {
+    let e = endpoints(ctx, reference).await?;
+    let url = e.sentinel_url.ok_or_else(|| {
+        CliError::usage(
+            format!("no sentinel sibling watches {reference}"),
+            "declare one: redis \"SCOPE\" \"NAME-ha\" { sentinel { monitor = \"SCOPE/NAME\" } }",
+        )
+    })?;
+    println!("{url}");
+    Ok(())
+}
+
 /// `vd redis:cli`: the password reaches redis-cli through REDISCLI_AUTH, never argv.
 pub async fn cli(ctx: &Ctx, reference: &str, args: &[String]) -> Result<(), CliError> {
     use std::os::unix::process::CommandExt;
@@ -164,6 +185,15 @@ pub async fn cli(ctx: &Ctx, reference: &str, args: &[String]) -> Result<(), CliE
 pub async fn info(ctx: &Ctx, reference: &str) -> Result<(), CliError> {
     let (s, n) = split(reference)?;
     let rows: Vec<NodeInfo> = ctx.client.get(&format!("/v1/redis/{s}/{n}/info")).await?;
+    let sentinels: Option<SentinelReport> = ctx
+        .client
+        .get(&format!("/v1/redis/{s}/{n}/sentinels"))
+        .await?;
+    if ctx.output == Output::Json {
+        let v = serde_json::json!({ "nodes": rows, "sentinels": sentinels });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(());
+    }
     render::print(ctx.output, &rows, || {
         let mut t = table(&[
             "ORDINAL", "ADDRESS", "ROLE", "OFFSET", "LAG", "LINK", "MEMORY", "CLIENTS",
@@ -187,6 +217,39 @@ pub async fn info(ctx: &Ctx, reference: &str) -> Result<(), CliError> {
         }
         t
     });
+    if let Some(rep) = sentinels {
+        println!(
+            "\nsentinels {} (quorum {}): {}",
+            rep.sentinel,
+            rep.quorum,
+            if rep.healthy {
+                "healthy, all agree"
+            } else {
+                "NOT healthy"
+            }
+        );
+        let mut t = table(&[
+            "ORDINAL", "ADDRESS", "MASTER", "PEERS", "REPLICAS", "CKQUORUM",
+        ]);
+        for r in &rep.rows {
+            let dash = || "-".to_string();
+            t.add_row(vec![
+                r.ordinal.to_string(),
+                r.address.clone(),
+                r.error
+                    .clone()
+                    .map(|e| format!("unreachable ({e})"))
+                    .or_else(|| r.master.clone())
+                    .unwrap_or_else(dash),
+                r.other_sentinels
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(dash),
+                r.replicas.map(|v| v.to_string()).unwrap_or_else(dash),
+                r.quorum.clone(),
+            ]);
+        }
+        println!("{t}");
+    }
     Ok(())
 }
 

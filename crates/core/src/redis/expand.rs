@@ -16,7 +16,8 @@ pub struct Expansion {
     /// The statefulset the macro becomes.
     pub workload: WorkloadSpec,
     /// The generated asset files, by key: [`CONF_KEY`] (`redis-conf`) and [`ENTRYPOINT_KEY`]
-    /// (`entrypoint`). The server registers them as the asset
+    /// (`entrypoint`) for a data redis, [`SENTINEL_ENTRYPOINT_KEY`](super::SENTINEL_ENTRYPOINT_KEY)
+    /// (`sentinel-entrypoint`) for a sentinel sibling. The server registers them as the asset
     /// `(scope, generated_asset_name(name))` that the workload's volumes reference.
     pub files: BTreeMap<String, String>,
 }
@@ -70,7 +71,7 @@ pub fn expand(id: &ResourceRef, spec: &RedisSpec) -> Expansion {
 /// `${asset.<scope>.<name>@redis.<key>}`. Scope and name are validated labels (lowercase
 /// letters, digits, `-`), so they can hold neither `$`, `{`, `}` nor `.`; the template parser
 /// splits on `.` and accepts `@` in the name segment.
-fn asset_source(id: &ResourceRef, key: &str) -> String {
+pub(super) fn asset_source(id: &ResourceRef, key: &str) -> String {
     format!(
         "${{asset.{}.{}.{}}}",
         id.scope,
@@ -98,7 +99,10 @@ fn macro_volumes(id: &ResourceRef) -> Vec<VolumeMount> {
 /// Seed 000: "additive merge by destination path; operator-declared dst replaces plugin entry
 /// for that dst". An operator entry takes the place of the entry already bound at its
 /// destination (so list order stays stable); the rest are appended in the operator's order.
-fn merge_volumes(mut merged: Vec<VolumeMount>, operator: &[VolumeMount]) -> Vec<VolumeMount> {
+pub(super) fn merge_volumes(
+    mut merged: Vec<VolumeMount>,
+    operator: &[VolumeMount],
+) -> Vec<VolumeMount> {
     for v in operator {
         match merged.iter_mut().find(|m| same_path(&m.target, &v.target)) {
             Some(slot) => *slot = v.clone(),

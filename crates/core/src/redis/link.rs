@@ -1,7 +1,7 @@
 //! Link env (seed 000 "Linked app"): the variables `vd redis:link` writes into a consumer's
 //! bucket, and the provider's `REDIS_LINKED_CONSUMERS` list.
 
-use super::REDIS_PORT;
+use super::{MASTER_NAME, REDIS_PORT, SENTINEL_PORT};
 use crate::env::EnvMap;
 use crate::naming::{alias_hostnames, pod_hostnames};
 use crate::ResourceRef;
@@ -16,8 +16,14 @@ pub enum LinkMode {
     Reads,
 }
 
-/// Names [`link_env`] may write, so unlinking can remove them all.
-pub const LINK_VARS: [&str; 2] = ["REDIS_URL", "REDIS_READ_URL"];
+/// Every name a link may write ([`link_env`] in any [`LinkMode`], [`sentinel_link_env`]), so
+/// unlinking, or relinking in another mode, can remove them all.
+pub const LINK_VARS: [&str; 4] = [
+    "REDIS_URL",
+    "REDIS_READ_URL",
+    "REDIS_SENTINEL_HOSTS",
+    "REDIS_MASTER_NAME",
+];
 
 /// Exactly seed 000's variables:
 /// - one pod (`replicas <= 1`): `REDIS_URL` on the shared alias
@@ -35,25 +41,75 @@ pub fn link_env(
     password: &str,
     mode: LinkMode,
 ) -> EnvMap {
-    let url = |host: &str| {
-        format!(
-            "redis://default:{}@{host}:{REDIS_PORT}",
-            percent_encode(password)
-        )
-    };
     let [_, alias] = alias_hostnames(id);
     let mut env = EnvMap::new();
     match mode {
         LinkMode::Default if replicas > 1 => {
             let [_, master] = pod_hostnames(id, master_ordinal);
-            env.insert("REDIS_URL".into(), url(&master));
-            env.insert("REDIS_READ_URL".into(), url(&alias));
+            env.insert("REDIS_URL".into(), url(&master, password));
+            env.insert("REDIS_READ_URL".into(), url(&alias, password));
         }
         LinkMode::Default | LinkMode::Reads => {
-            env.insert("REDIS_URL".into(), url(&alias));
+            env.insert("REDIS_URL".into(), url(&alias, password));
         }
     }
     env
+}
+
+/// `redis://default:<percent-encoded password>@<host>:6379`.
+fn url(host: &str, password: &str) -> String {
+    format!(
+        "redis://default:{}@{host}:{REDIS_PORT}",
+        percent_encode(password)
+    )
+}
+
+/// The sentinel sibling's pods as `host:port`: `<name>-<ord>.<scope>.voodu:26379` for each of
+/// its `replicas` ordinals. Per-pod names, not the shared alias: a sentinel client asks each
+/// sentinel in turn, and the alias would hide all but one behind a single name.
+pub fn sentinel_hosts(sentinel: &ResourceRef, replicas: u32) -> Vec<String> {
+    (0..replicas)
+        .map(|ord| {
+            let [_, host] = pod_hostnames(sentinel, ord);
+            format!("{host}:{SENTINEL_PORT}")
+        })
+        .collect()
+}
+
+/// The sentinels as one URL, `redis-sentinel://<host:port>,<host:port>,.../voodu-master`, for
+/// `vd redis:url`. It holds no password: the sentinels have none (the master's is in the
+/// redis URL).
+pub fn sentinel_url(sentinel: &ResourceRef, replicas: u32) -> String {
+    format!(
+        "redis-sentinel://{}/{MASTER_NAME}",
+        sentinel_hosts(sentinel, replicas).join(",")
+    )
+}
+
+/// Seed 000 "Linked app — sentinel-aware" (`vd redis:link --sentinel`), exactly its three
+/// variables:
+/// - `REDIS_URL`: the current master's pod, `redis://default:<pw>@<name>-<M>.<scope>.voodu:6379`
+///   (whatever the replica count), for libraries that don't speak sentinel;
+/// - `REDIS_SENTINEL_HOSTS`: [`sentinel_hosts`] of the sentinel sibling, comma-separated;
+/// - `REDIS_MASTER_NAME`: `voodu-master`.
+///
+/// The password is percent-encoded as in [`link_env`].
+pub fn sentinel_link_env(
+    id: &ResourceRef,
+    master_ordinal: u32,
+    password: &str,
+    sentinel: &ResourceRef,
+    sentinel_replicas: u32,
+) -> EnvMap {
+    let [_, master] = pod_hostnames(id, master_ordinal);
+    EnvMap::from([
+        ("REDIS_URL".into(), url(&master, password)),
+        (
+            "REDIS_SENTINEL_HOSTS".into(),
+            sentinel_hosts(sentinel, sentinel_replicas).join(","),
+        ),
+        ("REDIS_MASTER_NAME".into(), MASTER_NAME.into()),
+    ])
 }
 
 fn percent_encode(s: &str) -> String {
@@ -142,17 +198,77 @@ mod tests {
         }
     }
 
+    fn quorum_id() -> ResourceRef {
+        ResourceRef::new(Kind::Redis, "clowk-lp", "redis-quorum")
+    }
+
     #[test]
     fn only_link_vars_are_written() {
+        let mut written: Vec<String> = Vec::new();
         for (r, m) in [
             (1, LinkMode::Default),
             (3, LinkMode::Default),
             (3, LinkMode::Reads),
         ] {
-            for k in link_env(&id(), r, 0, "p", m).keys() {
-                assert!(LINK_VARS.contains(&k.as_str()), "{k}");
-            }
+            written.extend(link_env(&id(), r, 0, "p", m).into_keys());
         }
+        written.extend(sentinel_link_env(&id(), 0, "p", &quorum_id(), 3).into_keys());
+        for k in &written {
+            assert!(LINK_VARS.contains(&k.as_str()), "{k}");
+        }
+        // And every listed name is written by some mode.
+        for k in LINK_VARS {
+            assert!(written.iter().any(|w| w == k), "{k}");
+        }
+    }
+
+    #[test]
+    fn sentinel_hosts_and_url_list_every_sentinel_pod() {
+        assert_eq!(
+            sentinel_hosts(&quorum_id(), 3),
+            [
+                "redis-quorum-0.clowk-lp.voodu:26379",
+                "redis-quorum-1.clowk-lp.voodu:26379",
+                "redis-quorum-2.clowk-lp.voodu:26379",
+            ]
+        );
+        assert_eq!(
+            sentinel_url(&quorum_id(), 3),
+            "redis-sentinel://redis-quorum-0.clowk-lp.voodu:26379,\
+             redis-quorum-1.clowk-lp.voodu:26379,redis-quorum-2.clowk-lp.voodu:26379/voodu-master"
+        );
+        assert_eq!(
+            sentinel_url(&quorum_id(), 1),
+            "redis-sentinel://redis-quorum-0.clowk-lp.voodu:26379/voodu-master"
+        );
+        assert!(sentinel_hosts(&quorum_id(), 0).is_empty());
+    }
+
+    #[test]
+    fn sentinel_link_is_exactly_the_seeds_three_variables() {
+        // The seed's example: data redis clowk-lp/redis, sentinels clowk-lp/redis-quorum.
+        assert_eq!(
+            sentinel_link_env(&id(), 0, "pwd", &quorum_id(), 3),
+            env(&[
+                (
+                    "REDIS_URL",
+                    "redis://default:pwd@redis-0.clowk-lp.voodu:6379"
+                ),
+                (
+                    "REDIS_SENTINEL_HOSTS",
+                    "redis-quorum-0.clowk-lp.voodu:26379,redis-quorum-1.clowk-lp.voodu:26379,\
+                     redis-quorum-2.clowk-lp.voodu:26379"
+                ),
+                ("REDIS_MASTER_NAME", "voodu-master"),
+            ])
+        );
+        // REDIS_URL follows the master and encodes the password like the other links.
+        let e = sentinel_link_env(&id(), 2, "a@b:c", &quorum_id(), 5);
+        assert_eq!(
+            e["REDIS_URL"],
+            "redis://default:a%40b%3Ac@redis-2.clowk-lp.voodu:6379"
+        );
+        assert_eq!(e["REDIS_SENTINEL_HOSTS"].split(',').count(), 5);
     }
 
     #[test]

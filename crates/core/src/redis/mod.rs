@@ -1,22 +1,34 @@
 //! The redis macro (seed 000): `redis "scope" "name" {}` becomes a statefulset plus two generated
 //! files (a base `redis.conf` and a POSIX-sh entrypoint), with the seed's defaults and merge
-//! rules; plus the macro's validation, scale guard and link env. Pure: no IO.
+//! rules; plus the macro's validation, scale guard and link env. A sentinel sibling
+//! (`sentinel { monitor = "scope/name" }`) becomes a statefulset of sentinels plus one generated
+//! file, the sentinel entrypoint. Pure: no IO.
 //!
 //! The generated files are served by the server as a virtual asset registered under
-//! `(scope, generated_asset_name(name))` with the keys [`CONF_KEY`] and [`ENTRYPOINT_KEY`]; the
-//! statefulset mounts them through ordinary `${asset.<scope>.<name>@redis.<key>}` templates.
+//! `(scope, generated_asset_name(name))` with the keys [`CONF_KEY`] and [`ENTRYPOINT_KEY`] (data
+//! redis) or [`SENTINEL_ENTRYPOINT_KEY`] (sentinel); the statefulset mounts them through ordinary
+//! `${asset.<scope>.<name>@redis.<key>}` templates.
 
 mod conf;
 mod entrypoint;
 mod expand;
 mod link;
+mod sentinel;
+mod sentinel_entrypoint;
 mod validate;
 
 pub use conf::redis_conf;
 pub use entrypoint::entrypoint_script;
 pub use expand::{default_probes, expand, fast_probes, Expansion};
-pub use link::{format_consumers, link_env, parse_consumers, LinkMode, LINK_VARS};
-pub use validate::{check_scale, validate, RedisProblem};
+pub use link::{
+    format_consumers, link_env, parse_consumers, sentinel_hosts, sentinel_link_env, sentinel_url,
+    LinkMode, LINK_VARS,
+};
+pub use sentinel::{default_sentinel_probes, expand_sentinel};
+pub use sentinel_entrypoint::sentinel_entrypoint_script;
+pub use validate::{
+    check_scale, is_sentinel_override_target, validate, validate_sentinel_overrides, RedisProblem,
+};
 
 /// The image when the block does not name one.
 pub const DEFAULT_IMAGE: &str = "redis:7-alpine";
@@ -37,6 +49,34 @@ pub const RUN_DIR: &str = "/run/voodu-redis";
 pub const CONF_KEY: &str = "redis-conf";
 /// Key of the generated entrypoint in [`Expansion::files`].
 pub const ENTRYPOINT_KEY: &str = "entrypoint";
+
+/// The port every sentinel listens on (seed 000: hard-coded).
+pub const SENTINEL_PORT: u16 = 26379;
+/// Operator sentinel overrides: every `*.conf` mounted here is included last by the sentinel
+/// config, so its settings win (seed 000 "Custom sentinel tuning").
+pub const SENTINEL_CONF_D: &str = "/etc/sentinel/conf.d";
+/// Where the sentinel entrypoint wrapper is mounted inside a sentinel pod.
+pub const SENTINEL_ENTRYPOINT_PATH: &str = "/usr/local/bin/voodu-sentinel-entrypoint";
+/// Key of the generated sentinel entrypoint in [`Expansion::files`] (no dot, as [`CONF_KEY`]).
+pub const SENTINEL_ENTRYPOINT_KEY: &str = "sentinel-entrypoint";
+/// `sentinel down-after-milliseconds`: how long the master may be unreachable before a
+/// sentinel considers it down (seed 000: 5000 ms).
+pub const DOWN_AFTER_MS: u64 = 5000;
+/// `sentinel failover-timeout` (seed 000: 30 s).
+pub const FAILOVER_TIMEOUT_MS: u64 = 30000;
+/// `sentinel parallel-syncs`: replicas resyncing with a new master at once (seed 000: 1).
+pub const PARALLEL_SYNCS: u32 = 1;
+/// Sentinel pods when a sentinel sibling does not set `replicas`: the smallest quorum that
+/// survives losing one sentinel.
+pub const SENTINEL_DEFAULT_REPLICAS: u32 = 3;
+
+/// The sentinel quorum for `sentinels` sentinels: `floor(n/2) + 1` (seed 000 "Trade-offs"), the
+/// number that must agree the master is down before a failover starts. Sentinel itself needs a
+/// majority of all sentinels to elect the one that fails over, so a larger quorum would not
+/// help and a smaller one would let a minority flag a master down that the rest still see.
+pub fn quorum(sentinels: u32) -> u32 {
+    sentinels / 2 + 1
+}
 
 /// The asset name the server registers the generated files under: `<name>@redis` (the `@` can
 /// never collide with a user's asset label, which is lowercase letters, digits and `-`).

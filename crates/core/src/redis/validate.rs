@@ -1,9 +1,9 @@
 //! The macro's validation (seed 000 "Validation" and "Trade-offs", DESIGN.md "Security
-//! defaults"): mounted configs that would silently open or break the server, and scale-downs
-//! that would remove the master.
+//! defaults"): mounted configs that would silently open or break the server or its sentinels,
+//! and scale-downs that would remove the master.
 
 use super::expand::{normalize_path, same_path};
-use super::{CONF_D, CONF_PATH, REDIS_PORT};
+use super::{CONF_D, CONF_PATH, MASTER_NAME, REDIS_PORT, SENTINEL_CONF_D, SENTINEL_PORT};
 use crate::RedisSpec;
 use std::fmt;
 
@@ -67,7 +67,7 @@ pub fn validate(spec: &RedisSpec, mounted_files: &[(usize, &str)]) -> Vec<RedisP
                  destination on its own)",
             ));
         }
-        if let Some(file) = conf_d_entry(&v.target) {
+        if let Some(file) = conf_d_entry(CONF_D, &v.target) {
             let included = file.len() > ".conf".len()
                 && file.ends_with(".conf")
                 && !file.starts_with('.')
@@ -89,7 +89,7 @@ pub fn validate(spec: &RedisSpec, mounted_files: &[(usize, &str)]) -> Vec<RedisP
         let Some(v) = spec.volumes.get(i) else {
             continue;
         };
-        let in_conf_d = conf_d_entry(&v.target).is_some();
+        let in_conf_d = conf_d_entry(CONF_D, &v.target).is_some();
         // A replaced base config is still included by the entrypoint, unless the operator also
         // replaced the command (seed 000: "bypass plugin redis.conf", then they own it all).
         let base = same_path(&v.target, CONF_PATH) && spec.command.is_none();
@@ -154,12 +154,170 @@ pub fn validate(spec: &RedisSpec, mounted_files: &[(usize, &str)]) -> Vec<RedisP
     problems
 }
 
-/// For a destination inside conf.d, the path below it.
-fn conf_d_entry(target: &str) -> Option<String> {
+/// For a destination inside the directory `dir`, the path below it.
+fn conf_d_entry(dir: &str, target: &str) -> Option<String> {
     normalize_path(target)
-        .strip_prefix(CONF_D)
+        .strip_prefix(dir)
         .and_then(|rest| rest.strip_prefix('/'))
         .map(str::to_string)
+}
+
+/// Whether a volume destination lies inside [`SENTINEL_CONF_D`] (`/etc/sentinel/conf.d/`), where
+/// a sentinel sibling's override files go: the files [`validate_sentinel_overrides`] checks.
+pub fn is_sentinel_override_target(target: &str) -> bool {
+    conf_d_entry(SENTINEL_CONF_D, target).is_some()
+}
+
+/// Sentinel options whose first argument is a master name (Redis 7's sentinel.c).
+const PER_MASTER_OPTIONS: [&str; 14] = [
+    "down-after-milliseconds",
+    "failover-timeout",
+    "parallel-syncs",
+    "notification-script",
+    "client-reconfig-script",
+    "auth-pass",
+    "auth-user",
+    "config-epoch",
+    "leader-epoch",
+    "known-replica",
+    "known-slave",
+    "known-sentinel",
+    "rename-command",
+    "master-reboot-down-after-period",
+];
+
+/// Checks a sentinel sibling's override files (seed 000 "Custom sentinel tuning"): `mounted`
+/// holds, for each operator volume index whose destination is under `/etc/sentinel/conf.d/`
+/// ([`is_sentinel_override_target`]), that file's content. They are read as sentinel reads
+/// them (see [`validate`]); the sentinel config includes them last, so whatever they set wins.
+/// Rejected:
+/// - `sentinel monitor`: the macro writes the one monitor line, for `voodu-master`; another for
+///   that name makes sentinel exit with "Duplicated master name", and one for another name
+///   would make these sentinels watch a redis vd does not know of;
+/// - a per-master option (`sentinel down-after-milliseconds <master> ...`) for any master but
+///   `voodu-master` (seed 000: the name is hard-coded), which sentinel refuses to start on;
+/// - what the entrypoint manages: the password (`auth-pass`, `auth-user`), the per-pod
+///   announcement (`announce-ip`, `announce-port`, `resolve-hostnames`, `announce-hostnames`,
+///   `bind`, `port` other than 26379) and sentinel's own state (`myid`, epochs, `known-*`);
+/// - unbalanced quotes (sentinel would refuse to start).
+pub fn validate_sentinel_overrides(mounted: &[(usize, &str)]) -> Vec<RedisProblem> {
+    let mut problems = Vec::new();
+    for &(i, content) in mounted {
+        let field = format!("volumes[{i}]");
+        for (n, line) in config_lines(content) {
+            let args = match split_args(line) {
+                Some(a) if !a.is_empty() => a,
+                Some(_) => continue,
+                None => {
+                    problems.push(RedisProblem::new(
+                        &field,
+                        format!("line {n}: unbalanced quotes"),
+                        "close the quote (sentinel refuses to start on this line); inside \"...\" \
+                         write \\\" for a quote and \\\\ for a backslash",
+                    ));
+                    continue;
+                }
+            };
+            let directive = args[0].to_ascii_lowercase();
+            if directive != "sentinel" {
+                if let Some(why) = sentinel_managed(&directive, &args) {
+                    problems.push(RedisProblem::new(
+                        &field,
+                        format!(
+                            "line {n}: `{}` is managed by vd and cannot be set here",
+                            args[0]
+                        ),
+                        why,
+                    ));
+                }
+                continue;
+            }
+            let Some(option) = args.get(1).map(|o| o.to_ascii_lowercase()) else {
+                continue;
+            };
+            if option == "monitor" {
+                problems.push(RedisProblem::new(
+                    &field,
+                    format!("line {n}: `sentinel monitor` is written by vd and cannot be set here"),
+                    format!(
+                        "remove the line. vd writes the one monitor line, `sentinel monitor \
+                         {MASTER_NAME} <master> 6379 <quorum>`, for the redis named in `sentinel \
+                         {{ monitor = \"scope/name\" }}`; a second one for {MASTER_NAME} makes \
+                         sentinel exit with \"Duplicated master name\". To watch another redis, \
+                         declare another sentinel sibling"
+                    ),
+                ));
+            } else if let Some(why) = sentinel_managed(&format!("sentinel {option}"), &args) {
+                problems.push(RedisProblem::new(
+                    &field,
+                    format!(
+                        "line {n}: `sentinel {}` is managed by vd and cannot be set here",
+                        args[1]
+                    ),
+                    why,
+                ));
+            } else if PER_MASTER_OPTIONS.contains(&option.as_str())
+                && args.get(2).map(String::as_str) != Some(MASTER_NAME)
+            {
+                let names = match args.get(2) {
+                    Some(m) => format!("names the master `{m}`"),
+                    None => "names no master".to_string(),
+                };
+                problems.push(RedisProblem::new(
+                    &field,
+                    format!(
+                        "line {n}: `sentinel {}` {names}; vd's sentinels monitor only \
+                         `{MASTER_NAME}`",
+                        args[1]
+                    ),
+                    format!(
+                        "write it as `sentinel {option} {MASTER_NAME} ...`: the master name is \
+                         fixed, and sentinel refuses to start on a setting for a master it does \
+                         not monitor"
+                    ),
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// Why a directive in a sentinel override file is refused: the entrypoint sets it (it would
+/// silently win over the entrypoint's value, included last) or sentinel records it itself.
+/// `directive` is lowercase, `sentinel <option>` for sentinel options.
+fn sentinel_managed(directive: &str, args: &[String]) -> Option<String> {
+    let why = match directive {
+        "sentinel auth-pass" | "sentinel auth-user" => {
+            "sentinels authenticate to the monitored redis as `default` with its REDIS_PASSWORD, \
+             which the entrypoint writes at boot from that redis's bucket; this line would \
+             override it. Change the password on the monitored redis instead"
+        }
+        "sentinel announce-ip" | "sentinel announce-port" | "bind" => {
+            "each sentinel binds its own address and announces its own name \
+             <name>-<ord>.<scope>.voodu:26379 to the others; remove the line"
+        }
+        "sentinel resolve-hostnames" | "sentinel announce-hostnames" => {
+            "vd addresses redis and sentinel pods by name, which survives a restart on a new \
+             address; both are on for that. Remove the line"
+        }
+        "sentinel myid"
+        | "sentinel current-epoch"
+        | "sentinel config-epoch"
+        | "sentinel leader-epoch"
+        | "sentinel known-replica"
+        | "sentinel known-slave"
+        | "sentinel known-sentinel" => {
+            "this is state each sentinel records itself in its own /data/sentinel.conf (an id \
+             in a shared file would give every sentinel the same one); remove the line, and use \
+             `SENTINEL RESET voodu-master` to make a sentinel forget stale peers"
+        }
+        "port" if args.get(1).map(String::as_str) != Some(&SENTINEL_PORT.to_string()) => {
+            "probes, links and the other sentinels use port 26379 inside the pod; publish a \
+             different host port with `ports` instead"
+        }
+        _ => return None,
+    };
+    Some(why.to_string())
 }
 
 /// Why a conf.d directive is refused: the entrypoint sets it per pod after the includes (so the
@@ -477,6 +635,153 @@ mod tests {
         assert!(s(r#""a"b"#).is_none());
         assert!(s("'a").is_none());
         assert!(s("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn sentinel_override_targets() {
+        for t in [
+            "/etc/sentinel/conf.d/overrides.conf",
+            "/etc//sentinel/conf.d/x.conf/",
+            "/etc/sentinel/conf.d/sub/x",
+        ] {
+            assert!(is_sentinel_override_target(t), "{t}");
+        }
+        for t in [
+            "/etc/sentinel/conf.d",
+            "/etc/sentinel/conf.d/",
+            "/etc/sentinel/conf.dx/a.conf",
+            "/etc/redis/conf.d/a.conf",
+            "/data/sentinel.conf",
+        ] {
+            assert!(!is_sentinel_override_target(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn seed_sentinel_tuning_is_fine() {
+        let content = "# tuning\n\nsentinel down-after-milliseconds voodu-master 2000\n\
+                       sentinel failover-timeout voodu-master 30000\n\
+                       SENTINEL parallel-syncs \"voodu-master\" 1\n\
+                       sentinel deny-scripts-reconfig yes\n\
+                       sentinel notification-script voodu-master /usr/local/bin/notify.sh\n\
+                       port 26379\nloglevel verbose\n";
+        assert_eq!(validate_sentinel_overrides(&[(0, content)]), []);
+        assert_eq!(validate_sentinel_overrides(&[]), []);
+    }
+
+    #[test]
+    fn sentinel_monitor_is_rejected() {
+        let p = validate_sentinel_overrides(&[(
+            2,
+            "sentinel down-after-milliseconds voodu-master 2000\n\
+             sentinel monitor voodu-master redis-0.clowk-lp.voodu 6379 2\n\
+             Sentinel MONITOR other 10.0.0.1 6379 1\n",
+        )]);
+        let got: Vec<(&str, &str)> = p
+            .iter()
+            .map(|p| (p.field.as_str(), p.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "volumes[2]",
+                    "line 2: `sentinel monitor` is written by vd and cannot be set here"
+                ),
+                (
+                    "volumes[2]",
+                    "line 3: `sentinel monitor` is written by vd and cannot be set here"
+                ),
+            ]
+        );
+        assert!(
+            p[0].help.contains("Duplicated master name"),
+            "{}",
+            p[0].help
+        );
+        assert!(p[0].help.contains("another sentinel sibling"));
+    }
+
+    #[test]
+    fn per_master_options_must_name_voodu_master() {
+        let content = "sentinel down-after-milliseconds mymaster 2000\n\
+                       sentinel failover-timeout Voodu-Master 30000\n\
+                       sentinel parallel-syncs\n\
+                       sentinel rename-command voodu-master CONFIG CFG\n\
+                       sentinel master-reboot-down-after-period other 0\n";
+        let p = validate_sentinel_overrides(&[(0, content)]);
+        let msgs: Vec<&str> = p.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(
+            msgs,
+            [
+                "line 1: `sentinel down-after-milliseconds` names the master `mymaster`; vd's \
+                 sentinels monitor only `voodu-master`",
+                "line 2: `sentinel failover-timeout` names the master `Voodu-Master`; vd's \
+                 sentinels monitor only `voodu-master`",
+                "line 3: `sentinel parallel-syncs` names no master; vd's sentinels monitor only \
+                 `voodu-master`",
+                "line 5: `sentinel master-reboot-down-after-period` names the master `other`; \
+                 vd's sentinels monitor only `voodu-master`",
+            ]
+        );
+        assert!(p.iter().all(|p| p.field == "volumes[0]"));
+        assert!(p[0]
+            .help
+            .contains("sentinel down-after-milliseconds voodu-master ..."));
+    }
+
+    #[test]
+    fn what_the_sentinel_entrypoint_manages_is_rejected() {
+        let content = format!(
+            "sentinel auth-pass voodu-master x\nsentinel auth-user voodu-master u\n\
+             sentinel announce-ip 10.0.0.1\nsentinel announce-port 1\n\
+             sentinel resolve-hostnames no\nsentinel announce-hostnames no\n\
+             sentinel myid {}\nsentinel current-epoch 1\n\
+             sentinel config-epoch voodu-master 1\nsentinel leader-epoch voodu-master 1\n\
+             sentinel known-replica voodu-master h 6379\nsentinel known-slave voodu-master h 1\n\
+             sentinel known-sentinel voodu-master h 26379 id\nbind 0.0.0.0\nport 26380\n",
+            "a".repeat(40)
+        );
+        let p = validate_sentinel_overrides(&[(1, &content)]);
+        let msgs: Vec<String> = p.iter().map(|p| p.message.clone()).collect();
+        let want: Vec<String> = [
+            "sentinel auth-pass",
+            "sentinel auth-user",
+            "sentinel announce-ip",
+            "sentinel announce-port",
+            "sentinel resolve-hostnames",
+            "sentinel announce-hostnames",
+            "sentinel myid",
+            "sentinel current-epoch",
+            "sentinel config-epoch",
+            "sentinel leader-epoch",
+            "sentinel known-replica",
+            "sentinel known-slave",
+            "sentinel known-sentinel",
+            "bind",
+            "port",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            format!(
+                "line {}: `{d}` is managed by vd and cannot be set here",
+                i + 1
+            )
+        })
+        .collect();
+        assert_eq!(msgs, want);
+        assert!(p[0].help.contains("REDIS_PASSWORD"));
+        assert!(p[6].help.contains("same one"));
+        assert!(p[14].help.contains("ports"));
+    }
+
+    #[test]
+    fn sentinel_unbalanced_quotes_are_reported() {
+        let p = validate_sentinel_overrides(&[(0, "sentinel failover-timeout \"voodu-master 1\n")]);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].message, "line 1: unbalanced quotes");
+        assert!(p[0].help.contains("sentinel refuses to start"));
     }
 
     #[test]

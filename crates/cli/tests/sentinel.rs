@@ -1,0 +1,443 @@
+//! Sentinel HA acceptance (seed 000's two-resource pattern): real redis-server and
+//! redis-sentinel pods, redis-py's Sentinel as the sentinel-aware client.
+
+mod common;
+
+use common::{on_every_runtime, redis, Vd};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(90);
+
+/// The seed's HA pair, with test-speed probes and the seed's sentinel-overrides example
+/// (down-after 1000 instead of the default 5000).
+fn ha_manifest() -> String {
+    r#"
+asset "data" "ha-overrides" {
+  defs = <<-EOT
+    sentinel down-after-milliseconds voodu-master 1000
+    sentinel failover-timeout voodu-master 5000
+  EOT
+}
+
+redis "data" "cache" {
+  replicas = 3
+  probes {
+    liveness {
+      tcp_socket { port = 6379 }
+      period = "2s"
+    }
+    readiness {
+      exec { command = ["redis-cli", "-h", "${VOODU_POD_IP}", "ping"] }
+      period = "300ms"
+    }
+  }
+}
+
+redis "data" "cache-ha" {
+  sentinel {
+    monitor = "data/cache"
+  }
+  volumes = ["${asset.data.ha-overrides.defs}:/etc/sentinel/conf.d/overrides.conf:ro"]
+  probes {
+    readiness {
+      exec { command = ["redis-cli", "-h", "${VOODU_POD_IP}", "-p", "26379", "ping"] }
+      period = "300ms"
+    }
+  }
+}
+"#
+    .to_string()
+}
+
+/// A writer that speaks sentinel (redis-py), acknowledging a write only when `WAIT 1` says a
+/// replica has it; it prints `ok <id> <replicas>` or `err <id> <error>` per attempt.
+const WRITER: &str = r#"
+deployment "web" "writer" {
+  image   = "redis:7-alpine"
+  command = ["/usr/bin/python3", "-u", "-c", <<-EOT
+import os, time, redis
+from redis.sentinel import Sentinel
+hosts = [(h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1])) for h in os.environ["REDIS_SENTINEL_HOSTS"].split(",")]
+pw = redis.Redis.from_url(os.environ["REDIS_URL"]).connection_pool.connection_kwargs["password"]
+m = Sentinel(hosts, socket_timeout=0.5).master_for(os.environ["REDIS_MASTER_NAME"], password=pw, socket_timeout=0.5)
+i = 0
+while True:
+    i += 1
+    try:
+        m.set("w:%d" % i, i)
+        print("ok %d %d" % (i, m.execute_command("WAIT", 1, 500)), flush=True)
+    except Exception as e:
+        print("err %d %s" % (i, type(e).__name__), flush=True)
+        time.sleep(0.05)
+    time.sleep(0.005)
+EOT
+  ]
+}
+"#;
+
+fn password(vd: &Vd) -> String {
+    vd.vd(&["config", "data/cache", "get", "REDIS_PASSWORD"])
+        .trim()
+        .to_string()
+}
+
+/// The bucket's `REDIS_MASTER_ORDINAL` (unset until the first failover: 0).
+fn master_ordinal(vd: &Vd) -> u32 {
+    let out = vd.try_vd(&["config", "data/cache", "get", "REDIS_MASTER_ORDINAL"]);
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+fn authed(vd: &Vd, ordinal: u32) -> Option<redis::Connection> {
+    let ip = vd.pod(&format!("data-cache.{ordinal}"))?["ip"]
+        .as_str()?
+        .to_string();
+    let client = redis::Client::open(format!("redis://:{}@{ip}:6379/", password(vd))).ok()?;
+    client
+        .get_connection_with_timeout(Duration::from_secs(1))
+        .ok()
+}
+
+/// `ROLE` of a data pod: ("master", "") or ("slave", master host).
+fn role(vd: &Vd, ordinal: u32) -> Option<(String, String)> {
+    let mut c = authed(vd, ordinal)?;
+    let v: Vec<redis::Value> = redis::cmd("ROLE").query(&mut c).ok()?;
+    let text = |v: &redis::Value| match v {
+        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        redis::Value::SimpleString(s) => s.clone(),
+        _ => String::new(),
+    };
+    let r = text(v.first()?);
+    let host = if r == "slave" {
+        text(v.get(1)?)
+    } else {
+        String::new()
+    };
+    Some((r, host))
+}
+
+fn sentinels(vd: &Vd) -> Value {
+    let v: Value =
+        serde_json::from_str(&vd.vd(&["redis:info", "data/cache", "-o", "json"])).unwrap();
+    v["sentinels"].clone()
+}
+
+fn wait_healthy(vd: &Vd) {
+    vd.wait_for("sentinels healthy and agreeing", T, || {
+        sentinels(vd)["healthy"] == true
+    });
+}
+
+/// Exactly one master, every other pod replicating from it, the sentinels agreeing on it and
+/// the bucket naming it.
+fn wait_converged(vd: &Vd) -> u32 {
+    let mut master = 0;
+    vd.wait_for(
+        "one master, replicas following it, sentinels agreeing",
+        T,
+        || {
+            let roles: Vec<Option<(String, String)>> = (0..3).map(|o| role(vd, o)).collect();
+            let masters: Vec<u32> = (0..3)
+                .filter(|o| roles[*o as usize].as_ref().is_some_and(|r| r.0 == "master"))
+                .collect();
+            if masters.len() != 1 {
+                return false;
+            }
+            let m = masters[0];
+            let name = format!("cache-{m}.data.voodu");
+            let replicas_ok = (0..3).filter(|o| *o != m).all(|o| {
+                roles[o as usize]
+                    .as_ref()
+                    .is_some_and(|r| r.0 == "slave" && r.1 == name)
+            });
+            let s = sentinels(vd);
+            let agree = s["healthy"] == true
+                && s["rows"]
+                    .as_array()
+                    .is_some_and(|rows| rows.iter().all(|r| r["master"] == format!("cache-{m}")));
+            master = m;
+            replicas_ok && agree && master_ordinal(vd) == m
+        },
+    );
+    master
+}
+
+fn kill_pod(vd: &Vd, pod: &str) {
+    let pid = vd.pid(pod);
+    assert!(pid > 0, "{pod} has a pid");
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+}
+
+fn ha_pair_comes_up_and_follows_a_master_kill() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    vd.apply(&vd.manifest("ha.hcl", &ha_manifest()));
+    assert_eq!(vd.pods().len(), 6, "3 data pods + 3 sentinels");
+    wait_healthy(&vd);
+    let s = sentinels(&vd);
+    for row in s["rows"].as_array().unwrap() {
+        assert_eq!(row["master"], "cache-0", "{s}");
+        assert!(row["quorum"].as_str().unwrap().starts_with("OK"), "{s}");
+        assert_eq!(row["other_sentinels"], 2, "{s}");
+    }
+    // The seed's override file changes the live values.
+    let sip = vd.ip("data-cache-ha.0");
+    let mut sc = redis(&sip, 26379);
+    let m: Vec<String> = redis::cmd("SENTINEL")
+        .arg("MASTER")
+        .arg("voodu-master")
+        .query(&mut sc)
+        .unwrap();
+    let fields: BTreeMap<&str, &str> = m
+        .chunks(2)
+        .filter_map(|c| Some((c.first()?.as_str(), c.get(1)?.as_str())))
+        .collect();
+    assert_eq!(fields["down-after-milliseconds"], "1000", "{fields:?}");
+    assert_eq!(fields["failover-timeout"], "5000");
+    assert_eq!(fields["quorum"], "2");
+    assert_eq!(fields["parallel-syncs"], "1");
+
+    // Seed 000's three variables, and the documented sentinel URL.
+    let url = vd.vd(&["redis:sentinel-url", "data/cache"]);
+    assert_eq!(
+        url.trim(),
+        "redis-sentinel://cache-ha-0.data.voodu:26379,cache-ha-1.data.voodu:26379,cache-ha-2.data.voodu:26379/voodu-master"
+    );
+    vd.vd(&["redis:link", "data/cache", "web/writer", "--sentinel"]);
+    let get = |k: &str| {
+        vd.vd(&["config", "web/writer", "get", k])
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        get("REDIS_SENTINEL_HOSTS"),
+        "cache-ha-0.data.voodu:26379,cache-ha-1.data.voodu:26379,cache-ha-2.data.voodu:26379"
+    );
+    assert_eq!(get("REDIS_MASTER_NAME"), "voodu-master");
+    assert!(get("REDIS_URL").contains("@cache-0.data.voodu:6379"));
+
+    // The sentinel-aware client runs in a pod (pod names resolve there); the process runtime
+    // runs it from the host's python3-redis, the docker image has no python.
+    let writer = !common::is_docker();
+    if writer {
+        vd.apply(&vd.manifest("writer.hcl", WRITER));
+        vd.wait_for("the writer writes", T, || {
+            vd.vd(&["logs", "web/writer"]).contains("ok 20 ")
+        });
+    }
+    kill_pod(&vd, "data-cache.0");
+    vd.wait_for("the sentinels promote a replica", T, || {
+        master_ordinal(&vd) != 0
+    });
+    let new = master_ordinal(&vd);
+    assert!(vd.events().iter().any(|e| e["reason"] == "MasterSwitched"));
+    // The old master comes back as a replica of the new one; all agree.
+    assert_eq!(wait_converged(&vd), new);
+    assert!(
+        get("REDIS_URL").contains(&format!("@cache-{new}.data.voodu:6379")),
+        "the consumer's REDIS_URL follows"
+    );
+    if writer {
+        let before = vd.vd(&["logs", "web/writer"]).lines().count();
+        vd.wait_for("the writer keeps writing after the failover", T, || {
+            let logs = vd.vd(&["logs", "web/writer"]);
+            logs.lines()
+                .skip(before)
+                .filter(|l| l.starts_with("ok "))
+                .count()
+                > 50
+        });
+        let logs = vd.vd(&["logs", "web/writer"]);
+        vd.vd(&["delete", "deployment/web/writer"]);
+        vd.wait_for("writer stopped", T, || vd.pod("web-writer.0").is_none());
+        let mut c = authed(&vd, new).expect("new master");
+        let (mut waited, mut waited_lost, mut plain, mut plain_lost) = (0, 0, 0, 0);
+        for l in logs.lines() {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() != 3 || f[0] != "ok" {
+                continue;
+            }
+            let exists: bool = redis::cmd("EXISTS")
+                .arg(format!("w:{}", f[1]))
+                .query(&mut c)
+                .unwrap();
+            if f[2] != "0" {
+                waited += 1;
+                waited_lost += u32::from(!exists);
+            } else {
+                plain += 1;
+                plain_lost += u32::from(!exists);
+            }
+        }
+        eprintln!(
+            "writes acknowledged by WAIT 1: {waited}, lost {waited_lost}; acknowledged by the master alone: {plain}, lost {plain_lost}"
+        );
+        assert!(waited > 50);
+        assert_eq!(waited_lost, 0, "no write acknowledged by WAIT 1 is lost");
+    }
+}
+
+fn three_chained_master_kills_end_with_one_master() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    vd.apply(&vd.manifest("ha.hcl", &ha_manifest()));
+    wait_healthy(&vd);
+    for round in 0..3 {
+        let m = master_ordinal(&vd);
+        kill_pod(&vd, &format!("data-cache.{m}"));
+        vd.wait_for(&format!("round {round}: a new master"), T, || {
+            master_ordinal(&vd) != m
+        });
+    }
+    wait_converged(&vd);
+}
+
+fn failover_command_asks_the_sentinels() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    vd.apply(&vd.manifest("ha.hcl", &ha_manifest()));
+    wait_healthy(&vd);
+    let out = vd.vd(&["redis:failover", "data/cache", "--no-restart"]);
+    assert!(out.contains("sentinels promoted"), "{out}");
+    let m = wait_converged(&vd);
+    assert_ne!(m, 0);
+    let err = vd.vd_fails(&["redis:failover", "data/cache", "--replica", "1"]);
+    assert!(err.contains("sentinels choose"), "{err}");
+}
+
+on_every_runtime!(
+    ha_pair_comes_up_and_follows_a_master_kill,
+    three_chained_master_kills_end_with_one_master,
+    failover_command_asks_the_sentinels,
+);
+
+/// Every sentinel validation rule, with its message (the manifest parser's own rules are
+/// covered in crates/manifest; these need the server's view of other resources).
+#[test]
+fn sentinel_validation_messages() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    let fails = |name: &str, text: &str, want: &[&str]| {
+        let err = vd.vd_fails(&["apply", "-f", &vd.manifest(name, text)]);
+        for w in want {
+            assert!(err.contains(w), "{name}: want {w:?} in:\n{err}");
+        }
+    };
+    fails(
+        "missing.hcl",
+        r#"redis "data" "cache-ha" {
+  sentinel { monitor = "data/nothing" }
+}
+"#,
+        &["data/nothing", "does not exist", "missing.hcl:2:"],
+    );
+    fails(
+        "cross.hcl",
+        r#"redis "data" "cache-ha" {
+  sentinel { monitor = "other/cache" }
+}
+"#,
+        &["scope"],
+    );
+    fails(
+        "self.hcl",
+        r#"redis "data" "cache-ha" {
+  sentinel { monitor = "data/cache-ha" }
+}
+"#,
+        &["itself"],
+    );
+    fails(
+        "malformed.hcl",
+        r#"redis "data" "cache-ha" {
+  sentinel { monitor = "cache" }
+}
+"#,
+        &["scope/name"],
+    );
+    fails(
+        "nomonitor.hcl",
+        r#"redis "data" "cache-ha" {
+  sentinel {}
+}
+"#,
+        &["monitor"],
+    );
+    fails(
+        "two.hcl",
+        r#"redis "data" "cache" {}
+redis "data" "cache-ha" {
+  replicas = 2
+  sentinel { monitor = "data/cache" }
+}
+"#,
+        &["quorum", "replicas = 3"],
+    );
+    fails(
+        "watcher.hcl",
+        r#"redis "data" "cache" {}
+redis "data" "cache-ha" {
+  sentinel { monitor = "data/cache" }
+}
+redis "data" "cache-ha2" {
+  sentinel { monitor = "data/cache-ha" }
+}
+"#,
+        &["is itself a"],
+    );
+    fails(
+        "twice.hcl",
+        r#"redis "data" "cache" {}
+redis "data" "cache-ha" {
+  sentinel { monitor = "data/cache" }
+}
+redis "data" "cache-hb" {
+  sentinel { monitor = "data/cache" }
+}
+"#,
+        &["already watched"],
+    );
+    fails(
+        "override.hcl",
+        r#"asset "data" "o" {
+  defs = "sentinel monitor other 127.0.0.1 6379 2\n"
+}
+redis "data" "cache" {}
+redis "data" "cache-ha" {
+  sentinel { monitor = "data/cache" }
+  volumes = ["${asset.data.o.defs}:/etc/sentinel/conf.d/o.conf:ro"]
+}
+"#,
+        &["sentinel monitor"],
+    );
+    assert_eq!(
+        vd.vd(&["get", "-o", "json"]).trim(),
+        "[]",
+        "nothing applied"
+    );
+    // enabled = false: a plain data redis.
+    vd.apply(&vd.manifest(
+        "off.hcl",
+        r#"redis "data" "plain" {
+  sentinel {
+    enabled = false
+  }
+  probes {
+    readiness {
+      exec { command = ["redis-cli", "-h", "${VOODU_POD_IP}", "ping"] }
+      period = "300ms"
+    }
+  }
+}
+"#,
+    ));
+    let list = vd.vd(&["get", "redis"]);
+    assert!(list.contains("standalone"), "{list}");
+}

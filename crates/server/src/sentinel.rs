@@ -1,0 +1,763 @@
+//! Sentinel siblings on the server: apply-time checks, the follower that keeps
+//! `REDIS_MASTER_ORDINAL` and linked consumers true to what the sentinels decide, the restart
+//! hold for a crashed master, sentinel-mode failover, and what `vd redis:info` shows of the
+//! sentinels. The sentinels decide; the controller follows and repairs a stalled quorum.
+
+use crate::controller::Controller;
+use crate::error::ServerError;
+use crate::redis::{self as r, FailoverReport, FailoverRequest};
+use crate::types::Problem;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use vd_core::redis::{self as macro_, MASTER_NAME, SENTINEL_PORT};
+use vd_core::{Kind, RedisSpec, Resource, ResourceRef, Spec};
+use vd_redisctl::{Sentinel, SwitchMaster};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often the follower asks every sentinel where the master is (the backstop to
+/// `+switch-master`, which arrives at once).
+const POLL: Duration = Duration::from_millis(500);
+/// Sentinels may disagree for a moment while a failover propagates; longer than this is a
+/// stall (seed 000: "rapid chained kills can stall sentinel") and gets `SENTINEL RESET`.
+const DISAGREEMENT_STALL: Duration = Duration::from_secs(15);
+/// A sentinel that still misses peers this long after they are all up is reset.
+const PEERS_STALL: Duration = Duration::from_secs(30);
+/// Upper bound on holding a crashed master's restart while the sentinels fail over.
+const HOLD_LIMIT: Duration = Duration::from_secs(45);
+
+/// Apply-time checks of a sentinel sibling against the other resources (the manifest parser
+/// checks the block itself; these hold for API clients too).
+pub fn validate_monitor(
+    ctl: &Controller,
+    res: &Resource,
+    spec: &RedisSpec,
+    applied: &[Resource],
+) -> Result<Vec<Problem>, ServerError> {
+    let mut out = Vec::new();
+    let raw = spec
+        .sentinel
+        .as_ref()
+        .and_then(|s| s.monitor.clone())
+        .unwrap_or_default();
+    let Some(target) = crate::workloads::monitor_of(spec) else {
+        out.push(r::problem(
+            &res.id,
+            "sentinel.monitor",
+            format!("`sentinel.monitor` must be \"scope/name\", found {raw:?}"),
+            Some(format!(
+                "name the data redis this sentinel watches, e.g. monitor = \"{}/cache\"",
+                res.id.scope
+            )),
+        ));
+        return Ok(out);
+    };
+    if target.scope != res.id.scope {
+        out.push(r::problem(
+            &res.id,
+            "sentinel.monitor",
+            format!(
+                "`sentinel.monitor` names {} in scope `{}`; a sentinel watches a redis of its own scope `{}`",
+                target, target.scope, res.id.scope
+            ),
+            Some("declare a sentinel sibling in that redis's scope instead".into()),
+        ));
+        return Ok(out);
+    }
+    if target == res.id {
+        out.push(r::problem(
+            &res.id,
+            "sentinel.monitor",
+            "a sentinel cannot watch itself".into(),
+            Some("monitor the data redis, e.g. `monitor = \"scope/cache\"`".into()),
+        ));
+        return Ok(out);
+    }
+    if let Some(n) = spec.replicas.filter(|n| *n == 2) {
+        out.push(r::problem(
+            &res.id,
+            "replicas",
+            format!(
+                "{n} sentinels need {} votes to fail over (quorum floor(N/2)+1), so losing either one stops failover: strictly worse than 1",
+                macro_::quorum(n)
+            ),
+            Some("use replicas = 3 (or more) for HA, or 1 for an observer".into()),
+        ));
+    }
+    // Everything this apply leaves in place: its resources over the stored ones.
+    let mut all: BTreeMap<ResourceRef, Resource> = ctl
+        .store
+        .list(Some(Kind::Redis))?
+        .into_iter()
+        .map(|s| (s.resource.id.clone(), s.resource))
+        .collect();
+    for a in applied {
+        all.insert(a.id.clone(), a.clone());
+    }
+    match all.get(&target).and_then(r::spec_of) {
+        None => out.push(r::problem(
+            &res.id,
+            "sentinel.monitor",
+            format!("{target} does not exist"),
+            Some(format!(
+                "declare `redis \"{}\" \"{}\" {{}}` in this manifest or apply it first",
+                target.scope, target.name
+            )),
+        )),
+        Some(t) if crate::workloads::is_sentinel(t) => out.push(r::problem(
+            &res.id,
+            "sentinel.monitor",
+            format!("{target} is itself a sentinel sibling"),
+            Some("monitor the data redis the sentinels should fail over".into()),
+        )),
+        Some(_) => {}
+    }
+    for (id, other) in &all {
+        if id == &res.id {
+            continue;
+        }
+        if r::spec_of(other).and_then(crate::workloads::monitor_of) == Some(target.clone()) {
+            out.push(r::problem(
+                &res.id,
+                "sentinel.monitor",
+                format!("{target} is already watched by the sentinel sibling {id}"),
+                Some(
+                    "two sentinel groups would each fail the master over on their own; keep one"
+                        .into(),
+                ),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The sentinel sibling watching `data`, if one is stored.
+pub fn watcher_of(
+    ctl: &Controller,
+    data: &ResourceRef,
+) -> Result<Option<(ResourceRef, RedisSpec)>, ServerError> {
+    for s in ctl.store.list(Some(Kind::Redis))? {
+        if let Spec::Redis(spec) = s.resource.spec {
+            if crate::workloads::monitor_of(&spec).as_ref() == Some(data) {
+                return Ok(Some((s.resource.id, spec)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// How many sentinel pods a sibling runs.
+fn sentinel_count(spec: &RedisSpec) -> u32 {
+    spec.replicas.unwrap_or(macro_::SENTINEL_DEFAULT_REPLICAS)
+}
+
+/// The ordinal of a data pod from the host sentinel reports: its announced name
+/// (`cache-1.data.voodu`, `cache-1.data`) or, failing that, its address.
+pub fn ordinal_of_host(data: &ResourceRef, host: &str, ips: &BTreeMap<u32, String>) -> Option<u32> {
+    let prefix = format!("{}-", data.name);
+    let suffix = format!(".{}", data.scope);
+    let base = host.strip_suffix(".voodu").unwrap_or(host);
+    if let Some(ord) = base
+        .strip_suffix(&suffix)
+        .and_then(|b| b.strip_prefix(&prefix))
+        .and_then(|o| o.parse().ok())
+    {
+        return Some(ord);
+    }
+    ips.iter()
+        .find(|(_, ip)| ip.as_str() == host)
+        .map(|(o, _)| *o)
+}
+
+/// What the reachable sentinels say about the master.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Agreement {
+    /// At least `quorum` sentinels answered and every answer names this ordinal.
+    Agreed(u32),
+    /// Answers differ.
+    Disagree,
+    /// Too few answers to say.
+    Unknown,
+}
+
+/// Pure: the sentinels' collective answer (`None` for a sentinel that did not answer).
+pub fn agreement(answers: &[Option<u32>], quorum: u32) -> Agreement {
+    let known: Vec<u32> = answers.iter().flatten().copied().collect();
+    match known.first() {
+        Some(first) if known.iter().any(|o| o != first) => Agreement::Disagree,
+        Some(first) if known.len() as u32 >= quorum => Agreement::Agreed(*first),
+        _ => Agreement::Unknown,
+    }
+}
+
+/// Records a master the sentinels moved to: the bucket's `REDIS_MASTER_ORDINAL` (no pod
+/// restarts; a restarted pod boots as what it now is) and every linked consumer's URLs.
+fn follow_switch(
+    ctl: &Controller,
+    data: &ResourceRef,
+    to: u32,
+    how: &str,
+    no_restart_consumers: bool,
+) -> Result<bool, ServerError> {
+    let from = r::master_ordinal(ctl, data)?;
+    if from == to {
+        return Ok(false);
+    }
+    let set = BTreeMap::from([(r::MASTER_ORDINAL.to_string(), to.to_string())]);
+    ctl.update_config(&data.scope, Some(&data.name), &set, &[], true)?;
+    r::rewrite_consumers(ctl, data, no_restart_consumers)?;
+    ctl.event(
+        "info",
+        Some(data),
+        None,
+        "MasterSwitched",
+        &format!(
+            "sentinels moved the master {}-{from} -> {}-{to} ({how})",
+            data.name, data.name
+        ),
+    );
+    Ok(true)
+}
+
+/// One sentinel pod the follower knows.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct SentinelPod {
+    sentinel: ResourceRef,
+    ordinal: u32,
+    ip: String,
+}
+
+/// Per watched redis: since when the sentinels disagree or miss peers.
+#[derive(Default)]
+struct Health {
+    disagree_since: Option<Instant>,
+    peers_missing_since: Option<Instant>,
+}
+
+/// Runs for the server's lifetime: subscribes to `+switch-master` on every sentinel pod and
+/// polls `GET-MASTER-ADDR-BY-NAME` as a backstop; the first report of a new master wins.
+pub async fn follow(ctl: Arc<Controller>) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(ResourceRef, SwitchMaster)>();
+    let mut watchers: HashMap<SentinelPod, tokio::task::JoinHandle<()>> = HashMap::new();
+    let mut health: HashMap<ResourceRef, Health> = HashMap::new();
+    let mut tick = tokio::time::interval(POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            Some((data, ev)) = rx.recv() => {
+                let ips = r::pod_ips(&ctl, &data);
+                if let Some(to) = ordinal_of_host(&data, &ev.new_host, &ips) {
+                    if let Err(e) = follow_switch(&ctl, &data, to, "+switch-master", false) {
+                        tracing::warn!(redis = %data, error = %e, "could not record the new master");
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                if let Err(e) = poll(&ctl, &tx, &mut watchers, &mut health).await {
+                    tracing::warn!(error = %e, "sentinel follower");
+                }
+            }
+        }
+    }
+}
+
+async fn poll(
+    ctl: &Arc<Controller>,
+    tx: &mpsc::UnboundedSender<(ResourceRef, SwitchMaster)>,
+    watchers: &mut HashMap<SentinelPod, tokio::task::JoinHandle<()>>,
+    health: &mut HashMap<ResourceRef, Health>,
+) -> Result<(), ServerError> {
+    let mut wanted = Vec::new();
+    for s in ctl.store.list(Some(Kind::Redis))? {
+        let Spec::Redis(spec) = &s.resource.spec else {
+            continue;
+        };
+        let Some(data) = crate::workloads::monitor_of(spec) else {
+            continue;
+        };
+        let sid = s.resource.id.clone();
+        let pods: Vec<SentinelPod> = r::pod_ips(ctl, &sid)
+            .into_iter()
+            .map(|(ordinal, ip)| SentinelPod {
+                sentinel: sid.clone(),
+                ordinal,
+                ip,
+            })
+            .collect();
+        for p in &pods {
+            if !watchers.contains_key(p) {
+                watchers.insert(
+                    p.clone(),
+                    spawn_watch(p.ip.clone(), data.clone(), tx.clone()),
+                );
+            }
+        }
+        wanted.extend(pods.iter().cloned());
+        let n = sentinel_count(spec);
+        let h = health.entry(data.clone()).or_default();
+        check(ctl, &data, &pods, n, h).await?;
+    }
+    watchers.retain(|k, task| {
+        let keep = wanted.contains(k);
+        if !keep {
+            task.abort();
+        }
+        keep
+    });
+    Ok(())
+}
+
+/// Follows one sentinel's `+switch-master`, reconnecting while the follower wants it.
+fn spawn_watch(
+    ip: String,
+    data: ResourceRef,
+    tx: mpsc::UnboundedSender<(ResourceRef, SwitchMaster)>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let (itx, mut irx) = mpsc::unbounded_channel();
+            let watch =
+                vd_redisctl::watch_switch_master(&ip, SENTINEL_PORT, None, CONNECT_TIMEOUT, itx);
+            let forward = async {
+                while let Some(ev) = irx.recv().await {
+                    if ev.master == MASTER_NAME && tx.send((data.clone(), ev)).is_err() {
+                        return;
+                    }
+                }
+            };
+            tokio::select! {
+                _ = watch => {}
+                _ = forward => {}
+            }
+            if tx.is_closed() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    })
+}
+
+/// What each sentinel says: the master ordinal it believes and how many peers it sees.
+async fn ask(data: &ResourceRef, pods: &[SentinelPod], ips: &BTreeMap<u32, String>) -> Vec<Answer> {
+    let mut out = Vec::new();
+    for p in pods {
+        let mut a = Answer {
+            master: None,
+            peers: None,
+        };
+        if let Ok(mut s) = Sentinel::connect(&p.ip, SENTINEL_PORT, None, CONNECT_TIMEOUT).await {
+            if let Ok(Some((host, _))) = s.master_addr(MASTER_NAME).await {
+                a.master = ordinal_of_host(data, &host, ips);
+            }
+            if let Ok(m) = s.master(MASTER_NAME).await {
+                a.peers = m.get("num-other-sentinels").and_then(|v| v.parse().ok());
+            }
+        }
+        out.push(a);
+    }
+    out
+}
+
+struct Answer {
+    master: Option<u32>,
+    peers: Option<u32>,
+}
+
+/// The backstop poll for one watched redis, and the repair of a stalled quorum.
+async fn check(
+    ctl: &Arc<Controller>,
+    data: &ResourceRef,
+    pods: &[SentinelPod],
+    n: u32,
+    h: &mut Health,
+) -> Result<(), ServerError> {
+    if pods.is_empty() {
+        return Ok(());
+    }
+    let ips = r::pod_ips(ctl, data);
+    let answers = ask(data, pods, &ips).await;
+    let masters: Vec<Option<u32>> = answers.iter().map(|a| a.master).collect();
+    match agreement(&masters, macro_::quorum(n)) {
+        Agreement::Agreed(to) => {
+            h.disagree_since = None;
+            follow_switch(ctl, data, to, "sentinel poll", false)?;
+        }
+        Agreement::Disagree => {
+            let since = *h.disagree_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > DISAGREEMENT_STALL {
+                h.disagree_since = None;
+                reset_all(ctl, data, pods, "the sentinels disagree about the master").await;
+            }
+        }
+        Agreement::Unknown => h.disagree_since = None,
+    }
+    // Peers: with every sentinel pod up and answering, each should see the n-1 others.
+    let all_up = pods.len() as u32 == n && answers.iter().all(|a| a.peers.is_some());
+    let missing = all_up && answers.iter().any(|a| a.peers.unwrap_or(0) + 1 < n);
+    if missing {
+        let since = *h.peers_missing_since.get_or_insert_with(Instant::now);
+        if since.elapsed() > PEERS_STALL {
+            h.peers_missing_since = None;
+            reset_all(ctl, data, pods, "a sentinel does not see all its peers").await;
+        }
+    } else {
+        h.peers_missing_since = None;
+    }
+    Ok(())
+}
+
+/// `SENTINEL RESET voodu-master` on each sentinel, one at a time, waiting for each to find its
+/// peers again before the next, so the quorum is never lost to the repair itself.
+async fn reset_all(ctl: &Controller, data: &ResourceRef, pods: &[SentinelPod], why: &str) {
+    ctl.event(
+        "warning",
+        Some(data),
+        None,
+        "SentinelReset",
+        &format!("{why}: SENTINEL RESET {MASTER_NAME} on each sentinel, one at a time"),
+    );
+    for p in pods {
+        let Ok(mut s) = Sentinel::connect(&p.ip, SENTINEL_PORT, None, CONNECT_TIMEOUT).await else {
+            continue;
+        };
+        if let Err(e) = s.reset(MASTER_NAME).await {
+            tracing::warn!(sentinel = %p.ip, error = %e, "SENTINEL RESET failed");
+            continue;
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let seen = s.master(MASTER_NAME).await.ok().and_then(|m| {
+                m.get("num-other-sentinels")
+                    .and_then(|v| v.parse::<usize>().ok())
+            });
+            if seen.is_some_and(|k| k + 1 >= pods.len()) {
+                break;
+            }
+        }
+    }
+}
+
+/// Before a crashed data pod restarts: if it was the master and sentinels watch it, wait
+/// (bounded) until they promote a replica, so it comes back as a replica of the new master
+/// instead of as a master with stale data that the replicas would then copy.
+pub async fn hold_restart(ctl: &Controller, owner: &ResourceRef, ordinal: u32) {
+    if owner.kind != Kind::Redis {
+        return;
+    }
+    let Ok(Some((sid, sspec))) = watcher_of(ctl, owner) else {
+        return;
+    };
+    let Ok(spec) = r::load(ctl, owner) else {
+        return;
+    };
+    if spec.replicas.unwrap_or(1) < 2 || r::master_ordinal(ctl, owner).ok() != Some(ordinal) {
+        return;
+    }
+    let ready = ctl
+        .pod_views()
+        .iter()
+        .filter(|p| p.kind == sid.kind && p.scope == sid.scope && p.name == sid.name && p.ready)
+        .count() as u32;
+    if ready < macro_::quorum(sentinel_count(&sspec)) {
+        return;
+    }
+    let pod = vd_core::naming::pod_name(owner, ordinal);
+    ctl.event(
+        "info",
+        Some(owner),
+        Some(&pod),
+        "WaitingForFailover",
+        "the master exited; it restarts once the sentinels have promoted a replica",
+    );
+    let deadline = Instant::now() + HOLD_LIMIT;
+    while Instant::now() < deadline {
+        if r::master_ordinal(ctl, owner).ok() != Some(ordinal) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ctl.event(
+        "warning",
+        Some(owner),
+        Some(&pod),
+        "NoFailover",
+        &format!(
+            "the sentinels promoted no replica within {} s; restarting the pod as it was",
+            HOLD_LIMIT.as_secs()
+        ),
+    );
+}
+
+/// `vd redis:failover` when sentinels watch the redis: they choose and promote the replica;
+/// the controller waits for them to agree and records the result. With sentinels that
+/// disagree or miss peers, it resets them one at a time first.
+pub async fn failover(
+    ctl: &Arc<Controller>,
+    data: &ResourceRef,
+    sentinel: &ResourceRef,
+    sspec: &RedisSpec,
+    req: &FailoverRequest,
+) -> Result<FailoverReport, ServerError> {
+    let conflict = |m: String, h: &str| ServerError::Conflict {
+        message: m,
+        help: Some(h.to_string()),
+    };
+    if req.replica.is_some() {
+        return Err(conflict(
+            format!("{sentinel} watches {data}: the sentinels choose the replica to promote"),
+            "omit --replica (replica-priority in a conf.d file steers their choice)",
+        ));
+    }
+    let n = sentinel_count(sspec);
+    let pods: Vec<SentinelPod> = r::pod_ips(ctl, sentinel)
+        .into_iter()
+        .map(|(ordinal, ip)| SentinelPod {
+            sentinel: sentinel.clone(),
+            ordinal,
+            ip,
+        })
+        .collect();
+    let ips = r::pod_ips(ctl, data);
+    let before = ask(data, &pods, &ips).await;
+    let masters: Vec<Option<u32>> = before.iter().map(|a| a.master).collect();
+    let stalled = !matches!(agreement(&masters, macro_::quorum(n)), Agreement::Agreed(_))
+        || before.iter().any(|a| a.peers.is_some_and(|k| k + 1 < n));
+    if stalled {
+        reset_all(
+            ctl,
+            data,
+            &pods,
+            "before a requested failover, the sentinels disagree or miss peers",
+        )
+        .await;
+    }
+    let from = match agreement(
+        &ask(data, &pods, &ips)
+            .await
+            .iter()
+            .map(|a| a.master)
+            .collect::<Vec<_>>(),
+        1,
+    ) {
+        Agreement::Agreed(m) => m,
+        _ => r::master_ordinal(ctl, data)?,
+    };
+    let mut asked = None;
+    for p in &pods {
+        if let Ok(mut s) = Sentinel::connect(&p.ip, SENTINEL_PORT, None, CONNECT_TIMEOUT).await {
+            match s.failover(MASTER_NAME).await {
+                Ok(()) => {
+                    asked = Some(p.ordinal);
+                    break;
+                }
+                Err(e) => tracing::info!(sentinel = %p.ip, error = %e, "SENTINEL FAILOVER refused"),
+            }
+        }
+    }
+    let Some(by) = asked else {
+        return Err(conflict(
+            "no sentinel accepted SENTINEL FAILOVER".into(),
+            "check `vd redis:info` (a failover may already be in progress, or no replica is healthy)",
+        ));
+    };
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(macro_::FAILOVER_TIMEOUT_MS / 1000);
+    loop {
+        let now = ask(data, &pods, &ips).await;
+        let masters: Vec<Option<u32>> = now.iter().map(|a| a.master).collect();
+        if let Agreement::Agreed(to) = agreement(&masters, macro_::quorum(n)) {
+            if to != from {
+                follow_switch(
+                    ctl,
+                    data,
+                    to,
+                    &format!("SENTINEL FAILOVER via sentinel {by}"),
+                    req.no_restart,
+                )?;
+                return Ok(FailoverReport {
+                    from,
+                    to,
+                    write_pause_ms: started.elapsed().as_millis() as u64,
+                    by_sentinels: true,
+                });
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(conflict(
+                format!(
+                    "the sentinels did not agree on a new master within {} s",
+                    macro_::FAILOVER_TIMEOUT_MS / 1000
+                ),
+                "see `vd redis:info` and `vd events`",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Points every sentinel watching `data` at a new password (`SENTINEL SET auth-pass`), during a
+/// rotation while both passwords work. A sentinel that is down gets it from its env on restart.
+pub async fn set_auth_pass(
+    ctl: &Controller,
+    data: &ResourceRef,
+    password: &str,
+) -> Result<(), ServerError> {
+    let Some((sid, _)) = watcher_of(ctl, data)? else {
+        return Ok(());
+    };
+    for (o, ip) in r::pod_ips(ctl, &sid) {
+        let result = async {
+            let mut s = Sentinel::connect(&ip, SENTINEL_PORT, None, CONNECT_TIMEOUT).await?;
+            s.set(MASTER_NAME, "auth-pass", password).await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(sentinel = %sid, ordinal = o, error = %e, "could not give the sentinel the new password");
+        }
+    }
+    Ok(())
+}
+
+/// One sentinel as `vd redis:info` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SentinelRow {
+    /// Ordinal of the sentinel pod.
+    pub ordinal: u32,
+    /// ip:port.
+    pub address: String,
+    /// The data pod it believes is the master (`cache-1`), or what it reported.
+    pub master: Option<String>,
+    /// Other sentinels it sees.
+    pub other_sentinels: Option<u32>,
+    /// Replicas it knows of the master.
+    pub replicas: Option<u32>,
+    /// `SENTINEL CKQUORUM`'s answer.
+    pub quorum: String,
+    /// Error talking to it.
+    pub error: Option<String>,
+}
+
+/// The sentinels watching a redis, for `vd redis:info`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SentinelReport {
+    /// `scope/name` of the sentinel sibling.
+    pub sentinel: String,
+    /// Votes a failover needs.
+    pub quorum: u32,
+    /// Whether every sentinel answers, agrees on the master, and passes CKQUORUM.
+    pub healthy: bool,
+    /// One row per sentinel pod.
+    pub rows: Vec<SentinelRow>,
+}
+
+/// `GET /v1/redis/{scope}/{name}/sentinels` (for either the data redis or its sentinel).
+pub async fn report(
+    ctl: &Controller,
+    scope: &str,
+    name: &str,
+) -> Result<Option<SentinelReport>, ServerError> {
+    let id = r::redis_ref(scope, name);
+    let spec = r::load(ctl, &id)?;
+    let (data, sid, sspec) = match crate::workloads::monitor_of(&spec) {
+        Some(data) => (data, id.clone(), spec),
+        None => match watcher_of(ctl, &id)? {
+            Some((sid, sspec)) => (id.clone(), sid, sspec),
+            None => return Ok(None),
+        },
+    };
+    let n = sentinel_count(&sspec);
+    let ips = r::pod_ips(ctl, &data);
+    let mut rows = Vec::new();
+    for (ordinal, ip) in r::pod_ips(ctl, &sid) {
+        let mut row = SentinelRow {
+            ordinal,
+            address: format!("{ip}:{SENTINEL_PORT}"),
+            master: None,
+            other_sentinels: None,
+            replicas: None,
+            quorum: "-".into(),
+            error: None,
+        };
+        match Sentinel::connect(&ip, SENTINEL_PORT, None, CONNECT_TIMEOUT).await {
+            Ok(mut s) => {
+                if let Ok(Some((host, port))) = s.master_addr(MASTER_NAME).await {
+                    row.master = Some(match ordinal_of_host(&data, &host, &ips) {
+                        Some(o) => format!("{}-{o}", data.name),
+                        None => format!("{host}:{port}"),
+                    });
+                }
+                if let Ok(m) = s.master(MASTER_NAME).await {
+                    row.other_sentinels = m.get("num-other-sentinels").and_then(|v| v.parse().ok());
+                    row.replicas = m.get("num-slaves").and_then(|v| v.parse().ok());
+                }
+                row.quorum = match s.ckquorum(MASTER_NAME).await {
+                    Ok(m) => m,
+                    Err(e) => e.to_string(),
+                };
+            }
+            Err(e) => row.error = Some(e.to_string()),
+        }
+        rows.push(row);
+    }
+    // Healthy: every sentinel answers, passes CKQUORUM, names the same master, and sees all
+    // its peers and all the master's replicas.
+    let data_replicas = r::load(ctl, &data)?.replicas.unwrap_or(1);
+    let first = rows.first().and_then(|r| r.master.clone());
+    let healthy = rows.len() as u32 == n
+        && rows.iter().all(|r| {
+            r.error.is_none()
+                && r.master.is_some()
+                && r.master == first
+                && r.quorum.starts_with("OK")
+                && r.other_sentinels == Some(n - 1)
+                && r.replicas == Some(data_replicas.saturating_sub(1))
+        });
+    Ok(Some(SentinelReport {
+        sentinel: sid.to_string(),
+        quorum: macro_::quorum(n),
+        healthy,
+        rows,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data() -> ResourceRef {
+        ResourceRef::new(Kind::Redis, "data", "cache")
+    }
+
+    #[test]
+    fn hosts_map_to_ordinals() {
+        let ips = BTreeMap::from([(0, "127.9.0.2".to_string()), (1, "127.9.0.3".to_string())]);
+        assert_eq!(
+            ordinal_of_host(&data(), "cache-1.data.voodu", &ips),
+            Some(1)
+        );
+        assert_eq!(ordinal_of_host(&data(), "cache-12.data", &ips), Some(12));
+        assert_eq!(ordinal_of_host(&data(), "127.9.0.3", &ips), Some(1));
+        assert_eq!(ordinal_of_host(&data(), "cache-x.data.voodu", &ips), None);
+        assert_eq!(ordinal_of_host(&data(), "other-1.data.voodu", &ips), None);
+        assert_eq!(ordinal_of_host(&data(), "cache-1.web.voodu", &ips), None);
+        assert_eq!(ordinal_of_host(&data(), "", &ips), None);
+    }
+
+    #[test]
+    fn agreement_needs_quorum_and_unanimity() {
+        assert_eq!(
+            agreement(&[Some(1), Some(1), None], 2),
+            Agreement::Agreed(1)
+        );
+        assert_eq!(agreement(&[Some(1), None, None], 2), Agreement::Unknown);
+        assert_eq!(
+            agreement(&[Some(1), Some(2), Some(1)], 2),
+            Agreement::Disagree
+        );
+        assert_eq!(agreement(&[None, None, None], 2), Agreement::Unknown);
+        assert_eq!(agreement(&[], 1), Agreement::Unknown);
+    }
+}
