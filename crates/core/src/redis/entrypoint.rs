@@ -21,6 +21,7 @@ pub fn entrypoint_script() -> String {
         .replace("@CONF_PATH@", CONF_PATH)
         .replace("@RUN_DIR@", RUN_DIR)
         .replace("@PORT@", &REDIS_PORT.to_string())
+        .replace("@SHELL_FUNCTIONS@\n", super::SHELL_FUNCTIONS)
 }
 
 #[cfg(test)]
@@ -34,7 +35,13 @@ mod tests {
     #[test]
     fn snapshot() {
         let script = entrypoint_script();
-        for placeholder in ["@ENTRYPOINT_PATH@", "@CONF_PATH@", "@RUN_DIR@", "@PORT@"] {
+        for placeholder in [
+            "@ENTRYPOINT_PATH@",
+            "@CONF_PATH@",
+            "@RUN_DIR@",
+            "@PORT@",
+            "@SHELL_FUNCTIONS@",
+        ] {
             assert!(TEMPLATE.contains(placeholder), "{placeholder} unused");
             assert!(!script.contains(placeholder), "{placeholder} left unfilled");
         }
@@ -45,26 +52,7 @@ mod tests {
         );
     }
 
-    /// A password made of every character the quoting must survive.
-    const NASTY: &str = r#"p"a\ss w$rd'`x` *?[a] \\" \x41 #end"#;
-
-    /// How redis.conf's parser (sdssplitargs) reads a double-quoted value.
-    fn redis_unquote(v: &str) -> String {
-        let inner = v.strip_prefix('"').unwrap().strip_suffix('"').unwrap();
-        let mut out = String::new();
-        let mut chars = inner.chars();
-        while let Some(c) = chars.next() {
-            if c == '\\' {
-                let e = chars.next().unwrap();
-                assert!(e == '\\' || e == '"', "unexpected escape \\{e}");
-                out.push(e);
-            } else {
-                assert_ne!(c, '"', "unescaped quote in {v}");
-                out.push(c);
-            }
-        }
-        out
-    }
+    use super::super::{redis_unquote, NASTY};
 
     struct Run {
         status: std::process::ExitStatus,

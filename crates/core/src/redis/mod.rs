@@ -78,10 +78,37 @@ pub fn quorum(sentinels: u32) -> u32 {
     sentinels / 2 + 1
 }
 
+/// `conf_quote` and `ordinal`, the shell functions both generated entrypoints share (spliced in
+/// for `@SHELL_FUNCTIONS@`), so the data and sentinel scripts quote and parse values alike.
+const SHELL_FUNCTIONS: &str = include_str!("shell_functions.sh");
+
 /// The asset name the server registers the generated files under: `<name>@redis` (the `@` can
 /// never collide with a user's asset label, which is lowercase letters, digits and `-`).
 pub fn generated_asset_name(name: &str) -> String {
     format!("{name}@redis")
+}
+
+/// A password made of every character the entrypoints' quoting must survive.
+#[cfg(test)]
+pub(crate) const NASTY: &str = r#"p"a\ss w$rd'`x` *?[a] \\" \x41 #end"#;
+
+/// How Redis's config parser (sdssplitargs) reads a double-quoted value.
+#[cfg(test)]
+pub(crate) fn redis_unquote(v: &str) -> String {
+    let inner = v.strip_prefix('"').unwrap().strip_suffix('"').unwrap();
+    let mut out = String::new();
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            let e = chars.next().unwrap();
+            assert!(e == '\\' || e == '"', "unexpected escape \\{e}");
+            out.push(e);
+        } else {
+            assert_ne!(c, '"', "unescaped quote in {v}");
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Snapshot checks for the generated files. `VD_UPDATE_SNAPSHOTS=1 cargo test -p vd-core redis`

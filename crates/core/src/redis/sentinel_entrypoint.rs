@@ -35,6 +35,7 @@ pub fn sentinel_entrypoint_script() -> String {
         .replace("@DOWN_AFTER_MS@", &DOWN_AFTER_MS.to_string())
         .replace("@FAILOVER_TIMEOUT_MS@", &FAILOVER_TIMEOUT_MS.to_string())
         .replace("@PARALLEL_SYNCS@", &PARALLEL_SYNCS.to_string())
+        .replace("@SHELL_FUNCTIONS@\n", super::SHELL_FUNCTIONS)
 }
 
 #[cfg(test)]
@@ -45,7 +46,8 @@ mod tests {
     use std::path::{Path, PathBuf};
     use std::process::Command;
 
-    const PLACEHOLDERS: [&str; 8] = [
+    const PLACEHOLDERS: [&str; 9] = [
+        "@SHELL_FUNCTIONS@",
         "@SENTINEL_ENTRYPOINT_PATH@",
         "@SENTINEL_CONF_D@",
         "@SENTINEL_PORT@",
@@ -70,44 +72,7 @@ mod tests {
         );
     }
 
-    /// The shell function `name` as written in `script`, from its header to its closing brace.
-    fn function<'a>(script: &'a str, name: &str) -> &'a str {
-        let start = script
-            .find(&format!("\n{name}() {{\n"))
-            .unwrap_or_else(|| panic!("no {name}()"));
-        let len = script[start..].find("\n}\n").unwrap();
-        &script[start..start + len]
-    }
-
-    #[test]
-    fn quoting_and_ordinals_are_the_data_entrypoints() {
-        // One conf_quote and one ordinal: the two scripts must read and write values alike.
-        let data = include_str!("entrypoint.sh");
-        for f in ["conf_quote", "ordinal"] {
-            assert_eq!(function(TEMPLATE, f), function(data, f), "{f}() differs");
-        }
-    }
-
-    /// A password made of every character the quoting must survive.
-    const NASTY: &str = r#"p"a\ss w$rd'`x` *?[a] \\" \x41 #end"#;
-
-    /// How sentinel's config parser (sdssplitargs) reads a double-quoted value.
-    fn redis_unquote(v: &str) -> String {
-        let inner = v.strip_prefix('"').unwrap().strip_suffix('"').unwrap();
-        let mut out = String::new();
-        let mut chars = inner.chars();
-        while let Some(c) = chars.next() {
-            if c == '\\' {
-                let e = chars.next().unwrap();
-                assert!(e == '\\' || e == '"', "unexpected escape \\{e}");
-                out.push(e);
-            } else {
-                assert_ne!(c, '"', "unescaped quote in {v}");
-                out.push(c);
-            }
-        }
-        out
-    }
+    use super::super::{redis_unquote, NASTY};
 
     /// What the fakes on PATH answer.
     #[derive(Default)]
