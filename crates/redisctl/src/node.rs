@@ -53,29 +53,52 @@ pub(crate) fn client(
     redis::Client::open(info).map_err(|e| unreachable(e.to_string()))
 }
 
-/// Connects and authenticates within `timeout`; every later reply must also arrive within it.
-pub(crate) async fn multiplexed(
-    host: &str,
-    port: u16,
-    password: Option<&str>,
-    timeout: Duration,
-) -> Result<redis::aio::MultiplexedConnection, RedisError> {
-    let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(timeout))
-        .set_response_timeout(Some(timeout));
-    client(host, port, password)?
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
-        .map_err(|e| RedisError::Unreachable {
-            addr: format!("{host}:{port}"),
-            reason: e.to_string(),
-        })
+/// An authenticated connection to `host:port` whose errors name that address; what [`Node`]
+/// and [`crate::sentinel::Sentinel`] send their commands through.
+pub(crate) struct Conn {
+    pub(crate) addr: String,
+    conn: redis::aio::MultiplexedConnection,
+}
+
+impl Conn {
+    /// Connects and authenticates within `timeout`; every later reply must also arrive within it.
+    pub(crate) async fn open(
+        host: &str,
+        port: u16,
+        password: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Conn, RedisError> {
+        let addr = format!("{host}:{port}");
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout));
+        let conn = client(host, port, password)?
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|e| RedisError::Unreachable {
+                addr: addr.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(Conn { addr, conn })
+    }
+
+    /// Sends one command.
+    pub(crate) async fn run<T: redis::FromRedisValue>(
+        &mut self,
+        cmd: &redis::Cmd,
+    ) -> Result<T, RedisError> {
+        cmd.query_async(&mut self.conn)
+            .await
+            .map_err(|source| RedisError::Command {
+                addr: self.addr.clone(),
+                source,
+            })
+    }
 }
 
 /// One Redis instance, reachable from the controller at `host:port`.
 pub struct Node {
-    addr: String,
-    conn: redis::aio::MultiplexedConnection,
+    c: Conn,
 }
 
 impl Node {
@@ -86,23 +109,18 @@ impl Node {
         password: Option<&str>,
         timeout: Duration,
     ) -> Result<Node, RedisError> {
-        let addr = format!("{host}:{port}");
-        let conn = multiplexed(host, port, password, timeout).await?;
-        Ok(Node { addr, conn })
+        Ok(Node {
+            c: Conn::open(host, port, password, timeout).await?,
+        })
     }
 
     /// `host:port`.
     pub fn addr(&self) -> &str {
-        &self.addr
+        &self.c.addr
     }
 
     async fn run<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> Result<T, RedisError> {
-        cmd.query_async(&mut self.conn)
-            .await
-            .map_err(|source| RedisError::Command {
-                addr: self.addr.clone(),
-                source,
-            })
+        self.c.run(cmd).await
     }
 
     /// `PING`.

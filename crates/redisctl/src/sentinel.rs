@@ -6,7 +6,7 @@
 //! replies depends on the protocol: RESP2 sends a flat `field value field value ...` array,
 //! RESP3 a map. Both are accepted so a later protocol switch does not break parsing.
 
-use crate::node::{client, multiplexed, RedisError};
+use crate::node::{client, Conn, RedisError};
 use futures_util::StreamExt;
 use redis::Value;
 use std::collections::BTreeMap;
@@ -24,8 +24,7 @@ const KEEPALIVE: Duration = Duration::from_secs(5);
 
 /// A connection to one redis-sentinel.
 pub struct Sentinel {
-    addr: String,
-    conn: redis::aio::MultiplexedConnection,
+    c: Conn,
 }
 
 impl Sentinel {
@@ -37,29 +36,24 @@ impl Sentinel {
         password: Option<&str>,
         timeout: Duration,
     ) -> Result<Sentinel, RedisError> {
-        let addr = format!("{host}:{port}");
-        let conn = multiplexed(host, port, password, timeout).await?;
-        Ok(Sentinel { addr, conn })
+        Ok(Sentinel {
+            c: Conn::open(host, port, password, timeout).await?,
+        })
     }
 
     /// `host:port`.
     pub fn addr(&self) -> &str {
-        &self.addr
+        &self.c.addr
     }
 
     async fn run<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> Result<T, RedisError> {
-        cmd.query_async(&mut self.conn)
-            .await
-            .map_err(|source| RedisError::Command {
-                addr: self.addr.clone(),
-                source,
-            })
+        self.c.run(cmd).await
     }
 
     /// A reply that has the wrong shape, as an error naming this sentinel.
     fn unexpected(&self, what: &str, reply: &Value) -> RedisError {
         RedisError::Command {
-            addr: self.addr.clone(),
+            addr: self.c.addr.clone(),
             source: redis::RedisError::from((
                 redis::ErrorKind::UnexpectedReturnType,
                 "unexpected sentinel reply",
