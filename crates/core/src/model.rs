@@ -172,6 +172,11 @@ pub struct RedisSpec {
     pub plugin_version: Option<String>,
     /// `sentinel { ... }`: this resource is a sentinel sibling.
     pub sentinel: Option<SentinelSpec>,
+    /// `failover { ... }`: the controller detects a failed master and promotes a replica.
+    /// Default and skipped when absent, so specs stored before the field existed still load
+    /// and serialize as they did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover: Option<FailoverSpec>,
 }
 
 /// `sentinel { enabled monitor }` inside a redis block.
@@ -181,6 +186,38 @@ pub struct SentinelSpec {
     pub enabled: bool,
     /// `scope/name` of the data redis to watch.
     pub monitor: Option<String>,
+}
+
+/// `failover { automatic down_after }` inside a data redis block (issue 6): vd's controller is
+/// the failure detector (DESIGN.md "High availability", mode 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailoverSpec {
+    /// Whether the controller promotes a replica on its own; true when the block is present
+    /// and does not say otherwise.
+    #[serde(default = "default_true")]
+    pub automatic: bool,
+    /// How long a running master may fail its checks before it counts as down (a crashed one
+    /// counts at once); [`crate::redis::DEFAULT_DOWN_AFTER_MS`] when not written.
+    #[serde(default = "default_down_after_ms")]
+    pub down_after_ms: u64,
+}
+
+impl Default for FailoverSpec {
+    /// What an empty `failover {}` block means.
+    fn default() -> Self {
+        Self {
+            automatic: true,
+            down_after_ms: crate::redis::DEFAULT_DOWN_AFTER_MS,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_down_after_ms() -> u64 {
+    crate::redis::DEFAULT_DOWN_AFTER_MS
 }
 
 /// Files of an asset block: key -> content.
@@ -520,5 +557,31 @@ mod tests {
         assert!(ResourceRef::parse("data/cache").is_err());
         assert!(validate_label("scope", "clowk-lp").is_ok());
         assert!(validate_label("scope", "Bad_Name").is_err());
+    }
+
+    #[test]
+    fn redis_specs_stored_before_failover_still_load() {
+        // A spec as stored before the field existed: no `failover` key at all.
+        let old = r#"{"image":null,"replicas":3,"command":null,"ports":null,"probes":null,"plugin_version":null,"sentinel":null}"#;
+        let spec: RedisSpec = serde_json::from_str(old).unwrap();
+        assert_eq!(spec.failover, None);
+        assert_eq!(spec.replicas, Some(3));
+        // Without a failover block the stored form is what it was: no new key.
+        assert!(!serde_json::to_string(&spec).unwrap().contains("failover"));
+        // A partial block takes the block's defaults.
+        let f: RedisSpec = serde_json::from_str(r#"{"failover":{}}"#).unwrap();
+        assert_eq!(f.failover, Some(FailoverSpec::default()));
+        let f: RedisSpec =
+            serde_json::from_str(r#"{"failover":{"automatic":false,"down_after_ms":500}}"#)
+                .unwrap();
+        assert_eq!(
+            f.failover,
+            Some(FailoverSpec {
+                automatic: false,
+                down_after_ms: 500
+            })
+        );
+        let back: RedisSpec = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
+        assert_eq!(back, f);
     }
 }

@@ -16,8 +16,9 @@ use std::sync::Arc;
 use vd_core::env::valid_env_key;
 use vd_core::template::{self, Part, TemplateError, TemplateRef};
 use vd_core::{
-    validate_label, AssetSpec, Kind, Limits, PortSpec, Probe, ProbeAction, Probes, RedisSpec,
-    Resource, ResourceRef, Resources, SentinelSpec, Spec, VolumeClaim, VolumeMount, WorkloadSpec,
+    validate_label, AssetSpec, FailoverSpec, Kind, Limits, PortSpec, Probe, ProbeAction, Probes,
+    RedisSpec, Resource, ResourceRef, Resources, SentinelSpec, Spec, VolumeClaim, VolumeMount,
+    WorkloadSpec,
 };
 
 /// A resource with its header span and the spans of its fields.
@@ -63,7 +64,7 @@ const DEPLOYMENT_FIELDS: [&str; 9] = [
     "resources",
 ];
 /// A redis block takes every statefulset field plus the macro's own blocks.
-const REDIS_FIELDS: [&str; 13] = [
+const REDIS_FIELDS: [&str; 14] = [
     "image",
     "replicas",
     "command",
@@ -77,12 +78,14 @@ const REDIS_FIELDS: [&str; 13] = [
     "resources",
     "plugin",
     "sentinel",
+    "failover",
 ];
 /// Workload fields written `name { ... }` rather than `name = ...`.
 const WORKLOAD_BLOCKS: [&str; 3] = ["volume_claim", "probes", "resources"];
 /// Blocks only macros (`redis`) take.
-const MACRO_BLOCKS: [&str; 2] = ["plugin", "sentinel"];
+const MACRO_BLOCKS: [&str; 3] = ["plugin", "sentinel", "failover"];
 const SENTINEL_FIELDS: [&str; 2] = ["enabled", "monitor"];
+const FAILOVER_FIELDS: [&str; 2] = ["automatic", "down_after"];
 /// The claim the redis macro always adds, and where it mounts it.
 const RESERVED_CLAIM: &str = "data";
 const RESERVED_MOUNT: &str = "/data";
@@ -176,6 +179,7 @@ struct Fields {
     resources: Resources,
     plugin_version: Option<String>,
     sentinel: Option<LocatedSentinel>,
+    failover: Option<LocatedFailover>,
 }
 
 /// A `sentinel { }` block with what its checks need to point at.
@@ -187,6 +191,14 @@ struct LocatedSentinel {
     monitor_written: bool,
     /// `enabled` was not written or was a bool: the checks that depend on it can run.
     enabled_known: bool,
+}
+
+/// A `failover { }` block with what its checks need to point at.
+struct LocatedFailover {
+    spec: FailoverSpec,
+    header: Range<usize>,
+    /// `automatic` was not written or was a bool: the checks that depend on it can run.
+    automatic_known: bool,
 }
 
 /// The lowering state of one file.
@@ -358,14 +370,17 @@ impl Cx<'_> {
     }
 
     /// The redis macro: statefulset fields as written (unset stays `None` for the server's
-    /// defaults), plus `plugin` and `sentinel`. `id` is the block's (scope, name) when valid.
+    /// defaults), plus `plugin`, `sentinel` and `failover`. `id` is the block's (scope, name)
+    /// when valid.
     fn redis(&mut self, body: &Body, id: Option<&(String, String)>) -> RedisSpec {
         let f = self.fields(Kind::Redis, body);
+        // An `enabled` that was not a bool leaves unknown whether this is a sentinel sibling.
+        let sentinel_known = f.sentinel.as_ref().is_none_or(|s| s.enabled_known);
         let sentinel = f.sentinel.map(|s| {
             self.check_sentinel(&s, f.replicas.as_ref(), id);
             s.spec
         });
-        RedisSpec {
+        let spec = RedisSpec {
             image: f.image,
             replicas: f.replicas.map(|(n, _)| n),
             command: f.command,
@@ -378,7 +393,12 @@ impl Cx<'_> {
             resources: f.resources,
             plugin_version: f.plugin_version,
             sentinel,
+            failover: f.failover.as_ref().map(|l| l.spec),
+        };
+        if let Some(l) = &f.failover {
+            self.check_failover(&spec, l, sentinel_known);
         }
+        spec
     }
 
     /// The body of a statefulset, deployment or redis block, checked field by field.
@@ -448,7 +468,7 @@ impl Cx<'_> {
                         "volume_claim" if !claims_allowed => {
                             self.no_claims_in_deployment(a.key.span(), "volume_claim")
                         }
-                        "plugin" | "sentinel" if !is_redis => {
+                        "plugin" | "sentinel" | "failover" if !is_redis => {
                             self.macro_only(key, a.key.span(), ctx)
                         }
                         k if WORKLOAD_BLOCKS.contains(&k) || MACRO_BLOCKS.contains(&k) => self.err(
@@ -488,7 +508,10 @@ impl Cx<'_> {
                         "resources" => w.resources = self.resources(b),
                         "plugin" if is_redis => w.plugin_version = self.plugin(b),
                         "sentinel" if is_redis => w.sentinel = Some(self.sentinel(b)),
-                        "plugin" | "sentinel" => self.macro_only(name, b.ident.span(), ctx),
+                        "failover" if is_redis => w.failover = Some(self.failover(b)),
+                        "plugin" | "sentinel" | "failover" => {
+                            self.macro_only(name, b.ident.span(), ctx)
+                        }
                         k if known.contains(&k) => self.err(
                             b.ident.span(),
                             format!("`{k}` is an attribute, not a block"),
@@ -573,12 +596,12 @@ impl Cx<'_> {
         w
     }
 
-    /// `plugin` or `sentinel` outside a redis block.
+    /// `plugin`, `sentinel` or `failover` outside a redis block.
     fn macro_only(&mut self, name: &str, span: Option<Range<usize>>, ctx: &str) {
-        let help = if name == "plugin" {
-            "`plugin { version = \"...\" }` belongs to macros such as `redis`; remove it from this block".to_string()
-        } else {
-            format!("`sentinel {{ monitor = \"scope/name\" }}` belongs to the redis macro: declare a sentinel sibling as `redis \"scope\" \"name-ha\" {{ sentinel {{ ... }} }}`, not in a {ctx}")
+        let help = match name {
+            "plugin" => "`plugin { version = \"...\" }` belongs to macros such as `redis`; remove it from this block".to_string(),
+            "failover" => format!("`failover {{ automatic = true }}` belongs to the redis macro, which knows which pod is the master: write it inside a data `redis \"scope\" \"name\" {{ ... }}` block, not in a {ctx}"),
+            _ => format!("`sentinel {{ monitor = \"scope/name\" }}` belongs to the redis macro: declare a sentinel sibling as `redis \"scope\" \"name-ha\" {{ sentinel {{ ... }} }}`, not in a {ctx}"),
         };
         self.err(span, format!("`{name}` is not allowed in a {ctx}"), help);
     }
@@ -717,6 +740,128 @@ impl Cx<'_> {
                     "use 1 (observer) or 3+: replicas = 3 gives real HA, replicas = 1 an observer only",
                 );
             }
+        }
+    }
+
+    /// `failover { automatic = bool  down_after = "1s" }` (issue 6); checked with the rest of
+    /// the block by `check_failover`. `down_after` is a duration string (`"500ms"`, `"1.5s"`,
+    /// `"2m"`); a bare number is refused rather than guessed at, as in probe durations: `1000`
+    /// may mean milliseconds (sentinel's `down-after-milliseconds`) or seconds.
+    fn failover(&mut self, b: &Block) -> LocatedFailover {
+        let header = header_span(b);
+        self.record("failover", Some(header.clone()));
+        let mut f = LocatedFailover {
+            spec: FailoverSpec::default(),
+            header,
+            automatic_known: true,
+        };
+        for structure in b.body.iter() {
+            match structure {
+                Structure::Attribute(a) => {
+                    let v = &a.value;
+                    match a.key.as_str() {
+                        "automatic" => {
+                            self.record("failover.automatic", v.span());
+                            match unparen(v) {
+                                Expression::Bool(flag) => f.spec.automatic = *flag.value(),
+                                other => {
+                                    f.automatic_known = false;
+                                    let help = match other {
+                                        Expression::String(t)
+                                            if matches!(t.value().as_str(), "true" | "false") =>
+                                        {
+                                            format!("write automatic = {} (no quotes)", t.value())
+                                        }
+                                        _ => "write automatic = true or automatic = false"
+                                            .to_string(),
+                                    };
+                                    self.err(
+                                        v.span(),
+                                        format!(
+                                            "`failover.automatic` must be true or false, found {}",
+                                            describe(other)
+                                        ),
+                                        help,
+                                    );
+                                }
+                            }
+                        }
+                        "down_after" => {
+                            self.record("failover.down_after", v.span());
+                            if let Some(ms) = self.down_after(v) {
+                                f.spec.down_after_ms = ms;
+                            }
+                        }
+                        other => {
+                            self.unknown_field(other, a.key.span(), "failover", &FAILOVER_FIELDS)
+                        }
+                    }
+                }
+                Structure::Block(inner) => {
+                    let name = inner.ident.as_str();
+                    if FAILOVER_FIELDS.contains(&name) {
+                        self.err(
+                            inner.ident.span(),
+                            format!("`{name}` is an attribute, not a block"),
+                            format!("write `{name} = ...`, e.g. automatic = true or down_after = \"1s\""),
+                        );
+                    } else {
+                        self.unknown_field(name, inner.ident.span(), "failover", &FAILOVER_FIELDS);
+                    }
+                }
+            }
+        }
+        f
+    }
+
+    /// `failover.down_after` in milliseconds. Its range is one of `check_failover`'s rules.
+    fn down_after(&mut self, v: &Expression) -> Option<u64> {
+        let field = "failover.down_after";
+        if let Some(n) = num(v) {
+            let shown = self.src(v.span()).to_string();
+            let help = match n {
+                Num::Int(i) if i > 0 => format!("write the unit: down_after = \"{i}ms\" for milliseconds (what sentinel's down-after-milliseconds counts) or \"{i}s\" for seconds"),
+                _ => "write a duration with its unit, e.g. down_after = \"1s\" (the default) or \"500ms\"".to_string(),
+            };
+            self.err(
+                v.span(),
+                format!("`{field}` must be a duration string, found the number {shown}"),
+                help,
+            );
+            return None;
+        }
+        self.duration_ms(v, field, 0)
+    }
+
+    /// Issue 6's failover rules, which the server also runs (`validate_failover` in vd-core),
+    /// each reported at the field it names.
+    fn check_failover(&mut self, spec: &RedisSpec, l: &LocatedFailover, sentinel_known: bool) {
+        // A value that did not parse has its own error; the rules that depend on it stay quiet.
+        let mut checked = spec.clone();
+        if let Some(f) = checked.failover.as_mut() {
+            f.automatic &= l.automatic_known;
+        }
+        if !sentinel_known {
+            checked.sentinel = None;
+        }
+        for p in vd_core::redis::validate_failover(&checked) {
+            if !sentinel_known && p.field != "failover.down_after" {
+                continue;
+            }
+            let span = self.span_of(&p.field).or_else(|| Some(l.header.clone()));
+            self.err(span, p.message, p.help);
+        }
+    }
+
+    /// The span recorded for `field` of the resource being lowered, else for its nearest
+    /// recorded parent (`failover.automatic` -> `failover`), as `SpanIndex::lookup` does.
+    fn span_of(&self, field: &str) -> Option<Range<usize>> {
+        let mut f = field;
+        loop {
+            if let Some((_, span)) = self.spans.iter().rev().find(|(k, _)| k == f) {
+                return Some(span.clone());
+            }
+            f = f.rsplit_once('.')?.0;
         }
     }
 

@@ -61,7 +61,13 @@ const SEEDS: [&str; 7] = [
     monitor = "clowk-lp/redis"
   }
 }
-redis "data" "cache" {}
+redis "data" "cache" {
+  replicas = 3
+  failover {
+    automatic  = true
+    down_after = "1.5s"
+  }
+}
 "#,
     r#"asset "data" "cfg" {
   conf  = file("./conf/redis.conf")
@@ -96,11 +102,26 @@ redis "a" "c" {
 statefulset "a" "d" {
   plugin { version = "1" }
   sentinel = { monitor = "a/b" }
+  failover { automatic = true }
+}
+redis "a" "e" {
+  replicas = 1
+  failover {
+    automatic  = "yes"
+    down_after = 1000
+    quorum     = 2
+  }
+  failover = {}
+}
+redis "a" "f" {
+  sentinel { monitor = "a/e" }
+  failover { down_after = "-1s" }
 }
 "#,
     r#"redis "a" "b" { sentinel { monitor = "a/b/c" } }
 redis "a" "d" { sentinel { monitor = 7 } }
 redis "A" "e" { sentinel {} }
+redis "a" "g" { failover { down_after = "11m" } }
 "#,
 ];
 

@@ -1,10 +1,11 @@
 //! The redis macro block (seed 000): statefulset passthrough kept as written, `plugin`,
-//! `sentinel`, and the sentinel validation rules with their messages and places.
+//! `sentinel`, and the sentinel validation rules with their messages and places; `failover`
+//! (issue 6) and its rules.
 
 use std::path::{Path, PathBuf};
 use vd_core::{
-    AssetSpec, Kind, Limits, PortSpec, Probe, ProbeAction, Probes, RedisSpec, Resource,
-    ResourceRef, Resources, SentinelSpec, Spec, VolumeClaim, VolumeMount,
+    AssetSpec, FailoverSpec, Kind, Limits, PortSpec, Probe, ProbeAction, Probes, RedisSpec,
+    Resource, ResourceRef, Resources, SentinelSpec, Spec, VolumeClaim, VolumeMount,
 };
 use vd_manifest::{load_files, parse_str, Diagnostic, Manifest};
 
@@ -349,6 +350,11 @@ const FULL: &str = r#"redis "data" "cache" {
   sentinel {
     enabled = false
   }
+
+  failover {
+    automatic  = true
+    down_after = "1.5s"
+  }
 }
 "#;
 
@@ -401,6 +407,10 @@ fn every_statefulset_field_passes_through_as_written() {
             enabled: false,
             monitor: None,
         }),
+        failover: Some(FailoverSpec {
+            automatic: true,
+            down_after_ms: 1500,
+        }),
     };
     assert_eq!(redis(&m, "data", "cache"), expected);
     // The model round-trips through JSON, which is how the CLI sends it to the server.
@@ -438,11 +448,17 @@ fn redis_spans_locate_fields() {
     assert_eq!(at("sentinel.enabled"), (29, 15));
     // Not written: falls back to the block.
     assert_eq!(at("sentinel.monitor"), (28, 3));
+    assert_eq!(at("failover"), (32, 3));
+    assert_eq!(at("failover.automatic"), (33, 18));
+    assert_eq!(at("failover.down_after"), (34, 18));
     let fields: Vec<&str> = m.spans.fields(&r).collect();
     for f in [
         "plugin.version",
         "sentinel",
         "sentinel.enabled",
+        "failover",
+        "failover.automatic",
+        "failover.down_after",
         "probes",
         "volume_claims",
         "env_from[0]",
@@ -724,6 +740,405 @@ fn sentinel_block_field_errors() {
     assert_eq!(d.help(), Some("write `sentinel { ... }` without `=`"));
 }
 
+// ----- failover (issue 6) -----
+
+fn failover(automatic: bool, down_after_ms: u64) -> Option<FailoverSpec> {
+    Some(FailoverSpec {
+        automatic,
+        down_after_ms,
+    })
+}
+
+#[test]
+fn failover_block_forms() {
+    let m = parse(
+        r#"redis "d" "empty" {
+  replicas = 3
+  failover {}
+}
+redis "d" "full" {
+  replicas = 2
+  failover {
+    automatic  = true
+    down_after = "500ms"
+  }
+}
+redis "d" "minutes" {
+  replicas = 3
+  failover { down_after = "2m" }
+}
+redis "d" "mixed" {
+  replicas = 3
+  failover { down_after = "1m 30s" }
+}
+redis "d" "fraction" {
+  replicas = 3
+  failover { down_after = ("1.5s") }
+}
+redis "d" "shortest" {
+  replicas = 3
+  failover { down_after = "100ms" }
+}
+redis "d" "longest" {
+  replicas = 3
+  failover { down_after = "10m" }
+}
+redis "d" "off" {
+  failover { automatic = false }
+}
+redis "d" "sentinel-off" {
+  replicas = 3
+  sentinel { enabled = false }
+  failover {}
+}
+redis "d" "plain" {}
+"#,
+    );
+    let f = |name: &str| redis(&m, "d", name).failover;
+    // Present and empty: on, with the default 1s.
+    assert_eq!(f("empty"), failover(true, 1000));
+    assert_eq!(f("full"), failover(true, 500));
+    assert_eq!(f("minutes"), failover(true, 120_000));
+    assert_eq!(f("mixed"), failover(true, 90_000));
+    assert_eq!(f("fraction"), failover(true, 1500));
+    assert_eq!(f("shortest"), failover(true, 100));
+    assert_eq!(f("longest"), failover(true, 600_000));
+    // Off: recorded, and one pod is fine since nothing is promoted.
+    assert_eq!(f("off"), failover(false, 1000));
+    assert_eq!(redis(&m, "d", "off").replicas, None);
+    // Sentinel mode off makes it a data redis, where the block belongs.
+    assert_eq!(f("sentinel-off"), failover(true, 1000));
+    assert_eq!(f("plain"), None);
+}
+
+#[test]
+fn automatic_failover_needs_two_replicas() {
+    let one = "`failover { automatic = true }` needs replicas >= 2, found replicas = 1";
+    // At the replicas value, before or after the block.
+    for (text, line, col) in [
+        (
+            "redis \"d\" \"c\" {\n  replicas = 1\n  failover {\n    automatic = true\n  }\n}\n",
+            2,
+            14,
+        ),
+        (
+            "redis \"d\" \"c\" {\n  failover {}\n\n  replicas   = 1\n}\n",
+            4,
+            16,
+        ),
+    ] {
+        let d = single(text, one, line, col);
+        assert!(
+            help(&d).starts_with("automatic failover promotes a replica when the master fails, and with one pod there is no replica to promote: set replicas = 3"),
+            "{:?}",
+            d.help()
+        );
+        assert!(help(&d).contains("automatic = false"), "{:?}", d.help());
+    }
+    // Replicas not written: at `automatic` if written, else at the block.
+    let unset =
+        "`failover { automatic = true }` needs replicas >= 2, found no replicas (the default is 1)";
+    single(
+        "redis \"d\" \"c\" {\n  failover { automatic = true }\n}\n",
+        unset,
+        2,
+        26,
+    );
+    single("redis \"d\" \"c\" {\n  failover {}\n}\n", unset, 2, 3);
+    let d = single(
+        "redis \"d\" \"c\" {\n  replicas = 0\n  failover {}\n}\n",
+        "`failover { automatic = true }` needs replicas >= 2, found replicas = 0",
+        2,
+        14,
+    );
+    assert!(help(&d).contains("with no pods there is no replica to promote"));
+    // An `automatic` that is not a bool has its own error; its intent is unknown.
+    single(
+        "redis \"d\" \"c\" {\n  replicas = 1\n  failover { automatic = \"yes\" }\n}\n",
+        "`failover.automatic` must be true or false, found a string",
+        3,
+        26,
+    );
+}
+
+#[test]
+fn down_after_must_be_a_duration_in_range() {
+    let text = |v: &str| {
+        format!(
+            "redis \"d\" \"c\" {{\n  replicas = 3\n  failover {{\n    down_after = {v}\n  }}\n}}\n"
+        )
+    };
+    for (value, message) in [
+        (
+            "\"0s\"",
+            "`failover.down_after` must be at least 100ms, found 0ms",
+        ),
+        (
+            "\"0\"",
+            "`failover.down_after` must be at least 100ms, found 0ms",
+        ),
+        (
+            "\"50ms\"",
+            "`failover.down_after` must be at least 100ms, found 50ms",
+        ),
+        (
+            "\"0.05s\"",
+            "`failover.down_after` must be at least 100ms, found 50ms",
+        ),
+        (
+            "\"11m\"",
+            "`failover.down_after` must be at most 10m, found 11m",
+        ),
+        (
+            "\"1h\"",
+            "`failover.down_after` must be at most 10m, found 60m",
+        ),
+        (
+            "\"600001ms\"",
+            "`failover.down_after` must be at most 10m, found 600001ms",
+        ),
+    ] {
+        let d = single(&text(value), message, 4, 18);
+        assert!(
+            help(&d).contains("down_after = \""),
+            "{value}: {:?}",
+            d.help()
+        );
+    }
+    let d = single(
+        &text("\"10ms\""),
+        "`failover.down_after` must be at least 100ms, found 10ms",
+        4,
+        18,
+    );
+    assert!(
+        help(&d).starts_with("below 100ms a single slow reply"),
+        "{:?}",
+        d.help()
+    );
+    let d = single(
+        &text("\"1h\""),
+        "`failover.down_after` must be at most 10m, found 60m",
+        4,
+        18,
+    );
+    assert!(
+        help(&d).starts_with("a hung master would keep writes down this long"),
+        "{:?}",
+        d.help()
+    );
+    // Not a duration at all.
+    for value in ["-1s", "soon", "1000", "", "1s!", "1.s"] {
+        let d = single(
+            &text(&format!("\"{value}\"")),
+            &format!(
+                "`failover.down_after`: `{value}` is not a duration ({})",
+                humantime::parse_duration(value).unwrap_err()
+            ),
+            4,
+            18,
+        );
+        assert_eq!(
+            d.help(),
+            Some("write a duration like \"10s\", \"500ms\" or \"1m\"")
+        );
+    }
+    // A bare number: refused, not guessed at (milliseconds as in sentinel, or seconds?).
+    let d = single(
+        &text("1000"),
+        "`failover.down_after` must be a duration string, found the number 1000",
+        4,
+        18,
+    );
+    assert_eq!(
+        d.help(),
+        Some("write the unit: down_after = \"1000ms\" for milliseconds (what sentinel's down-after-milliseconds counts) or \"1000s\" for seconds")
+    );
+    for n in ["0", "-5", "1.5"] {
+        let d = single(
+            &text(n),
+            &format!("`failover.down_after` must be a duration string, found the number {n}"),
+            4,
+            18,
+        );
+        assert!(
+            help(&d).starts_with("write a duration with its unit"),
+            "{:?}",
+            d.help()
+        );
+    }
+    single(
+        &text("true"),
+        "`failover.down_after` must be a string, found a bool",
+        4,
+        18,
+    );
+    single(
+        &text("\"${X}s\""),
+        "`failover.down_after` cannot use `${...}` interpolation",
+        4,
+        19,
+    );
+    // Two problems of one block: both reported.
+    let errs = errors("redis \"d\" \"c\" {\n  failover { down_after = \"1ms\" }\n}\n");
+    let messages: Vec<&str> = errs.iter().map(Diagnostic::message).collect();
+    assert_eq!(
+        messages,
+        [
+            "`failover { automatic = true }` needs replicas >= 2, found no replicas (the default is 1)",
+            "`failover.down_after` must be at least 100ms, found 1ms",
+        ],
+        "{}",
+        render(&errs)
+    );
+}
+
+#[test]
+fn failover_block_field_errors() {
+    let d = single(
+        "redis \"d\" \"c\" {\n  replicas = 3\n  failover {\n    down_afer = \"1s\"\n  }\n}\n",
+        "unknown field `down_afer` in failover",
+        4,
+        5,
+    );
+    assert_eq!(d.help(), Some("did you mean `down_after`?"));
+    let d = single(
+        "redis \"d\" \"c\" {\n  replicas = 3\n  failover {\n    quorum = 2\n  }\n}\n",
+        "unknown field `quorum` in failover",
+        4,
+        5,
+    );
+    assert_eq!(d.help(), Some("valid fields here: automatic, down_after"));
+    let d = single(
+        "redis \"d\" \"c\" {\n  replicas = 3\n  failover {\n    automatic {}\n  }\n}\n",
+        "`automatic` is an attribute, not a block",
+        4,
+        5,
+    );
+    assert_eq!(
+        d.help(),
+        Some("write `automatic = ...`, e.g. automatic = true or down_after = \"1s\"")
+    );
+    let d = single(
+        "redis \"d\" \"c\" {\n  replicas = 3\n  failover {\n    timing {}\n  }\n}\n",
+        "unknown field `timing` in failover",
+        4,
+        5,
+    );
+    assert_eq!(d.help(), Some("valid fields here: automatic, down_after"));
+    let d = single(
+        "redis \"d\" \"c\" {\n  replicas = 3\n  failover { automatic = \"true\" }\n}\n",
+        "`failover.automatic` must be true or false, found a string",
+        3,
+        26,
+    );
+    assert_eq!(d.help(), Some("write automatic = true (no quotes)"));
+    let d = single(
+        "redis \"d\" \"c\" {\n  replicas = 3\n  failover { automatic = 1 }\n}\n",
+        "`failover.automatic` must be true or false, found a number",
+        3,
+        26,
+    );
+    assert_eq!(
+        d.help(),
+        Some("write automatic = true or automatic = false")
+    );
+    single(
+        "redis \"d\" \"c\" {\n  replicas = 3\n  failover \"x\" {}\n}\n",
+        "`failover` takes no labels",
+        3,
+        12,
+    );
+    single(
+        "redis \"d\" \"c\" {\n  replicas = 3\n  failover {}\n  failover { automatic = false }\n}\n",
+        "`failover` appears twice in this redis",
+        4,
+        3,
+    );
+    let d = single(
+        "redis \"d\" \"c\" {\n  replicas = 3\n  failover = { automatic = true }\n}\n",
+        "`failover` is a block, not an attribute",
+        3,
+        3,
+    );
+    assert_eq!(d.help(), Some("write `failover { ... }` without `=`"));
+    let d = single(
+        "redis \"d\" \"c\" {\n  replicas = 3\n  failvoer {}\n}\n",
+        "unknown field `failvoer` in redis",
+        3,
+        3,
+    );
+    assert_eq!(d.help(), Some("did you mean `failover`?"));
+}
+
+#[test]
+fn failover_belongs_in_a_data_redis() {
+    for (text, message, line) in [
+        (
+            "statefulset \"d\" \"pg\" {\n  image = \"postgres:16\"\n  failover {\n    automatic = true\n  }\n}\n",
+            "`failover` is not allowed in a statefulset",
+            3,
+        ),
+        (
+            "deployment \"web\" \"app\" {\n  failover = { automatic = true }\n}\n",
+            "`failover` is not allowed in a deployment",
+            2,
+        ),
+    ] {
+        let d = single(text, message, line, 3);
+        assert!(
+            help(&d).starts_with("`failover { automatic = true }` belongs to the redis macro"),
+            "{:?}",
+            d.help()
+        );
+        assert!(help(&d).contains("data `redis \"scope\" \"name\" { ... }` block"));
+    }
+    // A sentinel sibling runs sentinels, not data.
+    let sibling = "`failover` is not allowed in a sentinel sibling";
+    let d = single(
+        "redis \"s\" \"ha\" {\n  sentinel { monitor = \"s/redis\" }\n  failover { automatic = true }\n}\n",
+        sibling,
+        3,
+        3,
+    );
+    assert!(
+        help(&d).starts_with("a sentinel sibling runs sentinels, not data"),
+        "{:?}",
+        d.help()
+    );
+    assert!(help(&d)
+        .contains("fail `s/redis` over instead of the sentinels, delete this sentinel sibling"));
+    // Whatever the block says, and before the sentinel block too.
+    single(
+        "redis \"s\" \"ha\" {\n  failover { automatic = false }\n  sentinel { monitor = \"s/redis\" }\n}\n",
+        sibling,
+        2,
+        3,
+    );
+    // With the sibling's own problems: each reported once; the block's values are moot.
+    let errs = errors(
+        "redis \"s\" \"ha\" {\n  replicas = 2\n  sentinel { monitor = \"s/redis\" }\n  failover { down_after = \"1ms\" }\n}\n",
+    );
+    let messages: Vec<&str> = errs.iter().map(Diagnostic::message).collect();
+    assert_eq!(messages.len(), 2, "{}", render(&errs));
+    assert!(messages[0].starts_with("`replicas = 2` is rejected for a sentinel sibling"));
+    assert_eq!(messages[1], sibling);
+    // Sentinel mode unknown (`enabled` not a bool): only what holds either way is reported.
+    let errs = errors(
+        "redis \"s\" \"ha\" {\n  sentinel {\n    enabled = \"yes\"\n    monitor = \"s/redis\"\n  }\n  failover { down_after = \"1ms\" }\n}\n",
+    );
+    let messages: Vec<&str> = errs.iter().map(Diagnostic::message).collect();
+    assert_eq!(
+        messages,
+        [
+            "`sentinel.enabled` must be true or false, found a string",
+            "`failover.down_after` must be at least 100ms, found 1ms",
+        ],
+        "{}",
+        render(&errs)
+    );
+}
+
 // ----- plugin -----
 
 #[test]
@@ -830,7 +1245,7 @@ fn unknown_fields_in_redis_suggest_macro_fields_too() {
     );
     assert_eq!(
         d.help(),
-        Some("valid fields here: image, replicas, command, env, env_from, ports, volumes, volume_claim, volume_claims, probes, resources, plugin, sentinel")
+        Some("valid fields here: image, replicas, command, env, env_from, ports, volumes, volume_claim, volume_claims, probes, resources, plugin, sentinel, failover")
     );
 }
 

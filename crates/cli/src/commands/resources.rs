@@ -175,6 +175,10 @@ pub async fn describe(ctx: &Ctx, reference: &str, expanded: bool) -> Result<(), 
                 "  redis:     {}",
                 serde_json::to_string(r).unwrap_or_default()
             );
+            if let Some(f) = &r.failover {
+                let mode = if f.automatic { "automatic" } else { "off" };
+                println!("  failover:  {mode}, down after {}ms", f.down_after_ms);
+            }
         }
         Spec::Workload(w) => {
             if let Some(s) = &d.resource.status {

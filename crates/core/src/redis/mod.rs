@@ -12,6 +12,7 @@
 mod conf;
 mod entrypoint;
 mod expand;
+pub mod failover;
 mod link;
 mod sentinel;
 mod sentinel_entrypoint;
@@ -27,7 +28,8 @@ pub use link::{
 pub use sentinel::{default_sentinel_probes, expand_sentinel};
 pub use sentinel_entrypoint::sentinel_entrypoint_script;
 pub use validate::{
-    check_scale, is_sentinel_override_target, validate, validate_sentinel_overrides, RedisProblem,
+    check_scale, is_sentinel_override_target, two_failure_detectors, validate, validate_failover,
+    validate_sentinel_overrides, RedisProblem,
 };
 
 /// The image when the block does not name one.
@@ -69,6 +71,18 @@ pub const PARALLEL_SYNCS: u32 = 1;
 /// Sentinel pods when a sentinel sibling does not set `replicas`: the smallest quorum that
 /// survives losing one sentinel.
 pub const SENTINEL_DEFAULT_REPLICAS: u32 = 3;
+
+/// `failover { down_after }` when not written: how long a running but unresponsive master may
+/// fail the controller's checks before it is replaced (a crashed one is replaced at once). One
+/// second, five times quicker than sentinel's 5000 ms default, because the controller also
+/// hears of crashes from the runtime and so needs the timer only for hangs.
+pub const DEFAULT_DOWN_AFTER_MS: u64 = 1000;
+/// The shortest `down_after`: below it one slow reply (a fork for BGSAVE, a long command) would
+/// already count as a dead master and cause a spurious failover.
+pub const MIN_DOWN_AFTER_MS: u64 = 100;
+/// The longest `down_after`: a hung master keeps writes down for this long, and beyond ten
+/// minutes that is a manual failover (`vd redis:failover`) in all but name.
+pub const MAX_DOWN_AFTER_MS: u64 = 600_000;
 
 /// The sentinel quorum for `sentinels` sentinels: `floor(n/2) + 1` (seed 000 "Trade-offs"), the
 /// number that must agree the master is down before a failover starts. Sentinel itself needs a

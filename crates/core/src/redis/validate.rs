@@ -3,8 +3,11 @@
 //! and scale-downs that would remove the master.
 
 use super::expand::{normalize_path, same_path};
-use super::{CONF_D, CONF_PATH, MASTER_NAME, REDIS_PORT, SENTINEL_CONF_D, SENTINEL_PORT};
-use crate::RedisSpec;
+use super::{
+    CONF_D, CONF_PATH, MASTER_NAME, MAX_DOWN_AFTER_MS, MIN_DOWN_AFTER_MS, REDIS_PORT,
+    SENTINEL_CONF_D, SENTINEL_PORT,
+};
+use crate::{RedisSpec, ResourceRef};
 use std::fmt;
 
 /// One reason a redis block is refused.
@@ -451,6 +454,124 @@ fn hex(c: u8) -> u8 {
     (c as char).to_digit(16).unwrap_or(0) as u8
 }
 
+/// Checks a `failover { automatic down_after }` block on its own (issue 6); the manifest parser
+/// and the server both run it, so API clients get the same answers as manifests. Rejected:
+/// - the block in a sentinel sibling: it runs sentinels, not data, so there is nothing of its
+///   own to fail over, and the redis it monitors is the sentinels' to fail over;
+/// - `automatic = true` with fewer than 2 pods: there is no replica to promote;
+/// - `down_after` outside [`MIN_DOWN_AFTER_MS`]..=[`MAX_DOWN_AFTER_MS`].
+///
+/// A sentinel sibling monitoring a redis with automatic failover needs the other resources and
+/// is the server's check (see [`two_failure_detectors`]).
+pub fn validate_failover(spec: &RedisSpec) -> Vec<RedisProblem> {
+    let Some(f) = &spec.failover else {
+        return Vec::new();
+    };
+    if let Some(s) = spec.sentinel.as_ref().filter(|s| s.enabled) {
+        let target = s
+            .monitor
+            .as_deref()
+            .map_or("the data redis".to_string(), |m| format!("`{m}`"));
+        // The other problems are moot: the block goes away.
+        return vec![RedisProblem::new(
+            "failover",
+            "`failover` is not allowed in a sentinel sibling",
+            format!(
+                "a sentinel sibling runs sentinels, not data: it has no master of its own to fail \
+                 over, and the redis it monitors is failed over by the sentinels. Remove the \
+                 `failover` block; to have vd's controller fail {target} over instead of the \
+                 sentinels, delete this sentinel sibling and write `failover {{ automatic = true \
+                 }}` in {target}'s block"
+            ),
+        )];
+    }
+    let mut problems = Vec::new();
+    let replicas = spec.replicas.unwrap_or(1);
+    if f.automatic && replicas < 2 {
+        let (field, found) = match spec.replicas {
+            Some(n) => ("replicas", format!("replicas = {n}")),
+            None => (
+                "failover.automatic",
+                "no replicas (the default is 1)".to_string(),
+            ),
+        };
+        let pods = if replicas == 1 { "one pod" } else { "no pods" };
+        problems.push(RedisProblem::new(
+            field,
+            format!("`failover {{ automatic = true }}` needs replicas >= 2, found {found}"),
+            format!(
+                "automatic failover promotes a replica when the master fails, and with {pods} \
+                 there is no replica to promote: set replicas = 3 (a master and two replicas; 2 \
+                 is the minimum), or write automatic = false (or remove the `failover` block) to \
+                 keep the master where it is"
+            ),
+        ));
+    }
+    if f.down_after_ms < MIN_DOWN_AFTER_MS {
+        problems.push(RedisProblem::new(
+            "failover.down_after",
+            format!(
+                "`failover.down_after` must be at least {}, found {}",
+                human_ms(MIN_DOWN_AFTER_MS),
+                human_ms(f.down_after_ms)
+            ),
+            "below 100ms a single slow reply (a fork for BGSAVE, a long command) would count as \
+             a dead master and cause a spurious failover; write e.g. down_after = \"1s\" (the \
+             default) or \"500ms\"",
+        ));
+    } else if f.down_after_ms > MAX_DOWN_AFTER_MS {
+        problems.push(RedisProblem::new(
+            "failover.down_after",
+            format!(
+                "`failover.down_after` must be at most {}, found {}",
+                human_ms(MAX_DOWN_AFTER_MS),
+                human_ms(f.down_after_ms)
+            ),
+            "a hung master would keep writes down this long before vd replaced it; write e.g. \
+             down_after = \"30s\", or automatic = false and fail over by hand with `vd \
+             redis:failover`",
+        ));
+    }
+    problems
+}
+
+/// The problem of a data redis with automatic failover that a sentinel sibling monitors: two
+/// failure detectors for one master. `field` is where the caller reports it (`failover` on the
+/// data redis, `sentinel.monitor` on the sibling).
+pub fn two_failure_detectors(
+    field: &str,
+    data: &ResourceRef,
+    sentinel: &ResourceRef,
+) -> RedisProblem {
+    let d = format!("{}/{}", data.scope, data.name);
+    let s = format!("{}/{}", sentinel.scope, sentinel.name);
+    RedisProblem::new(
+        field,
+        format!(
+            "{d} has `failover {{ automatic = true }}` and the sentinel sibling {s} monitors it: \
+             both the sentinels and vd's controller would detect the same failure and each \
+             promote a replica of its own choosing, leaving two masters"
+        ),
+        format!(
+            "choose one failure detector: remove the `failover` block from {d} (or write \
+             automatic = false) to let the sentinels decide, or delete the sentinel sibling {s} \
+             (drop it from the manifest, or `vd delete redis/{s}` once applied) to let vd's \
+             controller decide"
+        ),
+    )
+}
+
+/// `1500` -> `1500ms`, `2000` -> `2s`, `120000` -> `2m`: durations as a manifest writes them.
+fn human_ms(ms: u64) -> String {
+    if ms > 0 && ms.is_multiple_of(60_000) {
+        format!("{}m", ms / 60_000)
+    } else if ms > 0 && ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
 /// Seed 000: refuses a scale-down that would remove the current master
 /// (`REDIS_MASTER_ORDINAL >= desired_replicas`). vd never fails over as part of a scale-down:
 /// that would bundle the loss of not-yet-replicated writes into a scale operation.
@@ -802,5 +923,154 @@ mod tests {
         assert!(z
             .to_string()
             .starts_with("replicas: replicas = 0 would remove pod 0"));
+    }
+
+    fn failover(replicas: Option<u32>, automatic: bool, down_after_ms: u64) -> RedisSpec {
+        RedisSpec {
+            replicas,
+            failover: Some(crate::FailoverSpec {
+                automatic,
+                down_after_ms,
+            }),
+            ..RedisSpec::default()
+        }
+    }
+
+    #[test]
+    fn failover_defaults_and_valid_blocks() {
+        let f = crate::FailoverSpec::default();
+        assert!(f.automatic);
+        assert_eq!(f.down_after_ms, 1000);
+        assert_eq!(validate_failover(&RedisSpec::default()), []);
+        assert_eq!(validate_failover(&failover(Some(3), true, 1000)), []);
+        assert_eq!(validate_failover(&failover(Some(2), true, 100)), []);
+        assert_eq!(validate_failover(&failover(Some(2), true, 600_000)), []);
+        // Off: recorded, nothing to promote, so one pod is fine.
+        assert_eq!(validate_failover(&failover(None, false, 1000)), []);
+        assert_eq!(validate_failover(&failover(Some(1), false, 1000)), []);
+    }
+
+    #[test]
+    fn automatic_failover_needs_two_pods() {
+        for (replicas, field, found, pods) in [
+            (Some(1), "replicas", "replicas = 1", "one pod"),
+            (Some(0), "replicas", "replicas = 0", "no pods"),
+            (
+                None,
+                "failover.automatic",
+                "no replicas (the default is 1)",
+                "one pod",
+            ),
+        ] {
+            let p = validate_failover(&failover(replicas, true, 1000));
+            assert_eq!(p.len(), 1, "{p:?}");
+            assert_eq!(p[0].field, field);
+            assert_eq!(
+                p[0].message,
+                format!("`failover {{ automatic = true }}` needs replicas >= 2, found {found}")
+            );
+            assert!(
+                p[0].help.contains(&format!(
+                    "with {pods} there is no replica to promote: set replicas = 3"
+                )),
+                "{}",
+                p[0].help
+            );
+            assert!(p[0].help.contains("automatic = false"));
+        }
+    }
+
+    #[test]
+    fn down_after_bounds() {
+        for (ms, message) in [
+            (0, "`failover.down_after` must be at least 100ms, found 0ms"),
+            (
+                99,
+                "`failover.down_after` must be at least 100ms, found 99ms",
+            ),
+            (
+                600_001,
+                "`failover.down_after` must be at most 10m, found 600001ms",
+            ),
+            (
+                660_000,
+                "`failover.down_after` must be at most 10m, found 11m",
+            ),
+            (
+                3_600_000,
+                "`failover.down_after` must be at most 10m, found 60m",
+            ),
+        ] {
+            let p = validate_failover(&failover(Some(3), true, ms));
+            assert_eq!(p.len(), 1, "{ms}: {p:?}");
+            assert_eq!(p[0].field, "failover.down_after");
+            assert_eq!(p[0].message, message);
+            assert!(p[0].help.contains("down_after = \""), "{}", p[0].help);
+        }
+        // Checked whether or not the controller acts on it: the value is wrong either way.
+        let p = validate_failover(&failover(Some(1), false, 10));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].field, "failover.down_after");
+        // Both problems of one block are reported.
+        assert_eq!(validate_failover(&failover(Some(1), true, 10)).len(), 2);
+        assert_eq!(human_ms(1500), "1500ms");
+        assert_eq!(human_ms(2000), "2s");
+        assert_eq!(human_ms(120_000), "2m");
+    }
+
+    #[test]
+    fn failover_is_rejected_in_a_sentinel_sibling() {
+        let mut spec = failover(Some(1), true, 10);
+        spec.sentinel = Some(crate::SentinelSpec {
+            enabled: true,
+            monitor: Some("data/cache".into()),
+        });
+        let p = validate_failover(&spec);
+        assert_eq!(p.len(), 1, "only the sibling problem: {p:?}");
+        assert_eq!(p[0].field, "failover");
+        assert_eq!(
+            p[0].message,
+            "`failover` is not allowed in a sentinel sibling"
+        );
+        assert!(
+            p[0].help
+                .starts_with("a sentinel sibling runs sentinels, not data"),
+            "{}",
+            p[0].help
+        );
+        assert!(p[0]
+            .help
+            .contains("fail `data/cache` over instead of the sentinels"));
+        // `automatic = false` does not make it belong there.
+        spec.failover = Some(crate::FailoverSpec {
+            automatic: false,
+            down_after_ms: 1000,
+        });
+        assert_eq!(validate_failover(&spec).len(), 1);
+        // Sentinel mode off: a data redis, where the block belongs.
+        spec.replicas = Some(3);
+        if let Some(s) = spec.sentinel.as_mut() {
+            s.enabled = false;
+        }
+        assert_eq!(validate_failover(&spec), []);
+    }
+
+    #[test]
+    fn two_failure_detectors_names_both_and_the_choice() {
+        let data = ResourceRef::new(crate::Kind::Redis, "data", "cache");
+        let ha = ResourceRef::new(crate::Kind::Redis, "data", "cache-ha");
+        let p = two_failure_detectors("failover", &data, &ha);
+        assert_eq!(p.field, "failover");
+        assert_eq!(
+            p.message,
+            "data/cache has `failover { automatic = true }` and the sentinel sibling \
+             data/cache-ha monitors it: both the sentinels and vd's controller would detect the \
+             same failure and each promote a replica of its own choosing, leaving two masters"
+        );
+        assert!(p.help.starts_with(
+            "choose one failure detector: remove the `failover` block from data/cache"
+        ));
+        assert!(p.help.contains("delete the sentinel sibling data/cache-ha"));
+        assert!(p.help.contains("vd delete redis/data/cache-ha"));
     }
 }
