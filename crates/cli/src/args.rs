@@ -44,6 +44,9 @@ pub enum Command {
         /// Pod backend.
         #[arg(long, value_enum, default_value_t = RuntimeKind::Process)]
         runtime: RuntimeKind,
+        /// Also serve Prometheus metrics at http://IP:PORT/metrics (off by default).
+        #[arg(long, value_name = "IP:PORT")]
+        metrics_addr: Option<std::net::SocketAddr>,
     },
     /// Start a server if none runs, apply, and watch until Ctrl-C; then stop the pods (volumes stay).
     Up {
@@ -56,6 +59,9 @@ pub enum Command {
         /// Apply, wait until ready, print status once and leave everything running.
         #[arg(long)]
         detach: bool,
+        /// An embedded server also serves Prometheus metrics at http://IP:PORT/metrics.
+        #[arg(long, value_name = "IP:PORT")]
+        metrics_addr: Option<std::net::SocketAddr>,
     },
     /// Create or update resources from manifests, then wait until their pods are ready.
     Apply(ApplyArgs),

@@ -55,8 +55,12 @@ pub struct Controller {
     pub(crate) stopping: AtomicBool,
     /// Wakes the HTTP server to exit.
     pub shutdown: Notify,
+    /// Prometheus counters (failovers, errors); instance gauges are read at scrape time.
+    pub metrics: crate::metrics::Metrics,
     hosts_cache: Mutex<String>,
     rotation: AtomicUsize,
+    /// Pod exits and stuck failovers, shared by supervisors and the failover tasks.
+    pub failover: crate::failover::Shared,
     _lock: nix::fcntl::Flock<std::fs::File>,
 }
 
@@ -101,8 +105,10 @@ impl Controller {
             wake: Notify::new(),
             stopping: AtomicBool::new(false),
             shutdown: Notify::new(),
+            metrics: crate::metrics::Metrics::new(),
             hosts_cache: Mutex::new(String::new()),
             rotation: AtomicUsize::new(0),
+            failover: crate::failover::Shared::default(),
             _lock: lock,
         });
         for ((scope, name), a) in ctl.assets(&[])? {
@@ -118,6 +124,7 @@ impl Controller {
         let rot = ctl.clone();
         tokio::spawn(async move { rot.rotate_logs_loop().await });
         tokio::spawn(crate::sentinel::follow(ctl.clone()));
+        tokio::spawn(crate::failover::run(ctl.clone()));
         Ok(ctl)
     }
 

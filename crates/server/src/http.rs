@@ -3,8 +3,12 @@
 use crate::api;
 use crate::controller::Controller;
 use crate::error::ServerError;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -56,7 +60,40 @@ pub fn router(ctl: Arc<Controller>) -> Router {
             "/v1/redis/{scope}/{name}/endpoints",
             get(api::redis_endpoints),
         )
+        .route("/metrics", get(metrics))
         .with_state(ctl)
+}
+
+/// `GET /metrics`: the Prometheus exposition, instance gauges collected now.
+async fn metrics(State(ctl): State<Arc<Controller>>) -> impl IntoResponse {
+    let body = ctl.metrics.render(&ctl).await;
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body)
+}
+
+/// Binds the TCP metrics listener (`--metrics-addr`); called before the controller starts so
+/// an address in use fails the command before anything runs.
+pub async fn bind_metrics(addr: SocketAddr) -> Result<tokio::net::TcpListener, ServerError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServerError::io(format!("listen for metrics on {addr}"), e))
+}
+
+/// Serves only `GET /metrics` on `listener` for the life of the process: unlike the socket,
+/// this port may be reachable by others, so the API is not on it.
+pub async fn serve_metrics(
+    ctl: Arc<Controller>,
+    listener: tokio::net::TcpListener,
+) -> Result<(), ServerError> {
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ServerError::io("read the metrics listener's address", e))?;
+    tracing::info!(%addr, "serving Prometheus metrics on http://{addr}/metrics");
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(ctl);
+    axum::serve(listener, app)
+        .await
+        .map_err(|e| ServerError::io(format!("serve metrics on {addr}"), e))
 }
 
 /// Serves the API on `<root>/vd.sock` (mode 0600) until a shutdown request or `stop` resolves.

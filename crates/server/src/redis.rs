@@ -80,6 +80,10 @@ pub fn validate(
         }
     }
     let mounted_refs: Vec<(usize, &str)> = mounted.iter().map(|(i, c)| (*i, c.as_str())).collect();
+    // Before the split: it also refuses a `failover` block in a sentinel sibling.
+    for p in macro_::validate_failover(spec) {
+        out.push(problem(&r.id, &p.field, p.message, Some(p.help)));
+    }
     if crate::workloads::is_sentinel(spec) {
         let overrides: Vec<(usize, &str)> = mounted_refs
             .iter()
@@ -94,6 +98,22 @@ pub fn validate(
     }
     for p in macro_::validate(spec, &mounted_refs) {
         out.push(problem(&r.id, &p.field, p.message, Some(p.help)));
+    }
+    if crate::workloads::automatic_failover(spec) {
+        // Sentinel siblings watching this redis once the apply is done: the stored ones it
+        // does not replace, and its own (`sentinel::validate_monitor` covers a new sibling of a
+        // stored redis).
+        let stored = ctl.store.list(Some(Kind::Redis))?.into_iter();
+        let after = stored
+            .map(|s| s.resource)
+            .filter(|s| !applied.iter().any(|a| a.id == s.id))
+            .chain(applied.iter().cloned());
+        for s in after {
+            if spec_of(&s).and_then(crate::workloads::monitor_of).as_ref() == Some(&r.id) {
+                let p = macro_::two_failure_detectors("failover", &r.id, &s.id);
+                out.push(problem(&r.id, &p.field, p.message, Some(p.help)));
+            }
+        }
     }
     if ctl.store.get(&r.id)?.is_some() {
         let m = master_ordinal(ctl, &r.id)?;
@@ -406,7 +426,7 @@ pub(crate) fn pod_ips(ctl: &Controller, id: &ResourceRef) -> BTreeMap<u32, Strin
         .collect()
 }
 
-async fn connect(ip: &str, pw: &str) -> Result<Node, ServerError> {
+pub(crate) async fn connect(ip: &str, pw: &str) -> Result<Node, ServerError> {
     Node::connect(ip, macro_::REDIS_PORT, Some(pw), CONNECT_TIMEOUT)
         .await
         .map_err(redis_err)
@@ -537,6 +557,8 @@ pub async fn failover(
     ctl.update_config(scope, Some(name), &set, &[], true)?;
     rewrite_consumers(ctl, &id, req.no_restart)?;
     let pause = report.write_pause.as_millis() as u64;
+    ctl.metrics
+        .failover(&id, "manual", report.write_pause.as_secs_f64());
     ctl.event(
         "info",
         Some(&id),
@@ -806,4 +828,64 @@ pub fn list(ctl: &Controller) -> Result<Vec<RedisView>, ServerError> {
         });
     }
     Ok(out)
+}
+
+/// Bucket keys of the HA-mode write guard (DESIGN.md "Redis macro"): read by the entrypoint.
+pub const MIN_REPLICAS_TO_WRITE: &str = "REDIS_MIN_REPLICAS_TO_WRITE";
+/// See [`MIN_REPLICAS_TO_WRITE`].
+pub const MIN_REPLICAS_MAX_LAG: &str = "REDIS_MIN_REPLICAS_MAX_LAG";
+
+/// In HA modes (a sentinel watches the redis, or automatic failover), a master accepts writes
+/// only while a replica acknowledged within 10 s: an isolated or returning old master then
+/// refuses writes instead of acknowledging ones the failover will discard. Written once into
+/// the bucket (the operator may change or unset the keys there; a file in conf.d also wins)
+/// without restarting pods, and set live on the running pods unless they mount conf.d files,
+/// whose settings must keep winning.
+pub async fn ensure_ha_settings(ctl: &Controller, id: &ResourceRef) -> Result<(), ServerError> {
+    let bucket = ctl.store.config_effective(&id.scope, &id.name)?;
+    if bucket.contains_key(MIN_REPLICAS_TO_WRITE) || ctl.store.meta_get(&ha_key(id))?.is_some() {
+        return Ok(());
+    }
+    // Only between rollouts: a pod being launched would miss being declared current for
+    // the new bucket and be replaced.
+    if !ctl.workload_status(id).is_some_and(|s| s.converged) {
+        return Ok(());
+    }
+    let set = BTreeMap::from([
+        (MIN_REPLICAS_TO_WRITE.to_string(), "1".to_string()),
+        (MIN_REPLICAS_MAX_LAG.to_string(), "10".to_string()),
+    ]);
+    ctl.update_config(&id.scope, Some(&id.name), &set, &[], true)?;
+    // Once: an operator who unsets the keys later keeps them unset.
+    ctl.store.meta_set(&ha_key(id), "1")?;
+    let spec = load(ctl, id)?;
+    let conf_d = spec
+        .volumes
+        .iter()
+        .any(|v| v.target.starts_with(macro_::CONF_D));
+    if conf_d {
+        return Ok(());
+    }
+    let pw = password(ctl, id)?;
+    for (o, ip) in pod_ips(ctl, id) {
+        let applied = async {
+            let mut n = connect(&ip, &pw).await?;
+            for (k, v) in [
+                ("min-replicas-to-write", "1"),
+                ("min-replicas-max-lag", "10"),
+            ] {
+                n.config_set(k, v).await.map_err(redis_err)?;
+            }
+            Ok::<_, ServerError>(())
+        };
+        if let Err(e) = applied.await {
+            // It gets the setting from the bucket when it next starts.
+            tracing::warn!(redis = %id, ordinal = o, error = %e, "could not set min-replicas live");
+        }
+    }
+    Ok(())
+}
+
+fn ha_key(id: &ResourceRef) -> String {
+    format!("ha-settings:{id}")
 }

@@ -112,6 +112,14 @@ pub fn validate_monitor(
             format!("{target} is itself a sentinel sibling"),
             Some("monitor the data redis the sentinels should fail over".into()),
         )),
+        // In the same apply the data redis reports it (`redis::validate`), so it is said once.
+        Some(t)
+            if crate::workloads::automatic_failover(t)
+                && !applied.iter().any(|a| a.id == target) =>
+        {
+            let p = macro_::two_failure_detectors("sentinel.monitor", &target, &res.id);
+            out.push(r::problem(&res.id, &p.field, p.message, Some(p.help)));
+        }
         Some(_) => {}
     }
     for (id, other) in &all {
@@ -218,6 +226,8 @@ fn follow_switch(
             data.name, data.name
         ),
     );
+    // Seen after the fact: when the sentinels started is unknown, so no duration.
+    ctl.metrics.switch_observed(data, "sentinel");
     Ok(true)
 }
 
@@ -251,12 +261,14 @@ pub async fn follow(ctl: Arc<Controller>) {
                 if let Some(to) = ordinal_of_host(&data, &ev.new_host, &ips) {
                     if let Err(e) = follow_switch(&ctl, &data, to, "+switch-master", false) {
                         tracing::warn!(redis = %data, error = %e, "could not record the new master");
+                        ctl.metrics.controller_error("sentinel");
                     }
                 }
             }
             _ = tick.tick() => {
                 if let Err(e) = poll(&ctl, &tx, &mut watchers, &mut health).await {
                     tracing::warn!(error = %e, "sentinel follower");
+                    ctl.metrics.controller_error("sentinel");
                 }
             }
         }
@@ -424,6 +436,7 @@ async fn reset_all(ctl: &Controller, data: &ResourceRef, pods: &[SentinelPod], w
         };
         if let Err(e) = s.reset(MASTER_NAME).await {
             tracing::warn!(sentinel = %p.ip, error = %e, "SENTINEL RESET failed");
+            ctl.metrics.controller_error("sentinel");
             continue;
         }
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -616,6 +629,7 @@ pub async fn set_auth_pass(
         .await;
         if let Err(e) = result {
             tracing::warn!(sentinel = %sid, ordinal = o, error = %e, "could not give the sentinel the new password");
+            ctl.metrics.controller_error("sentinel");
         }
     }
     Ok(())

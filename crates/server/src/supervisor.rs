@@ -140,20 +140,32 @@ pub async fn run(
                     .unwrap_or_default();
                 Ok((p, probes))
             }
-            None => match ctl.desired_launch(&owner, ordinal) {
-                Ok((launch, probes)) => {
-                    sup.update(|s| {
-                        s.view.state = "Starting".into();
-                        s.view.ip = launch.ip.clone();
-                    });
-                    ctl.runtime
-                        .start(&launch)
-                        .await
-                        .map(|p| (p, probes))
-                        .map_err(|e| e.to_string())
+            None => {
+                // A master found dead by a restarted controller waits like a crashed one; its
+                // launch (REDIS_MASTER_ORDINAL) is resolved after the wait.
+                tokio::select! {
+                    _ = crate::failover::hold_restart(&ctl, &owner, ordinal) => {}
+                    cmd = rx.recv() => {
+                        if matches!(cmd, Some(PodCmd::Stop) | None) {
+                            return finish(&sup, None).await;
+                        }
+                    }
                 }
-                Err(e) => Err(e),
-            },
+                match ctl.desired_launch(&owner, ordinal) {
+                    Ok((launch, probes)) => {
+                        sup.update(|s| {
+                            s.view.state = "Starting".into();
+                            s.view.ip = launch.ip.clone();
+                        });
+                        ctl.runtime
+                            .start(&launch)
+                            .await
+                            .map(|p| (p, probes))
+                            .map_err(|e| e.to_string())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
         };
         let (running, probes) = match started {
             Ok(v) => v,
@@ -239,7 +251,9 @@ pub async fn run(
                         "Backoff".into()
                     };
                 });
-                // A crashed master of a sentinel-watched redis waits for the failover first.
+                ctl.failover.pod_exited(&owner, ordinal);
+                // A crashed master of a sentinel-watched redis waits for the failover first
+                // (with automatic failover, the wait is before the launch below).
                 tokio::select! {
                     _ = crate::sentinel::hold_restart(&ctl, &owner, ordinal) => {}
                     cmd = rx.recv() => {

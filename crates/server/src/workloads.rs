@@ -9,6 +9,12 @@ pub fn is_sentinel(spec: &RedisSpec) -> bool {
     spec.sentinel.as_ref().is_some_and(|s| s.enabled)
 }
 
+/// Whether vd's controller fails this redis over on its own (`failover { automatic = true }` in
+/// a data redis).
+pub fn automatic_failover(spec: &RedisSpec) -> bool {
+    !is_sentinel(spec) && spec.failover.is_some_and(|f| f.automatic)
+}
+
 /// The data redis a sentinel sibling watches (`monitor = "scope/name"`), when well-formed.
 pub fn monitor_of(spec: &RedisSpec) -> Option<ResourceRef> {
     if !is_sentinel(spec) {

@@ -55,12 +55,16 @@ pub async fn run(cli: Cli) -> i32 {
         output: cli.output,
     };
     let result = match cli.command {
-        Command::Server { runtime } => server::serve_foreground(&ctx, runtime).await,
+        Command::Server {
+            runtime,
+            metrics_addr,
+        } => server::serve_foreground(&ctx, runtime, metrics_addr).await,
         Command::Up {
             files,
             runtime,
             detach,
-        } => server::up(&ctx, &files, runtime, detach).await,
+            metrics_addr,
+        } => server::up(&ctx, &files, runtime, detach, metrics_addr).await,
         Command::Apply(args) => apply::apply(&ctx, &args).await,
         Command::Diff { files } => apply::diff(&ctx, &files).await,
         Command::Get { kind } => resources::get(&ctx, kind.as_deref()).await,

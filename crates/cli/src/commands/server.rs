@@ -5,6 +5,7 @@ use super::Ctx;
 use crate::args::RuntimeKind;
 use crate::error::CliError;
 use crate::render::{self, age, table};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,11 +73,40 @@ async fn interrupted() {
     }
 }
 
+/// Binds `--metrics-addr` if given; done before the controller starts so a busy or invalid
+/// address fails the command with nothing started.
+async fn bind_metrics(
+    addr: Option<SocketAddr>,
+) -> Result<Option<tokio::net::TcpListener>, CliError> {
+    match addr {
+        Some(a) => Ok(Some(vd_server::http::bind_metrics(a).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Serves metrics on a bound listener for the life of the process.
+fn spawn_metrics(ctl: &Arc<Controller>, listener: Option<tokio::net::TcpListener>) {
+    if let Some(l) = listener {
+        let c = ctl.clone();
+        tokio::spawn(async move {
+            if let Err(e) = vd_server::http::serve_metrics(c, l).await {
+                tracing::error!(error = %e, "metrics listener stopped");
+            }
+        });
+    }
+}
+
 /// `vd server`: the controller in the foreground. Ctrl-C stops the controller only; pods keep
 /// running and the next server adopts them.
-pub async fn serve_foreground(ctx: &Ctx, runtime: RuntimeKind) -> Result<(), CliError> {
+pub async fn serve_foreground(
+    ctx: &Ctx,
+    runtime: RuntimeKind,
+    metrics_addr: Option<SocketAddr>,
+) -> Result<(), CliError> {
     init_tracing(None);
+    let metrics = bind_metrics(metrics_addr).await?;
     let ctl = start_controller(ctx, runtime).await?;
+    spawn_metrics(&ctl, metrics);
     vd_server::serve(ctl, interrupted()).await?;
     Ok(())
 }
@@ -104,15 +134,21 @@ pub async fn up(
     files: &[PathBuf],
     runtime: RuntimeKind,
     detach: bool,
+    metrics_addr: Option<SocketAddr>,
 ) -> Result<(), CliError> {
     let manifest = load(files)?;
     let embedded = if ctx.client.alive().await {
+        if let Some(a) = metrics_addr {
+            eprintln!("a vd server already runs on {}: --metrics-addr {a} is ignored (pass it to that server)", ctx.root.display());
+        }
         None
     } else {
         std::fs::create_dir_all(&ctx.root)
             .map_err(|e| CliError::io(format!("create {}", ctx.root.display()), e))?;
         init_tracing(Some(ctx.root.join("server.log")));
+        let metrics = bind_metrics(metrics_addr).await?;
         let ctl = start_controller(ctx, runtime).await?;
+        spawn_metrics(&ctl, metrics);
         let c = ctl.clone();
         tokio::spawn(async move {
             if let Err(e) = vd_server::serve(c, std::future::pending()).await {

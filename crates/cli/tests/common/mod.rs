@@ -143,6 +143,9 @@ pub fn require_host() {
 pub struct Vd {
     pub root: tempfile::TempDir,
     server: Option<Child>,
+    server_env: Vec<(String, String)>,
+    /// Extra `vd server` arguments, kept for restarts.
+    server_args: Vec<String>,
 }
 
 pub fn bin() -> PathBuf {
@@ -152,14 +155,61 @@ pub fn bin() -> PathBuf {
 impl Vd {
     /// Starts a server and waits until it answers.
     pub fn start() -> Vd {
+        Vd::start_with(&[])
+    }
+
+    /// Starts a server with extra `vd server` arguments (kept for restarts).
+    pub fn start_with(server_args: &[&str]) -> Vd {
         require_host();
         let root = tempfile::Builder::new()
             .prefix("vd-test-")
             .tempdir()
             .expect("tempdir");
-        let mut vd = Vd { root, server: None };
+        let mut vd = Vd {
+            root,
+            server: None,
+            server_args: server_args.iter().map(|a| a.to_string()).collect(),
+            server_env: Vec::new(),
+        };
         vd.start_server();
         vd
+    }
+
+    /// Starts a server with extra environment (test-only fault injection: `VD_TEST_FAULT`).
+    pub fn start_env(env: &[(&str, &str)]) -> Vd {
+        require_host();
+        let root = tempfile::Builder::new()
+            .prefix("vd-test-")
+            .tempdir()
+            .expect("tempdir");
+        let mut vd = Vd {
+            root,
+            server: None,
+            server_args: Vec::new(),
+            server_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        vd.start_server();
+        vd
+    }
+
+    /// Drops the extra environment for the next `start_server`.
+    pub fn clear_env(&mut self) {
+        self.server_env.clear();
+    }
+
+    /// Whether the server process is still alive (reaps it once it has exited).
+    pub fn server_running(&mut self) -> bool {
+        match self.server.as_mut().map(|c| c.try_wait()) {
+            Some(Ok(None)) => true,
+            Some(Ok(Some(_))) => {
+                self.server = None;
+                false
+            }
+            _ => false,
+        }
     }
 
     /// (Re)starts the server process on this root.
@@ -172,6 +222,8 @@ impl Vd {
         let child = Command::new(bin())
             .args(["server", "--runtime", runtime(), "--root"])
             .arg(self.root.path())
+            .args(&self.server_args)
+            .envs(self.server_env.iter().map(|(k, v)| (k, v)))
             .env("VD_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
@@ -189,6 +241,25 @@ impl Vd {
         if let Some(mut c) = self.server.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+
+    /// On a failed test: the tail of the server's and every pod's log, so CI output alone
+    /// explains the failure (the root is deleted with the test).
+    fn dump_logs(&self) {
+        let mut files = vec![self.root.path().join("test-server.log")];
+        if let Ok(rd) = std::fs::read_dir(self.root.path().join("logs")) {
+            let mut pods: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+            pods.sort();
+            files.extend(pods);
+        }
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            eprintln!("----- {} (last 60 lines) -----", f.display());
+            for l in &lines[lines.len().saturating_sub(60)..] {
+                eprintln!("{l}");
+            }
         }
     }
 
@@ -342,6 +413,9 @@ impl Vd {
 
 impl Drop for Vd {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.dump_logs();
+        }
         if self.server.is_some() {
             let _ = Command::new(bin())
                 .args(["shutdown", "--stop-pods", "--root"])
@@ -426,5 +500,90 @@ impl Vd {
             .join("state.json");
         let v: Value = serde_json::from_slice(&std::fs::read(dir).expect("state")).expect("json");
         v["ip"].as_str().expect("ip").to_string()
+    }
+}
+
+/// The data pods of the redis `data/cache` the HA tests run: its password, roles, master.
+impl Vd {
+    /// `REDIS_PASSWORD` of `data/cache`.
+    pub fn cache_password(&self) -> String {
+        self.vd(&["config", "data/cache", "get", "REDIS_PASSWORD"])
+            .trim()
+            .to_string()
+    }
+
+    /// The bucket's `REDIS_MASTER_ORDINAL` of `data/cache` (unset until a failover: 0).
+    pub fn master_ordinal(&self) -> u32 {
+        let out = self.try_vd(&["config", "data/cache", "get", "REDIS_MASTER_ORDINAL"]);
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    }
+
+    /// An authenticated connection to `data-cache.<ordinal>`, if it answers.
+    pub fn cache_conn(&self, ordinal: u32) -> Option<redis::Connection> {
+        let ip = self.pod(&format!("data-cache.{ordinal}"))?["ip"]
+            .as_str()?
+            .to_string();
+        let url = format!("redis://:{}@{ip}:6379/", self.cache_password());
+        let client = redis::Client::open(url).ok()?;
+        client
+            .get_connection_with_timeout(Duration::from_secs(1))
+            .ok()
+    }
+
+    /// `ROLE` of `data-cache.<ordinal>`: ("master", "") or ("slave", master host).
+    pub fn cache_role(&self, ordinal: u32) -> Option<(String, String)> {
+        let mut c = self.cache_conn(ordinal)?;
+        let v: Vec<redis::Value> = redis::cmd("ROLE").query(&mut c).ok()?;
+        let text = |v: &redis::Value| match v {
+            redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+            redis::Value::SimpleString(s) => s.clone(),
+            _ => String::new(),
+        };
+        let r = text(v.first()?);
+        let host = if r == "slave" {
+            text(v.get(1)?)
+        } else {
+            String::new()
+        };
+        Some((r, host))
+    }
+
+    /// Freezes every process of a pod (a hang, not a crash): `docker pause` on docker, whose
+    /// pod pid is the container's init, SIGSTOP on the process runtime.
+    pub fn hang_pod(&self, pod: &str) {
+        if is_docker() {
+            assert!(
+                docker(&["pause", pod]).status.success(),
+                "docker pause {pod}"
+            );
+        } else {
+            self.signal_pod(pod, "-STOP");
+        }
+    }
+
+    /// Undoes [`Vd::hang_pod`].
+    pub fn resume_pod(&self, pod: &str) {
+        if is_docker() {
+            assert!(
+                docker(&["unpause", pod]).status.success(),
+                "docker unpause {pod}"
+            );
+        } else {
+            self.signal_pod(pod, "-CONT");
+        }
+    }
+
+    /// Sends `signal` (`-9`, `-STOP`, `-CONT`) to a pod's main process.
+    pub fn signal_pod(&self, pod: &str, signal: &str) {
+        let pid = self.pid(pod);
+        assert!(pid > 0, "{pod} has a pid");
+        let ok = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {signal} {pod} ({pid})");
     }
 }

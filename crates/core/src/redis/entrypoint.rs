@@ -19,6 +19,7 @@ pub fn entrypoint_script() -> String {
     TEMPLATE
         .replace("@ENTRYPOINT_PATH@", ENTRYPOINT_PATH)
         .replace("@CONF_PATH@", CONF_PATH)
+        .replace("@CONF_D@", super::CONF_D)
         .replace("@RUN_DIR@", RUN_DIR)
         .replace("@PORT@", &REDIS_PORT.to_string())
         .replace("@SHELL_FUNCTIONS@\n", super::SHELL_FUNCTIONS)
@@ -38,6 +39,7 @@ mod tests {
         for placeholder in [
             "@ENTRYPOINT_PATH@",
             "@CONF_PATH@",
+            "@CONF_D@",
             "@RUN_DIR@",
             "@PORT@",
             "@SHELL_FUNCTIONS@",
@@ -231,6 +233,28 @@ mod tests {
             let r = run(&shell, &env, &[]);
             assert!(r.status.success(), "{shell:?}: {}", r.output);
             assert!(!r.conf.unwrap().contains("replicaof"), "{shell:?}");
+        }
+    }
+
+    #[test]
+    fn ha_settings_come_before_the_base_config_so_conf_d_overrides_them() {
+        for shell in shells() {
+            let mut env = pod_env("0", "pw");
+            env.push(("REDIS_MIN_REPLICAS_TO_WRITE", "1"));
+            env.push(("REDIS_MIN_REPLICAS_MAX_LAG", "10"));
+            let r = run(&shell, &env, &[]);
+            assert!(r.status.success(), "{shell:?}: {}", r.output);
+            let conf = r.conf.unwrap();
+            let pos = |k: &str| conf.find(k).unwrap_or_else(|| panic!("{k} in {conf}"));
+            assert_eq!(conf_value(&conf, "min-replicas-to-write"), "1");
+            assert_eq!(conf_value(&conf, "min-replicas-max-lag"), "10");
+            assert!(pos("min-replicas-max-lag") < pos("include /etc/redis/redis.conf"));
+            let mut env = pod_env("0", "pw");
+            env.push(("REDIS_MIN_REPLICAS_TO_WRITE", "1\nrequirepass x"));
+            let r = run(&shell, &env, &[]);
+            assert_eq!(r.status.code(), Some(1), "{shell:?}: {}", r.output);
+            assert!(r.output.contains("must be whole numbers"), "{}", r.output);
+            assert!(r.conf.is_none());
         }
     }
 

@@ -9,6 +9,10 @@
 #   VOODU_NAME, VOODU_SCOPE  the resource, for the pod names <name>-<ord>.<scope>.voodu
 #   VOODU_POD_IP           the address to bind (default 0.0.0.0)
 #   VOODU_REDIS_RUN_DIR    where to write the runtime config (default @RUN_DIR@)
+#   REDIS_MIN_REPLICAS_TO_WRITE, REDIS_MIN_REPLICAS_MAX_LAG
+#                          optional; vd sets them in the bucket in HA modes (sentinel or
+#                          automatic failover). Written before the base config, so a file in
+#                          @CONF_D@ still overrides them.
 #
 # POSIX sh (busybox ash, dash). Output goes through printf, never echo (dash's echo rewrites
 # backslashes). The password is only ever expanded inside shell builtins and written to a 0600
@@ -40,6 +44,11 @@ ordinal VOODU_REPLICA_ORDINAL "${VOODU_REPLICA_ORDINAL:-}"
 self=$_ord
 ordinal REDIS_MASTER_ORDINAL "${REDIS_MASTER_ORDINAL:-0}"
 master=$_ord
+min_replicas=${REDIS_MIN_REPLICAS_TO_WRITE:-}
+min_lag=${REDIS_MIN_REPLICAS_MAX_LAG:-}
+case $min_replicas$min_lag in
+  *[!0-9]*) die "REDIS_MIN_REPLICAS_TO_WRITE='$min_replicas' and REDIS_MIN_REPLICAS_MAX_LAG='$min_lag' must be whole numbers (or unset); fix them in the resource's config bucket with \`vd config\`" ;;
+esac
 ip=${VOODU_POD_IP:-0.0.0.0}
 run_dir=${VOODU_REDIS_RUN_DIR:-@RUN_DIR@}
 conf=$run_dir/redis.conf
@@ -49,6 +58,12 @@ mkdir -p "$run_dir"
 rm -f "$conf"
 {
   printf '%s\n' "# Runtime config written by @ENTRYPOINT_PATH@ at boot; do not edit."
+  if [ -n "$min_replicas" ]; then
+    printf '%s\n' "min-replicas-to-write $min_replicas"
+  fi
+  if [ -n "$min_lag" ]; then
+    printf '%s\n' "min-replicas-max-lag $min_lag"
+  fi
   printf '%s\n' "include @CONF_PATH@"
   conf_quote "$ip"
   printf '%s\n' "bind $_quoted"
