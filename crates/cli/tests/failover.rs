@@ -544,7 +544,40 @@ fn three_chained_master_kills_end_with_one_master() {
     assert_none_lost(&vd, m, &acked);
 }
 
+/// `vd redis:failover` still works with automatic failover on: the controller does not take
+/// the promoted replica for a stray master.
+fn planned_switchover_is_left_alone() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    up(&vd, "", "");
+    let w = Writer::start(&vd);
+    warm_up(&vd);
+    vd.vd(&["redis:failover", "data/cache", "--no-restart"]);
+    let m = wait_converged(&vd);
+    assert_ne!(m, 0);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        wait_converged(&vd),
+        m,
+        "the master stays where the switchover put it"
+    );
+    let acked = w.stop();
+    assert_none_lost(&vd, m, &acked);
+    let events = vd.events();
+    assert!(
+        !events.iter().any(|e| e["reason"] == "MasterDemoted"),
+        "{events:?}"
+    );
+    assert!(
+        !failover_events(&vd)
+            .iter()
+            .any(|e| e["message"].as_str().is_some_and(|m| m.contains("epoch"))),
+        "no automatic failover"
+    );
+}
+
 on_every_runtime!(
+    planned_switchover_is_left_alone,
     master_kill_promotes_a_replica,
     hung_master_is_replaced_and_demoted_when_it_returns,
     controller_killed_mid_failover_finishes_it,

@@ -185,7 +185,10 @@ fn ha_pair_comes_up_and_follows_a_master_kill() {
         vd.master_ordinal() != 0
     });
     let new = vd.master_ordinal();
-    assert!(vd.events().iter().any(|e| e["reason"] == "MasterSwitched"));
+    // The event follows the bucket's update by the consumers' rewrite.
+    vd.wait_for("a MasterSwitched event", T, || {
+        vd.events().iter().any(|e| e["reason"] == "MasterSwitched")
+    });
     // The old master comes back as a replica of the new one; all agree.
     assert_eq!(wait_converged(&vd), new);
     assert!(

@@ -124,6 +124,15 @@ pub async fn apply(
             if crate::redis::spec_of(r).is_some_and(|s| !crate::workloads::is_sentinel(s)) {
                 crate::redis::ensure_password(&ctl, &r.id)?;
             }
+            // HA modes guard writes (min-replicas-to-write): set before the apply's hash.
+            if let Some(s) = crate::redis::spec_of(r) {
+                let watched = crate::workloads::monitor_of(s);
+                if crate::workloads::automatic_failover(s) {
+                    crate::redis::ensure_ha_bucket(&ctl, &r.id)?;
+                } else if let Some(data) = watched {
+                    crate::redis::ensure_ha_bucket(&ctl, &data)?;
+                }
+            }
             if let Spec::Asset(a) = &r.spec {
                 crate::assets::materialize(&ctl.assets_dir(), &r.id, a)?;
             }

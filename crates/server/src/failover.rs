@@ -32,6 +32,23 @@ pub struct Shared {
     /// Redis resources whose master is lost with no replica to promote (a held master may
     /// then restart: it holds the only data there is).
     stuck: Mutex<HashSet<ResourceRef>>,
+    /// Redis resources a planned switchover (`vd redis:failover`) is moving: the planner
+    /// would otherwise see the promoted replica beside the old master and demote it.
+    paused: Arc<Mutex<HashSet<ResourceRef>>>,
+}
+
+/// Keeps the failover task of a redis idle while it lives.
+pub struct Pause {
+    id: ResourceRef,
+    set: Arc<Mutex<HashSet<ResourceRef>>>,
+}
+
+impl Drop for Pause {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.set.lock() {
+            s.remove(&self.id);
+        }
+    }
 }
 
 impl Default for Shared {
@@ -39,6 +56,7 @@ impl Default for Shared {
         Shared {
             exits: broadcast::channel(64).0,
             stuck: Mutex::new(HashSet::new()),
+            paused: Arc::new(Mutex::new(HashSet::new())),
         }
     }
 }
@@ -50,6 +68,21 @@ impl Shared {
             // No receiver (no redis with automatic failover) is not an error.
             let _ = self.exits.send((owner.clone(), ordinal, Instant::now()));
         }
+    }
+
+    /// Idles the failover task of `id` until the returned guard is dropped.
+    pub fn pause(&self, id: &ResourceRef) -> Pause {
+        if let Ok(mut s) = self.paused.lock() {
+            s.insert(id.clone());
+        }
+        Pause {
+            id: id.clone(),
+            set: self.paused.clone(),
+        }
+    }
+
+    fn is_paused(&self, id: &ResourceRef) -> bool {
+        self.paused.lock().map(|s| s.contains(id)).unwrap_or(false)
     }
 
     fn set_stuck(&self, id: &ResourceRef, stuck: bool) {
@@ -119,7 +152,14 @@ pub async fn run(ctl: Arc<Controller>) {
             _ => None,
         });
         for id in wanted.iter().cloned().chain(watched) {
-            if let Err(e) = r::ensure_ha_settings(&ctl, &id).await {
+            // A redis applied before vd set the guard gets it once it is between rollouts.
+            let settled = ctl.workload_status(&id).is_some_and(|s| s.converged);
+            if settled {
+                if let Err(e) = r::ensure_ha_bucket(&ctl, &id) {
+                    tracing::warn!(redis = %id, error = %e, "HA write guard");
+                }
+            }
+            if let Err(e) = r::ensure_ha_live(&ctl, &id).await {
                 tracing::warn!(redis = %id, error = %e, "HA write guard");
             }
         }
@@ -170,6 +210,11 @@ async fn watch(ctl: Arc<Controller>, id: ResourceRef) {
         let Some((replicas, down_after)) = automatic(&ctl, &id) else {
             return;
         };
+        if ctl.failover.is_paused(&id) {
+            // The switchover records the new master itself; observe afresh afterwards.
+            probes.clear();
+            continue;
+        }
         if let Err(e) = step(
             &ctl,
             &id,
