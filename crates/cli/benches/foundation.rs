@@ -42,7 +42,11 @@ fn main() {
 
 /// The server's pid (0 once it is stopped).
 fn server_pid(b: &Bench) -> u32 {
-    b.server.as_ref().map(Child::id).unwrap_or(0)
+    b.server
+        .lock()
+        .ok()
+        .and_then(|s| s.as_ref().map(Child::id))
+        .unwrap_or(0)
 }
 
 fn statefulset(scope: &str, name: &str, period: &str) -> String {

@@ -25,12 +25,16 @@
 //! `VD_BENCH_SENTINEL_DOCS=0` (print only; do not append to docs/benchmarks.md).
 
 mod common;
+#[path = "common/ha.rs"]
+mod ha;
 
 use common::{env_num, machine, ms, now_ms, percentile, sleep, sorted, utc_now, Bench, Setup};
-use serde_json::Value;
+use ha::{
+    append_to_docs, ask_sentinel, bucket_master, check_overrides, connect, host, load_average,
+    log_sizes, log_tails, marks, p50_max, redis_version, refresh, sentinel_pair, teardown,
+    wait_settled, Topo, DATA, FAILOVER_TIMEOUT_MS, MARKS, MASTER_NAME, PORT, SENTINEL,
+};
 use std::fmt::Write as _;
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -39,15 +43,8 @@ use std::time::{Duration, Instant};
 const COMMAND: &str = "cargo bench -p vd-cli --bench sentinel";
 /// `down-after-milliseconds` of each setting: Sentinel's default, then the seed's example.
 const SETTINGS: [u64; 2] = [5000, 1000];
-const FAILOVER_TIMEOUT_MS: u64 = 10_000;
 /// What the election and promotion add to `down-after-milliseconds` (the anchor).
 const ANCHOR_EXTRA_MS: u64 = 1000;
-const DATA: &str = "cache";
-const SENTINEL: &str = "cache-ha";
-const MASTER_NAME: &str = "voodu-master";
-const NODES: u32 = 3;
-const PORT: u16 = 6379;
-const SENTINEL_PORT: u16 = 26379;
 /// The writer's connect and I/O timeout, for the master and the sentinels.
 const WRITER_TIMEOUT: Duration = Duration::from_millis(300);
 /// Between the writer's attempts after an error.
@@ -60,22 +57,7 @@ const PRE_ROLL: Duration = Duration::from_millis(500);
 /// Writing continues this long after the new master took writes and the bucket changed.
 const AFTER: Duration = Duration::from_secs(1);
 const BUCKET_POLL: Duration = Duration::from_millis(20);
-const CONTROL_TIMEOUT: Duration = Duration::from_secs(2);
-const CONVERGE_LIMIT: Duration = Duration::from_secs(120);
 const FAILOVER_LIMIT: Duration = Duration::from_secs(60);
-/// Sentinel log lines worth timing, in the order a failover logs them: (text, label).
-const MARKS: [(&str, &str); 7] = [
-    ("+sdown master ", "+sdown"),
-    ("+odown master ", "+odown"),
-    ("+try-failover ", "+try-failover"),
-    ("+elected-leader ", "+elected-leader"),
-    (
-        "+failover-state-send-slaveof-noone ",
-        "+failover-state-send-slaveof-noone",
-    ),
-    ("+promoted-slave ", "+promoted-slave"),
-    ("+switch-master ", "+switch-master"),
-];
 
 fn main() {
     common::main(
@@ -87,258 +69,6 @@ fn main() {
         },
         run,
     );
-}
-
-/// The HA pair of one setting, in its own scope.
-fn manifest(scope: &str, down_after: u64) -> String {
-    format!(
-        r#"
-asset "{scope}" "overrides" {{
-  defs = <<-EOT
-    sentinel down-after-milliseconds {MASTER_NAME} {down_after}
-    sentinel failover-timeout {MASTER_NAME} {FAILOVER_TIMEOUT_MS}
-  EOT
-}}
-
-redis "{scope}" "{DATA}" {{
-  replicas = {NODES}
-  probes {{
-    liveness {{
-      tcp_socket {{ port = {PORT} }}
-      period = "2s"
-    }}
-    readiness {{
-      exec {{ command = ["redis-cli", "-h", "${{VOODU_POD_IP}}", "ping"] }}
-      period = "300ms"
-    }}
-  }}
-}}
-
-redis "{scope}" "{SENTINEL}" {{
-  sentinel {{
-    monitor = "{scope}/{DATA}"
-  }}
-  volumes = ["${{asset.{scope}.overrides.defs}}:/etc/sentinel/conf.d/overrides.conf:ro"]
-  probes {{
-    readiness {{
-      exec {{ command = ["redis-cli", "-h", "${{VOODU_POD_IP}}", "-p", "{SENTINEL_PORT}", "ping"] }}
-      period = "300ms"
-    }}
-  }}
-}}
-"#
-    )
-}
-
-/// The pod name the nodes and sentinels know a data pod by.
-fn host(scope: &str, ordinal: u32) -> String {
-    format!("{DATA}-{ordinal}.{scope}.voodu")
-}
-
-/// The ordinal in a data pod's name (`cache-1.<scope>.voodu`).
-fn ordinal_of(scope: &str, host: &str) -> Option<u32> {
-    host.strip_prefix(DATA)?
-        .strip_prefix('-')?
-        .strip_suffix(&format!(".{scope}.voodu"))?
-        .parse()
-        .ok()
-}
-
-/// What the benchmark and its writer know of one setting's pods.
-#[derive(Clone)]
-struct Topo {
-    scope: String,
-    /// Data pod IP per ordinal.
-    data_ips: Vec<String>,
-    /// Sentinel pod IP per ordinal.
-    sentinel_ips: Vec<String>,
-    password: String,
-}
-
-fn connect(
-    ip: &str,
-    port: u16,
-    password: Option<&str>,
-    timeout: Duration,
-) -> redis::RedisResult<redis::Connection> {
-    let auth = password.map(|p| format!(":{p}@")).unwrap_or_default();
-    let c = redis::Client::open(format!("redis://{auth}{ip}:{port}/"))?
-        .get_connection_with_timeout(timeout)?;
-    c.set_read_timeout(Some(timeout))?;
-    c.set_write_timeout(Some(timeout))?;
-    Ok(c)
-}
-
-impl Topo {
-    fn data(&self, ordinal: u32) -> Result<redis::Connection, String> {
-        connect(
-            &self.data_ips[ordinal as usize],
-            PORT,
-            Some(&self.password),
-            CONTROL_TIMEOUT,
-        )
-        .map_err(|e| format!("connect to {}: {e}", host(&self.scope, ordinal)))
-    }
-
-    fn sentinel(&self, ordinal: usize) -> Result<redis::Connection, String> {
-        connect(
-            &self.sentinel_ips[ordinal],
-            SENTINEL_PORT,
-            None,
-            CONTROL_TIMEOUT,
-        )
-        .map_err(|e| format!("connect to sentinel {ordinal}: {e}"))
-    }
-
-    /// `<root>/logs/<scope>-cache-ha.<n>.log`, one per sentinel.
-    fn sentinel_logs(&self, b: &Bench) -> Vec<PathBuf> {
-        (0..self.sentinel_ips.len())
-            .map(|o| {
-                b.root()
-                    .join("logs")
-                    .join(format!("{}-{SENTINEL}.{o}.log", self.scope))
-            })
-            .collect()
-    }
-}
-
-/// The pods of `scope/name`, by ordinal: (IP, pid).
-fn pods_of(pods: &Value, scope: &str, name: &str, n: u32) -> Result<Vec<(String, u64)>, String> {
-    (0..n)
-        .map(|o| {
-            let pod = format!("{scope}-{name}.{o}");
-            let p = pods
-                .as_array()
-                .and_then(|a| a.iter().find(|p| p["pod"] == pod.as_str()))
-                .ok_or_else(|| format!("no pod {pod}"))?;
-            let ip = p["ip"]
-                .as_str()
-                .filter(|ip| !ip.is_empty())
-                .ok_or_else(|| format!("no IP for pod {pod}"))?;
-            Ok((ip.to_string(), p["pid"].as_u64().unwrap_or(0)))
-        })
-        .collect()
-}
-
-/// Refreshes the pod IPs; returns the data pods' pids.
-fn refresh(b: &Bench, t: &mut Topo) -> Result<Vec<u64>, String> {
-    let pods = b.json(&["get", "pods"])?;
-    let data = pods_of(&pods, &t.scope, DATA, NODES)?;
-    t.sentinel_ips = pods_of(&pods, &t.scope, SENTINEL, NODES)?
-        .into_iter()
-        .map(|(ip, _)| ip)
-        .collect();
-    t.data_ips = data.iter().map(|(ip, _)| ip.clone()).collect();
-    Ok(data.into_iter().map(|(_, pid)| pid).collect())
-}
-
-/// The bucket's `REDIS_MASTER_ORDINAL` (0 while unset, before the first failover); None if
-/// `vd` could not say.
-fn bucket_master(b: &Bench, scope: &str) -> Option<u32> {
-    match b.vd(&[
-        "config",
-        &format!("{scope}/{DATA}"),
-        "get",
-        "REDIS_MASTER_ORDINAL",
-    ]) {
-        Ok(s) => s.trim().parse().ok(),
-        Err(e) if e.contains("is not set") => Some(0),
-        Err(_) => None,
-    }
-}
-
-fn field<'a>(info: &'a str, key: &str) -> Option<&'a str> {
-    info.lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .map(str::trim)
-}
-
-/// Whether the HA pair is settled: exactly one master, the other pods replicating from it with
-/// the link up, the sentinels healthy (`vd redis:info`) and naming it, the bucket naming it.
-/// Ok(master) when settled, Err(what is not) otherwise.
-fn settled(b: &Bench, t: &Topo) -> Result<u32, String> {
-    let roles = (0..NODES)
-        .map(|o| {
-            let info: String = redis::cmd("INFO")
-                .arg("replication")
-                .query(&mut t.data(o)?)
-                .map_err(|e| format!("INFO replication on {}: {e}", host(&t.scope, o)))?;
-            Ok(info)
-        })
-        .collect::<Result<Vec<String>, String>>()?;
-    let masters: Vec<u32> = (0..NODES)
-        .filter(|o| field(&roles[*o as usize], "role") == Some("master"))
-        .collect();
-    let [m] = masters[..] else {
-        return Err(format!("masters: {masters:?}"));
-    };
-    let want = host(&t.scope, m);
-    for o in (0..NODES).filter(|o| *o != m) {
-        let info = &roles[o as usize];
-        if field(info, "master_host") != Some(want.as_str())
-            || field(info, "master_link_status") != Some("up")
-        {
-            return Err(format!(
-                "{} is not a replica of {want} with the link up",
-                host(&t.scope, o)
-            ));
-        }
-    }
-    let v = b.json(&["redis:info", &format!("{}/{DATA}", t.scope)])?;
-    let s = &v["sentinels"];
-    let name = format!("{DATA}-{m}");
-    let agree = s["rows"]
-        .as_array()
-        .is_some_and(|rows| rows.iter().all(|r| r["master"] == name.as_str()));
-    if s["healthy"] != true || !agree {
-        return Err(format!("sentinels: {s}"));
-    }
-    match bucket_master(b, &t.scope) {
-        Some(o) if o == m => Ok(m),
-        o => Err(format!("the bucket says {o:?}, the pods {m}")),
-    }
-}
-
-fn wait_settled(b: &Bench, t: &Topo) -> Result<u32, String> {
-    let deadline = Instant::now() + CONVERGE_LIMIT;
-    loop {
-        match settled(b, t) {
-            Ok(m) => return Ok(m),
-            Err(e) if Instant::now() > deadline => {
-                return Err(format!(
-                    "{}: not settled within {CONVERGE_LIMIT:?}: {e}",
-                    t.scope
-                ))
-            }
-            Err(_) => sleep(Duration::from_millis(100))?,
-        }
-    }
-}
-
-/// Every sentinel runs with the setting's values (the override file took effect).
-fn check_overrides(t: &Topo, down_after: u64) -> Result<(), String> {
-    for o in 0..t.sentinel_ips.len() {
-        let m: Vec<String> = redis::cmd("SENTINEL")
-            .arg("MASTER")
-            .arg(MASTER_NAME)
-            .query(&mut t.sentinel(o)?)
-            .map_err(|e| format!("SENTINEL MASTER on sentinel {o}: {e}"))?;
-        let get = |k: &str| {
-            m.chunks(2)
-                .find(|c| c[0] == k)
-                .and_then(|c| c.get(1))
-                .cloned()
-                .unwrap_or_default()
-        };
-        let (d, f) = (get("down-after-milliseconds"), get("failover-timeout"));
-        if d != down_after.to_string() || f != FAILOVER_TIMEOUT_MS.to_string() {
-            return Err(format!(
-                "sentinel {o} runs with down-after-milliseconds {d}, failover-timeout {f}; \
-                 the override file asked for {down_after}, {FAILOVER_TIMEOUT_MS}"
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// One acknowledged write.
@@ -416,27 +146,6 @@ fn key(cycle: usize, id: u64) -> String {
     format!("w:{cycle}:{id}")
 }
 
-/// Asks a sentinel where the master is; drops its connection on an error.
-fn ask_sentinel(t: &Topo, o: usize, conn: &mut Option<redis::Connection>) -> Result<u32, String> {
-    let c = match conn {
-        Some(c) => c,
-        None => conn.insert(
-            connect(&t.sentinel_ips[o], SENTINEL_PORT, None, WRITER_TIMEOUT)
-                .map_err(|e| format!("connect to sentinel {o}: {e}"))?,
-        ),
-    };
-    let addr: Option<(String, String)> = redis::cmd("SENTINEL")
-        .arg("GET-MASTER-ADDR-BY-NAME")
-        .arg(MASTER_NAME)
-        .query(c)
-        .map_err(|e| {
-            *conn = None;
-            format!("sentinel {o}: {e}")
-        })?;
-    let (h, _) = addr.ok_or_else(|| format!("sentinel {o} knows no master"))?;
-    ordinal_of(&t.scope, &h).ok_or_else(|| format!("sentinel {o} names {h}, not a data pod"))
-}
-
 /// SETs increasing ids to the master. Without a connection to it, it asks the sentinels (the
 /// next one in turn at each attempt) for the master's name and connects to that pod's IP;
 /// on any error it drops the connection and starts over, 2 ms later.
@@ -451,7 +160,7 @@ fn write_loop(t: &Topo, cycle: usize, s: &Shared) -> WriterLog {
         let Some((node, conn)) = master.as_mut() else {
             let o = next % sentinels.len();
             next += 1;
-            let found = ask_sentinel(t, o, &mut sentinels[o]).and_then(|m| {
+            let found = ask_sentinel(t, o, &mut sentinels[o], WRITER_TIMEOUT).and_then(|m| {
                 connect(
                     &t.data_ips[m as usize],
                     PORT,
@@ -497,59 +206,6 @@ fn write_loop(t: &Topo, cycle: usize, s: &Shared) -> WriterLog {
         }
     }
     log
-}
-
-/// Time of day of a redis log line (`pid:X 21 Nov 2026 13:51:33.123 # …`), ms since midnight.
-fn time_of_day(line: &str) -> Option<i64> {
-    line.split_whitespace().take(6).find_map(|w| {
-        let (hms, milli) = w.split_once('.')?;
-        let mut p = hms.split(':').map(|x| x.parse::<i64>().ok());
-        let (h, m, s) = (p.next()??, p.next()??, p.next()??);
-        let milli: i64 = milli.parse().ok()?;
-        (p.next().is_none() && milli < 1000).then_some(((h * 60 + m) * 60 + s) * 1000 + milli)
-    })
-}
-
-/// For each of [`MARKS`], ms from the kill to the first sentinel logging it, from the logs'
-/// text after `offsets`. The logs carry local time of day; a line that does not fall within
-/// a minute after the kill (another time zone) is left out.
-fn marks(logs: &[PathBuf], offsets: &[u64], kill_wall_ms: i64) -> Vec<Option<f64>> {
-    let kill_tod = kill_wall_ms.rem_euclid(86_400_000);
-    let mut out = vec![None::<f64>; MARKS.len()];
-    for (path, off) in logs.iter().zip(offsets) {
-        let bytes = std::fs::read(path).unwrap_or_default();
-        let text = String::from_utf8_lossy(bytes.get(*off as usize..).unwrap_or_default());
-        for line in text.lines() {
-            let Some(i) = MARKS.iter().position(|(m, _)| line.contains(m)) else {
-                continue;
-            };
-            let Some(tod) = time_of_day(line) else {
-                continue;
-            };
-            let mut d = tod - kill_tod;
-            if d < -43_200_000 {
-                d += 86_400_000;
-            }
-            if (-1000..=60_000).contains(&d) {
-                let d = d as f64;
-                out[i] = Some(out[i].map_or(d, |x: f64| x.min(d)));
-            }
-        }
-    }
-    out
-}
-
-fn log_sizes(logs: &[PathBuf]) -> Vec<u64> {
-    logs.iter()
-        .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
-        .collect()
-}
-
-fn log_tails(logs: &[PathBuf], n: usize) -> String {
-    logs.iter()
-        .map(|p| format!("{}:\n{}", p.display(), common::tail(p, n)))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// One killed master.
@@ -703,30 +359,6 @@ fn count_lost(t: &Topo, master: u32, cycles: &mut [Cycle]) -> Result<(), String>
     Ok(())
 }
 
-/// Deletes a setting's resources so the next setting runs on a quiet machine.
-fn teardown(b: &Bench, scope: &str) {
-    for r in [
-        format!("redis/{scope}/{SENTINEL}"),
-        format!("redis/{scope}/{DATA}"),
-        format!("asset/{scope}/overrides"),
-    ] {
-        if let Err(e) = b.vd(&["delete", &r, "--prune"]) {
-            eprintln!("warning: {e}");
-        }
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        let gone = b.json(&["get", "pods"]).is_ok_and(|p| {
-            p.as_array()
-                .is_some_and(|a| a.iter().all(|p| p["scope"] != scope))
-        });
-        if gone || sleep(Duration::from_millis(200)).is_err() {
-            return;
-        }
-    }
-    eprintln!("warning: pods of {scope} are still there after 60 s");
-}
-
 struct SettingResult {
     down_after: u64,
     apply: Duration,
@@ -738,26 +370,14 @@ struct SettingResult {
 
 fn setting(b: &Bench, down_after: u64, runs: usize) -> Result<SettingResult, String> {
     let scope = format!("ha{down_after}");
-    let file = b.write(&format!("{scope}.hcl"), &manifest(&scope, down_after))?;
+    let file = b.write(
+        &format!("{scope}.hcl"),
+        &sentinel_pair(&scope, down_after, ""),
+    )?;
     let t0 = Instant::now();
     b.vd(&["apply", "-f", &file, "--timeout", "180s"])?;
     let apply = t0.elapsed();
-    let password = b
-        .vd(&[
-            "config",
-            &format!("{scope}/{DATA}"),
-            "get",
-            "REDIS_PASSWORD",
-        ])?
-        .trim()
-        .to_string();
-    let mut t = Topo {
-        scope,
-        data_ips: vec![],
-        sentinel_ips: vec![],
-        password,
-    };
-    refresh(b, &mut t)?;
+    let mut t = Topo::load(b, &scope, true)?;
     wait_settled(b, &t)?;
     let healthy = t0.elapsed();
     check_overrides(&t, down_after)?;
@@ -794,7 +414,15 @@ fn setting(b: &Bench, down_after: u64, runs: usize) -> Result<SettingResult, Str
         "  lost: {} of {total_acked} acknowledged writes",
         cycles.iter().map(|c| c.lost).sum::<usize>()
     );
-    teardown(b, &t.scope);
+    teardown(
+        b,
+        &t.scope,
+        &[
+            format!("redis/{}/{SENTINEL}", t.scope),
+            format!("redis/{}/{DATA}", t.scope),
+            format!("asset/{}/overrides", t.scope),
+        ],
+    );
     Ok(SettingResult {
         down_after,
         apply,
@@ -802,12 +430,6 @@ fn setting(b: &Bench, down_after: u64, runs: usize) -> Result<SettingResult, Str
         cycles,
         total_acked,
     })
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
 }
 
 fn run(b: &Bench) -> Result<String, String> {
@@ -825,30 +447,9 @@ fn run(b: &Bench) -> Result<String, String> {
     Ok(report)
 }
 
-/// Appends the section to docs/benchmarks.md, after a blank line.
-fn append_to_docs(section: &str) -> Result<(), String> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/benchmarks.md");
-    let old = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let sep = if old.ends_with("\n\n") || old.is_empty() {
-        ""
-    } else if old.ends_with('\n') {
-        "\n"
-    } else {
-        "\n\n"
-    };
-    std::fs::write(&path, format!("{old}{sep}{section}"))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    eprintln!("appended the section to {}", path.display());
-    Ok(())
-}
-
+/// Milliseconds as seconds with two decimals.
 fn secs(v: f64) -> String {
     format!("{:.2} s", v / 1000.0)
-}
-
-fn p50_max(v: Vec<f64>) -> (f64, f64) {
-    let s = sorted(v);
-    (percentile(&s, 50.0), s.last().copied().unwrap_or(f64::NAN))
 }
 
 fn section(results: &[SettingResult], runs: usize, load: (String, String)) -> String {
@@ -1107,18 +708,4 @@ fn section(results: &[SettingResult], runs: usize, load: (String, String)) -> St
     }
     let _ = writeln!(s, "- Load average before / after: {} / {}", load.0, load.1);
     s
-}
-
-/// `redis-server --version`'s `v=` field.
-fn redis_version() -> String {
-    Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .ok()
-        .and_then(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("v=").map(str::to_string))
-        })
-        .unwrap_or_else(|| "?".into())
 }

@@ -6,6 +6,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -149,7 +150,9 @@ fn require_host(setup: &Setup) -> Result<(), String> {
 pub struct Bench {
     pub bin: PathBuf,
     root: tempfile::TempDir,
-    pub server: Option<Child>,
+    /// The server process; a benchmark may kill it and start another with
+    /// [`Bench::spawn_server`].
+    pub server: Mutex<Option<Child>>,
     shutdown_limit: Duration,
 }
 
@@ -159,17 +162,35 @@ impl Bench {
             .prefix(setup.prefix)
             .tempdir()
             .map_err(|e| format!("tempdir: {e}"))?;
-        let log = std::fs::File::create(root.path().join("server.log"))
+        let bench = Bench {
+            bin,
+            root,
+            server: Mutex::new(None),
+            shutdown_limit: setup.shutdown_limit,
+        };
+        bench.spawn_server(&[])?;
+        bench.wait_server()?;
+        Ok(bench)
+    }
+
+    /// Starts `vd server` on the root with `env` added, appending to `<root>/server.log`;
+    /// returns without waiting for it to answer. Any previous server must have exited.
+    pub fn spawn_server(&self, env: &[(&str, &str)]) -> Result<(), String> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root().join("server.log"))
             .map_err(|e| format!("server log: {e}"))?;
         let err = log.try_clone().map_err(|e| format!("server log: {e}"))?;
-        let mut cmd = Command::new(&bin);
+        let mut cmd = Command::new(&self.bin);
         cmd.args(["server", "--root"])
-            .arg(root.path())
+            .arg(self.root())
             .env_remove("VD_ROOT")
             .env(
                 "VD_LOG",
                 std::env::var("VD_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err);
@@ -177,21 +198,22 @@ impl Bench {
         // the server and its pods in order.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let child = cmd.spawn().map_err(|e| format!("spawn vd server: {e}"))?;
-        let bench = Bench {
-            bin,
-            root,
-            server: Some(child),
-            shutdown_limit: setup.shutdown_limit,
-        };
+        let mut server = self.server.lock().map_err(|_| "server lock poisoned")?;
+        *server = Some(child);
+        Ok(())
+    }
+
+    /// Waits until the server answers `vd get` (20 s at most).
+    pub fn wait_server(&self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if bench.vd(&["get"]).is_ok() {
-                return Ok(bench);
+            if self.vd(&["get"]).is_ok() {
+                return Ok(());
             }
             if Instant::now() > deadline {
                 return Err(format!(
                     "server did not answer within 20 s\n{}",
-                    bench.log_tail(30)
+                    self.log_tail(30)
                 ));
             }
             sleep(Duration::from_millis(100))?;
@@ -258,7 +280,8 @@ impl Bench {
 
 impl Drop for Bench {
     fn drop(&mut self) {
-        if let Some(mut server) = self.server.take() {
+        let server = self.server.get_mut().ok().and_then(Option::take);
+        if let Some(mut server) = server {
             // An orderly stop: every pod, then the server. Bounded, in case it is wedged.
             if let Ok(mut c) = Command::new(&self.bin)
                 .args(["shutdown", "--stop-pods", "--root"])
