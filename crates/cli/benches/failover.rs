@@ -648,16 +648,7 @@ fn write_loop(t: &Topo, finder: &Finder, key: &str, wait: bool, s: &Shared) -> W
                     .master(avoid)
                     .ok_or_else(|| "no pod answers ROLE as master".to_string()),
             }
-            .and_then(|m| {
-                connect(
-                    &t.data_ips[m as usize],
-                    PORT,
-                    Some(&t.password),
-                    WRITER_TIMEOUT,
-                )
-                .map(|c| (m, c))
-                .map_err(|e| format!("connect to {}: {e}", host(&t.scope, m)))
-            });
+            .and_then(|m| t.data_within(m, WRITER_TIMEOUT).map(|c| (m, c)));
             match found {
                 Ok(m) => master = Some(m),
                 Err(e) => {

@@ -30,9 +30,9 @@ mod ha;
 
 use common::{env_num, machine, ms, now_ms, percentile, sleep, sorted, utc_now, Bench, Setup};
 use ha::{
-    append_to_docs, ask_sentinel, bucket_master, check_overrides, connect, host, load_average,
-    log_sizes, log_tails, marks, p50_max, redis_version, refresh, sentinel_pair, teardown,
-    wait_settled, Topo, DATA, FAILOVER_TIMEOUT_MS, MARKS, MASTER_NAME, PORT, SENTINEL,
+    append_to_docs, ask_sentinel, bucket_master, check_overrides, host, load_average, log_sizes,
+    log_tails, marks, p50_max, redis_version, refresh, sentinel_pair, teardown, wait_settled, Topo,
+    DATA, FAILOVER_TIMEOUT_MS, MARKS, MASTER_NAME, SENTINEL,
 };
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -160,16 +160,8 @@ fn write_loop(t: &Topo, cycle: usize, s: &Shared) -> WriterLog {
         let Some((node, conn)) = master.as_mut() else {
             let o = next % sentinels.len();
             next += 1;
-            let found = ask_sentinel(t, o, &mut sentinels[o], WRITER_TIMEOUT).and_then(|m| {
-                connect(
-                    &t.data_ips[m as usize],
-                    PORT,
-                    Some(&t.password),
-                    WRITER_TIMEOUT,
-                )
-                .map(|c| (m, c))
-                .map_err(|e| format!("connect to {}: {e}", host(&t.scope, m)))
-            });
+            let found = ask_sentinel(t, o, &mut sentinels[o], WRITER_TIMEOUT)
+                .and_then(|m| t.data_within(m, WRITER_TIMEOUT).map(|c| (m, c)));
             match found {
                 Ok(m) => master = Some(m),
                 Err(e) => {

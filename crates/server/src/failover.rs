@@ -606,39 +606,69 @@ pub async fn hold_restart(ctl: &Controller, owner: &ResourceRef, ordinal: u32) {
     if !others_running {
         return;
     }
+    hold_master(
+        ctl,
+        owner,
+        ordinal,
+        HOLD_LIMIT,
+        "the master is down; it restarts as a replica once a replica is promoted",
+        |ctl| {
+            if replaced(ctl) {
+                Release::Promoted
+            } else if ctl.failover.is_stuck(owner) {
+                Release::GiveUp("no replica can be promoted")
+            } else {
+                Release::Wait
+            }
+        },
+    )
+    .await;
+}
+
+/// What a held master waits for, asked every 50 ms.
+pub(crate) enum Release {
+    /// Keep waiting.
+    Wait,
+    /// A replica took over: start (as a replica).
+    Promoted,
+    /// No failover will come: start as it was, saying why.
+    GiveUp(&'static str),
+}
+
+/// The restart hold both HA modes share: records why the pod waits, waits at most `limit`
+/// for `release`, and records it when the master restarts without a failover.
+pub(crate) async fn hold_master(
+    ctl: &Controller,
+    owner: &ResourceRef,
+    ordinal: u32,
+    limit: Duration,
+    waiting: &str,
+    release: impl Fn(&Controller) -> Release,
+) {
     let pod = vd_core::naming::pod_name(owner, ordinal);
     ctl.event(
         "info",
         Some(owner),
         Some(&pod),
         "WaitingForFailover",
-        "the master is down; it restarts as a replica once a replica is promoted",
+        waiting,
     );
-    let deadline = Instant::now() + HOLD_LIMIT;
-    while Instant::now() < deadline {
-        if replaced(ctl) {
-            return;
+    let deadline = Instant::now() + limit;
+    let why = loop {
+        match release(ctl) {
+            Release::Promoted => return,
+            Release::GiveUp(why) => break why.to_string(),
+            Release::Wait if Instant::now() >= deadline => {
+                break format!("no failover within {} s", limit.as_secs())
+            }
+            Release::Wait => tokio::time::sleep(Duration::from_millis(50)).await,
         }
-        if ctl.failover.is_stuck(owner) {
-            ctl.event(
-                "warning",
-                Some(owner),
-                Some(&pod),
-                "NoFailover",
-                "no replica can be promoted; restarting the master as it was",
-            );
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    };
     ctl.event(
         "warning",
         Some(owner),
         Some(&pod),
         "NoFailover",
-        &format!(
-            "no failover within {} s; restarting the master as it was",
-            HOLD_LIMIT.as_secs()
-        ),
+        &format!("{why}; restarting the master as it was"),
     );
 }

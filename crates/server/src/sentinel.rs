@@ -5,6 +5,7 @@
 
 use crate::controller::Controller;
 use crate::error::ServerError;
+use crate::failover::Release;
 use crate::redis::{self as r, FailoverReport, FailoverRequest};
 use crate::types::Problem;
 use serde::{Deserialize, Serialize};
@@ -477,31 +478,21 @@ pub async fn hold_restart(ctl: &Controller, owner: &ResourceRef, ordinal: u32) {
     if ready < macro_::quorum(sentinel_count(&sspec)) {
         return;
     }
-    let pod = vd_core::naming::pod_name(owner, ordinal);
-    ctl.event(
-        "info",
-        Some(owner),
-        Some(&pod),
-        "WaitingForFailover",
+    crate::failover::hold_master(
+        ctl,
+        owner,
+        ordinal,
+        HOLD_LIMIT,
         "the master exited; it restarts once the sentinels have promoted a replica",
-    );
-    let deadline = Instant::now() + HOLD_LIMIT;
-    while Instant::now() < deadline {
-        if r::master_ordinal(ctl, owner).ok() != Some(ordinal) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    ctl.event(
-        "warning",
-        Some(owner),
-        Some(&pod),
-        "NoFailover",
-        &format!(
-            "the sentinels promoted no replica within {} s; restarting the pod as it was",
-            HOLD_LIMIT.as_secs()
-        ),
-    );
+        |ctl| {
+            if r::master_ordinal(ctl, owner).ok() != Some(ordinal) {
+                Release::Promoted
+            } else {
+                Release::Wait
+            }
+        },
+    )
+    .await;
 }
 
 /// `vd redis:failover` when sentinels watch the redis: they choose and promote the replica;

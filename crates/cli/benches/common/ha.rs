@@ -159,11 +159,20 @@ impl Topo {
     }
 
     pub fn data(&self, ordinal: u32) -> Result<redis::Connection, String> {
+        self.data_within(ordinal, CONTROL_TIMEOUT)
+    }
+
+    /// A connection to data pod `ordinal` whose every reply must come within `timeout`.
+    pub fn data_within(
+        &self,
+        ordinal: u32,
+        timeout: Duration,
+    ) -> Result<redis::Connection, String> {
         connect(
             &self.data_ips[ordinal as usize],
             PORT,
             Some(&self.password),
-            CONTROL_TIMEOUT,
+            timeout,
         )
         .map_err(|e| format!("connect to {}: {e}", host(&self.scope, ordinal)))
     }

@@ -160,6 +160,15 @@ impl Vd {
 
     /// Starts a server with extra `vd server` arguments (kept for restarts).
     pub fn start_with(server_args: &[&str]) -> Vd {
+        Vd::start_full(server_args, &[])
+    }
+
+    /// Starts a server with extra environment (test-only fault injection: `VD_TEST_FAULT`).
+    pub fn start_env(env: &[(&str, &str)]) -> Vd {
+        Vd::start_full(&[], env)
+    }
+
+    fn start_full(server_args: &[&str], env: &[(&str, &str)]) -> Vd {
         require_host();
         let root = tempfile::Builder::new()
             .prefix("vd-test-")
@@ -169,23 +178,6 @@ impl Vd {
             root,
             server: None,
             server_args: server_args.iter().map(|a| a.to_string()).collect(),
-            server_env: Vec::new(),
-        };
-        vd.start_server();
-        vd
-    }
-
-    /// Starts a server with extra environment (test-only fault injection: `VD_TEST_FAULT`).
-    pub fn start_env(env: &[(&str, &str)]) -> Vd {
-        require_host();
-        let root = tempfile::Builder::new()
-            .prefix("vd-test-")
-            .tempdir()
-            .expect("tempdir");
-        let mut vd = Vd {
-            root,
-            server: None,
-            server_args: Vec::new(),
             server_env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
