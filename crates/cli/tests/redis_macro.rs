@@ -179,7 +179,7 @@ fn consumer(scope: &str) -> String {
         r#"
 deployment "{scope}" "web" {{
   image    = "redis:7-alpine"
-  command = ["sh", "-c", "echo url=$REDIS_URL read=$REDIS_READ_URL; redis-cli -u \"$REDIS_URL\" ping; exec sleep 1000"]
+  command = ["sh", "-c", "echo url=$REDIS_URL read=$REDIS_READ_URL; for i in 1 2 3 4 5 6 7 8 9 10; do redis-cli -u \"$REDIS_URL\" ping && break; sleep 0.5; done; exec sleep 1000"]
 }}
 "#
     )

@@ -266,19 +266,8 @@ fn failover_command_asks_the_sentinels() {
 on_every_runtime!(
     ha_pair_comes_up_and_follows_a_master_kill,
     failover_command_asks_the_sentinels,
+    three_chained_master_kills_end_with_one_master,
 );
-
-/// Process runtime only for now. On docker a stopped container's name leaves Docker's DNS and
-/// a restarted one gets a new address, while redis-sentinel resolves a hostname once, when it
-/// learns it: after a kill made the moment the previous switch is recorded, sentinels that
-/// could not resolve the dead master's name keep switching to it and back
-/// ("Failed to resolve hostname" between "+switch-master" lines) and override the leader's
-/// failover. The fix is an address per pod that survives restarts on docker too (see the
-/// issue note).
-#[test]
-fn process_three_chained_master_kills_end_with_one_master() {
-    common::on_runtime("process", three_chained_master_kills_end_with_one_master);
-}
 
 /// Every sentinel validation rule, with its message (the manifest parser's own rules are
 /// covered in crates/manifest; these need the server's view of other resources).

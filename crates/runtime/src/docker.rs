@@ -42,6 +42,30 @@ pub struct DockerRuntime {
     docker: Docker,
     root: PathBuf,
     root_label: String,
+    /// Each pod's last address on `voodu0`, asked for again when it restarts.
+    addresses: std::sync::Mutex<BTreeMap<String, String>>,
+    /// The pods the controller last published, so a pod given a new address is re-published.
+    published: std::sync::Mutex<Vec<HostEntry>>,
+}
+
+/// Where a root keeps its pods' `voodu0` addresses (`<pod> <ip>` lines).
+fn addresses_path(root: &Path) -> PathBuf {
+    root.join("run/docker-addresses")
+}
+
+/// The hosts file bind-mounted at every container's `/etc/hosts`.
+fn hosts_path(root: &Path) -> PathBuf {
+    root.join("run/docker-hosts")
+}
+
+fn parse_addresses(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| {
+            let (pod, ip) = l.split_once(' ')?;
+            Some((pod.to_string(), ip.trim().to_string()))
+        })
+        .filter(|(_, ip)| ip.parse::<std::net::Ipv4Addr>().is_ok())
+        .collect()
 }
 
 fn err(context: impl Into<String>, e: bollard::errors::Error) -> RuntimeError {
@@ -125,11 +149,72 @@ impl DockerRuntime {
         ))
         .to_string();
         ensure_network(&docker).await?;
+        let addresses =
+            parse_addresses(&std::fs::read_to_string(addresses_path(&root)).unwrap_or_default());
+        let hosts = hosts_path(&root);
+        if !hosts.exists() {
+            std::fs::write(&hosts, vd_core::hosts::render(&[], 0))
+                .map_err(|e| RuntimeError::at("write", &hosts, e))?;
+        }
         Ok(Self {
             docker,
             root,
             root_label,
+            addresses: std::sync::Mutex::new(addresses),
+            published: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    fn remembered(&self, pod: &str) -> Option<String> {
+        self.addresses.lock().ok()?.get(pod).cloned()
+    }
+
+    /// Records the address docker gave `pod`, so its restart asks for the same one.
+    fn remember(&self, pod: &str, ip: Option<String>) {
+        let Ok(mut map) = self.addresses.lock() else {
+            return;
+        };
+        let changed = match ip {
+            Some(ip) if !ip.is_empty() => map.insert(pod.to_string(), ip.clone()) != Some(ip),
+            Some(_) => false,
+            None => map.remove(pod).is_some(),
+        };
+        if changed {
+            let text: String = map.iter().map(|(p, ip)| format!("{p} {ip}\n")).collect();
+            drop(map);
+            let path = addresses_path(&self.root);
+            if let Err(e) = std::fs::write(&path, text) {
+                tracing::warn!(path = %path.display(), error = %e, "could not record pod addresses");
+            }
+            if let Err(e) = self.write_hosts() {
+                tracing::warn!(error = %e, "could not rewrite the hosts file");
+            }
+        }
+    }
+
+    /// Renders the published pods' names at their `voodu0` addresses, also while a pod is
+    /// down. The shared alias stays with docker's resolver (RunningPod::publish_ready), which
+    /// follows readiness without rewriting a file.
+    fn write_hosts(&self) -> Result<(), RuntimeError> {
+        let entries: Vec<HostEntry> = self
+            .published
+            .lock()
+            .map(|p| p.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|e| {
+                let ip = self.remembered(&vd_core::naming::pod_name(&e.resource, e.ordinal))?;
+                Some(HostEntry {
+                    ip,
+                    ready: false,
+                    ..e
+                })
+            })
+            .collect();
+        let p = hosts_path(&self.root);
+        // In place, not by rename: each container's bind mount holds this inode.
+        std::fs::write(&p, vd_core::hosts::render(&entries, 0))
+            .map_err(|e| RuntimeError::at("write", &p, e))
     }
 
     async fn ensure_image(&self, image: &str) -> Result<(), RuntimeError> {
@@ -387,6 +472,12 @@ impl Runtime for DockerRuntime {
         for (source, target, ro) in &l.binds {
             binds.push(format!("{source}:{target}{}", if *ro { ":ro" } else { "" }));
         }
+        // Docker's resolver forgets a stopped container's names, and redis-sentinel resolves
+        // a name once: per-pod names come from vd's hosts file instead, at fixed addresses.
+        binds.push(format!(
+            "{}:/etc/hosts:ro",
+            hosts_path(&self.root).to_string_lossy()
+        ));
         let mut port_bindings = HashMap::new();
         let mut exposed = Vec::new();
         for p in &l.ports {
@@ -403,17 +494,19 @@ impl Runtime for DockerRuntime {
         }
         let env: Vec<String> = l.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let [short, long] = pod_hostnames(&l.owner, l.ordinal);
+        let hostname = short.clone();
         let aliases = vec![short, long];
-        let config = ContainerCreateBody {
-            image: Some(image),
+        let config = |ip: Option<String>| ContainerCreateBody {
+            image: Some(image.clone()),
+            hostname: Some(hostname.clone()),
             cmd: (!l.command.is_empty()).then(|| l.command.clone()),
-            env: Some(env),
+            env: Some(env.clone()),
             working_dir: Some(l.workdir.clone()),
             labels: Some(self.labels(l)),
-            exposed_ports: Some(exposed),
+            exposed_ports: Some(exposed.clone()),
             host_config: Some(HostConfig {
-                binds: Some(binds),
-                port_bindings: Some(port_bindings),
+                binds: Some(binds.clone()),
+                port_bindings: Some(port_bindings.clone()),
                 network_mode: Some(NETWORK.into()),
                 memory: l.limits.memory_bytes.map(|m| m as i64),
                 nano_cpus: l.limits.cpu_millis.map(|c| (c * 1_000_000) as i64),
@@ -425,21 +518,44 @@ impl Runtime for DockerRuntime {
                     NETWORK.to_string(),
                     EndpointSettings {
                         aliases: Some(aliases.clone()),
+                        ipam_config: ip.map(|ip| EndpointIpamConfig {
+                            ipv4_address: Some(ip),
+                            ..Default::default()
+                        }),
                         ..Default::default()
                     },
                 )])),
             }),
             ..Default::default()
         };
-        let opts = CreateContainerOptionsBuilder::new().name(&l.pod).build();
-        self.docker
-            .create_container(Some(opts), config)
-            .await
-            .map_err(|e| err(format!("create container {}", l.pod), e))?;
-        self.docker
-            .start_container(&l.pod, None)
-            .await
-            .map_err(|e| err(format!("start container {}", l.pod), e))?;
+        let create_and_start = |ip: Option<String>| async move {
+            let opts = CreateContainerOptionsBuilder::new().name(&l.pod).build();
+            self.docker
+                .create_container(Some(opts), config(ip))
+                .await
+                .map_err(|e| err(format!("create container {}", l.pod), e))?;
+            self.docker
+                .start_container(&l.pod, None)
+                .await
+                .map_err(|e| err(format!("start container {}", l.pod), e))
+        };
+        let wanted = self.remembered(&l.pod);
+        let mut started = create_and_start(wanted.clone()).await;
+        if let (Err(e), Some(ip)) = (&started, &wanted) {
+            // Another container (perhaps of another root on voodu0) took the address while
+            // this pod was down: take a new one; the hosts file follows.
+            tracing::warn!(pod = %l.pod, ip, error = %e, "previous address unavailable");
+            let rm = RemoveContainerOptionsBuilder::new().force(true).build();
+            let _ = self.docker.remove_container(&l.pod, Some(rm)).await;
+            started = create_and_start(None).await;
+        }
+        started?;
+        self.remember(
+            &l.pod,
+            endpoint(&self.docker, &l.pod)
+                .await
+                .and_then(|e| e.ip_address),
+        );
         self.follow_logs(&l.pod, 0);
         tracing::info!(pod = %l.pod, "container started");
         // A pod that already exited is still handed over: its wait() reports the exit code.
@@ -494,6 +610,7 @@ impl Runtime for DockerRuntime {
     }
 
     async fn forget(&self, pod: &str) -> Result<(), RuntimeError> {
+        self.remember(pod, None);
         let rm = RemoveContainerOptionsBuilder::new().force(true).build();
         match self.docker.remove_container(pod, Some(rm)).await {
             Err(e) if !not_found(&e) => Err(err(format!("remove container {pod}"), e)),
@@ -503,12 +620,13 @@ impl Runtime for DockerRuntime {
 
     async fn publish_names(
         &self,
-        _entries: &[HostEntry],
+        entries: &[HostEntry],
         _rotation: usize,
     ) -> Result<(), RuntimeError> {
-        // Docker's resolver serves the names: per-pod aliases from creation, the shared alias
-        // from RunningPod::publish_ready.
-        Ok(())
+        if let Ok(mut p) = self.published.lock() {
+            *p = entries.to_vec();
+        }
+        self.write_hosts()
     }
 
     fn log_path(&self, pod: &str) -> PathBuf {
