@@ -121,6 +121,8 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Run a master-following Redis proxy (what `<name>-proxy` pods run).
+    Proxy(ProxyArgs),
     /// Link a redis to a consumer: writes REDIS_URL (and REDIS_READ_URL) into its bucket.
     #[command(name = "redis:link")]
     RedisLink {
@@ -134,6 +136,9 @@ pub enum Command {
         /// For sentinel-aware clients: REDIS_URL, REDIS_SENTINEL_HOSTS, REDIS_MASTER_NAME.
         #[arg(long)]
         sentinel: bool,
+        /// REDIS_URL and REDIS_READ_URL on the redis's proxy (the default when it has one).
+        #[arg(long, conflicts_with_all = ["sentinel", "reads"])]
+        proxy: bool,
         /// Don't roll the consumer's pods.
         #[arg(long)]
         no_restart: bool,
@@ -258,4 +263,32 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         _ => return Err(format!("`{s}` is not a duration like 30s or 5m")),
     };
     Ok(std::time::Duration::from_millis(ms))
+}
+
+/// `vd proxy`: port `--listen` sends everything to the current master, `--read-listen` spreads
+/// connections over ready replicas. The proxy's own ROLE checks authenticate with
+/// REDIS_PASSWORD; clients authenticate themselves.
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// Where clients connect for the master.
+    #[arg(long, value_name = "IP:PORT")]
+    pub listen: std::net::SocketAddr,
+    /// Where clients connect for reads.
+    #[arg(long, value_name = "IP:PORT")]
+    pub read_listen: Option<std::net::SocketAddr>,
+    /// A data pod, HOST:PORT (repeat for each).
+    #[arg(long = "upstream", value_name = "HOST:PORT", required = true)]
+    pub upstreams: Vec<String>,
+    /// A sentinel, HOST:PORT (repeat for each), followed for +switch-master.
+    #[arg(long = "sentinel", value_name = "HOST:PORT")]
+    pub sentinels: Vec<String>,
+    /// The name the sentinels monitor.
+    #[arg(long, default_value = "voodu-master")]
+    pub master_name: String,
+    /// The controller's feed file (JSON: epoch, master, hold).
+    #[arg(long)]
+    pub feed: Option<PathBuf>,
+    /// This proxy's name in hold acknowledgements.
+    #[arg(long, env = "VD_PROXY_ID", default_value = "proxy")]
+    pub id: String,
 }

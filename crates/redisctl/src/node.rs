@@ -1,6 +1,6 @@
 //! A connection to one Redis instance and the commands vd sends it.
 
-use crate::info::{Info, Replication};
+use crate::info::{Info, Replication, Role};
 use std::time::Duration;
 
 /// Why a Redis operation failed.
@@ -145,6 +145,31 @@ impl Node {
             .run(redis::cmd("INFO").arg("replication").arg("persistence"))
             .await?;
         Ok(Info::parse(&text).replication())
+    }
+
+    /// `ROLE`, reduced to what routing needs: the role, and for a replica whether its link to
+    /// the master is up (`connected`).
+    pub async fn role(&mut self) -> Result<(Role, bool), RedisError> {
+        let v: redis::Value = self.run(&redis::cmd("ROLE")).await?;
+        let parts = match v {
+            redis::Value::Array(p) => p,
+            _ => Vec::new(),
+        };
+        let text = |v: Option<&redis::Value>| match v {
+            Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+            Some(redis::Value::SimpleString(s)) => s.clone(),
+            _ => String::new(),
+        };
+        Ok(match text(parts.first()).as_str() {
+            "master" => (Role::Master, true),
+            "slave" => (Role::Replica, text(parts.get(3)) == "connected"),
+            other => {
+                return Err(RedisError::State(format!(
+                    "{} answered ROLE with `{other}`, not master or slave",
+                    self.addr()
+                )))
+            }
+        })
     }
 
     /// `REPLICAOF host port`.

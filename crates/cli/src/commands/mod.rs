@@ -3,6 +3,7 @@
 mod apply;
 mod config;
 mod logs;
+mod proxy;
 mod redis;
 mod resources;
 mod server;
@@ -66,6 +67,7 @@ pub async fn run(cli: Cli) -> i32 {
             metrics_addr,
         } => server::up(&ctx, &files, runtime, detach, metrics_addr).await,
         Command::Apply(args) => apply::apply(&ctx, &args).await,
+        Command::Proxy(args) => proxy::run(args).await,
         Command::Diff { files } => apply::diff(&ctx, &files).await,
         Command::Get { kind } => resources::get(&ctx, kind.as_deref()).await,
         Command::Describe {
@@ -90,8 +92,18 @@ pub async fn run(cli: Cli) -> i32 {
             consumer,
             reads,
             sentinel,
+            proxy,
             no_restart,
-        } => redis::link(&ctx, &provider, &consumer, reads, sentinel, no_restart).await,
+        } => {
+            redis::link(
+                &ctx,
+                &provider,
+                &consumer,
+                (reads, sentinel, proxy),
+                no_restart,
+            )
+            .await
+        }
         Command::RedisUnlink {
             provider,
             consumer,

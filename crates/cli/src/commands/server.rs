@@ -32,7 +32,7 @@ async fn start_controller(ctx: &Ctx, runtime: RuntimeKind) -> Result<Arc<Control
     .await?)
 }
 
-fn init_tracing(to_file: Option<PathBuf>) {
+pub(super) fn init_tracing(to_file: Option<PathBuf>) {
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("VD_LOG").unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt()
@@ -58,7 +58,7 @@ fn init_tracing(to_file: Option<PathBuf>) {
 }
 
 /// Resolves on Ctrl-C or SIGTERM (what `kill`, `timeout` and service managers send).
-async fn interrupted() {
+pub(super) async fn interrupted() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {

@@ -1,0 +1,253 @@
+//! Finding the master: the controller's feed (read every few milliseconds: it knows first),
+//! the sentinels' `+switch-master` and `GET-MASTER-ADDR-BY-NAME`, and each upstream's own
+//! `ROLE`, which confirms any name before the proxy switches to it. Publishes a [`Target`].
+
+use crate::feed::{self, Feed};
+use crate::route::{self, Seen};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+use vd_redisctl::{Node, Role, Sentinel};
+
+/// How often the feed file is read.
+const FEED_EVERY: Duration = Duration::from_millis(2);
+/// How often every upstream is asked for its `ROLE`.
+const ROLE_EVERY: Duration = Duration::from_millis(100);
+/// How often the sentinels are asked for the master.
+const SENTINEL_EVERY: Duration = Duration::from_secs(1);
+/// Connect and reply timeout of the proxy's own checks.
+const CHECK_TIMEOUT: Duration = Duration::from_millis(300);
+/// A hold the controller never released is dropped after this (the controller died).
+const HOLD_MAX: Duration = Duration::from_secs(5);
+
+/// Where commands go now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Target {
+    /// The master's `host:port`, once known.
+    pub master: Option<String>,
+    /// Replicas with their link up, for the read port.
+    pub replicas: Vec<String>,
+    /// Send nothing new: a planned failover is under way.
+    pub hold: bool,
+}
+
+/// What discovery watches.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The data pods, `host:port`.
+    pub upstreams: Vec<String>,
+    /// Sentinels, `host:port`.
+    pub sentinels: Vec<String>,
+    /// The name the sentinels monitor.
+    pub master_name: String,
+    /// The controller's feed file.
+    pub feed: Option<PathBuf>,
+    /// This proxy's name in hold acknowledgements.
+    pub id: String,
+    /// The data pods' password, for `ROLE`.
+    pub password: Option<String>,
+}
+
+enum Event {
+    Seen(String, Seen),
+    Sentinel(String),
+}
+
+fn split(addr: &str) -> Option<(&str, u16)> {
+    let (h, p) = addr.rsplit_once(':')?;
+    Some((h, p.parse().ok()?))
+}
+
+async fn role(addr: &str, pw: Option<&str>, node: &mut Option<Node>) -> Seen {
+    let Some((host, port)) = split(addr) else {
+        return Seen::Down;
+    };
+    if node.is_none() {
+        *node = Node::connect(host, port, pw, CHECK_TIMEOUT).await.ok();
+    }
+    let Some(n) = node.as_mut() else {
+        return Seen::Down;
+    };
+    match tokio::time::timeout(CHECK_TIMEOUT, n.role()).await {
+        Ok(Ok((Role::Master, _))) => Seen::Master,
+        Ok(Ok((_, link))) => Seen::Replica(link),
+        _ => {
+            *node = None;
+            Seen::Down
+        }
+    }
+}
+
+/// Asks `addr` for its role now, on a fresh connection, and reports it.
+fn confirm(addr: String, pw: Option<String>, tx: mpsc::UnboundedSender<Event>) {
+    tokio::spawn(async move {
+        let seen = role(&addr, pw.as_deref(), &mut None).await;
+        let _ = tx.send(Event::Seen(addr, seen));
+    });
+}
+
+fn poll_roles(addr: String, pw: Option<String>, tx: mpsc::UnboundedSender<Event>) {
+    tokio::spawn(async move {
+        let mut node = None;
+        let mut every = tokio::time::interval(ROLE_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let seen = role(&addr, pw.as_deref(), &mut node).await;
+            if tx.send(Event::Seen(addr.clone(), seen)).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+fn follow_sentinel(addr: String, name: String, tx: mpsc::UnboundedSender<Event>) {
+    let Some((host, port)) = split(&addr).map(|(h, p)| (h.to_string(), p)) else {
+        return;
+    };
+    // Events: `+switch-master` as it happens.
+    let (sw_tx, mut sw_rx) = mpsc::unbounded_channel();
+    let (h, events) = (host.clone(), tx.clone());
+    let wanted = name.clone();
+    tokio::spawn(async move {
+        loop {
+            let r = vd_redisctl::watch_switch_master(&h, port, None, CHECK_TIMEOUT, sw_tx.clone());
+            if r.await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(SENTINEL_EVERY).await;
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(sw) = sw_rx.recv().await {
+            if sw.master == wanted {
+                let to = format!("{}:{}", sw.new_host, sw.new_port);
+                if events.send(Event::Sentinel(to)).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    // The backstop: what the sentinel believes, every second.
+    tokio::spawn(async move {
+        loop {
+            if let Ok(mut s) = Sentinel::connect(&host, port, None, CHECK_TIMEOUT).await {
+                while let Ok(Ok(Some((h, p)))) =
+                    tokio::time::timeout(CHECK_TIMEOUT, s.master_addr(&name)).await
+                {
+                    if tx.send(Event::Sentinel(format!("{h}:{p}"))).is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(SENTINEL_EVERY).await;
+                }
+            }
+            if tx.is_closed() {
+                return;
+            }
+            tokio::time::sleep(SENTINEL_EVERY).await;
+        }
+    });
+}
+
+/// Watches every source and publishes the target on `out` until the receivers are gone.
+/// `busy` counts connections with a command in flight; a hold is acknowledged once it is 0.
+pub async fn run(cfg: Config, out: watch::Sender<Target>, busy: Arc<AtomicUsize>) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut seen: BTreeMap<String, Seen> = cfg
+        .upstreams
+        .iter()
+        .map(|u| (u.clone(), Seen::Down))
+        .collect();
+    for u in &cfg.upstreams {
+        poll_roles(u.clone(), cfg.password.clone(), tx.clone());
+    }
+    for s in &cfg.sentinels {
+        follow_sentinel(s.clone(), cfg.master_name.clone(), tx.clone());
+    }
+    let mut fed: Option<Feed> = None;
+    let mut hold_since: Option<Instant> = None;
+    let mut acked = None;
+    let mut sentinel: Option<String> = None;
+    let mut current: Option<String> = None;
+    let mut tick = tokio::time::interval(FEED_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = out.closed() => return,
+            _ = tick.tick() => {
+                if let Some(path) = &cfg.feed {
+                    let now = feed::read(path);
+                    if now != fed {
+                        if let Some(m) = now.as_ref().and_then(|f| f.master.clone()) {
+                            if fed.as_ref().and_then(|f| f.master.as_ref()) != Some(&m) {
+                                tracing::info!(master = %m, "feed names a master; confirming with ROLE");
+                                confirm(m, cfg.password.clone(), tx.clone());
+                            }
+                        }
+                        if now.as_ref().is_some_and(|f| f.hold) && hold_since.is_none() {
+                            hold_since = Some(Instant::now());
+                        }
+                        fed = now;
+                    }
+                }
+            }
+            ev = rx.recv() => match ev {
+                Some(Event::Seen(addr, s)) => {
+                    if let Some(slot) = seen.get_mut(&addr) {
+                        *slot = s;
+                    }
+                }
+                Some(Event::Sentinel(addr)) => {
+                    if sentinel.as_ref() != Some(&addr) && seen.contains_key(&addr) {
+                        tracing::info!(master = %addr, "sentinels name a master; confirming with ROLE");
+                        confirm(addr.clone(), cfg.password.clone(), tx.clone());
+                        sentinel = Some(addr);
+                    }
+                }
+                None => return,
+            },
+        }
+        let feed_master = fed.as_ref().and_then(|f| f.master.as_deref());
+        let master = route::master(&route::Inputs {
+            feed: feed_master,
+            sentinel: sentinel.as_deref(),
+            current: current.as_deref(),
+            seen: &seen,
+        });
+        if master != current {
+            tracing::info!(from = ?current, to = ?master, "master switched");
+            current = master.clone();
+        }
+        // A hold lasts past its release until the named master is confirmed: released
+        // commands must reach the new master, not the one just demoted.
+        let holding = fed.as_ref().is_some_and(|f| f.hold);
+        if !holding && (master.as_deref() == feed_master || feed_master.is_none()) {
+            hold_since = None;
+        }
+        let hold = hold_since.is_some_and(|t| t.elapsed() < HOLD_MAX);
+        let target = Target {
+            master,
+            replicas: route::readable(&seen),
+            hold,
+        };
+        out.send_if_modified(|t| {
+            let changed = *t != target;
+            if changed {
+                *t = target;
+            }
+            changed
+        });
+        if hold && busy.load(Ordering::SeqCst) == 0 {
+            let epoch = fed.as_ref().map(|f| f.epoch);
+            if let (Some(path), Some(e)) = (&cfg.feed, epoch) {
+                if acked != Some(e) && feed::write_held(path, &cfg.id, e).is_ok() {
+                    tracing::info!(epoch = e, "holding every command for a planned failover");
+                    acked = Some(e);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! One client connection's state as the proxy must know it: how many replies are owed, what
+//! a new upstream must be told again (HELLO/AUTH, SELECT, CLIENT SETNAME) and whether the
+//! connection may move to another upstream between two commands. Pure: the engine feeds it
+//! the commands it sends and the replies it forwards.
+
+use crate::command::Class;
+use std::collections::VecDeque;
+
+/// A command sent upstream whose reply has not come back yet.
+#[derive(Debug, Clone)]
+struct Sent {
+    class: Class,
+    /// The command's bytes, kept where its reply may change what is replayed, or where the
+    /// proxy may send it again (a blocking command the old master unblocked, a write it
+    /// refused as a replica).
+    bytes: Option<Vec<u8>>,
+}
+
+/// What to do with a reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Pass it to the client.
+    Forward,
+    /// Swallow it and send these bytes again once the connection is on the current master:
+    /// the upstream refused or abandoned the command without running it.
+    Retry(Vec<u8>),
+    /// Swallow it and send these bytes again to the same master a moment later: it refused
+    /// the write until a replica is attached (`min-replicas-to-write`), as right after a
+    /// promotion.
+    RetryLater(Vec<u8>),
+    /// Pass it, then close the connection (the reply to QUIT).
+    ForwardAndClose,
+}
+
+/// The connection-level state.
+#[derive(Debug, Default)]
+pub struct Session {
+    hello: Option<Vec<u8>>,
+    auth: Option<Vec<u8>>,
+    select: Option<Vec<u8>>,
+    setname: Option<Vec<u8>>,
+    in_multi: bool,
+    watching: bool,
+    subscribed: bool,
+    sent: VecDeque<Sent>,
+}
+
+impl Session {
+    /// Records a command about to be written upstream. `retryable`: the engine may send it
+    /// again if the upstream refuses it as a replica (it is the only command in flight).
+    pub fn on_send(&mut self, class: Class, bytes: &[u8], retryable: bool) {
+        let keep = matches!(
+            class,
+            Class::Auth | Class::Hello | Class::Select | Class::ClientSetName | Class::Blocking
+        ) || (retryable && !self.in_multi);
+        match class {
+            Class::Multi => self.in_multi = true,
+            Class::Subscribe => self.subscribed = true,
+            _ => {}
+        }
+        if self.subscribed {
+            // Replies no longer pair with commands (one confirmation per channel, messages in
+            // between); a subscribed connection stays on its upstream for good.
+            return;
+        }
+        self.sent.push_back(Sent {
+            class,
+            bytes: keep.then(|| bytes.to_vec()),
+        });
+    }
+
+    /// Records a reply (not an out-of-band push) and says what to do with it.
+    /// `error`: the reply's error code when it is an error (`READONLY`, `UNBLOCKED`, ...).
+    pub fn on_reply(&mut self, error: Option<&[u8]>) -> Verdict {
+        if self.subscribed {
+            return Verdict::Forward;
+        }
+        let Some(sent) = self.sent.pop_front() else {
+            return Verdict::Forward;
+        };
+        let ok = error.is_none();
+        let slot = match sent.class {
+            Class::Auth => Some(&mut self.auth),
+            Class::Hello => Some(&mut self.hello),
+            Class::Select => Some(&mut self.select),
+            Class::ClientSetName => Some(&mut self.setname),
+            _ => None,
+        };
+        if let Some(slot) = slot {
+            if ok {
+                *slot = sent.bytes;
+            }
+            return Verdict::Forward;
+        }
+        match sent.class {
+            Class::Multi if !ok => self.in_multi = false,
+            Class::Watch if ok => self.watching = true,
+            Class::Unwatch => self.watching = false,
+            Class::Exec | Class::Discard => {
+                self.in_multi = false;
+                self.watching = false;
+            }
+            Class::Reset => {
+                let sent = std::mem::take(&mut self.sent);
+                *self = Session {
+                    sent,
+                    ..Session::default()
+                };
+            }
+            Class::Quit => return Verdict::ForwardAndClose,
+            _ => {}
+        }
+        let alone = self.sent.is_empty();
+        match (error, sent.bytes) {
+            // Redis unblocks clients of a master that turns replica; the command did not run.
+            (Some(b"UNBLOCKED"), Some(bytes)) if sent.class == Class::Blocking && alone => {
+                Verdict::Retry(bytes)
+            }
+            // A replica refused a write: it did not run, and the new master will take it.
+            (Some(b"READONLY"), Some(bytes))
+                if alone && !self.in_multi && !self.watching && is_plain(sent.class) =>
+            {
+                Verdict::Retry(bytes)
+            }
+            (Some(b"NOREPLICAS"), Some(bytes))
+                if alone && !self.in_multi && !self.watching && is_plain(sent.class) =>
+            {
+                Verdict::RetryLater(bytes)
+            }
+            _ => Verdict::Forward,
+        }
+    }
+
+    /// Replies still owed by the upstream.
+    pub fn outstanding(&self) -> usize {
+        self.sent.len()
+    }
+
+    /// Nothing in flight but blocking commands: what a hold waits for. A blocked command may
+    /// wait forever; the demotion unblocks it and [`Verdict::Retry`] moves it.
+    pub fn quiescent(&self) -> bool {
+        self.sent.iter().all(|s| s.class == Class::Blocking)
+    }
+
+    /// The connection carries state a new upstream cannot be given (a transaction, watched
+    /// keys, subscriptions): it cannot move, only be closed between two commands.
+    pub fn pinned(&self) -> bool {
+        self.in_multi || self.watching || self.subscribed
+    }
+
+    /// Whether the connection is in pub/sub mode (replies are not counted).
+    pub fn subscribed(&self) -> bool {
+        self.subscribed
+    }
+
+    /// What a new upstream must be sent before the client's next command, in order: HELLO
+    /// (which may carry AUTH and SETNAME) or AUTH, then SELECT, then CLIENT SETNAME.
+    pub fn replay(&self) -> Vec<&[u8]> {
+        [
+            self.hello.as_deref().or(self.auth.as_deref()),
+            self.select.as_deref(),
+            self.setname.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+fn is_plain(c: Class) -> bool {
+    matches!(c, Class::Other | Class::Blocking)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_what_succeeded_in_replay_order() {
+        let mut s = Session::default();
+        s.on_send(Class::Select, b"SELECT 2", false);
+        s.on_send(Class::Auth, b"AUTH bad", false);
+        s.on_send(Class::Auth, b"AUTH pw", false);
+        s.on_send(Class::ClientSetName, b"CLIENT SETNAME app", false);
+        assert_eq!(s.outstanding(), 4);
+        assert_eq!(s.on_reply(None), Verdict::Forward);
+        assert_eq!(s.on_reply(Some(b"WRONGPASS")), Verdict::Forward);
+        assert_eq!(s.on_reply(None), Verdict::Forward);
+        assert_eq!(s.on_reply(None), Verdict::Forward);
+        let r: Vec<&[u8]> = vec![b"AUTH pw", b"SELECT 2", b"CLIENT SETNAME app"];
+        assert_eq!(s.replay(), r);
+        s.on_send(Class::Hello, b"HELLO 3 AUTH default pw", false);
+        s.on_reply(None);
+        assert_eq!(s.replay()[0], b"HELLO 3 AUTH default pw");
+    }
+
+    #[test]
+    fn transactions_and_watches_pin_until_they_end() {
+        let mut s = Session::default();
+        s.on_send(Class::Watch, b"WATCH k", false);
+        s.on_reply(None);
+        assert!(s.pinned());
+        s.on_send(Class::Multi, b"MULTI", false);
+        s.on_send(Class::Other, b"SET k v", true);
+        s.on_send(Class::Exec, b"EXEC", false);
+        s.on_reply(None);
+        // A write queued in a transaction is never retried alone.
+        assert_eq!(s.on_reply(Some(b"READONLY")), Verdict::Forward);
+        assert!(s.pinned());
+        s.on_reply(None);
+        assert!(!s.pinned());
+        assert_eq!(s.outstanding(), 0);
+    }
+
+    #[test]
+    fn refused_writes_and_unblocked_pops_are_retried_when_alone() {
+        let mut s = Session::default();
+        s.on_send(Class::Other, b"SET k v", true);
+        assert_eq!(
+            s.on_reply(Some(b"READONLY")),
+            Verdict::Retry(b"SET k v".to_vec())
+        );
+        s.on_send(Class::Blocking, b"BLPOP q 0", true);
+        assert!(s.quiescent());
+        assert_eq!(
+            s.on_reply(Some(b"UNBLOCKED")),
+            Verdict::Retry(b"BLPOP q 0".to_vec())
+        );
+        s.on_send(Class::Other, b"SET k v", true);
+        assert_eq!(
+            s.on_reply(Some(b"NOREPLICAS")),
+            Verdict::RetryLater(b"SET k v".to_vec())
+        );
+        // Pipelined: the refusal is the client's to see.
+        s.on_send(Class::Other, b"SET a 1", false);
+        s.on_send(Class::Other, b"SET b 2", false);
+        assert!(!s.quiescent());
+        assert_eq!(s.on_reply(Some(b"READONLY")), Verdict::Forward);
+        assert_eq!(s.on_reply(Some(b"READONLY")), Verdict::Forward);
+    }
+
+    #[test]
+    fn subscriptions_pin_for_good_and_stop_counting() {
+        let mut s = Session::default();
+        s.on_send(Class::Subscribe, b"SUBSCRIBE a b", false);
+        assert!(s.pinned() && s.subscribed());
+        assert_eq!(s.outstanding(), 0);
+        assert_eq!(s.on_reply(None), Verdict::Forward);
+    }
+
+    #[test]
+    fn quit_closes_after_its_reply_and_reset_forgets() {
+        let mut s = Session::default();
+        s.on_send(Class::Select, b"SELECT 1", false);
+        s.on_reply(None);
+        s.on_send(Class::Reset, b"RESET", false);
+        s.on_reply(None);
+        assert!(s.replay().is_empty());
+        s.on_send(Class::Quit, b"QUIT", false);
+        assert_eq!(s.on_reply(None), Verdict::ForwardAndClose);
+    }
+}

@@ -1,0 +1,529 @@
+//! `vd proxy` against real redis-server processes (a master and a replica on loopback) with a
+//! real client: protocol coverage, the planned switch under a writer (no client error, no
+//! lost write) and an unplanned one (errors only until the promotion, nothing on the demoted
+//! master after the switch).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use vd_proxy::feed::{self, Feed};
+
+const PW: &str = "s3cret-pw";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A redis-server child, killed on drop.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start(dir: &Path, replica_of: Option<u16>) -> Redis {
+        Redis::start_on(dir, free_port(), replica_of)
+    }
+
+    fn start_on(dir: &Path, port: u16, replica_of: Option<u16>) -> Redis {
+        let mut args: Vec<String> = [
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--requirepass",
+            PW,
+            "--masterauth",
+            PW,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            &dir.to_string_lossy(),
+            "--dbfilename",
+            &format!("dump-{port}.rdb"),
+        ]
+        .map(String::from)
+        .to_vec();
+        if let Some(m) = replica_of {
+            args.extend(["--replicaof".into(), "127.0.0.1".into(), m.to_string()]);
+        }
+        let child = Command::new("redis-server")
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH (./scripts/setup installs it)");
+        let r = Redis { child, port };
+        wait_for("redis-server to answer", || r.conn_opt().is_some());
+        r
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn conn_opt(&self) -> Option<redis::Connection> {
+        let c = redis::Client::open(format!("redis://:{PW}@127.0.0.1:{}/", self.port)).ok()?;
+        let mut c = c
+            .get_connection_with_timeout(Duration::from_millis(300))
+            .ok()?;
+        redis::cmd("PING").query::<String>(&mut c).ok()?;
+        Some(c)
+    }
+
+    fn conn(&self) -> redis::Connection {
+        self.conn_opt().expect("connection to redis-server")
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < end {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// A master, a replica in sync, and a proxy in front of both, with a feed file.
+struct Rig {
+    _dir: tempfile::TempDir,
+    master: Redis,
+    replica: Redis,
+    feed: PathBuf,
+    port: u16,
+    read_port: u16,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Rig {
+    fn start() -> Rig {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let master = Redis::start(dir.path(), None);
+        let replica = Redis::start(dir.path(), Some(master.port));
+        wait_for("the replica to sync", || {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut replica.conn())
+                .unwrap_or_default();
+            info.contains("master_link_status:up")
+        });
+        let feed = dir.path().join("feed").join(feed::FILE);
+        feed::write(
+            feed.parent().unwrap(),
+            &Feed {
+                epoch: 1,
+                master: Some(master.addr()),
+                hold: false,
+            },
+        )
+        .unwrap();
+        let (port, read_port) = (free_port(), free_port());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let opts = vd_proxy::Options {
+            listen: format!("127.0.0.1:{port}").parse().unwrap(),
+            read_listen: Some(format!("127.0.0.1:{read_port}").parse().unwrap()),
+            discovery: vd_proxy::discovery::Config {
+                upstreams: vec![master.addr(), replica.addr()],
+                sentinels: vec![],
+                master_name: "voodu-master".into(),
+                feed: Some(feed.clone()),
+                id: "0".into(),
+                password: Some(PW.into()),
+            },
+        };
+        rt.spawn(async move {
+            if let Err(e) = vd_proxy::run(opts).await {
+                panic!("proxy: {e}");
+            }
+        });
+        let rig = Rig {
+            _dir: dir,
+            master,
+            replica,
+            feed,
+            port,
+            read_port,
+            rt,
+        };
+        wait_for("the proxy to reach the master", || {
+            rig.client(rig.port)
+                .get_connection()
+                .ok()
+                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c).ok())
+                .is_some()
+        });
+        rig
+    }
+
+    fn client(&self, port: u16) -> redis::Client {
+        redis::Client::open(format!("redis://:{PW}@127.0.0.1:{port}/")).unwrap()
+    }
+
+    fn conn(&self) -> redis::Connection {
+        self.client(self.port).get_connection().unwrap()
+    }
+
+    fn publish(&self, epoch: u64, master: &Redis, hold: bool) {
+        feed::write(
+            self.feed.parent().unwrap(),
+            &Feed {
+                epoch,
+                master: Some(master.addr()),
+                hold,
+            },
+        )
+        .unwrap();
+    }
+}
+
+fn role(c: &mut redis::Connection) -> String {
+    let v: Vec<redis::Value> = redis::cmd("ROLE").query(c).unwrap();
+    match v.first() {
+        Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+        other => format!("{other:?}"),
+    }
+}
+
+#[test]
+fn commands_behave_as_against_redis() {
+    let rig = Rig::start();
+    let mut c = rig.conn();
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut c).unwrap();
+    let v: String = redis::cmd("GET").arg("k").query(&mut c).unwrap();
+    assert_eq!(v, "v");
+    assert_eq!(role(&mut c), "master");
+
+    // A pipeline of 500 commands, answered in order.
+    let mut p = redis::pipe();
+    for i in 0..500 {
+        p.cmd("INCR").arg("counter").ignore();
+        p.cmd("RPUSH").arg("list").arg(i).ignore();
+    }
+    p.cmd("GET").arg("counter");
+    let (n,): (i64,) = p.query(&mut c).unwrap();
+    assert_eq!(n, 500);
+
+    // MULTI/EXEC, and WATCH aborting a transaction.
+    let (a, b): (i64, i64) = redis::pipe()
+        .atomic()
+        .cmd("INCR")
+        .arg("tx")
+        .cmd("INCR")
+        .arg("tx")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!((a, b), (1, 2));
+    let _: () = redis::cmd("WATCH").arg("tx").query(&mut c).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("tx")
+        .arg(100)
+        .query(&mut rig.master.conn())
+        .unwrap();
+    let r: Option<(i64,)> = redis::pipe()
+        .atomic()
+        .cmd("INCR")
+        .arg("tx")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(r, None, "a watched key changed: EXEC answers nil");
+
+    // SELECT and CLIENT SETNAME stick to the connection.
+    let mut db1 = rig.client(rig.port).get_connection().unwrap();
+    let _: () = redis::cmd("SELECT").arg(1).query(&mut db1).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("in1")
+        .arg("x")
+        .query(&mut db1)
+        .unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg("app")
+        .query(&mut db1)
+        .unwrap();
+    let name: String = redis::cmd("CLIENT").arg("GETNAME").query(&mut db1).unwrap();
+    assert_eq!(name, "app");
+    let mut m = rig.master.conn();
+    let _: () = redis::cmd("SELECT").arg(1).query(&mut m).unwrap();
+    let got: Option<String> = redis::cmd("GET").arg("in1").query(&mut m).unwrap();
+    assert_eq!(got.as_deref(), Some("x"));
+
+    // RESP3: HELLO 3 through the proxy.
+    let mut r3 = redis::Client::open(format!(
+        "redis://:{PW}@127.0.0.1:{}/?protocol=resp3",
+        rig.port
+    ))
+    .unwrap()
+    .get_connection()
+    .unwrap();
+    let h: redis::Value = redis::cmd("HELLO").arg(3).query(&mut r3).unwrap();
+    assert!(matches!(h, redis::Value::Map(_)), "{h:?}");
+    let v: String = redis::cmd("GET").arg("k").query(&mut r3).unwrap();
+    assert_eq!(v, "v");
+
+    // BLPOP waits through the proxy until a push.
+    let pusher = std::thread::spawn({
+        let mut m = rig.master.conn();
+        move || {
+            std::thread::sleep(Duration::from_millis(200));
+            let _: () = redis::cmd("RPUSH")
+                .arg("q")
+                .arg("job")
+                .query(&mut m)
+                .unwrap();
+        }
+    });
+    let got: (String, String) = redis::cmd("BLPOP").arg("q").arg(5).query(&mut c).unwrap();
+    assert_eq!(got.1, "job");
+    pusher.join().unwrap();
+
+    // Pub/sub: subscribe through the proxy, publish directly.
+    let mut sub = rig.conn();
+    let mut ps = sub.as_pubsub();
+    ps.subscribe("news").unwrap();
+    ps.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg("news")
+        .arg("hello")
+        .query(&mut rig.master.conn())
+        .unwrap();
+    let msg = ps.get_message().unwrap();
+    assert_eq!(msg.get_payload::<String>().unwrap(), "hello");
+    drop(ps);
+
+    // MONITOR would break reply accounting: refused with an explanation.
+    let e = redis::cmd("MONITOR").query::<String>(&mut c).unwrap_err();
+    assert!(
+        e.to_string().contains("not supported through vd proxy"),
+        "{e}"
+    );
+
+    // Without AUTH the master's refusal comes through unchanged.
+    let mut anon = redis::Client::open(format!("redis://127.0.0.1:{}/", rig.port))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let e = redis::cmd("GET")
+        .arg("k")
+        .query::<String>(&mut anon)
+        .unwrap_err();
+    assert!(e.to_string().contains("NOAUTH"), "{e}");
+
+    // The read port reaches the replica.
+    let mut r = rig.client(rig.read_port).get_connection().unwrap();
+    wait_for("the read port to use the replica", || {
+        let mut r = rig.client(rig.read_port).get_connection().unwrap();
+        role(&mut r) == "slave"
+    });
+    let v: String = redis::cmd("GET").arg("k").query(&mut r).unwrap();
+    assert_eq!(v, "v");
+}
+
+/// Writes `SET w:<i> i` back-to-back through the proxy, counting errors and recording
+/// acknowledged ids.
+struct Writer {
+    stop: Arc<AtomicBool>,
+    errors: Arc<AtomicU64>,
+    handle: std::thread::JoinHandle<Vec<u64>>,
+}
+
+impl Writer {
+    fn start(client: redis::Client) -> Writer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let errors = Arc::new(AtomicU64::new(0));
+        let (s, e) = (stop.clone(), errors.clone());
+        let handle = std::thread::spawn(move || {
+            let mut acked = Vec::new();
+            let mut conn = None;
+            let mut i = 0u64;
+            while !s.load(Ordering::SeqCst) {
+                if conn.is_none() {
+                    conn = client.get_connection().ok();
+                }
+                let Some(c) = conn.as_mut() else {
+                    e.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                i += 1;
+                match redis::cmd("SET")
+                    .arg(format!("w:{i}"))
+                    .arg(i)
+                    .query::<()>(c)
+                {
+                    Ok(()) => acked.push(i),
+                    Err(err) => {
+                        e.fetch_add(1, Ordering::SeqCst);
+                        if err.is_connection_dropped() || err.is_io_error() {
+                            conn = None;
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+            }
+            acked
+        });
+        Writer {
+            stop,
+            errors,
+            handle,
+        }
+    }
+
+    fn finish(self) -> (Vec<u64>, u64) {
+        self.stop.store(true, Ordering::SeqCst);
+        let acked = self.handle.join().unwrap();
+        (acked, self.errors.load(Ordering::SeqCst))
+    }
+}
+
+fn offset(r: &Redis, field: &str) -> i64 {
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query(&mut r.conn())
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(-1)
+}
+
+#[test]
+fn planned_switch_under_a_writer_has_no_error_and_loses_nothing() {
+    let rig = Rig::start();
+    let writer = Writer::start(rig.client(rig.port));
+    // A blocked pop on the old master must end up served by the new one.
+    let popper = std::thread::spawn({
+        let client = rig.client(rig.port);
+        move || {
+            let mut c = client.get_connection().unwrap();
+            redis::cmd("BLPOP")
+                .arg("jobs")
+                .arg(20)
+                .query::<(String, String)>(&mut c)
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+
+    // What the controller does: hold, wait for the proxy, pause, promote, re-point, release.
+    rig.publish(2, &rig.replica, true);
+    let held = feed::held_path(&rig.feed, "0");
+    wait_for("the proxy to hold", || {
+        std::fs::read_to_string(&held).is_ok_and(|s| s.trim() == "2")
+    });
+    let mut m = rig.master.conn();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(5000)
+        .arg("WRITE")
+        .query(&mut m)
+        .unwrap();
+    let target = offset(&rig.master, "master_repl_offset");
+    wait_for("the replica to catch up", || {
+        offset(&rig.replica, "slave_repl_offset") >= target
+    });
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query(&mut rig.replica.conn())
+        .unwrap();
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(rig.replica.port)
+        .query(&mut m)
+        .unwrap();
+    let _: () = redis::cmd("CLIENT").arg("UNPAUSE").query(&mut m).unwrap();
+    rig.publish(3, &rig.replica, false);
+    std::thread::sleep(Duration::from_millis(500));
+    let _: () = redis::cmd("RPUSH")
+        .arg("jobs")
+        .arg("after")
+        .query(&mut rig.replica.conn())
+        .unwrap();
+    let popped = popper
+        .join()
+        .unwrap()
+        .expect("BLPOP answered without error");
+    assert_eq!(popped.1, "after");
+    let (acked, errors) = writer.finish();
+    assert!(acked.len() > 50, "the writer wrote ({})", acked.len());
+    assert_eq!(errors, 0, "a planned switch shows clients no error");
+    let mut new = rig.replica.conn();
+    let keys: i64 = redis::cmd("DBSIZE").query(&mut new).unwrap();
+    assert!(keys as usize >= acked.len());
+    for i in acked.iter().step_by(7) {
+        let v: Option<u64> = redis::cmd("GET")
+            .arg(format!("w:{i}"))
+            .query(&mut new)
+            .unwrap();
+        assert_eq!(v, Some(*i), "acknowledged write w:{i} is on the new master");
+    }
+    drop(rig.rt);
+}
+
+#[test]
+fn unplanned_switch_errors_only_until_promotion_and_never_writes_the_old_master() {
+    let mut rig = Rig::start();
+    let writer = Writer::start(rig.client(rig.port));
+    std::thread::sleep(Duration::from_millis(300));
+    rig.master.kill();
+    std::thread::sleep(Duration::from_millis(300));
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query(&mut rig.replica.conn())
+        .unwrap();
+    rig.publish(2, &rig.replica, false);
+    let switched = Instant::now();
+    // The old master comes back empty at its address, as a master: a stray the proxy, told
+    // of the new master, must not write to.
+    let stray_dir = tempfile::tempdir().unwrap();
+    let stray = Redis::start_on(stray_dir.path(), rig.master.port, None);
+    std::thread::sleep(Duration::from_millis(800));
+    let errors_mid = writer.errors.load(Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(800));
+    let (acked, errors) = writer.finish();
+    eprintln!(
+        "errors while the master was down: {errors}, after the switch: {}",
+        errors - errors_mid
+    );
+    assert_eq!(
+        errors,
+        errors_mid,
+        "no error once the new master is in place ({:?} after the switch)",
+        switched.elapsed()
+    );
+    let dbsize: i64 = redis::cmd("DBSIZE").query(&mut stray.conn()).unwrap();
+    assert_eq!(dbsize, 0, "nothing reached a stray master");
+    let last = *acked.last().unwrap();
+    let v: Option<u64> = redis::cmd("GET")
+        .arg(format!("w:{last}"))
+        .query(&mut rig.replica.conn())
+        .unwrap();
+    assert_eq!(v, Some(last));
+}
