@@ -177,6 +177,34 @@ pub struct RedisSpec {
     /// and serialize as they did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failover: Option<FailoverSpec>,
+    /// `proxy { replicas }` in a data redis: `<name>-proxy` pods running `vd proxy` (issue 7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxySpec>,
+}
+
+/// `proxy { enabled replicas }` inside a data redis block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxySpec {
+    /// True when the block is present and does not say otherwise.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Proxy pods; default 1.
+    #[serde(default = "default_one")]
+    pub replicas: u32,
+}
+
+impl Default for ProxySpec {
+    /// What an empty `proxy {}` block means.
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            replicas: 1,
+        }
+    }
+}
+
+fn default_one() -> u32 {
+    1
 }
 
 /// `sentinel { enabled monitor }` inside a redis block.

@@ -17,8 +17,8 @@ use vd_core::env::valid_env_key;
 use vd_core::template::{self, Part, TemplateError, TemplateRef};
 use vd_core::{
     validate_label, AssetSpec, FailoverSpec, Kind, Limits, PortSpec, Probe, ProbeAction, Probes,
-    RedisSpec, Resource, ResourceRef, Resources, SentinelSpec, Spec, VolumeClaim, VolumeMount,
-    WorkloadSpec,
+    ProxySpec, RedisSpec, Resource, ResourceRef, Resources, SentinelSpec, Spec, VolumeClaim,
+    VolumeMount, WorkloadSpec,
 };
 
 /// A resource with its header span and the spans of its fields.
@@ -64,7 +64,7 @@ const DEPLOYMENT_FIELDS: [&str; 9] = [
     "resources",
 ];
 /// A redis block takes every statefulset field plus the macro's own blocks.
-const REDIS_FIELDS: [&str; 14] = [
+const REDIS_FIELDS: [&str; 15] = [
     "image",
     "replicas",
     "command",
@@ -79,13 +79,15 @@ const REDIS_FIELDS: [&str; 14] = [
     "plugin",
     "sentinel",
     "failover",
+    "proxy",
 ];
 /// Workload fields written `name { ... }` rather than `name = ...`.
 const WORKLOAD_BLOCKS: [&str; 3] = ["volume_claim", "probes", "resources"];
 /// Blocks only macros (`redis`) take.
-const MACRO_BLOCKS: [&str; 3] = ["plugin", "sentinel", "failover"];
+const MACRO_BLOCKS: [&str; 4] = ["plugin", "sentinel", "failover", "proxy"];
 const SENTINEL_FIELDS: [&str; 2] = ["enabled", "monitor"];
 const FAILOVER_FIELDS: [&str; 2] = ["automatic", "down_after"];
+const PROXY_FIELDS: [&str; 2] = ["enabled", "replicas"];
 /// The claim the redis macro always adds, and where it mounts it.
 const RESERVED_CLAIM: &str = "data";
 const RESERVED_MOUNT: &str = "/data";
@@ -180,6 +182,7 @@ struct Fields {
     plugin_version: Option<String>,
     sentinel: Option<LocatedSentinel>,
     failover: Option<LocatedFailover>,
+    proxy: Option<LocatedProxy>,
 }
 
 /// A `sentinel { }` block with what its checks need to point at.
@@ -199,6 +202,12 @@ struct LocatedFailover {
     header: Range<usize>,
     /// `automatic` was not written or was a bool: the checks that depend on it can run.
     automatic_known: bool,
+}
+
+/// A `proxy { }` block with what its checks need to point at.
+struct LocatedProxy {
+    spec: ProxySpec,
+    header: Range<usize>,
 }
 
 /// The lowering state of one file.
@@ -370,7 +379,7 @@ impl Cx<'_> {
     }
 
     /// The redis macro: statefulset fields as written (unset stays `None` for the server's
-    /// defaults), plus `plugin`, `sentinel` and `failover`. `id` is the block's (scope, name)
+    /// defaults), plus `plugin`, `sentinel`, `failover` and `proxy`. `id` is the block's (scope, name)
     /// when valid.
     fn redis(&mut self, body: &Body, id: Option<&(String, String)>) -> RedisSpec {
         let f = self.fields(Kind::Redis, body);
@@ -394,9 +403,13 @@ impl Cx<'_> {
             plugin_version: f.plugin_version,
             sentinel,
             failover: f.failover.as_ref().map(|l| l.spec),
+            proxy: f.proxy.as_ref().map(|l| l.spec),
         };
         if let Some(l) = &f.failover {
             self.check_failover(&spec, l, sentinel_known);
+        }
+        if let Some(l) = &f.proxy {
+            self.check_proxy(&spec, l, sentinel_known);
         }
         spec
     }
@@ -468,7 +481,7 @@ impl Cx<'_> {
                         "volume_claim" if !claims_allowed => {
                             self.no_claims_in_deployment(a.key.span(), "volume_claim")
                         }
-                        "plugin" | "sentinel" | "failover" if !is_redis => {
+                        "plugin" | "sentinel" | "failover" | "proxy" if !is_redis => {
                             self.macro_only(key, a.key.span(), ctx)
                         }
                         k if WORKLOAD_BLOCKS.contains(&k) || MACRO_BLOCKS.contains(&k) => self.err(
@@ -509,7 +522,8 @@ impl Cx<'_> {
                         "plugin" if is_redis => w.plugin_version = self.plugin(b),
                         "sentinel" if is_redis => w.sentinel = Some(self.sentinel(b)),
                         "failover" if is_redis => w.failover = Some(self.failover(b)),
-                        "plugin" | "sentinel" | "failover" => {
+                        "proxy" if is_redis => w.proxy = Some(self.proxy(b)),
+                        "plugin" | "sentinel" | "failover" | "proxy" => {
                             self.macro_only(name, b.ident.span(), ctx)
                         }
                         k if known.contains(&k) => self.err(
@@ -596,11 +610,12 @@ impl Cx<'_> {
         w
     }
 
-    /// `plugin`, `sentinel` or `failover` outside a redis block.
+    /// `plugin`, `sentinel`, `failover` or `proxy` outside a redis block.
     fn macro_only(&mut self, name: &str, span: Option<Range<usize>>, ctx: &str) {
         let help = match name {
             "plugin" => "`plugin { version = \"...\" }` belongs to macros such as `redis`; remove it from this block".to_string(),
             "failover" => format!("`failover {{ automatic = true }}` belongs to the redis macro, which knows which pod is the master: write it inside a data `redis \"scope\" \"name\" {{ ... }}` block, not in a {ctx}"),
+            "proxy" => format!("`proxy {{ replicas = 1 }}` belongs to the redis macro, which knows which pod is the master: write it inside a data `redis \"scope\" \"name\" {{ ... }}` block, not in a {ctx}"),
             _ => format!("`sentinel {{ monitor = \"scope/name\" }}` belongs to the redis macro: declare a sentinel sibling as `redis \"scope\" \"name-ha\" {{ sentinel {{ ... }} }}`, not in a {ctx}"),
         };
         self.err(span, format!("`{name}` is not allowed in a {ctx}"), help);
@@ -848,6 +863,92 @@ impl Cx<'_> {
             if !sentinel_known && p.field != "failover.down_after" {
                 continue;
             }
+            let span = self.span_of(&p.field).or_else(|| Some(l.header.clone()));
+            self.err(span, p.message, p.help);
+        }
+    }
+
+    /// `proxy { enabled = bool  replicas = N }` (issue 7); checked with the rest of the block
+    /// by `check_proxy`. `replicas` is parsed as any whole number here; its range is one of
+    /// `check_proxy`'s rules.
+    fn proxy(&mut self, b: &Block) -> LocatedProxy {
+        let header = header_span(b);
+        self.record("proxy", Some(header.clone()));
+        let mut p = LocatedProxy {
+            spec: ProxySpec::default(),
+            header,
+        };
+        for structure in b.body.iter() {
+            match structure {
+                Structure::Attribute(a) => {
+                    let v = &a.value;
+                    match a.key.as_str() {
+                        "enabled" => {
+                            self.record("proxy.enabled", v.span());
+                            match unparen(v) {
+                                Expression::Bool(flag) => p.spec.enabled = *flag.value(),
+                                other => {
+                                    let help = match other {
+                                        Expression::String(t)
+                                            if matches!(t.value().as_str(), "true" | "false") =>
+                                        {
+                                            format!("write enabled = {} (no quotes)", t.value())
+                                        }
+                                        _ => "write enabled = true or enabled = false".to_string(),
+                                    };
+                                    self.err(
+                                        v.span(),
+                                        format!(
+                                            "`proxy.enabled` must be true or false, found {}",
+                                            describe(other)
+                                        ),
+                                        help,
+                                    );
+                                }
+                            }
+                        }
+                        "replicas" => {
+                            self.record("proxy.replicas", v.span());
+                            if let Some(n) = self.whole(
+                                v,
+                                "proxy.replicas",
+                                0,
+                                u64::from(u32::MAX),
+                                "replicas = 2",
+                            ) {
+                                p.spec.replicas = u32::try_from(n).unwrap_or(u32::MAX);
+                            }
+                        }
+                        other => self.unknown_field(other, a.key.span(), "proxy", &PROXY_FIELDS),
+                    }
+                }
+                Structure::Block(inner) => {
+                    let name = inner.ident.as_str();
+                    if PROXY_FIELDS.contains(&name) {
+                        self.err(
+                            inner.ident.span(),
+                            format!("`{name}` is an attribute, not a block"),
+                            format!("write `{name} = ...`, e.g. enabled = true or replicas = 2"),
+                        );
+                    } else {
+                        self.unknown_field(name, inner.ident.span(), "proxy", &PROXY_FIELDS);
+                    }
+                }
+            }
+        }
+        p
+    }
+
+    /// Issue 7's proxy rules, which the server also runs (`validate_proxy` in vd-core), each
+    /// reported at the field it names.
+    fn check_proxy(&mut self, spec: &RedisSpec, l: &LocatedProxy, sentinel_known: bool) {
+        // A sentinel `enabled` that was not a bool has its own error; whether this is a sibling
+        // is unknown, so only what holds either way (the replicas range) is reported.
+        let mut checked = spec.clone();
+        if !sentinel_known {
+            checked.sentinel = None;
+        }
+        for p in vd_core::redis::validate_proxy(&checked) {
             let span = self.span_of(&p.field).or_else(|| Some(l.header.clone()));
             self.err(span, p.message, p.help);
         }

@@ -9,7 +9,8 @@ use vd_core::ResourceRef;
 /// Field paths: `""` is the block header, then `"replicas"`, `"command[1]"`, `"env.KEY"`,
 /// `"probes.liveness.period"`, `"resources.limits.memory"`, `"files.KEY"`, in redis blocks
 /// `"plugin.version"`, `"sentinel"`, `"sentinel.monitor"`, `"sentinel.enabled"`, `"failover"`,
-/// `"failover.automatic"`, `"failover.down_after"`, and so on.
+/// `"failover.automatic"`, `"failover.down_after"`, `"proxy"`, `"proxy.enabled"`,
+/// `"proxy.replicas"`, and so on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SpanIndex {
     map: BTreeMap<ResourceRef, BTreeMap<String, (usize, Range<usize>)>>,

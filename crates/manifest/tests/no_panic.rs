@@ -67,6 +67,10 @@ redis "data" "cache" {
     automatic  = true
     down_after = "1.5s"
   }
+  proxy {
+    enabled  = true
+    replicas = 2
+  }
 }
 "#,
     r#"asset "data" "cfg" {
@@ -103,6 +107,7 @@ statefulset "a" "d" {
   plugin { version = "1" }
   sentinel = { monitor = "a/b" }
   failover { automatic = true }
+  proxy { replicas = 1 }
 }
 redis "a" "e" {
   replicas = 1
@@ -112,16 +117,25 @@ redis "a" "e" {
     quorum     = 2
   }
   failover = {}
+  proxy {
+    enabled  = "no"
+    replicas = 17
+    port     = 6380
+  }
+  proxy = {}
 }
 redis "a" "f" {
   sentinel { monitor = "a/e" }
   failover { down_after = "-1s" }
+  proxy "x" { replicas = -1 }
 }
 "#,
     r#"redis "a" "b" { sentinel { monitor = "a/b/c" } }
 redis "a" "d" { sentinel { monitor = 7 } }
 redis "A" "e" { sentinel {} }
 redis "a" "g" { failover { down_after = "11m" } }
+redis "a" "h" { proxy { replicas = 0 } }
+redis "a" "i" { proxy { replicas = 1.5, enabled = false } }
 "#,
 ];
 

@@ -1,11 +1,11 @@
 //! The redis macro block (seed 000): statefulset passthrough kept as written, `plugin`,
 //! `sentinel`, and the sentinel validation rules with their messages and places; `failover`
-//! (issue 6) and its rules.
+//! (issue 6) and `proxy` (issue 7) and their rules.
 
 use std::path::{Path, PathBuf};
 use vd_core::{
-    AssetSpec, FailoverSpec, Kind, Limits, PortSpec, Probe, ProbeAction, Probes, RedisSpec,
-    Resource, ResourceRef, Resources, SentinelSpec, Spec, VolumeClaim, VolumeMount,
+    AssetSpec, FailoverSpec, Kind, Limits, PortSpec, Probe, ProbeAction, Probes, ProxySpec,
+    RedisSpec, Resource, ResourceRef, Resources, SentinelSpec, Spec, VolumeClaim, VolumeMount,
 };
 use vd_manifest::{load_files, parse_str, Diagnostic, Manifest};
 
@@ -103,6 +103,8 @@ fn seed_minimal_standalone_is_all_defaults() {
     assert_eq!(r.resources, Resources::default());
     assert_eq!(r.plugin_version, None);
     assert_eq!(r.sentinel, None);
+    assert_eq!(r.failover, None);
+    assert_eq!(r.proxy, None);
     let id = ResourceRef::new(Kind::Redis, "data", "cache");
     assert_eq!(m.spans.fields(&id).collect::<Vec<_>>(), [""]);
 }
@@ -355,6 +357,11 @@ const FULL: &str = r#"redis "data" "cache" {
     automatic  = true
     down_after = "1.5s"
   }
+
+  proxy {
+    enabled  = true
+    replicas = 2
+  }
 }
 "#;
 
@@ -411,6 +418,10 @@ fn every_statefulset_field_passes_through_as_written() {
             automatic: true,
             down_after_ms: 1500,
         }),
+        proxy: Some(ProxySpec {
+            enabled: true,
+            replicas: 2,
+        }),
     };
     assert_eq!(redis(&m, "data", "cache"), expected);
     // The model round-trips through JSON, which is how the CLI sends it to the server.
@@ -451,6 +462,9 @@ fn redis_spans_locate_fields() {
     assert_eq!(at("failover"), (32, 3));
     assert_eq!(at("failover.automatic"), (33, 18));
     assert_eq!(at("failover.down_after"), (34, 18));
+    assert_eq!(at("proxy"), (37, 3));
+    assert_eq!(at("proxy.enabled"), (38, 16));
+    assert_eq!(at("proxy.replicas"), (39, 16));
     let fields: Vec<&str> = m.spans.fields(&r).collect();
     for f in [
         "plugin.version",
@@ -459,6 +473,9 @@ fn redis_spans_locate_fields() {
         "failover",
         "failover.automatic",
         "failover.down_after",
+        "proxy",
+        "proxy.enabled",
+        "proxy.replicas",
         "probes",
         "volume_claims",
         "env_from[0]",
@@ -1139,6 +1156,317 @@ fn failover_belongs_in_a_data_redis() {
     );
 }
 
+// ----- proxy (issue 7) -----
+
+fn proxy(enabled: bool, replicas: u32) -> Option<ProxySpec> {
+    Some(ProxySpec { enabled, replicas })
+}
+
+#[test]
+fn proxy_block_forms() {
+    let m = parse(
+        r#"redis "d" "empty" {
+  replicas = 3
+  proxy {}
+}
+redis "d" "two" {
+  replicas = 3
+  proxy { replicas = 2 }
+}
+redis "d" "full" {
+  replicas = 2
+  proxy {
+    enabled  = true
+    replicas = 16
+  }
+}
+redis "d" "off" {
+  replicas = 3
+  proxy { enabled = false }
+}
+redis "d" "paren" {
+  proxy {
+    enabled  = (true)
+    replicas = (3)
+  }
+}
+redis "d" "single" {
+  replicas = 1
+  proxy {}
+}
+redis "d" "unset" {
+  proxy {}
+}
+redis "d" "sentinel-off" {
+  replicas = 3
+  sentinel { enabled = false }
+  proxy {}
+}
+redis "d" "with-failover" {
+  replicas = 3
+  failover {}
+  proxy { replicas = 2 }
+}
+redis "d" "plain" {}
+"#,
+    );
+    let p = |name: &str| redis(&m, "d", name).proxy;
+    // Present and empty: on, one pod.
+    assert_eq!(p("empty"), Some(ProxySpec::default()));
+    assert_eq!(p("empty"), proxy(true, 1));
+    assert_eq!(p("two"), proxy(true, 2));
+    assert_eq!(p("full"), proxy(true, 16));
+    // Off: recorded, so the server removes the proxy pods.
+    assert_eq!(p("off"), proxy(false, 1));
+    assert_eq!(p("paren"), proxy(true, 3));
+    // One data pod, written or not: the proxy still gives a stable address.
+    assert_eq!(p("single"), proxy(true, 1));
+    assert_eq!(p("unset"), proxy(true, 1));
+    assert_eq!(redis(&m, "d", "unset").replicas, None);
+    // Sentinel mode off makes it a data redis, where the block belongs.
+    assert_eq!(p("sentinel-off"), proxy(true, 1));
+    assert_eq!(p("with-failover"), proxy(true, 2));
+    assert_eq!(
+        redis(&m, "d", "with-failover").failover,
+        Some(FailoverSpec::default())
+    );
+    assert_eq!(p("plain"), None);
+    // The model round-trips through JSON, which is how the CLI sends it to the server.
+    let json = serde_json::to_string(&m.resources).unwrap();
+    let back: Vec<Resource> = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, m.resources);
+}
+
+#[test]
+fn proxy_replicas_must_be_1_to_16() {
+    let text =
+        |v: &str| format!("redis \"d\" \"c\" {{\n  proxy {{\n    replicas = {v}\n  }}\n}}\n");
+    let d = single(
+        &text("0"),
+        "`proxy.replicas` must be at least 1, found 0",
+        3,
+        16,
+    );
+    assert_eq!(
+        d.help(),
+        Some("a proxy block runs at least one proxy pod: write replicas = 1 (the default) or more, up to 16; to run no proxy, write enabled = false or remove the `proxy` block")
+    );
+    for n in ["17", "100", "4294967295"] {
+        let d = single(
+            &text(n),
+            &format!("`proxy.replicas` must be at most 16, found {n}"),
+            3,
+            16,
+        );
+        assert_eq!(
+            d.help(),
+            Some("each proxy pod follows the master on its own, so a few already survive losing one, and more only add connections to the master: write replicas = 2 (or any number from 1 to 16)")
+        );
+    }
+    // Checked whether or not the proxy runs: the value is wrong either way.
+    single(
+        "redis \"d\" \"c\" {\n  proxy {\n    enabled  = false\n    replicas = 0\n  }\n}\n",
+        "`proxy.replicas` must be at least 1, found 0",
+        4,
+        16,
+    );
+    // Not a whole number: the same errors as the workload's `replicas`.
+    for (value, message, help_text) in [
+        (
+            "\"2\"",
+            "`proxy.replicas` must be a whole number, found a string",
+            "write replicas = 2 (no quotes)",
+        ),
+        (
+            "true",
+            "`proxy.replicas` must be a whole number, found a bool",
+            "write replicas = 2",
+        ),
+        (
+            "1.5",
+            "`proxy.replicas` must be a whole number, found 1.5",
+            "write replicas = 2",
+        ),
+        (
+            "-1",
+            "`proxy.replicas` cannot be negative, found -1",
+            "write replicas = 2",
+        ),
+        (
+            "4294967296",
+            "`proxy.replicas` is too large: 4294967296 (at most 4294967295)",
+            "write replicas = 2",
+        ),
+    ] {
+        let d = single(&text(value), message, 3, 16);
+        assert_eq!(d.help(), Some(help_text), "{value}");
+    }
+}
+
+#[test]
+fn proxy_block_field_errors() {
+    let d = single(
+        "redis \"d\" \"c\" {\n  proxy {\n    replica = 2\n  }\n}\n",
+        "unknown field `replica` in proxy",
+        3,
+        5,
+    );
+    assert_eq!(d.help(), Some("did you mean `replicas`?"));
+    let d = single(
+        "redis \"d\" \"c\" {\n  proxy {\n    enable = true\n  }\n}\n",
+        "unknown field `enable` in proxy",
+        3,
+        5,
+    );
+    assert_eq!(d.help(), Some("did you mean `enabled`?"));
+    let d = single(
+        "redis \"d\" \"c\" {\n  proxy {\n    port = 6380\n  }\n}\n",
+        "unknown field `port` in proxy",
+        3,
+        5,
+    );
+    assert_eq!(d.help(), Some("valid fields here: enabled, replicas"));
+    let d = single(
+        "redis \"d\" \"c\" {\n  proxy {\n    replicas {}\n  }\n}\n",
+        "`replicas` is an attribute, not a block",
+        3,
+        5,
+    );
+    assert_eq!(
+        d.help(),
+        Some("write `replicas = ...`, e.g. enabled = true or replicas = 2")
+    );
+    let d = single(
+        "redis \"d\" \"c\" {\n  proxy {\n    tls {}\n  }\n}\n",
+        "unknown field `tls` in proxy",
+        3,
+        5,
+    );
+    assert_eq!(d.help(), Some("valid fields here: enabled, replicas"));
+    let d = single(
+        "redis \"d\" \"c\" {\n  proxy { enabled = \"false\" }\n}\n",
+        "`proxy.enabled` must be true or false, found a string",
+        2,
+        21,
+    );
+    assert_eq!(d.help(), Some("write enabled = false (no quotes)"));
+    let d = single(
+        "redis \"d\" \"c\" {\n  proxy { enabled = 1 }\n}\n",
+        "`proxy.enabled` must be true or false, found a number",
+        2,
+        21,
+    );
+    assert_eq!(d.help(), Some("write enabled = true or enabled = false"));
+    let d = single(
+        "redis \"d\" \"c\" {\n  proxy \"x\" {}\n}\n",
+        "`proxy` takes no labels",
+        2,
+        9,
+    );
+    assert_eq!(d.help(), Some("write `proxy { ... }`"));
+    let d = single(
+        "redis \"d\" \"c\" {\n  proxy {}\n  proxy { replicas = 2 }\n}\n",
+        "`proxy` appears twice in this redis",
+        3,
+        3,
+    );
+    assert_eq!(d.help(), Some("merge them into one `proxy { ... }` block"));
+    let d = single(
+        "redis \"d\" \"c\" {\n  proxy = { replicas = 2 }\n}\n",
+        "`proxy` is a block, not an attribute",
+        2,
+        3,
+    );
+    assert_eq!(d.help(), Some("write `proxy { ... }` without `=`"));
+    let d = single(
+        "redis \"d\" \"c\" {\n  proxxy {}\n}\n",
+        "unknown field `proxxy` in redis",
+        2,
+        3,
+    );
+    assert_eq!(d.help(), Some("did you mean `proxy`?"));
+}
+
+#[test]
+fn proxy_belongs_in_a_data_redis() {
+    for (text, message, line) in [
+        (
+            "statefulset \"d\" \"pg\" {\n  image = \"postgres:16\"\n  proxy {\n    replicas = 2\n  }\n}\n",
+            "`proxy` is not allowed in a statefulset",
+            3,
+        ),
+        (
+            "deployment \"web\" \"app\" {\n  proxy = { replicas = 2 }\n}\n",
+            "`proxy` is not allowed in a deployment",
+            2,
+        ),
+    ] {
+        let d = single(text, message, line, 3);
+        let ctx = if line == 3 { "statefulset" } else { "deployment" };
+        assert_eq!(
+            help(&d),
+            format!("`proxy {{ replicas = 1 }}` belongs to the redis macro, which knows which pod is the master: write it inside a data `redis \"scope\" \"name\" {{ ... }}` block, not in a {ctx}")
+        );
+    }
+    // A sentinel sibling has no master of its own.
+    let sibling = "`proxy` is not allowed in a sentinel sibling";
+    let d = single(
+        "redis \"s\" \"ha\" {\n  sentinel { monitor = \"s/redis\" }\n  proxy {}\n}\n",
+        sibling,
+        3,
+        3,
+    );
+    assert_eq!(
+        d.help(),
+        Some("a sentinel sibling has no master to proxy; put `proxy {}` in the data redis `s/redis` and remove it here")
+    );
+    // Whatever the block says, and before the sentinel block too.
+    single(
+        "redis \"s\" \"ha\" {\n  proxy { enabled = false }\n  sentinel { monitor = \"s/redis\" }\n}\n",
+        sibling,
+        2,
+        3,
+    );
+    // The block's own values are moot there: only the sibling problem.
+    single(
+        "redis \"s\" \"ha\" {\n  replicas = 3\n  sentinel { monitor = \"s/redis\" }\n  proxy { replicas = 0 }\n}\n",
+        sibling,
+        4,
+        3,
+    );
+    // No monitor: both problems, and the help still says where the block goes.
+    let errs = errors("redis \"s\" \"ha\" {\n  sentinel {}\n  proxy {}\n}\n");
+    let messages: Vec<&str> = errs.iter().map(Diagnostic::message).collect();
+    assert_eq!(
+        messages,
+        ["`sentinel` has no monitor", sibling],
+        "{}",
+        render(&errs)
+    );
+    assert_eq!(
+        errs[1].help(),
+        Some("a sentinel sibling has no master to proxy; put `proxy {}` in the data redis this sibling monitors and remove it here")
+    );
+    // Sentinel mode unknown (`enabled` not a bool): only what holds either way is reported.
+    let errs = errors(
+        "redis \"s\" \"ha\" {\n  sentinel {\n    enabled = \"yes\"\n    monitor = \"s/redis\"\n  }\n  proxy { replicas = 17 }\n}\n",
+    );
+    let messages: Vec<&str> = errs.iter().map(Diagnostic::message).collect();
+    assert_eq!(
+        messages,
+        [
+            "`sentinel.enabled` must be true or false, found a string",
+            "`proxy.replicas` must be at most 16, found 17",
+        ],
+        "{}",
+        render(&errs)
+    );
+    let errs = errors(
+        "redis \"s\" \"ha\" {\n  sentinel {\n    enabled = \"yes\"\n    monitor = \"s/redis\"\n  }\n  proxy {}\n}\n",
+    );
+    assert_eq!(errs.len(), 1, "{}", render(&errs));
+}
+
 // ----- plugin -----
 
 #[test]
@@ -1245,7 +1573,7 @@ fn unknown_fields_in_redis_suggest_macro_fields_too() {
     );
     assert_eq!(
         d.help(),
-        Some("valid fields here: image, replicas, command, env, env_from, ports, volumes, volume_claim, volume_claims, probes, resources, plugin, sentinel, failover")
+        Some("valid fields here: image, replicas, command, env, env_from, ports, volumes, volume_claim, volume_claims, probes, resources, plugin, sentinel, failover, proxy")
     );
 }
 

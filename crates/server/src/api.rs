@@ -104,8 +104,12 @@ fn validate(ctl: &Controller, resources: &[Resource]) -> Result<(), ServerError>
 /// `POST /v1/apply`.
 pub async fn apply(
     State(ctl): Ctl,
-    Json(req): Json<ApplyRequest>,
+    Json(mut req): Json<ApplyRequest>,
 ) -> Result<Json<ApplyResponse>, ServerError> {
+    // A redis's proxy block becomes a statefulset of its own, applied (and validated) with it.
+    let derived = crate::proxy::derive(&ctl, &req.resources)?;
+    let declared = req.resources.clone();
+    req.resources.extend(derived.iter().cloned());
     validate(&ctl, &req.resources)?;
     let mut before = BTreeMap::new();
     for r in &req.resources {
@@ -140,7 +144,9 @@ pub async fn apply(
                 crate::assets::materialize(&ctl.assets_dir(), &id, &a)?;
             }
         }
-        ctl.store.apply(&req.resources)?
+        let changes = ctl.store.apply(&req.resources)?;
+        crate::proxy::settle(&ctl, &declared, &derived)?;
+        changes
     };
     let by_id: BTreeMap<&ResourceRef, &Resource> =
         req.resources.iter().map(|r| (&r.id, r)).collect();
@@ -309,6 +315,9 @@ pub async fn delete(
     }
     ctl.store.delete(&id)?;
     let _ = ctl.store.meta_delete(&format!("restart:{id}"));
+    if id.kind == Kind::Redis {
+        crate::proxy::remove(&ctl, &id)?;
+    }
     ctl.event(
         "info",
         Some(&id),

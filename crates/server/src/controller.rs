@@ -133,6 +133,20 @@ impl Controller {
         self.root.join("assets")
     }
 
+    /// What [`crate::resolve::Context::host`] offers specs.
+    fn host_vars(&self) -> vd_core::env::EnvMap {
+        let exe = std::env::current_exe()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        vd_core::env::EnvMap::from([
+            ("VD_EXE".to_string(), exe),
+            (
+                "VD_RUN_DIR".to_string(),
+                self.root.join("run").to_string_lossy().into_owned(),
+            ),
+        ])
+    }
+
     /// Wakes the reconcile loop.
     pub fn notify(&self) {
         self.wake.notify_one();
@@ -356,6 +370,7 @@ impl Controller {
             assets_dir: &assets_dir,
             env_from: &env_from,
             own: &own,
+            host: &self.host_vars(),
         };
         let generation = self
             .store

@@ -151,6 +151,11 @@ pub async fn run(ctl: Arc<Controller>) {
             vd_core::Spec::Redis(spec) => crate::workloads::monitor_of(spec),
             _ => None,
         });
+        for res in &resources {
+            if let Err(e) = crate::proxy::refresh(&ctl, &res.resource.id) {
+                tracing::warn!(redis = %res.resource.id, error = %e, "proxy feed");
+            }
+        }
         for id in wanted.iter().cloned().chain(watched) {
             // A redis applied before vd set the guard gets it once it is between rollouts.
             let settled = ctl.workload_status(&id).is_some_and(|s| s.converged);
@@ -522,6 +527,10 @@ async fn execute_failover(
         .map_err(r::redis_err)?;
     target.promote().await.map_err(r::redis_err)?;
     let promoted = Instant::now();
+    // The proxies first: they move new commands to the new master within milliseconds.
+    if let Err(e) = crate::proxy::publish(ctl, id, to, false) {
+        tracing::warn!(redis = %id, error = %e, "proxy feed after failover");
+    }
     let host = host_of(id, to);
     let mut repointed = 0;
     for (o, ip) in ips {

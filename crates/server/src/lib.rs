@@ -9,6 +9,7 @@ pub mod failover;
 pub mod http;
 pub mod metrics;
 pub mod probes;
+pub mod proxy;
 pub mod redis;
 pub mod resolve;
 pub mod sentinel;

@@ -81,7 +81,10 @@ pub fn validate(
     }
     let mounted_refs: Vec<(usize, &str)> = mounted.iter().map(|(i, c)| (*i, c.as_str())).collect();
     // Before the split: it also refuses a `failover` block in a sentinel sibling.
-    for p in macro_::validate_failover(spec) {
+    for p in macro_::validate_failover(spec)
+        .into_iter()
+        .chain(macro_::validate_proxy(spec))
+    {
         out.push(problem(&r.id, &p.field, p.message, Some(p.help)));
     }
     if crate::workloads::is_sentinel(spec) {
@@ -126,10 +129,15 @@ pub fn validate(
 
 /// A stand-in password so an apply can be validated before the real one is created.
 pub fn password_overlay(ctl: &Controller, r: &Resource) -> Result<Option<EnvMap>, ServerError> {
-    if spec_of(r).is_none() {
-        return Ok(None);
-    }
-    let own = ctl.store.config_effective(&r.id.scope, &r.id.name)?;
+    // A derived proxy reads the password of the redis it fronts, created with that redis.
+    let bucket = match spec_of(r) {
+        Some(_) => r.id.clone(),
+        None => match crate::proxy::fronted(r) {
+            Some(data) => data,
+            None => return Ok(None),
+        },
+    };
+    let own = ctl.store.config_effective(&bucket.scope, &bucket.name)?;
     Ok((!own.contains_key(PASSWORD))
         .then(|| EnvMap::from([(PASSWORD.to_string(), "validation".to_string())])))
 }
@@ -202,6 +210,9 @@ pub struct LinkRequest {
     /// Seed 000's sentinel variables (REDIS_URL, REDIS_SENTINEL_HOSTS, REDIS_MASTER_NAME).
     #[serde(default)]
     pub sentinel: bool,
+    /// REDIS_URL and REDIS_READ_URL on the redis's proxy.
+    #[serde(default)]
+    pub proxy: bool,
     /// Don't roll the consumer.
     #[serde(default)]
     pub no_restart: bool,
@@ -235,6 +246,8 @@ enum Link {
     Plain(LinkMode),
     /// `--sentinel`.
     Sentinel,
+    /// `--proxy`, and a default link while the redis has a proxy.
+    Proxy,
 }
 
 impl Link {
@@ -243,6 +256,7 @@ impl Link {
             Link::Plain(LinkMode::Reads) => "reads",
             Link::Plain(LinkMode::Default) => "default",
             Link::Sentinel => "sentinel",
+            Link::Proxy => "proxy",
         }
     }
 
@@ -250,8 +264,19 @@ impl Link {
         match s {
             Some("reads") => Link::Plain(LinkMode::Reads),
             Some("sentinel") => Link::Sentinel,
+            Some("proxy") => Link::Proxy,
             _ => Link::Plain(LinkMode::Default),
         }
+    }
+}
+
+fn no_proxy(provider: &ResourceRef) -> ServerError {
+    ServerError::Conflict {
+        message: format!("{provider} has no proxy"),
+        help: Some(format!(
+            "add `proxy {{}}` to `redis \"{}\" \"{}\"` and apply it, or link without --proxy",
+            provider.scope, provider.name
+        )),
     }
 }
 
@@ -278,6 +303,15 @@ fn write_link(
     let master = master_ordinal(ctl, provider)?;
     let pw = password(ctl, provider)?;
     let env = match mode {
+        Link::Proxy => {
+            if !crate::proxy::has_proxy(ctl, provider)? {
+                return Err(no_proxy(provider));
+            }
+            macro_::proxy_link_env(provider, &pw)
+        }
+        Link::Plain(LinkMode::Default) if crate::proxy::has_proxy(ctl, provider)? => {
+            macro_::proxy_link_env(provider, &pw)
+        }
         Link::Plain(mode) => {
             macro_::link_env(provider, spec.replicas.unwrap_or(1), master, &pw, mode)
         }
@@ -324,16 +358,17 @@ pub fn link(
             )),
         });
     }
-    let mode = match (req.reads, req.sentinel) {
-        (true, true) => {
+    let mode = match (req.reads, req.sentinel, req.proxy) {
+        (false, false, false) => Link::Plain(LinkMode::Default),
+        (true, false, false) => Link::Plain(LinkMode::Reads),
+        (false, true, false) => Link::Sentinel,
+        (false, false, true) => Link::Proxy,
+        _ => {
             return Err(ServerError::Conflict {
-                message: "--reads and --sentinel exclude each other".into(),
+                message: "--reads, --sentinel and --proxy exclude each other".into(),
                 help: Some("pick one".into()),
             })
         }
-        (true, false) => Link::Plain(LinkMode::Reads),
-        (false, true) => Link::Sentinel,
-        (false, false) => Link::Plain(LinkMode::Default),
     };
     write_link(ctl, &provider, &req.consumer, mode, req.no_restart)?;
     ctl.store
@@ -542,7 +577,10 @@ pub async fn failover(
         }
     }
     let target_host = vd_core::naming::pod_hostnames(&id, to)[1].clone();
-    let report = vd_redisctl::switchover::switchover(
+    // Proxies hold new commands and finish those in flight before writes pause, so their
+    // clients see a delay, not an error.
+    crate::proxy::hold(ctl, &id, from).await?;
+    let switched = vd_redisctl::switchover::switchover(
         &mut master,
         &mut target,
         &mut others,
@@ -550,8 +588,10 @@ pub async fn failover(
         macro_::REDIS_PORT,
         Duration::from_secs(5),
     )
-    .await
-    .map_err(redis_err)?;
+    .await;
+    let now = if switched.is_ok() { to } else { from };
+    crate::proxy::publish(ctl, &id, now, false)?;
+    let report = switched.map_err(redis_err)?;
     // The redis pods keep running as they are: the new ordinal reaches them on their next
     // restart (their entrypoint then boots the right role).
     let set = BTreeMap::from([(MASTER_ORDINAL.to_string(), to.to_string())]);

@@ -43,6 +43,9 @@ pub struct Context<'a> {
     pub env_from: &'a BTreeMap<String, EnvMap>,
     /// The resource's own bucket.
     pub own: &'a EnvMap,
+    /// Facts of this server that specs may name: `VD_EXE` (the vd binary) and `VD_RUN_DIR`
+    /// (its run directory), which the derived proxy mounts. They win over buckets.
+    pub host: &'a EnvMap,
 }
 
 /// Host path of an asset file.
@@ -83,6 +86,7 @@ pub fn template(
     let mut lookup = EnvMap::new();
     lookup.extend(from_vars.clone());
     lookup.extend(ctx.own.clone());
+    lookup.extend(ctx.host.clone());
 
     let mut digest_of = BTreeMap::new();
     let mut render = |field: String, s: &str, problems: &mut Vec<Problem>| -> String {
@@ -330,6 +334,7 @@ mod tests {
             assets_dir: Path::new("/root/assets"),
             env_from: &from,
             own: &own,
+            host: &EnvMap::new(),
         };
         let id = ResourceRef::new(Kind::Statefulset, "data", "app");
         let t = template(&id, &spec(), &ctx).unwrap();
@@ -353,6 +358,7 @@ mod tests {
             assets_dir: Path::new("/a"),
             env_from: &from,
             own: &own,
+            host: &EnvMap::new(),
         };
         let id = ResourceRef::new(Kind::Statefulset, "data", "app");
         let mut s = spec();
@@ -380,6 +386,7 @@ mod tests {
             assets_dir: Path::new("/a"),
             env_from: &from,
             own: &own,
+            host: &EnvMap::new(),
         };
         let mut s = spec();
         s.volumes

@@ -214,6 +214,9 @@ fn follow_switch(
     if from == to {
         return Ok(false);
     }
+    if let Err(e) = crate::proxy::publish(ctl, data, to, false) {
+        tracing::warn!(redis = %data, error = %e, "proxy feed after a sentinel switch");
+    }
     let set = BTreeMap::from([(r::MASTER_ORDINAL.to_string(), to.to_string())]);
     ctl.update_config(&data.scope, Some(&data.name), &set, &[], true)?;
     r::rewrite_consumers(ctl, data, no_restart_consumers)?;

@@ -47,8 +47,7 @@ pub async fn link(
     ctx: &Ctx,
     provider: &str,
     consumer: &str,
-    reads: bool,
-    sentinel: bool,
+    (reads, sentinel, proxy): (bool, bool, bool),
     no_restart: bool,
 ) -> Result<(), CliError> {
     let (s, n) = split(provider)?;
@@ -56,6 +55,7 @@ pub async fn link(
         consumer: consumer.to_string(),
         reads,
         sentinel,
+        proxy,
         no_restart,
     };
     let vars: BTreeMap<String, String> = ctx

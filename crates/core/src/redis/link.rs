@@ -58,10 +58,29 @@ pub fn link_env(
 
 /// `redis://default:<percent-encoded password>@<host>:6379`.
 fn url(host: &str, password: &str) -> String {
-    format!(
-        "redis://default:{}@{host}:{REDIS_PORT}",
-        percent_encode(password)
-    )
+    url_on(host, REDIS_PORT, password)
+}
+
+fn url_on(host: &str, port: u16, password: &str) -> String {
+    format!("redis://default:{}@{host}:{port}", percent_encode(password))
+}
+
+/// `vd redis:link --proxy` (and the default link of a redis with a proxy): `REDIS_URL` on the
+/// proxy's master port, `REDIS_READ_URL` on its read port, both on the proxy's shared alias
+/// `<name>-proxy.<scope>.voodu`. They name no pod, so a failover changes neither.
+pub fn proxy_link_env(id: &ResourceRef, password: &str) -> EnvMap {
+    let proxy = ResourceRef::new(id.kind, &id.scope, super::proxy::proxy_name(&id.name));
+    let [_, alias] = alias_hostnames(&proxy);
+    EnvMap::from([
+        (
+            "REDIS_URL".into(),
+            url_on(&alias, super::proxy::PROXY_PORT, password),
+        ),
+        (
+            "REDIS_READ_URL".into(),
+            url_on(&alias, super::proxy::PROXY_READ_PORT, password),
+        ),
+    ])
 }
 
 /// The sentinel sibling's pods as `host:port`: `<name>-<ord>.<scope>.voodu:26379` for each of

@@ -14,6 +14,7 @@ mod entrypoint;
 mod expand;
 pub mod failover;
 mod link;
+pub mod proxy;
 mod sentinel;
 mod sentinel_entrypoint;
 mod validate;
@@ -22,14 +23,14 @@ pub use conf::redis_conf;
 pub use entrypoint::entrypoint_script;
 pub use expand::{default_probes, expand, fast_probes, Expansion};
 pub use link::{
-    format_consumers, link_env, parse_consumers, sentinel_hosts, sentinel_link_env, sentinel_url,
-    LinkMode, LINK_VARS,
+    format_consumers, link_env, parse_consumers, proxy_link_env, sentinel_hosts, sentinel_link_env,
+    sentinel_url, LinkMode, LINK_VARS,
 };
 pub use sentinel::{default_sentinel_probes, expand_sentinel};
 pub use sentinel_entrypoint::sentinel_entrypoint_script;
 pub use validate::{
     check_scale, is_sentinel_override_target, two_failure_detectors, validate, validate_failover,
-    validate_sentinel_overrides, RedisProblem,
+    validate_proxy, validate_sentinel_overrides, RedisProblem, MAX_PROXY_REPLICAS,
 };
 
 /// The image when the block does not name one.

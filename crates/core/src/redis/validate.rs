@@ -535,6 +535,66 @@ pub fn validate_failover(spec: &RedisSpec) -> Vec<RedisProblem> {
     problems
 }
 
+/// The most proxy pods a `proxy { replicas }` block may ask for. Every proxy holds its own
+/// connections to the master and follows it on its own, so a few already survive the loss of
+/// one; beyond 16 the extra pods only add connections to the master.
+pub const MAX_PROXY_REPLICAS: u32 = 16;
+
+/// Checks a `proxy { enabled replicas }` block on its own (issue 7); the manifest parser and
+/// the server both run it, so API clients get the same answers as manifests. Rejected:
+/// - the block in a sentinel sibling: it runs sentinels, not data, so it has no master to
+///   proxy; the block belongs in the data redis the sibling monitors;
+/// - `replicas` outside 1..=[`MAX_PROXY_REPLICAS`], whether or not the block is enabled (the
+///   value is wrong either way).
+///
+/// A proxy in front of a single-pod redis is fine: it still gives clients one stable address.
+pub fn validate_proxy(spec: &RedisSpec) -> Vec<RedisProblem> {
+    let Some(p) = &spec.proxy else {
+        return Vec::new();
+    };
+    if let Some(s) = spec.sentinel.as_ref().filter(|s| s.enabled) {
+        let target = s
+            .monitor
+            .as_deref()
+            .map_or("this sibling monitors".to_string(), |m| format!("`{m}`"));
+        // The other problems are moot: the block goes away.
+        return vec![RedisProblem::new(
+            "proxy",
+            "`proxy` is not allowed in a sentinel sibling",
+            format!(
+                "a sentinel sibling has no master to proxy; put `proxy {{}}` in the data redis \
+                 {target} and remove it here"
+            ),
+        )];
+    }
+    let mut problems = Vec::new();
+    if p.replicas == 0 {
+        problems.push(RedisProblem::new(
+            "proxy.replicas",
+            "`proxy.replicas` must be at least 1, found 0",
+            format!(
+                "a proxy block runs at least one proxy pod: write replicas = 1 (the default) or \
+                 more, up to {MAX_PROXY_REPLICAS}; to run no proxy, write enabled = false or \
+                 remove the `proxy` block"
+            ),
+        ));
+    } else if p.replicas > MAX_PROXY_REPLICAS {
+        problems.push(RedisProblem::new(
+            "proxy.replicas",
+            format!(
+                "`proxy.replicas` must be at most {MAX_PROXY_REPLICAS}, found {}",
+                p.replicas
+            ),
+            format!(
+                "each proxy pod follows the master on its own, so a few already survive losing \
+                 one, and more only add connections to the master: write replicas = 2 (or any \
+                 number from 1 to {MAX_PROXY_REPLICAS})"
+            ),
+        ));
+    }
+    problems
+}
+
 /// The problem of a data redis with automatic failover that a sentinel sibling monitors: two
 /// failure detectors for one master. `field` is where the caller reports it (`failover` on the
 /// data redis, `sentinel.monitor` on the sibling).
@@ -1053,6 +1113,107 @@ mod tests {
             s.enabled = false;
         }
         assert_eq!(validate_failover(&spec), []);
+    }
+
+    fn proxied(replicas: Option<u32>, enabled: bool, proxies: u32) -> RedisSpec {
+        RedisSpec {
+            replicas,
+            proxy: Some(crate::ProxySpec {
+                enabled,
+                replicas: proxies,
+            }),
+            ..RedisSpec::default()
+        }
+    }
+
+    #[test]
+    fn proxy_defaults_and_valid_blocks() {
+        let p = crate::ProxySpec::default();
+        assert!(p.enabled);
+        assert_eq!(p.replicas, 1);
+        assert_eq!(validate_proxy(&RedisSpec::default()), []);
+        assert_eq!(validate_proxy(&proxied(Some(3), true, 1)), []);
+        assert_eq!(validate_proxy(&proxied(Some(3), true, 2)), []);
+        assert_eq!(
+            validate_proxy(&proxied(Some(3), true, MAX_PROXY_REPLICAS)),
+            []
+        );
+        assert_eq!(validate_proxy(&proxied(Some(3), false, 1)), []);
+        // One data pod: still a stable address for clients, so no rule.
+        assert_eq!(validate_proxy(&proxied(Some(1), true, 1)), []);
+        assert_eq!(validate_proxy(&proxied(None, true, 1)), []);
+        // Sentinel mode off: a data redis, where the block belongs.
+        let mut spec = proxied(Some(3), true, 2);
+        spec.sentinel = Some(crate::SentinelSpec {
+            enabled: false,
+            monitor: None,
+        });
+        assert_eq!(validate_proxy(&spec), []);
+    }
+
+    #[test]
+    fn proxy_replicas_bounds() {
+        let p = validate_proxy(&proxied(Some(3), true, 0));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].field, "proxy.replicas");
+        assert_eq!(p[0].message, "`proxy.replicas` must be at least 1, found 0");
+        assert_eq!(
+            p[0].help,
+            "a proxy block runs at least one proxy pod: write replicas = 1 (the default) or \
+             more, up to 16; to run no proxy, write enabled = false or remove the `proxy` block"
+        );
+        for n in [17, 100, u32::MAX] {
+            let p = validate_proxy(&proxied(Some(3), true, n));
+            assert_eq!(p.len(), 1, "{n}: {p:?}");
+            assert_eq!(p[0].field, "proxy.replicas");
+            assert_eq!(
+                p[0].message,
+                format!("`proxy.replicas` must be at most 16, found {n}")
+            );
+            assert_eq!(
+                p[0].help,
+                "each proxy pod follows the master on its own, so a few already survive losing \
+                 one, and more only add connections to the master: write replicas = 2 (or any \
+                 number from 1 to 16)"
+            );
+        }
+        // Checked whether or not the proxy runs: the value is wrong either way.
+        assert_eq!(validate_proxy(&proxied(Some(3), false, 0)).len(), 1);
+        assert_eq!(validate_proxy(&proxied(Some(3), false, 17)).len(), 1);
+    }
+
+    #[test]
+    fn proxy_is_rejected_in_a_sentinel_sibling() {
+        let mut spec = proxied(Some(3), true, 0);
+        spec.sentinel = Some(crate::SentinelSpec {
+            enabled: true,
+            monitor: Some("data/cache".into()),
+        });
+        let p = validate_proxy(&spec);
+        assert_eq!(p.len(), 1, "only the sibling problem: {p:?}");
+        assert_eq!(p[0].field, "proxy");
+        assert_eq!(p[0].message, "`proxy` is not allowed in a sentinel sibling");
+        assert_eq!(
+            p[0].help,
+            "a sentinel sibling has no master to proxy; put `proxy {}` in the data redis \
+             `data/cache` and remove it here"
+        );
+        // `enabled = false` does not make it belong there.
+        spec.proxy = Some(crate::ProxySpec {
+            enabled: false,
+            replicas: 1,
+        });
+        assert_eq!(validate_proxy(&spec).len(), 1);
+        // No monitor (its own error): the help still says where the block goes.
+        if let Some(s) = spec.sentinel.as_mut() {
+            s.monitor = None;
+        }
+        let p = validate_proxy(&spec);
+        assert_eq!(
+            p[0].help,
+            "a sentinel sibling has no master to proxy; put `proxy {}` in the data redis this \
+             sibling monitors and remove it here"
+        );
     }
 
     #[test]
