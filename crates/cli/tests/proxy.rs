@@ -206,4 +206,55 @@ fn proxy_follows_failovers() {
     });
 }
 
-on_every_runtime!(proxy_follows_failovers);
+/// With a sentinel sibling the proxy follows the sentinels' failover (and the controller's
+/// record of it): after a master kill the writer recovers through the same address.
+fn proxy_follows_sentinels() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    let text = manifest()
+        .replace("  failover { automatic = true }\n", "")
+        .replace(
+            "deployment \"a\"",
+            r#"asset "data" "ha-overrides" {
+  defs = <<-EOT
+    sentinel down-after-milliseconds voodu-master 1000
+    sentinel failover-timeout voodu-master 5000
+  EOT
+}
+
+redis "data" "cache-ha" {
+  sentinel {
+    monitor = "data/cache"
+  }
+  volumes = ["${asset.data.ha-overrides.defs}:/etc/sentinel/conf.d/overrides.conf:ro"]
+  probes {
+    readiness {
+      exec { command = ["redis-cli", "-h", "${VOODU_POD_IP}", "-p", "26379", "ping"] }
+      period = "300ms"
+    }
+  }
+}
+
+deployment "a""#,
+        );
+    vd.apply(&vd.manifest("s.hcl", &text));
+    let pw = vd.cache_password();
+    let proxy_ip = vd.ip("data-cache-proxy.0");
+    let writer = Writer::start(format!("redis://:{pw}@{proxy_ip}:6379/"));
+    std::thread::sleep(Duration::from_millis(800));
+    vd.signal_pod("data-cache.0", "-9");
+    vd.wait_for("the sentinels' new master", T, || vd.master_ordinal() != 0);
+    std::thread::sleep(Duration::from_millis(1500));
+    let settled = writer.errors();
+    std::thread::sleep(Duration::from_millis(1500));
+    let (acked, errors) = writer.stop();
+    eprintln!("errors during the sentinel failover: {errors}");
+    assert_eq!(errors, settled, "no error once the sentinels promoted");
+    assert!(!acked.is_empty());
+    all_on(&vd, vd.master_ordinal(), &acked);
+    // No proxy block, no proxy link.
+    let err = vd.vd_fails(&["redis:link", "data/cache-ha", "a/web", "--proxy"]);
+    assert!(err.contains("sentinel sibling"), "{err}");
+}
+
+on_every_runtime!(proxy_follows_failovers, proxy_follows_sentinels);
