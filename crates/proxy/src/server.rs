@@ -103,6 +103,9 @@ struct Conn {
     /// The refusal swallowed for a retry, given to the client if the wait runs out.
     refusal: Option<Vec<u8>>,
     closing: bool,
+    /// Everything sendable was sent and the input ends in an incomplete command: keep reading
+    /// whatever its size (a large value), as the limit on unsent input is for commands that wait.
+    partial: bool,
 }
 
 type Result<T> = std::result::Result<T, std::io::Error>;
@@ -149,6 +152,7 @@ impl Conn {
             backoff: None,
             refusal: None,
             closing: false,
+            partial: false,
         }
     }
 
@@ -174,7 +178,7 @@ impl Conn {
             }
             let deadline = self.waiting.map(|t| t + MASTER_WAIT);
             let backoff = self.backoff;
-            let read_client = self.cbuf.len() < MAX_PENDING;
+            let read_client = self.partial || self.cbuf.len() < MAX_PENDING;
             tokio::select! {
                 n = self.client.read_buf(&mut self.cbuf), if read_client => {
                     if n? == 0 {
@@ -220,10 +224,14 @@ impl Conn {
     /// Sends every command that can go now; stops at the first that must wait.
     async fn pump(&mut self) -> Result<()> {
         let mut sent_upto = 0;
+        self.partial = false;
         loop {
             let cmd = match resp::parse_command(&self.cbuf[sent_upto..]) {
                 Ok(Some(c)) => c,
-                Ok(None) => break,
+                Ok(None) => {
+                    self.partial = true;
+                    break;
+                }
                 Err(e) => {
                     self.flush(sent_upto).await?;
                     let msg = format!("-ERR Protocol error: {e}\r\n");

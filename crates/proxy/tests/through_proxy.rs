@@ -334,6 +334,16 @@ fn commands_behave_as_against_redis() {
         .unwrap_err();
     assert!(e.to_string().contains("NOAUTH"), "{e}");
 
+    // A value larger than the proxy's limit on waiting input goes through whole.
+    let big = vec![b'x'; 9 << 20];
+    let _: () = redis::cmd("SET")
+        .arg("big")
+        .arg(&big)
+        .query(&mut c)
+        .unwrap();
+    let back: Vec<u8> = redis::cmd("GET").arg("big").query(&mut c).unwrap();
+    assert_eq!(back.len(), big.len());
+
     // The read port reaches the replica.
     let mut r = rig.client(rig.read_port).get_connection().unwrap();
     wait_for("the read port to use the replica", || {
