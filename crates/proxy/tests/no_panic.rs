@@ -234,6 +234,20 @@ proptest! {
     fn resp_like_bytes_never_panic(buf in resp_ish()) {
         scan_everything(&buf);
     }
+
+    #[test]
+    fn mangled_replies_never_panic(
+        node in node(),
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+    ) {
+        let mut buf = Vec::new();
+        node.encode(&mut buf);
+        for (at, byte) in edits {
+            let at = at.index(buf.len());
+            buf[at] = byte;
+        }
+        scan_everything(&buf);
+    }
 }
 
 proptest! {
