@@ -23,6 +23,17 @@ fn check_interrupt() -> Result<(), String> {
     }
 }
 
+/// Makes Ctrl-C and SIGTERM stop [`sleep`] with an error, for a program that manages its own
+/// processes instead of going through [`main`] (`proxy.rs`; the others do not call it).
+#[allow(dead_code)]
+pub fn catch_signals() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+}
+
 /// Sleeps in small steps so Ctrl-C still cleans up promptly.
 pub fn sleep(d: Duration) -> Result<(), String> {
     let end = Instant::now() + d;
