@@ -206,6 +206,28 @@ pub enum Command {
         #[arg(long)]
         no_restart: bool,
     },
+    /// Stream an RDB snapshot from a pod (by default the highest-ordinal replica), verify its
+    /// magic and CRC64, and write it atomically as SCOPE-NAME-<UTC time>.rdb.
+    #[command(name = "redis:backup")]
+    RedisBackup {
+        /// SCOPE/NAME.
+        reference: String,
+        /// Directory to write to (default: <root>/backups/SCOPE/NAME).
+        #[arg(long, value_name = "PATH")]
+        destination: Option<PathBuf>,
+        /// Ordinal to stream from (default: the highest-ordinal replica linked to its master).
+        #[arg(long, value_name = "N")]
+        source: Option<u32>,
+    },
+    /// List a redis's backups: file, size, when taken (UTC).
+    #[command(name = "redis:backups")]
+    RedisBackups {
+        /// SCOPE/NAME.
+        reference: String,
+        /// Directory to list (default: <root>/backups/SCOPE/NAME).
+        #[arg(long, value_name = "PATH")]
+        destination: Option<PathBuf>,
+    },
     /// Stop the server; with --stop-pods also its pods (volumes stay).
     Shutdown {
         /// Stop every pod first.

@@ -4,6 +4,7 @@
 
 pub mod info;
 pub mod node;
+pub mod rdb;
 pub mod sentinel;
 pub mod switchover;
 

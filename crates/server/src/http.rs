@@ -60,6 +60,14 @@ pub fn router(ctl: Arc<Controller>) -> Router {
             "/v1/redis/{scope}/{name}/endpoints",
             get(api::redis_endpoints),
         )
+        .route(
+            "/v1/redis/{scope}/{name}/backup",
+            post(crate::backup::api_backup),
+        )
+        .route(
+            "/v1/redis/{scope}/{name}/backups",
+            get(crate::backup::api_backups),
+        )
         .route("/metrics", get(metrics))
         .with_state(ctl)
 }

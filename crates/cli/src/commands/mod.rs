@@ -1,6 +1,7 @@
 //! One module per group of commands; `run` dispatches and renders errors.
 
 mod apply;
+mod backup;
 mod config;
 mod logs;
 mod proxy;
@@ -121,6 +122,15 @@ pub async fn run(cli: Cli) -> i32 {
         Command::RedisSentinelUrl { reference } => redis::sentinel_url(&ctx, &reference).await,
         Command::RedisCli { reference, args } => redis::cli(&ctx, &reference, &args).await,
         Command::RedisInfo { reference } => redis::info(&ctx, &reference).await,
+        Command::RedisBackup {
+            reference,
+            destination,
+            source,
+        } => backup::backup(&ctx, &reference, destination.as_deref(), source).await,
+        Command::RedisBackups {
+            reference,
+            destination,
+        } => backup::list(&ctx, &reference, destination.as_deref()).await,
         Command::RedisNewPassword {
             reference,
             no_restart,

@@ -10,7 +10,7 @@ use vd_server::redis::{
 };
 use vd_server::sentinel::SentinelReport;
 
-fn split(reference: &str) -> Result<(String, String), CliError> {
+pub(super) fn split(reference: &str) -> Result<(String, String), CliError> {
     let r = reference.strip_prefix("redis/").unwrap_or(reference);
     match r.split_once('/') {
         Some((s, n)) if !s.is_empty() && !n.is_empty() && !n.contains('/') => {

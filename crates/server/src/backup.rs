@@ -1,0 +1,898 @@
+//! `vd redis:backup` and `vd redis:backups`: an RDB snapshot streamed from a pod over the
+//! replication protocol ([`vd_redisctl::rdb`]), checked, and written atomically under a name
+//! that says whose and when it is; and the listing of those files.
+//!
+//! Names are `<scope>-<name>-<YYYYMMDDTHHMMSSZ>.rdb` (UTC, the moment the snapshot was asked
+//! for), in `<root>/backups/<scope>/<name>/` unless the request names another directory. The
+//! source is the highest-ordinal replica whose link to its master is up (a snapshot forks the
+//! source: better a replica than the master), the master only for a one-pod redis or when asked.
+
+use crate::controller::Controller;
+use crate::error::ServerError;
+use crate::redis::{load, password, redis_ref};
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use vd_core::redis as macro_;
+use vd_core::ResourceRef;
+use vd_redisctl::rdb::{self, Checksum, RdbError};
+use vd_redisctl::{Node, Role};
+
+/// Connecting to the source, and each reply before `SYNC`.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest wait for the next bytes of the snapshot.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Write buffer for the backup file.
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// `POST /v1/redis/{scope}/{name}/backup`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BackupRequest {
+    /// An absolute directory (the CLI resolves a relative one); default
+    /// `<root>/backups/<scope>/<name>`.
+    #[serde(default)]
+    pub destination: Option<String>,
+    /// The ordinal to stream from (default: the highest-ordinal connected replica).
+    #[serde(default)]
+    pub source: Option<u32>,
+}
+
+/// What a backup wrote.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackupReport {
+    /// `scope/name`.
+    pub redis: String,
+    /// The file's name.
+    pub file: String,
+    /// Its absolute path.
+    pub path: String,
+    /// Its size.
+    pub bytes: u64,
+    /// From the request to the file being durable, ms.
+    pub duration_ms: u64,
+    /// The ordinal it came from.
+    pub source: u32,
+    /// That pod (`data-cache.2`).
+    pub source_pod: String,
+    /// `replica` or `master`.
+    pub source_role: String,
+    /// When it was taken, UTC (`2024-05-01T12:00:00Z`).
+    pub taken_at: String,
+    /// The RDB format version.
+    pub rdb_version: u16,
+    /// `crc64 <hex>` when checked, `disabled` when the source runs with `rdbchecksum no`
+    /// (framing checked, data not), `absent` for an RDB older than version 5.
+    pub checksum: String,
+    /// Streamed from the source's fork (diskless) rather than from a file it saved.
+    pub diskless: bool,
+}
+
+/// One file of `vd redis:backups`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupEntry {
+    /// The file's name.
+    pub file: String,
+    /// Its absolute path.
+    pub path: String,
+    /// Its size.
+    pub bytes: u64,
+    /// When it was taken, UTC, from its name.
+    pub taken_at: String,
+}
+
+/// `GET /v1/redis/{scope}/{name}/backups`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackupList {
+    /// The directory listed.
+    pub directory: String,
+    /// Oldest first.
+    pub backups: Vec<BackupEntry>,
+}
+
+/// Query of `GET /v1/redis/{scope}/{name}/backups`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BackupsQuery {
+    /// An absolute directory; default `<root>/backups/<scope>/<name>`.
+    #[serde(default)]
+    pub destination: Option<String>,
+}
+
+/// `POST /v1/redis/{scope}/{name}/backup`.
+pub async fn api_backup(
+    State(ctl): State<Arc<Controller>>,
+    UrlPath((scope, name)): UrlPath<(String, String)>,
+    Json(req): Json<BackupRequest>,
+) -> Result<Json<BackupReport>, ServerError> {
+    Ok(Json(backup(&ctl, &scope, &name, &req).await?))
+}
+
+/// `GET /v1/redis/{scope}/{name}/backups[?destination=DIR]`.
+pub async fn api_backups(
+    State(ctl): State<Arc<Controller>>,
+    UrlPath((scope, name)): UrlPath<(String, String)>,
+    Query(q): Query<BackupsQuery>,
+) -> Result<Json<BackupList>, ServerError> {
+    Ok(Json(list(&ctl, &scope, &name, q.destination.as_deref())?))
+}
+
+// ----- naming (pure)
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = (if mp < 10 { mp + 3 } else { mp - 9 }) as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// The inverse of [`civil_from_days`].
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn fields(secs: i64) -> (i64, u32, u32, i64, i64, i64) {
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    (y, mo, d, s / 3600, s / 60 % 60, s % 60)
+}
+
+/// `YYYYMMDDTHHMMSSZ` for unix seconds.
+pub fn stamp(secs: i64) -> String {
+    let (y, mo, d, h, mi, s) = fields(secs);
+    format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z")
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for unix seconds.
+pub fn iso(secs: i64) -> String {
+    let (y, mo, d, h, mi, s) = fields(secs);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
+/// Unix seconds of a [`stamp`]; `None` unless it is exactly one, of a real date.
+pub fn parse_stamp(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = s.get(r)?;
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let (y, mo, d) = (digits(0..4)?, digits(4..6)?, digits(6..8)?);
+    let (h, mi, sec) = (digits(9..11)?, digits(11..13)?, digits(13..15)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 59 {
+        return None;
+    }
+    let days = days_from_civil(y, mo as u32, d as u32);
+    // 31 February comes back as 2 or 3 March.
+    (civil_from_days(days) == (y, mo as u32, d as u32))
+        .then_some(days * 86_400 + h * 3600 + mi * 60 + sec)
+}
+
+/// `<scope>-<name>-<stamp>.rdb`.
+pub fn file_name(id: &ResourceRef, secs: i64) -> String {
+    format!("{}-{}-{}.rdb", id.scope, id.name, stamp(secs))
+}
+
+/// When a backup of `id` named `file` was taken; `None` when the name is not one of `id`'s
+/// (another redis's whose name shares a prefix, such as `cache-2`, a temporary file, ...).
+pub fn parse_file_name(id: &ResourceRef, file: &str) -> Option<i64> {
+    let rest = file.strip_prefix(&format!("{}-{}-", id.scope, id.name))?;
+    parse_stamp(rest.strip_suffix(".rdb")?)
+}
+
+/// `<root>/backups/<scope>/<name>`.
+pub fn default_destination(root: &Path, id: &ResourceRef) -> PathBuf {
+    root.join("backups").join(&id.scope).join(&id.name)
+}
+
+fn destination(
+    ctl: &Controller,
+    id: &ResourceRef,
+    asked: Option<&str>,
+) -> Result<PathBuf, ServerError> {
+    match asked {
+        None => Ok(default_destination(&ctl.root, id)),
+        Some(d) if Path::new(d).is_absolute() => Ok(PathBuf::from(d)),
+        Some(d) => Err(ServerError::Conflict {
+            message: format!("the destination `{d}` is not an absolute path"),
+            help: Some("the vd CLI resolves a relative --destination against its current directory; API clients must send an absolute one".into()),
+        }),
+    }
+}
+
+// ----- the source
+
+/// What the default source choice saw of one pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    /// Not running (its state).
+    Down(String),
+    /// Did not answer `ROLE`.
+    Unreachable(String),
+    /// A master.
+    Master,
+    /// A replica, with its link to the master up or not.
+    Replica {
+        /// `master_link_status:up`.
+        connected: bool,
+    },
+}
+
+/// The default source: the highest ordinal that is a replica connected to its master; for a
+/// one-pod redis, that pod when it is a master. `Err` says what each pod was.
+pub fn pick_source(replicas: u32, seen: &[(u32, Seen)]) -> Result<u32, String> {
+    let mut sorted: Vec<&(u32, Seen)> = seen.iter().collect();
+    sorted.sort_by_key(|s| std::cmp::Reverse(s.0));
+    if let Some((o, _)) = sorted
+        .iter()
+        .find(|(_, s)| *s == Seen::Replica { connected: true })
+    {
+        return Ok(*o);
+    }
+    if replicas == 1 {
+        if let Some((o, Seen::Master)) = sorted.first() {
+            return Ok(*o);
+        }
+    }
+    Err(sorted
+        .iter()
+        .map(|(o, s)| {
+            let what = match s {
+                Seen::Down(state) => format!("not running ({state})"),
+                Seen::Unreachable(e) => format!("unreachable ({e})"),
+                Seen::Master => "the master".into(),
+                Seen::Replica { .. } => "a replica whose link to the master is down".into(),
+            };
+            format!("ordinal {o}: {what}")
+        })
+        .collect::<Vec<_>>()
+        .join("; "))
+}
+
+struct Source {
+    ordinal: u32,
+    pod: String,
+    ip: String,
+    role: Role,
+}
+
+async fn observe(ip: &str, pw: &str) -> Result<(Role, bool), String> {
+    let mut n = Node::connect(ip, macro_::REDIS_PORT, Some(pw), CONNECT_TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
+    n.role().await.map_err(|e| e.to_string())
+}
+
+async fn choose_source(
+    ctl: &Controller,
+    id: &ResourceRef,
+    replicas: u32,
+    pw: &str,
+    asked: Option<u32>,
+) -> Result<Source, ServerError> {
+    let pods: std::collections::BTreeMap<u32, crate::types::PodView> = ctl
+        .pod_views()
+        .into_iter()
+        .filter(|p| p.kind == id.kind && p.scope == id.scope && p.name == id.name)
+        .map(|p| (p.ordinal, p))
+        .collect();
+    let pod_name = |o: u32| vd_core::naming::pod_name(id, o);
+    let running = |o: u32| {
+        pods.get(&o)
+            .filter(|p| p.state == "Running" && !p.ip.is_empty())
+            .map(|p| p.ip.clone())
+    };
+    let state = |o: u32| {
+        pods.get(&o)
+            .map(|p| p.state.clone())
+            .unwrap_or_else(|| "not started".into())
+    };
+    let conflict = |message: String, help: String| ServerError::Conflict {
+        message,
+        help: Some(help),
+    };
+    let reference = format!("{}/{}", id.scope, id.name);
+    if let Some(n) = asked {
+        if n >= replicas {
+            return Err(conflict(
+                format!("{id} has no ordinal {n} (replicas = {replicas})"),
+                format!(
+                    "pick an ordinal from 0 to {} (`vd redis:info {reference}`)",
+                    replicas - 1
+                ),
+            ));
+        }
+        let ip = running(n).ok_or_else(|| {
+            conflict(
+                format!("pod {} is not running ({})", pod_name(n), state(n)),
+                format!("wait until it is ready (`vd get pods`), or pick another --source (`vd redis:info {reference}`)"),
+            )
+        })?;
+        let (role, _) = observe(&ip, pw).await.map_err(|e| {
+            conflict(
+                format!("pod {} does not answer: {e}", pod_name(n)),
+                "check it with `vd logs` and `vd get pods`, or pick another --source".into(),
+            )
+        })?;
+        return Ok(Source {
+            ordinal: n,
+            pod: pod_name(n),
+            ip,
+            role,
+        });
+    }
+    let mut seen = Vec::new();
+    let mut ips = std::collections::BTreeMap::new();
+    for o in (0..replicas).rev() {
+        let s = match running(o) {
+            None => Seen::Down(state(o)),
+            Some(ip) => {
+                let s = match observe(&ip, pw).await {
+                    Ok((Role::Replica, connected)) => Seen::Replica { connected },
+                    Ok((_, _)) => Seen::Master,
+                    Err(e) => Seen::Unreachable(e),
+                };
+                ips.insert(o, ip);
+                s
+            }
+        };
+        let done = s == Seen::Replica { connected: true };
+        seen.push((o, s));
+        if done {
+            break;
+        }
+    }
+    match pick_source(replicas, &seen) {
+        Ok(o) => Ok(Source {
+            ordinal: o,
+            pod: pod_name(o),
+            ip: ips.remove(&o).unwrap_or_default(),
+            role: match seen.iter().find(|(s, _)| *s == o) {
+                Some((_, Seen::Master)) => Role::Master,
+                _ => Role::Replica,
+            },
+        }),
+        Err(what) if replicas == 1 => Err(conflict(
+            format!("{id} has no running master to back up ({what})"),
+            "wait until its pod is ready (`vd get pods`)".into(),
+        )),
+        Err(what) => {
+            let m = crate::redis::master_ordinal(ctl, id)?;
+            Err(conflict(
+                format!("no replica of {id} is running with its link to the master up ({what})"),
+                format!("wait for the replicas (`vd redis:info {reference}`), or take the snapshot from the master with --source {m} (the master forks for it)"),
+            ))
+        }
+    }
+}
+
+// ----- taking a backup
+
+/// Backups in progress, one per redis.
+static RUNNING: Mutex<BTreeSet<ResourceRef>> = Mutex::new(BTreeSet::new());
+
+struct Running(ResourceRef);
+
+impl Running {
+    fn claim(id: &ResourceRef) -> Result<Running, ServerError> {
+        let mut set = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+        if !set.insert(id.clone()) {
+            return Err(ServerError::Conflict {
+                message: format!("a backup of {id} is already running"),
+                help: Some("wait for it to finish, then retry".into()),
+            });
+        }
+        Ok(Running(id.clone()))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.0);
+    }
+}
+
+/// A temporary file in the destination, removed on drop unless [`Partial::commit`]ted.
+struct Partial {
+    path: PathBuf,
+    done: bool,
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+impl Partial {
+    /// Renames it to `to` and makes the rename durable.
+    fn commit(mut self, dir: &Path, to: &Path) -> std::io::Result<()> {
+        std::fs::rename(&self.path, to)?;
+        self.done = true;
+        std::fs::File::open(dir)?.sync_all()
+    }
+}
+
+/// Streams `fill`'s RDB into `dir/name` atomically: a temporary file beside it, fsync, rename,
+/// fsync of the directory. When `fill` fails nothing is left behind.
+pub async fn write_atomically<F, Fut>(
+    dir: &Path,
+    name: &str,
+    fill: F,
+) -> Result<Result<rdb::Payload, RdbError>, std::io::Error>
+where
+    F: FnOnce(tokio::io::BufWriter<tokio::fs::File>) -> Fut,
+    Fut: std::future::Future<
+        Output = (
+            tokio::io::BufWriter<tokio::fs::File>,
+            Result<rdb::Payload, RdbError>,
+        ),
+    >,
+{
+    let target = dir.join(name);
+    let partial = Partial {
+        path: dir.join(format!(".{name}.{}.partial", std::process::id())),
+        done: false,
+    };
+    let file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&partial.path)
+        .await?;
+    let (writer, result) = fill(tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file)).await;
+    let payload = match result {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(e)),
+    };
+    let file = writer.into_inner();
+    file.sync_all().await?;
+    drop(file);
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || partial.commit(&dir, &target))
+        .await
+        .map_err(std::io::Error::other)??;
+    Ok(Ok(payload))
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// What to tell the operator when the snapshot failed.
+fn failure(id: &ResourceRef, pod: &str, e: &RdbError) -> ServerError {
+    let reference = format!("{}/{}", id.scope, id.name);
+    let help = match e {
+        RdbError::Unreachable { .. } | RdbError::Read { .. } | RdbError::Stalled { .. } => {
+            format!("check the pod (`vd get pods`, `vd logs {reference}`) and retry")
+        }
+        RdbError::Truncated { .. } | RdbError::Unterminated { .. } => format!(
+            "the pod may have restarted or dropped the connection (`vd events redis/{reference}`); retry"
+        ),
+        RdbError::Refused { .. } => format!(
+            "check the pod's state with `vd redis:info {reference}`; a replica must be connected to its master"
+        ),
+        RdbError::Write(_) => "check that the destination has space and is writable".into(),
+        RdbError::BadHeader(_)
+        | RdbError::BadMagic { .. }
+        | RdbError::TooShort { .. }
+        | RdbError::NoEnd
+        | RdbError::ChecksumMismatch { .. } => format!(
+            "retry; if it happens again the source's memory or disk may be failing: take it from another pod with --source (`vd redis:info {reference}`)"
+        ),
+    };
+    ServerError::Conflict {
+        message: format!("backup of {id} from {pod} failed: {e}; nothing was written"),
+        help: Some(help),
+    }
+}
+
+/// `vd redis:backup`.
+pub async fn backup(
+    ctl: &Controller,
+    scope: &str,
+    name: &str,
+    req: &BackupRequest,
+) -> Result<BackupReport, ServerError> {
+    let started = Instant::now();
+    let id = redis_ref(scope, name);
+    let spec = load(ctl, &id).map_err(|e| match e {
+        ServerError::NotFound(_) => ServerError::NotFound(format!(
+            "redis {scope}/{name} does not exist (`vd get redis` lists them)"
+        )),
+        e => e,
+    })?;
+    if let Some(data) = crate::workloads::monitor_of(&spec) {
+        return Err(ServerError::Conflict {
+            message: format!("{id} is a sentinel sibling; it holds no data"),
+            help: Some(format!(
+                "back up the redis it watches: vd redis:backup {}/{}",
+                data.scope, data.name
+            )),
+        });
+    }
+    let dir = destination(ctl, &id, req.destination.as_deref())?;
+    let _running = Running::claim(&id)?;
+    let pw = password(ctl, &id)?;
+    let source = choose_source(ctl, &id, spec.replicas.unwrap_or(1), &pw, req.source).await?;
+
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(&dir).map_err(|e| ServerError::Conflict {
+        message: format!("cannot create the destination {}: {e}", dir.display()),
+        help: Some("pick a directory the vd server can write with --destination".into()),
+    })?;
+    let taken = unix_now();
+    let file = file_name(&id, taken);
+    let path = dir.join(&file);
+    if path.exists() {
+        return Err(ServerError::Conflict {
+            message: format!("{} already exists", path.display()),
+            help: Some("backups are named to the second: retry in a second".into()),
+        });
+    }
+
+    let ip = source.ip.clone();
+    let written = write_atomically(&dir, &file, |mut w| async move {
+        let r = rdb::fetch(
+            &ip,
+            macro_::REDIS_PORT,
+            Some(&pw),
+            &mut w,
+            CONNECT_TIMEOUT,
+            IDLE_TIMEOUT,
+        )
+        .await;
+        (w, r)
+    })
+    .await
+    .map_err(|e| ServerError::Conflict {
+        message: format!("cannot write the backup in {}: {e}", dir.display()),
+        help: Some(
+            "check that the destination has space and is writable, or pick another with --destination"
+                .into(),
+        ),
+    })?;
+    let payload = match written {
+        Ok(p) => p,
+        Err(e) => {
+            let err = failure(&id, &source.pod, &e);
+            ctl.event(
+                "warning",
+                Some(&id),
+                Some(&source.pod),
+                "BackupFailed",
+                &err.to_string(),
+            );
+            return Err(err);
+        }
+    };
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let role = match source.role {
+        Role::Replica => "replica",
+        _ => "master",
+    };
+    let checksum = match payload.verified.checksum {
+        Checksum::Matched(c) => format!("crc64 {c:016x}"),
+        Checksum::Disabled => "disabled".into(),
+        Checksum::Absent => "absent".into(),
+    };
+    ctl.event(
+        "info",
+        Some(&id),
+        Some(&source.pod),
+        "BackedUp",
+        &format!(
+            "{} ({} bytes, checksum {checksum}) from {} ({role}) in {duration_ms} ms",
+            path.display(),
+            payload.verified.bytes,
+            source.pod
+        ),
+    );
+    Ok(BackupReport {
+        redis: format!("{scope}/{name}"),
+        file,
+        path: path.display().to_string(),
+        bytes: payload.verified.bytes,
+        duration_ms,
+        source: source.ordinal,
+        source_pod: source.pod,
+        source_role: role.into(),
+        taken_at: iso(taken),
+        rdb_version: payload.verified.version,
+        checksum,
+        diskless: payload.diskless,
+    })
+}
+
+// ----- listing
+
+/// The backups of `id` in `dir`, oldest first (files whose names are not `id`'s are ignored).
+pub fn scan(dir: &Path, id: &ResourceRef) -> std::io::Result<Vec<BackupEntry>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(secs) = parse_file_name(id, &name) else {
+            continue;
+        };
+        let meta = entry.metadata()?;
+        if !meta.is_file() {
+            continue;
+        }
+        out.push((
+            secs,
+            BackupEntry {
+                path: entry.path().display().to_string(),
+                file: name,
+                bytes: meta.len(),
+                taken_at: iso(secs),
+            },
+        ));
+    }
+    out.sort_by(|a, b| (a.0, &a.1.file).cmp(&(b.0, &b.1.file)));
+    Ok(out.into_iter().map(|(_, e)| e).collect())
+}
+
+/// `vd redis:backups`: also for a redis deleted since, as long as its backups are there.
+pub fn list(
+    ctl: &Controller,
+    scope: &str,
+    name: &str,
+    asked: Option<&str>,
+) -> Result<BackupList, ServerError> {
+    let id = redis_ref(scope, name);
+    let dir = destination(ctl, &id, asked)?;
+    let exists = ctl.store.get(&id)?.is_some();
+    let backups = match scan(&dir, &id) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if !exists && asked.is_none() {
+                return Err(ServerError::NotFound(format!(
+                    "redis {scope}/{name} does not exist and has no backups in {}",
+                    dir.display()
+                )));
+            }
+            if asked.is_some() {
+                return Err(ServerError::Conflict {
+                    message: format!("the destination {} does not exist", dir.display()),
+                    help: Some("name the directory backups were written to".into()),
+                });
+            }
+            Vec::new()
+        }
+        Err(e) => {
+            return Err(ServerError::Conflict {
+                message: format!("cannot list {}: {e}", dir.display()),
+                help: Some("check the directory's permissions".into()),
+            })
+        }
+    };
+    Ok(BackupList {
+        directory: dir.display().to_string(),
+        backups,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vd_core::Kind;
+
+    fn id(scope: &str, name: &str) -> ResourceRef {
+        ResourceRef::new(Kind::Redis, scope, name)
+    }
+
+    #[test]
+    fn stamps_are_utc_and_round_trip() {
+        assert_eq!(stamp(0), "19700101T000000Z");
+        assert_eq!(iso(0), "1970-01-01T00:00:00Z");
+        // 2024-02-29T23:59:59Z, a leap day.
+        assert_eq!(stamp(1_709_251_199), "20240229T235959Z");
+        assert_eq!(iso(1_709_251_199), "2024-02-29T23:59:59Z");
+        assert_eq!(stamp(4_102_444_800), "21000101T000000Z");
+        for secs in (0..5_000_000_000i64).step_by(86_399 * 7 + 3_601) {
+            assert_eq!(parse_stamp(&stamp(secs)), Some(secs), "{}", stamp(secs));
+        }
+        for bad in [
+            "20240230T000000Z",
+            "20230229T000000Z",
+            "20241301T000000Z",
+            "20240101T240000Z",
+            "20240101T000060Z",
+            "20240101 000000Z",
+            "20240101T000000",
+            "2024010T000000Z",
+            "2024-101T000000Z",
+            "20240101T00000+Z",
+        ] {
+            assert_eq!(parse_stamp(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn file_names_belong_to_one_redis() {
+        let cache = id("data", "cache");
+        let name = file_name(&cache, 1_709_251_199);
+        assert_eq!(name, "data-cache-20240229T235959Z.rdb");
+        assert_eq!(parse_file_name(&cache, &name), Some(1_709_251_199));
+        let other = file_name(&id("data", "cache-2"), 1_709_251_199);
+        assert_eq!(parse_file_name(&cache, &other), None, "{other}");
+        assert_eq!(
+            parse_file_name(&id("data-cache", "2"), &other),
+            Some(1_709_251_199),
+            "scope and name are each labels; the stamp decides"
+        );
+        for bad in [
+            ".data-cache-20240229T235959Z.rdb.1.partial",
+            "data-cache-20240229T235959Z.rdb.gz",
+            "data-cache-latest.rdb",
+        ] {
+            assert_eq!(parse_file_name(&cache, bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_default_source_is_the_highest_connected_replica() {
+        let r = |connected| Seen::Replica { connected };
+        assert_eq!(
+            pick_source(3, &[(0, Seen::Master), (1, r(true)), (2, r(true))]),
+            Ok(2)
+        );
+        assert_eq!(
+            pick_source(
+                3,
+                &[
+                    (2, Seen::Down("Backoff".into())),
+                    (1, r(true)),
+                    (0, Seen::Master)
+                ]
+            ),
+            Ok(1)
+        );
+        // After a failover the master may be the highest ordinal.
+        assert_eq!(
+            pick_source(3, &[(2, Seen::Master), (1, r(false)), (0, r(true))]),
+            Ok(0)
+        );
+        assert_eq!(pick_source(1, &[(0, Seen::Master)]), Ok(0));
+        let err = pick_source(
+            3,
+            &[
+                (2, r(false)),
+                (1, Seen::Unreachable("timeout".into())),
+                (0, Seen::Master),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "ordinal 2: a replica whose link to the master is down; ordinal 1: unreachable (timeout); ordinal 0: the master"
+        );
+        assert!(pick_source(1, &[(0, Seen::Down("Pending".into()))]).is_err());
+    }
+
+    fn rdb_bytes() -> Vec<u8> {
+        let mut out = b"REDIS0010\xfe\x00\xfb\x01\x00\x00\x01k\x01v\xff".to_vec();
+        let crc = crc_redis(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Redis's crc64 (Jones, reflected), bit by bit: independent of the code under test.
+    fn crc_redis(data: &[u8]) -> u64 {
+        const POLY: u64 = 0x95ac_9329_ac4b_c9b5; // 0xad93d23594c935a9 reflected
+        let mut crc = 0u64;
+        for b in data {
+            crc ^= u64::from(*b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ POLY
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        crc
+    }
+
+    async fn write(dir: &Path, name: &str, stream: Vec<u8>) -> Result<rdb::Payload, RdbError> {
+        write_atomically(dir, name, |mut w| async move {
+            let mut reader = &stream[..];
+            let r = rdb::read_payload(&mut reader, &mut w, Duration::from_secs(5)).await;
+            (w, r)
+        })
+        .await
+        .unwrap()
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[tokio::test]
+    async fn a_good_stream_lands_whole_and_a_bad_one_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = rdb_bytes();
+        let stream = [format!("${}\r\n", good.len()).as_bytes(), &good].concat();
+        let p = write(dir.path(), "a.rdb", stream).await.unwrap();
+        assert_eq!(p.verified.bytes, good.len() as u64);
+        assert_eq!(std::fs::read(dir.path().join("a.rdb")).unwrap(), good);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("a.rdb"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "backups hold every key: owner only");
+
+        let mut damaged = good.clone();
+        damaged[12] ^= 1;
+        let stream = [format!("${}\r\n", good.len()).as_bytes(), &damaged].concat();
+        let e = write(dir.path(), "b.rdb", stream).await.unwrap_err();
+        assert!(matches!(e, RdbError::ChecksumMismatch { .. }), "{e}");
+        let stream = [
+            format!("${}\r\n", good.len()).as_bytes(),
+            &good[..good.len() / 2],
+        ]
+        .concat();
+        let e = write(dir.path(), "c.rdb", stream).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "the stream ended after {} of {} bytes",
+                good.len() / 2,
+                good.len()
+            )
+        );
+        assert_eq!(names(dir.path()), ["a.rdb"], "no temporary file is left");
+
+        let cache = id("data", "cache");
+        for (secs, body) in [(200, &b"x"[..]), (100, b"yy")] {
+            std::fs::write(dir.path().join(file_name(&cache, secs)), body).unwrap();
+        }
+        std::fs::write(dir.path().join(file_name(&id("data", "cache-2"), 300)), "z").unwrap();
+        let listed = scan(dir.path(), &cache).unwrap();
+        assert_eq!(
+            listed
+                .iter()
+                .map(|e| (e.file.as_str(), e.bytes, e.taken_at.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                ("data-cache-19700101T000140Z.rdb", 2, "1970-01-01T00:01:40Z"),
+                ("data-cache-19700101T000320Z.rdb", 1, "1970-01-01T00:03:20Z"),
+            ]
+        );
+    }
+}
