@@ -223,11 +223,17 @@ pub async fn run(cfg: Config, out: watch::Sender<Target>, busy: Arc<AtomicUsize>
         }
         // A hold lasts past its release until the named master is confirmed: released
         // commands must reach the new master, not the one just demoted.
-        let holding = fed.as_ref().is_some_and(|f| f.hold);
-        if !holding && (master.as_deref() == feed_master || feed_master.is_none()) {
+        let hold = route::hold(&route::Hold {
+            asked: fed.as_ref().is_some_and(|f| f.hold),
+            held_for: hold_since.map(|t| t.elapsed()),
+            max: HOLD_MAX,
+            master: master.as_deref(),
+            feed: feed_master,
+        });
+        if !hold.on {
             hold_since = None;
         }
-        let hold = hold_since.is_some_and(|t| t.elapsed() < HOLD_MAX);
+        let hold = hold.now;
         let target = Target {
             master,
             replicas: route::readable(&seen),

@@ -65,6 +65,41 @@ pub fn master(i: &Inputs<'_>) -> Option<String> {
     i.current.map(str::to_string)
 }
 
+/// What decides whether commands are held.
+#[derive(Debug, Clone, Copy)]
+pub struct Hold<'a> {
+    /// The feed asks for a hold now.
+    pub asked: bool,
+    /// How long the current hold has lasted, if one is on.
+    pub held_for: Option<std::time::Duration>,
+    /// A hold never lasts longer (the controller that asked may have died).
+    pub max: std::time::Duration,
+    /// The master in use.
+    pub master: Option<&'a str>,
+    /// The master the feed names.
+    pub feed: Option<&'a str>,
+}
+
+/// The hold decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Holding {
+    /// Hold new commands now.
+    pub now: bool,
+    /// The hold is on (asked, or released with its master not yet in use), even past `max`;
+    /// once off, the next hold starts its own clock.
+    pub on: bool,
+}
+
+/// A hold lasts past its release until the master the feed names is the one in use: released
+/// commands must reach the new master, not the one just demoted. It ends after `max` anyway.
+pub fn hold(h: &Hold<'_>) -> Holding {
+    let on = h.asked || (h.held_for.is_some() && h.feed.is_some() && h.master != h.feed);
+    Holding {
+        now: on && h.held_for.is_some_and(|t| t < h.max),
+        on,
+    }
+}
+
 /// The replicas the read port may use: upstreams whose `ROLE` says replica with the link up.
 pub fn readable(seen: &BTreeMap<String, Seen>) -> Vec<String> {
     seen.iter()
@@ -100,6 +135,32 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(master(&i).as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn a_hold_outlasts_its_release_until_the_new_master_is_in_use() {
+        use std::time::Duration;
+        let h = |asked, held_for: Option<u64>, master, feed| {
+            hold(&Hold {
+                asked,
+                held_for: held_for.map(Duration::from_millis),
+                max: Duration::from_secs(5),
+                master,
+                feed,
+            })
+        };
+        assert!(h(true, Some(10), Some("a"), Some("a")).now);
+        // Released, but the proxy still routes to the demoted master: keep holding.
+        assert!(h(false, Some(20), Some("a"), Some("b")).now);
+        let done = h(false, Some(25), Some("b"), Some("b"));
+        assert!(!done.now && !done.on);
+        // A controller that never releases: the hold ends after max.
+        let stale = h(true, Some(6000), Some("a"), Some("a"));
+        assert!(!stale.now && stale.on);
+        assert!(
+            !h(false, None, Some("a"), Some("b")).now,
+            "no hold was asked"
+        );
     }
 
     #[test]
