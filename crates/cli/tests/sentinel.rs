@@ -184,17 +184,17 @@ fn ha_pair_comes_up_and_follows_a_master_kill() {
     vd.wait_for("the sentinels promote a replica", T, || {
         vd.master_ordinal() != 0
     });
-    let new = vd.master_ordinal();
     // The event follows the bucket's update by the consumers' rewrite.
     vd.wait_for("a MasterSwitched event", T, || {
         vd.events().iter().any(|e| e["reason"] == "MasterSwitched")
     });
-    // The old master comes back as a replica of the new one; all agree.
-    assert_eq!(wait_converged(&vd), new);
-    assert!(
-        get("REDIS_URL").contains(&format!("@cache-{new}.data.voodu:6379")),
-        "the consumer's REDIS_URL follows"
-    );
+    // The old master comes back as a replica of the new one; all agree, the bucket too. (With
+    // down-after 1000 ms a loaded machine may see the sentinels fail over a second time, so
+    // the final master is not necessarily the first one they promoted.)
+    let new = wait_converged(&vd);
+    vd.wait_for("the consumer's REDIS_URL to follow", T, || {
+        get("REDIS_URL").contains(&format!("@cache-{new}.data.voodu:6379"))
+    });
     if writer {
         let before = vd.vd(&["logs", "web/writer"]).lines().count();
         vd.wait_for("the writer keeps writing after the failover", T, || {
