@@ -135,7 +135,7 @@ impl Tools {
             redis_benchmark: need("redis-benchmark", "redis-tools")?,
             haproxy: need("haproxy", "haproxy")?,
             nutcracker: need("nutcracker", "nutcracker")?,
-            vd: locate_vd().and_then(|vd| {
+            vd: common::locate_vd().and_then(|vd| {
                 let out = Command::new(&vd)
                     .args(["proxy", "--help"])
                     .stdin(Stdio::null())
@@ -165,42 +165,6 @@ fn program(name: &str) -> Option<PathBuf> {
         .map(|d| Path::new(d).join(name))
         .find(|p| p.is_file());
     found
-}
-
-/// The release `vd`: `VD_BIN`, else `target/release/vd` under the workspace root.
-fn locate_vd() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("VD_BIN") {
-        let p = PathBuf::from(p);
-        return if p.is_file() {
-            Ok(p)
-        } else {
-            Err(format!("VD_BIN={} does not exist", p.display()))
-        };
-    }
-    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let workspace = manifest_dir
-        .ancestors()
-        .nth(2)
-        .ok_or("cannot find the workspace root")?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|t| {
-            if t.is_relative() {
-                workspace.join(t)
-            } else {
-                t
-            }
-        })
-        .unwrap_or_else(|| workspace.join("target"));
-    let p = target.join("release").join("vd");
-    if p.is_file() {
-        Ok(p)
-    } else {
-        Err(format!(
-            "{} not found; build it with `cargo build --release -p vd-cli` (or set VD_BIN)",
-            p.display()
-        ))
-    }
 }
 
 /// A child process, stopped when dropped: SIGTERM, SIGKILL after 2 s. It runs in its own

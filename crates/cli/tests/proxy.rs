@@ -211,32 +211,8 @@ fn proxy_follows_failovers() {
 fn proxy_follows_sentinels() {
     let _g = common::own_addresses();
     let vd = Vd::start();
-    let text = manifest()
-        .replace("  failover { automatic = true }\n", "")
-        .replace(
-            "deployment \"a\"",
-            r#"asset "data" "ha-overrides" {
-  defs = <<-EOT
-    sentinel down-after-milliseconds voodu-master 1000
-    sentinel failover-timeout voodu-master 5000
-  EOT
-}
-
-redis "data" "cache-ha" {
-  sentinel {
-    monitor = "data/cache"
-  }
-  volumes = ["${asset.data.ha-overrides.defs}:/etc/sentinel/conf.d/overrides.conf:ro"]
-  probes {
-    readiness {
-      exec { command = ["redis-cli", "-h", "${VOODU_POD_IP}", "-p", "26379", "ping"] }
-      period = "300ms"
-    }
-  }
-}
-
-deployment "a""#,
-        );
+    let text =
+        manifest().replace("  failover { automatic = true }\n", "") + common::SENTINEL_SIBLING;
     vd.apply(&vd.manifest("s.hcl", &text));
     let pw = vd.cache_password();
     let proxy_ip = vd.ip("data-cache-proxy.0");

@@ -14,13 +14,6 @@ const T: Duration = Duration::from_secs(90);
 /// (down-after 1000 instead of the default 5000).
 fn ha_manifest() -> String {
     r#"
-asset "data" "ha-overrides" {
-  defs = <<-EOT
-    sentinel down-after-milliseconds voodu-master 1000
-    sentinel failover-timeout voodu-master 5000
-  EOT
-}
-
 redis "data" "cache" {
   replicas = 3
   probes {
@@ -34,21 +27,9 @@ redis "data" "cache" {
     }
   }
 }
-
-redis "data" "cache-ha" {
-  sentinel {
-    monitor = "data/cache"
-  }
-  volumes = ["${asset.data.ha-overrides.defs}:/etc/sentinel/conf.d/overrides.conf:ro"]
-  probes {
-    readiness {
-      exec { command = ["redis-cli", "-h", "${VOODU_POD_IP}", "-p", "26379", "ping"] }
-      period = "300ms"
-    }
-  }
-}
 "#
     .to_string()
+        + common::SENTINEL_SIBLING
 }
 
 /// A writer that speaks sentinel (redis-py), acknowledging a write only when `WAIT 1` says a

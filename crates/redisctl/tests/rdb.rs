@@ -2,26 +2,16 @@
 //! and free ports: both transfer forms (diskless `$EOF:` and saved `$<len>`), from a master and
 //! from a replica, and the source's refusals.
 
-use std::net::TcpListener;
+mod common;
+
+use common::{free_ports, HOST};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use vd_redisctl::rdb::{self, Checksum, RdbError};
 
-const HOST: &str = "127.0.0.1";
 const PASSWORD: &str = "test-password";
 const CONNECT: Duration = Duration::from_secs(5);
 const IDLE: Duration = Duration::from_secs(30);
-
-fn free_ports<const N: usize>() -> [u16; N] {
-    let listeners: Vec<TcpListener> = (0..N)
-        .map(|_| TcpListener::bind((HOST, 0)).expect("bind 127.0.0.1:0"))
-        .collect();
-    let mut ports = [0; N];
-    for (p, l) in ports.iter_mut().zip(&listeners) {
-        *p = l.local_addr().expect("local addr").port();
-    }
-    ports
-}
 
 /// redis-server processes in a temporary directory, killed on drop (also on panic).
 struct Servers {

@@ -1,31 +1,20 @@
 //! Sentinel operations against real processes: a redis-server master, one replica and one
 //! redis-sentinel, all on 127.0.0.1 and free ports, in a temporary directory.
 
-use std::net::TcpListener;
+mod common;
+
+use common::{free_ports, HOST};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use vd_redisctl::{watch_switch_master, RedisError, Sentinel, SwitchMaster};
 
 const MASTER: &str = "voodu-master";
-const HOST: &str = "127.0.0.1";
 /// Per-request timeout handed to the client.
 const TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a condition that needs the processes to do something may take. Generous: these
 /// tests assert outcomes, never speed.
 const PATIENCE: Duration = Duration::from_secs(30);
-
-/// Free ports: all listeners are held until every port is chosen, so they differ.
-fn free_ports<const N: usize>() -> [u16; N] {
-    let listeners: Vec<TcpListener> = (0..N)
-        .map(|_| TcpListener::bind((HOST, 0)).expect("bind 127.0.0.1:0"))
-        .collect();
-    let mut ports = [0; N];
-    for (p, l) in ports.iter_mut().zip(&listeners) {
-        *p = l.local_addr().expect("local addr").port();
-    }
-    ports
-}
 
 /// The processes of one test; every child is killed when this is dropped, also on panic.
 struct Deployment {

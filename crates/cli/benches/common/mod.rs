@@ -102,7 +102,7 @@ pub fn main(setup: &Setup, run: fn(&Bench) -> Result<String, String>) {
 }
 
 /// The release `vd`: `VD_BIN`, else `target/release/vd` under the workspace root.
-fn locate_vd() -> Result<PathBuf, String> {
+pub fn locate_vd() -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os("VD_BIN") {
         let p = PathBuf::from(p);
         return if p.is_file() {

@@ -579,3 +579,27 @@ impl Vd {
         assert!(ok, "kill {signal} {pod} ({pid})");
     }
 }
+
+/// A sentinel sibling `data/cache-ha` watching `data/cache`, with test timing (down-after
+/// 1000 ms, failover-timeout 5000 ms) and fast readiness: the HA tests' second resource.
+pub const SENTINEL_SIBLING: &str = r#"
+asset "data" "ha-overrides" {
+  defs = <<-EOT
+    sentinel down-after-milliseconds voodu-master 1000
+    sentinel failover-timeout voodu-master 5000
+  EOT
+}
+
+redis "data" "cache-ha" {
+  sentinel {
+    monitor = "data/cache"
+  }
+  volumes = ["${asset.data.ha-overrides.defs}:/etc/sentinel/conf.d/overrides.conf:ro"]
+  probes {
+    readiness {
+      exec { command = ["redis-cli", "-h", "${VOODU_POD_IP}", "-p", "26379", "ping"] }
+      period = "300ms"
+    }
+  }
+}
+"#;
