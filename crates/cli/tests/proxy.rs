@@ -204,6 +204,12 @@ fn proxy_follows_failovers() {
     vd.wait_for("the proxy to be removed", T, || {
         vd.pod("data-cache-proxy.0").is_none()
     });
+    // The default link no longer names the proxy.
+    let m = vd.master_ordinal();
+    assert_eq!(
+        vd.vd(&["config", "a/web", "get", "REDIS_URL"]).trim(),
+        format!("redis://default:{pw}@cache-{m}.data.voodu:6379")
+    );
 }
 
 /// With a sentinel sibling the proxy follows the sentinels' failover (and the controller's

@@ -122,7 +122,8 @@ pub fn settle(
     Ok(())
 }
 
-/// Deletes `data`'s derived proxy, if any (its pods stop; it has no volumes).
+/// Deletes `data`'s derived proxy, if any (its pods stop; it has no volumes), and points the
+/// consumers it served back at the redis.
 pub fn remove(ctl: &Controller, data: &ResourceRef) -> Result<(), ServerError> {
     let id = proxy_ref(data);
     if ctl.store.meta_get(&marker(&id))?.is_none() {
@@ -139,6 +140,10 @@ pub fn remove(ctl: &Controller, data: &ResourceRef) -> Result<(), ServerError> {
         );
     }
     ctl.store.meta_delete(&marker(&id))?;
+    // Default links named the proxy: they go back to the pods' names.
+    if ctl.store.get(data)?.is_some() {
+        crate::redis::rewrite_consumers(ctl, data, false)?;
+    }
     ctl.notify();
     Ok(())
 }
