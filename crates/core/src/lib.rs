@@ -12,6 +12,7 @@ pub mod naming;
 pub mod pod;
 pub mod redis;
 pub mod rollout;
+pub mod schedule;
 pub mod template;
 
 pub use model::*;
