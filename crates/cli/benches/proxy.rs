@@ -544,9 +544,11 @@ fn start_vd_proxy(
     name: &str,
     port: u16,
     feed: bool,
+    extra: &[&str],
 ) -> Result<(), String> {
     let mut cmd = Command::new(vd);
-    cmd.args(["proxy", "--listen", &format!("{HOST}:{port}")]);
+    cmd.args(["proxy", "--listen", &format!("{HOST}:{port}")])
+        .args(extra);
     for p in lab.redis {
         cmd.args(["--upstream", &format!("{HOST}:{p}")]);
     }
@@ -1171,7 +1173,7 @@ fn run(tools: &Tools, dir: &Path) -> Result<String, String> {
     let plain = env_num("VD_BENCH_PROXY_REQUESTS", 200_000).max(1);
     let rounds = env_num("VD_BENCH_PROXY_ROUNDS", 3).max(1);
     let k = env_num("VD_BENCH_PROXY_SWITCHES", 20);
-    let ports = free_ports(7)?;
+    let ports = free_ports(8)?;
     let feed_dir = dir.join("feed");
     std::fs::create_dir_all(&feed_dir).map_err(|e| format!("create the feed dir: {e}"))?;
     let mut lab = Lab {
@@ -1204,6 +1206,7 @@ fn measure(
 ) -> Result<Results, String> {
     let (vd_port, poll_port, haproxy_port, twem_port, twem_stats) =
         (ports[2], ports[3], ports[4], ports[5], ports[6]);
+    let own_port = ports[7];
     eprintln!(
         "starting redis-0 (master) and redis-1 (replica) in {}",
         lab.dir.display()
@@ -1220,12 +1223,18 @@ fn measure(
     if let Ok(vd) = &tools.vd {
         lab.write_feed(0, false)?;
         eprintln!("starting vd proxy (with the feed) and vd proxy (ROLE polling only)");
-        start_vd_proxy(lab, vd, "vd-proxy", vd_port, true)?;
-        start_vd_proxy(lab, vd, "vd-proxy-poll", poll_port, false)?;
+        start_vd_proxy(lab, vd, "vd-proxy", vd_port, true, &[])?;
+        start_vd_proxy(lab, vd, "vd-proxy-poll", poll_port, false, &[])?;
+        start_vd_proxy(lab, vd, "vd-proxy-own", own_port, true, &["--no-multiplex"])?;
         targets.push(Target {
             label: "vd proxy",
             port: vd_port,
             proc: Some("vd-proxy"),
+        });
+        targets.push(Target {
+            label: "vd proxy --no-multiplex",
+            port: own_port,
+            proc: Some("vd-proxy-own"),
         });
     } else if let Err(e) = &tools.vd {
         eprintln!("SKIPPING the vd proxy: {e}");
@@ -1303,7 +1312,7 @@ fn measure(
         phase(lab, Mode::Hold, vd_port)?;
         lab.stop("vd-proxy");
         let vd = tools.vd.as_ref().map_err(Clone::clone)?;
-        start_vd_proxy(lab, vd, "vd-proxy-poll", poll_port, false)?;
+        start_vd_proxy(lab, vd, "vd-proxy-poll", poll_port, false, &[])?;
         phase(lab, Mode::Poll, poll_port)?;
     }
 

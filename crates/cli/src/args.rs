@@ -313,4 +313,8 @@ pub struct ProxyArgs {
     /// This proxy's name in hold acknowledgements.
     #[arg(long, env = "VD_PROXY_ID", default_value = "proxy")]
     pub id: String,
+    /// Give every client its own upstream connection instead of sharing one per connection
+    /// state for plain commands.
+    #[arg(long)]
+    pub no_multiplex: bool,
 }

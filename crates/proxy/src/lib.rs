@@ -6,6 +6,7 @@
 pub mod command;
 pub mod discovery;
 pub mod feed;
+pub mod lane;
 pub mod resp;
 pub mod route;
 pub mod server;
@@ -24,6 +25,8 @@ pub struct Options {
     pub read_listen: Option<SocketAddr>,
     /// Where to find the master.
     pub discovery: discovery::Config,
+    /// Share upstream connections between clients in the same state (see [`lane`]).
+    pub multiplex: bool,
 }
 
 /// Why the proxy could not start.
@@ -60,7 +63,7 @@ pub async fn run(opts: Options) -> Result<(), ProxyError> {
     };
     let (tx, rx) = tokio::sync::watch::channel(discovery::Target::default());
     let busy = Arc::new(AtomicUsize::new(0));
-    let shared = server::Shared::new(rx, busy.clone());
+    let shared = server::Shared::new(rx, busy.clone(), opts.multiplex);
     tracing::info!(listen = %opts.listen, read = ?opts.read_listen, upstreams = ?opts.discovery.upstreams, "vd proxy listening");
     let discovery = tokio::spawn(discovery::run(opts.discovery, tx, busy));
     if let Some(read) = read {

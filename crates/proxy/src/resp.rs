@@ -65,7 +65,7 @@ pub enum RespError {
 }
 
 /// The number of argument ranges a Command remembers (the rest are only counted).
-pub const HEAD_ARGS: usize = 4;
+pub const HEAD_ARGS: usize = 8;
 
 /// One complete client command at the head of a buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -951,11 +951,23 @@ mod tests {
             assert_eq!(c.arg(empty, 0), None);
         }
 
-        let buf = b"  mset\t k1 v1  k2 v2 k3 v3 \r\n";
+        let buf = b"  mset\t k1 v1  k2 v2 k3 v3 k4 v4 \r\n";
         let c = command(buf);
-        assert_eq!((c.len, c.argc), (buf.len(), 7));
-        assert_eq!(args(buf, &c), [&b"mset"[..], b"k1", b"v1", b"k2"]);
-        assert_eq!(c.arg(buf, 4), None);
+        assert_eq!((c.len, c.argc), (buf.len(), 9));
+        assert_eq!(
+            args(buf, &c),
+            [
+                &b"mset"[..],
+                b"k1",
+                b"v1",
+                b"k2",
+                b"v2",
+                b"k3",
+                b"v3",
+                b"k4"
+            ]
+        );
+        assert_eq!(c.arg(buf, HEAD_ARGS), None);
 
         assert!(command(b"XREAD block 0 STREAMS s $\n").has_block);
         assert!(!command(b"BLOCK x\n").has_block);
@@ -999,8 +1011,8 @@ mod tests {
         let buf = encode_command(&many);
         let c = command(&buf);
         assert_eq!((c.len, c.argc), (buf.len(), 10));
-        assert_eq!(c.arg(&buf, 3), Some(&b"x"[..]));
-        assert_eq!(c.arg(&buf, 4), None);
+        assert_eq!(c.arg(&buf, HEAD_ARGS - 1), Some(&b"x"[..]));
+        assert_eq!(c.arg(&buf, HEAD_ARGS), None);
 
         // BLOCK found past the remembered head, but never as the command name.
         let buf = encode_command(&[

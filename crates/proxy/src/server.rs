@@ -1,18 +1,22 @@
-//! The connections: each client gets one upstream connection, opened at its first command
-//! and moved to a new master only between two commands (nothing in flight, no transaction,
-//! no watch, no subscription), with its AUTH/HELLO/SELECT/SETNAME replayed. Bytes are
-//! forwarded as they came; only frame boundaries are parsed.
+//! The connections: a client's commands go over a lane (an upstream connection shared by
+//! clients in the same connection state, see [`crate::lane`]) until it sends one that needs
+//! a connection of its own (MULTI, WATCH, SUBSCRIBE, a blocking pop, CLIENT ...), from then on
+//! over its own upstream. Either is opened at the first command and moved to a new master only
+//! between two commands (nothing in flight, no transaction, no watch, no subscription), with
+//! its AUTH/HELLO/SELECT/SETNAME replayed. Bytes are forwarded as they came; only frame
+//! boundaries are parsed.
 
 use crate::command::{self, Class};
 use crate::discovery::Target;
+use crate::lane::{self, Lane, Lanes};
 use crate::resp::{self, ReplyKind};
-use crate::session::{Session, Verdict};
+use crate::session::{self, Session, Verdict};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 /// How long a command waits for a master (a failover in progress) before it gets an error.
@@ -40,15 +44,25 @@ pub struct Shared {
     /// Connections with a non-blocking command in flight (a hold waits for 0).
     pub busy: Arc<AtomicUsize>,
     rr: AtomicUsize,
+    /// Whether clients share upstream connections (`vd proxy --no-multiplex` turns it off).
+    multiplex: bool,
+    lanes: Lanes,
 }
 
 impl Shared {
-    /// Shares `target` and `busy` between connections.
-    pub fn new(target: watch::Receiver<Target>, busy: Arc<AtomicUsize>) -> Arc<Self> {
+    /// Shares `target` and `busy` between connections; `multiplex` lets clients share
+    /// upstream connections.
+    pub fn new(
+        target: watch::Receiver<Target>,
+        busy: Arc<AtomicUsize>,
+        multiplex: bool,
+    ) -> Arc<Self> {
         Arc::new(Self {
             target,
             busy,
             rr: AtomicUsize::new(0),
+            multiplex,
+            lanes: Lanes::default(),
         })
     }
 }
@@ -76,15 +90,29 @@ pub async fn serve(listener: TcpListener, port: Port, shared: Arc<Shared>) {
     }
 }
 
+enum Link {
+    /// The client's own connection.
+    Own(TcpStream),
+    /// A lane shared with clients in the same state.
+    Shared(Lane),
+}
+
 struct Upstream {
-    stream: TcpStream,
+    link: Link,
     addr: String,
+    /// The lane's state key (empty for an own connection).
+    key: Vec<u8>,
 }
 
 struct Conn {
     port: Port,
     client: TcpStream,
     up: Option<Upstream>,
+    /// Where lanes send this client's replies.
+    replies_tx: mpsc::UnboundedSender<lane::Reply>,
+    replies: mpsc::UnboundedReceiver<lane::Reply>,
+    /// Sent a command that needs its own upstream: no lanes any more.
+    dedicated: bool,
     /// Client bytes not yet sent upstream.
     cbuf: Vec<u8>,
     /// Upstream bytes not yet parsed.
@@ -114,15 +142,114 @@ fn proto(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
 }
 
-/// Reads more bytes, or waits forever without an upstream.
-async fn read_up(up: &mut Option<Upstream>, buf: &mut Vec<u8>) -> Result<usize> {
+/// Reads more reply bytes (0: the upstream is gone), or waits forever without an upstream.
+async fn read_up(
+    up: &mut Option<Upstream>,
+    replies: &mut mpsc::UnboundedReceiver<lane::Reply>,
+    buf: &mut Vec<u8>,
+) -> Result<usize> {
     match up {
-        Some(u) => {
+        Some(Upstream {
+            link: Link::Own(stream),
+            ..
+        }) => {
             buf.reserve(READ_CHUNK);
-            u.stream.read_buf(buf).await
+            stream.read_buf(buf).await
         }
+        Some(Upstream {
+            link: Link::Shared(_),
+            ..
+        }) => match replies.recv().await {
+            Some(lane::Reply::Data(d)) => {
+                buf.extend_from_slice(&d);
+                Ok(d.len())
+            }
+            Some(lane::Reply::Lost) | None => Ok(0),
+        },
         None => std::future::pending().await,
     }
+}
+
+/// Why [`open`] failed.
+enum OpenError {
+    /// The server refused replayed command number `index`; `reply` is its answer.
+    Refused { index: usize, reply: Vec<u8> },
+    /// Connecting, writing or reading failed.
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for OpenError {
+    fn from(e: std::io::Error) -> Self {
+        OpenError::Io(e)
+    }
+}
+
+impl From<OpenError> for std::io::Error {
+    fn from(e: OpenError) -> Self {
+        match e {
+            OpenError::Io(e) => e,
+            OpenError::Refused { reply, .. } => proto(format!(
+                "the server refused the connection's state: {}",
+                String::from_utf8_lossy(&reply).trim_end()
+            )),
+        }
+    }
+}
+
+/// Opens `addr` and sends it `replay` (`count` commands: the client's connection state).
+async fn open(
+    addr: &str,
+    replay: &[u8],
+    count: usize,
+) -> std::result::Result<TcpStream, OpenError> {
+    let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    stream.set_nodelay(true)?;
+    if count == 0 {
+        return Ok(stream);
+    }
+    stream.write_all(replay).await?;
+    let mut buf = Vec::with_capacity(1024);
+    let mut answered = 0;
+    while answered < count {
+        match resp::parse_reply(&buf).map_err(proto)? {
+            Some(r) => {
+                if matches!(r.kind, ReplyKind::Error | ReplyKind::BlobError) {
+                    return Err(OpenError::Refused {
+                        index: answered,
+                        reply: buf[..r.len].to_vec(),
+                    });
+                }
+                buf.drain(..r.len);
+                if r.kind != ReplyKind::Push {
+                    answered += 1;
+                }
+            }
+            None => {
+                let read = tokio::time::timeout(CONNECT_TIMEOUT, stream.read_buf(&mut buf));
+                match read.await {
+                    Ok(Ok(n)) if n > 0 => {}
+                    _ => {
+                        return Err(OpenError::Io(proto(format!(
+                            "{addr} did not answer the replay"
+                        ))))
+                    }
+                }
+            }
+        }
+    }
+    Ok(stream)
+}
+
+/// How many commands `bytes` holds (a session key: whole frames back to back).
+fn commands_in(mut bytes: &[u8]) -> usize {
+    let mut n = 0;
+    while let Ok(Some(c)) = resp::parse_command(bytes) {
+        bytes = &bytes[c.len..];
+        n += 1;
+    }
+    n
 }
 
 async fn wait_until(at: Option<Instant>) {
@@ -136,10 +263,14 @@ impl Conn {
     fn new(client: TcpStream, port: Port, shared: Arc<Shared>) -> Self {
         let rx = shared.target.clone();
         let target = rx.borrow().clone();
+        let (replies_tx, replies) = mpsc::unbounded_channel();
         Self {
             port,
             client,
             up: None,
+            replies_tx,
+            replies,
+            dedicated: !shared.multiplex,
             cbuf: Vec::with_capacity(READ_CHUNK),
             ubuf: Vec::with_capacity(READ_CHUNK),
             session: Session::default(),
@@ -186,7 +317,7 @@ impl Conn {
                     }
                     self.cbuf.reserve(READ_CHUNK);
                 }
-                n = read_up(&mut self.up, &mut self.ubuf) => match n {
+                n = read_up(&mut self.up, &mut self.replies, &mut self.ubuf) => match n {
                     Ok(n) if n > 0 => self.forward_replies().await?,
                     _ => self.upstream_lost().await?,
                 },
@@ -224,6 +355,8 @@ impl Conn {
     /// Sends every command that can go now; stops at the first that must wait.
     async fn pump(&mut self) -> Result<()> {
         let mut sent_upto = 0;
+        // Commands in `..sent_upto` (each owes one reply).
+        let mut sent = 0;
         self.partial = false;
         loop {
             let cmd = match resp::parse_command(&self.cbuf[sent_upto..]) {
@@ -233,7 +366,7 @@ impl Conn {
                     break;
                 }
                 Err(e) => {
-                    self.flush(sent_upto).await?;
+                    self.flush(sent_upto, sent).await?;
                     let msg = format!("-ERR Protocol error: {e}\r\n");
                     self.client.write_all(msg.as_bytes()).await?;
                     self.closing = true;
@@ -254,7 +387,7 @@ impl Conn {
             if let Some(refusal) = refused(buf, &cmd, class) {
                 // Answered here, so it must come after every reply already owed.
                 if sent_upto > 0 || self.session.outstanding() > 0 {
-                    self.flush(sent_upto).await?;
+                    self.flush(sent_upto, sent).await?;
                     return Ok(());
                 }
                 self.client.write_all(refusal.as_bytes()).await?;
@@ -267,9 +400,36 @@ impl Conn {
             if self.backoff.is_some_and(|t| t > Instant::now()) {
                 break;
             }
+            let share = !self.dedicated && !self.session.pinned() && session::shareable(class);
+            if !share && !self.dedicated {
+                // From here on this client needs an upstream of its own.
+                if sent_upto > 0 || self.session.outstanding() > 0 {
+                    break;
+                }
+                self.dedicated = true;
+                self.up = None;
+            }
+            // A state command goes to the lane of the state it sets, which its connection
+            // already has, so it is answered as it would be, without changing the lane.
+            let key_after = (share && session::changes_key(class)).then(|| {
+                self.session
+                    .key_after(class, &self.cbuf[sent_upto..sent_upto + cmd.len])
+            });
             let dest = self.destination();
-            let here = self.up.as_ref().map(|u| &u.addr);
-            if dest.is_none() || here != dest.as_ref() {
+            let fits = match (&self.up, &dest) {
+                (Some(u), Some(d)) if u.addr == *d => match &u.link {
+                    Link::Own(_) => true,
+                    Link::Shared(l) => {
+                        !l.is_closed()
+                            && match &key_after {
+                                Some(k) => u.key == *k,
+                                None => u.key == self.session.key(),
+                            }
+                    }
+                },
+                _ => false,
+            };
+            if !fits {
                 if sent_upto > 0 || self.session.outstanding() > 0 {
                     // Move only between commands: first the replies still owed.
                     break;
@@ -284,7 +444,22 @@ impl Conn {
                     self.waiting.get_or_insert_with(Instant::now);
                     break;
                 };
-                if let Err(e) = self.connect(&dest).await {
+                let linked = if self.dedicated {
+                    self.connect(&dest).await
+                } else {
+                    match self.join_lane(&dest, key_after, class).await {
+                        Ok(Some(refusal)) => {
+                            // The state command itself was refused: that is its answer, and
+                            // the first one owed (nothing is in flight).
+                            self.client.write_all(&refusal).await?;
+                            self.cbuf.drain(..cmd.len);
+                            continue;
+                        }
+                        Ok(None) => Ok(()),
+                        Err(e) => Err(e),
+                    }
+                };
+                if let Err(e) = linked {
                     tracing::debug!(upstream = %dest, error = %e, "cannot reach upstream");
                     self.up = None;
                     self.avoid = Some(dest);
@@ -300,73 +475,105 @@ impl Conn {
             let bytes = &self.cbuf[sent_upto..sent_upto + cmd.len];
             self.session.on_send(class, bytes, retryable);
             sent_upto += cmd.len;
+            sent += 1;
         }
-        self.flush(sent_upto).await
+        self.flush(sent_upto, sent).await
     }
 
-    async fn flush(&mut self, n: usize) -> Result<()> {
+    /// Sends the first `n` bytes of client input (`commands` commands) upstream.
+    async fn flush(&mut self, n: usize, commands: usize) -> Result<()> {
         if n == 0 {
             return Ok(());
         }
-        if let Some(u) = &mut self.up {
-            if let Err(e) = u.stream.write_all(&self.cbuf[..n]).await {
-                self.cbuf.drain(..n);
-                return Err(e);
-            }
-        }
-        self.cbuf.drain(..n);
-        Ok(())
-    }
-
-    /// Opens `addr` and tells it what the client told the previous upstream.
-    async fn connect(&mut self, addr: &str) -> Result<()> {
-        self.up = None;
-        let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-            .await
-            .map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
-            })??;
-        stream.set_nodelay(true)?;
-        let replay = self.session.replay();
-        if !replay.is_empty() {
-            let mut out = Vec::new();
-            for c in &replay {
-                out.extend_from_slice(c);
-            }
-            stream.write_all(&out).await?;
-            let mut buf = Vec::with_capacity(1024);
-            let mut owed = replay.len();
-            while owed > 0 {
-                match resp::parse_reply(&buf).map_err(proto)? {
-                    Some(r) => {
-                        if matches!(r.kind, ReplyKind::Error | ReplyKind::BlobError) {
-                            return Err(proto(format!(
-                                "{addr} refused the connection's state: {}",
-                                String::from_utf8_lossy(&buf[r.start..r.len]).trim_end()
-                            )));
-                        }
-                        buf.drain(..r.len);
-                        if r.kind != ReplyKind::Push {
-                            owed -= 1;
-                        }
-                    }
-                    None => {
-                        let read = tokio::time::timeout(CONNECT_TIMEOUT, stream.read_buf(&mut buf));
-                        match read.await {
-                            Ok(Ok(n)) if n > 0 => {}
-                            _ => return Err(proto(format!("{addr} did not answer the replay"))),
-                        }
-                    }
+        let result = match self.up.as_mut().map(|u| &mut u.link) {
+            Some(Link::Own(stream)) => stream.write_all(&self.cbuf[..n]).await,
+            Some(Link::Shared(lane)) => {
+                let sent = lane.send(lane::Request {
+                    bytes: self.cbuf[..n].to_vec(),
+                    replies: commands,
+                    to: self.replies_tx.clone(),
+                });
+                if sent {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::BrokenPipe,
+                        "the shared upstream connection ended",
+                    ))
                 }
             }
-        }
+            None => Ok(()),
+        };
+        self.cbuf.drain(..n);
+        result
+    }
+
+    /// Opens an own connection to `addr` and tells it what the client told the previous one.
+    async fn connect(&mut self, addr: &str) -> Result<()> {
+        self.up = None;
+        let key = self.session.key().to_vec();
+        let stream = open(addr, &key, commands_in(&key)).await?;
+
         tracing::debug!(upstream = addr, "connected");
         self.up = Some(Upstream {
-            stream,
+            link: Link::Own(stream),
             addr: addr.to_string(),
+            key: Vec::new(),
         });
         self.avoid = None;
         Ok(())
+    }
+
+    /// Joins the lane to `addr` for the client's state (or `key_after`, the state the command
+    /// about to go sets), opening it if there is none. When the server refuses that command
+    /// (a wrong password, an unknown CLIENT SETINFO), returns its answer instead: the client
+    /// gets it and keeps its state. A refused earlier state (the password changed since) is
+    /// no lane's: the client gets an own connection, as without lanes.
+    async fn join_lane(
+        &mut self,
+        addr: &str,
+        key_after: Option<Vec<u8>>,
+        class: Class,
+    ) -> Result<Option<Vec<u8>>> {
+        self.up = None;
+        let new_state = key_after.is_some();
+        let key = key_after.unwrap_or_else(|| self.session.key().to_vec());
+        let lane = match self.shared.lanes.find(addr, &key) {
+            Some(l) => l,
+            None => {
+                if let Some(refusal) = self.shared.lanes.refused(addr, &key) {
+                    return Ok(Some(refusal));
+                }
+                let count = commands_in(&key);
+                match open(addr, &key, count).await {
+                    Ok(stream) => {
+                        tracing::debug!(upstream = addr, "shared connection opened");
+                        self.shared.lanes.start(addr, key.clone(), stream)
+                    }
+                    Err(OpenError::Refused { index, reply }) if new_state && index + 1 == count => {
+                        // A server that has no CLIENT SETINFO or fewer databases keeps saying
+                        // so; a password may change any time, so AUTH is always asked.
+                        if matches!(class, Class::ClientSetName | Class::Select) {
+                            self.shared.lanes.remember_refusal(addr, &key, &reply);
+                        }
+                        return Ok(Some(reply));
+                    }
+                    Err(OpenError::Refused { .. }) => {
+                        self.dedicated = true;
+                        self.connect(addr).await?;
+                        return Ok(None);
+                    }
+                    Err(OpenError::Io(e)) => return Err(e),
+                }
+            }
+        };
+        self.up = Some(Upstream {
+            link: Link::Shared(lane),
+            addr: addr.to_string(),
+            key,
+        });
+        self.avoid = None;
+        Ok(None)
     }
 
     /// Forwards complete replies, keeping count; a refused write or unblocked pop goes back
@@ -491,6 +698,13 @@ fn refused(buf: &[u8], cmd: &resp::Command, class: Class) -> Option<&'static str
                 .is_some_and(|a| a.eq_ignore_ascii_case(b"REPLY")) =>
         {
             Some("-ERR CLIENT REPLY is not supported through vd proxy\r\n")
+        }
+        Class::Other
+            if cmd.arg(buf, 0).is_some_and(|a| {
+                a.eq_ignore_ascii_case(b"SYNC") || a.eq_ignore_ascii_case(b"PSYNC")
+            }) =>
+        {
+            Some("-ERR replication (SYNC, PSYNC) is not supported through vd proxy; connect to a pod\r\n")
         }
         _ => None,
     }

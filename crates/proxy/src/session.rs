@@ -42,6 +42,8 @@ pub struct Session {
     in_multi: bool,
     watching: bool,
     subscribed: bool,
+    /// [`Session::key`], computed once per change of state.
+    key: Option<Vec<u8>>,
     sent: VecDeque<Sent>,
 }
 
@@ -88,7 +90,15 @@ impl Session {
         };
         if let Some(slot) = slot {
             if ok {
+                // HELLO's AUTH outlives a later HELLO without one, as on the connection.
+                let auth = (sent.class == Class::Hello)
+                    .then(|| sent.bytes.as_deref().and_then(hello_auth))
+                    .flatten();
                 *slot = sent.bytes;
+                if let Some(auth) = auth {
+                    self.auth = Some(auth);
+                }
+                self.key = None;
             }
             return Verdict::Forward;
         }
@@ -153,11 +163,36 @@ impl Session {
         self.subscribed
     }
 
-    /// What a new upstream must be sent before the client's next command, in order: HELLO
-    /// (which may carry AUTH and SETNAME) or AUTH, then SELECT, then CLIENT SETNAME.
+    /// The connection state as one byte string (the replayed commands back to back, each a
+    /// whole RESP frame, so different states never collide): clients with equal keys can
+    /// share an upstream connection.
+    pub fn key(&mut self) -> &[u8] {
+        if self.key.is_none() {
+            self.key = Some(self.replay().concat());
+        }
+        self.key.as_deref().unwrap_or_default()
+    }
+
+    /// The key this session would have once `bytes` (a state command of `class`) succeeded.
+    pub fn key_after(&self, class: Class, bytes: &[u8]) -> Vec<u8> {
+        let mut s = Session {
+            hello: self.hello.clone(),
+            auth: self.auth.clone(),
+            select: self.select.clone(),
+            setname: self.setname.clone(),
+            ..Session::default()
+        };
+        s.on_send(class, bytes, false);
+        s.on_reply(None);
+        s.replay().concat()
+    }
+
+    /// What a new upstream must be sent before the client's next command, in order: AUTH
+    /// (also the one a HELLO carried), HELLO, SELECT, CLIENT SETNAME.
     pub fn replay(&self) -> Vec<&[u8]> {
         [
-            self.hello.as_deref().or(self.auth.as_deref()),
+            self.auth.as_deref(),
+            self.hello.as_deref(),
             self.select.as_deref(),
             self.setname.as_deref(),
         ]
@@ -165,6 +200,42 @@ impl Session {
         .flatten()
         .collect()
     }
+}
+
+/// `AUTH user pass` as a command frame, when `hello` (a whole HELLO command) carries it.
+fn hello_auth(hello: &[u8]) -> Option<Vec<u8>> {
+    let cmd = crate::resp::parse_command(hello).ok()??;
+    let at = (2..cmd.argc).find(|&i| {
+        cmd.arg(hello, i)
+            .is_some_and(|a| a.eq_ignore_ascii_case(b"AUTH"))
+    })?;
+    let (user, pass) = (cmd.arg(hello, at + 1)?, cmd.arg(hello, at + 2)?);
+    let mut out = Vec::with_capacity(32 + user.len() + pass.len());
+    out.extend_from_slice(b"*3\r\n$4\r\nAUTH\r\n");
+    for a in [user, pass] {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    Some(out)
+}
+
+/// Whether a command of this class may go over a shared upstream connection: it leaves no
+/// state there, or (AUTH, HELLO, SELECT, SETNAME) only the state the connection was opened
+/// with, which is part of its key.
+pub fn shareable(c: Class) -> bool {
+    matches!(
+        c,
+        Class::Other | Class::Auth | Class::Hello | Class::Select | Class::ClientSetName
+    )
+}
+
+/// Whether the class changes connection state (and so the key).
+pub fn changes_key(c: Class) -> bool {
+    matches!(
+        c,
+        Class::Auth | Class::Hello | Class::Select | Class::ClientSetName
+    )
 }
 
 fn is_plain(c: Class) -> bool {
@@ -189,9 +260,21 @@ mod tests {
         assert_eq!(s.on_reply(None), Verdict::Forward);
         let r: Vec<&[u8]> = vec![b"AUTH pw", b"SELECT 2", b"CLIENT SETNAME app"];
         assert_eq!(s.replay(), r);
-        s.on_send(Class::Hello, b"HELLO 3 AUTH default pw", false);
+        s.on_send(Class::Hello, b"HELLO 3 AUTH default pw\r\n", false);
         s.on_reply(None);
-        assert_eq!(s.replay()[0], b"HELLO 3 AUTH default pw");
+        assert_eq!(
+            s.replay()[0],
+            b"*3\r\n$4\r\nAUTH\r\n$7\r\ndefault\r\n$2\r\npw\r\n"
+        );
+        assert_eq!(s.replay()[1], b"HELLO 3 AUTH default pw\r\n");
+        // A later HELLO without AUTH keeps the connection's authentication.
+        s.on_send(Class::Hello, b"HELLO 3", false);
+        s.on_reply(None);
+        assert_eq!(
+            s.replay()[0],
+            b"*3\r\n$4\r\nAUTH\r\n$7\r\ndefault\r\n$2\r\npw\r\n"
+        );
+        assert_eq!(s.replay()[1], b"HELLO 3");
     }
 
     #[test]

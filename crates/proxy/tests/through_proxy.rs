@@ -118,7 +118,7 @@ struct Rig {
 }
 
 impl Rig {
-    fn start() -> Rig {
+    fn start(multiplex: bool) -> Rig {
         let dir = tempfile::tempdir().expect("temp dir");
         let master = Redis::start(dir.path(), None);
         let replica = Redis::start(dir.path(), Some(master.port));
@@ -156,6 +156,7 @@ impl Rig {
                 id: "0".into(),
                 password: Some(PW.into()),
             },
+            multiplex,
         };
         rt.spawn(async move {
             if let Err(e) = vd_proxy::run(opts).await {
@@ -212,7 +213,16 @@ fn role(c: &mut redis::Connection) -> String {
 
 #[test]
 fn commands_behave_as_against_redis() {
-    let rig = Rig::start();
+    commands_behave_as_against_redis_with(true);
+}
+
+#[test]
+fn commands_behave_as_against_redis_without_multiplexing() {
+    commands_behave_as_against_redis_with(false);
+}
+
+fn commands_behave_as_against_redis_with(multiplex: bool) {
+    let rig = Rig::start(multiplex);
     let mut c = rig.conn();
     let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut c).unwrap();
     let v: String = redis::cmd("GET").arg("k").query(&mut c).unwrap();
@@ -425,7 +435,16 @@ fn offset(r: &Redis, field: &str) -> i64 {
 
 #[test]
 fn planned_switch_under_a_writer_has_no_error_and_loses_nothing() {
-    let rig = Rig::start();
+    planned_switch_under_a_writer_has_no_error_and_loses_nothing_with(true);
+}
+
+#[test]
+fn planned_switch_under_a_writer_has_no_error_and_loses_nothing_without_multiplexing() {
+    planned_switch_under_a_writer_has_no_error_and_loses_nothing_with(false);
+}
+
+fn planned_switch_under_a_writer_has_no_error_and_loses_nothing_with(multiplex: bool) {
+    let rig = Rig::start(multiplex);
     let writer = Writer::start(rig.client(rig.port));
     // A blocked pop on the old master must end up served by the new one.
     let popper = std::thread::spawn({
@@ -498,7 +517,19 @@ fn planned_switch_under_a_writer_has_no_error_and_loses_nothing() {
 
 #[test]
 fn unplanned_switch_errors_only_until_promotion_and_never_writes_the_old_master() {
-    let mut rig = Rig::start();
+    unplanned_switch_errors_only_until_promotion_and_never_writes_the_old_master_with(true);
+}
+
+#[test]
+fn unplanned_switch_errors_only_until_promotion_and_never_writes_the_old_master_without_multiplexing(
+) {
+    unplanned_switch_errors_only_until_promotion_and_never_writes_the_old_master_with(false);
+}
+
+fn unplanned_switch_errors_only_until_promotion_and_never_writes_the_old_master_with(
+    multiplex: bool,
+) {
+    let mut rig = Rig::start(multiplex);
     let writer = Writer::start(rig.client(rig.port));
     std::thread::sleep(Duration::from_millis(300));
     rig.master.kill();
@@ -536,4 +567,63 @@ fn unplanned_switch_errors_only_until_promotion_and_never_writes_the_old_master(
         .query(&mut rig.replica.conn())
         .unwrap();
     assert_eq!(v, Some(last));
+}
+
+/// Plain commands from clients in the same state share upstream connections; a client with a
+/// wrong password gets Redis's own refusal and no access through anyone else's connection.
+#[test]
+fn clients_in_the_same_state_share_an_upstream() {
+    let rig = Rig::start(true);
+    let mut clients: Vec<redis::Connection> = (0..20).map(|_| rig.conn()).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        let _: () = redis::cmd("SET")
+            .arg(format!("shared:{i}"))
+            .arg(i)
+            .query(c)
+            .unwrap();
+    }
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query(&mut rig.master.conn())
+        .unwrap();
+    // The proxy's ROLE poller, the rig's own connection and a few lanes, not twenty.
+    let upstream = list.lines().count();
+    assert!(
+        upstream < 10,
+        "{upstream} connections on the master:\n{list}"
+    );
+    for (i, c) in clients.iter_mut().enumerate() {
+        let v: usize = redis::cmd("GET")
+            .arg(format!("shared:{i}"))
+            .query(c)
+            .unwrap();
+        assert_eq!(v, i);
+    }
+
+    let raw = |port: u16| {
+        let c = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+        c.get_connection().unwrap()
+    };
+    let mut bad = raw(rig.port);
+    let e = redis::cmd("AUTH")
+        .arg("wrong")
+        .query::<()>(&mut bad)
+        .unwrap_err();
+    assert!(e.to_string().contains("WRONGPASS"), "{e}");
+    let e = redis::cmd("GET")
+        .arg("shared:1")
+        .query::<Option<String>>(&mut bad)
+        .unwrap_err();
+    assert!(e.to_string().contains("NOAUTH"), "{e}");
+    // The right password afterwards works, pipelined with a command behind it.
+    let (ok, v): (String, usize) = redis::pipe()
+        .cmd("AUTH")
+        .arg(PW)
+        .cmd("GET")
+        .arg("shared:1")
+        .query(&mut bad)
+        .unwrap();
+    assert_eq!((ok.as_str(), v), ("OK", 1));
+    drop(clients);
+    drop(rig.rt);
 }

@@ -29,6 +29,7 @@ pub async fn run(args: ProxyArgs) -> Result<(), CliError> {
             id: args.id,
             password,
         },
+        multiplex: !args.no_multiplex,
     };
     tokio::select! {
         r = vd_proxy::run(opts) => r.map_err(|e| CliError::usage(e.to_string(), "check the --listen addresses and --upstream list")),
