@@ -73,7 +73,7 @@ fn syntax_error_is_located() {
 
 #[test]
 fn unsupported_kinds_are_rejected_at_the_kind() {
-    for kind in ["app", "postgres", "ingress", "cronjob"] {
+    for kind in ["app", "postgres", "ingress", "job"] {
         let d = single(
             &format!("asset \"a\" \"b\" {{}}\n\n  {kind} \"data\" \"x\" {{\n  image = \"y\"\n}}\n"),
             &format!("kind `{kind}` is not supported yet"),
@@ -83,7 +83,7 @@ fn unsupported_kinds_are_rejected_at_the_kind() {
         assert!(
             d.help()
                 .unwrap()
-                .contains("statefulset, redis, deployment and asset"),
+                .contains("statefulset, redis, deployment, asset and cronjob"),
             "{:?}",
             d.help()
         );

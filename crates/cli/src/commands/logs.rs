@@ -7,15 +7,18 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::time::Duration;
 use vd_server::types::PodView;
 
-/// `vd logs REF [-f] [--ordinal N] [--tail N]`.
+/// `vd logs REF [-f] [--ordinal N] [--tail N]`; for a cronjob, `[--run N]`.
 pub async fn logs(
     ctx: &Ctx,
     reference: &str,
     follow: bool,
-    ordinal: Option<u32>,
+    (ordinal, run): (Option<u32>, Option<u64>),
     tail: usize,
 ) -> Result<(), CliError> {
     let id = resolve_ref(ctx, reference).await?;
+    if id.kind == vd_core::Kind::Cronjob {
+        return super::run::logs(ctx, &id, run, follow, tail).await;
+    }
     let pods: Vec<PodView> = ctx.client.get("/v1/pods").await?;
     let mut names: Vec<String> = pods
         .iter()

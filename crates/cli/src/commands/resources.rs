@@ -23,7 +23,9 @@ pub async fn resolve_ref(ctx: &Ctx, s: &str) -> Result<ResourceRef, CliError> {
     let hits: Vec<ResourceRef> = all
         .into_iter()
         .map(|v| v.id)
-        .filter(|id| id.scope == scope && id.name == name && id.kind.has_pods())
+        .filter(|id| {
+            id.scope == scope && id.name == name && (id.kind.has_pods() || id.kind == Kind::Cronjob)
+        })
         .collect();
     match hits.as_slice() {
         [one] => Ok(one.clone()),
@@ -46,6 +48,9 @@ fn path(id: &ResourceRef) -> String {
 pub async fn get(ctx: &Ctx, kind: Option<&str>) -> Result<(), CliError> {
     if matches!(kind, Some("redis")) {
         return super::redis::list(ctx).await;
+    }
+    if kind.and_then(Kind::parse) == Some(Kind::Cronjob) {
+        return super::run::list(ctx).await;
     }
     if matches!(kind, Some("pods" | "pod" | "po")) {
         let pods: Vec<PodView> = ctx.client.get("/v1/pods").await?;
@@ -75,7 +80,7 @@ pub async fn get(ctx: &Ctx, kind: Option<&str>) -> Result<(), CliError> {
             let kind = Kind::parse(k).ok_or_else(|| {
                 CliError::usage(
                     format!("unknown kind `{k}`"),
-                    "use statefulset, deployment, asset or pods",
+                    "use statefulset, deployment, asset, redis, cronjob or pods",
                 )
             })?;
             format!("?kind={kind}")
@@ -180,6 +185,7 @@ pub async fn describe(ctx: &Ctx, reference: &str, expanded: bool) -> Result<(), 
                 println!("  failover:  {mode}, down after {}ms", f.down_after_ms);
             }
         }
+        Spec::Cronjob(c) => super::run::describe(c, d.cronjob.as_ref()),
         Spec::Workload(w) => {
             if let Some(s) = &d.resource.status {
                 println!(
