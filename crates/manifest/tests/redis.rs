@@ -422,6 +422,7 @@ fn every_statefulset_field_passes_through_as_written() {
             enabled: true,
             replicas: 2,
         }),
+        backup: None,
     };
     assert_eq!(redis(&m, "data", "cache"), expected);
     // The model round-trips through JSON, which is how the CLI sends it to the server.
@@ -1573,7 +1574,7 @@ fn unknown_fields_in_redis_suggest_macro_fields_too() {
     );
     assert_eq!(
         d.help(),
-        Some("valid fields here: image, replicas, command, env, env_from, ports, volumes, volume_claim, volume_claims, probes, resources, plugin, sentinel, failover, proxy")
+        Some("valid fields here: image, replicas, command, env, env_from, ports, volumes, volume_claim, volume_claims, probes, resources, plugin, sentinel, failover, proxy, backup")
     );
 }
 

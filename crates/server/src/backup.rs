@@ -3,7 +3,9 @@
 //! that says whose and when it is; and the listing of those files.
 //!
 //! Names are `<scope>-<name>-<YYYYMMDDTHHMMSSZ>.rdb` (UTC, the moment the snapshot was asked
-//! for), in `<root>/backups/<scope>/<name>/` unless the request names another directory. The
+//! for), in `<root>/backups/<scope>/<name>/` unless the request names another directory or an
+//! `s3://bucket/prefix` ([`crate::objstore`]: the verified file is staged under
+//! `<root>/tmp/backups/` and uploaded). The
 //! source is the highest-ordinal replica whose link to its master is up (a snapshot forks the
 //! source: better a replica than the master), the master only for a one-pod redis or when asked.
 
@@ -18,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use vd_core::redis as macro_;
+use vd_core::redis::backup::Destination;
 use vd_core::ResourceRef;
 use vd_redisctl::rdb::{self, Checksum, RdbError};
 use vd_redisctl::{Node, Role};
@@ -32,8 +35,8 @@ const WRITE_BUFFER: usize = 1 << 20;
 /// `POST /v1/redis/{scope}/{name}/backup`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct BackupRequest {
-    /// An absolute directory (the CLI resolves a relative one); default
-    /// `<root>/backups/<scope>/<name>`.
+    /// An absolute directory (the CLI resolves a relative one) or `s3://bucket[/prefix]`;
+    /// default `<root>/backups/<scope>/<name>`.
     #[serde(default)]
     pub destination: Option<String>,
     /// The ordinal to stream from (default: the highest-ordinal connected replica).
@@ -48,7 +51,7 @@ pub struct BackupReport {
     pub redis: String,
     /// The file's name.
     pub file: String,
-    /// Its absolute path.
+    /// Its absolute path, or `s3://bucket/key`.
     pub path: String,
     /// Its size.
     pub bytes: u64,
@@ -76,7 +79,7 @@ pub struct BackupReport {
 pub struct BackupEntry {
     /// The file's name.
     pub file: String,
-    /// Its absolute path.
+    /// Its absolute path, or `s3://bucket/key`.
     pub path: String,
     /// Its size.
     pub bytes: u64,
@@ -87,7 +90,7 @@ pub struct BackupEntry {
 /// `GET /v1/redis/{scope}/{name}/backups`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BackupList {
-    /// The directory listed.
+    /// The directory (or `s3://bucket/prefix`) listed.
     pub directory: String,
     /// Oldest first.
     pub backups: Vec<BackupEntry>,
@@ -96,7 +99,7 @@ pub struct BackupList {
 /// Query of `GET /v1/redis/{scope}/{name}/backups`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct BackupsQuery {
-    /// An absolute directory; default `<root>/backups/<scope>/<name>`.
+    /// An absolute directory or `s3://bucket[/prefix]`; default `<root>/backups/<scope>/<name>`.
     #[serde(default)]
     pub destination: Option<String>,
 }
@@ -116,7 +119,13 @@ pub async fn api_backups(
     UrlPath((scope, name)): UrlPath<(String, String)>,
     Query(q): Query<BackupsQuery>,
 ) -> Result<Json<BackupList>, ServerError> {
-    Ok(Json(list(&ctl, &scope, &name, q.destination.as_deref())?))
+    let asked = q.destination.as_deref();
+    if let Some(url) = asked.filter(|d| Destination::is_s3(d)) {
+        return Ok(Json(
+            crate::objstore::list_s3(&ctl, &scope, &name, url).await?,
+        ));
+    }
+    Ok(Json(list(&ctl, &scope, &name, asked)?))
 }
 
 // ----- naming (pure)
@@ -209,12 +218,92 @@ fn destination(
     asked: Option<&str>,
 ) -> Result<PathBuf, ServerError> {
     match asked {
+        Some(d) if Destination::is_s3(d) => Err(ServerError::Conflict {
+            message: format!("{d} is not a local directory"),
+            help: None,
+        }),
         None => Ok(default_destination(&ctl.root, id)),
         Some(d) if Path::new(d).is_absolute() => Ok(PathBuf::from(d)),
         Some(d) => Err(ServerError::Conflict {
             message: format!("the destination `{d}` is not an absolute path"),
             help: Some("the vd CLI resolves a relative --destination against its current directory; API clients must send an absolute one".into()),
         }),
+    }
+}
+
+/// Where one backup is written: a local directory, or an S3 bucket through a local staging
+/// directory.
+pub(crate) enum Target {
+    Local(PathBuf),
+    #[cfg(feature = "s3")]
+    S3 {
+        staging: PathBuf,
+        store: crate::objstore::S3Store,
+    },
+}
+
+impl Target {
+    pub(crate) fn dir(&self) -> &Path {
+        match self {
+            Target::Local(d) => d,
+            #[cfg(feature = "s3")]
+            Target::S3 { staging, .. } => staging,
+        }
+    }
+}
+
+/// An `s3://` destination, parsed, with its client (credentials from `id`'s env_from).
+#[cfg(feature = "s3")]
+pub(crate) fn open_s3(
+    ctl: &Controller,
+    id: &ResourceRef,
+    url: &str,
+) -> Result<crate::objstore::S3Store, ServerError> {
+    match Destination::parse(url) {
+        Ok(Destination::S3 { bucket, prefix }) => {
+            crate::objstore::S3Store::open(ctl, id, &bucket, &prefix)
+        }
+        Ok(Destination::Local(_)) => Err(ServerError::Conflict {
+            message: format!("{url} is not an s3:// destination"),
+            help: None,
+        }),
+        Err(e) => Err(ServerError::Conflict {
+            message: e.message,
+            help: Some(e.help),
+        }),
+    }
+}
+
+#[cfg(not(feature = "s3"))]
+pub(crate) fn open_s3(
+    _ctl: &Controller,
+    _id: &ResourceRef,
+    url: &str,
+) -> Result<Never, ServerError> {
+    Err(crate::objstore::unsupported(url))
+}
+
+/// Uninhabited: what [`open_s3`] yields without the `s3` feature.
+#[cfg(not(feature = "s3"))]
+pub(crate) enum Never {}
+
+pub(crate) fn target(
+    ctl: &Controller,
+    id: &ResourceRef,
+    asked: Option<&str>,
+) -> Result<Target, ServerError> {
+    match asked {
+        Some(url) if Destination::is_s3(url) => {
+            #[cfg(feature = "s3")]
+            {
+                let store = open_s3(ctl, id, url)?;
+                let staging = ctl.root.join("tmp").join("backups");
+                Ok(Target::S3 { staging, store })
+            }
+            #[cfg(not(feature = "s3"))]
+            match open_s3(ctl, id, url)? {}
+        }
+        _ => destination(ctl, id, asked).map(Target::Local),
     }
 }
 
@@ -520,6 +609,18 @@ pub async fn backup(
     name: &str,
     req: &BackupRequest,
 ) -> Result<BackupReport, ServerError> {
+    take(ctl, scope, name, req, false).await
+}
+
+/// Takes one backup; `scheduled` runs (the scheduler records their failures itself) say so in
+/// the success event.
+pub(crate) async fn take(
+    ctl: &Controller,
+    scope: &str,
+    name: &str,
+    req: &BackupRequest,
+    scheduled: bool,
+) -> Result<BackupReport, ServerError> {
     let started = Instant::now();
     let id = redis_ref(scope, name);
     let spec = load(ctl, &id).map_err(|e| match e {
@@ -537,7 +638,8 @@ pub async fn backup(
             )),
         });
     }
-    let dir = destination(ctl, &id, req.destination.as_deref())?;
+    let target = target(ctl, &id, req.destination.as_deref())?;
+    let dir = target.dir().to_path_buf();
     let _running = Running::claim(&id)?;
     let pw = password(ctl, &id)?;
     let source = choose_source(ctl, &id, spec.replicas.unwrap_or(1), &pw, req.source).await?;
@@ -584,14 +686,29 @@ pub async fn backup(
         Ok(p) => p,
         Err(e) => {
             let err = failure(&id, &source.pod, &e);
-            ctl.event(
-                "warning",
-                Some(&id),
-                Some(&source.pod),
-                "BackupFailed",
-                &err.to_string(),
-            );
+            if !scheduled {
+                ctl.event(
+                    "warning",
+                    Some(&id),
+                    Some(&source.pod),
+                    "BackupFailed",
+                    &err.to_string(),
+                );
+            }
             return Err(err);
+        }
+    };
+    let path = match &target {
+        Target::Local(_) => path.display().to_string(),
+        #[cfg(feature = "s3")]
+        Target::S3 { store, .. } => {
+            // The staged copy goes whether the upload worked or not: S3 is where it belongs.
+            let uploaded = store.upload(&path, &file).await;
+            if let Err(e) = tokio::fs::remove_file(&path).await {
+                tracing::warn!(file = %path.display(), error = %e, "could not remove a staged backup");
+            }
+            uploaded?;
+            store.object_url(&file)
         }
     };
     let duration_ms = started.elapsed().as_millis() as u64;
@@ -610,8 +727,8 @@ pub async fn backup(
         Some(&source.pod),
         "BackedUp",
         &format!(
-            "{} ({} bytes, checksum {checksum}) from {} ({role}) in {duration_ms} ms",
-            path.display(),
+            "{}{path} ({} bytes, checksum {checksum}) from {} ({role}) in {duration_ms} ms",
+            if scheduled { "scheduled: " } else { "" },
             payload.verified.bytes,
             source.pod
         ),
@@ -619,7 +736,7 @@ pub async fn backup(
     Ok(BackupReport {
         redis: format!("{scope}/{name}"),
         file,
-        path: path.display().to_string(),
+        path,
         bytes: payload.verified.bytes,
         duration_ms,
         source: source.ordinal,

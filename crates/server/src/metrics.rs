@@ -33,7 +33,7 @@ const FAILOVER_BUCKETS: [f64; 12] = [
 
 /// Components that count errors, exported at 0 from the start so `rate()` works before the
 /// first error.
-const COMPONENTS: [&str; 2] = ["sentinel", "metrics"];
+const COMPONENTS: [&str; 3] = ["sentinel", "metrics", "backup"];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FailoverLabels {
@@ -44,6 +44,12 @@ struct FailoverLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RedisLabels {
     redis: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackupLabels {
+    redis: String,
+    result: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -94,6 +100,7 @@ pub struct Metrics {
     failovers: Family<FailoverLabels, Counter>,
     failover_seconds: Family<RedisLabels, Histogram, fn() -> Histogram>,
     errors: Family<ComponentLabels, Counter>,
+    backups: Family<BackupLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -109,6 +116,7 @@ impl Metrics {
             failovers: Family::default(),
             failover_seconds: Family::new_with_constructor(failover_histogram as fn() -> Histogram),
             errors: Family::default(),
+            backups: Family::default(),
         };
         for c in COMPONENTS {
             m.errors
@@ -136,6 +144,16 @@ impl Metrics {
             .get_or_create(&FailoverLabels {
                 redis: redis_label(redis),
                 mode: mode.to_string(),
+            })
+            .inc();
+    }
+
+    /// A scheduled backup of `redis` that succeeded or failed.
+    pub fn scheduled_backup(&self, redis: &ResourceRef, ok: bool) {
+        self.backups
+            .get_or_create(&BackupLabels {
+                redis: redis_label(redis),
+                result: if ok { "succeeded" } else { "failed" }.to_string(),
             })
             .inc();
     }
@@ -173,6 +191,11 @@ impl Metrics {
             "vd_controller_errors",
             "Errors the controller logged and carried on from, by component",
             Described(self.errors.clone()),
+        );
+        reg.register(
+            "vd_redis_scheduled_backups",
+            "Scheduled backups of a redis, by result (succeeded or failed)",
+            Described(self.backups.clone()),
         );
         let up = Family::<PodLabels, Gauge>::default();
         let role = Family::<RoleLabels, Gauge>::default();
@@ -428,6 +451,17 @@ mod tests {
         assert!(text.contains("vd_redis_failovers_total{redis=\"data/cache\",mode=\"manual\"} 2"));
         assert!(text.contains("vd_redis_failovers_total{redis=\"data/cache\",mode=\"sentinel\"} 1"));
         assert!(text.contains("vd_controller_errors_total{component=\"sentinel\"} 2"));
+        assert!(empty.contains("# TYPE vd_redis_scheduled_backups counter"));
+        m.scheduled_backup(&cache(), true);
+        m.scheduled_backup(&cache(), true);
+        m.scheduled_backup(&cache(), false);
+        let backups = m.render_samples(&[]);
+        assert!(backups.contains(
+            "vd_redis_scheduled_backups_total{redis=\"data/cache\",result=\"succeeded\"} 2"
+        ));
+        assert!(backups.contains(
+            "vd_redis_scheduled_backups_total{redis=\"data/cache\",result=\"failed\"} 1"
+        ));
         assert!(text.contains("vd_redis_failover_duration_seconds_count{redis=\"data/cache\"} 2"));
         assert!(text.contains("vd_redis_failover_duration_seconds_sum{redis=\"data/cache\"} 3.07"));
         let bucket = |le: &str| {

@@ -10,10 +10,13 @@ use std::path::Path;
 use vd_server::backup::{BackupList, BackupReport, BackupRequest};
 
 /// `--destination` as the server needs it: absolute, relative ones taken from the current
-/// directory.
+/// directory; `s3://` URLs as written.
 fn absolute(destination: Option<&Path>) -> Result<Option<String>, CliError> {
     destination
         .map(|d| {
+            if let Some(url) = d.to_str().filter(|s| s.starts_with("s3://")) {
+                return Ok(url.to_string());
+            }
             std::path::absolute(d)
                 .map(|p| p.display().to_string())
                 .map_err(|e| CliError::io(format!("resolve --destination {}", d.display()), e))
@@ -38,7 +41,7 @@ pub fn human_bytes(n: u64) -> String {
 }
 
 /// `350 ms`, `2.4 s`.
-fn human_ms(ms: u64) -> String {
+pub fn human_ms(ms: u64) -> String {
     if ms < 1000 {
         format!("{ms} ms")
     } else {
@@ -137,5 +140,14 @@ mod tests {
         assert_eq!(human_ms(350), "350 ms");
         assert_eq!(human_ms(2400), "2.4 s");
         assert_eq!(encode("/a b/ü&x=1"), "%2Fa%20b%2F%C3%BC%26x%3D1");
+        assert_eq!(
+            absolute(Some(Path::new("s3://bkt/a/b")))
+                .unwrap()
+                .as_deref(),
+            Some("s3://bkt/a/b")
+        );
+        assert!(absolute(Some(Path::new("rel")))
+            .unwrap()
+            .is_some_and(|p| p.starts_with('/')));
     }
 }
