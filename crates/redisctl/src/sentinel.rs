@@ -179,6 +179,37 @@ impl Sentinel {
             .await
     }
 
+    /// `SENTINEL REMOVE <name>`: stops monitoring the master (and forgets its replicas and
+    /// the other sentinels); the sentinel rewrites its config without it.
+    pub async fn remove(&mut self, master: &str) -> Result<(), RedisError> {
+        let _: Value = self
+            .run(redis::cmd("SENTINEL").arg("REMOVE").arg(master))
+            .await?;
+        Ok(())
+    }
+
+    /// `SENTINEL MONITOR <name> <host> <port> <quorum>`: starts monitoring a master; its
+    /// other settings (auth-pass, timings) are then given with [`Sentinel::set`].
+    pub async fn monitor(
+        &mut self,
+        master: &str,
+        host: &str,
+        port: u16,
+        quorum: u32,
+    ) -> Result<(), RedisError> {
+        let _: Value = self
+            .run(
+                redis::cmd("SENTINEL")
+                    .arg("MONITOR")
+                    .arg(master)
+                    .arg(host)
+                    .arg(port)
+                    .arg(quorum),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// `SENTINEL SET <name> <option> <value>`.
     pub async fn set(&mut self, master: &str, option: &str, value: &str) -> Result<(), RedisError> {
         let _: Value = self

@@ -448,6 +448,27 @@ impl Runtime for DockerRuntime {
         Ok(v)
     }
 
+    async fn volume_path(&self, name: &str) -> Result<PathBuf, RuntimeError> {
+        // The local driver keeps a named volume's files in a directory on the daemon's host
+        // (`/var/lib/docker/volumes/<name>/_data`): the controller's host, as vd publishes pod
+        // ports on loopback addresses. Another driver has no such directory.
+        let v = self
+            .docker
+            .inspect_volume(name)
+            .await
+            .map_err(|e| err(format!("inspect volume {name}"), e))?;
+        if v.driver != "local" || v.mountpoint.is_empty() {
+            return Err(RuntimeError::Invalid {
+                pod: name.to_string(),
+                message: format!(
+                    "volume {name} uses the `{}` driver; only the local driver's files can be reached from the host",
+                    v.driver
+                ),
+            });
+        }
+        Ok(PathBuf::from(v.mountpoint))
+    }
+
     async fn start(&self, l: &PodLaunch) -> Result<Box<dyn RunningPod>, RuntimeError> {
         let image = l.image.clone().ok_or_else(|| RuntimeError::Invalid {
             pod: l.pod.clone(),

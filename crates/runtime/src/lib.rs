@@ -37,6 +37,11 @@ pub trait Runtime: Send + Sync + 'static {
     async fn remove_volume(&self, name: &str) -> Result<(), RuntimeError>;
     /// Names of all volumes.
     async fn list_volumes(&self) -> Result<Vec<String>, RuntimeError>;
+    /// Where an existing volume's files are on this host. `vd redis:restore` replaces a
+    /// stopped pod's `dump.rdb` in place: the pod is down, so nothing inside it can do the
+    /// write, and the controller runs on the same host as the pods (process pods bind loopback
+    /// addresses; docker publishes ports on them), so the host path is the direct way in.
+    async fn volume_path(&self, name: &str) -> Result<PathBuf, RuntimeError>;
     /// Starts a pod.
     async fn start(&self, launch: &PodLaunch) -> Result<Box<dyn RunningPod>, RuntimeError>;
     /// Finds a pod an earlier controller started that still runs, without touching it.

@@ -193,6 +193,14 @@ impl Runtime for ProcessRuntime {
         Ok(v)
     }
 
+    async fn volume_path(&self, name: &str) -> Result<PathBuf, RuntimeError> {
+        // A claim is a plain directory under the root, bind-mounted into the pod.
+        let p = self.volume_dir(name);
+        std::fs::metadata(&p)
+            .map(|_| p.clone())
+            .map_err(|e| RuntimeError::at("find volume", &p, e))
+    }
+
     async fn start(&self, l: &PodLaunch) -> Result<Box<dyn RunningPod>, RuntimeError> {
         let program = l.command.first().ok_or_else(|| RuntimeError::Invalid {
             pod: l.pod.clone(),

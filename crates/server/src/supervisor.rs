@@ -17,6 +17,10 @@ pub enum PodCmd {
     Stop,
     /// Stop it and start it again with the current desired spec.
     Replace,
+    /// [`PodShared::held`] was set: stop the pod and keep it stopped until it is cleared.
+    Hold,
+    /// [`PodShared::held`] was cleared: start the held pod again.
+    Release,
 }
 
 /// State a supervisor shares with the controller.
@@ -30,6 +34,9 @@ pub struct PodShared {
     pub probe_env: Option<std::collections::BTreeMap<String, String>>,
     /// The hash the pod counts as running after a `--no-restart` config change.
     pub hash_override: Option<String>,
+    /// Kept stopped (neither restarted nor replaced) while set, with why: `vd redis:restore`
+    /// replaces the files of a stopped master. See [`PodHold`].
+    pub held: Option<String>,
 }
 
 impl PodShared {
@@ -56,6 +63,7 @@ impl PodShared {
             terminating: false,
             probe_env: None,
             hash_override: None,
+            held: None,
         }
     }
 }
@@ -130,6 +138,16 @@ pub async fn run(
     let mut crashes: u32 = 0;
     loop {
         let fresh = adopted.is_none();
+        // A pod held stopped waits here, whichever way it got here (stopped by the hold, or
+        // exited and in backoff when the hold came).
+        let was_held = if fresh {
+            match wait_held(&sup, &mut rx).await {
+                Some(held) => held,
+                None => return finish(&sup, None).await,
+            }
+        } else {
+            false
+        };
         let started = match adopted.take() {
             Some(p) => {
                 // An adopted pod keeps running even if its spec can no longer be resolved;
@@ -142,13 +160,20 @@ pub async fn run(
             }
             None => {
                 // A master found dead by a restarted controller waits like a crashed one; its
-                // launch (REDIS_MASTER_ORDINAL) is resolved after the wait.
-                tokio::select! {
-                    _ = crate::failover::hold_restart(&ctl, &owner, ordinal) => {}
-                    cmd = rx.recv() => {
-                        if matches!(cmd, Some(PodCmd::Stop) | None) {
-                            return finish(&sup, None).await;
+                // launch (REDIS_MASTER_ORDINAL) is resolved after the wait. A master that was
+                // held down on purpose (failover paused meanwhile) starts at once.
+                if !was_held {
+                    tokio::select! {
+                        _ = crate::failover::hold_restart(&ctl, &owner, ordinal) => {}
+                        cmd = rx.recv() => {
+                            if matches!(cmd, Some(PodCmd::Stop) | None) {
+                                return finish(&sup, None).await;
+                            }
                         }
+                    }
+                    // A hold that came during that wait.
+                    if is_held(&sup) {
+                        continue;
                     }
                 }
                 match ctl.desired_launch(&owner, ordinal) {
@@ -181,7 +206,7 @@ pub async fn run(
                 match wait_backoff(&mut rx, backoff(crashes)).await {
                     Some(PodCmd::Stop) => return finish(&sup, None).await,
                     Some(PodCmd::Replace) => crashes = 0,
-                    None => {}
+                    Some(PodCmd::Hold | PodCmd::Release) | None => {}
                 }
                 continue;
             }
@@ -268,7 +293,7 @@ pub async fn run(
                         crashes = 0;
                         sup.update(|s| s.view.restarts = 0);
                     }
-                    None => {}
+                    Some(PodCmd::Hold | PodCmd::Release) | None => {}
                 }
             }
             Outcome::Unhealthy(why) => {
@@ -301,6 +326,20 @@ pub async fn run(
                 let _ = running.stop(GRACE).await;
                 crashes = 0;
                 sup.update(|s| s.view.restarts = 0);
+            }
+            Outcome::Cmd(Some(PodCmd::Hold)) if is_held(&sup) => {
+                sup.update(|s| {
+                    s.view.ready = false;
+                    s.view.state = "Stopping".into();
+                });
+                let _ = running.stop(GRACE).await;
+                crashes = 0;
+                // The loop's top keeps it stopped until the hold is released.
+            }
+            Outcome::Cmd(Some(PodCmd::Hold | PodCmd::Release)) => {
+                // A hold already released: nothing to do but go on supervising. The process
+                // keeps running, so it is adopted back (no restart).
+                adopted = Some(running);
             }
             Outcome::Cmd(Some(PodCmd::Stop)) | Outcome::Cmd(None) => {
                 return finish(&sup, Some(running)).await
@@ -354,6 +393,90 @@ async fn finish(sup: &Sup, running: Option<Box<dyn RunningPod>>) {
         "pod stopped",
     );
     sup.ctl.pod_gone(&sup.pod);
+}
+
+fn is_held(sup: &Sup) -> bool {
+    sup.shared.lock().map(|s| s.held.is_some()).unwrap_or(false)
+}
+
+/// Waits while the pod is held stopped: `Some(true)` when it was, `Some(false)` when it was
+/// not, `None` when it must stop for good. A `Replace` meanwhile needs nothing: the pod
+/// starts with the current desired spec when released.
+async fn wait_held(sup: &Sup, rx: &mut mpsc::UnboundedReceiver<PodCmd>) -> Option<bool> {
+    let Some(why) = sup.shared.lock().ok().and_then(|s| s.held.clone()) else {
+        return Some(false);
+    };
+    sup.update(|s| {
+        s.view.state = "Held".into();
+        s.view.ready = false;
+        s.view.pid = None;
+        s.view.message = Some(why.clone());
+    });
+    while is_held(sup) {
+        tokio::select! {
+            // The flag is what counts; the poll covers a Release sent before this wait began.
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            cmd = rx.recv() => {
+                if matches!(cmd, Some(PodCmd::Stop) | None) {
+                    return None;
+                }
+            }
+        }
+    }
+    sup.update(|s| s.view.message = None);
+    Some(true)
+}
+
+/// Keeps a supervised pod stopped until dropped (then it starts again, with its current
+/// desired spec). Neither the supervisor's restarts nor the reconcile loop start it meanwhile:
+/// the pod stays in the pod table, unready, with its hash, so the planner neither creates nor
+/// replaces it.
+pub struct PodHold {
+    shared: Arc<Mutex<PodShared>>,
+    cmd: mpsc::UnboundedSender<PodCmd>,
+}
+
+impl PodHold {
+    /// Holds the pod whose shared state and command channel these are; `why` is shown in
+    /// `vd get pods`.
+    pub(crate) fn new(
+        shared: Arc<Mutex<PodShared>>,
+        cmd: mpsc::UnboundedSender<PodCmd>,
+        why: &str,
+    ) -> Result<PodHold, String> {
+        {
+            let mut s = shared.lock().map_err(|e| e.to_string())?;
+            if s.terminating {
+                return Err("it is being stopped or replaced".into());
+            }
+            if s.held.is_some() {
+                return Err("it is already held stopped".into());
+            }
+            s.held = Some(why.to_string());
+        }
+        let hold = PodHold { shared, cmd };
+        hold.cmd
+            .send(PodCmd::Hold)
+            .map_err(|_| "its supervisor is gone".to_string())?;
+        Ok(hold)
+    }
+
+    /// Whether the pod's process is down and stays down (state `Held`).
+    pub fn stopped(&self) -> bool {
+        self.shared
+            .lock()
+            .map(|s| s.view.state == "Held" && s.view.pid.is_none())
+            .unwrap_or(false)
+    }
+}
+
+impl Drop for PodHold {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.shared.lock() {
+            s.held = None;
+        }
+        let _ = self.cmd.send(PodCmd::Release);
+    }
 }
 
 async fn wait_backoff(rx: &mut mpsc::UnboundedReceiver<PodCmd>, delay: Duration) -> Option<PodCmd> {
