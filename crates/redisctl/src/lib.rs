@@ -3,6 +3,7 @@
 //! redis-sentinel queries, commands and `+switch-master` events.
 
 pub mod info;
+pub mod migrate;
 pub mod node;
 pub mod rdb;
 pub mod sentinel;

@@ -82,6 +82,19 @@ impl Conn {
         Ok(Conn { addr, conn })
     }
 
+    /// Sends a pipeline; the replies come back in order.
+    pub(crate) async fn pipe<T: redis::FromRedisValue>(
+        &mut self,
+        p: &redis::Pipeline,
+    ) -> Result<T, RedisError> {
+        p.query_async(&mut self.conn)
+            .await
+            .map_err(|source| RedisError::Command {
+                addr: self.addr.clone(),
+                source,
+            })
+    }
+
     /// Sends one command.
     pub(crate) async fn run<T: redis::FromRedisValue>(
         &mut self,
@@ -208,6 +221,13 @@ impl Node {
             .run(redis::cmd("CONFIG").arg("SET").arg(key).arg(value))
             .await?;
         Ok(())
+    }
+
+    /// `CONFIG GET key`: its value, `None` when the server has no such setting.
+    pub async fn config_get(&mut self, key: &str) -> Result<Option<String>, RedisError> {
+        let v: std::collections::HashMap<String, String> =
+            self.run(redis::cmd("CONFIG").arg("GET").arg(key)).await?;
+        Ok(v.get(key).cloned())
     }
 
     /// `ACL SETUSER default >pw`: the default user accepts `pw` too (rotation, step one).
