@@ -1206,7 +1206,7 @@ fn measure(
 ) -> Result<Results, String> {
     let (vd_port, poll_port, haproxy_port, twem_port, twem_stats) =
         (ports[2], ports[3], ports[4], ports[5], ports[6]);
-    let own_port = ports[7];
+    let lanes_port = ports[7];
     eprintln!(
         "starting redis-0 (master) and redis-1 (replica) in {}",
         lab.dir.display()
@@ -1225,16 +1225,23 @@ fn measure(
         eprintln!("starting vd proxy (with the feed) and vd proxy (ROLE polling only)");
         start_vd_proxy(lab, vd, "vd-proxy", vd_port, true, &[])?;
         start_vd_proxy(lab, vd, "vd-proxy-poll", poll_port, false, &[])?;
-        start_vd_proxy(lab, vd, "vd-proxy-own", own_port, true, &["--no-multiplex"])?;
+        start_vd_proxy(
+            lab,
+            vd,
+            "vd-proxy-lanes",
+            lanes_port,
+            true,
+            &["--multiplex", "--threads", "1"],
+        )?;
         targets.push(Target {
             label: "vd proxy",
             port: vd_port,
             proc: Some("vd-proxy"),
         });
         targets.push(Target {
-            label: "vd proxy --no-multiplex",
-            port: own_port,
-            proc: Some("vd-proxy-own"),
+            label: "vd proxy --multiplex --threads 1",
+            port: lanes_port,
+            proc: Some("vd-proxy-lanes"),
         });
     } else if let Err(e) = &tools.vd {
         eprintln!("SKIPPING the vd proxy: {e}");

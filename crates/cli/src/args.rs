@@ -71,9 +71,10 @@ pub enum Command {
         #[arg(short = 'f', long = "file", required = true)]
         files: Vec<PathBuf>,
     },
-    /// List resources (`vd get`, `vd get statefulsets`) or pods (`vd get pods`).
+    /// List resources (`vd get`, `vd get statefulsets`), pods (`vd get pods`) or cronjobs
+    /// with their next and last runs (`vd get cronjobs`).
     Get {
-        /// statefulset, deployment, asset, pods, or nothing for all resources.
+        /// statefulset, deployment, asset, redis, cronjob, pods, or nothing for all resources.
         kind: Option<String>,
     },
     /// Show a resource with its pods and events.
@@ -94,10 +95,13 @@ pub enum Command {
     },
     /// Config buckets: `vd config SCOPE[/NAME] set K=V…|get [K]|unset K…|list`.
     Config(ConfigArgs),
-    /// Print a workload's logs.
+    /// Print a workload's logs, or a cronjob's last run's (`vd logs cronjob/SCOPE/NAME`).
     Logs {
         /// SCOPE/NAME or KIND/SCOPE/NAME.
         reference: String,
+        /// For a cronjob: this run instead of the last one.
+        #[arg(long, value_name = "N")]
+        run: Option<u64>,
         /// Keep printing new lines.
         #[arg(short, long)]
         follow: bool,
@@ -107,6 +111,14 @@ pub enum Command {
         /// Lines from the end to start with (0: all).
         #[arg(long, default_value_t = 0)]
         tail: usize,
+    },
+    /// Run a cronjob now, ignoring its schedule; prints its output and fails if it fails.
+    Run {
+        /// cronjob/SCOPE/NAME.
+        reference: String,
+        /// Return at once with the run's number instead of waiting for it.
+        #[arg(long)]
+        detach: bool,
     },
     /// Rolling restart of a workload, top-down.
     Restart {
@@ -212,21 +224,74 @@ pub enum Command {
     RedisBackup {
         /// SCOPE/NAME.
         reference: String,
-        /// Directory to write to (default: <root>/backups/SCOPE/NAME).
-        #[arg(long, value_name = "PATH")]
+        /// Directory to write to, or s3://BUCKET[/PREFIX] (credentials from the redis's
+        /// env_from buckets); default <root>/backups/SCOPE/NAME.
+        #[arg(long, value_name = "PATH|URL")]
         destination: Option<PathBuf>,
         /// Ordinal to stream from (default: the highest-ordinal replica linked to its master).
         #[arg(long, value_name = "N")]
         source: Option<u32>,
+    },
+    /// Replace a redis's data with an RDB file: verify it, stop the master, replace its
+    /// dump.rdb atomically, start it, wait for the replicas to resync; report keys restored.
+    #[command(name = "redis:restore")]
+    RedisRestore {
+        /// SCOPE/NAME.
+        reference: String,
+        /// The RDB: a file (read by the server, on this host) or s3://bucket/key.
+        #[arg(long, value_name = "FILE")]
+        from: String,
+        /// With a sentinel sibling watching: remove the monitor from every sentinel, restore,
+        /// and monitor the master again.
+        #[arg(long)]
+        with_sentinel: bool,
+        /// Restore although appendonly yes is in effect: the AOF is rebuilt from the file.
+        #[arg(long)]
+        force: bool,
     },
     /// List a redis's backups: file, size, when taken (UTC).
     #[command(name = "redis:backups")]
     RedisBackups {
         /// SCOPE/NAME.
         reference: String,
-        /// Directory to list (default: <root>/backups/SCOPE/NAME).
-        #[arg(long, value_name = "PATH")]
+        /// Directory to list, or s3://BUCKET[/PREFIX]; default <root>/backups/SCOPE/NAME.
+        #[arg(long, value_name = "PATH|URL")]
         destination: Option<PathBuf>,
+    },
+    /// Import another Redis server's dataset: live (the master replicates from the source,
+    /// then detaches keeping the data), or key by key (SCAN + DUMP/RESTORE, TTLs kept) with
+    /// --mode copy or when the source refuses replication.
+    #[command(name = "redis:import")]
+    RedisImport {
+        /// SCOPE/NAME.
+        reference: String,
+        /// redis://[user:password@]host[:port][/db] (percent-encode special characters; set
+        /// VD_IMPORT_FROM instead to keep the password out of the process list).
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "VD_IMPORT_FROM",
+            hide_env_values = true,
+            required_unless_present = "rdb",
+            conflicts_with = "rdb"
+        )]
+        from: Option<String>,
+        /// Import an RDB file instead: the same as `vd redis:restore REF --from FILE`.
+        #[arg(long, value_name = "FILE")]
+        rdb: Option<String>,
+        /// live (default; copies instead when the source refuses replication) or copy.
+        #[arg(long, value_parser = ["live", "copy"], conflicts_with = "rdb")]
+        mode: Option<String>,
+        /// Import into a redis that holds keys (live replaces them all; copy overwrites keys
+        /// of the same name). With --rdb, restore's --force (appendonly yes).
+        #[arg(long)]
+        force: bool,
+        /// With --rdb: restore's --with-sentinel.
+        #[arg(long, requires = "rdb")]
+        with_sentinel: bool,
+        /// Give up after this long.
+        #[arg(long, default_value = "10m", value_parser = humantime_duration)]
+        timeout: std::time::Duration,
     },
     /// Stop the server; with --stop-pods also its pods (volumes stay).
     Shutdown {
@@ -313,8 +378,11 @@ pub struct ProxyArgs {
     /// This proxy's name in hold acknowledgements.
     #[arg(long, env = "VD_PROXY_ID", default_value = "proxy")]
     pub id: String,
-    /// Give every client its own upstream connection instead of sharing one per connection
-    /// state for plain commands.
+    /// Share upstream connections between clients in the same connection state for plain
+    /// commands (fewer connections on Redis; see docs/benchmarks.md for its cost here).
     #[arg(long)]
-    pub no_multiplex: bool,
+    pub multiplex: bool,
+    /// Threads serving clients.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub threads: usize,
 }

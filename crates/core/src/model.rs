@@ -16,15 +16,18 @@ pub enum Kind {
     Asset,
     /// The redis macro: expands server-side into a statefulset plus generated files.
     Redis,
+    /// A command run to completion on a schedule (one pod per run).
+    Cronjob,
 }
 
 impl Kind {
     /// Every kind the controller accepts, in the order `vd get` lists them.
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 5] = [
         Kind::Asset,
         Kind::Statefulset,
         Kind::Deployment,
         Kind::Redis,
+        Kind::Cronjob,
     ];
 
     /// The manifest keyword for this kind.
@@ -34,6 +37,7 @@ impl Kind {
             Kind::Deployment => "deployment",
             Kind::Asset => "asset",
             Kind::Redis => "redis",
+            Kind::Cronjob => "cronjob",
         }
     }
 
@@ -44,11 +48,13 @@ impl Kind {
             "deployment" | "deploy" => Some(Kind::Deployment),
             "asset" => Some(Kind::Asset),
             "redis" | "redi" => Some(Kind::Redis),
+            "cronjob" | "cj" => Some(Kind::Cronjob),
             _ => None,
         }
     }
 
-    /// Whether resources of this kind run pods.
+    /// Whether resources of this kind run pods the reconcile loop keeps running (a cronjob's
+    /// runs are started by its scheduler and run to completion).
     pub fn has_pods(self) -> bool {
         matches!(self, Kind::Statefulset | Kind::Deployment | Kind::Redis)
     }
@@ -87,7 +93,7 @@ impl ResourceRef {
         match parts.as_slice() {
             [kind, scope, name] if !scope.is_empty() && !name.is_empty() => {
                 let kind = Kind::parse(kind).ok_or_else(|| {
-                    format!("unknown kind `{kind}` in `{s}`; use statefulset, deployment or asset")
+                    format!("unknown kind `{kind}` in `{s}`; use statefulset, deployment, asset, redis or cronjob")
                 })?;
                 Ok(Self::new(kind, *scope, *name))
             }
@@ -126,6 +132,8 @@ pub enum Spec {
     Asset(AssetSpec),
     /// A redis macro block.
     Redis(RedisSpec),
+    /// A cronjob block.
+    Cronjob(CronjobSpec),
 }
 
 impl Spec {
@@ -133,7 +141,7 @@ impl Spec {
     pub fn workload(&self) -> Option<&WorkloadSpec> {
         match self {
             Spec::Workload(w) => Some(w),
-            Spec::Asset(_) | Spec::Redis(_) => None,
+            Spec::Asset(_) | Spec::Redis(_) | Spec::Cronjob(_) => None,
         }
     }
 }
@@ -180,6 +188,32 @@ pub struct RedisSpec {
     /// `proxy { replicas }` in a data redis: `<name>-proxy` pods running `vd proxy` (issue 7).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<ProxySpec>,
+    /// `backup { schedule keep destination source }` in a data redis: the controller takes
+    /// backups on a schedule and prunes old ones (issue 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupSpec>,
+}
+
+/// `backup { schedule keep destination source }` inside a data redis block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupSpec {
+    /// Five-field cron expression, UTC ([`crate::schedule::Schedule`]).
+    pub schedule: String,
+    /// Backups kept after each run, newest first; default
+    /// [`crate::redis::backup::DEFAULT_KEEP`].
+    #[serde(default = "default_keep")]
+    pub keep: u32,
+    /// An absolute directory or `s3://bucket[/prefix]`; default the server's
+    /// `<root>/backups/<scope>/<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    /// The ordinal to take backups from; default the highest-ordinal connected replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<u32>,
+}
+
+fn default_keep() -> u32 {
+    crate::redis::backup::DEFAULT_KEEP
 }
 
 /// `proxy { enabled replicas }` inside a data redis block.
@@ -246,6 +280,95 @@ fn default_true() -> bool {
 
 fn default_down_after_ms() -> u64 {
     crate::redis::DEFAULT_DOWN_AFTER_MS
+}
+
+/// A `cronjob "scope" "name" {}` block: a command run to completion on a schedule, one pod per
+/// run, with the env, buckets and binds a workload pod gets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CronjobSpec {
+    /// Five-field UTC cron expression as written; checked with [`crate::schedule::Schedule`].
+    pub schedule: String,
+    /// The image to run on docker; ignored on the process runtime.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// argv of the run; empty means the image's default (docker only).
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Environment set by the manifest (template values, as in workloads).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Config buckets whose variables are added to the env.
+    #[serde(default)]
+    pub env_from: Vec<String>,
+    /// Host paths bound into the run's pod.
+    #[serde(default)]
+    pub volumes: Vec<VolumeMount>,
+    /// What a slot does while an earlier run still goes.
+    #[serde(default)]
+    pub concurrency: Concurrency,
+    /// Finished runs whose records and logs are kept.
+    #[serde(default = "default_cronjob_keep")]
+    pub keep: u32,
+    /// A run still going after this long is stopped and counts as failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+fn default_cronjob_keep() -> u32 {
+    CronjobSpec::DEFAULT_KEEP
+}
+
+impl CronjobSpec {
+    /// Finished runs a cronjob keeps when `keep` is not written.
+    pub const DEFAULT_KEEP: u32 = 5;
+
+    /// The one-pod workload a run is resolved as (env, buckets, templates and binds exactly as
+    /// a workload's): no ports, claims or probes.
+    pub fn workload(&self) -> WorkloadSpec {
+        WorkloadSpec {
+            image: self.image.clone(),
+            replicas: 1,
+            command: self.command.clone(),
+            env: self.env.clone(),
+            env_from: self.env_from.clone(),
+            volumes: self.volumes.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+/// A cronjob's concurrency policy (Kubernetes' names).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Concurrency {
+    /// A slot that comes while a run still goes is skipped (and recorded as skipped).
+    #[default]
+    Forbid,
+    /// Runs may overlap.
+    Allow,
+    /// The running run is stopped and the new one starts.
+    Replace,
+}
+
+impl Concurrency {
+    /// Parses the manifest keyword.
+    pub fn parse(s: &str) -> Option<Concurrency> {
+        match s {
+            "forbid" => Some(Concurrency::Forbid),
+            "allow" => Some(Concurrency::Allow),
+            "replace" => Some(Concurrency::Replace),
+            _ => None,
+        }
+    }
+
+    /// The manifest keyword.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Concurrency::Forbid => "forbid",
+            Concurrency::Allow => "allow",
+            Concurrency::Replace => "replace",
+        }
+    }
 }
 
 /// Files of an asset block: key -> content.
@@ -585,6 +708,25 @@ mod tests {
         assert!(ResourceRef::parse("data/cache").is_err());
         assert!(validate_label("scope", "clowk-lp").is_ok());
         assert!(validate_label("scope", "Bad_Name").is_err());
+    }
+
+    #[test]
+    fn cronjob_kind_and_defaults() {
+        assert_eq!(Kind::parse("cronjobs"), Some(Kind::Cronjob));
+        assert_eq!(Kind::parse("cj"), Some(Kind::Cronjob));
+        assert!(!Kind::Cronjob.has_pods());
+        let r = ResourceRef::parse("cronjob/clowk-lp/redis-backup").unwrap();
+        assert_eq!(r.to_string(), "cronjob/clowk-lp/redis-backup");
+        // The smallest stored form takes the defaults.
+        let s: CronjobSpec = serde_json::from_str(r#"{"schedule":"@daily"}"#).unwrap();
+        assert_eq!(s.keep, CronjobSpec::DEFAULT_KEEP);
+        assert_eq!(s.concurrency, Concurrency::Forbid);
+        assert!(!serde_json::to_string(&s).unwrap().contains("timeout_ms"));
+        let spec: Spec =
+            serde_json::from_str(r#"{"type":"cronjob","schedule":"0 * * * *"}"#).unwrap();
+        assert!(matches!(spec, Spec::Cronjob(_)));
+        let w = s.workload();
+        assert_eq!((w.replicas, w.ports.len()), (1, 0));
     }
 
     #[test]

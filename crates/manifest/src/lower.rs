@@ -3,6 +3,8 @@
 //! Errors are collected, never thrown: each field is checked on its own so one load reports as
 //! many problems as it can. Only a syntax error stops a file, because there is no tree to walk.
 
+mod cronjob;
+
 use crate::diag::{self, Diagnostic};
 use crate::{io, Options};
 use hcl_edit::expr::{Expression, FuncCall, ObjectKey, TraversalOperator, UnaryOperator};
@@ -16,9 +18,9 @@ use std::sync::Arc;
 use vd_core::env::valid_env_key;
 use vd_core::template::{self, Part, TemplateError, TemplateRef};
 use vd_core::{
-    validate_label, AssetSpec, FailoverSpec, Kind, Limits, PortSpec, Probe, ProbeAction, Probes,
-    ProxySpec, RedisSpec, Resource, ResourceRef, Resources, SentinelSpec, Spec, VolumeClaim,
-    VolumeMount, WorkloadSpec,
+    validate_label, AssetSpec, BackupSpec, FailoverSpec, Kind, Limits, PortSpec, Probe,
+    ProbeAction, Probes, ProxySpec, RedisSpec, Resource, ResourceRef, Resources, SentinelSpec,
+    Spec, VolumeClaim, VolumeMount, WorkloadSpec,
 };
 
 /// A resource with its header span and the spans of its fields.
@@ -38,7 +40,7 @@ pub(crate) struct Lowered {
     pub errors: Vec<Diagnostic>,
 }
 
-const KINDS: [&str; 4] = ["statefulset", "redis", "deployment", "asset"];
+const KINDS: [&str; 5] = ["statefulset", "redis", "deployment", "asset", "cronjob"];
 const WORKLOAD_FIELDS: [&str; 11] = [
     "image",
     "replicas",
@@ -64,7 +66,7 @@ const DEPLOYMENT_FIELDS: [&str; 9] = [
     "resources",
 ];
 /// A redis block takes every statefulset field plus the macro's own blocks.
-const REDIS_FIELDS: [&str; 15] = [
+const REDIS_FIELDS: [&str; 16] = [
     "image",
     "replicas",
     "command",
@@ -80,14 +82,16 @@ const REDIS_FIELDS: [&str; 15] = [
     "sentinel",
     "failover",
     "proxy",
+    "backup",
 ];
 /// Workload fields written `name { ... }` rather than `name = ...`.
 const WORKLOAD_BLOCKS: [&str; 3] = ["volume_claim", "probes", "resources"];
 /// Blocks only macros (`redis`) take.
-const MACRO_BLOCKS: [&str; 4] = ["plugin", "sentinel", "failover", "proxy"];
+const MACRO_BLOCKS: [&str; 5] = ["plugin", "sentinel", "failover", "proxy", "backup"];
 const SENTINEL_FIELDS: [&str; 2] = ["enabled", "monitor"];
 const FAILOVER_FIELDS: [&str; 2] = ["automatic", "down_after"];
 const PROXY_FIELDS: [&str; 2] = ["enabled", "replicas"];
+const BACKUP_FIELDS: [&str; 4] = ["schedule", "keep", "destination", "source"];
 /// The claim the redis macro always adds, and where it mounts it.
 const RESERVED_CLAIM: &str = "data";
 const RESERVED_MOUNT: &str = "/data";
@@ -183,6 +187,7 @@ struct Fields {
     sentinel: Option<LocatedSentinel>,
     failover: Option<LocatedFailover>,
     proxy: Option<LocatedProxy>,
+    backup: Option<LocatedBackup>,
 }
 
 /// A `sentinel { }` block with what its checks need to point at.
@@ -208,6 +213,14 @@ struct LocatedFailover {
 struct LocatedProxy {
     spec: ProxySpec,
     header: Range<usize>,
+}
+
+/// A `backup { }` block with what its checks need to point at.
+struct LocatedBackup {
+    spec: BackupSpec,
+    header: Range<usize>,
+    /// `schedule` was written as a string: its rules can run.
+    schedule_known: bool,
 }
 
 /// The lowering state of one file.
@@ -287,9 +300,11 @@ impl Cx<'_> {
             "deployment" => Kind::Deployment,
             "asset" => Kind::Asset,
             "redis" => Kind::Redis,
+            "cronjob" => Kind::Cronjob,
             other => {
                 let mut help =
-                    "supported kinds are statefulset, redis, deployment and asset".to_string();
+                    "supported kinds are statefulset, redis, deployment, asset and cronjob"
+                        .to_string();
                 if let Some(s) = suggest(other, &KINDS) {
                     help = format!("did you mean `{s}`? {help}");
                 }
@@ -307,6 +322,7 @@ impl Cx<'_> {
         let spec = match kind {
             Kind::Asset => Spec::Asset(self.asset(&b.body)),
             Kind::Redis => Spec::Redis(self.redis(&b.body, labels.as_ref())),
+            Kind::Cronjob => Spec::Cronjob(self.cronjob(&b.body, header.clone())),
             Kind::Statefulset | Kind::Deployment => Spec::Workload(self.workload(kind, &b.body)),
         };
         let spans = std::mem::take(&mut self.spans);
@@ -404,12 +420,16 @@ impl Cx<'_> {
             sentinel,
             failover: f.failover.as_ref().map(|l| l.spec),
             proxy: f.proxy.as_ref().map(|l| l.spec),
+            backup: f.backup.as_ref().map(|l| l.spec.clone()),
         };
         if let Some(l) = &f.failover {
             self.check_failover(&spec, l, sentinel_known);
         }
         if let Some(l) = &f.proxy {
             self.check_proxy(&spec, l, sentinel_known);
+        }
+        if let Some(l) = &f.backup {
+            self.check_backup(&spec, l, sentinel_known);
         }
         spec
     }
@@ -481,7 +501,7 @@ impl Cx<'_> {
                         "volume_claim" if !claims_allowed => {
                             self.no_claims_in_deployment(a.key.span(), "volume_claim")
                         }
-                        "plugin" | "sentinel" | "failover" | "proxy" if !is_redis => {
+                        "plugin" | "sentinel" | "failover" | "proxy" | "backup" if !is_redis => {
                             self.macro_only(key, a.key.span(), ctx)
                         }
                         k if WORKLOAD_BLOCKS.contains(&k) || MACRO_BLOCKS.contains(&k) => self.err(
@@ -523,7 +543,8 @@ impl Cx<'_> {
                         "sentinel" if is_redis => w.sentinel = Some(self.sentinel(b)),
                         "failover" if is_redis => w.failover = Some(self.failover(b)),
                         "proxy" if is_redis => w.proxy = Some(self.proxy(b)),
-                        "plugin" | "sentinel" | "failover" | "proxy" => {
+                        "backup" if is_redis => w.backup = Some(self.backup(b)),
+                        "plugin" | "sentinel" | "failover" | "proxy" | "backup" => {
                             self.macro_only(name, b.ident.span(), ctx)
                         }
                         k if known.contains(&k) => self.err(
@@ -616,6 +637,7 @@ impl Cx<'_> {
             "plugin" => "`plugin { version = \"...\" }` belongs to macros such as `redis`; remove it from this block".to_string(),
             "failover" => format!("`failover {{ automatic = true }}` belongs to the redis macro, which knows which pod is the master: write it inside a data `redis \"scope\" \"name\" {{ ... }}` block, not in a {ctx}"),
             "proxy" => format!("`proxy {{ replicas = 1 }}` belongs to the redis macro, which knows which pod is the master: write it inside a data `redis \"scope\" \"name\" {{ ... }}` block, not in a {ctx}"),
+            "backup" => format!("`backup {{ schedule = \"0 */6 * * *\" }}` belongs to the redis macro, which knows how to snapshot its data: write it inside a data `redis \"scope\" \"name\" {{ ... }}` block, not in a {ctx}"),
             _ => format!("`sentinel {{ monitor = \"scope/name\" }}` belongs to the redis macro: declare a sentinel sibling as `redis \"scope\" \"name-ha\" {{ sentinel {{ ... }} }}`, not in a {ctx}"),
         };
         self.err(span, format!("`{name}` is not allowed in a {ctx}"), help);
@@ -949,6 +971,99 @@ impl Cx<'_> {
             checked.sentinel = None;
         }
         for p in vd_core::redis::validate_proxy(&checked) {
+            let span = self.span_of(&p.field).or_else(|| Some(l.header.clone()));
+            self.err(span, p.message, p.help);
+        }
+    }
+
+    /// `backup { schedule = "0 */6 * * *"  keep = 10  destination = "..."  source = 2 }`
+    /// (issue 8); checked with the rest of the block by `check_backup`.
+    fn backup(&mut self, b: &Block) -> LocatedBackup {
+        let header = header_span(b);
+        self.record("backup", Some(header.clone()));
+        let mut l = LocatedBackup {
+            spec: BackupSpec {
+                schedule: String::new(),
+                keep: vd_core::redis::backup::DEFAULT_KEEP,
+                destination: None,
+                source: None,
+            },
+            header: header.clone(),
+            schedule_known: false,
+        };
+        let mut schedule_written = false;
+        for structure in b.body.iter() {
+            match structure {
+                Structure::Attribute(a) => {
+                    let v = &a.value;
+                    match a.key.as_str() {
+                        "schedule" => {
+                            schedule_written = true;
+                            self.record("backup.schedule", v.span());
+                            if let Some(s) = self.string(v, "backup.schedule", Str::Literal) {
+                                l.spec.schedule = s;
+                                l.schedule_known = true;
+                            }
+                        }
+                        "keep" => {
+                            self.record("backup.keep", v.span());
+                            if let Some(n) =
+                                self.whole(v, "backup.keep", 0, u64::from(u32::MAX), "keep = 10")
+                            {
+                                l.spec.keep = u32::try_from(n).unwrap_or(u32::MAX);
+                            }
+                        }
+                        "destination" => {
+                            self.record("backup.destination", v.span());
+                            l.spec.destination = self.string(v, "backup.destination", Str::Literal);
+                        }
+                        "source" => {
+                            self.record("backup.source", v.span());
+                            if let Some(n) =
+                                self.whole(v, "backup.source", 0, u64::from(u32::MAX), "source = 2")
+                            {
+                                l.spec.source = Some(u32::try_from(n).unwrap_or(u32::MAX));
+                            }
+                        }
+                        other => self.unknown_field(other, a.key.span(), "backup", &BACKUP_FIELDS),
+                    }
+                }
+                Structure::Block(inner) => {
+                    let name = inner.ident.as_str();
+                    if BACKUP_FIELDS.contains(&name) {
+                        self.err(
+                            inner.ident.span(),
+                            format!("`{name}` is an attribute, not a block"),
+                            format!("write `{name} = ...`, e.g. schedule = \"0 */6 * * *\" or keep = 10"),
+                        );
+                    } else {
+                        self.unknown_field(name, inner.ident.span(), "backup", &BACKUP_FIELDS);
+                    }
+                }
+            }
+        }
+        if !schedule_written {
+            self.err(
+                Some(header),
+                "`backup` needs a `schedule`",
+                "add schedule = \"0 */6 * * *\" (five cron fields, UTC: here every six hours) or \"@daily\"; `vd redis:backup` takes one backup now",
+            );
+        }
+        l
+    }
+
+    /// The backup rules, which the server also runs (`validate_backup` in vd-core), each
+    /// reported at the field it names.
+    fn check_backup(&mut self, spec: &RedisSpec, l: &LocatedBackup, sentinel_known: bool) {
+        let mut checked = spec.clone();
+        if !sentinel_known {
+            checked.sentinel = None;
+        }
+        for p in vd_core::redis::validate_backup(&checked) {
+            // A schedule that was missing or not a string has its own error.
+            if p.field == "backup.schedule" && !l.schedule_known {
+                continue;
+            }
             let span = self.span_of(&p.field).or_else(|| Some(l.header.clone()));
             self.err(span, p.message, p.help);
         }

@@ -89,6 +89,9 @@ fn validate(ctl: &Controller, resources: &[Resource]) -> Result<(), ServerError>
         if let Some(spec) = crate::redis::spec_of(r) {
             problems.extend(crate::redis::validate(ctl, r, spec, &assets, resources)?);
         }
+        if let Spec::Cronjob(spec) = &r.spec {
+            problems.extend(crate::cronjob::validate(ctl, r, spec, &assets)?);
+        }
     }
     if problems.is_empty() {
         return Ok(());
@@ -225,7 +228,7 @@ pub async fn list(
         None | Some("") | Some("all") => None,
         Some(k) => Some(Kind::parse(k).ok_or_else(|| {
             ServerError::NotFound(format!(
-                "unknown kind `{k}`; use statefulset, deployment, asset or pods"
+                "unknown kind `{k}`; use statefulset, deployment, asset, redis, cronjob or pods"
             ))
         })?),
     };
@@ -271,7 +274,12 @@ pub async fn describe(
         }
         _ => None,
     };
+    let cronjob = match id.kind {
+        Kind::Cronjob => Some(crate::cronjob::view(&ctl, &id)?),
+        _ => None,
+    };
     Ok(Json(DescribeView {
+        cronjob,
         pods: pods_of(&ctl, &id),
         resource: view(&ctl, stored),
         events,
@@ -317,6 +325,10 @@ pub async fn delete(
     let _ = ctl.store.meta_delete(&format!("restart:{id}"));
     if id.kind == Kind::Redis {
         crate::proxy::remove(&ctl, &id)?;
+    }
+    // Running runs are stopped: "deleted" means nothing of it runs any more.
+    if id.kind == Kind::Cronjob {
+        crate::cronjob::remove(&ctl, &id).await?;
     }
     ctl.event(
         "info",

@@ -61,6 +61,8 @@ pub struct Controller {
     rotation: AtomicUsize,
     /// Pod exits and stuck failovers, shared by supervisors and the failover tasks.
     pub failover: crate::failover::Shared,
+    /// Cronjob runs going now (`crate::cronjob`).
+    pub cronjobs: crate::cronjob::Shared,
     _lock: nix::fcntl::Flock<std::fs::File>,
 }
 
@@ -109,6 +111,7 @@ impl Controller {
             hosts_cache: Mutex::new(String::new()),
             rotation: AtomicUsize::new(0),
             failover: crate::failover::Shared::default(),
+            cronjobs: crate::cronjob::Shared::default(),
             _lock: lock,
         });
         for ((scope, name), a) in ctl.assets(&[])? {
@@ -125,6 +128,8 @@ impl Controller {
         tokio::spawn(async move { rot.rotate_logs_loop().await });
         tokio::spawn(crate::sentinel::follow(ctl.clone()));
         tokio::spawn(crate::failover::run(ctl.clone()));
+        tokio::spawn(crate::backup_schedule::run(ctl.clone()));
+        tokio::spawn(crate::cronjob::run(ctl.clone()));
         Ok(ctl)
     }
 
@@ -181,6 +186,10 @@ impl Controller {
             .map(|(pod, owner, _)| (pod, owner))
             .collect();
         for pod in self.runtime.known_pods().await? {
+            // Cronjob runs are not supervised: the scheduler finds them again (cronjob.rs).
+            if crate::cronjob::is_run_pod(&pod) {
+                continue;
+            }
             let Some(owner) = owners.get(&pod) else {
                 self.runtime.forget(&pod).await?;
                 continue;
@@ -288,6 +297,19 @@ impl Controller {
                 }
             }
         }
+    }
+
+    /// Stops a supervised pod and keeps it stopped until the returned guard is dropped
+    /// (`why` shows in `vd get pods`); `Err` says why it cannot be held.
+    pub fn hold_pod(&self, pod: &str, why: &str) -> Result<supervisor::PodHold, String> {
+        let (shared, cmd) = self
+            .pods
+            .lock()
+            .map_err(|e| e.to_string())?
+            .get(pod)
+            .map(|e| (e.shared.clone(), e.cmd.clone()))
+            .ok_or_else(|| format!("pod {pod} is not supervised"))?;
+        supervisor::PodHold::new(shared, cmd, why)
     }
 
     /// Snapshot of every pod.

@@ -68,6 +68,20 @@ pub fn router(ctl: Arc<Controller>) -> Router {
             "/v1/redis/{scope}/{name}/backups",
             get(crate::backup::api_backups),
         )
+        .route(
+            "/v1/redis/{scope}/{name}/restore",
+            post(crate::restore::api_restore),
+        )
+        .route(
+            "/v1/redis/{scope}/{name}/import",
+            post(crate::import::api_import),
+        )
+        .route("/v1/cronjobs", get(crate::cronjob::api_list))
+        .route("/v1/cronjobs/{scope}/{name}", get(crate::cronjob::api_get))
+        .route(
+            "/v1/cronjobs/{scope}/{name}/run",
+            post(crate::cronjob::api_run),
+        )
         .route("/metrics", get(metrics))
         .with_state(ctl)
 }

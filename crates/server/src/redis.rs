@@ -84,6 +84,7 @@ pub fn validate(
     for p in macro_::validate_failover(spec)
         .into_iter()
         .chain(macro_::validate_proxy(spec))
+        .chain(macro_::validate_backup(spec))
     {
         out.push(problem(&r.id, &p.field, p.message, Some(p.help)));
     }

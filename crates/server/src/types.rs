@@ -150,6 +150,9 @@ pub struct DescribeView {
     pub limits: Option<String>,
     /// Runtime name.
     pub runtime: String,
+    /// For a cronjob: its schedule, next slot and kept runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cronjob: Option<crate::cronjob::CronjobView>,
 }
 
 /// `POST /v1/config/{scope}`.

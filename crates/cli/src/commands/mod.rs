@@ -3,10 +3,13 @@
 mod apply;
 mod backup;
 mod config;
+mod import;
 mod logs;
 mod proxy;
 mod redis;
 mod resources;
+mod restore;
+mod run;
 mod server;
 
 use crate::args::{Cli, Command};
@@ -79,10 +82,12 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Config(args) => config::config(&ctx, args).await,
         Command::Logs {
             reference,
+            run,
             follow,
             ordinal,
             tail,
-        } => logs::logs(&ctx, &reference, follow, ordinal, tail).await,
+        } => logs::logs(&ctx, &reference, follow, (ordinal, run), tail).await,
+        Command::Run { reference, detach } => run::run(&ctx, &reference, detach).await,
         Command::Restart { reference } => resources::restart(&ctx, &reference).await,
         Command::Events { reference, limit } => {
             resources::events(&ctx, reference.as_deref(), limit).await
@@ -131,6 +136,30 @@ pub async fn run(cli: Cli) -> i32 {
             reference,
             destination,
         } => backup::list(&ctx, &reference, destination.as_deref()).await,
+        Command::RedisRestore {
+            reference,
+            from,
+            with_sentinel,
+            force,
+        } => restore::restore(&ctx, &reference, &from, with_sentinel, force).await,
+        Command::RedisImport {
+            reference,
+            from,
+            rdb,
+            mode,
+            force,
+            with_sentinel,
+            timeout,
+        } => match (rdb, from) {
+            // An RDB import is a restore: one implementation, restore's semantics.
+            (Some(file), _) => {
+                restore::restore(&ctx, &reference, &file, with_sentinel, force).await
+            }
+            (None, from) => {
+                let from = from.unwrap_or_default();
+                import::import(&ctx, &reference, &from, mode.as_deref(), force, timeout).await
+            }
+        },
         Command::RedisNewPassword {
             reference,
             no_restart,

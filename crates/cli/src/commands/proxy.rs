@@ -29,10 +29,43 @@ pub async fn run(args: ProxyArgs) -> Result<(), CliError> {
             id: args.id,
             password,
         },
-        multiplex: !args.no_multiplex,
+        multiplex: args.multiplex,
     };
+    // The proxy has its own runtime so `--threads` can pick its size: with one thread,
+    // clients and the lanes they share run in one event loop (a lane then writes everything
+    // queued in a loop turn at once, and no wake-up crosses threads).
+    let threads = args.threads.max(1);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("vd-proxy".into())
+        .spawn(move || {
+            let rt = if threads == 1 {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+            } else {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(threads)
+                    .enable_all()
+                    .build()
+            };
+            let result = match rt {
+                Ok(rt) => rt.block_on(vd_proxy::run(opts)).map_err(|e| e.to_string()),
+                Err(e) => Err(format!("cannot start the proxy's runtime: {e}")),
+            };
+            let _ = done_tx.send(result);
+        })
+        .map_err(|e| {
+            CliError::usage(
+                format!("cannot start the proxy thread: {e}"),
+                "check the process's thread limit",
+            )
+        })?;
     tokio::select! {
-        r = vd_proxy::run(opts) => r.map_err(|e| CliError::usage(e.to_string(), "check the --listen addresses and --upstream list")),
+        r = done_rx => match r {
+            Ok(Ok(())) | Err(_) => Ok(()),
+            Ok(Err(e)) => Err(CliError::usage(e, "check the --listen addresses and --upstream list")),
+        },
         _ = super::server::interrupted() => Ok(()),
     }
 }

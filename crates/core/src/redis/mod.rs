@@ -9,6 +9,7 @@
 //! redis) or [`SENTINEL_ENTRYPOINT_KEY`] (sentinel); the statefulset mounts them through ordinary
 //! `${asset.<scope>.<name>@redis.<key>}` templates.
 
+pub mod backup;
 mod conf;
 mod entrypoint;
 mod expand;
@@ -19,6 +20,7 @@ mod sentinel;
 mod sentinel_entrypoint;
 mod validate;
 
+pub use backup::validate_backup;
 pub use conf::redis_conf;
 pub use entrypoint::entrypoint_script;
 pub use expand::{default_probes, expand, fast_probes, Expansion};
