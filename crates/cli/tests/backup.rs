@@ -12,18 +12,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use vd_redisctl::rdb::{self, RdbError};
 
-/// Data pods ready within a second (the seed's readiness needs two successes 5 s apart).
-const THREE_PODS: &str = r#"redis "data" "cache" {
-  replicas = 3
-  probes {
-    readiness {
-      exec { command = ["redis-cli", "-h", "${VOODU_POD_IP}", "ping"] }
-      period = "300ms"
-    }
-  }
-}
-"#;
-
 /// A redis-server the test starts on 127.0.0.1 and a free port, loading `dir/file`; killed
 /// when dropped, also when the test fails.
 struct Loaded {
@@ -237,7 +225,7 @@ fn unwrapped(report: &str) -> String {
 fn backup_streams_a_verified_rdb_that_loads_elsewhere() {
     let _g = common::own_addresses();
     let vd = Vd::start();
-    vd.apply(&vd.manifest("r.hcl", THREE_PODS));
+    vd.apply(&vd.manifest("r.hcl", common::THREE_PODS));
     let mut master = vd.cache_conn(0).expect("master answers");
     write_dataset(&mut master);
     let acked: i64 = redis::cmd("WAIT")

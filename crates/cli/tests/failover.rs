@@ -428,8 +428,11 @@ fn master_kill_promotes_a_replica() {
     let ev = failover_events(&vd);
     assert_eq!(ev.len(), 1, "one failover: {ev:?}");
     let msg = ev[0]["message"].as_str().unwrap_or_default();
+    // Normally the exit is seen first; on a loaded machine the master may already have missed
+    // its checks for down_after when it was killed, which the event then says instead.
     assert!(
-        msg.contains("the master exited") && msg.contains("promoted +"),
+        (msg.contains("the master exited") || msg.contains("the master stopped answering"))
+            && msg.contains("promoted +"),
         "{msg}"
     );
 }

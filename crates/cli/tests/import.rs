@@ -10,18 +10,6 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Data pods ready within a second (the seed's readiness needs two successes 5 s apart).
-const THREE_PODS: &str = r#"redis "data" "cache" {
-  replicas = 3
-  probes {
-    readiness {
-      exec { command = ["redis-cli", "-h", "${VOODU_POD_IP}", "ping"] }
-      period = "300ms"
-    }
-  }
-}
-"#;
-
 /// The source's password: characters a URL must percent-encode.
 const SOURCE_PW: &str = "s3cr@t:pw/x";
 /// [`SOURCE_PW`] as it goes in a URL.
@@ -380,7 +368,7 @@ fn assert_report(r: &Value, mode: &str) {
 fn import_live_from_a_password_protected_server() {
     let _g = common::own_addresses();
     let vd = Vd::start();
-    vd.apply(&vd.manifest("r.hcl", THREE_PODS));
+    vd.apply(&vd.manifest("r.hcl", common::THREE_PODS));
     let source = Source::start("");
     let mut sc = source.conn();
     fill(&mut sc);
@@ -533,7 +521,7 @@ fn import_live_from_a_password_protected_server() {
 fn import_rdb_file_is_a_restore() {
     let _g = common::own_addresses();
     let vd = Vd::start();
-    vd.apply(&vd.manifest("r.hcl", THREE_PODS));
+    vd.apply(&vd.manifest("r.hcl", common::THREE_PODS));
     let source = Source::start("");
     let mut sc = source.conn();
     fill(&mut sc);
@@ -562,7 +550,7 @@ fn import_rdb_file_is_a_restore() {
 fn import_copies_keys_when_the_source_refuses_replication() {
     let _g = common::own_addresses();
     let vd = Vd::start();
-    vd.apply(&vd.manifest("r.hcl", THREE_PODS));
+    vd.apply(&vd.manifest("r.hcl", common::THREE_PODS));
 
     // ----- SYNC and PSYNC renamed away, as managed services do: seen before anything
     // changes, so the copy starts at once.

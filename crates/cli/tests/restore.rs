@@ -9,19 +9,7 @@ use common::{on_every_runtime, Vd};
 use serde_json::Value;
 use std::time::Duration;
 
-/// Data pods ready within a second (the seed's readiness needs two successes 5 s apart).
-const THREE_PODS: &str = r#"redis "data" "cache" {
-  replicas = 3
-  probes {
-    readiness {
-      exec { command = ["redis-cli", "-h", "${VOODU_POD_IP}", "ping"] }
-      period = "300ms"
-    }
-  }
-}
-"#;
-
-/// The same with `appendonly yes` from a conf.d file.
+/// [`common::THREE_PODS`] with `appendonly yes` from a conf.d file.
 const WITH_AOF: &str = r#"asset "data" "aof" {
   conf = "appendonly yes\n"
 }
@@ -245,7 +233,7 @@ fn restore_round_trips_a_backup_and_refuses_damaged_files() {
     // One million keys of mixed types, a seventh with TTLs (the issue's acceptance dataset).
     let n: u64 = 1_000_000;
     let vd = Vd::start();
-    vd.apply(&vd.manifest("r.hcl", THREE_PODS));
+    vd.apply(&vd.manifest("r.hcl", common::THREE_PODS));
     seed(&vd, n);
     let file = backup(&vd);
     overwrite(&vd);
@@ -331,7 +319,7 @@ fn restore_with_a_sentinel_sibling() {
     common::on_runtime("process", || {
         let _g = common::own_addresses();
         let vd = Vd::start();
-        let manifest = format!("{THREE_PODS}{}", common::SENTINEL_SIBLING);
+        let manifest = format!("{}{}", common::THREE_PODS, common::SENTINEL_SIBLING);
         vd.apply(&vd.manifest("r.hcl", &manifest));
         let n = 5_000;
         seed(&vd, n);
@@ -462,7 +450,7 @@ fn restore_with_automatic_failover() {
     common::on_runtime("process", || {
         let _g = common::own_addresses();
         let vd = Vd::start();
-        let manifest = THREE_PODS.replace(
+        let manifest = common::THREE_PODS.replace(
             "  replicas = 3\n",
             "  replicas = 3\n  failover {\n    automatic = true\n    down_after = \"1s\"\n  }\n",
         );
@@ -487,68 +475,12 @@ fn restore_with_automatic_failover() {
     });
 }
 
-/// `python3 -m moto.server` (a local S3-compatible server, as backup_schedule.rs starts it) on
-/// 127.0.0.1 and a free port, with one bucket; killed when dropped.
-struct Moto(std::process::Child);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn moto_with_bucket(bucket: &str) -> (Moto, u16) {
-    use std::io::{Read, Write};
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let child = std::process::Command::new("python3")
-        .args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start moto (scripts/setup installs moto[server])");
-    let moto = Moto(child);
-    let start = std::time::Instant::now();
-    let mut s = loop {
-        if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            break s;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "moto did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    write!(
-        s,
-        "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer);
-    assert!(
-        answer.starts_with("HTTP/1.1 200"),
-        "create the bucket: {answer}"
-    );
-    (moto, port)
-}
-
 #[test]
 fn restore_from_s3() {
     common::on_runtime("process", || {
         let _g = common::own_addresses();
-        let (_moto, port) = moto_with_bucket("vd-restore");
+        let moto = common::moto_with_bucket("vd-restore");
+        let port = moto.port;
         let vd = Vd::start();
         vd.vd(&[
             "config",
@@ -560,7 +492,7 @@ fn restore_from_s3() {
             &format!("AWS_ENDPOINT_URL=http://127.0.0.1:{port}"),
             "AWS_ALLOW_HTTP=true",
         ]);
-        let manifest = THREE_PODS.replace(
+        let manifest = common::THREE_PODS.replace(
             "  replicas = 3\n",
             "  replicas = 3\n  env_from = [\"aws\"]\n",
         );

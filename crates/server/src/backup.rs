@@ -15,9 +15,8 @@ use crate::redis::{load, password, redis_ref};
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use vd_core::redis as macro_;
 use vd_core::redis::backup::Destination;
@@ -475,33 +474,6 @@ async fn choose_source(
 
 // ----- taking a backup
 
-/// Backups in progress, one per redis.
-static RUNNING: Mutex<BTreeSet<ResourceRef>> = Mutex::new(BTreeSet::new());
-
-struct Running(ResourceRef);
-
-impl Running {
-    fn claim(id: &ResourceRef) -> Result<Running, ServerError> {
-        let mut set = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
-        if !set.insert(id.clone()) {
-            return Err(ServerError::Conflict {
-                message: format!("a backup of {id} is already running"),
-                help: Some("wait for it to finish, then retry".into()),
-            });
-        }
-        Ok(Running(id.clone()))
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        RUNNING
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.0);
-    }
-}
-
 /// A temporary file in the destination, removed on drop unless [`Partial::commit`]ted.
 struct Partial {
     path: PathBuf,
@@ -640,7 +612,7 @@ pub(crate) async fn take(
     }
     let target = target(ctl, &id, req.destination.as_deref())?;
     let dir = target.dir().to_path_buf();
-    let _running = Running::claim(&id)?;
+    let _running = crate::exclusive::claim(&id, crate::exclusive::Operation::Backup)?;
     let pw = password(ctl, &id)?;
     let source = choose_source(ctl, &id, spec.replicas.unwrap_or(1), &pw, req.source).await?;
 

@@ -52,6 +52,14 @@ impl ServerError {
         }
     }
 
+    /// A refusal because of the current state, with what to do about it.
+    pub fn conflict(message: impl Into<String>, help: impl Into<String>) -> Self {
+        Self::Conflict {
+            message: message.into(),
+            help: Some(help.into()),
+        }
+    }
+
     /// A single-problem validation error.
     pub fn invalid(problem: Problem) -> Self {
         Self::Invalid {

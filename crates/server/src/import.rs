@@ -30,7 +30,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Seek, SeekFrom};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vd_core::redis::REDIS_PORT;
 use vd_core::ResourceRef;
@@ -225,41 +225,6 @@ pub fn data_state(sync_seen: bool, loading_seen: bool, link_seen: bool) -> &'sta
     }
 }
 
-// ----- one import per redis
-
-static RUNNING: Mutex<BTreeSet<ResourceRef>> = Mutex::new(BTreeSet::new());
-
-struct Running(ResourceRef);
-
-impl Running {
-    fn claim(id: &ResourceRef) -> Result<Running, ServerError> {
-        let mut set = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
-        if !set.insert(id.clone()) {
-            return Err(conflict(
-                format!("an import into {id} is already running"),
-                "wait for it to finish, then retry",
-            ));
-        }
-        Ok(Running(id.clone()))
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        RUNNING
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.0);
-    }
-}
-
-fn conflict(message: String, help: impl Into<String>) -> ServerError {
-    ServerError::Conflict {
-        message,
-        help: Some(help.into()),
-    }
-}
-
 fn source_err(id: &ResourceRef, e: SourceError) -> ServerError {
     let help = match &e {
         SourceError::WrongPassword { .. } => {
@@ -269,7 +234,7 @@ fn source_err(id: &ResourceRef, e: SourceError) -> ServerError {
         SourceError::NoPasswordSet { .. } => "drop the password from the URL",
         _ => "check the source's address and that it is running",
     };
-    conflict(
+    ServerError::conflict(
         format!("{e}; nothing was changed on {id}"),
         help.to_string(),
     )
@@ -295,7 +260,7 @@ pub async fn import(
     let id = redis_ref(scope, name);
     let spec = load(ctl, &id)?;
     if crate::workloads::is_sentinel(&spec) {
-        return Err(conflict(
+        return Err(ServerError::conflict(
             format!("{id} is a sentinel sibling; it holds no data"),
             "import into the data redis it watches",
         ));
@@ -312,12 +277,12 @@ pub async fn import(
         + req
             .timeout_secs
             .map_or(DEFAULT_TIMEOUT, Duration::from_secs);
-    let _running = Running::claim(&id)?;
+    let _running = crate::exclusive::claim(&id, crate::exclusive::Operation::Import)?;
     let pw = password(ctl, &id)?;
     let master = master_ordinal(ctl, &id)?;
     let ips = pod_ips(ctl, &id);
     let master_ip = ips.get(&master).cloned().ok_or_else(|| {
-        conflict(
+        ServerError::conflict(
             format!(
                 "the master pod {} is not running",
                 vd_core::naming::pod_name(&id, master)
@@ -335,7 +300,7 @@ pub async fn import(
         .0
         != Role::Master
     {
-        return Err(conflict(
+        return Err(ServerError::conflict(
             format!("{}-{master}, the master of {id}, is not acting as a master", id.name),
             format!("check `vd redis:info {scope}/{name}` (a failover or another import may be unfinished)"),
         ));
@@ -347,7 +312,7 @@ pub async fn import(
     refuse_self(&id, &ips, &pw, &url, &mut source, &mut target).await?;
     let target_keys = total(&target_keyspace(&mut target).await?);
     if target_keys > 0 && !req.force {
-        return Err(conflict(
+        return Err(ServerError::conflict(
             format!("{id} holds {target_keys} keys; nothing was changed"),
             "pass --force to import anyway: live replaces every key of the target, copy overwrites keys of the same name and keeps the others",
         ));
@@ -364,7 +329,7 @@ pub async fn import(
         blockers.refused = source.refuses_replication().await;
     }
     let live_refused = |why: String| {
-        conflict(
+        ServerError::conflict(
             format!("cannot import into {id} live: {why}; nothing was changed"),
             "use --mode copy (SCAN + DUMP/RESTORE from the controller)",
         )
@@ -486,7 +451,7 @@ async fn refuse_self(
         };
         if let Ok(i) = n.info(Some("server")).await {
             if !run_id.is_empty() && i.get("run_id") == Some(run_id.as_str()) {
-                return Err(conflict(
+                return Err(ServerError::conflict(
                     format!(
                         "the source {} is {}, a pod of {id} itself; nothing was changed",
                         url.addr(),
@@ -503,7 +468,7 @@ async fn refuse_self(
         .await
         .map_err(|e| target_err("the target's master", e))?;
     if !ours.replid.is_empty() && theirs.replid == ours.replid {
-        return Err(conflict(
+        return Err(ServerError::conflict(
             format!(
                 "the source {} replicates from {id} (same replication history); importing it would import {id} into itself; nothing was changed",
                 url.addr()
@@ -602,7 +567,7 @@ async fn live(
     // The failover planner must not act on a master that follows an outside server.
     let _paused = ctl.failover.pause(id);
     let fail = |m: String| {
-        LiveError::Failed(conflict(
+        LiveError::Failed(ServerError::conflict(
             m,
             format!(
                 "check `vd redis:info {}/{}` and the master's log (`vd logs redis/{}/{}`)",
@@ -785,7 +750,7 @@ async fn copy(
         .and_then(|v| v.parse().ok())
         .unwrap_or(16);
     if let Some(db) = dbs.iter().find(|d| **d >= available) {
-        return Err(conflict(
+        return Err(ServerError::conflict(
             format!("the source has keys in database {db}, and {id} has databases 0 to {}; nothing was copied", available - 1),
             "raise `databases` on the target (a conf.d file) or import that database into another with a URL naming it",
         ));
@@ -829,7 +794,7 @@ async fn copy(
                 out.insert(db, c);
             }
             Ok(Err(e)) => {
-                return Err(conflict(
+                return Err(ServerError::conflict(
                     format!(
                         "copying from {} failed: {e}; {}",
                         url.addr(),
@@ -839,7 +804,7 @@ async fn copy(
                 ))
             }
             Err(_) => {
-                return Err(conflict(
+                return Err(ServerError::conflict(
                     format!(
                         "the copy did not finish within its timeout ({} s); {}",
                         began.elapsed().as_secs(),

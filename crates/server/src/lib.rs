@@ -8,6 +8,7 @@ pub mod backup_schedule;
 pub mod controller;
 pub mod cronjob;
 pub mod error;
+pub mod exclusive;
 pub mod failover;
 pub mod http;
 pub mod import;

@@ -142,13 +142,6 @@ pub fn split_url(url: &str) -> Option<(String, String)> {
         .then(|| (bucket.to_string(), key.to_string()))
 }
 
-fn conflict(message: String, help: impl Into<String>) -> ServerError {
-    ServerError::Conflict {
-        message,
-        help: Some(help.into()),
-    }
-}
-
 /// Of the objects (name, size) at a destination, the backups of `id` as (taken at, name,
 /// size), oldest first: anything else there (another redis's backups, other files) is left
 /// alone by listing and pruning.
@@ -230,7 +223,7 @@ mod imp {
                 prefix: prefix.into(),
             };
             let s = settings(&env_from_vars(ctl, id)?).map_err(|e| {
-                conflict(format!("cannot use {url} for {id}: {}", e.message), e.help)
+                ServerError::conflict(format!("cannot use {url} for {id}: {}", e.message), e.help)
             })?;
             let mut b = AmazonS3Builder::new()
                 .with_bucket_name(bucket)
@@ -254,7 +247,7 @@ mod imp {
                 b = b.with_endpoint(e);
             }
             let store = b.build().map_err(|e| {
-                conflict(
+                ServerError::conflict(
                     format!("cannot use {url} for {id}: {e}"),
                     "check the AWS_* settings in the redis's env_from buckets",
                 )
@@ -289,7 +282,7 @@ mod imp {
         }
 
         fn failed(&self, what: &str, e: impl fmt::Display) -> ServerError {
-            conflict(
+            ServerError::conflict(
                 format!("{what} {}: {e}", self.url()),
                 "check the bucket exists, the credentials in the redis's env_from buckets may write it, and the endpoint is reachable",
             )
@@ -360,7 +353,7 @@ mod imp {
                 .get(&self.path(file))
                 .await
                 .map_err(|e| match e {
-                    object_store::Error::NotFound { .. } => conflict(
+                    object_store::Error::NotFound { .. } => ServerError::conflict(
                         format!("{} does not exist", self.object_url(file)),
                         "list the backups with `vd redis:backups REF --destination s3://…`",
                     ),
@@ -415,7 +408,7 @@ mod imp {
         dest: &Path,
     ) -> Result<u64, ServerError> {
         let (bucket, key) = split_url(url).ok_or_else(|| {
-            conflict(
+            ServerError::conflict(
                 format!("{url:?} is not an s3://BUCKET/KEY URL of one object"),
                 "name one backup, e.g. s3://bucket/prefix/data-cache-20240101T000000Z.rdb (`vd redis:backups REF --destination s3://bucket/prefix` lists them)",
             )
@@ -430,7 +423,7 @@ mod imp {
 /// Without the `s3` feature every S3 destination is refused with this.
 #[cfg(not(feature = "s3"))]
 pub fn unsupported(url: &str) -> ServerError {
-    conflict(
+    ServerError::conflict(
         format!("this vd server was built without S3 support, so {url} cannot be used"),
         "rebuild vd with the default features (cargo feature `s3`), or use a local directory",
     )

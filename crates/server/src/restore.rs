@@ -33,10 +33,10 @@ use crate::redis::{load, master_ordinal, password, redis_ref};
 use axum::extract::{Path as UrlPath, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vd_core::naming::{pod_hostnames, pod_name, volume_name};
 use vd_core::redis::{self as macro_, MASTER_NAME, SENTINEL_PORT};
@@ -130,13 +130,6 @@ pub async fn api_restore(
     Json(req): Json<RestoreRequest>,
 ) -> Result<Json<RestoreReport>, ServerError> {
     Ok(Json(restore(&ctl, &scope, &name, &req).await?))
-}
-
-fn conflict(message: impl Into<String>, help: impl Into<String>) -> ServerError {
-    ServerError::Conflict {
-        message: message.into(),
-        help: Some(help.into()),
-    }
 }
 
 // ----- pure decisions
@@ -313,13 +306,13 @@ async fn verify_file(path: &Path, from: &str) -> Result<Verified, ServerError> {
         .await
         .map_err(|e| ServerError::io("verify the RDB", std::io::Error::other(e)))?
         .map_err(|e| {
-            conflict(
+            ServerError::conflict(
                 format!("cannot read {from}: {e}; nothing was stopped or changed"),
                 "name a file the vd server can read (it reads the path on its own host)",
             )
         })?;
     v.finish().map_err(|e| {
-        conflict(
+        ServerError::conflict(
             format!("{from} is not a whole RDB: {e}; nothing was stopped or changed"),
             match e {
                 RdbError::TooShort { .. } | RdbError::NoEnd => {
@@ -445,34 +438,6 @@ fn rebuild_aof(
     Ok(moved)
 }
 
-// ----- one restore per redis
-
-static RUNNING: Mutex<BTreeSet<ResourceRef>> = Mutex::new(BTreeSet::new());
-
-struct Running(ResourceRef);
-
-impl Running {
-    fn claim(id: &ResourceRef) -> Result<Running, ServerError> {
-        let mut set = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
-        if !set.insert(id.clone()) {
-            return Err(conflict(
-                format!("a restore of {id} is already running"),
-                "wait for it to finish",
-            ));
-        }
-        Ok(Running(id.clone()))
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        RUNNING
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.0);
-    }
-}
-
 // ----- sentinels
 
 /// A sentinel whose monitor was removed, and what to give it back.
@@ -494,7 +459,7 @@ async fn remove_monitors(
 ) -> Result<Vec<Unmonitored>, ServerError> {
     let n = sspec.replicas.unwrap_or(macro_::SENTINEL_DEFAULT_REPLICAS);
     if (ips.len() as u32) < n {
-        return Err(conflict(
+        return Err(ServerError::conflict(
             format!(
                 "only {} of the {n} sentinels of {sid} are running; nothing was stopped or changed",
                 ips.len()
@@ -523,7 +488,7 @@ async fn remove_monitors(
             Ok(u) => done.push(u),
             Err(e) => {
                 let _ = add_monitors(&done, host, pw).await;
-                return Err(conflict(
+                return Err(ServerError::conflict(
                     format!("sentinel {ordinal} of {sid} did not give up the monitor: {e}; nothing was stopped or changed"),
                     "check the sentinels with `vd redis:info`, then retry",
                 ));
@@ -754,7 +719,7 @@ async fn replace_and_restart(
     let pod = pod_name(id, m);
     let _paused = ctl.failover.pause(id);
     let hold = ctl.hold_pod(&pod, HELD).map_err(|e| {
-        conflict(
+        ServerError::conflict(
             format!("cannot stop {pod}: {e}; nothing was changed"),
             "retry once the pod is running (`vd get pods`)",
         )
@@ -763,7 +728,7 @@ async fn replace_and_restart(
     while !hold.stopped() {
         if stopping.elapsed() > STOP_TIMEOUT {
             drop(hold);
-            return Err(conflict(
+            return Err(ServerError::conflict(
                 format!(
                     "{pod} did not stop within {} s; nothing was changed, it keeps running",
                     STOP_TIMEOUT.as_secs()
@@ -801,13 +766,13 @@ async fn replace_and_restart(
     let aside = match written {
         Ok(Ok(aside)) => aside,
         Ok(Err(e)) => {
-            return Err(conflict(
+            return Err(ServerError::conflict(
                 format!("the file changed since it was checked and is no longer a whole RDB ({e}); {pod} was started again with its own data, unchanged"),
                 "restore from a file nothing is writing to",
             ))
         }
         Err(e) => {
-            return Err(conflict(
+            return Err(ServerError::conflict(
                 format!("cannot write {} into {pod}'s volume ({}): {e}; {pod} was started again with the data it had (dump.rdb is replaced by rename, so it is either the old or the restored file)", p.dbfilename, host_dir.display()),
                 "check the free space and permissions of the volume, then retry",
             ))
@@ -816,7 +781,7 @@ async fn replace_and_restart(
     let info = wait_loaded(ctl, id, m, pw, allowance(bytes))
         .await
         .map_err(|e| {
-            conflict(
+            ServerError::conflict(
                 format!(
                     "the restored file is in place but {pod} did not come back as the master: {e}"
                 ),
@@ -857,21 +822,21 @@ async fn data_dir(
         .map(|w| w.volume_claims)
         .unwrap_or_default();
     let (claim, rest) = claim_for_dir(&claims, dir).ok_or_else(|| {
-        conflict(
+        ServerError::conflict(
             format!("the master's Redis `dir` is {dir}, which is on no volume claim of {id}; nothing was stopped or changed"),
             "keep `dir` on the data claim (the macro's /data); a conf.d file may have moved it",
         )
     })?;
     let volume = volume_name(id, claim, m);
     let base = ctl.runtime.volume_path(&volume).await.map_err(|e| {
-        conflict(
+        ServerError::conflict(
             format!("cannot reach the volume {volume}: {e}; nothing was stopped or changed"),
             "the vd server must run on the pods' host with access to their volumes",
         )
     })?;
     let path = base.join(rest);
     if !path.is_dir() {
-        return Err(conflict(
+        return Err(ServerError::conflict(
             format!(
                 "{} (the master's {dir}) is not a directory; nothing was stopped or changed",
                 path.display()
@@ -930,7 +895,7 @@ pub async fn restore(
         e => e,
     })?;
     if let Some(data) = crate::workloads::monitor_of(&spec) {
-        return Err(conflict(
+        return Err(ServerError::conflict(
             format!("{id} is a sentinel sibling; it holds no data"),
             format!(
                 "restore the redis it watches: vd redis:restore {}/{} --from …",
@@ -938,12 +903,12 @@ pub async fn restore(
             ),
         ));
     }
-    let _running = Running::claim(&id)?;
+    let _running = crate::exclusive::claim(&id, crate::exclusive::Operation::Restore)?;
 
     // 1. The file, before anything else.
     let mut _download = None;
     let src = match parse_source(&req.from)
-        .map_err(|e| conflict(e, "pass --from FILE or --from s3://bucket/key"))?
+        .map_err(|e| ServerError::conflict(e, "pass --from FILE or --from s3://bucket/key"))?
     {
         Source::Local(p) => p,
         Source::S3 { .. } => {
@@ -958,7 +923,7 @@ pub async fn restore(
     // 2. Refusals.
     let watcher = crate::sentinel::watcher_of(ctl, &id)?;
     if let (Some((sid, _)), false) = (&watcher, req.with_sentinel) {
-        return Err(conflict(
+        return Err(ServerError::conflict(
             format!("{sid} watches {id}: its sentinels would promote a replica, with the old data, while the master is stopped, and the master would then resync from it; nothing was stopped or changed"),
             format!("pass --with-sentinel: vd removes the monitor from every sentinel, restores, and monitors the master again (vd redis:restore {reference} --from {} --with-sentinel)", req.from),
         ));
@@ -970,13 +935,13 @@ pub async fn restore(
         .filter(|p| p.state == "Running" && !p.ip.is_empty())
         .map(|p| p.ip)
         .ok_or_else(|| {
-            conflict(
+            ServerError::conflict(
                 format!("the master {master_pod} is not running; nothing was stopped or changed"),
                 "wait until it is ready (`vd get pods`), then retry",
             )
         })?;
     let unreachable = |e: vd_redisctl::RedisError| {
-        conflict(
+        ServerError::conflict(
             format!("the master {master_pod} does not answer: {e}; nothing was stopped or changed"),
             format!("check it with `vd redis:info {reference}` and retry"),
         )
@@ -986,7 +951,7 @@ pub async fn restore(
         .map_err(unreachable)?;
     let (role, _) = node.role().await.map_err(unreachable)?;
     if role != Role::Master {
-        return Err(conflict(
+        return Err(ServerError::conflict(
             format!("{master_pod}, the recorded master, answers as a replica (a failover is under way?); nothing was stopped or changed"),
             format!("check `vd redis:info {reference}` and retry once it settled"),
         ));
@@ -994,7 +959,7 @@ pub async fn restore(
     let p = persistence(&mut node).await.map_err(unreachable)?;
     drop(node);
     if p.appendonly && !req.force {
-        return Err(conflict(
+        return Err(ServerError::conflict(
             format!("{master_pod} runs with appendonly yes: at boot Redis loads its AOF and ignores dump.rdb, so a replaced dump.rdb would have no effect; nothing was stopped or changed"),
             "seed 000 keeps AOF off so restores stay simple. Pass --force to rebuild the AOF from the file (its base becomes the restored RDB; the current AOF is discarded once the master has loaded), or turn appendonly off first",
         ));
@@ -1006,7 +971,7 @@ pub async fn restore(
     ];
     for n in names.iter().take(if p.appendonly { 3 } else { 1 }) {
         if let Err(e) = n {
-            return Err(conflict(
+            return Err(ServerError::conflict(
                 format!("{e}; nothing was stopped or changed"),
                 "set a plain file name in a conf.d file",
             ));
@@ -1080,7 +1045,7 @@ pub async fn restore(
         }
     };
     if let Some(s) = sentinel_problem {
-        let e = conflict(
+        let e = ServerError::conflict(
             format!("{reference} was restored ({} keys), but the sentinels are not all monitoring it again: {s}", done.keys),
             format!("check `vd redis:info {reference}`; until they agree there is no automatic failover"),
         );

@@ -603,3 +603,112 @@ redis "data" "cache-ha" {
   }
 }
 "#;
+
+// ----- S3 (moto)
+
+/// `python3 -m moto.server` (a local S3-compatible server from PyPI) on 127.0.0.1 and a free port; killed when dropped.
+pub struct Moto {
+    child: Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl Moto {
+    /// Starts it and waits until it listens.
+    pub fn start() -> Moto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto (scripts/setup installs moto[server])");
+        let moto = Moto { child, port };
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "moto did not listen on {port} (is `moto[server]` installed? scripts/setup)"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        moto
+    }
+
+    /// One plain HTTP/1.1 request (moto accepts unsigned ones); (status, body).
+    pub fn http(&self, method: &str, path: &str) -> (u16, Vec<u8>) {
+        let mut s =
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect to moto");
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .unwrap();
+        use std::io::Read;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).expect("moto's answer");
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("an HTTP answer");
+        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            !head
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked"),
+            "{head}"
+        );
+        (status, raw[split + 4..].to_vec())
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// moto with `bucket` created.
+pub fn moto_with_bucket(bucket: &str) -> Moto {
+    let moto = Moto::start();
+    let (status, body) = moto.http("PUT", &format!("/{bucket}"));
+    assert_eq!(
+        status,
+        200,
+        "create the bucket: {}",
+        String::from_utf8_lossy(&body)
+    );
+    moto
+}
+
+/// A 3-pod data redis whose pods are ready within a second (the seed's readiness needs two
+/// successes 5 s apart).
+pub const THREE_PODS: &str = r#"redis "data" "cache" {
+  replicas = 3
+  probes {
+    readiness {
+      exec { command = ["redis-cli", "-h", "${VOODU_POD_IP}", "ping"] }
+      period = "300ms"
+    }
+  }
+}
+"#;
