@@ -1230,7 +1230,9 @@ fn measure(
             vd,
             "vd-proxy-lanes",
             lanes_port,
-            true,
+            // No feed: a second proxy acknowledging holds under the same id would let the
+            // switch phase go on before the measured proxy holds.
+            false,
             &["--multiplex", "--threads", "1"],
         )?;
         targets.push(Target {

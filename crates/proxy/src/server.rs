@@ -394,6 +394,16 @@ impl Conn {
                 self.cbuf.drain(..cmd.len);
                 continue;
             }
+            if self.port == Port::Master && class != Class::Blocking {
+                // Busy before looking at the hold: discovery publishes a hold, then waits for
+                // no busy connection before acknowledging it, so either it sees this one busy
+                // or this one sees the hold (a target cached before the select! noticed the
+                // change would let a write through after the acknowledgement).
+                self.set_busy(true);
+                if self.rx.has_changed().unwrap_or(false) {
+                    self.target = self.rx.borrow_and_update().clone();
+                }
+            }
             if self.port == Port::Master && self.target.hold {
                 break;
             }
