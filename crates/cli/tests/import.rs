@@ -27,6 +27,16 @@ struct Source {
     dir: tempfile::TempDir,
 }
 
+/// A connection to a source server, authenticated; `None` while it does not answer.
+fn source_conn(host: &str, port: u16) -> Option<redis::Connection> {
+    let mut c = redis::Client::open(format!("redis://{host}:{port}/"))
+        .ok()?
+        .get_connection_with_timeout(Duration::from_secs(1))
+        .ok()?;
+    redis::cmd("AUTH").arg(SOURCE_PW).query::<()>(&mut c).ok()?;
+    Some(c)
+}
+
 impl Source {
     fn start(extra: &str) -> Source {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -63,12 +73,7 @@ impl Source {
     }
 
     fn try_conn(&self) -> Option<redis::Connection> {
-        let mut c = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))
-            .ok()?
-            .get_connection_with_timeout(Duration::from_secs(1))
-            .ok()?;
-        redis::cmd("AUTH").arg(SOURCE_PW).query::<()>(&mut c).ok()?;
-        Some(c)
+        source_conn("127.0.0.1", self.port)
     }
 
     fn conn(&self) -> redis::Connection {
@@ -133,12 +138,7 @@ impl ContainerSource {
     }
 
     fn try_conn(&self) -> Option<redis::Connection> {
-        let mut c = redis::Client::open(format!("redis://{}:6379/", self.ip))
-            .ok()?
-            .get_connection_with_timeout(Duration::from_secs(1))
-            .ok()?;
-        redis::cmd("AUTH").arg(SOURCE_PW).query::<()>(&mut c).ok()?;
-        Some(c)
+        source_conn(&self.ip, 6379)
     }
 
     fn url(&self) -> String {

@@ -171,11 +171,7 @@ pub fn validate_backup(spec: &RedisSpec) -> Vec<RedisProblem> {
     let Some(b) = &spec.backup else {
         return Vec::new();
     };
-    if let Some(s) = spec.sentinel.as_ref().filter(|s| s.enabled) {
-        let target = s
-            .monitor
-            .as_deref()
-            .map_or("this sibling monitors".to_string(), |m| format!("`{m}`"));
+    if let Some(target) = super::validate::sibling_target(spec, "this sibling monitors") {
         // The other problems are moot: the block goes away.
         return vec![problem(
             "backup",

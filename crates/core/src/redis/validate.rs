@@ -454,6 +454,17 @@ fn hex(c: u8) -> u8 {
     (c as char).to_digit(16).unwrap_or(0) as u8
 }
 
+/// When `spec` is an enabled sentinel sibling: how to name the redis it monitors in a message
+/// (`otherwise` when it names none). Data-only blocks are refused in siblings.
+pub(crate) fn sibling_target(spec: &RedisSpec, otherwise: &str) -> Option<String> {
+    let s = spec.sentinel.as_ref().filter(|s| s.enabled)?;
+    Some(
+        s.monitor
+            .as_deref()
+            .map_or(otherwise.to_string(), |m| format!("`{m}`")),
+    )
+}
+
 /// Checks a `failover { automatic down_after }` block on its own (issue 6); the manifest parser
 /// and the server both run it, so API clients get the same answers as manifests. Rejected:
 /// - the block in a sentinel sibling: it runs sentinels, not data, so there is nothing of its
@@ -467,11 +478,7 @@ pub fn validate_failover(spec: &RedisSpec) -> Vec<RedisProblem> {
     let Some(f) = &spec.failover else {
         return Vec::new();
     };
-    if let Some(s) = spec.sentinel.as_ref().filter(|s| s.enabled) {
-        let target = s
-            .monitor
-            .as_deref()
-            .map_or("the data redis".to_string(), |m| format!("`{m}`"));
+    if let Some(target) = sibling_target(spec, "the data redis") {
         // The other problems are moot: the block goes away.
         return vec![RedisProblem::new(
             "failover",
