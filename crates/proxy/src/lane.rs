@@ -13,7 +13,7 @@
 
 use crate::resp::{self, ReplyKind, RespError};
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -71,6 +71,9 @@ pub struct Lanes {
     /// Lasting refusals of a state (e.g. CLIENT SETINFO on Redis 7.0), by address and key, so
     /// each new client is answered without a connection of its own.
     refusals: Mutex<Refusals>,
+    /// One opener per (address, key): clients that arrive together (a pool connecting, a
+    /// failover moving everyone) wait for the first one's lane instead of each opening its own.
+    opening: Mutex<HashMap<(String, Vec<u8>), Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Refusals remembered at most; beyond it the oldest are not kept (a client cycling through
@@ -101,6 +104,27 @@ impl Lanes {
             if map.len() < MAX_REFUSALS {
                 map.insert((addr.to_string(), key.to_vec()), reply.to_vec());
             }
+        }
+    }
+
+    /// The lock whoever opens the lane to `addr` with state `key` holds while it connects;
+    /// the others wait on it, then find the lane. Give it back with [`Lanes::opened`].
+    pub fn opener(&self, addr: &str, key: &[u8]) -> Arc<tokio::sync::Mutex<()>> {
+        match self.opening.lock() {
+            Ok(mut map) => map
+                .entry((addr.to_string(), key.to_vec()))
+                .or_default()
+                .clone(),
+            // A poisoned map only costs the sharing: the caller opens a lane of its own.
+            Err(_) => Arc::default(),
+        }
+    }
+
+    /// The opening of the lane to `addr` with state `key` is over (whatever its outcome):
+    /// clients still waiting hold the lock themselves; later ones find the lane.
+    pub fn opened(&self, addr: &str, key: &[u8]) {
+        if let Ok(mut map) = self.opening.lock() {
+            map.remove(&(addr.to_string(), key.to_vec()));
         }
     }
 

@@ -548,23 +548,38 @@ impl Conn {
         self.up = None;
         let new_state = key_after.is_some();
         let key = key_after.unwrap_or_else(|| self.session.key().to_vec());
-        let lane = match self.shared.lanes.find(addr, &key) {
+        let lanes = &self.shared.lanes;
+        // Found without waiting in the common case; otherwise one client opens the lane and
+        // the others that came meanwhile wait for it, so they end up sharing it.
+        let mut found = lanes.find(addr, &key);
+        let opener = found.is_none().then(|| lanes.opener(addr, &key));
+        let _opening = match &opener {
+            Some(lock) => {
+                let guard = lock.lock().await;
+                found = lanes.find(addr, &key);
+                Some(guard)
+            }
+            None => None,
+        };
+        let lane = match found {
             Some(l) => l,
             None => {
-                if let Some(refusal) = self.shared.lanes.refused(addr, &key) {
+                if let Some(refusal) = lanes.refused(addr, &key) {
                     return Ok(Some(refusal));
                 }
                 let count = commands_in(&key);
-                match open(addr, &key, count).await {
+                let opened = open(addr, &key, count).await;
+                lanes.opened(addr, &key);
+                match opened {
                     Ok(stream) => {
                         tracing::debug!(upstream = addr, "shared connection opened");
-                        self.shared.lanes.start(addr, key.clone(), stream)
+                        lanes.start(addr, key.clone(), stream)
                     }
                     Err(OpenError::Refused { index, reply }) if new_state && index + 1 == count => {
                         // A server that has no CLIENT SETINFO or fewer databases keeps saying
                         // so; a password may change any time, so AUTH is always asked.
                         if matches!(class, Class::ClientSetName | Class::Select) {
-                            self.shared.lanes.remember_refusal(addr, &key, &reply);
+                            lanes.remember_refusal(addr, &key, &reply);
                         }
                         return Ok(Some(reply));
                     }

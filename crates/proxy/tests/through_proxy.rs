@@ -627,3 +627,54 @@ fn clients_in_the_same_state_share_an_upstream() {
     drop(clients);
     drop(rig.rt);
 }
+
+/// Clients that connect at the same moment (a pool starting, every client moving after a
+/// failover) wait for one lane instead of each opening its own.
+#[test]
+fn clients_that_connect_at_once_share_an_upstream() {
+    let rig = Rig::start(true);
+    let clients = 24;
+    let start = Arc::new(std::sync::Barrier::new(clients));
+    let done = Arc::new(std::sync::Barrier::new(clients + 1));
+    let checked = Arc::new(std::sync::Barrier::new(clients + 1));
+    let workers: Vec<_> = (0..clients)
+        .map(|i| {
+            let url = format!("redis://127.0.0.1:{}/", rig.port);
+            let (start, done, checked) = (start.clone(), done.clone(), checked.clone());
+            std::thread::spawn(move || {
+                let raw = redis::Client::open(url).and_then(|c| c.get_connection());
+                start.wait();
+                // AUTH and the first SET in one write, as redis-benchmark sends them.
+                let result = raw.and_then(|mut c| {
+                    let (_, _): (String, String) = redis::pipe()
+                        .cmd("AUTH")
+                        .arg(PW)
+                        .cmd("SET")
+                        .arg(format!("together:{i}"))
+                        .arg(i)
+                        .query(&mut c)?;
+                    Ok(c)
+                });
+                done.wait();
+                checked.wait();
+                result.map(|_| ())
+            })
+        })
+        .collect();
+    done.wait();
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query(&mut rig.master.conn())
+        .unwrap();
+    checked.wait();
+    for w in workers {
+        w.join().unwrap().unwrap();
+    }
+    // Every client ran SET last; a lane shows as one connection whose last command was SET.
+    let lanes = list.lines().filter(|l| l.contains("cmd=set")).count();
+    assert_eq!(
+        lanes, 1,
+        "{lanes} upstream connections for {clients} clients:\n{list}"
+    );
+    drop(rig.rt);
+}
