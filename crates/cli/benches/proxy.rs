@@ -1206,7 +1206,7 @@ fn measure(
 ) -> Result<Results, String> {
     let (vd_port, poll_port, haproxy_port, twem_port, twem_stats) =
         (ports[2], ports[3], ports[4], ports[5], ports[6]);
-    let lanes_port = ports[7];
+    let dedicated_port = ports[7];
     eprintln!(
         "starting redis-0 (master) and redis-1 (replica) in {}",
         lab.dir.display()
@@ -1228,12 +1228,12 @@ fn measure(
         start_vd_proxy(
             lab,
             vd,
-            "vd-proxy-lanes",
-            lanes_port,
+            "vd-proxy-dedicated",
+            dedicated_port,
             // No feed: a second proxy acknowledging holds under the same id would let the
             // switch phase go on before the measured proxy holds.
             false,
-            &["--multiplex", "--threads", "1"],
+            &["--dedicated", "--threads", "2"],
         )?;
         targets.push(Target {
             label: "vd proxy",
@@ -1241,9 +1241,9 @@ fn measure(
             proc: Some("vd-proxy"),
         });
         targets.push(Target {
-            label: "vd proxy --multiplex --threads 1",
-            port: lanes_port,
-            proc: Some("vd-proxy-lanes"),
+            label: "vd proxy --dedicated --threads 2",
+            port: dedicated_port,
+            proc: Some("vd-proxy-dedicated"),
         });
     } else if let Err(e) = &tools.vd {
         eprintln!("SKIPPING the vd proxy: {e}");

@@ -378,11 +378,11 @@ pub struct ProxyArgs {
     /// This proxy's name in hold acknowledgements.
     #[arg(long, env = "VD_PROXY_ID", default_value = "proxy")]
     pub id: String,
-    /// Share upstream connections between clients in the same connection state for plain
-    /// commands (fewer connections on Redis; see docs/benchmarks.md for its cost here).
+    /// Give every client an upstream connection of its own instead of sharing one per
+    /// connection state for plain commands (slower: see docs/benchmarks.md).
     #[arg(long)]
-    pub multiplex: bool,
-    /// Threads serving clients.
-    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub dedicated: bool,
+    /// Threads serving clients (one event loop batches best; see docs/benchmarks.md).
+    #[arg(long, default_value_t = 1, value_name = "N")]
     pub threads: usize,
 }

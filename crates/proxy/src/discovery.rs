@@ -177,7 +177,9 @@ pub async fn run(cfg: Config, out: watch::Sender<Target>, busy: Arc<AtomicUsize>
     loop {
         tokio::select! {
             _ = out.closed() => return,
-            _ = tick.tick() => {
+            // Without a feed nothing needs the tick: the loop wakes only for ROLE and
+            // sentinel news instead of 500 times a second.
+            _ = tick.tick(), if cfg.feed.is_some() => {
                 if let Some(path) = &cfg.feed {
                     let now = feed::read(path);
                     if now != fed {

@@ -61,8 +61,12 @@ impl Lane {
 type Weak = mpsc::WeakUnboundedSender<Request>;
 /// Lanes by upstream address: each one's state key and handle.
 type ByAddress = HashMap<String, Vec<(Vec<u8>, Weak)>>;
-/// A server's answer to a state, by (address, state key).
-type Refusals = HashMap<(String, Vec<u8>), Vec<u8>>;
+/// (upstream address, connection-state key).
+type AddrKey = (String, Vec<u8>);
+/// A server's answer to a state, by address and state key.
+type Refusals = HashMap<AddrKey, Vec<u8>>;
+/// The lock held by whoever opens a lane, by address and state key.
+type Openers = HashMap<AddrKey, Arc<tokio::sync::Mutex<()>>>;
 
 /// The live lanes, by upstream address and connection-state key.
 #[derive(Debug, Default)]
@@ -73,7 +77,7 @@ pub struct Lanes {
     refusals: Mutex<Refusals>,
     /// One opener per (address, key): clients that arrive together (a pool connecting, a
     /// failover moving everyone) wait for the first one's lane instead of each opening its own.
-    opening: Mutex<HashMap<(String, Vec<u8>), Arc<tokio::sync::Mutex<()>>>>,
+    opening: Mutex<Openers>,
 }
 
 /// Refusals remembered at most; beyond it the oldest are not kept (a client cycling through

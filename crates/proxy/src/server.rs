@@ -44,7 +44,7 @@ pub struct Shared {
     /// Connections with a non-blocking command in flight (a hold waits for 0).
     pub busy: Arc<AtomicUsize>,
     rr: AtomicUsize,
-    /// Whether clients share upstream connections (`vd proxy --multiplex`).
+    /// Whether clients share upstream connections (the default; off with `vd proxy --dedicated`).
     multiplex: bool,
     lanes: Lanes,
 }

@@ -114,7 +114,41 @@ struct Rig {
     feed: PathBuf,
     port: u16,
     read_port: u16,
-    rt: tokio::runtime::Runtime,
+    proxy: Proxy,
+}
+
+/// The proxy's runtime, driven by a thread of its own (a one-thread runtime runs its tasks
+/// only while someone blocks on it); dropping it stops the proxy.
+struct Proxy {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    driver: Option<std::thread::JoinHandle<()>>,
+    _rt: Arc<tokio::runtime::Runtime>,
+}
+
+impl Proxy {
+    fn drive(rt: tokio::runtime::Runtime) -> Proxy {
+        let rt = Arc::new(rt);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let on = rt.clone();
+        let driver = std::thread::spawn(move || {
+            let _ = on.block_on(stopped);
+        });
+        Proxy {
+            stop: Some(stop),
+            driver: Some(driver),
+            _rt: rt,
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(d) = self.driver.take() {
+            let _ = d.join();
+        }
+        // `rt`, its last handle now, drops next with its tasks (listeners, connections).
+    }
 }
 
 impl Rig {
@@ -140,11 +174,18 @@ impl Rig {
         )
         .unwrap();
         let (port, read_port) = (free_port(), free_port());
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        // As `vd proxy` runs: lanes on one event loop by default, `--dedicated --threads 2`
+        // otherwise, so both runtimes are covered.
+        let rt = if multiplex {
+            tokio::runtime::Builder::new_current_thread()
+        } else {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(2);
+            b
+        }
+        .enable_all()
+        .build()
+        .unwrap();
         let opts = vd_proxy::Options {
             listen: format!("127.0.0.1:{port}").parse().unwrap(),
             read_listen: Some(format!("127.0.0.1:{read_port}").parse().unwrap()),
@@ -163,6 +204,7 @@ impl Rig {
                 panic!("proxy: {e}");
             }
         });
+        let proxy = Proxy::drive(rt);
         let rig = Rig {
             _dir: dir,
             master,
@@ -170,7 +212,7 @@ impl Rig {
             feed,
             port,
             read_port,
-            rt,
+            proxy,
         };
         wait_for("the proxy to reach the master", || {
             rig.client(rig.port)
@@ -512,7 +554,7 @@ fn planned_switch_under_a_writer_has_no_error_and_loses_nothing_with(multiplex: 
             .unwrap();
         assert_eq!(v, Some(*i), "acknowledged write w:{i} is on the new master");
     }
-    drop(rig.rt);
+    drop(rig.proxy);
 }
 
 #[test]
@@ -625,7 +667,7 @@ fn clients_in_the_same_state_share_an_upstream() {
         .unwrap();
     assert_eq!((ok.as_str(), v), ("OK", 1));
     drop(clients);
-    drop(rig.rt);
+    drop(rig.proxy);
 }
 
 /// Clients that connect at the same moment (a pool starting, every client moving after a
@@ -676,5 +718,5 @@ fn clients_that_connect_at_once_share_an_upstream() {
         lanes, 1,
         "{lanes} upstream connections for {clients} clients:\n{list}"
     );
-    drop(rig.rt);
+    drop(rig.proxy);
 }

@@ -29,7 +29,7 @@ pub async fn run(args: ProxyArgs) -> Result<(), CliError> {
             id: args.id,
             password,
         },
-        multiplex: args.multiplex,
+        multiplex: !args.dedicated,
     };
     // The proxy has its own runtime so `--threads` can pick its size: with one thread,
     // clients and the lanes they share run in one event loop (a lane then writes everything
