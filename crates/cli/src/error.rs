@@ -44,6 +44,14 @@ pub enum CliError {
     /// A pod failed while waiting for readiness.
     #[error("{0}")]
     Failed(String),
+    /// A job `vd run` waited for failed: the CLI exits with the job's own code.
+    #[error("{message}")]
+    JobFailed {
+        /// How it ended.
+        message: String,
+        /// The process exit code to pass on (1-255).
+        code: i32,
+    },
     /// Local IO.
     #[error("{context}: {source}")]
     Io {
@@ -64,6 +72,14 @@ impl CliError {
         Self::Usage {
             message: message.into(),
             help: Some(help.into()),
+        }
+    }
+
+    /// The process exit code for this error: a failed job's own, 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::JobFailed { code, .. } => *code,
+            _ => 1,
         }
     }
 

@@ -89,7 +89,11 @@ fn run_now_succeeds_fails_and_keeps_history() {
 
     // ----- failure: exit 3 -> vd run fails, status recorded, event
     let out = vd.try_vd(&["run", "cronjob/jobs/fail"]);
-    assert!(!out.status.success());
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "vd run exits with the job's code"
+    );
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),

@@ -168,8 +168,9 @@ pub async fn run(cli: Cli) -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) => {
+            let code = e.exit_code();
             report(e);
-            1
+            code
         }
     }
 }

@@ -87,11 +87,20 @@ pub async fn run(ctx: &Ctx, reference: &str, detach: bool) -> Result<(), CliErro
             }
             Ok(())
         }
-        _ => Err(CliError::Failed(format!(
-            "{id}: run {} {}",
-            r.run.id,
-            describe_end(&r.run)
-        ))),
+        _ => Err(CliError::JobFailed {
+            message: format!("{id}: run {} {}", r.run.id, describe_end(&r.run)),
+            code: exit_code(&r.run),
+        }),
+    }
+}
+
+/// What `vd run` exits with for a run that did not succeed, as a shell reports a child: its
+/// exit code, 128 + the signal that killed it, or 1 (timed out, never started, unknown).
+fn exit_code(r: &RunRecord) -> i32 {
+    match (r.exit_code, r.signal) {
+        (Some(c), _) if (1..=255).contains(&c) => c,
+        (_, Some(s)) if (1..=127).contains(&s) => 128 + s,
+        _ => 1,
     }
 }
 
@@ -284,5 +293,27 @@ mod tests {
             "hello\n"
         );
         assert_eq!(utc(1_795_219_200), "2026-11-21 00:00:00 UTC");
+    }
+
+    #[test]
+    fn a_failed_run_exits_as_a_shell_reports_it() {
+        let end = |exit_code, signal| RunRecord {
+            id: 1,
+            pod: "a-b.run-1".into(),
+            trigger: vd_server::cronjob::Trigger::Manual,
+            slot: None,
+            started_ms: 0,
+            ended_ms: Some(1),
+            status: RunStatus::Failed,
+            exit_code,
+            signal,
+            message: None,
+            log: String::new(),
+        };
+        assert_eq!(exit_code(&end(Some(3), None)), 3);
+        assert_eq!(exit_code(&end(None, Some(9))), 137);
+        assert_eq!(exit_code(&end(None, None)), 1);
+        assert_eq!(exit_code(&end(Some(0), None)), 1, "a failure never exits 0");
+        assert_eq!(exit_code(&end(Some(300), None)), 1);
     }
 }
