@@ -32,21 +32,28 @@ pub struct Shared {
     /// Redis resources whose master is lost with no replica to promote (a held master may
     /// then restart: it holds the only data there is).
     stuck: Mutex<HashSet<ResourceRef>>,
-    /// Redis resources a planned switchover (`vd redis:failover`) is moving: the planner
-    /// would otherwise see the promoted replica beside the old master and demote it.
-    paused: Arc<Mutex<HashSet<ResourceRef>>>,
+    /// Redis resources a planned switchover (`vd redis:failover`), a restore or an import is
+    /// moving, with how many of them hold a pause: the planner would otherwise see the
+    /// promoted replica beside the old master and demote it. A count, so the first operation
+    /// to end does not lift the pause another still needs.
+    paused: Arc<Mutex<HashMap<ResourceRef, usize>>>,
 }
 
 /// Keeps the failover task of a redis idle while it lives.
 pub struct Pause {
     id: ResourceRef,
-    set: Arc<Mutex<HashSet<ResourceRef>>>,
+    held: Arc<Mutex<HashMap<ResourceRef, usize>>>,
 }
 
 impl Drop for Pause {
     fn drop(&mut self) {
-        if let Ok(mut s) = self.set.lock() {
-            s.remove(&self.id);
+        if let Ok(mut m) = self.held.lock() {
+            if let Some(n) = m.get_mut(&self.id) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    m.remove(&self.id);
+                }
+            }
         }
     }
 }
@@ -56,7 +63,7 @@ impl Default for Shared {
         Shared {
             exits: broadcast::channel(64).0,
             stuck: Mutex::new(HashSet::new()),
-            paused: Arc::new(Mutex::new(HashSet::new())),
+            paused: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 }
@@ -72,17 +79,20 @@ impl Shared {
 
     /// Idles the failover task of `id` until the returned guard is dropped.
     pub fn pause(&self, id: &ResourceRef) -> Pause {
-        if let Ok(mut s) = self.paused.lock() {
-            s.insert(id.clone());
+        if let Ok(mut m) = self.paused.lock() {
+            *m.entry(id.clone()).or_default() += 1;
         }
         Pause {
             id: id.clone(),
-            set: self.paused.clone(),
+            held: self.paused.clone(),
         }
     }
 
     fn is_paused(&self, id: &ResourceRef) -> bool {
-        self.paused.lock().map(|s| s.contains(id)).unwrap_or(false)
+        self.paused
+            .lock()
+            .map(|m| m.contains_key(id))
+            .unwrap_or(false)
     }
 
     fn set_stuck(&self, id: &ResourceRef, stuck: bool) {
@@ -680,4 +690,23 @@ pub(crate) async fn hold_master(
         "NoFailover",
         &format!("{why}; restarting the master as it was"),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pause_lasts_until_its_last_holder_lets_go() {
+        let shared = Shared::default();
+        let id = ResourceRef::new(Kind::Redis, "data", "cache");
+        let other = ResourceRef::new(Kind::Redis, "data", "other");
+        let switchover = shared.pause(&id);
+        let restore = shared.pause(&id);
+        assert!(shared.is_paused(&id) && !shared.is_paused(&other));
+        drop(switchover);
+        assert!(shared.is_paused(&id), "the restore still holds it");
+        drop(restore);
+        assert!(!shared.is_paused(&id));
+    }
 }
