@@ -639,3 +639,113 @@ on_every_runtime!(
     import_copies_keys_when_the_source_refuses_replication,
     import_rdb_file_is_a_restore
 );
+
+/// A server killed while the master replicates from the source: at the next start the master
+/// is detached, its own replication settings are back, failover did not move it, and an event
+/// says the data is partial.
+#[test]
+fn an_import_cut_off_by_a_server_crash_is_undone_at_the_next_start() {
+    let _g = common::own_addresses();
+    let mut vd = Vd::start();
+    vd.apply(&vd.manifest("r.hcl", common::THREE_PODS));
+    // The source waits a minute before it streams its RDB, so the import is caught mid-way.
+    let source = Source::start("repl-diskless-sync yes\nrepl-diskless-sync-delay 60");
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query(&mut source.conn())
+        .unwrap();
+    let own_pw = vd.cache_password();
+    let master_ip = vd.ip("data-cache.0");
+    let master = || {
+        let url = format!("redis://:{own_pw}@{master_ip}:6379/");
+        redis::Client::open(url)
+            .ok()?
+            .get_connection_with_timeout(Duration::from_secs(1))
+            .ok()
+    };
+    let setting = |c: &mut redis::Connection, name: &str| -> String {
+        let v: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg(name)
+            .query(c)
+            .unwrap_or_default();
+        v.get(1).cloned().unwrap_or_default()
+    };
+    let mut import = Command::new(common::bin())
+        .arg("--root")
+        .arg(vd.path())
+        .args(["redis:import", "data/cache", "--from", &source.url()])
+        .env_remove("VD_ROOT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start vd redis:import");
+    let following = format!("master_port:{}", source.port);
+    vd.wait_for(
+        "the master to follow the source",
+        Duration::from_secs(30),
+        || {
+            master().is_some_and(|mut c| {
+                let info: String = redis::cmd("INFO")
+                    .arg("replication")
+                    .query(&mut c)
+                    .unwrap_or_default();
+                info.contains(&following)
+            })
+        },
+    );
+    vd.kill_server();
+    let _ = import.kill();
+    let _ = import.wait();
+    let mut c = master().expect("the master pod outlives the server");
+    assert_ne!(
+        setting(&mut c, "masterauth"),
+        own_pw,
+        "the import set the source's"
+    );
+
+    vd.start_server();
+    vd.wait_for(
+        "an ImportInterrupted event",
+        Duration::from_secs(60),
+        || {
+            vd.events()
+                .iter()
+                .any(|e| e["reason"] == "ImportInterrupted")
+        },
+    );
+    let events = vd.events();
+    let ev = events
+        .iter()
+        .find(|e| e["reason"] == "ImportInterrupted")
+        .unwrap();
+    let text = ev["message"].as_str().unwrap_or_default();
+    assert!(text.contains("was detached from the source"), "{text}");
+    assert!(!text.contains(SOURCE_PW), "no secret in events: {text}");
+    let mut c = master().expect("the master answers");
+    let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut c).unwrap();
+    assert_eq!(
+        role.first(),
+        Some(&redis::Value::BulkString(b"master".to_vec())),
+        "{role:?}"
+    );
+    assert_eq!(setting(&mut c, "masterauth"), own_pw);
+    assert_eq!(setting(&mut c, "masteruser"), "");
+    assert_eq!(
+        vd.master_ordinal(),
+        0,
+        "failover left the master where it was"
+    );
+    assert!(
+        !events.iter().any(|e| e["reason"] == "FailedOver"),
+        "no failover: {events:?}"
+    );
+    vd.wait_for("the replicas to follow it", Duration::from_secs(30), || {
+        (1..=2).all(|o| {
+            vd.cache_role(o)
+                .is_some_and(|(r, h)| r == "slave" && !h.is_empty())
+        })
+    });
+}

@@ -127,6 +127,9 @@ impl Controller {
         let rot = ctl.clone();
         tokio::spawn(async move { rot.rotate_logs_loop().await });
         tokio::spawn(crate::sentinel::follow(ctl.clone()));
+        // Before the failover task: an interrupted import's redis stays paused until its
+        // master is detached from the source.
+        crate::import::recover(&ctl);
         tokio::spawn(crate::failover::run(ctl.clone()));
         tokio::spawn(crate::backup_schedule::run(ctl.clone()));
         tokio::spawn(crate::cronjob::run(ctl.clone()));

@@ -489,9 +489,100 @@ enum LiveError {
 }
 
 /// The master's replication settings before the import.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Saved {
     user: Option<String>,
     auth: Option<String>,
+}
+
+/// A live import under way, kept in the store while the master follows the source, so a
+/// server that dies meanwhile detaches the master and restores its settings when it starts
+/// again ([`recover`]) instead of leaving it replicating from outside.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Underway {
+    /// The master's ordinal.
+    ordinal: u32,
+    /// Its settings to restore.
+    saved: Saved,
+}
+
+fn underway_key(id: &ResourceRef) -> String {
+    format!("import-underway:{}/{}", id.scope, id.name)
+}
+
+/// How long [`recover`] tries to reach the master of an interrupted import.
+const RECOVER_FOR: Duration = Duration::from_secs(120);
+
+/// At server start: every live import a previous server left under way gets its master
+/// detached from the source and its settings back. Failover stays paused for that redis
+/// until then (taken here, before the failover task starts, so its planner never sees the
+/// master following an outside server).
+pub fn recover(ctl: &Arc<Controller>) {
+    let Ok(all) = ctl.store.list(Some(vd_core::Kind::Redis)) else {
+        return;
+    };
+    for r in all {
+        let id = r.resource.id.clone();
+        let key = underway_key(&id);
+        let Ok(Some(text)) = ctl.store.meta_get(&key) else {
+            continue;
+        };
+        let Ok(underway) = serde_json::from_str::<Underway>(&text) else {
+            tracing::warn!(redis = %id, "unreadable record of an interrupted import; dropped");
+            let _ = ctl.store.meta_delete(&key);
+            continue;
+        };
+        let paused = ctl.failover.pause(&id);
+        let ctl = ctl.clone();
+        tokio::spawn(async move {
+            let pod = vd_core::naming::pod_name(&id, underway.ordinal);
+            let outcome = recover_one(&ctl, &id, &underway).await;
+            let (level, message) = match &outcome {
+                Ok(()) => ("warning", format!(
+                    "an import into {id} was interrupted by a server restart: its master {pod} was detached from the source and its replication settings restored; its data may be partial: run `vd redis:import` again with --force"
+                )),
+                Err(e) => ("warning", format!(
+                    "an import into {id} was interrupted by a server restart and its master {pod} could not be detached from the source: {e}; restart the pod (`vd restart`)"
+                )),
+            };
+            ctl.event(level, Some(&id), Some(&pod), "ImportInterrupted", &message);
+            let _ = ctl.store.meta_delete(&underway_key(&id));
+            drop(paused);
+        });
+    }
+}
+
+async fn recover_one(
+    ctl: &Arc<Controller>,
+    id: &ResourceRef,
+    underway: &Underway,
+) -> Result<(), String> {
+    let until = Instant::now() + RECOVER_FOR;
+    let pw = password(ctl, id).map_err(|e| e.to_string())?;
+    let mut last = String::from("its pod has no address yet");
+    while Instant::now() < until {
+        if let Some(ip) = pod_ips(ctl, id).get(&underway.ordinal) {
+            match Node::connect(ip, REDIS_PORT, Some(&pw), CONNECT_TIMEOUT).await {
+                Ok(mut node) => {
+                    let undone = async {
+                        // A master already (restarted, or promoted by hand): only the
+                        // settings are left to restore.
+                        if node.role().await?.0 == Role::Replica {
+                            detach(&mut node, until).await?;
+                        }
+                        restore_settings(&mut node, &underway.saved).await
+                    };
+                    match undone.await {
+                        Ok(()) => return Ok(()),
+                        Err(e) => last = e.to_string(),
+                    }
+                }
+                Err(e) => last = e.to_string(),
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Err(last)
 }
 
 async fn restore_settings(target: &mut Node, saved: &Saved) -> Result<(), vd_redisctl::RedisError> {
@@ -587,6 +678,47 @@ async fn live(
             ))
         })?,
     };
+    let key = underway_key(id);
+    let underway = Underway {
+        ordinal: master,
+        saved: saved.clone(),
+    };
+    let record = serde_json::to_string(&underway).map_err(|e| e.to_string());
+    if let Err(e) = record.and_then(|r| ctl.store.meta_set(&key, &r).map_err(|e| e.to_string())) {
+        return Err(fail(format!(
+            "recording the import in the store: {e}; nothing was changed"
+        )));
+    }
+    let result = live_attached(ctl, id, master, target, url, source, deadline, &saved).await;
+    // Cleared only once the master follows no one: otherwise the next server start still
+    // has to detach it.
+    if matches!(target.role().await, Ok((Role::Master, _))) {
+        let _ = ctl.store.meta_delete(&key);
+    }
+    result
+}
+
+/// [`live`] from pointing the master at the source to detaching it again (or undoing).
+#[allow(clippy::too_many_arguments)]
+async fn live_attached(
+    ctl: &Arc<Controller>,
+    id: &ResourceRef,
+    master: u32,
+    target: &mut Node,
+    url: &SourceUrl,
+    source: &mut Source,
+    deadline: Instant,
+    saved: &Saved,
+) -> Result<u64, LiveError> {
+    let fail = |m: String| {
+        LiveError::Failed(ServerError::conflict(
+            m,
+            format!(
+                "check `vd redis:info {}/{}` and the master's log (`vd logs redis/{}/{}`)",
+                id.scope, id.name, id.scope, id.name
+            ),
+        ))
+    };
     let log = ctl.runtime.log_path(&vd_core::naming::pod_name(id, master));
     let log_start = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
     let set = async {
@@ -599,7 +731,7 @@ async fn live(
         target.replicaof(&url.host, url.port).await
     };
     if let Err(e) = set.await {
-        let (_, undone) = undo(target, &saved, data_state(false, false, false)).await;
+        let (_, undone) = undo(target, saved, data_state(false, false, false)).await;
         return Err(fail(format!(
             "pointing the master at the source failed: {e}; {undone}"
         )));
@@ -668,7 +800,7 @@ async fn live(
             };
             if let Some(why) = why {
                 let (undone_ok, undone) =
-                    undo(target, &saved, data_state(false, false, false)).await;
+                    undo(target, saved, data_state(false, false, false)).await;
                 if !undone_ok {
                     return Err(fail(format!("{why}; {undone}")));
                 }
@@ -698,9 +830,9 @@ async fn live(
                 deadline.max(Instant::now() + Duration::from_secs(30)),
             )
             .await;
-            let restored = restore_settings(target, &saved).await;
+            let restored = restore_settings(target, saved).await;
             if let Err(e) = detached.and(restored) {
-                let (_, undone) = undo(target, &saved, data_state(true, true, true)).await;
+                let (_, undone) = undo(target, saved, data_state(true, true, true)).await;
                 return Err(fail(format!(
                     "detaching the master from the source failed: {e}; {undone}"
                 )));
@@ -709,7 +841,7 @@ async fn live(
         }
         Err(e) => {
             let state = data_state(sync_seen, loading_seen, link_seen);
-            let (_, undone) = undo(target, &saved, state).await;
+            let (_, undone) = undo(target, saved, state).await;
             Err(match e {
                 LiveError::Failed(ServerError::Conflict { message, help }) => {
                     LiveError::Failed(ServerError::Conflict {
