@@ -339,7 +339,14 @@ pub async fn import(
     let mut sync_ms = None;
     let mut copied: BTreeMap<u32, migrate::DbCopy> = BTreeMap::new();
     if mode == ImportMode::Live {
-        match live(ctl, &id, master, &mut target, &url, &mut source, deadline).await {
+        let job = LiveJob {
+            ctl,
+            id: &id,
+            master,
+            url: &url,
+            deadline,
+        };
+        match live(&job, &mut target, &mut source).await {
             Ok(ms) => sync_ms = Some(ms),
             Err(LiveError::Refused(why)) if req.mode.is_none() => {
                 tracing::info!(redis = %id, why = %why, "live import refused; copying keys instead");
@@ -646,26 +653,13 @@ fn log_since(path: &std::path::Path, from: u64) -> String {
 
 /// The live import up to the data being on the master and the master detached with its own
 /// settings back. Returns how long the sync took, ms.
-async fn live(
-    ctl: &Arc<Controller>,
-    id: &ResourceRef,
-    master: u32,
-    target: &mut Node,
-    url: &SourceUrl,
-    source: &mut Source,
-    deadline: Instant,
-) -> Result<u64, LiveError> {
+async fn live(job: &LiveJob<'_>, target: &mut Node, source: &mut Source) -> Result<u64, LiveError> {
+    let LiveJob {
+        ctl, id, master, ..
+    } = *job;
     // The failover planner must not act on a master that follows an outside server.
     let _paused = ctl.failover.pause(id);
-    let fail = |m: String| {
-        LiveError::Failed(ServerError::conflict(
-            m,
-            format!(
-                "check `vd redis:info {}/{}` and the master's log (`vd logs redis/{}/{}`)",
-                id.scope, id.name, id.scope, id.name
-            ),
-        ))
-    };
+    let fail = |m: String| live_failed(id, m);
     let saved = Saved {
         user: target.config_get("masteruser").await.map_err(|e| {
             fail(format!(
@@ -689,7 +683,7 @@ async fn live(
             "recording the import in the store: {e}; nothing was changed"
         )));
     }
-    let result = live_attached(ctl, id, master, target, url, source, deadline, &saved).await;
+    let result = live_attached(job, target, source, &saved).await;
     // Cleared only once the master follows no one: otherwise the next server start still
     // has to detach it.
     if matches!(target.role().await, Ok((Role::Master, _))) {
@@ -698,27 +692,42 @@ async fn live(
     result
 }
 
-/// [`live`] from pointing the master at the source to detaching it again (or undoing).
-#[allow(clippy::too_many_arguments)]
-async fn live_attached(
-    ctl: &Arc<Controller>,
-    id: &ResourceRef,
+/// A live import's failure, pointing at where to look.
+fn live_failed(id: &ResourceRef, message: String) -> LiveError {
+    LiveError::Failed(ServerError::conflict(
+        message,
+        format!(
+            "check `vd redis:info {}/{}` and the master's log (`vd logs redis/{}/{}`)",
+            id.scope, id.name, id.scope, id.name
+        ),
+    ))
+}
+
+/// What a live import works on.
+struct LiveJob<'a> {
+    ctl: &'a Arc<Controller>,
+    id: &'a ResourceRef,
+    /// The target's master ordinal.
     master: u32,
-    target: &mut Node,
-    url: &SourceUrl,
-    source: &mut Source,
+    url: &'a SourceUrl,
     deadline: Instant,
+}
+
+/// [`live`] from pointing the master at the source to detaching it again (or undoing).
+async fn live_attached(
+    job: &LiveJob<'_>,
+    target: &mut Node,
+    source: &mut Source,
     saved: &Saved,
 ) -> Result<u64, LiveError> {
-    let fail = |m: String| {
-        LiveError::Failed(ServerError::conflict(
-            m,
-            format!(
-                "check `vd redis:info {}/{}` and the master's log (`vd logs redis/{}/{}`)",
-                id.scope, id.name, id.scope, id.name
-            ),
-        ))
-    };
+    let LiveJob {
+        ctl,
+        id,
+        master,
+        url,
+        deadline,
+    } = *job;
+    let fail = |m: String| live_failed(id, m);
     let log = ctl.runtime.log_path(&vd_core::naming::pod_name(id, master));
     let log_start = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
     let set = async {
