@@ -59,6 +59,11 @@ pub struct Controller {
     pub metrics: crate::metrics::Metrics,
     hosts_cache: Mutex<String>,
     rotation: AtomicUsize,
+    /// Held by a config change while it declares running pods current for the new config
+    /// (`update_config` with `no_restart`), and by the reconcile loop while it plans: the loop
+    /// must never see the new config before those pods' new hashes, or it replaces them (a
+    /// failover's new master among them).
+    rollout_gate: Mutex<()>,
     /// Pod exits and stuck failovers, shared by supervisors and the failover tasks.
     pub failover: crate::failover::Shared,
     /// Cronjob runs going now (`crate::cronjob`).
@@ -110,6 +115,7 @@ impl Controller {
             metrics: crate::metrics::Metrics::new(),
             hosts_cache: Mutex::new(String::new()),
             rotation: AtomicUsize::new(0),
+            rollout_gate: Mutex::new(()),
             failover: crate::failover::Shared::default(),
             cronjobs: crate::cronjob::Shared::default(),
             _lock: lock,
@@ -417,6 +423,7 @@ impl Controller {
         unset: &[String],
         no_restart: bool,
     ) -> Result<bool, ServerError> {
+        let _gate = self.rollout_gate.lock().map_err(lock_err)?;
         let before = if no_restart {
             self.desired_hashes()?
         } else {
@@ -560,6 +567,7 @@ impl Controller {
         }
 
         let mut statuses = BTreeMap::new();
+        let gate = self.rollout_gate.lock().map_err(lock_err)?;
         for r in &resources {
             let id = &r.resource.id;
             let Some(spec) = crate::workloads::workload_of(&r.resource) else {
@@ -616,6 +624,7 @@ impl Controller {
             }
             statuses.insert(id.clone(), status);
         }
+        drop(gate);
         if let Ok(mut w) = self.workloads.lock() {
             *w = statuses;
         }
