@@ -22,7 +22,8 @@
 //!
 //! Knobs (environment): `VD_BENCH_PROXY_REQUESTS` (requests per plain redis-benchmark run,
 //! default 200000; pipelined runs use 10×), `VD_BENCH_PROXY_ROUNDS` (3),
-//! `VD_BENCH_PROXY_SWITCHES` (switches per mode, 20), `VD_LOG` (the proxies' log filter, `info`).
+//! `VD_BENCH_PROXY_SWITCHES` (switches per mode, 20; 0 skips that phase), `VD_BENCH_PROXY_PIN=1` (client and servers
+//! on CPU 0, proxies on CPU 1), `VD_LOG` (the proxies' log filter, `info`).
 
 #[allow(dead_code)]
 mod common;
@@ -59,6 +60,19 @@ const GOAL_SWITCH: Duration = Duration::from_millis(50);
 const PROXY_ID: &str = "bench";
 /// A process must answer within this after it was started.
 const START_LIMIT: Duration = Duration::from_secs(20);
+/// `VD_BENCH_PROXY_PIN=1`: redis-benchmark and both servers on CPU 0, every proxy on CPU 1,
+/// so a proxy's cost shows as latency, not as CPU taken from the client and Redis (on a
+/// 2-core machine the unpinned run has them all share both cores).
+fn pinned() -> bool {
+    std::env::var("VD_BENCH_PROXY_PIN").is_ok_and(|v| v == "1")
+}
+
+/// The CPU a process of the benchmark runs on when [`pinned`]: the client and the servers
+/// (`redis-*`) on 0, the proxies on 1.
+fn pinned_cpu(name: &str) -> Option<usize> {
+    pinned().then(|| if name.starts_with("redis") { 0 } else { 1 })
+}
+
 /// One redis-benchmark run, at most.
 const RUN_LIMIT: Duration = Duration::from_secs(600);
 /// HAProxy must route this many fresh connections in a row to the master before it counts as
@@ -189,10 +203,25 @@ impl Proc {
         };
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
         cmd.process_group(0);
-        // SAFETY: prctl is async-signal-safe and touches only this (forked) process.
+        let cpus = pinned_cpu(name).map(|cpu| {
+            // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET writes inside it.
+            unsafe {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(cpu, &mut set);
+                set
+            }
+        });
+        // SAFETY: prctl and sched_setaffinity are async-signal-safe and touch only this
+        // (forked) process.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if let Some(set) = &cpus {
+                    if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 Ok(())
             });
         }
@@ -1300,7 +1329,7 @@ fn measure(
     }
 
     let mut switch_results = Vec::new();
-    if vd_skipped.is_none() {
+    if vd_skipped.is_none() && k > 0 {
         // The others would only poll an old master or be confused by the switches.
         lab.stop("haproxy");
         lab.stop("twemproxy");
@@ -1421,6 +1450,7 @@ fn report(r: &Results) -> String {
         "VD_BENCH_PROXY_REQUESTS",
         "VD_BENCH_PROXY_ROUNDS",
         "VD_BENCH_PROXY_SWITCHES",
+        "VD_BENCH_PROXY_PIN",
     ]
     .iter()
     .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}={v}")))
@@ -1584,13 +1614,20 @@ fn report(r: &Results) -> String {
          the targets run one after another, their order rotating each round; an untimed {WARM_UP_REQUESTS}-request \
          SET run against each target first. p50 is redis-benchmark's own; \"added p50\" is against the same round \
          medians of direct Redis. Proxy CPU is the proxy process's user+system time over the run's wall time \
-         (% of one core); the machine's cores are shared by redis-benchmark, both servers and the proxy.",
+         (% of one core); {}",
         benchmark_args(0, TESTS[0], r.plain)
             .join(" ")
             .replace("-p 0", "-p PORT")
             .replace("-t set", "-t set|get"),
         requests(TESTS[2], r.plain),
-        rounds(r.rounds)
+        rounds(r.rounds),
+        if pinned() {
+            "pinned (`VD_BENCH_PROXY_PIN=1`): redis-benchmark and both servers on CPU 0, every proxy on \
+             CPU 1 (sched_setaffinity), so direct Redis gets one core for client and server, and a proxy \
+             adds a core of its own instead of taking CPU from them."
+        } else {
+            "the machine's cores are shared by redis-benchmark, both servers and the proxy."
+        }
     );
     if !r.switches.is_empty() {
         let _ = writeln!(
