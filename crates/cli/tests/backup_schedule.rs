@@ -1,7 +1,8 @@
 //! Scheduled backups (issue 8): `backup { schedule keep destination }` in a data redis runs on
 //! its cron schedule, writes verified RDB files, prunes to `keep` (only this redis's files),
 //! records events, carries on after a failed run; and reaches a local S3-compatible server
-//! (moto, from PyPI) with credentials from the redis's env_from bucket.
+//! (moto, from PyPI) with credentials from the redis's env_from bucket, then from the backup
+//! block's own, which keeps them out of the pods.
 //!
 //! The server runs with `VD_TEST_SCHEDULE_SPEEDUP=20`: its scheduler's clock runs 20 times
 //! faster, so "* * * * *" fires every 3 s with the real cron evaluation.
@@ -229,8 +230,23 @@ fn scheduled_and_manual_backups_reach_s3() {
         0
     );
 
-    // Scheduled runs land there too and are pruned to keep = 2.
-    vd.apply(&vd.manifest("r.hcl", &manifest(URL, "\"aws\"")));
+    // Scheduled runs land there too and are pruned to keep = 2. The credentials now come
+    // from the backup block's own env_from, which the pods do not get.
+    let keys_apart = manifest(URL, "").replace(
+        "    keep        = 2\n",
+        "    keep        = 2\n    env_from    = [\"aws\"]\n",
+    );
+    vd.apply(&vd.manifest("r.hcl", &keys_apart));
+    // The process runtime keeps each running pod's launch (its env included) in init.json.
+    let launch = vd.path().join("pods/data-cache.0/init.json");
+    vd.wait_for(
+        "the pod restarted without the aws bucket",
+        Duration::from_secs(30),
+        || {
+            std::fs::read_to_string(&launch)
+                .is_ok_and(|spec| spec.contains("REDIS_PASSWORD") && !spec.contains("AWS_"))
+        },
+    );
     vd.wait_for("3 scheduled backups to S3", Duration::from_secs(60), || {
         events(&vd, "BackedUp")
             .iter()

@@ -210,6 +210,10 @@ pub struct BackupSpec {
     /// The ordinal to take backups from; default the highest-ordinal connected replica.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<u32>,
+    /// Config buckets with the S3 credentials, read by the server only: unlike the redis's
+    /// own `env_from`, they never reach the pods' environment. Empty: the redis's `env_from`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_from: Vec<String>,
 }
 
 fn default_keep() -> u32 {

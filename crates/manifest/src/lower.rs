@@ -91,7 +91,7 @@ const MACRO_BLOCKS: [&str; 5] = ["plugin", "sentinel", "failover", "proxy", "bac
 const SENTINEL_FIELDS: [&str; 2] = ["enabled", "monitor"];
 const FAILOVER_FIELDS: [&str; 2] = ["automatic", "down_after"];
 const PROXY_FIELDS: [&str; 2] = ["enabled", "replicas"];
-const BACKUP_FIELDS: [&str; 4] = ["schedule", "keep", "destination", "source"];
+const BACKUP_FIELDS: [&str; 5] = ["schedule", "keep", "destination", "source", "env_from"];
 /// The claim the redis macro always adds, and where it mounts it.
 const RESERVED_CLAIM: &str = "data";
 const RESERVED_MOUNT: &str = "/data";
@@ -976,7 +976,8 @@ impl Cx<'_> {
         }
     }
 
-    /// `backup { schedule = "0 */6 * * *"  keep = 10  destination = "..."  source = 2 }`
+    /// `backup { schedule = "0 */6 * * *"  keep = 10  destination = "..."  source = 2
+    /// env_from = ["aws"] }`
     /// (issue 8); checked with the rest of the block by `check_backup`.
     fn backup(&mut self, b: &Block) -> LocatedBackup {
         let header = header_span(b);
@@ -987,6 +988,7 @@ impl Cx<'_> {
                 keep: vd_core::redis::backup::DEFAULT_KEEP,
                 destination: None,
                 source: None,
+                env_from: Vec::new(),
             },
             header: header.clone(),
             schedule_known: false,
@@ -1024,6 +1026,10 @@ impl Cx<'_> {
                             {
                                 l.spec.source = Some(u32::try_from(n).unwrap_or(u32::MAX));
                             }
+                        }
+                        "env_from" => {
+                            self.record("backup.env_from", v.span());
+                            l.spec.env_from = self.env_from(v);
                         }
                         other => self.unknown_field(other, a.key.span(), "backup", &BACKUP_FIELDS),
                     }

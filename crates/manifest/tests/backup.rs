@@ -54,6 +54,7 @@ redis "d" "full" {
     keep        = 2
     destination = "s3://bkt/redis/full/"
     source      = 2
+    env_from    = ["aws", "d/keys"]
   }
 }
 redis "d" "local" {
@@ -73,6 +74,7 @@ redis "d" "plain" {}
             keep: 10,
             destination: None,
             source: None,
+            env_from: vec![],
         })
     );
     assert_eq!(
@@ -82,6 +84,7 @@ redis "d" "plain" {}
             keep: 2,
             destination: Some("s3://bkt/redis/full/".into()),
             source: Some(2),
+            env_from: vec!["aws".into(), "d/keys".into()],
         })
     );
     assert_eq!(

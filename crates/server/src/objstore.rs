@@ -1,7 +1,8 @@
 //! `s3://bucket/prefix` backup destinations: upload, list, delete and download through the
 //! `object_store` crate's S3 client (cargo feature `s3`, on by default).
 //!
-//! Credentials come only from the redis resource's `env_from` buckets (`AWS_ACCESS_KEY_ID`,
+//! Credentials come only from config buckets: the backup block's `env_from` (read by the server
+//! alone, so the keys stay out of the pods), else the redis's own (`AWS_ACCESS_KEY_ID`,
 //! `AWS_SECRET_ACCESS_KEY`, optional `AWS_SESSION_TOKEN`, `AWS_REGION`/`AWS_DEFAULT_REGION`,
 //! `AWS_ENDPOINT_URL_S3`/`AWS_ENDPOINT_URL` for S3-compatible servers, `AWS_ALLOW_HTTP`),
 //! never from the manifest body or the server's own environment, and are never logged. Keys
@@ -67,8 +68,8 @@ pub fn settings(vars: &EnvMap) -> Result<S3Settings, SettingsError> {
         .collect();
     if !missing.is_empty() {
         return Err(SettingsError {
-            message: format!("{} is not set in the redis's env_from buckets", missing.join(" and ")),
-            help: "put the S3 credentials in a config bucket (`vd config SCOPE/NAME set AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… AWS_REGION=…`, plus AWS_ENDPOINT_URL for an S3-compatible server) and list that bucket in the redis's env_from; credentials are never read from the manifest".into(),
+            message: format!("{} is not set in the env_from buckets of the redis's backup block (or, without one, of the redis)", missing.join(" and ")),
+            help: "put the S3 credentials in a config bucket (`vd config SCOPE/NAME set AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… AWS_REGION=…`, plus AWS_ENDPOINT_URL for an S3-compatible server) and list it in `backup { env_from = [\"SCOPE/NAME\"] }`, which keeps the keys out of the pods; credentials are never read from the manifest".into(),
         });
     }
     let allow_http = match get("AWS_ALLOW_HTTP")
@@ -113,11 +114,17 @@ pub fn settings(vars: &EnvMap) -> Result<S3Settings, SettingsError> {
     })
 }
 
-/// The variables of `id`'s env_from buckets, merged in order (a later bucket wins per key),
-/// read the way pods get them. A deleted redis has none.
+/// The variables of the buckets holding `id`'s S3 credentials (its backup block's env_from,
+/// else its own), merged in order (a later bucket wins per key), read the way pods get them.
+/// A deleted redis has none.
 pub fn env_from_vars(ctl: &Controller, id: &ResourceRef) -> Result<EnvMap, ServerError> {
+    // The backup block's own buckets keep the keys out of the pods; the redis's env_from
+    // (which the pods get too) is the fallback.
     let entries = match ctl.store.get(id)?.map(|s| s.resource.spec) {
-        Some(Spec::Redis(spec)) => spec.env_from,
+        Some(Spec::Redis(spec)) => match spec.backup {
+            Some(b) if !b.env_from.is_empty() => b.env_from,
+            _ => spec.env_from,
+        },
         _ => Vec::new(),
     };
     let mut vars = EnvMap::new();
@@ -492,7 +499,7 @@ mod tests {
         let e = settings(&vars(&[("AWS_ACCESS_KEY_ID", "x")])).unwrap_err();
         assert_eq!(
             e.message,
-            "AWS_SECRET_ACCESS_KEY is not set in the redis's env_from buckets"
+            "AWS_SECRET_ACCESS_KEY is not set in the env_from buckets of the redis's backup block (or, without one, of the redis)"
         );
         let e = settings(&vars(&[])).unwrap_err();
         assert!(e

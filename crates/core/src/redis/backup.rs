@@ -302,6 +302,7 @@ mod tests {
             keep,
             destination: None,
             source: None,
+            env_from: Vec::new(),
         }
     }
 
