@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{on_every_runtime, Vd};
+use common::{on_every_runtime, unwrapped, Vd};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -211,15 +211,6 @@ fn files(dir: &Path) -> Vec<String> {
         .collect();
     v.sort();
     v
-}
-
-/// An error report as one line (miette wraps and draws a bar before continued lines).
-fn unwrapped(report: &str) -> String {
-    report
-        .replace('│', " ")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn backup_streams_a_verified_rdb_that_loads_elsewhere() {

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{on_every_runtime, Vd};
+use common::{on_every_runtime, unwrapped, Vd};
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::Arc;
@@ -27,16 +27,6 @@ const FAST_SENTINEL_PROBES: &str = r#"
     }
   }
 "#;
-
-/// An error report as one line: miette wraps messages and help at 80 columns and draws a bar
-/// before continued lines, so the words are compared without either.
-fn unwrapped(report: &str) -> String {
-    report
-        .replace('│', " ")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 /// How often `needle` occurs in `haystack`.
 fn count(haystack: &str, needle: &str) -> usize {

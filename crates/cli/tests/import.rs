@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{on_every_runtime, Vd};
+use common::{on_every_runtime, unwrapped, Vd};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
@@ -289,15 +289,6 @@ fn sample(c: &mut redis::Connection) -> BTreeMap<String, (String, String, i64)> 
         out.insert(k.to_string(), (t, v, class));
     }
     out
-}
-
-/// An error report as one line (miette wraps and draws a bar before continued lines).
-fn unwrapped(report: &str) -> String {
-    report
-        .replace('│', " ")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn import_json(vd: &Vd, args: &[&str]) -> Value {

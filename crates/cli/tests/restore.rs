@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{on_every_runtime, Vd};
+use common::{on_every_runtime, unwrapped, Vd};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -134,15 +134,6 @@ fn spot_check(c: &mut redis::Connection, n: u64, who: &str) {
 
 fn dbsize(c: &mut redis::Connection) -> u64 {
     redis::cmd("DBSIZE").query(c).unwrap()
-}
-
-/// An error report as one line (miette wraps and draws a bar before continued lines).
-fn unwrapped(report: &str) -> String {
-    report
-        .replace('│', " ")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Loads `n` keys through the master and waits until both replicas have them.

@@ -173,6 +173,16 @@ pub struct Vd {
     server_args: Vec<String>,
 }
 
+/// An error report as one line: miette wraps messages and help at 80 columns and draws a bar
+/// before continued lines, so the words are compared without either.
+pub fn unwrapped(report: &str) -> String {
+    report
+        .replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_vd"))
 }
