@@ -565,6 +565,7 @@ impl Conn {
             Some(l) => l,
             None => {
                 if let Some(refusal) = lanes.refused(addr, &key) {
+                    lanes.opened(addr, &key);
                     return Ok(Some(refusal));
                 }
                 let count = commands_in(&key);
