@@ -222,6 +222,17 @@ fn proxy_follows_sentinels() {
     vd.apply(&vd.manifest("s.hcl", &text));
     let pw = vd.cache_password();
     let proxy_ip = vd.ip("data-cache-proxy.0");
+    // Sentinels learn the replicas from the master's INFO every 10 s: one killed sooner
+    // has no replica to promote (`-failover-abort-no-good-slave`).
+    vd.wait_for("every sentinel to know both replicas", T, || {
+        serde_json::from_str::<serde_json::Value>(&vd.vd(&[
+            "redis:info",
+            "data/cache",
+            "-o",
+            "json",
+        ]))
+        .is_ok_and(|v| v["sentinels"]["healthy"] == true)
+    });
     let writer = Writer::start(format!("redis://:{pw}@{proxy_ip}:6379/"));
     std::thread::sleep(Duration::from_millis(800));
     vd.signal_pod("data-cache.0", "-9");
