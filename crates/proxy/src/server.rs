@@ -24,6 +24,8 @@ pub const MASTER_WAIT: Duration = Duration::from_secs(2);
 /// Pause before re-sending a write a new master refused for want of replicas.
 const RETRY_LATER: Duration = Duration::from_millis(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// Pause before connecting to the master again after a failed attempt.
+const CONNECT_RETRY: Duration = Duration::from_millis(50);
 /// Stop reading from a client that has this much unsent input.
 const MAX_PENDING: usize = 4 << 20;
 const READ_CHUNK: usize = 16 << 10;
@@ -472,7 +474,15 @@ impl Conn {
                 if let Err(e) = linked {
                     tracing::debug!(upstream = %dest, error = %e, "cannot reach upstream");
                     self.up = None;
-                    self.avoid = Some(dest);
+                    if self.port == Port::Master {
+                        // The master is the only place to go: try it again shortly (a connect
+                        // that timed out under load), until MASTER_WAIT runs out or discovery
+                        // names another. Avoiding it would fail the command at MASTER_WAIT
+                        // however soon it answers again.
+                        self.backoff = Some(Instant::now() + CONNECT_RETRY);
+                    } else {
+                        self.avoid = Some(dest);
+                    }
                     self.waiting.get_or_insert_with(Instant::now);
                     break;
                 }
