@@ -5,6 +5,7 @@
 //! planner that decides which pod to create, replace or remove next.
 
 pub mod env;
+pub mod event;
 pub mod hash;
 pub mod hosts;
 pub mod model;

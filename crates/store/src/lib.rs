@@ -2,7 +2,7 @@
 //!
 //! It holds the desired specs with their revisions (and a history of earlier revisions),
 //! config buckets, events, per-pod loopback address allocations, the last observed pod
-//! status, and a small key-value table for anything else.
+//! status, and a small key-value table for anything else, whose keys are [`MetaKey`]s.
 //!
 //! The API is synchronous: every call is one short statement or one short transaction on a
 //! connection behind a mutex, so the server can call it from async code. Times are unix
@@ -14,14 +14,21 @@
 #![warn(missing_docs)]
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
+use std::fmt::Display;
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use vd_core::{Kind, Resource, ResourceRef, Spec};
+
+pub mod meta;
+pub use meta::{HaState, MetaKey, StoredLinkMode, UnknownValue, DERIVED_MARKER};
+pub use vd_core::event::{Level, Reason};
 
 #[cfg(test)]
 mod tests;
@@ -35,7 +42,7 @@ pub const HISTORY_KEEP: u64 = 100;
 /// How many events the store keeps; older ones are pruned as new ones are recorded.
 pub const EVENTS_KEEP: usize = 100_000;
 
-/// The event levels [`Store::record_event`] accepts.
+/// The event levels [`Store::record_event`] accepts: the names of every [`Level`].
 pub const EVENT_LEVELS: [&str; 3] = ["info", "warning", "error"];
 
 /// Schema migrations; migration `i` takes the schema from `user_version` `i` to `i + 1`.
@@ -129,6 +136,15 @@ pub enum StoreError {
     /// The request, or data found on disk, is malformed.
     #[error("invalid: {0}")]
     Invalid(String),
+    /// A value of the `meta` table does not have the form its key's family stores (not JSON
+    /// of the expected shape, not a number, not one of the allowed words).
+    #[error("store: the value of meta key `{key}` is unreadable: {message}")]
+    CorruptMeta {
+        /// The key whose value is unreadable.
+        key: MetaKey,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 /// A desired resource as stored, with its revision and timestamps.
@@ -168,25 +184,42 @@ pub struct Change {
 }
 
 /// A recorded event.
+///
+/// `level` and `reason` are the strings as stored and as the API sends them; [`Event::level`]
+/// and [`Event::reason`] give them as a [`Level`] and a [`Reason`].
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Event {
     /// Increasing id; never reused, so `after_id` polling is safe.
     pub id: i64,
     /// When it was recorded (unix ms).
     pub ts_ms: i64,
-    /// `"info"`, `"warning"` or `"error"`.
+    /// `"info"`, `"warning"` or `"error"` (see [`Level`]).
     pub level: String,
     /// The resource it concerns, if any.
     pub resource: Option<ResourceRef>,
     /// The pod it concerns, if any (e.g. `data-cache.0`).
     pub pod: Option<String>,
-    /// A short CamelCase reason (`Started`, `Failover`, …).
+    /// A short CamelCase reason (`Started`, `Failover`, …; see [`Reason`]).
     pub reason: String,
     /// A human sentence. Never put secrets here.
     pub message: String,
 }
 
-/// An event to record; the store assigns its id and timestamp.
+impl Event {
+    /// The level as a [`Level`]; `None` only for a level name no vd records (the store has
+    /// always refused others), e.g. in JSON that did not come from vd.
+    pub fn level(&self) -> Option<Level> {
+        self.level.parse().ok()
+    }
+
+    /// The reason as a [`Reason`]; a name outside the vocabulary is [`Reason::Other`].
+    pub fn reason(&self) -> Reason {
+        Reason::from(self.reason.as_str())
+    }
+}
+
+/// An event to record with [`Store::record_event`]; the store assigns its id and timestamp.
+/// [`Store::record`] takes the same with a typed level and reason.
 #[derive(Debug, Clone, Copy)]
 pub struct NewEvent<'a> {
     /// `"info"`, `"warning"` or `"error"`.
@@ -589,8 +622,31 @@ impl Store {
 
     // ---------------------------------------------------------------- events
 
-    /// Records an event and returns its id. The level must be one of [`EVENT_LEVELS`].
-    /// Keeps the newest [`EVENTS_KEEP`] events, pruning older ones now and then.
+    /// Records an event and returns its id.
+    ///
+    /// Keeps the newest [`EVENTS_KEEP`] events, pruning older ones now and then. The level and
+    /// reason are stored as [`Level::as_str`] and [`Reason::as_str`], the strings
+    /// [`Event::level`] and [`Event::reason`] read back.
+    pub fn record(
+        &self,
+        level: Level,
+        resource: Option<&ResourceRef>,
+        pod: Option<&str>,
+        reason: Reason,
+        message: &str,
+    ) -> Result<i64, StoreError> {
+        self.record_event(NewEvent {
+            level: level.as_str(),
+            resource,
+            pod,
+            reason: reason.as_str(),
+            message,
+        })
+    }
+
+    /// Records an event given as strings and returns its id. The level must be one of
+    /// [`EVENT_LEVELS`]. Keeps the newest [`EVENTS_KEEP`] events, pruning older ones now and
+    /// then. [`Store::record`] is the same with a typed level and reason.
     pub fn record_event(&self, ev: NewEvent<'_>) -> Result<i64, StoreError> {
         if !EVENT_LEVELS.contains(&ev.level) {
             return Err(StoreError::Invalid(format!(
@@ -838,7 +894,70 @@ impl Store {
 
     // ---------------------------------------------------------------- meta
 
-    /// A value of the free-form key-value table.
+    /// The value of a key of the `meta` table, if set.
+    pub fn meta(&self, key: &MetaKey) -> Result<Option<String>, StoreError> {
+        self.meta_get(&key.key())
+    }
+
+    /// Sets (replacing) the value of a key of the `meta` table.
+    pub fn set_meta(&self, key: &MetaKey, value: &str) -> Result<(), StoreError> {
+        self.meta_set(&key.key(), value)
+    }
+
+    /// Removes a key of the `meta` table (no error if it is not set).
+    pub fn delete_meta(&self, key: &MetaKey) -> Result<(), StoreError> {
+        self.meta_delete(&key.key())
+    }
+
+    /// The value of a key holding JSON, decoded; `None` if the key is not set. A value that
+    /// does not decode as `T` is [`StoreError::CorruptMeta`] naming the key.
+    pub fn meta_json<T: DeserializeOwned>(&self, key: &MetaKey) -> Result<Option<T>, StoreError> {
+        self.meta(key)?
+            .map(|text| {
+                serde_json::from_str(&text).map_err(|e| StoreError::CorruptMeta {
+                    key: key.clone(),
+                    message: format!("bad JSON: {e}"),
+                })
+            })
+            .transpose()
+    }
+
+    /// Sets (replacing) a key to `value` as JSON. A value that does not serialize (a map with
+    /// non-string keys, a failing `Serialize` impl) is [`StoreError::Invalid`] naming the
+    /// key, and nothing is written.
+    pub fn set_meta_json<T: Serialize + ?Sized>(
+        &self,
+        key: &MetaKey,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let text = serde_json::to_string(value).map_err(|e| {
+            StoreError::Invalid(format!("the value for meta key `{key}` is not JSON: {e}"))
+        })?;
+        self.set_meta(key, &text)
+    }
+
+    /// The value of a key parsed with [`FromStr`] (a number such as a failover epoch, or a
+    /// word such as a [`HaState`]); `None` if the key is not set. A value that does not parse
+    /// is [`StoreError::CorruptMeta`] naming the key.
+    pub fn meta_parsed<T>(&self, key: &MetaKey) -> Result<Option<T>, StoreError>
+    where
+        T: FromStr,
+        T::Err: Display,
+    {
+        self.meta(key)?
+            .map(|text| {
+                text.parse().map_err(|e: T::Err| StoreError::CorruptMeta {
+                    key: key.clone(),
+                    message: format!("`{text}`: {e}"),
+                })
+            })
+            .transpose()
+    }
+
+    // The string-keyed accessors below are to be removed once callers use MetaKey.
+
+    /// A value of the `meta` table by its raw key; [`Store::meta`] takes a [`MetaKey`].
+    #[doc(hidden)]
     pub fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError> {
         let conn = self.lock();
         Ok(conn
@@ -848,7 +967,9 @@ impl Store {
             .optional()?)
     }
 
-    /// Sets (replacing) a value of the free-form key-value table.
+    /// Sets a value of the `meta` table by its raw key; [`Store::set_meta`] takes a
+    /// [`MetaKey`].
+    #[doc(hidden)]
     pub fn meta_set(&self, key: &str, value: &str) -> Result<(), StoreError> {
         let conn = self.lock();
         conn.execute(
@@ -858,7 +979,9 @@ impl Store {
         Ok(())
     }
 
-    /// Removes a key of the free-form key-value table (no error if missing).
+    /// Removes a key of the `meta` table by its raw key; [`Store::delete_meta`] takes a
+    /// [`MetaKey`].
+    #[doc(hidden)]
     pub fn meta_delete(&self, key: &str) -> Result<(), StoreError> {
         let conn = self.lock();
         conn.execute("DELETE FROM meta WHERE key = ?1", params![key])?;

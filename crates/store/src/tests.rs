@@ -766,3 +766,145 @@ fn corrupt_rows_are_errors_not_panics() {
         2
     );
 }
+
+#[test]
+fn typed_meta_uses_the_same_rows_as_raw_keys() {
+    let (_d, s) = open();
+    let cache = ResourceRef::new(Kind::Redis, "data", "cache");
+    let epoch = MetaKey::FailoverEpoch(cache.clone());
+    assert_eq!(s.meta(&epoch).unwrap(), None);
+    // A store written with hand-built keys reads through the typed ones, and back.
+    s.meta_set("failover-epoch:redis/data/cache", "7").unwrap();
+    assert_eq!(s.meta(&epoch).unwrap(), Some("7".into()));
+    assert_eq!(s.meta_parsed::<u64>(&epoch).unwrap(), Some(7));
+    s.set_meta(&epoch, "8").unwrap();
+    assert_eq!(
+        s.meta_get("failover-epoch:redis/data/cache").unwrap(),
+        Some("8".into())
+    );
+    s.delete_meta(&epoch).unwrap();
+    s.delete_meta(&epoch).unwrap();
+    assert_eq!(s.meta_get("failover-epoch:redis/data/cache").unwrap(), None);
+    assert_eq!(s.meta_parsed::<u64>(&epoch).unwrap(), None);
+
+    let ha = MetaKey::HaSettings(cache);
+    s.set_meta(&ha, HaState::PendingLive.as_str()).unwrap();
+    assert_eq!(
+        s.meta_parsed::<HaState>(&ha).unwrap(),
+        Some(HaState::PendingLive)
+    );
+    s.set_meta(&ha, "half-done").unwrap();
+    match s.meta_parsed::<HaState>(&ha) {
+        Err(StoreError::CorruptMeta { key, message }) => {
+            assert_eq!(key, ha);
+            assert!(message.contains("half-done"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn meta_json_round_trips_and_reports_corrupt_values() {
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Pending {
+        epoch: u64,
+        from: u32,
+        to: u32,
+    }
+    let (_d, s) = open();
+    let key = MetaKey::FailoverPending(ResourceRef::new(Kind::Redis, "data", "cache"));
+    assert_eq!(s.meta_json::<Pending>(&key).unwrap(), None);
+    let p = Pending {
+        epoch: 3,
+        from: 0,
+        to: 1,
+    };
+    s.set_meta_json(&key, &p).unwrap();
+    assert_eq!(
+        s.meta(&key).unwrap().as_deref(),
+        Some(r#"{"epoch":3,"from":0,"to":1}"#)
+    );
+    assert_eq!(s.meta_json::<Pending>(&key).unwrap(), Some(p));
+
+    // The history's pair is stored as a JSON array.
+    let history = MetaKey::FailoverHistory(ResourceRef::new(Kind::Redis, "data", "cache"));
+    s.set_meta_json(&history, &(2u32, "abc")).unwrap();
+    assert_eq!(s.meta(&history).unwrap().as_deref(), Some(r#"[2,"abc"]"#));
+    assert_eq!(
+        s.meta_json::<(u32, String)>(&history).unwrap(),
+        Some((2, "abc".to_string()))
+    );
+
+    for bad in ["not json", r#"{"epoch":3}"#, ""] {
+        s.set_meta(&key, bad).unwrap();
+        let err = s.meta_json::<Pending>(&key).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::CorruptMeta { key: k, .. } if *k == key),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains("failover-pending:redis/data/cache"),
+            "{err}"
+        );
+    }
+
+    // A value that cannot be JSON is refused before anything is written.
+    s.set_meta(&key, "kept").unwrap();
+    let not_json = BTreeMap::from([((1, 2), "v")]);
+    assert!(matches!(
+        s.set_meta_json(&key, &not_json),
+        Err(StoreError::Invalid(m)) if m.contains("failover-pending:redis/data/cache")
+    ));
+    assert_eq!(s.meta(&key).unwrap().as_deref(), Some("kept"));
+}
+
+#[test]
+fn typed_events_store_the_same_strings() {
+    let (_d, s) = open();
+    let cache = ResourceRef::new(Kind::Redis, "data", "cache");
+    let a = s
+        .record(
+            Level::Warning,
+            Some(&cache),
+            Some("data-cache.0"),
+            Reason::Exited,
+            "exit status 1",
+        )
+        .unwrap();
+    let b = s
+        .record(Level::Info, None, None, Reason::ConfigChanged, "data: K")
+        .unwrap();
+    // What an older vd recorded, or a name since dropped from the vocabulary.
+    let c = s.record_event(ev("info", None, "FailedOver")).unwrap();
+    assert!(a < b && b < c);
+
+    let all = s.events(None, 0, 10).unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(
+        (all[0].level.as_str(), all[0].reason.as_str()),
+        ("warning", "Exited")
+    );
+    assert_eq!(all[0].level(), Some(Level::Warning));
+    assert_eq!(all[0].reason(), Reason::Exited);
+    assert_eq!(all[0].resource.as_ref(), Some(&cache));
+    assert_eq!(all[0].pod.as_deref(), Some("data-cache.0"));
+    assert_eq!(all[1].reason(), Reason::ConfigChanged);
+    assert_eq!(all[1].level(), Some(Level::Info));
+    assert_eq!(all[2].reason(), Reason::Other("FailedOver".into()));
+
+    // The JSON the API sends keeps its shape and strings.
+    let json = serde_json::to_value(&all[0]).unwrap();
+    assert_eq!(json["level"], "warning");
+    assert_eq!(json["reason"], "Exited");
+    let back: Event = serde_json::from_value(json).unwrap();
+    assert_eq!(back, all[0]);
+}
+
+#[test]
+fn event_levels_are_the_level_names() {
+    assert_eq!(
+        EVENT_LEVELS.to_vec(),
+        Level::ALL.iter().map(|l| l.as_str()).collect::<Vec<_>>()
+    );
+}
