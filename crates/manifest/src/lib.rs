@@ -1,10 +1,13 @@
 //! HCL manifests to vd resources, with located diagnostics.
 //!
 //! A manifest is a list of blocks `KIND "scope" "name" { ... }` (kinds `statefulset`, `redis`,
-//! `deployment`, `asset`). A `redis` block takes every statefulset field, kept as written
-//! (`None` when unset, for the macro's defaults), plus `plugin { version }` and
-//! `sentinel { enabled monitor }`; the sentinel rules of seed 000 are checked here. Parsing keeps every span (via `hcl-edit`) so that both our own errors
-//! and the ones the server finds later (`Manifest::diagnostic_at`) point at file, line and column.
+//! `deployment`, `asset`, `cronjob`). A `redis` block takes every statefulset field, kept as
+//! written (`None` when unset, for the macro's defaults), plus the macro's own `plugin`,
+//! `sentinel`, `failover`, `proxy` and `backup` blocks. Their rules (a sentinel watches another
+//! redis of its own scope and never runs as two replicas; automatic failover needs a replica to
+//! promote; ...) are checked here as well as on the server, so that they point at the field.
+//! Parsing keeps every span (via `hcl-edit`) so that both our own errors and the ones the
+//! server finds later (`Manifest::diagnostic_at`) point at file, line and column.
 //! `file()` and `url()` are resolved here, on the CLI side.
 //!
 //! Template fields: `image`, `command`, `env` values, `volumes` and exec probe commands keep HCL

@@ -1,5 +1,9 @@
-//! The `backup { schedule keep destination source }` block of a data redis (issue 8): its
-//! forms, its rules, and where each diagnostic points.
+//! The `backup { schedule keep destination source }` block of a data redis: its forms,
+//! its rules, and where each diagnostic points.
+
+// Failures in tests are panics by design; clippy's allow-unwrap-in-tests does not reach
+// helpers outside `#[test]` functions in integration tests.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use vd_core::{BackupSpec, Kind, RedisSpec, Resource, ResourceRef, Spec};

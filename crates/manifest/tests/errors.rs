@@ -1,5 +1,9 @@
 //! Bad manifests: each must fail with a clear message, a help, and the right line and column.
 
+// Failures in tests are panics by design; clippy's allow-unwrap-in-tests does not reach
+// helpers outside `#[test]` functions in integration tests.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use vd_manifest::{load_files, parse_str, Diagnostic};
 

@@ -1,5 +1,9 @@
 //! Arbitrary and mangled input must produce resources or located errors, never a panic.
 
+// Failures in tests are panics by design; clippy's allow-unwrap-in-tests does not reach
+// helpers outside `#[test]` functions in integration tests.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use proptest::prelude::*;
 use std::path::Path;
 use vd_manifest::{parse_str, Diagnostics, Manifest};

@@ -1,6 +1,10 @@
-//! The redis macro block (seed 000): statefulset passthrough kept as written, `plugin`,
-//! `sentinel`, and the sentinel validation rules with their messages and places; `failover`
-//! (issue 6) and `proxy` (issue 7) and their rules.
+//! The redis macro block: statefulset passthrough kept as written, `plugin`, `sentinel`, and
+//! the sentinel validation rules with their messages and places; `failover` and `proxy` and
+//! their rules.
+
+// Failures in tests are panics by design; clippy's allow-unwrap-in-tests does not reach
+// helpers outside `#[test]` functions in integration tests.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use vd_core::{
@@ -19,7 +23,7 @@ fn parse(text: &str) -> Manifest {
 }
 
 /// Writes `files` and the manifest into a temporary directory and loads it from disk, so that
-/// the seed's `file("./conf/...")` calls resolve.
+/// the examples' `file("./conf/...")` calls resolve.
 fn load_with_files(text: &str, files: &[(&str, &str)]) -> Manifest {
     let dir = tempfile::tempdir().unwrap();
     for (rel, body) in files {
@@ -80,7 +84,7 @@ fn help(d: &Diagnostic) -> &str {
     d.help().unwrap_or_default()
 }
 
-// ----- seed 000 examples, verbatim -----
+// ----- whole manifests: a lone standalone, HA clusters with their apps, custom configs -----
 
 #[test]
 fn seed_minimal_standalone_is_all_defaults() {
@@ -563,7 +567,7 @@ redis "s" "off" {
     );
 }
 
-// ----- sentinel validation (seed 000) -----
+// ----- sentinel validation -----
 
 #[test]
 fn sentinel_monitor_is_required_when_enabled() {
@@ -758,7 +762,7 @@ fn sentinel_block_field_errors() {
     assert_eq!(d.help(), Some("write `sentinel { ... }` without `=`"));
 }
 
-// ----- failover (issue 6) -----
+// ----- failover -----
 
 fn failover(automatic: bool, down_after_ms: u64) -> Option<FailoverSpec> {
     Some(FailoverSpec {
@@ -1157,7 +1161,7 @@ fn failover_belongs_in_a_data_redis() {
     );
 }
 
-// ----- proxy (issue 7) -----
+// ----- proxy -----
 
 fn proxy(enabled: bool, replicas: u32) -> Option<ProxySpec> {
     Some(ProxySpec { enabled, replicas })

@@ -1,5 +1,9 @@
 //! Manifests that must parse, and what they must parse to.
 
+// Failures in tests are panics by design; clippy's allow-unwrap-in-tests does not reach
+// helpers outside `#[test]` functions in integration tests.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -214,8 +218,8 @@ deployment "web" "app" {
     );
 }
 
-/// The statefulset examples of seed 001, verbatim.
-const SEED_001_STATEFULSETS: &str = r#"
+/// Two typical statefulsets: postgres with a data claim, redis with its own command.
+const STATEFULSET_EXAMPLES: &str = r#"
 statefulset "data" "pg" {
   image    = "postgres:15-alpine"
   replicas = 3
@@ -247,7 +251,7 @@ statefulset "data" "cache" {
 
 #[test]
 fn seed_001_statefulsets_parse() {
-    let m = parse(SEED_001_STATEFULSETS);
+    let m = parse(STATEFULSET_EXAMPLES);
     let pg = workload(&m, Kind::Statefulset, "data", "pg");
     assert_eq!(pg.image.as_deref(), Some("postgres:15-alpine"));
     assert_eq!(pg.replicas, 3);
@@ -289,7 +293,7 @@ fn seed_001_assets_parse_with_files_and_urls() {
         std::fs::write(dir.path().join("configs").join(name), body).unwrap();
     }
     let (url, server) = serve_once("user app on >secret ~* +@all\n");
-    // Seed 001's asset blocks, with the r2 URL pointed at a local server.
+    // Typical asset blocks: files from disk, and one from a URL (served locally here).
     let text = format!(
         r#"
 asset "data" "pg-config" {{

@@ -1,15 +1,20 @@
-//! Lowering of `cronjob "scope" "name" { ... }` blocks (issue 8): the schedule is parsed here
-//! with the same parser the server's scheduler uses, so a bad one is reported at its span.
+//! Lowering of `cronjob "scope" "name" { ... }` blocks: the container fields a workload takes,
+//! plus when and how runs happen. The schedule is parsed here with the same parser the
+//! server's scheduler uses, so a bad one is reported at its span.
 
-use super::{Cx, Str};
-use hcl_edit::structure::{Body, Structure};
+use crate::lower::attrs::Nested;
+use crate::lower::cx::Cx;
+use crate::lower::values::Str;
+use crate::lower::workload::{unlocated_mounts, Container, LocatedMount};
+use hcl_edit::structure::Body;
 use hcl_edit::Span;
 use std::collections::HashSet;
+use std::ops::Range;
 use vd_core::schedule::Schedule;
 use vd_core::{Concurrency, CronjobSpec};
 
 /// Every field a cronjob block takes.
-pub(super) const CRONJOB_FIELDS: [&str; 9] = [
+const CRONJOB_FIELDS: [&str; 9] = [
     "schedule",
     "image",
     "command",
@@ -26,91 +31,41 @@ const MAX_KEEP: u64 = 1000;
 
 impl Cx<'_> {
     /// A cronjob block, checked field by field; `header` is where a missing schedule is reported.
-    pub(super) fn cronjob(&mut self, body: &Body, header: std::ops::Range<usize>) -> CronjobSpec {
-        let mut spec = CronjobSpec {
-            schedule: String::new(),
-            image: None,
-            command: Vec::new(),
-            env: Default::default(),
-            env_from: Vec::new(),
-            volumes: Vec::new(),
-            concurrency: Concurrency::default(),
-            keep: CronjobSpec::DEFAULT_KEEP,
-            timeout_ms: None,
-        };
+    pub(super) fn cronjob(&mut self, body: &Body, header: Range<usize>) -> CronjobSpec {
+        let mut container = Container::default();
+        let mut schedule = String::new();
+        let mut concurrency = Concurrency::default();
+        let mut keep = CronjobSpec::DEFAULT_KEEP;
+        let mut timeout_ms = None;
         let mut schedule_written = false;
-        let mut targets: HashSet<String> = HashSet::new();
-        for structure in body.iter() {
-            let a = match structure {
-                Structure::Attribute(a) => a,
-                Structure::Block(b) => {
-                    let name = b.ident.as_str();
-                    if CRONJOB_FIELDS.contains(&name) {
-                        self.err(
-                            b.ident.span(),
-                            format!("`{name}` is an attribute, not a block"),
-                            format!("write `{name} = ...`"),
-                        );
-                    } else {
-                        self.unknown_field(name, b.ident.span(), "cronjob", &CRONJOB_FIELDS);
-                    }
-                    continue;
-                }
-            };
+        let nested = Nested::AsAttribute(None);
+        self.attributes(body, "cronjob", &CRONJOB_FIELDS, nested, |cx, a| {
             let key = a.key.as_str();
             let v = &a.value;
-            if CRONJOB_FIELDS.contains(&key) {
-                self.record(key, v.span());
-            }
             match key {
                 "schedule" => {
+                    cx.record(key, v.span());
                     schedule_written = true;
-                    let Some(text) = self.string(v, "schedule", Str::Literal) else {
-                        continue;
+                    let Some(text) = cx.string(v, "schedule", Str::Literal) else {
+                        return;
                     };
                     match Schedule::parse(&text) {
-                        Ok(s) => spec.schedule = s.as_str().to_string(),
-                        Err(e) => self.err(
+                        Ok(s) => schedule = s.as_str().to_string(),
+                        Err(e) => cx.err(
                             v.span(),
                             e.to_string(),
                             "times are UTC; e.g. schedule = \"0 */6 * * *\" runs at 00:00, 06:00, 12:00 and 18:00",
                         ),
                     }
                 }
-                "image" => spec.image = self.string(v, "image", Str::Template),
-                "command" => {
-                    let command = self.string_list(v, "command", Str::Template);
-                    if command.as_ref().is_some_and(Vec::is_empty) {
-                        self.err(
-                            v.span(),
-                            "`command` is empty",
-                            "write the argv to run, e.g. command = [\"sh\", \"-c\", \"...\"]",
-                        );
-                    }
-                    spec.command = command.unwrap_or_default();
-                }
-                "env" => spec.env = self.env(v),
-                "env_from" => spec.env_from = self.env_from(v),
-                "volumes" => {
-                    for (m, span) in self.volumes(v) {
-                        if !targets.insert(m.target.trim_end_matches('/').to_string()) {
-                            self.err(
-                                span,
-                                format!("mount path `{}` is used twice", m.target),
-                                "each volume needs its own path inside the pod",
-                            );
-                            continue;
-                        }
-                        spec.volumes.push(m);
-                    }
-                }
                 "concurrency" => {
-                    let Some(text) = self.string(v, "concurrency", Str::Literal) else {
-                        continue;
+                    cx.record(key, v.span());
+                    let Some(text) = cx.string(v, "concurrency", Str::Literal) else {
+                        return;
                     };
                     match Concurrency::parse(&text) {
-                        Some(c) => spec.concurrency = c,
-                        None => self.err(
+                        Some(c) => concurrency = c,
+                        None => cx.err(
                             v.span(),
                             format!("`concurrency` must be \"forbid\", \"allow\" or \"replace\", found \"{text}\""),
                             "forbid (the default) skips a slot while a run still goes, allow lets runs overlap, replace stops the running one",
@@ -118,14 +73,32 @@ impl Cx<'_> {
                     }
                 }
                 "keep" => {
-                    if let Some(n) = self.whole(v, "keep", 1, MAX_KEEP, "keep = 5") {
-                        spec.keep = u32::try_from(n).unwrap_or(CronjobSpec::DEFAULT_KEEP);
+                    cx.record(key, v.span());
+                    if let Some(n) = cx.whole(v, "keep", 1, MAX_KEEP, "keep = 5") {
+                        keep = u32::try_from(n).unwrap_or(CronjobSpec::DEFAULT_KEEP);
                     }
                 }
-                "timeout" => spec.timeout_ms = self.duration_ms(v, "timeout", 1000),
-                other => self.unknown_field(other, a.key.span(), "cronjob", &CRONJOB_FIELDS),
+                "timeout" => {
+                    cx.record(key, v.span());
+                    timeout_ms = cx.duration_ms(v, "timeout", 1000);
+                }
+                // The container fields, as a workload takes them; a run is one container, so
+                // it needs something to run and each mount needs its own path.
+                _ => {
+                    cx.container_field(a, &mut container);
+                    if key == "command" && container.command.as_ref().is_some_and(Vec::is_empty) {
+                        cx.err(
+                            v.span(),
+                            "`command` is empty",
+                            "write the argv to run, e.g. command = [\"sh\", \"-c\", \"...\"]",
+                        );
+                    }
+                    if key == "volumes" {
+                        container.volumes = cx.distinct_volumes(std::mem::take(&mut container.volumes));
+                    }
+                }
             }
-        }
+        });
         if !schedule_written {
             self.err(
                 Some(header),
@@ -133,6 +106,35 @@ impl Cx<'_> {
                 "write when it runs, in UTC, e.g. schedule = \"0 */6 * * *\" (every six hours)",
             );
         }
-        spec
+        CronjobSpec {
+            schedule,
+            image: container.image,
+            command: container.command.unwrap_or_default(),
+            env: container.env,
+            env_from: container.env_from,
+            volumes: unlocated_mounts(container.volumes),
+            concurrency,
+            keep,
+            timeout_ms,
+        }
+    }
+
+    /// `volumes` without a second mount on one path (trailing slashes aside), each repeat
+    /// reported at its list item and dropped.
+    fn distinct_volumes(&mut self, volumes: Vec<LocatedMount>) -> Vec<LocatedMount> {
+        let mut targets: HashSet<String> = HashSet::new();
+        let mut out = Vec::with_capacity(volumes.len());
+        for (m, span) in volumes {
+            if !targets.insert(m.target.trim_end_matches('/').to_string()) {
+                self.err(
+                    span,
+                    format!("mount path `{}` is used twice", m.target),
+                    "each volume needs its own path inside the pod",
+                );
+                continue;
+            }
+            out.push((m, span));
+        }
+        out
     }
 }
