@@ -86,14 +86,30 @@ fn on_path(program: &str, env: &BTreeMap<String, String>) -> bool {
         .any(|d| Path::new(d).join(program).is_file())
 }
 
+/// A pidfd for `pid`: readable once the process exits, and immune to pid reuse.
+// `unsafe`: neither std (its PidFd is unstable) nor nix offers a safe pidfd_open, so this is the
+// raw syscall, and the descriptor it returns has to be adopted by hand.
+#[allow(unsafe_code)]
 fn pidfd_open(pid: u32) -> std::io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; we own the fd.
+    // SAFETY: pidfd_open takes a pid and flags, touches no memory of ours, and returns a new fd
+    // or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
     // SAFETY: the syscall returned a fresh, valid descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// `fd` registered with tokio's reactor for readability (a pidfd turns readable at exit).
+// `unsafe`: tokio's AsyncFd registration is an unsafe fn (the fd must stay open and the same for
+// the AsyncFd's life), and tokio has no safe constructor that is not deprecated as unsound.
+#[allow(unsafe_code)]
+fn readable(fd: OwnedFd) -> std::io::Result<AsyncFd<OwnedFd>> {
+    // SAFETY: `fd` is an OwnedFd moved into the AsyncFd, so it stays open and unchanged for
+    // the AsyncFd's whole life.
+    unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+        .map_err(|e| e.into())
 }
 
 impl ProcessRuntime {
@@ -127,10 +143,7 @@ impl ProcessRuntime {
     ) -> Result<Box<dyn RunningPod>, RuntimeError> {
         let fd =
             pidfd_open(state.pid).map_err(|e| RuntimeError::io(format!("watch pod {pod}"), e))?;
-        // SAFETY: `fd` is an OwnedFd moved into the AsyncFd, so it stays open and unchanged for
-        // the AsyncFd's whole life.
-        let fd = unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
-            .map_err(|e| RuntimeError::io(format!("watch pod {pod}"), e.into()))?;
+        let fd = readable(fd).map_err(|e| RuntimeError::io(format!("watch pod {pod}"), e))?;
         let env = std::fs::read(self.pod_dir(pod).join("init.json"))
             .ok()
             .and_then(|b| serde_json::from_slice::<InitSpec>(&b).ok())
