@@ -2,6 +2,7 @@
 //! replication operations the controller performs (switchover, password rotation), and
 //! redis-sentinel queries, commands and `+switch-master` events.
 
+mod conn;
 pub mod info;
 pub mod migrate;
 pub mod node;
@@ -9,6 +10,7 @@ pub mod rdb;
 pub mod sentinel;
 pub mod switchover;
 
+pub use conn::RedisError;
 pub use info::{Info, Replication, Role};
-pub use node::{Node, RedisError};
+pub use node::Node;
 pub use sentinel::{parse_switch_master, watch_switch_master, Sentinel, SwitchMaster};

@@ -6,8 +6,8 @@
 //! The live path itself (the target replicating from the source) is driven by the server
 //! with [`crate::Node`]; this module gives it the source side and the pure decisions.
 
+use crate::conn::{Conn, RedisError};
 use crate::info::{Info, Replication};
-use crate::node::{Conn, RedisError};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! replies depends on the protocol: RESP2 sends a flat `field value field value ...` array,
 //! RESP3 a map. Both are accepted so a later protocol switch does not break parsing.
 
-use crate::node::{client, Conn, RedisError};
+use crate::conn::{client, Conn, RedisError};
 use futures_util::StreamExt;
 use redis::Value;
 use std::collections::BTreeMap;

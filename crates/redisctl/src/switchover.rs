@@ -5,8 +5,9 @@
 //! master re-pointed *before* writes are released, so no write can land on the old master
 //! after the target took over. If the target does not catch up in time nothing is changed.
 
+use crate::conn::RedisError;
 use crate::info::Role;
-use crate::node::{Node, RedisError};
+use crate::node::Node;
 use std::time::{Duration, Instant};
 
 /// What a switchover did.
