@@ -32,10 +32,14 @@ const MAX_REPLY_ELEMENTS: u64 = i32::MAX as u64;
 /// connection is out of step with the protocol.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RespError {
-    /// A byte other than the one the protocol requires at this point (`got` is the byte as a
-    /// Latin-1 character).
+    /// A byte other than the one the protocol requires at this point.
     #[error("expected {expected:?}, got {got:?}")]
-    Expected { expected: char, got: char },
+    Expected {
+        /// The byte the protocol requires here.
+        expected: char,
+        /// The byte found, as a Latin-1 character.
+        got: char,
+    },
     /// A reply starting with a byte that is no RESP2/RESP3 type.
     #[error("unknown reply type {0:?}")]
     UnknownType(char),
@@ -320,6 +324,7 @@ pub struct Reply {
     /// Bytes it occupies. An RESP3 attribute (`|`) is consumed together with the frame that
     /// follows it, and the Reply describes that following frame.
     pub len: usize,
+    /// The type of the described frame.
     pub kind: ReplyKind,
     /// Offset where the described frame starts (after any attribute); 0 without attribute.
     pub start: usize,

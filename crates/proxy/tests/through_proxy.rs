@@ -3,6 +3,10 @@
 //! lost write) and an unplanned one (errors only until the promotion, nothing on the demoted
 //! master after the switch).
 
+// Failures in tests are panics by design; clippy's allow-unwrap-in-tests does not reach
+// helpers outside `#[test]` functions in integration tests and benches.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

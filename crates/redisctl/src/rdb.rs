@@ -255,11 +255,13 @@ impl Verifier {
         if self.total < (HEADER_LEN + TRAILER_LEN) as u64 {
             return Err(RdbError::TooShort { bytes: self.total });
         }
-        if self.tail[0] != OPCODE_EOF {
+        // The length check above leaves exactly TRAILER_LEN bytes here: the EOF opcode, then
+        // the little-endian CRC64.
+        let Ok([OPCODE_EOF, crc @ ..]) = <[u8; TRAILER_LEN]>::try_from(self.tail.as_slice()) else {
             return Err(RdbError::NoEnd);
-        }
-        self.digest.update(&self.tail[..1]);
-        let stored = u64::from_le_bytes(self.tail[1..].try_into().expect("8 bytes"));
+        };
+        self.digest.update(&[OPCODE_EOF]);
+        let stored = u64::from_le_bytes(crc);
         let computed = self.digest.finalize();
         match stored {
             0 => Ok(done(Checksum::Disabled)),

@@ -2,6 +2,10 @@
 //! and free ports: both transfer forms (diskless `$EOF:` and saved `$<len>`), from a master and
 //! from a replica, and the source's refusals.
 
+// Failures in tests are panics by design; clippy's allow-unwrap-in-tests does not reach
+// helpers outside `#[test]` functions in integration tests and benches.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{free_ports, HOST};

@@ -1,6 +1,10 @@
 //! Sentinel operations against real processes: a redis-server master, one replica and one
 //! redis-sentinel, all on 127.0.0.1 and free ports, in a temporary directory.
 
+// Failures in tests are panics by design; clippy's allow-unwrap-in-tests does not reach
+// helpers outside `#[test]` functions in integration tests and benches.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{free_ports, HOST};
