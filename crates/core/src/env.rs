@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 /// A set of environment variables.
 pub type EnvMap = BTreeMap<String, String>;
 
-/// The environment layers of a pod, lowest precedence first (DESIGN.md):
+/// The environment layers of a pod, lowest precedence first, so the more specific a layer the
+/// more it wins:
 /// plugin env < manifest `env` < `env_from` buckets (in list order) < the resource's own bucket.
 /// The runtime's identity variables (`VOODU_*`) are added last and always win.
 #[derive(Debug, Default, Clone)]
@@ -69,7 +70,7 @@ mod tests {
     }
 
     #[test]
-    fn precedence_follows_design() {
+    fn precedence_is_plugin_manifest_env_from_own() {
         let plugin = m(&[
             ("A", "plugin"),
             ("B", "plugin"),

@@ -146,9 +146,9 @@ impl Spec {
     }
 }
 
-/// A `redis "scope" "name" {}` block (seed 000). Statefulset fields are kept as the operator
-/// wrote them (`None`: not set, the macro's default applies) so expansion can apply the seed's
-/// merge rules: env deep-merged, volumes additive by destination, probes replaced wholesale.
+/// A `redis "scope" "name" {}` block. Statefulset fields are kept as the operator wrote them
+/// (`None`: not set, the macro's default applies) so expansion can apply the macro's merge
+/// rules: env deep-merged, volumes additive by destination, probes replaced wholesale.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RedisSpec {
     /// Image; default `redis:7-alpine`.
@@ -185,11 +185,11 @@ pub struct RedisSpec {
     /// and serialize as they did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failover: Option<FailoverSpec>,
-    /// `proxy { replicas }` in a data redis: `<name>-proxy` pods running `vd proxy` (issue 7).
+    /// `proxy { replicas }` in a data redis: `<name>-proxy` pods running `vd proxy`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<ProxySpec>,
     /// `backup { schedule keep destination source }` in a data redis: the controller takes
-    /// backups on a schedule and prunes old ones (issue 8).
+    /// backups on a schedule and prunes old ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupSpec>,
 }
@@ -254,8 +254,8 @@ pub struct SentinelSpec {
     pub monitor: Option<String>,
 }
 
-/// `failover { automatic down_after }` inside a data redis block (issue 6): vd's controller is
-/// the failure detector (DESIGN.md "High availability", mode 3).
+/// `failover { automatic down_after }` inside a data redis block: vd's controller, rather than
+/// a sentinel sibling, is the failure detector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailoverSpec {
     /// Whether the controller promotes a replica on its own; true when the block is present

@@ -1,4 +1,4 @@
-//! Names derived from a resource: pods, volumes and host names (seed 001).
+//! Names derived from a resource: pods, volumes and host names.
 
 use crate::model::ResourceRef;
 
@@ -41,7 +41,7 @@ mod tests {
     use crate::model::Kind;
 
     #[test]
-    fn seed_001_names() {
+    fn statefulset_names() {
         let r = ResourceRef::new(Kind::Statefulset, "data", "pg");
         assert_eq!(pod_name(&r, 0), "data-pg.0");
         assert_eq!(

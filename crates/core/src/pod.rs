@@ -41,8 +41,8 @@ pub struct PodTemplate {
 }
 
 impl PodTemplate {
-    /// The spec hash DESIGN.md describes: over image, command, ports, volumes, env, resources,
-    /// claims, probes and asset content digests.
+    /// The spec hash: over image, command, ports, volumes, env, resources, claims, probes and
+    /// asset content digests, so any change a pod would run differently with replaces it.
     pub fn hash(&self) -> String {
         spec_hash(self)
     }

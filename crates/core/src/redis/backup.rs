@@ -1,4 +1,4 @@
-//! Scheduled backups (`backup { schedule keep destination source }` in a data redis, issue 8):
+//! Scheduled backups (`backup { schedule keep destination source }` in a data redis):
 //! the block's rules, where backups go (a local directory or `s3://bucket/prefix`), and which
 //! old ones a run removes. Pure: the server takes, uploads, lists and deletes.
 

@@ -2,7 +2,7 @@
 
 use super::{CONF_D, CONF_PATH, ENTRYPOINT_PATH, REDIS_PORT, RUN_DIR};
 
-/// The base config (DESIGN.md "Redis macro"). It is the same for every redis resource: whatever
+/// The base config. It is the same for every redis resource: whatever
 /// differs per pod (bind address, password, role) is written at boot by the entrypoint, which
 /// includes this file first. It holds no secret: it is an asset, and assets are not secret.
 pub fn redis_conf() -> String {
@@ -24,7 +24,7 @@ dir /data
 # 1 min if 10000. `save` lines add up: to replace these, write `save ""` first.
 save 3600 1 300 100 60 10000
 
-# AOF off (seed 000): a crash may lose up to ~60 s of writes, and `vd redis:restore` stays
+# AOF off by default: a crash may lose up to ~60 s of writes, and `vd redis:restore` stays
 # safe. Enable it in {CONF_D}/ if you need per-write durability.
 appendonly no
 
@@ -60,7 +60,7 @@ mod tests {
     }
 
     #[test]
-    fn holds_exactly_the_design_settings() {
+    fn holds_exactly_the_default_settings() {
         let conf = redis_conf();
         let directives: Vec<&str> = conf
             .lines()

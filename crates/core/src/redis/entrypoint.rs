@@ -7,7 +7,7 @@ use super::{CONF_PATH, ENTRYPOINT_PATH, REDIS_PORT, RUN_DIR};
 
 const TEMPLATE: &str = include_str!("entrypoint.sh");
 
-/// The entrypoint (DESIGN.md "Redis macro"): reads `REDIS_PASSWORD`, `REDIS_MASTER_ORDINAL` and
+/// The entrypoint: reads `REDIS_PASSWORD`, `REDIS_MASTER_ORDINAL` and
 /// the pod's `VOODU_*` identity, writes `$VOODU_REDIS_RUN_DIR/redis.conf` (default
 /// `/run/voodu-redis`, mode 0600) as `include /etc/redis/redis.conf` followed by `bind`,
 /// `requirepass`, `masterauth`, `replica-announce-ip` and, on any ordinal but the master's,

@@ -1,4 +1,4 @@
-//! Seed 000's expansion of a data redis into the statefulset it runs as.
+//! The expansion of a data redis into the statefulset it runs as.
 
 use super::{
     entrypoint_script, generated_asset_name, redis_conf, CONF_KEY, CONF_PATH, DEFAULT_IMAGE,
@@ -22,7 +22,7 @@ pub struct Expansion {
     pub files: BTreeMap<String, String>,
 }
 
-/// Expands a data redis (sentinel `None` or `enabled = false`) per seed 000: the macro's
+/// Expands a data redis (sentinel `None` or `enabled = false`): the macro's
 /// defaults for every field the operator left unset, env deep-merged (operator wins per key),
 /// volumes merged by destination (an operator entry replaces the macro's entry for the same
 /// destination; others are appended), probes replaced wholesale (`Some(empty)` disables).
@@ -96,9 +96,9 @@ fn macro_volumes(id: &ResourceRef) -> Vec<VolumeMount> {
     ]
 }
 
-/// Seed 000: "additive merge by destination path; operator-declared dst replaces plugin entry
-/// for that dst". An operator entry takes the place of the entry already bound at its
-/// destination (so list order stays stable); the rest are appended in the operator's order.
+/// Volumes merge additively by destination path: an operator entry takes the place of the
+/// macro's entry already bound at its destination (so list order stays stable); the rest are
+/// appended in the operator's order.
 pub(super) fn merge_volumes(
     mut merged: Vec<VolumeMount>,
     operator: &[VolumeMount],
@@ -129,7 +129,7 @@ fn secs(s: u64) -> u64 {
 
 /// Liveness: a TCP connect to 6379. Readiness: `redis-cli -e -h ${VOODU_POD_IP} ping`.
 ///
-/// Why not the seed's bare `["redis-cli", "ping"]`:
+/// Why not a bare `["redis-cli", "ping"]`:
 /// - `-h ${VOODU_POD_IP}`: the entrypoint binds redis to the pod's own address (a 127.x.y.z
 ///   per pod on the process runtime, the container's address on docker), not 127.0.0.1, so
 ///   the default host would be refused. The server fills `VOODU_*` in exec probe commands.
@@ -165,15 +165,15 @@ fn probes_with(
     }
 }
 
-/// Seed 000's default probes with the seed's timing: liveness every 10 s, 3 failures;
-/// readiness every 5 s, 1 failure, 2 successes (a pod is ready ~10 s after redis is up).
+/// The default probes: liveness every 10 s, 3 failures; readiness every 5 s, 1 failure,
+/// 2 successes (a pod is ready ~10 s after redis is up).
 /// Timeout 1 s and no initial delay, as [`Probe::new`].
 pub fn default_probes() -> Probes {
     probes_with(5, 2, 10)
 }
 
 /// The default probes with test-friendly timing: readiness every 1 s, 1 success; liveness
-/// every 5 s. Tests set `probes` to this to avoid the seed's ~10 s readiness delay.
+/// every 5 s. Tests set `probes` to this to avoid the default ~10 s readiness delay.
 pub fn fast_probes() -> Probes {
     probes_with(1, 1, 5)
 }
@@ -262,7 +262,7 @@ mod tests {
     }
 
     #[test]
-    fn seed_default_probes_exactly() {
+    fn default_probes_exactly() {
         let p = default_probes();
         let l = p.liveness.unwrap();
         assert_eq!(l.action, ProbeAction::TcpSocket { port: 6379 });
@@ -412,7 +412,7 @@ mod tests {
             ]
         );
         assert_eq!(w.resources, spec.resources);
-        // The generated files still exist (seed: "the plugin's default asset still emits").
+        // The generated files still exist: the macro's asset is emitted even when bypassed.
         assert_eq!(e.files.len(), 2);
     }
 

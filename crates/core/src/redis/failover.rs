@@ -1,4 +1,5 @@
-//! Controller failover (DESIGN.md "High availability", mode 3): the pure planner. The server
+//! Controller failover (vd's controller, not sentinel, detects a failed master and promotes a
+//! replica): the pure planner. The server
 //! observes every pod of a redis with `failover { automatic = true }` (reachability, `INFO`,
 //! the runtime's exit events) and asks [`plan`] what to do; it executes the actions and feeds
 //! the result back on the next tick. Nothing here does IO, so every branch is a table test.

@@ -1,4 +1,4 @@
-//! Link env (seed 000 "Linked app"): the variables `vd redis:link` writes into a consumer's
+//! Link env: the variables `vd redis:link` writes into a consumer's
 //! bucket, and the provider's `REDIS_LINKED_CONSUMERS` list.
 
 use super::{MASTER_NAME, REDIS_PORT, SENTINEL_PORT};
@@ -25,7 +25,7 @@ pub const LINK_VARS: [&str; 4] = [
     "REDIS_MASTER_NAME",
 ];
 
-/// Exactly seed 000's variables:
+/// Exactly these variables, which linked apps rely on:
 /// - one pod (`replicas <= 1`): `REDIS_URL` on the shared alias
 ///   `redis://default:<pw>@<name>.<scope>.voodu:6379`;
 /// - several pods: `REDIS_URL` pinned to the master's pod name `<name>-<M>.<scope>.voodu` and
@@ -105,8 +105,7 @@ pub fn sentinel_url(sentinel: &ResourceRef, replicas: u32) -> String {
     )
 }
 
-/// Seed 000 "Linked app — sentinel-aware" (`vd redis:link --sentinel`), exactly its three
-/// variables:
+/// The sentinel-aware link (`vd redis:link --sentinel`), exactly three variables:
 /// - `REDIS_URL`: the current master's pod, `redis://default:<pw>@<name>-<M>.<scope>.voodu:6379`
 ///   (whatever the replica count), for libraries that don't speak sentinel;
 /// - `REDIS_SENTINEL_HOSTS`: [`sentinel_hosts`] of the sentinel sibling, comma-separated;
@@ -264,8 +263,8 @@ mod tests {
     }
 
     #[test]
-    fn sentinel_link_is_exactly_the_seeds_three_variables() {
-        // The seed's example: data redis clowk-lp/redis, sentinels clowk-lp/redis-quorum.
+    fn sentinel_link_is_exactly_three_variables() {
+        // Data redis clowk-lp/redis, sentinels clowk-lp/redis-quorum.
         assert_eq!(
             sentinel_link_env(&id(), 0, "pwd", &quorum_id(), 3),
             env(&[

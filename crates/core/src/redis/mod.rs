@@ -1,6 +1,7 @@
-//! The redis macro (seed 000): `redis "scope" "name" {}` becomes a statefulset plus two generated
-//! files (a base `redis.conf` and a POSIX-sh entrypoint), with the seed's defaults and merge
-//! rules; plus the macro's validation, scale guard and link env. A sentinel sibling
+//! The redis macro: `redis "scope" "name" {}` becomes a statefulset plus two generated files (a
+//! base `redis.conf` and a POSIX-sh entrypoint), with the macro's defaults for what the operator
+//! left unset and its merge rules for what they wrote; plus the macro's validation, scale guard
+//! and link env. A sentinel sibling
 //! (`sentinel { monitor = "scope/name" }`) becomes a statefulset of sentinels plus one generated
 //! file, the sentinel entrypoint. Pure: no IO.
 //!
@@ -43,7 +44,8 @@ pub const ENTRYPOINT_PATH: &str = "/usr/local/bin/voodu-redis-entrypoint";
 pub const CONF_PATH: &str = "/etc/redis/redis.conf";
 /// Operator overrides: every `*.conf` mounted here is included after the base config.
 pub const CONF_D: &str = "/etc/redis/conf.d";
-/// The sentinel master name (seed 000: hard-coded, not configurable).
+/// The sentinel master name. Fixed, not configurable: a sentinel sibling watches exactly one
+/// data redis, so one name serves every sibling, and linked apps and overrides can rely on it.
 pub const MASTER_NAME: &str = "voodu-master";
 /// The port every redis pod listens on.
 pub const REDIS_PORT: u16 = 6379;
@@ -55,21 +57,22 @@ pub const CONF_KEY: &str = "redis-conf";
 /// Key of the generated entrypoint in [`Expansion::files`].
 pub const ENTRYPOINT_KEY: &str = "entrypoint";
 
-/// The port every sentinel listens on (seed 000: hard-coded).
+/// The port every sentinel listens on (fixed, not configurable).
 pub const SENTINEL_PORT: u16 = 26379;
 /// Operator sentinel overrides: every `*.conf` mounted here is included last by the sentinel
-/// config, so its settings win (seed 000 "Custom sentinel tuning").
+/// config, so its settings win (custom sentinel tuning).
 pub const SENTINEL_CONF_D: &str = "/etc/sentinel/conf.d";
 /// Where the sentinel entrypoint wrapper is mounted inside a sentinel pod.
 pub const SENTINEL_ENTRYPOINT_PATH: &str = "/usr/local/bin/voodu-sentinel-entrypoint";
 /// Key of the generated sentinel entrypoint in [`Expansion::files`] (no dot, as [`CONF_KEY`]).
 pub const SENTINEL_ENTRYPOINT_KEY: &str = "sentinel-entrypoint";
 /// `sentinel down-after-milliseconds`: how long the master may be unreachable before a
-/// sentinel considers it down (seed 000: 5000 ms).
+/// sentinel considers it down: 5000 ms.
 pub const DOWN_AFTER_MS: u64 = 5000;
-/// `sentinel failover-timeout` (seed 000: 30 s).
+/// `sentinel failover-timeout`: 30 s.
 pub const FAILOVER_TIMEOUT_MS: u64 = 30000;
-/// `sentinel parallel-syncs`: replicas resyncing with a new master at once (seed 000: 1).
+/// `sentinel parallel-syncs`: replicas resyncing with a new master at once; one, so the other
+/// replicas keep serving reads meanwhile.
 pub const PARALLEL_SYNCS: u32 = 1;
 /// Sentinel pods when a sentinel sibling does not set `replicas`: the smallest quorum that
 /// survives losing one sentinel.
@@ -87,7 +90,7 @@ pub const MIN_DOWN_AFTER_MS: u64 = 100;
 /// minutes that is a manual failover (`vd redis:failover`) in all but name.
 pub const MAX_DOWN_AFTER_MS: u64 = 600_000;
 
-/// The sentinel quorum for `sentinels` sentinels: `floor(n/2) + 1` (seed 000 "Trade-offs"), the
+/// The sentinel quorum for `sentinels` sentinels: `floor(n/2) + 1`, the
 /// number that must agree the master is down before a failover starts. Sentinel itself needs a
 /// majority of all sentinels to elect the one that fails over, so a larger quorum would not
 /// help and a smaller one would let a minority flag a master down that the rest still see.

@@ -1,4 +1,4 @@
-//! A data redis's `proxy {}` block becomes `<name>-proxy` pods running `vd proxy` (issue 7):
+//! A data redis's `proxy {}` block becomes `<name>-proxy` pods running `vd proxy`:
 //! `:6379` always reaches the master, `:6380` spreads reads over ready replicas. The vd binary
 //! and the controller's feed directory are bind-mounted from the host (`${VD_EXE}`,
 //! `${VD_RUN_DIR}`, filled by the server), so any image with a C library runs it.

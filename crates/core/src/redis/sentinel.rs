@@ -1,4 +1,4 @@
-//! Seed 000's sentinel sibling: `redis "scope" "name" { sentinel { monitor = "scope/other" } }`
+//! The sentinel sibling: `redis "scope" "name" { sentinel { monitor = "scope/other" } }`
 //! becomes a statefulset of sentinels watching the data redis `other`.
 
 use super::expand::{asset_source, merge_volumes};
@@ -20,9 +20,9 @@ use std::collections::BTreeMap;
 ///
 /// The env holds `VOODU_SENTINEL_MONITOR` (the monitored name) and `VOODU_SENTINEL_QUORUM`
 /// ([`quorum`] of the replicas), and `env_from` ends with the monitored redis's bucket
-/// `<scope>/<name>` (seed 000 "env_from auto-emit"), through which the pods read
-/// `REDIS_PASSWORD` and `REDIS_MASTER_ORDINAL`. No `REDISCLI_AUTH`: sentinels have no password,
-/// and `redis-cli` would send the monitored redis's to them and be refused.
+/// `<scope>/<name>` (added by the macro, the operator need not write it), through which the
+/// pods read `REDIS_PASSWORD` and `REDIS_MASTER_ORDINAL`. No `REDISCLI_AUTH`: sentinels have no
+/// password, and `redis-cli` would send the monitored redis's to them and be refused.
 pub fn expand_sentinel(id: &ResourceRef, spec: &RedisSpec, monitor: &ResourceRef) -> Expansion {
     let replicas = spec.replicas.unwrap_or(SENTINEL_DEFAULT_REPLICAS);
     let mut env = BTreeMap::from([

@@ -17,7 +17,7 @@ const TEMPLATE: &str = include_str!("sentinel_entrypoint.sh");
 /// `VOODU_*` identity; writes `$VOODU_SENTINEL_DIR/sentinel.conf` (default `/data`, the
 /// persistent claim; mode 0600, through a temp file and a rename) with `port 26379`, `bind`,
 /// `dir`, hostname resolution and announcement as `<name>-<ord>.<scope>.voodu:26379`,
-/// `sentinel monitor voodu-master <host> <port> <quorum>`, `auth-pass`, the seed's timings and
+/// `sentinel monitor voodu-master <host> <port> <quorum>`, `auth-pass`, the default timings and
 /// last `include /etc/sentinel/conf.d/*.conf`; then `exec redis-server <that file> --sentinel`.
 ///
 /// Sentinel rewrites that file as it runs; from the previous file the script keeps only
@@ -423,7 +423,7 @@ sentinel parallel-syncs voodu-master 1
             let dir = r.conf_path.parent().unwrap().to_path_buf();
             let after = r.conf.unwrap();
             // The master sentinel last knew of (after a failover), the new quorum and
-            // password, the seed's timings instead of the old override, the state lines once.
+            // password, the default timings instead of the old override, the state lines once.
             assert_eq!(after, kept(&dir, "cache-1.data.voodu"), "{shell:?}");
             assert!(!after.contains("old-pw"));
             assert_eq!(

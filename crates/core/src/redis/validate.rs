@@ -1,6 +1,5 @@
-//! The macro's validation (seed 000 "Validation" and "Trade-offs", DESIGN.md "Security
-//! defaults"): mounted configs that would silently open or break the server or its sentinels,
-//! and scale-downs that would remove the master.
+//! The macro's validation: mounted configs that would silently open or break the server or its
+//! sentinels, and scale-downs that would remove the master.
 
 use super::expand::{normalize_path, same_path};
 use super::{
@@ -46,7 +45,8 @@ impl std::error::Error for RedisProblem {}
 /// macro's entrypoint is in use) are read the way Redis reads a config: blank lines and `#`
 /// comments skipped, arguments split with Redis' quoting rules, directive names
 /// case-insensitive. Rejected:
-/// - `aclfile` and `user default ...` (seed 000: both are footguns, see the help texts);
+/// - `aclfile` and `user default ...`: both replace the `default` user vd manages, either with
+///   one that lets anyone in (`nopass`) or with a password replicas do not authenticate with;
 /// - in conf.d, the settings the entrypoint manages per pod (`requirepass`, `masterauth`,
 ///   `masteruser`, `bind`, `replicaof`/`slaveof`, `replica-announce-ip`, `port` other than 6379):
 ///   the entrypoint's values come later and would silently win, or replication would break;
@@ -94,7 +94,7 @@ pub fn validate(spec: &RedisSpec, mounted_files: &[(usize, &str)]) -> Vec<RedisP
         };
         let in_conf_d = conf_d_entry(CONF_D, &v.target).is_some();
         // A replaced base config is still included by the entrypoint, unless the operator also
-        // replaced the command (seed 000: "bypass plugin redis.conf", then they own it all).
+        // replaced the command: then the macro's config is bypassed and they own it all.
         let base = same_path(&v.target, CONF_PATH) && spec.command.is_none();
         if !in_conf_d && !base {
             continue;
@@ -189,7 +189,7 @@ const PER_MASTER_OPTIONS: [&str; 14] = [
     "master-reboot-down-after-period",
 ];
 
-/// Checks a sentinel sibling's override files (seed 000 "Custom sentinel tuning"): `mounted`
+/// Checks a sentinel sibling's override files (custom sentinel tuning): `mounted`
 /// holds, for each operator volume index whose destination is under `/etc/sentinel/conf.d/`
 /// ([`is_sentinel_override_target`]), that file's content. They are read as sentinel reads
 /// them (see [`validate`]); the sentinel config includes them last, so whatever they set wins.
@@ -198,7 +198,7 @@ const PER_MASTER_OPTIONS: [&str; 14] = [
 ///   that name makes sentinel exit with "Duplicated master name", and one for another name
 ///   would make these sentinels watch a redis vd does not know of;
 /// - a per-master option (`sentinel down-after-milliseconds <master> ...`) for any master but
-///   `voodu-master` (seed 000: the name is hard-coded), which sentinel refuses to start on;
+///   `voodu-master` (the one master name, fixed), which sentinel refuses to start on;
 /// - what the entrypoint manages: the password (`auth-pass`, `auth-user`), the per-pod
 ///   announcement (`announce-ip`, `announce-port`, `resolve-hostnames`, `announce-hostnames`,
 ///   `bind`, `port` other than 26379) and sentinel's own state (`myid`, epochs, `known-*`);
@@ -465,7 +465,7 @@ pub(crate) fn sibling_target(spec: &RedisSpec, otherwise: &str) -> Option<String
     )
 }
 
-/// Checks a `failover { automatic down_after }` block on its own (issue 6); the manifest parser
+/// Checks a `failover { automatic down_after }` block on its own; the manifest parser
 /// and the server both run it, so API clients get the same answers as manifests. Rejected:
 /// - the block in a sentinel sibling: it runs sentinels, not data, so there is nothing of its
 ///   own to fail over, and the redis it monitors is the sentinels' to fail over;
@@ -547,7 +547,7 @@ pub fn validate_failover(spec: &RedisSpec) -> Vec<RedisProblem> {
 /// one; beyond 16 the extra pods only add connections to the master.
 pub const MAX_PROXY_REPLICAS: u32 = 16;
 
-/// Checks a `proxy { enabled replicas }` block on its own (issue 7); the manifest parser and
+/// Checks a `proxy { enabled replicas }` block on its own; the manifest parser and
 /// the server both run it, so API clients get the same answers as manifests. Rejected:
 /// - the block in a sentinel sibling: it runs sentinels, not data, so it has no master to
 ///   proxy; the block belongs in the data redis the sibling monitors;
@@ -639,7 +639,7 @@ fn human_ms(ms: u64) -> String {
     }
 }
 
-/// Seed 000: refuses a scale-down that would remove the current master
+/// Refuses a scale-down that would remove the current master
 /// (`REDIS_MASTER_ORDINAL >= desired_replicas`). vd never fails over as part of a scale-down:
 /// that would bundle the loss of not-yet-replicated writes into a scale operation.
 pub fn check_scale(desired_replicas: u32, master_ordinal: u32) -> Result<(), RedisProblem> {
@@ -739,7 +739,7 @@ mod tests {
         let p = validate(&s, &[(0, content)]);
         assert_eq!(p.len(), 1, "{p:?}");
         assert!(p[0].message.contains("line 3: the `aclfile` directive"));
-        // Seed 000 "bypass plugin redis.conf": with its own command the operator owns it all.
+        // Bypassing the macro's redis.conf: with its own command the operator owns it all.
         let bypass = RedisSpec {
             command: Some(vec!["redis-server".into(), "/etc/redis/redis.conf".into()]),
             ..s
@@ -846,7 +846,7 @@ mod tests {
     }
 
     #[test]
-    fn seed_sentinel_tuning_is_fine() {
+    fn documented_sentinel_tuning_is_fine() {
         let content = "# tuning\n\nsentinel down-after-milliseconds voodu-master 2000\n\
                        sentinel failover-timeout voodu-master 30000\n\
                        SENTINEL parallel-syncs \"voodu-master\" 1\n\
