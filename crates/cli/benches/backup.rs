@@ -1,5 +1,5 @@
 //! Backup benchmark: `vd redis:backup` beside `redis-cli --rdb` on the same 1M-key dataset,
-//! from the same replica, in the same run (issue 8: "not slower").
+//! from the same replica, in the same run: vd's backup must not be slower than redis-cli's.
 //!
 //! Run with `cargo bench -p vd-cli --bench backup` after `cargo build --release -p vd-cli`.
 //! It drives the release `vd` binary (or `VD_BIN`) against a `vd server` on a temporary root,

@@ -22,7 +22,7 @@ const GOAL_CPU_PCT: f64 = 2.0;
 const GOAL_RSS_MB: f64 = 50.0;
 /// Readiness period of the apply-to-ready statefulsets.
 const FAST_PERIOD: &str = "100ms";
-/// Readiness period of the idle statefulsets (the seed's order of magnitude).
+/// Readiness period of the idle statefulsets (the order of magnitude of the default probes).
 const IDLE_PERIOD: &str = "5s";
 const BATCH: usize = 10;
 const SETTLE: Duration = Duration::from_secs(10);

@@ -318,7 +318,7 @@ pub struct ApplyArgs {
 /// `vd config`.
 #[derive(Debug, Args)]
 pub struct ConfigArgs {
-    /// Scope (seed form: `vd config set -s SCOPE -n NAME K=V`).
+    /// Scope (flag form: `vd config set -s SCOPE -n NAME K=V`).
     #[arg(short = 's', long)]
     pub scope: Option<String>,
     /// Name.

@@ -1,4 +1,4 @@
-//! `vd redis:backup` and `vd redis:backups` (issue 8, first step), end to end: a snapshot
+//! `vd redis:backup` and `vd redis:backups`, end to end: a snapshot
 //! streamed from a real pod over the replication protocol loads into a separate redis-server
 //! with the same keys, values and TTLs; damaged copies are told apart.
 

@@ -1,4 +1,4 @@
-//! Scheduled backups (issue 8): `backup { schedule keep destination }` in a data redis runs on
+//! Scheduled backups: `backup { schedule keep destination }` in a data redis runs on
 //! its cron schedule, writes verified RDB files, prunes to `keep` (only this redis's files),
 //! records events, carries on after a failed run; and reaches a local S3-compatible server
 //! (moto, from PyPI) with credentials from the redis's env_from bucket, then from the backup

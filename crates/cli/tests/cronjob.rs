@@ -1,5 +1,5 @@
-//! The `cronjob` kind and `vd run` (issue 8), end to end on both runtimes: runs that succeed
-//! and fail, history pruned to `keep`, delete stopping a running run, seed 000's backup
+//! The `cronjob` kind and `vd run`, end to end on both runtimes: runs that succeed
+//! and fail, history pruned to `keep`, delete stopping a running run, the example backup
 //! cronjob (the S3 upload replaced by a local directory) writing a valid RDB, and, on the
 //! process runtime, the scheduler firing on its own once a minute boundary passes.
 
@@ -159,9 +159,9 @@ fn run_now_succeeds_fails_and_keeps_history() {
         .contains("does not exist"));
 }
 
-/// Seed 000's "Backup via voodu cronjob", the upload to S3 replaced by a local directory:
+/// A backup taken by a cronjob, the upload to S3 replaced by a local directory:
 /// examples/redis-backup-cronjob.hcl as shipped, its backup directory moved to a temporary one.
-fn seed_backup_cronjob_writes_a_valid_rdb() {
+fn example_backup_cronjob_writes_a_valid_rdb() {
     let _g = common::own_addresses();
     let vd = Vd::start();
     let dest = tempfile::Builder::new()
@@ -176,7 +176,7 @@ fn seed_backup_cronjob_writes_a_valid_rdb() {
         "\"/var/backups/vd-redis:/backups\"",
         &format!("\"{}:/backups\"", dest.path().display()),
     );
-    vd.apply(&vd.manifest("seed.hcl", &manifest));
+    vd.apply(&vd.manifest("backup-cronjob.hcl", &manifest));
 
     // Data on the master, replicated to redis-2 (the pod the job reads from).
     let password = vd
@@ -228,7 +228,7 @@ fn seed_backup_cronjob_writes_a_valid_rdb() {
 
 on_every_runtime!(
     run_now_succeeds_fails_and_keeps_history,
-    seed_backup_cronjob_writes_a_valid_rdb
+    example_backup_cronjob_writes_a_valid_rdb
 );
 
 /// The scheduler on its own: `* * * * *` runs at the next minute boundary (so this test waits

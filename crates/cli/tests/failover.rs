@@ -1,4 +1,4 @@
-//! Controller automatic failover (issue 6), end to end.
+//! Controller automatic failover, end to end.
 
 mod common;
 
@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Data pods ready within a second (the seed's readiness needs two successes 5 s apart).
+/// Data pods ready within a second (the default readiness needs two successes 5 s apart).
 const FAST_PROBES: &str = r#"
   probes {
     readiness {

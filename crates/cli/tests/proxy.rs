@@ -1,4 +1,4 @@
-//! The redis macro's `proxy {}` block (issue 7), end to end: `<name>-proxy` pods running
+//! The redis macro's `proxy {}` block, end to end: `<name>-proxy` pods running
 //! `vd proxy`, links on the proxy that no failover rewrites, a planned failover under a
 //! writer with no client error and no lost acknowledged write, and a master kill that shows
 //! errors only until the controller promotes a replica.

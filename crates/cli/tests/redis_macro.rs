@@ -1,4 +1,4 @@
-//! Redis macro acceptance (seed 000): real redis-server pods, a real client library.
+//! Redis macro acceptance: real redis-server pods, a real client library.
 
 mod common;
 
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(90);
 
-/// Probes tuned for tests (the seed's readiness needs two successes 5 s apart).
+/// Probes tuned for tests (the default readiness needs two successes 5 s apart).
 const FAST_PROBES: &str = r#"
   probes {
     liveness {
@@ -85,7 +85,8 @@ fn minimal_redis_requires_auth_and_keeps_password_and_data() {
             args.join(" ")
         );
     }
-    // redis:url gives seed 000's shape; --external an address usable from this host;
+    // redis:url gives `redis://default:<pw>@<name>.<scope>.voodu:6379`; --external an address
+    // usable from this host;
     // redis:cli authenticates through the environment.
     assert_eq!(
         vd.vd(&["redis:url", "data/cache"]).trim(),
@@ -185,7 +186,7 @@ deployment "{scope}" "web" {{
     )
 }
 
-fn link_modes_write_seed_variables_and_consumers_ping() {
+fn link_modes_write_the_link_variables_and_consumers_ping() {
     let _g = common::own_addresses();
     let vd = Vd::start();
     vd.apply(&vd.manifest(
@@ -544,7 +545,7 @@ fn new_password_reaches_pods_then_consumers_then_revokes_the_old() {
 on_every_runtime!(
     minimal_redis_requires_auth_and_keeps_password_and_data,
     three_replicas_replicate_and_refuse_writes,
-    link_modes_write_seed_variables_and_consumers_ping,
+    link_modes_write_the_link_variables_and_consumers_ping,
     custom_conf_with_command_override_and_safe_acls,
     switchover_under_writes_loses_nothing_and_restarts_nothing,
     new_password_reaches_pods_then_consumers_then_revokes_the_old,

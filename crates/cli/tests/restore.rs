@@ -221,7 +221,7 @@ fn refused(vd: &Vd, args: &[&str]) -> String {
 
 fn restore_round_trips_a_backup_and_refuses_damaged_files() {
     let _g = common::own_addresses();
-    // One million keys of mixed types, a seventh with TTLs (the acceptance dataset).
+    // The acceptance dataset: one million keys of mixed types, a seventh with TTLs.
     let n: u64 = 1_000_000;
     let vd = Vd::start();
     vd.apply(&vd.manifest("r.hcl", common::THREE_PODS));

@@ -1,5 +1,5 @@
-//! Sentinel HA acceptance (seed 000's two-resource pattern): real redis-server and
-//! redis-sentinel pods, redis-py's Sentinel as the sentinel-aware client.
+//! Sentinel HA acceptance (a data redis plus a sentinel sibling watching it): real
+//! redis-server and redis-sentinel pods, redis-py's Sentinel as the sentinel-aware client.
 
 mod common;
 
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(90);
 
-/// The seed's HA pair, with test-speed probes and the seed's sentinel-overrides example
+/// The sentinel HA pair, with test-speed probes and a sentinel-overrides file
 /// (down-after 1000 instead of the default 5000).
 fn ha_manifest() -> String {
     r#"
@@ -116,7 +116,7 @@ fn ha_pair_comes_up_and_follows_a_master_kill() {
         assert!(row["quorum"].as_str().unwrap().starts_with("OK"), "{s}");
         assert_eq!(row["other_sentinels"], 2, "{s}");
     }
-    // The seed's override file changes the live values.
+    // The override file changes the live values.
     let sip = vd.ip("data-cache-ha.0");
     let mut sc = redis(&sip, 26379);
     let m: Vec<String> = redis::cmd("SENTINEL")
@@ -133,7 +133,7 @@ fn ha_pair_comes_up_and_follows_a_master_kill() {
     assert_eq!(fields["quorum"], "2");
     assert_eq!(fields["parallel-syncs"], "1");
 
-    // Seed 000's three variables, and the documented sentinel URL.
+    // The sentinel-aware link's three variables, and the documented sentinel URL.
     let url = vd.vd(&["redis:sentinel-url", "data/cache"]);
     assert_eq!(
         url.trim(),

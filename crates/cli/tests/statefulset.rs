@@ -87,7 +87,8 @@ fn three_replicas_come_up_bottom_up_and_resolve_each_other() {
         }
     }
     if common::is_docker() {
-        // Seed 001's names, exactly.
+        // The names exactly: container `<scope>-<name>.<ord>`, volume
+        // `voodu-<scope>-<name>-<claim>-<ord>`.
         let names = common::docker_names(&["ps", "--format", "{{.Names}}"]);
         let volumes = common::docker_names(&["volume", "ls", "--format", "{{.Name}}"]);
         for o in 0..3 {
@@ -118,9 +119,9 @@ fn three_replicas_come_up_bottom_up_and_resolve_each_other() {
     assert!(!std::path::Path::new("/data/appendonlydir").exists());
 }
 
-fn seed_cache_keeps_data_across_restart_scale_and_delete() {
+fn plain_redis_keeps_data_across_restart_scale_and_delete() {
     let _g = common::wildcard();
-    // The seed's plain `redis-server` binds *:6379, so nothing else on this host may hold
+    // A plain `redis-server` binds *:6379, so nothing else on this host may hold
     // port 6379 on any address while it runs.
     let busy = std::process::Command::new("sh")
         .args(["-c", "ss -Htln 'sport = :6379' 2>/dev/null | head -3"])
@@ -132,8 +133,8 @@ fn seed_cache_keeps_data_across_restart_scale_and_delete() {
         "port 6379 is already in use on this host (stop that Redis first):\n{busy}"
     );
     let vd = Vd::start();
-    // Seed 001's statefulset exactly: redis-server binds the wildcard address.
-    let seed = |replicas: u32| {
+    // A plain redis statefulset, no macro: redis-server binds the wildcard address.
+    let plain = |replicas: u32| {
         format!(
             r#"
 statefulset "data" "cache" {{
@@ -157,7 +158,7 @@ statefulset "data" "cache" {{
 "#
         )
     };
-    let f = vd.manifest("seed.hcl", &seed(1));
+    let f = vd.manifest("plain.hcl", &plain(1));
     vd.apply(&f);
     let ip = vd.ip("data-cache.0");
     let _: () = redis(&ip, 6379).set("k", "v1").unwrap();
@@ -173,13 +174,13 @@ statefulset "data" "cache" {{
     assert_eq!(get(&vd).as_deref(), Some("v1"), "data survives vd restart");
 
     // scale to 0 and back
-    vd.apply(&vd.manifest("seed.hcl", &seed(0)));
+    vd.apply(&vd.manifest("plain.hcl", &plain(0)));
     assert!(vd.pods().is_empty());
     assert!(
         vd.volume_exists("voodu-data-cache-data-0"),
         "volume survives scale to 0"
     );
-    vd.apply(&vd.manifest("seed.hcl", &seed(1)));
+    vd.apply(&vd.manifest("plain.hcl", &plain(1)));
     assert_eq!(
         get(&vd).as_deref(),
         Some("v1"),
@@ -622,7 +623,7 @@ fn bad_references_are_located_and_change_nothing() {
 
 on_every_runtime!(
     three_replicas_come_up_bottom_up_and_resolve_each_other,
-    seed_cache_keeps_data_across_restart_scale_and_delete,
+    plain_redis_keeps_data_across_restart_scale_and_delete,
     scale_down_keeps_the_removed_pods_volume,
     killed_pod_restarts_and_crashing_pod_backs_off,
     controller_sigkill_keeps_pods_and_readopts_them,

@@ -1,8 +1,9 @@
 //! The docker backend: each pod is a container on the user-defined bridge network `voodu0`
-//! (seed 001's names: container `<scope>-<name>.<ord>`, aliases `<name>-<ord>.<scope>[.voodu]`,
-//! the shared alias `<name>.<scope>[.voodu]` on ready pods), per-pod named volumes, assets
-//! bind-mounted read-only, labels for re-adoption, and ports published on the pod's
-//! allocated loopback address so the host reaches each pod as on the process runtime.
+//! (the same names as on the process runtime: container `<scope>-<name>.<ord>`, aliases
+//! `<name>-<ord>.<scope>[.voodu]`, the shared alias `<name>.<scope>[.voodu]` on ready pods),
+//! per-pod named volumes, assets bind-mounted read-only, labels for re-adoption, and ports
+//! published on the pod's allocated loopback address so the host reaches each pod as on the
+//! process runtime.
 
 use crate::launch::{ExitInfo, PodInfo, PodLaunch};
 use crate::{RunningPod, Runtime, RuntimeError};

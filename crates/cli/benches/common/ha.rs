@@ -55,7 +55,7 @@ pub const DATA_PROBES: &str = r#"  probes {
   }
 "#;
 
-/// Seed 000's HA pair in `scope`: `redis "<scope>" "cache" { replicas = 3 }` (with `data_extra`
+/// The sentinel HA pair in `scope`: `redis "<scope>" "cache" { replicas = 3 }` (with `data_extra`
 /// inside its block) and its 3-sentinel sibling, whose `down-after-milliseconds` and
 /// `failover-timeout` come from an asset mounted at /etc/sentinel/conf.d/overrides.conf.
 pub fn sentinel_pair(scope: &str, down_after: u64, data_extra: &str) -> String {

@@ -19,7 +19,7 @@ struct Invocation {
     no_restart: bool,
 }
 
-/// Accepts both `vd config SCOPE[/NAME] VERB ARGS` and the seed's `vd config VERB -s S -n N ARGS`.
+/// Accepts both `vd config SCOPE[/NAME] VERB ARGS` and the flag form `vd config VERB -s S -n N ARGS`.
 fn parse(a: ConfigArgs) -> Result<Invocation, CliError> {
     let mut scope = a.scope;
     let mut name = a.name;

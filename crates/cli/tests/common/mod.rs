@@ -76,7 +76,7 @@ fn docker_ready() -> Result<(), String> {
     Ok(())
 }
 
-/// Tests whose pods bind the wildcard address (the seed's plain `redis-server`) must not run
+/// Tests whose pods bind the wildcard address (a plain `redis-server`) must not run
 /// beside pods binding their own address on the same port.
 static PORTS: RwLock<()> = RwLock::new(());
 
@@ -733,7 +733,7 @@ pub fn moto_with_bucket(bucket: &str) -> Moto {
     moto
 }
 
-/// A 3-pod data redis whose pods are ready within a second (the seed's readiness needs two
+/// A 3-pod data redis whose pods are ready within a second (the default readiness needs two
 /// successes 5 s apart).
 pub const THREE_PODS: &str = r#"redis "data" "cache" {
   replicas = 3
