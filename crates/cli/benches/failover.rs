@@ -722,11 +722,9 @@ fn signal(pid: u64, sig: libc::c_int, what: &str) -> Result<(), String> {
     if pid <= 1 {
         return Err(format!("no pid to {what}"));
     }
-    // SAFETY: kill(2) on a pod's pid as `vd get pods` reports it.
-    if unsafe { libc::kill(pid as libc::pid_t, sig) } != 0 {
-        return Err(format!("{what} {pid}: {}", std::io::Error::last_os_error()));
-    }
-    Ok(())
+    let sig = nix::sys::signal::Signal::try_from(sig).map_err(|e| format!("{what}: {e}"))?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as libc::pid_t), sig)
+        .map_err(|e| format!("{what} {pid}: {}", std::io::Error::from(e)))
 }
 
 /// A stopped process; dropping it sends SIGCONT (also when the cycle fails).

@@ -160,6 +160,10 @@ fn redis_ready_ms(log: &str, near_ms: i64) -> Option<i64> {
     Some(near_ms + delta)
 }
 
+/// The local time zone's offset from UTC at `t` (seconds since the epoch), in seconds.
+// `unsafe`: the offset comes from the C library's localtime_r (nothing in this crate's
+// dependencies reads the local time zone safely); it only writes into a struct we own.
+#[allow(unsafe_code)]
 fn utc_offset_s(t: i64) -> i64 {
     let t = t as libc::time_t;
     // SAFETY: localtime_r writes into the zeroed tm we own.
@@ -197,8 +201,10 @@ fn status_field(pid: u32, key: &str) -> Result<u64, String> {
 }
 
 fn clock_ticks() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let t = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(0);
     if t > 0 {
         t as f64
     } else {

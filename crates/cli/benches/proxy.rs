@@ -181,6 +181,35 @@ fn program(name: &str) -> Option<PathBuf> {
     found
 }
 
+/// Makes the child die with this program (`PR_SET_PDEATHSIG`), and with `cpu` run on that CPU
+/// only.
+// `unsafe`: both must be set in the child between fork and exec, which std allows only through
+// the unsafe `pre_exec` (the code there may make async-signal-safe calls only).
+#[allow(unsafe_code)]
+fn tie_and_pin(cmd: &mut Command, cpu: Option<usize>) {
+    let cpus = cpu.map(|cpu| {
+        // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET writes inside it.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            set
+        }
+    });
+    // SAFETY: prctl and sched_setaffinity are async-signal-safe and touch only this
+    // (forked) process.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if let Some(set) = &cpus {
+                if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
 /// A child process, stopped when dropped: SIGTERM, SIGKILL after 2 s. It runs in its own
 /// process group (Ctrl-C reaches only the benchmark, which then stops it) and dies with the
 /// benchmark even if that is killed (`PR_SET_PDEATHSIG`).
@@ -203,28 +232,7 @@ impl Proc {
         };
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
         cmd.process_group(0);
-        let cpus = pinned_cpu(name).map(|cpu| {
-            // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET writes inside it.
-            unsafe {
-                let mut set: libc::cpu_set_t = std::mem::zeroed();
-                libc::CPU_SET(cpu, &mut set);
-                set
-            }
-        });
-        // SAFETY: prctl and sched_setaffinity are async-signal-safe and touch only this
-        // (forked) process.
-        unsafe {
-            cmd.pre_exec(move || {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                if let Some(set) = &cpus {
-                    if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) != 0
-                    {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                Ok(())
-            });
-        }
+        tie_and_pin(cmd, pinned_cpu(name));
         let child = cmd.spawn().map_err(|e| format!("start {name}: {e}"))?;
         Ok(Proc {
             name: name.to_string(),
@@ -253,8 +261,7 @@ impl Proc {
         let rest = stat.rsplit_once(')')?.1;
         let f: Vec<&str> = rest.split_whitespace().collect();
         let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
         (hz > 0).then(|| ticks / hz as f64)
     }
 }
@@ -263,10 +270,11 @@ impl Drop for Proc {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             if let Ok(pid) = i32::try_from(self.child.id()) {
-                // SAFETY: a plain kill(2) on our own child, which has not been reaped yet.
-                unsafe {
-                    libc::kill(pid, libc::SIGTERM);
-                }
+                // Our own child, not reaped yet, so the pid is still its own.
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
             }
             let deadline = Instant::now() + Duration::from_secs(2);
             while Instant::now() < deadline {

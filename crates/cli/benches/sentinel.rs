@@ -253,12 +253,9 @@ fn cycle(b: &Bench, t: &mut Topo, i: usize) -> Result<Cycle, String> {
     let offsets = log_sizes(&logs);
     let kill_wall_ms = now_ms();
     let killed = Instant::now();
-    // SAFETY: kill(2) on the master pod's pid as `vd get pods` reports it.
-    if unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) } != 0 {
-        return Err(format!(
-            "kill -9 {pid}: {}",
-            std::io::Error::last_os_error()
-        ));
+    let victim = nix::unistd::Pid::from_raw(pid as libc::pid_t);
+    if let Err(e) = nix::sys::signal::kill(victim, nix::sys::signal::Signal::SIGKILL) {
+        return Err(format!("kill -9 {pid}: {}", std::io::Error::from(e)));
     }
     let deadline = killed + FAILOVER_LIMIT;
     let mut bucket = None;

@@ -2,6 +2,10 @@
 //! streamed from a real pod over the replication protocol loads into a separate redis-server
 //! with the same keys, values and TTLs; damaged copies are told apart.
 
+// Failures in tests are panics by design; clippy's allow-unwrap-in-tests does not reach
+// helpers outside `#[test]` functions in integration tests and benches.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{on_every_runtime, unwrapped, Vd};

@@ -7,6 +7,10 @@
 //! The server runs with `VD_TEST_SCHEDULE_SPEEDUP=20`: its scheduler's clock runs 20 times
 //! faster, so "* * * * *" fires every 3 s with the real cron evaluation.
 
+// Failures in tests are panics by design; clippy's allow-unwrap-in-tests does not reach
+// helpers outside `#[test]` functions in integration tests and benches.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{on_every_runtime, Moto, Vd};

@@ -3,6 +3,10 @@
 //! cronjob (the S3 upload replaced by a local directory) writing a valid RDB, and, on the
 //! process runtime, the scheduler firing on its own once a minute boundary passes.
 
+// Failures in tests are panics by design; clippy's allow-unwrap-in-tests does not reach
+// helpers outside `#[test]` functions in integration tests and benches.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{is_docker, on_every_runtime, Vd};

@@ -2,6 +2,10 @@
 //! test is imported into a vd redis live (replication, then detach) and, when it refuses
 //! replication, key by key; refusals leave the target as it was.
 
+// Failures in tests are panics by design; clippy's allow-unwrap-in-tests does not reach
+// helpers outside `#[test]` functions in integration tests and benches.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{on_every_runtime, unwrapped, Vd};

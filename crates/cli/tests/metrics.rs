@@ -1,6 +1,10 @@
 //! Prometheus metrics: `vd server --metrics-addr` serves `/metrics` over TCP (and the API socket
 //! serves it too), with per-pod gauges read from real redis-server pods at scrape time.
 
+// Failures in tests are panics by design; clippy's allow-unwrap-in-tests does not reach
+// helpers outside `#[test]` functions in integration tests and benches.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{on_every_runtime, Vd};

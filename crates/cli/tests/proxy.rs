@@ -3,6 +3,10 @@
 //! writer with no client error and no lost acknowledged write, and a master kill that shows
 //! errors only until the controller promotes a replica.
 
+// Failures in tests are panics by design; clippy's allow-unwrap-in-tests does not reach
+// helpers outside `#[test]` functions in integration tests and benches.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{on_every_runtime, Vd};

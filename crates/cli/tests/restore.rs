@@ -3,6 +3,10 @@
 //! damaged files are refused before the master is touched; a sentinel sibling and
 //! `appendonly yes` are refused unless asked for, and work when asked for.
 
+// Failures in tests are panics by design; clippy's allow-unwrap-in-tests does not reach
+// helpers outside `#[test]` functions in integration tests and benches.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{on_every_runtime, unwrapped, Vd};

@@ -1,6 +1,10 @@
 //! Sentinel HA acceptance (a data redis plus a sentinel sibling watching it): real
 //! redis-server and redis-sentinel pods, redis-py's Sentinel as the sentinel-aware client.
 
+// Failures in tests are panics by design; clippy's allow-unwrap-in-tests does not reach
+// helpers outside `#[test]` functions in integration tests and benches.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{on_every_runtime, redis, Vd};

@@ -1,6 +1,10 @@
 //! Foundation acceptance: statefulsets on a real runtime with real redis-server processes.
 //! Each body runs against every backend (`process::NAME`, `docker::NAME`).
 
+// Failures in tests are panics by design; clippy's allow-unwrap-in-tests does not reach
+// helpers outside `#[test]` functions in integration tests and benches.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{on_every_runtime, redis, Vd};

@@ -15,6 +15,18 @@ extern "C" fn on_signal(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
+/// Makes SIGINT and SIGTERM set [`INTERRUPTED`] instead of ending the program.
+// `unsafe`: installing a signal handler has no safe API among this crate's dependencies (nix's
+// is an unsafe fn too); it is sound as long as the handler is async-signal-safe.
+#[allow(unsafe_code)]
+fn install_signal_handlers() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+}
+
 fn check_interrupt() -> Result<(), String> {
     if INTERRUPTED.load(Ordering::SeqCst) {
         Err("interrupted".into())
@@ -27,11 +39,7 @@ fn check_interrupt() -> Result<(), String> {
 /// processes instead of going through [`main`] (`proxy.rs`; the others do not call it).
 #[allow(dead_code)]
 pub fn catch_signals() {
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-    }
+    install_signal_handlers();
 }
 
 /// Sleeps in small steps so Ctrl-C still cleans up promptly.
@@ -66,11 +74,7 @@ pub struct Setup {
 /// The whole program: checks the host, starts the server, runs `run`, stops the server and
 /// every pod (also on Ctrl-C or an error), then prints the report `run` returned.
 pub fn main(setup: &Setup, run: fn(&Bench) -> Result<String, String>) {
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-    }
+    install_signal_handlers();
     let bin = match locate_vd() {
         Ok(b) => b,
         Err(e) => {
@@ -138,8 +142,7 @@ pub fn locate_vd() -> Result<PathBuf, String> {
 }
 
 fn require_host(setup: &Setup) -> Result<(), String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !nix::unistd::geteuid().is_root() {
         return Err("the process runtime needs root; run the benchmark as root".into());
     }
     for bin in setup.programs {
@@ -314,11 +317,10 @@ impl Drop for Bench {
         // Whatever is left (a failed shutdown): kill the pods' process groups.
         for pid in self.pod_pids() {
             if pid > 1 {
-                // SAFETY: plain kill(2) calls on pids read from the pods' state files.
-                unsafe {
-                    libc::kill(-pid, libc::SIGKILL);
-                    libc::kill(pid, libc::SIGKILL);
-                }
+                use nix::sys::signal::{kill, Signal};
+                use nix::unistd::Pid;
+                let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
         }
     }
