@@ -30,6 +30,138 @@ pub mod meta;
 pub use meta::{HaState, MetaKey, StoredLinkMode, UnknownValue, DERIVED_MARKER};
 pub use vd_core::event::{Level, Reason};
 
+/// Writes resources inside a transaction; what changed, per resource.
+fn write_resources(
+    tx: &rusqlite::Transaction<'_>,
+    resources: &[Resource],
+) -> Result<Vec<Change>, StoreError> {
+    let now = now_ms();
+    let mut changes = Vec::with_capacity(resources.len());
+    for r in resources {
+        let (kind, revision) = decide(tx, r)?;
+        let spec = serde_json::to_string(&r.spec)?;
+        let (k, s, n) = (r.id.kind.as_str(), &r.id.scope, &r.id.name);
+        let rev = to_i64(revision)?;
+        let oldest_dropped = to_i64(revision.saturating_sub(HISTORY_KEEP))?;
+        match kind {
+            ChangeKind::Unchanged => {}
+            ChangeKind::Created => {
+                tx.execute(
+                        "INSERT INTO resources (kind, scope, name, spec, revision, created_ms, updated_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                        params![k, s, n, spec, rev, now],
+                    )?;
+            }
+            ChangeKind::Changed => {
+                tx.execute(
+                    "UPDATE resources SET spec = ?4, revision = ?5, updated_ms = ?6
+                         WHERE kind = ?1 AND scope = ?2 AND name = ?3",
+                    params![k, s, n, spec, rev, now],
+                )?;
+            }
+        }
+        if kind != ChangeKind::Unchanged {
+            tx.execute(
+                    "INSERT OR REPLACE INTO resource_history (kind, scope, name, revision, spec, written_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![k, s, n, rev, spec, now],
+                )?;
+            tx.execute(
+                "DELETE FROM resource_history
+                     WHERE kind = ?1 AND scope = ?2 AND name = ?3 AND revision <= ?4",
+                params![k, s, n, oldest_dropped],
+            )?;
+        }
+        changes.push(Change {
+            id: r.id.clone(),
+            kind,
+            revision,
+        });
+    }
+    Ok(changes)
+}
+
+/// Refuses a bucket write that names no scope or variable, or sets and unsets one variable.
+fn check_bucket_write(
+    scope: &str,
+    set: &BTreeMap<String, String>,
+    unset: &[String],
+) -> Result<(), StoreError> {
+    if scope.is_empty() {
+        return Err(StoreError::Invalid("config bucket scope is empty".into()));
+    }
+    if set.keys().chain(unset).any(String::is_empty) {
+        return Err(StoreError::Invalid("config variable name is empty".into()));
+    }
+    if let Some(k) = unset.iter().find(|k| set.contains_key(*k)) {
+        return Err(StoreError::Invalid(format!(
+            "config variable `{k}` is both set and unset"
+        )));
+    }
+    Ok(())
+}
+
+/// Sets and unsets variables of one bucket level inside a transaction, bumping its revision
+/// when anything changed; returns whether it did.
+fn write_bucket(
+    tx: &rusqlite::Transaction<'_>,
+    scope: &str,
+    name: &str,
+    set: &BTreeMap<String, String>,
+    unset: &[String],
+) -> Result<bool, StoreError> {
+    let current = read_bucket(tx, scope, name)?;
+    let mut changed = false;
+    for (k, v) in set {
+        if current.get(k) != Some(v) {
+            tx.execute(
+                "INSERT OR REPLACE INTO config (scope, name, key, value) VALUES (?1, ?2, ?3, ?4)",
+                params![scope, name, k, v],
+            )?;
+            changed = true;
+        }
+    }
+    for k in unset {
+        if current.contains_key(k) {
+            tx.execute(
+                "DELETE FROM config WHERE scope = ?1 AND name = ?2 AND key = ?3",
+                params![scope, name, k],
+            )?;
+            changed = true;
+        }
+    }
+    if changed {
+        tx.execute(
+            "INSERT INTO config_buckets (scope, name, revision, updated_ms) VALUES (?1, ?2, 1, ?3)
+             ON CONFLICT (scope, name) DO UPDATE SET revision = revision + 1, updated_ms = ?3",
+            params![scope, name, now_ms()],
+        )?;
+    }
+    Ok(changed)
+}
+
+/// One apply as the store writes it ([`Store::apply_batch`]).
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    /// Resources to create or update.
+    pub resources: Vec<Resource>,
+    /// Variables to set in config buckets.
+    pub config: Vec<BucketWrite>,
+    /// Meta records to set.
+    pub meta: Vec<(MetaKey, String)>,
+}
+
+/// Variables to set in one bucket level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketWrite {
+    /// The scope.
+    pub scope: String,
+    /// The name level; `None` for the scope level.
+    pub name: Option<String>,
+    /// The variables.
+    pub set: BTreeMap<String, String>,
+}
+
 #[cfg(test)]
 mod tests;
 
@@ -316,51 +448,30 @@ impl Store {
     /// Every written revision is also kept in the history (the newest [`HISTORY_KEEP`]).
     /// The same id twice in one call is [`StoreError::Invalid`]; any error writes nothing.
     pub fn apply(&self, resources: &[Resource]) -> Result<Vec<Change>, StoreError> {
-        check_unique(resources)?;
+        self.apply_batch(&Batch {
+            resources: resources.to_vec(),
+            ..Batch::default()
+        })
+    }
+
+    /// Writes an apply in one transaction: its resources, the config it generated (a new
+    /// password, HA settings) and meta records. Either everything is stored or nothing is.
+    pub fn apply_batch(&self, batch: &Batch) -> Result<Vec<Change>, StoreError> {
+        check_unique(&batch.resources)?;
+        for w in &batch.config {
+            check_bucket_write(&w.scope, &w.set, &[])?;
+        }
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let now = now_ms();
-        let mut changes = Vec::with_capacity(resources.len());
-        for r in resources {
-            let (kind, revision) = decide(&tx, r)?;
-            let spec = serde_json::to_string(&r.spec)?;
-            let (k, s, n) = (r.id.kind.as_str(), &r.id.scope, &r.id.name);
-            let rev = to_i64(revision)?;
-            let oldest_dropped = to_i64(revision.saturating_sub(HISTORY_KEEP))?;
-            match kind {
-                ChangeKind::Unchanged => {}
-                ChangeKind::Created => {
-                    tx.execute(
-                        "INSERT INTO resources (kind, scope, name, spec, revision, created_ms, updated_ms)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                        params![k, s, n, spec, rev, now],
-                    )?;
-                }
-                ChangeKind::Changed => {
-                    tx.execute(
-                        "UPDATE resources SET spec = ?4, revision = ?5, updated_ms = ?6
-                         WHERE kind = ?1 AND scope = ?2 AND name = ?3",
-                        params![k, s, n, spec, rev, now],
-                    )?;
-                }
-            }
-            if kind != ChangeKind::Unchanged {
-                tx.execute(
-                    "INSERT OR REPLACE INTO resource_history (kind, scope, name, revision, spec, written_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![k, s, n, rev, spec, now],
-                )?;
-                tx.execute(
-                    "DELETE FROM resource_history
-                     WHERE kind = ?1 AND scope = ?2 AND name = ?3 AND revision <= ?4",
-                    params![k, s, n, oldest_dropped],
-                )?;
-            }
-            changes.push(Change {
-                id: r.id.clone(),
-                kind,
-                revision,
-            });
+        let changes = write_resources(&tx, &batch.resources)?;
+        for w in &batch.config {
+            write_bucket(&tx, &w.scope, level(w.name.as_deref()), &w.set, &[])?;
+        }
+        for (key, value) in &batch.meta {
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                params![key.key(), value],
+            )?;
         }
         tx.commit()?;
         Ok(changes)
@@ -545,47 +656,10 @@ impl Store {
         set: &BTreeMap<String, String>,
         unset: &[String],
     ) -> Result<bool, StoreError> {
-        if scope.is_empty() {
-            return Err(StoreError::Invalid("config bucket scope is empty".into()));
-        }
-        if set.keys().chain(unset).any(String::is_empty) {
-            return Err(StoreError::Invalid("config variable name is empty".into()));
-        }
-        if let Some(k) = unset.iter().find(|k| set.contains_key(*k)) {
-            return Err(StoreError::Invalid(format!(
-                "config variable `{k}` is both set and unset"
-            )));
-        }
-        let name = level(name);
+        check_bucket_write(scope, set, unset)?;
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let current = read_bucket(&tx, scope, name)?;
-        let mut changed = false;
-        for (k, v) in set {
-            if current.get(k) != Some(v) {
-                tx.execute(
-                    "INSERT OR REPLACE INTO config (scope, name, key, value) VALUES (?1, ?2, ?3, ?4)",
-                    params![scope, name, k, v],
-                )?;
-                changed = true;
-            }
-        }
-        for k in unset {
-            if current.contains_key(k) {
-                tx.execute(
-                    "DELETE FROM config WHERE scope = ?1 AND name = ?2 AND key = ?3",
-                    params![scope, name, k],
-                )?;
-                changed = true;
-            }
-        }
-        if changed {
-            tx.execute(
-                "INSERT INTO config_buckets (scope, name, revision, updated_ms) VALUES (?1, ?2, 1, ?3)
-                 ON CONFLICT (scope, name) DO UPDATE SET revision = revision + 1, updated_ms = ?3",
-                params![scope, name, now_ms()],
-            )?;
-        }
+        let changed = write_bucket(&tx, scope, level(name), set, unset)?;
         tx.commit()?;
         Ok(changed)
     }

@@ -176,6 +176,53 @@ fn apply_is_atomic_when_a_write_fails_midway() {
 }
 
 #[test]
+fn apply_batch_writes_resources_config_and_meta_together_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vd.db");
+    let s = Store::open(&path).unwrap();
+    let password = BucketWrite {
+        scope: "data".into(),
+        name: Some("cache".into()),
+        set: BTreeMap::from([("REDIS_PASSWORD".to_string(), "secret".to_string())]),
+    };
+    let ha = MetaKey::HaSettings(ResourceRef::new(Kind::Redis, "data", "cache"));
+    let batch = Batch {
+        resources: vec![sts("data", "cache", 1)],
+        config: vec![password.clone()],
+        meta: vec![(ha.clone(), "pending-live".into())],
+    };
+    s.apply_batch(&batch).unwrap();
+    assert_eq!(
+        s.config_get("data", Some("cache")).unwrap()["REDIS_PASSWORD"],
+        "secret"
+    );
+    assert_eq!(s.meta(&ha).unwrap().as_deref(), Some("pending-live"));
+    assert_eq!(s.config_revision("data", Some("cache")).unwrap(), 1);
+
+    // A failure inside SQLite (a resource named `boom`) leaves config and meta untouched.
+    let raw = Connection::open(&path).unwrap();
+    raw.execute_batch(
+        "CREATE TRIGGER boom BEFORE INSERT ON resources WHEN NEW.name = 'boom'
+         BEGIN SELECT RAISE(ABORT, 'boom'); END;",
+    )
+    .unwrap();
+    drop(raw);
+    let other = ResourceRef::new(Kind::Redis, "data", "boom");
+    let failing = Batch {
+        resources: vec![sts("data", "boom", 1)],
+        config: vec![BucketWrite {
+            name: Some("boom".into()),
+            ..password
+        }],
+        meta: vec![(MetaKey::HaSettings(other.clone()), "pending-live".into())],
+    };
+    assert!(s.apply_batch(&failing).is_err());
+    assert!(s.config_get("data", Some("boom")).unwrap().is_empty());
+    assert_eq!(s.meta(&MetaKey::HaSettings(other)).unwrap(), None);
+    assert_eq!(s.list(None).unwrap().len(), 1);
+}
+
+#[test]
 fn plan_apply_reports_without_writing() {
     let (_d, s) = open();
     let a = sts("data", "cache", 1);
