@@ -15,5 +15,6 @@ pub mod redis;
 pub mod rollout;
 pub mod schedule;
 pub mod template;
+pub mod workload;
 
 pub use model::*;

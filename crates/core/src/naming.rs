@@ -35,6 +35,20 @@ pub fn parse_pod_name(pod: &str) -> Option<(&str, u32)> {
     Some((base, ord.parse().ok()?))
 }
 
+/// What sets a run's pod name apart from a workload pod's `<scope>-<name>.<ordinal>`.
+pub const RUN_MARK: &str = ".run-";
+
+/// The pod name of run `n`: `<scope>-<name>.run-<n>` (a valid container name too).
+pub fn run_pod_name(id: &ResourceRef, n: u64) -> String {
+    format!("{}-{}{RUN_MARK}{n}", id.scope, id.name)
+}
+
+/// Whether a pod is a cronjob run (the controller's adoption of pods leaves those to the cronjob scheduler).
+pub fn is_run_pod(pod: &str) -> bool {
+    pod.rsplit_once(RUN_MARK)
+        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,6 +19,8 @@ mod link;
 pub mod proxy;
 mod sentinel;
 mod sentinel_entrypoint;
+pub mod switchover;
+pub mod topology;
 mod validate;
 
 pub use backup::validate_backup;

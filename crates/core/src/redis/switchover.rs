@@ -1,0 +1,269 @@
+//! Which replica a planned switchover (`vd redis:failover` without `--replica`) promotes. The
+//! candidates are the automatic failover planner's own (reachable, not loading,
+//! replica-priority above 0, on the master's replication history; data first, then priority,
+//! then offset, then ordinal), narrowed to replicas whose link to the live master is up: a
+//! switchover waits for its target to catch up with the master, which only a connected replica
+//! can do.
+
+use crate::redis::failover::{candidates, Input, MasterMemory, NodeObs, NodeRole, NodeState};
+
+/// Why no replica can take over in a planned switchover.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoTarget {
+    /// One sentence on why, naming each pod.
+    pub reason: String,
+}
+
+/// The replica a switchover from the live master `master` promotes, chosen by the planner's
+/// candidate rules among the replicas connected to it; `Err` says why none qualifies.
+pub fn choose_target(nodes: &[NodeObs], master: u32) -> Result<u32, NoTarget> {
+    let master_info = nodes
+        .iter()
+        .find(|n| n.ordinal == master)
+        .and_then(|n| match &n.state {
+            NodeState::Up(info) if info.role == NodeRole::Master => Some(info),
+            _ => None,
+        })
+        .ok_or_else(|| NoTarget {
+            reason: format!(
+                "the master (ordinal {master}) does not answer as a master, so there is nothing to switch over from"
+            ),
+        })?;
+    let input = Input {
+        nodes: nodes.to_vec(),
+        master,
+        epoch: 0,
+        pending: None,
+        down_after_ms: 0,
+        last_master: Some(MasterMemory {
+            ordinal: master,
+            run_id: master_info.run_id.clone(),
+            replid: master_info.replid.clone(),
+            offset: master_info.offset,
+            keys: master_info.keys,
+        }),
+    };
+    let connected = |o: u32| {
+        nodes.iter().any(|n| {
+            n.ordinal == o
+                && matches!(&n.state, NodeState::Up(info) if matches!(
+                    info.role,
+                    NodeRole::Replica { following: Some(f), link_up: true } if f == master
+                ))
+        })
+    };
+    candidates(&input, master)
+        .into_iter()
+        .find(|o| connected(*o))
+        .ok_or_else(|| NoTarget {
+            reason: why_none(nodes, master, &master_info.replid),
+        })
+}
+
+/// One clause per pod other than the master, by ordinal.
+fn why_none(nodes: &[NodeObs], master: u32, replid: &str) -> String {
+    let mut others: Vec<&NodeObs> = nodes.iter().filter(|n| n.ordinal != master).collect();
+    others.sort_by_key(|n| n.ordinal);
+    if others.is_empty() {
+        return "no replica qualifies: the redis has no other pod".into();
+    }
+    let clauses: Vec<String> = others
+        .iter()
+        .map(|n| {
+            let o = n.ordinal;
+            match &n.state {
+                NodeState::Exited => format!("ordinal {o} is not running"),
+                NodeState::Unreachable { .. } => format!("ordinal {o} does not answer"),
+                NodeState::Up(info) if info.loading => format!("ordinal {o} is loading"),
+                NodeState::Up(info) if info.priority == 0 => {
+                    format!("ordinal {o} has replica-priority 0")
+                }
+                NodeState::Up(info) if info.replid != replid && info.replid2 != replid => {
+                    format!("ordinal {o} is on another replication history")
+                }
+                NodeState::Up(info) => match info.role {
+                    NodeRole::Master => format!("ordinal {o} acts as a master"),
+                    NodeRole::Replica {
+                        following: Some(f), ..
+                    } if f != master => format!("ordinal {o} follows ordinal {f}, not the master"),
+                    NodeRole::Replica {
+                        following: None, ..
+                    } => {
+                        format!("ordinal {o} follows no pod of this redis")
+                    }
+                    NodeRole::Replica { .. } => {
+                        format!("ordinal {o}'s link to the master is down")
+                    }
+                },
+            }
+        })
+        .collect();
+    format!("no replica qualifies: {}", clauses.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::redis::failover::NodeInfo;
+
+    const HISTORY: &str = "aaaa";
+
+    fn master(keys: u64) -> NodeState {
+        NodeState::Up(NodeInfo {
+            role: NodeRole::Master,
+            replid: HISTORY.into(),
+            replid2: String::new(),
+            offset: 1000,
+            priority: 100,
+            loading: false,
+            run_id: "m".into(),
+            keys,
+        })
+    }
+
+    fn replica(offset: i64, priority: u32, keys: u64) -> NodeInfo {
+        NodeInfo {
+            role: NodeRole::Replica {
+                following: Some(0),
+                link_up: true,
+            },
+            replid: HISTORY.into(),
+            replid2: String::new(),
+            offset,
+            priority,
+            loading: false,
+            run_id: "r".into(),
+            keys,
+        }
+    }
+
+    fn obs(states: Vec<NodeState>) -> Vec<NodeObs> {
+        states
+            .into_iter()
+            .enumerate()
+            .map(|(o, state)| NodeObs {
+                ordinal: o as u32,
+                state,
+            })
+            .collect()
+    }
+
+    fn up(info: NodeInfo) -> NodeState {
+        NodeState::Up(info)
+    }
+
+    #[test]
+    fn chooses_like_the_failover_planner() {
+        let loading = NodeInfo {
+            loading: true,
+            ..replica(2000, 100, 10)
+        };
+        let other_history = NodeInfo {
+            replid: "bbbb".into(),
+            ..replica(2000, 100, 10)
+        };
+        let link_down = NodeInfo {
+            role: NodeRole::Replica {
+                following: Some(0),
+                link_up: false,
+            },
+            ..replica(2000, 100, 10)
+        };
+        let follows_other = NodeInfo {
+            role: NodeRole::Replica {
+                following: Some(1),
+                link_up: true,
+            },
+            ..replica(2000, 100, 10)
+        };
+        let continued = NodeInfo {
+            replid: "cccc".into(),
+            replid2: HISTORY.into(),
+            ..replica(900, 100, 10)
+        };
+        let cases: Vec<(&str, Vec<NodeState>, Result<u32, &str>)> = vec![
+            (
+                "highest offset among equals",
+                vec![master(10), up(replica(900, 100, 10)), up(replica(950, 100, 10))],
+                Ok(2),
+            ),
+            (
+                "priority before offset (lower is preferred)",
+                vec![master(10), up(replica(900, 10, 10)), up(replica(950, 100, 10))],
+                Ok(1),
+            ),
+            (
+                "data before priority: never an empty replica over one with data",
+                vec![master(10), up(replica(990, 1, 0)), up(replica(900, 100, 10))],
+                Ok(2),
+            ),
+            (
+                "priority 0 is never promoted",
+                vec![master(10), up(replica(990, 0, 10)), up(replica(900, 100, 10))],
+                Ok(2),
+            ),
+            (
+                "ties go to the lower ordinal",
+                vec![master(10), up(replica(900, 100, 10)), up(replica(900, 100, 10))],
+                Ok(1),
+            ),
+            (
+                "loading, another history, link down and a chained replica are skipped",
+                vec![
+                    master(10),
+                    up(loading),
+                    up(other_history),
+                    up(link_down),
+                    up(follows_other),
+                    up(replica(100, 100, 10)),
+                ],
+                Ok(5),
+            ),
+            (
+                "a replica that continued the master's history qualifies",
+                vec![master(10), up(continued)],
+                Ok(1),
+            ),
+            (
+                "unreachable and exited pods are skipped",
+                vec![
+                    master(10),
+                    NodeState::Unreachable { down_for_ms: 5 },
+                    NodeState::Exited,
+                    up(replica(1, 100, 10)),
+                ],
+                Ok(3),
+            ),
+            (
+                "no replica qualifies",
+                vec![
+                    master(10),
+                    NodeState::Exited,
+                    up(replica(990, 0, 10)),
+                    up(NodeInfo {
+                        role: NodeRole::Replica {
+                            following: Some(0),
+                            link_up: false,
+                        },
+                        ..replica(990, 100, 10)
+                    }),
+                ],
+                Err("no replica qualifies: ordinal 1 is not running, ordinal 2 has replica-priority 0, ordinal 3's link to the master is down"),
+            ),
+            (
+                "a master that does not answer as one",
+                vec![up(replica(1, 100, 10)), up(replica(1, 100, 10))],
+                Err("the master (ordinal 0) does not answer as a master, so there is nothing to switch over from"),
+            ),
+            (
+                "a lone master",
+                vec![master(10)],
+                Err("no replica qualifies: the redis has no other pod"),
+            ),
+        ];
+        for (what, states, want) in cases {
+            let got = choose_target(&obs(states), 0).map_err(|e| e.reason);
+            assert_eq!(got, want.map_err(String::from), "{what}");
+        }
+    }
+}
