@@ -498,6 +498,78 @@ fn switchover_under_writes_loses_nothing_and_restarts_nothing() {
     assert_eq!(vd.pods().iter().filter(|p| p["name"] == "cache").count(), 2);
 }
 
+/// `vd redis:failover` without `--replica` picks its target by the automatic failover
+/// planner's candidate rules (here: never a replica with replica-priority 0, even the one
+/// with data and a live link), and refuses, changing nothing, when no replica qualifies.
+fn switchover_chooses_like_the_failover_planner() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    vd.apply(&vd.manifest("r.hcl", &replicated(3)));
+    let pw = password(&vd, "data/cache");
+    let mut master = authed(&vd, "data-cache.0", &pw);
+    let _: () = master.set("k", "v").unwrap();
+    for o in [1, 2] {
+        let mut r = authed(&vd, &format!("data-cache.{o}"), &pw);
+        vd.wait_for("replica has the data", T, || {
+            r.get::<_, Option<String>>("k").unwrap().is_some()
+        });
+    }
+    let mut one = authed(&vd, "data-cache.1", &pw);
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("replica-priority")
+        .arg("0")
+        .query(&mut one)
+        .unwrap();
+    let out = vd.vd(&["redis:failover", "data/cache", "--no-restart"]);
+    assert!(out.contains("cache-2"), "ordinal 1 has priority 0: {out}");
+    assert_eq!(
+        vd.vd(&["config", "data/cache", "get", "REDIS_MASTER_ORDINAL"])
+            .trim(),
+        "2"
+    );
+
+    // Now the only other replica gets priority 0 too: nothing qualifies.
+    let mut zero = authed(&vd, "data-cache.0", &pw);
+    vd.wait_for("ordinal 0 follows the new master", T, || {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut zero)
+            .unwrap();
+        info.contains("master_link_status:up")
+    });
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("replica-priority")
+        .arg("0")
+        .query(&mut zero)
+        .unwrap();
+    let err = vd.vd_fails(&["redis:failover", "data/cache"]);
+    assert!(
+        err.contains("ordinal 0 has replica-priority 0")
+            && err.contains("ordinal 1 has replica-priority 0")
+            && err.contains("nothing changed"),
+        "{err}"
+    );
+    assert_eq!(
+        vd.vd(&["config", "data/cache", "get", "REDIS_MASTER_ORDINAL"])
+            .trim(),
+        "2"
+    );
+    let mut two = authed(&vd, "data-cache.2", &pw);
+    let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut two).unwrap();
+    assert_eq!(role[0], redis::Value::BulkString(b"master".to_vec()));
+    // Naming a replica still works: the operator overrides the rules knowingly.
+    let out = vd.vd(&[
+        "redis:failover",
+        "data/cache",
+        "--replica",
+        "0",
+        "--no-restart",
+    ]);
+    assert!(out.contains("cache-0"), "{out}");
+}
+
 fn new_password_reaches_pods_then_consumers_then_revokes_the_old() {
     let _g = common::own_addresses();
     let vd = Vd::start();
@@ -552,5 +624,6 @@ on_every_runtime!(
     link_modes_write_the_link_variables_and_consumers_ping,
     custom_conf_with_command_override_and_safe_acls,
     switchover_under_writes_loses_nothing_and_restarts_nothing,
+    switchover_chooses_like_the_failover_planner,
     new_password_reaches_pods_then_consumers_then_revokes_the_old,
 );

@@ -1,16 +1,16 @@
 //! API handlers: thin translations between HTTP and the controller and store.
 
-use crate::controller::Controller;
 use crate::error::ServerError;
+use crate::orchestration::controller::Controller;
+use crate::orchestration::cronjob::Cronjobs;
 use crate::types::*;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::Deserialize;
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
-use vd_core::{Kind, Resource, ResourceRef, Spec};
-use vd_store::ChangeKind;
+use vd_core::event::{Level, Reason};
+use vd_core::{Kind, ResourceRef};
 
 type Ctl = State<Arc<Controller>>;
 
@@ -28,173 +28,6 @@ pub async fn health(State(ctl): Ctl) -> Json<Health> {
         pid: std::process::id(),
         root: ctl.root.display().to_string(),
     })
-}
-
-/// Checks an apply batch against itself and the stored state.
-fn validate(ctl: &Controller, resources: &[Resource]) -> Result<(), ServerError> {
-    let mut problems = Vec::new();
-    let assets = ctl.assets(resources)?;
-    let mut seen = BTreeSet::new();
-    // Pod names `<scope>-<name>.<ord>` can collide between workloads ("a-b"/"c" and "a"/"b-c").
-    let mut pod_bases: BTreeMap<String, ResourceRef> = BTreeMap::new();
-    for r in ctl.store.list(None)? {
-        if r.resource.id.kind.has_pods() {
-            pod_bases.insert(
-                format!("{}-{}", r.resource.id.scope, r.resource.id.name),
-                r.resource.id,
-            );
-        }
-    }
-    for r in resources {
-        for (what, label) in [("scope", &r.id.scope), ("name", &r.id.name)] {
-            if let Err(m) = vd_core::validate_label(what, label) {
-                problems.push(Problem {
-                    resource: Some(r.id.clone()),
-                    field: String::new(),
-                    message: m,
-                    help: None,
-                });
-            }
-        }
-        if !seen.insert(r.id.clone()) {
-            problems.push(Problem {
-                resource: Some(r.id.clone()),
-                field: String::new(),
-                message: format!("{} is declared twice", r.id),
-                help: Some("remove one of the two blocks".into()),
-            });
-        }
-        if let Some(w) = crate::workloads::workload_of(r) {
-            let w = &w;
-            let base = format!("{}-{}", r.id.scope, r.id.name);
-            if let Some(other) = pod_bases.get(&base) {
-                if other != &r.id {
-                    problems.push(Problem {
-                        resource: Some(r.id.clone()),
-                        field: String::new(),
-                        message: format!(
-                            "pods of {} would be named like those of {other} ({base}.N)",
-                            r.id
-                        ),
-                        help: Some("rename one of them".into()),
-                    });
-                }
-            }
-            pod_bases.insert(base, r.id.clone());
-            let overlay = crate::redis::password_overlay(ctl, r)?;
-            if let Err(mut p) = ctl.desired_with(&r.id, w, &assets, overlay.as_ref())? {
-                problems.append(&mut p);
-            }
-        }
-        if let Some(spec) = crate::redis::spec_of(r) {
-            problems.extend(crate::redis::validate(ctl, r, spec, &assets, resources)?);
-        }
-        if let Spec::Cronjob(spec) = &r.spec {
-            problems.extend(crate::cronjob::validate(ctl, r, spec, &assets)?);
-        }
-    }
-    if problems.is_empty() {
-        return Ok(());
-    }
-    let message = if problems.len() == 1 {
-        problems[0].message.clone()
-    } else {
-        format!("{} problems in the manifest", problems.len())
-    };
-    Err(ServerError::Invalid { message, problems })
-}
-
-/// `POST /v1/apply`.
-pub async fn apply(
-    State(ctl): Ctl,
-    Json(mut req): Json<ApplyRequest>,
-) -> Result<Json<ApplyResponse>, ServerError> {
-    // A redis's proxy block becomes a statefulset of its own, applied (and validated) with it.
-    let derived = crate::proxy::derive(&ctl, &req.resources)?;
-    let declared = req.resources.clone();
-    req.resources.extend(derived.iter().cloned());
-    validate(&ctl, &req.resources)?;
-    let mut before = BTreeMap::new();
-    for r in &req.resources {
-        if let Some(s) = ctl.store.get(&r.id)? {
-            before.insert(
-                r.id.clone(),
-                serde_json::to_value(&s.resource.spec).unwrap_or_default(),
-            );
-        }
-    }
-    let changes = if req.dry_run {
-        ctl.store.plan_apply(&req.resources)?
-    } else {
-        for r in &req.resources {
-            // A sentinel sibling reads the password of the redis it watches (env_from).
-            if crate::redis::spec_of(r).is_some_and(|s| !crate::workloads::is_sentinel(s)) {
-                crate::redis::ensure_password(&ctl, &r.id)?;
-            }
-            // HA modes guard writes (min-replicas-to-write): set before the apply's hash.
-            if let Some(s) = crate::redis::spec_of(r) {
-                let watched = crate::workloads::monitor_of(s);
-                if crate::workloads::automatic_failover(s) {
-                    crate::redis::ensure_ha_bucket(&ctl, &r.id)?;
-                } else if let Some(data) = watched {
-                    crate::redis::ensure_ha_bucket(&ctl, &data)?;
-                }
-            }
-            if let Spec::Asset(a) = &r.spec {
-                crate::assets::materialize(&ctl.assets_dir(), &r.id, a)?;
-            }
-            if let Some((id, a)) = crate::workloads::generated_asset(r) {
-                crate::assets::materialize(&ctl.assets_dir(), &id, &a)?;
-            }
-        }
-        let changes = ctl.store.apply(&req.resources)?;
-        crate::proxy::settle(&ctl, &declared, &derived)?;
-        changes
-    };
-    let by_id: BTreeMap<&ResourceRef, &Resource> =
-        req.resources.iter().map(|r| (&r.id, r)).collect();
-    let assets = ctl.assets(&req.resources)?;
-    let mut hashes = BTreeMap::new();
-    for r in &req.resources {
-        if let Some(w) = crate::workloads::workload_of(r) {
-            if let Ok((_, h)) = ctl.desired(&r.id, &w, &assets)? {
-                hashes.insert(r.id.clone(), h);
-            }
-        }
-    }
-    let views = changes
-        .into_iter()
-        .map(|c| {
-            let after = by_id
-                .get(&c.id)
-                .map(|r| serde_json::to_value(&r.spec).unwrap_or_default())
-                .unwrap_or_default();
-            if !req.dry_run && c.kind != ChangeKind::Unchanged {
-                let what = if c.kind == ChangeKind::Created {
-                    "Created"
-                } else {
-                    "Changed"
-                };
-                ctl.event(
-                    "info",
-                    Some(&c.id),
-                    None,
-                    what,
-                    &format!("revision {}", c.revision),
-                );
-            }
-            ChangeView {
-                before: before.get(&c.id).cloned(),
-                hash: hashes.get(&c.id).cloned(),
-                id: c.id,
-                change: c.kind,
-                revision: c.revision,
-                after,
-            }
-        })
-        .collect();
-    ctl.notify();
-    Ok(Json(ApplyResponse { changes: views }))
 }
 
 /// Query of `GET /v1/resources`.
@@ -262,7 +95,7 @@ pub async fn describe(
         .get(&id)?
         .ok_or_else(|| ServerError::NotFound(format!("{id} does not exist")))?;
     let events = ctl.store.events(Some(&id), 0, 20)?;
-    let limits = match crate::workloads::workload_of(&stored.resource) {
+    let limits = match vd_core::workload::workload_of(&stored.resource) {
         Some(w)
             if w.resources.limits.cpu_millis.is_some()
                 || w.resources.limits.memory_bytes.is_some() =>
@@ -275,7 +108,7 @@ pub async fn describe(
         _ => None,
     };
     let cronjob = match id.kind {
-        Kind::Cronjob => Some(crate::cronjob::view(&ctl, &id)?),
+        Kind::Cronjob => Some(crate::orchestration::cronjob::view(&ctl, &id)?),
         _ => None,
     };
     Ok(Json(DescribeView {
@@ -291,6 +124,7 @@ pub async fn describe(
 /// `DELETE /v1/resources/{kind}/{scope}/{name}?prune=`.
 pub async fn delete(
     State(ctl): Ctl,
+    State(cronjobs): State<Arc<Cronjobs>>,
     Path((kind, scope, name)): Path<(String, String, String)>,
     Query(q): Query<DeleteQuery>,
 ) -> Result<Json<serde_json::Value>, ServerError> {
@@ -305,7 +139,7 @@ pub async fn delete(
             .list(None)?
             .into_iter()
             .filter(|r| {
-                crate::workloads::workload_of(&r.resource).is_some_and(|w| {
+                vd_core::workload::workload_of(&r.resource).is_some_and(|w| {
                     let needle = format!("${{asset.{}.{}.", id.scope, id.name);
                     w.volumes.iter().any(|v| v.source.contains(&needle))
                         || w.env.values().any(|v| v.contains(&needle))
@@ -324,17 +158,17 @@ pub async fn delete(
     ctl.store.delete(&id)?;
     let _ = ctl.store.meta_delete(&format!("restart:{id}"));
     if id.kind == Kind::Redis {
-        crate::proxy::remove(&ctl, &id)?;
+        crate::redis::proxy::remove(&ctl, &id)?;
     }
     // Running runs are stopped: "deleted" means nothing of it runs any more.
     if id.kind == Kind::Cronjob {
-        crate::cronjob::remove(&ctl, &id).await?;
+        crate::orchestration::cronjob::remove(&cronjobs, &id).await?;
     }
     ctl.event(
-        "info",
+        Level::Info,
         Some(&id),
         None,
-        "Deleted",
+        Reason::Deleted,
         if q.prune {
             "deleted with --prune"
         } else {
@@ -343,7 +177,7 @@ pub async fn delete(
     );
     ctl.notify();
     if id.kind == Kind::Asset {
-        crate::assets::remove(&ctl.assets_dir(), &id);
+        crate::orchestration::assets::remove(&ctl.assets_dir(), &id);
     }
     let mut pruned = Vec::new();
     // A delete returns once the pods are stopped, so "deleted" means nothing runs any more.
@@ -354,7 +188,7 @@ pub async fn delete(
         });
     }
     if q.prune {
-        if let Some(w) = crate::workloads::workload_of(&stored.resource) {
+        if let Some(w) = vd_core::workload::workload_of(&stored.resource) {
             let volumes = ctl.runtime.list_volumes().await?;
             for claim in &w.volume_claims {
                 let prefix = format!("voodu-{}-{}-{}-", id.scope, id.name, claim.name);
@@ -399,10 +233,10 @@ pub async fn restart(
         .unwrap_or_default();
     ctl.store.meta_set(&format!("restart:{id}"), &generation)?;
     ctl.event(
-        "info",
+        Level::Info,
         Some(&id),
         None,
-        "Restart",
+        Reason::Restart,
         "rolling restart requested",
     );
     ctl.notify();
@@ -516,95 +350,4 @@ pub async fn shutdown(
     }
     ctl.shutdown.notify_one();
     Json(serde_json::json!({ "stopping": true }))
-}
-
-/// `GET /v1/redis`.
-pub async fn redis_list(
-    State(ctl): Ctl,
-) -> Result<Json<Vec<crate::redis::RedisView>>, ServerError> {
-    Ok(Json(crate::redis::list(&ctl)?))
-}
-
-/// `POST /v1/redis/{scope}/{name}/link`.
-pub async fn redis_link(
-    State(ctl): Ctl,
-    Path((scope, name)): Path<(String, String)>,
-    Json(req): Json<crate::redis::LinkRequest>,
-) -> Result<Json<BTreeMap<String, String>>, ServerError> {
-    Ok(Json(crate::redis::link(&ctl, &scope, &name, &req)?))
-}
-
-/// Body of `POST /v1/redis/{scope}/{name}/unlink`.
-#[derive(Debug, Deserialize, serde::Serialize)]
-pub struct UnlinkRequest {
-    /// `scope/name`.
-    pub consumer: String,
-    /// Don't roll the consumer.
-    #[serde(default)]
-    pub no_restart: bool,
-}
-
-/// `POST /v1/redis/{scope}/{name}/unlink`.
-pub async fn redis_unlink(
-    State(ctl): Ctl,
-    Path((scope, name)): Path<(String, String)>,
-    Json(req): Json<UnlinkRequest>,
-) -> Result<Json<serde_json::Value>, ServerError> {
-    crate::redis::unlink(&ctl, &scope, &name, &req.consumer, req.no_restart)?;
-    Ok(Json(serde_json::json!({ "unlinked": req.consumer })))
-}
-
-/// `POST /v1/redis/{scope}/{name}/failover`.
-pub async fn redis_failover(
-    State(ctl): Ctl,
-    Path((scope, name)): Path<(String, String)>,
-    Json(req): Json<crate::redis::FailoverRequest>,
-) -> Result<Json<crate::redis::FailoverReport>, ServerError> {
-    Ok(Json(
-        crate::redis::failover(&ctl, &scope, &name, &req).await?,
-    ))
-}
-
-/// `GET /v1/redis/{scope}/{name}/info`.
-pub async fn redis_info(
-    State(ctl): Ctl,
-    Path((scope, name)): Path<(String, String)>,
-) -> Result<Json<Vec<crate::redis::NodeInfo>>, ServerError> {
-    Ok(Json(crate::redis::info(&ctl, &scope, &name).await?))
-}
-
-/// `GET /v1/redis/{scope}/{name}/sentinels`: the sentinels watching a redis, if any.
-pub async fn redis_sentinels(
-    State(ctl): Ctl,
-    Path((scope, name)): Path<(String, String)>,
-) -> Result<Json<Option<crate::sentinel::SentinelReport>>, ServerError> {
-    Ok(Json(crate::sentinel::report(&ctl, &scope, &name).await?))
-}
-
-/// `GET /v1/redis/{scope}/{name}/endpoints`.
-pub async fn redis_endpoints(
-    State(ctl): Ctl,
-    Path((scope, name)): Path<(String, String)>,
-) -> Result<Json<crate::redis::Endpoints>, ServerError> {
-    Ok(Json(crate::redis::endpoints(&ctl, &scope, &name)?))
-}
-
-/// `POST /v1/redis/{scope}/{name}/new-password`.
-pub async fn redis_new_password(
-    State(ctl): Ctl,
-    Path((scope, name)): Path<(String, String)>,
-    Json(req): Json<UnlinkNoRestart>,
-) -> Result<Json<serde_json::Value>, ServerError> {
-    crate::redis::rotate_password(&ctl, &scope, &name, req.no_restart).await?;
-    Ok(Json(
-        serde_json::json!({ "rotated": format!("{scope}/{name}") }),
-    ))
-}
-
-/// Body with only `no_restart`.
-#[derive(Debug, Default, Deserialize, serde::Serialize)]
-pub struct UnlinkNoRestart {
-    /// Don't roll linked consumers.
-    #[serde(default)]
-    pub no_restart: bool,
 }

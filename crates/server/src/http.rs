@@ -1,8 +1,10 @@
 //! The HTTP server on the root's unix socket.
 
 use crate::api;
-use crate::controller::Controller;
 use crate::error::ServerError;
+use crate::redis::api as redis_api;
+use crate::redis::ops::Ops;
+use crate::start::Server;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -19,10 +21,10 @@ pub fn socket_path(root: &std::path::Path) -> PathBuf {
 }
 
 /// The API's routes.
-pub fn router(ctl: Arc<Controller>) -> Router {
+pub fn router(server: Server) -> Router {
     Router::new()
         .route("/v1/health", get(api::health))
-        .route("/v1/apply", post(api::apply))
+        .route("/v1/apply", post(crate::apply::apply))
         .route("/v1/resources", get(api::list))
         .route(
             "/v1/resources/{kind}/{scope}/{name}",
@@ -40,56 +42,62 @@ pub fn router(ctl: Arc<Controller>) -> Router {
         )
         .route("/v1/events", get(api::events))
         .route("/v1/shutdown", post(api::shutdown))
-        .route("/v1/redis", get(api::redis_list))
-        .route("/v1/redis/{scope}/{name}/link", post(api::redis_link))
-        .route("/v1/redis/{scope}/{name}/unlink", post(api::redis_unlink))
+        .route("/v1/redis", get(redis_api::list))
+        .route("/v1/redis/{scope}/{name}/link", post(redis_api::link))
+        .route("/v1/redis/{scope}/{name}/unlink", post(redis_api::unlink))
         .route(
             "/v1/redis/{scope}/{name}/failover",
-            post(api::redis_failover),
+            post(redis_api::failover),
         )
-        .route("/v1/redis/{scope}/{name}/info", get(api::redis_info))
+        .route("/v1/redis/{scope}/{name}/info", get(redis_api::info))
         .route(
             "/v1/redis/{scope}/{name}/sentinels",
-            get(api::redis_sentinels),
+            get(redis_api::sentinels),
         )
         .route(
             "/v1/redis/{scope}/{name}/new-password",
-            post(api::redis_new_password),
+            post(redis_api::new_password),
         )
         .route(
             "/v1/redis/{scope}/{name}/endpoints",
-            get(api::redis_endpoints),
+            get(redis_api::endpoints),
         )
         .route(
             "/v1/redis/{scope}/{name}/backup",
-            post(crate::backup::api_backup),
+            post(crate::redis::backup::api_backup),
         )
         .route(
             "/v1/redis/{scope}/{name}/backups",
-            get(crate::backup::api_backups),
+            get(crate::redis::backup::api_backups),
         )
         .route(
             "/v1/redis/{scope}/{name}/restore",
-            post(crate::restore::api_restore),
+            post(crate::redis::restore::api_restore),
         )
         .route(
             "/v1/redis/{scope}/{name}/import",
-            post(crate::import::api_import),
+            post(crate::redis::import::api_import),
         )
-        .route("/v1/cronjobs", get(crate::cronjob::api_list))
-        .route("/v1/cronjobs/{scope}/{name}", get(crate::cronjob::api_get))
+        .route("/v1/cronjobs", get(crate::orchestration::cronjob::api_list))
+        .route(
+            "/v1/cronjobs/{scope}/{name}",
+            get(crate::orchestration::cronjob::api_get),
+        )
         .route(
             "/v1/cronjobs/{scope}/{name}/run",
-            post(crate::cronjob::api_run),
+            post(crate::orchestration::cronjob::api_run),
         )
         .route("/metrics", get(metrics))
-        .with_state(ctl)
+        .with_state(server)
 }
 
 /// `GET /metrics`: the Prometheus exposition, instance gauges collected now.
-async fn metrics(State(ctl): State<Arc<Controller>>) -> impl IntoResponse {
-    let body = ctl.metrics.render(&ctl).await;
-    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body)
+async fn metrics(State(ops): State<Arc<Ops>>) -> impl IntoResponse {
+    let body = ops.metrics.render(&ops.ctl).await;
+    (
+        [(header::CONTENT_TYPE, crate::redis::metrics::CONTENT_TYPE)],
+        body,
+    )
 }
 
 /// Binds the TCP metrics listener (`--metrics-addr`); called before the controller starts so
@@ -103,7 +111,7 @@ pub async fn bind_metrics(addr: SocketAddr) -> Result<tokio::net::TcpListener, S
 /// Serves only `GET /metrics` on `listener` for the life of the process: unlike the socket,
 /// this port may be reachable by others, so the API is not on it.
 pub async fn serve_metrics(
-    ctl: Arc<Controller>,
+    server: Server,
     listener: tokio::net::TcpListener,
 ) -> Result<(), ServerError> {
     let addr = listener
@@ -112,7 +120,7 @@ pub async fn serve_metrics(
     tracing::info!(%addr, "serving Prometheus metrics on http://{addr}/metrics");
     let app = Router::new()
         .route("/metrics", get(metrics))
-        .with_state(ctl);
+        .with_state(server);
     axum::serve(listener, app)
         .await
         .map_err(|e| ServerError::io(format!("serve metrics on {addr}"), e))
@@ -120,9 +128,10 @@ pub async fn serve_metrics(
 
 /// Serves the API on `<root>/vd.sock` (mode 0600) until a shutdown request or `stop` resolves.
 pub async fn serve(
-    ctl: Arc<Controller>,
+    server: Server,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let ctl = server.ctl.clone();
     let path = socket_path(&ctl.root);
     // The root lock is held, so a socket file left here belongs to a dead server.
     let _ = std::fs::remove_file(&path);
@@ -138,7 +147,7 @@ pub async fn serve(
             _ = stop => {},
         }
     };
-    axum::serve(listener, router(ctl.clone()))
+    axum::serve(listener, router(server))
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| ServerError::io("serve", e))?;

@@ -1,30 +1,27 @@
 //! The vd controller: an HTTP/JSON API on a unix socket, a level-triggered reconcile loop
 //! that turns stored specs into pods, and one supervisor task per pod for restarts and probes.
+//!
+//! Two layers, which the folders show:
+//! - [`orchestration`]: generic pod orchestration (the controller context, reconcile loop,
+//!   supervisors, probes, resolution of specs into launches, cronjobs). It knows nothing of
+//!   Redis; where it must ask (may this pod start now? a pod exited) it calls the
+//!   [`orchestration::controller::PodHooks`] registered at start.
+//! - [`redis`]: every Redis operation (links, switchover, the sentinel follower, controller
+//!   failover, the proxy feed, backups, restore, import, Redis metrics).
+//!
+//! [`start`] is the composition root that builds both and starts every task; [`apply`] is the
+//! apply pipeline; [`api`] and [`http`] are the HTTP edge.
 
 pub mod api;
-pub mod assets;
-pub mod backup;
-pub mod backup_schedule;
-pub mod controller;
-pub mod cronjob;
+pub mod apply;
 pub mod error;
-pub mod exclusive;
-pub mod failover;
 pub mod http;
-pub mod import;
-pub mod metrics;
-pub mod objstore;
-pub mod probes;
-pub mod proxy;
+pub mod orchestration;
 pub mod redis;
-pub mod resolve;
-pub mod restore;
-pub mod sentinel;
-pub mod supervisor;
+pub mod start;
 pub mod types;
-pub mod workloads;
 
-pub use controller::{Controller, ServerConfig};
 pub use error::ServerError;
 pub use http::serve;
-pub use metrics::Metrics;
+pub use orchestration::controller::{Controller, ServerConfig};
+pub use start::Server;

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use vd_core::{Resource, ResourceRef};
+use vd_core::{Concurrency, Resource, ResourceRef};
 pub use vd_store::{ChangeKind, Event};
 
 /// The API's path prefix.
@@ -152,7 +152,7 @@ pub struct DescribeView {
     pub runtime: String,
     /// For a cronjob: its schedule, next slot and kept runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cronjob: Option<crate::cronjob::CronjobView>,
+    pub cronjob: Option<CronjobView>,
 }
 
 /// `POST /v1/config/{scope}`.
@@ -209,4 +209,129 @@ pub struct DeleteQuery {
     /// Also destroy volumes.
     #[serde(default)]
     pub prune: bool,
+}
+
+/// `POST /v1/redis/{scope}/{name}/failover`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FailoverRequest {
+    /// Ordinal to promote (default: the replica with the highest offset).
+    pub replica: Option<u32>,
+    /// Don't roll linked consumers.
+    #[serde(default)]
+    pub no_restart: bool,
+}
+
+/// What a switchover did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FailoverReport {
+    /// Old master ordinal.
+    pub from: u32,
+    /// New master ordinal.
+    pub to: u32,
+    /// How long writes were held, ms (with sentinels: how long they took to agree).
+    pub write_pause_ms: u64,
+    /// Whether sentinels performed it.
+    #[serde(default)]
+    pub by_sentinels: bool,
+}
+
+/// How a run ended (or that it has not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Its pod is running.
+    Running,
+    /// Exit code 0.
+    Succeeded,
+    /// A non-zero exit, a signal, a timeout, or a pod that could not start.
+    Failed,
+    /// The server restarted while it ran and could not learn how it ended.
+    Unknown,
+}
+
+impl RunStatus {
+    /// Lowercase name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Unknown => "unknown",
+        }
+    }
+}
+
+/// Why a run started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    /// Its schedule's slot came.
+    Schedule,
+    /// `vd run`.
+    Manual,
+}
+
+/// One run as recorded in the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// 1, 2, ... per cronjob.
+    pub id: u64,
+    /// Its pod's name.
+    pub pod: String,
+    /// Schedule or manual.
+    pub trigger: Trigger,
+    /// The slot it ran for (unix seconds), for scheduled runs.
+    pub slot: Option<i64>,
+    /// Unix ms.
+    pub started_ms: i64,
+    /// Unix ms, once it ended.
+    pub ended_ms: Option<i64>,
+    /// Running, succeeded, failed, unknown.
+    pub status: RunStatus,
+    /// Exit code, when known.
+    pub exit_code: Option<i32>,
+    /// Signal that ended it, when known.
+    pub signal: Option<i32>,
+    /// Why it failed, when the exit code alone does not say.
+    pub message: Option<String>,
+    /// Its log file on the server's host.
+    pub log: String,
+}
+
+/// A cronjob as `vd get cronjobs` and `vd describe` show it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CronjobView {
+    /// Which cronjob.
+    pub id: ResourceRef,
+    /// The schedule as written (UTC).
+    pub schedule: String,
+    /// Concurrency policy.
+    pub concurrency: Concurrency,
+    /// Finished runs kept.
+    pub keep: u32,
+    /// The next slot (unix seconds), if the schedule fires again.
+    pub next_run: Option<i64>,
+    /// Slots skipped so far because a run was still going.
+    pub skipped: u64,
+    /// Kept runs, newest first.
+    pub runs: Vec<RunRecord>,
+}
+
+/// `POST /v1/cronjobs/{scope}/{name}/run`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunRequest {
+    /// Answer once the run started instead of when it ended.
+    #[serde(default)]
+    pub detach: bool,
+}
+
+/// Answer to a run request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResult {
+    /// The cronjob.
+    pub cronjob: ResourceRef,
+    /// The run (finished unless detached).
+    pub run: RunRecord,
+    /// Its output, when the request waited for it.
+    pub log: Option<String>,
 }

@@ -7,7 +7,7 @@ use crate::args::Output;
 use crate::error::CliError;
 use crate::render::{self, table};
 use std::path::Path;
-use vd_server::backup::{BackupList, BackupReport, BackupRequest};
+use vd_server::redis::backup::{BackupList, BackupReport, BackupRequest};
 
 /// `--destination` as the server needs it: absolute, relative ones taken from the current
 /// directory; `s3://` URLs as written.

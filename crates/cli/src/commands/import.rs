@@ -7,7 +7,7 @@ use crate::args::Output;
 use crate::error::CliError;
 use crate::render::table;
 use std::time::Duration;
-use vd_server::import::{ImportMode, ImportReport, ImportRequest};
+use vd_server::redis::import::{ImportMode, ImportReport, ImportRequest};
 
 /// `350 ms`, `2.4 s`.
 fn human_ms(ms: u64) -> String {
@@ -106,7 +106,7 @@ pub async fn import(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vd_server::import::{DbKeys, ReplicaState};
+    use vd_server::redis::import::{DbKeys, ReplicaState};
 
     #[test]
     fn summary_lines() {

@@ -5,10 +5,10 @@ use crate::args::Output;
 use crate::error::CliError;
 use crate::render::{self, table};
 use std::collections::BTreeMap;
-use vd_server::redis::{
-    Endpoints, FailoverReport, FailoverRequest, LinkRequest, NodeInfo, RedisView,
-};
-use vd_server::sentinel::SentinelReport;
+use vd_server::redis::info::{Endpoints, NodeInfo, RedisView};
+use vd_server::redis::link::LinkRequest;
+use vd_server::redis::sentinel::SentinelReport;
+use vd_server::types::{FailoverReport, FailoverRequest};
 
 pub(super) fn split(reference: &str) -> Result<(String, String), CliError> {
     let r = reference.strip_prefix("redis/").unwrap_or(reference);

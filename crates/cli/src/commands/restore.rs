@@ -8,7 +8,7 @@ use super::Ctx;
 use crate::args::Output;
 use crate::error::CliError;
 use crate::render::table;
-use vd_server::restore::{RestoreReport, RestoreRequest};
+use vd_server::redis::restore::{RestoreReport, RestoreRequest};
 
 /// `--from` as the server needs it: `s3://…` as given, a path made absolute.
 fn absolute(from: &str) -> Result<String, CliError> {

@@ -7,7 +7,8 @@ use crate::error::CliError;
 use crate::render::{self, age, table};
 use std::io::Write;
 use vd_core::{CronjobSpec, Kind, ResourceRef};
-use vd_server::cronjob::{describe_end, CronjobView, RunRecord, RunRequest, RunResult, RunStatus};
+use vd_server::orchestration::cronjob::describe_end;
+use vd_server::types::{CronjobView, RunRecord, RunRequest, RunResult, RunStatus};
 
 /// `cronjob/SCOPE/NAME`, or `SCOPE/NAME` meaning a cronjob.
 pub fn cronjob_ref(s: &str) -> Result<ResourceRef, CliError> {
@@ -35,7 +36,7 @@ fn api_path(id: &ResourceRef) -> String {
 
 /// `2026-11-21 06:00 UTC` for unix seconds.
 fn utc(secs: i64) -> String {
-    vd_server::backup::iso(secs)
+    vd_server::orchestration::time::iso(secs)
         .replace('T', " ")
         .replace('Z', " UTC")
 }
@@ -300,7 +301,7 @@ mod tests {
         let end = |exit_code, signal| RunRecord {
             id: 1,
             pod: "a-b.run-1".into(),
-            trigger: vd_server::cronjob::Trigger::Manual,
+            trigger: vd_server::types::Trigger::Manual,
             slot: None,
             started_ms: 0,
             ended_ms: Some(1),

@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use vd_server::types::{PodView, ShutdownRequest};
-use vd_server::{Controller, ServerConfig};
+use vd_server::{Server, ServerConfig};
 
-async fn start_controller(ctx: &Ctx, runtime: RuntimeKind) -> Result<Arc<Controller>, CliError> {
+async fn start_controller(ctx: &Ctx, runtime: RuntimeKind) -> Result<Server, CliError> {
     let exe = std::env::current_exe().map_err(|e| CliError::io("find the vd binary", e))?;
     let rt: Arc<dyn vd_runtime::Runtime> = match runtime {
         RuntimeKind::Process => Arc::new(
@@ -25,7 +25,7 @@ async fn start_controller(ctx: &Ctx, runtime: RuntimeKind) -> Result<Arc<Control
                 .map_err(|e| CliError::Server(vd_server::ServerError::Runtime(e)))?,
         ),
     };
-    Ok(Controller::start(ServerConfig {
+    Ok(Server::start(ServerConfig {
         root: ctx.root.clone(),
         runtime: rt,
     })
@@ -85,11 +85,11 @@ async fn bind_metrics(
 }
 
 /// Serves metrics on a bound listener for the life of the process.
-fn spawn_metrics(ctl: &Arc<Controller>, listener: Option<tokio::net::TcpListener>) {
+fn spawn_metrics(server: &Server, listener: Option<tokio::net::TcpListener>) {
     if let Some(l) = listener {
-        let c = ctl.clone();
+        let s = server.clone();
         tokio::spawn(async move {
-            if let Err(e) = vd_server::http::serve_metrics(c, l).await {
+            if let Err(e) = vd_server::http::serve_metrics(s, l).await {
                 tracing::error!(error = %e, "metrics listener stopped");
             }
         });
@@ -200,9 +200,9 @@ pub async fn up(
     }
     eprintln!("stopping pods…");
     match embedded {
-        Some(ctl) => {
-            ctl.stop_all_pods(Duration::from_secs(60)).await;
-            ctl.shutdown.notify_one();
+        Some(server) => {
+            server.ctl.stop_all_pods(Duration::from_secs(60)).await;
+            server.ctl.shutdown.notify_one();
         }
         None => {
             for id in workloads.keys() {

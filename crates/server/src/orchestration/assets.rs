@@ -1,7 +1,7 @@
 //! Materializing asset files under the root so pods can bind them.
 
 use crate::error::ServerError;
-use crate::resolve::asset_path;
+use crate::orchestration::resolve::asset_path;
 use std::io::Write;
 use std::path::Path;
 use vd_core::{AssetSpec, ResourceRef};

@@ -7,8 +7,8 @@
 //! hosts file and network), named `<scope>-<name>.run-<n>`, waited to completion and then
 //! forgotten by the runtime; its log file stays until the run falls out of `keep`.
 
-use crate::controller::Controller;
 use crate::error::ServerError;
+use crate::orchestration::controller::Controller;
 use crate::types::Problem;
 use axum::extract::{Path, State};
 use axum::Json;
@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{oneshot, Notify};
+use vd_core::event::{Level, Reason};
 use vd_core::schedule::{self, Due, Schedule};
 use vd_core::{Concurrency, CronjobSpec, Kind, Resource, ResourceRef, Spec};
 use vd_runtime::{ExitInfo, RunningPod};
@@ -25,82 +26,8 @@ use vd_runtime::{ExitInfo, RunningPod};
 const TICK: Duration = Duration::from_secs(1);
 /// Grace between SIGTERM and SIGKILL when a run is stopped.
 const GRACE: Duration = Duration::from_secs(10);
-/// What sets a run's pod name apart from a workload pod's `<scope>-<name>.<ordinal>`.
-const RUN_MARK: &str = ".run-";
-
-/// The pod name of run `n`: `<scope>-<name>.run-<n>` (a valid container name too).
-pub fn run_pod_name(id: &ResourceRef, n: u64) -> String {
-    format!("{}-{}{RUN_MARK}{n}", id.scope, id.name)
-}
-
-/// Whether a pod is a cronjob run (the reconcile loop's adoption leaves those to this module).
-pub fn is_run_pod(pod: &str) -> bool {
-    pod.rsplit_once(RUN_MARK)
-        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// How a run ended (or that it has not).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunStatus {
-    /// Its pod is running.
-    Running,
-    /// Exit code 0.
-    Succeeded,
-    /// A non-zero exit, a signal, a timeout, or a pod that could not start.
-    Failed,
-    /// The server restarted while it ran and could not learn how it ended.
-    Unknown,
-}
-
-impl RunStatus {
-    /// Lowercase name, as in JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Running => "running",
-            RunStatus::Succeeded => "succeeded",
-            RunStatus::Failed => "failed",
-            RunStatus::Unknown => "unknown",
-        }
-    }
-}
-
-/// Why a run started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Trigger {
-    /// Its schedule's slot came.
-    Schedule,
-    /// `vd run`.
-    Manual,
-}
-
-/// One run as recorded in the store.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunRecord {
-    /// 1, 2, ... per cronjob.
-    pub id: u64,
-    /// Its pod's name.
-    pub pod: String,
-    /// Schedule or manual.
-    pub trigger: Trigger,
-    /// The slot it ran for (unix seconds), for scheduled runs.
-    pub slot: Option<i64>,
-    /// Unix ms.
-    pub started_ms: i64,
-    /// Unix ms, once it ended.
-    pub ended_ms: Option<i64>,
-    /// Running, succeeded, failed, unknown.
-    pub status: RunStatus,
-    /// Exit code, when known.
-    pub exit_code: Option<i32>,
-    /// Signal that ended it, when known.
-    pub signal: Option<i32>,
-    /// Why it failed, when the exit code alone does not say.
-    pub message: Option<String>,
-    /// Its log file on the server's host.
-    pub log: String,
-}
+pub use crate::types::{CronjobView, RunRecord, RunRequest, RunResult, RunStatus, Trigger};
+pub use vd_core::naming::{is_run_pod, run_pod_name};
 
 /// A cronjob's persisted scheduling state and run history (oldest run first).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,44 +40,6 @@ pub struct CronState {
     pub skipped: u64,
     /// Kept runs, oldest first.
     pub runs: Vec<RunRecord>,
-}
-
-/// A cronjob as `vd get cronjobs` and `vd describe` show it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CronjobView {
-    /// Which cronjob.
-    pub id: ResourceRef,
-    /// The schedule as written (UTC).
-    pub schedule: String,
-    /// Concurrency policy.
-    pub concurrency: Concurrency,
-    /// Finished runs kept.
-    pub keep: u32,
-    /// The next slot (unix seconds), if the schedule fires again.
-    pub next_run: Option<i64>,
-    /// Slots skipped so far because a run was still going.
-    pub skipped: u64,
-    /// Kept runs, newest first.
-    pub runs: Vec<RunRecord>,
-}
-
-/// `POST /v1/cronjobs/{scope}/{name}/run`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct RunRequest {
-    /// Answer once the run started instead of when it ended.
-    #[serde(default)]
-    pub detach: bool,
-}
-
-/// Answer to a run request.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunResult {
-    /// The cronjob.
-    pub cronjob: ResourceRef,
-    /// The run (finished unless detached).
-    pub run: RunRecord,
-    /// Its output, when the request waited for it.
-    pub log: Option<String>,
 }
 
 /// What the scheduler does for one cronjob at one tick: the pure part of a tick.
@@ -207,13 +96,26 @@ pub fn to_prune(runs: &[RunRecord], keep: u32) -> Vec<u64> {
     finished.into_iter().take(extra).collect()
 }
 
-/// Runs going now, by pod: the cronjob they belong to and what stops them.
-#[derive(Default)]
-pub struct Shared {
+/// The cronjob scheduler's context: the controller context plus the runs going now.
+pub struct Cronjobs {
+    /// The controller context.
+    pub ctl: Arc<Controller>,
     /// Serializes read-modify-write of a cronjob's stored state. Lock order: `running`, then
     /// `state` (only `start_run` holds both).
     state: Mutex<()>,
+    /// Runs going now, by pod: the cronjob they belong to and what stops them.
     running: Mutex<BTreeMap<String, (ResourceRef, Arc<Notify>)>>,
+}
+
+impl Cronjobs {
+    /// The scheduler's context over `ctl`, with no run going.
+    pub fn new(ctl: Arc<Controller>) -> Arc<Cronjobs> {
+        Arc::new(Cronjobs {
+            ctl,
+            state: Mutex::new(()),
+            running: Mutex::new(BTreeMap::new()),
+        })
+    }
 }
 
 fn unix_ms() -> i64 {
@@ -239,12 +141,12 @@ fn load(ctl: &Controller, id: &ResourceRef) -> Result<CronState, ServerError> {
 
 /// Loads, changes and stores a cronjob's state under the state lock.
 fn update<T>(
-    ctl: &Controller,
+    cj: &Cronjobs,
     id: &ResourceRef,
     f: impl FnOnce(&mut CronState) -> T,
 ) -> Result<T, ServerError> {
-    let _guard = ctl
-        .cronjobs
+    let ctl = &cj.ctl;
+    let _guard = cj
         .state
         .lock()
         .map_err(|e| ServerError::io("cronjob state", std::io::Error::other(e.to_string())))?;
@@ -256,9 +158,8 @@ fn update<T>(
     Ok(out)
 }
 
-fn running_of(ctl: &Controller, id: &ResourceRef) -> Vec<(String, Arc<Notify>)> {
-    ctl.cronjobs
-        .running
+fn running_of(cj: &Cronjobs, id: &ResourceRef) -> Vec<(String, Arc<Notify>)> {
+    cj.running
         .lock()
         .map(|m| {
             m.iter()
@@ -270,12 +171,12 @@ fn running_of(ctl: &Controller, id: &ResourceRef) -> Vec<(String, Arc<Notify>)> 
 }
 
 /// Asks every run of `id` to stop and waits (bounded) until they have ended and are recorded.
-async fn stop_runs(ctl: &Controller, id: &ResourceRef) -> bool {
-    for (_, stop) in running_of(ctl, id) {
+async fn stop_runs(cj: &Cronjobs, id: &ResourceRef) -> bool {
+    for (_, stop) in running_of(cj, id) {
         stop.notify_one();
     }
     let deadline = tokio::time::Instant::now() + GRACE + Duration::from_secs(20);
-    while !running_of(ctl, id).is_empty() {
+    while !running_of(cj, id).is_empty() {
         if tokio::time::Instant::now() >= deadline {
             return false;
         }
@@ -304,12 +205,9 @@ fn stored(ctl: &Controller, id: &ResourceRef) -> Result<(CronjobSpec, i64), Serv
 
 /// Apply-time checks of a cronjob: the schedule, what this runtime needs, and the env and
 /// binds resolved exactly as a run will resolve them.
-pub fn validate(
-    ctl: &Controller,
-    r: &Resource,
-    spec: &CronjobSpec,
-    assets: &BTreeMap<(String, String), vd_core::AssetSpec>,
-) -> Result<Vec<Problem>, ServerError> {
+/// Apply-time checks of a cronjob beyond its pod template (which the apply resolves like any
+/// workload's, from [`CronjobSpec::workload`]): the schedule, and what the runtime needs.
+pub fn validate(r: &Resource, spec: &CronjobSpec, runtime: &str) -> Vec<Problem> {
     let problem = |field: &str, message: String, help: &str| Problem {
         resource: Some(r.id.clone()),
         field: field.to_string(),
@@ -324,7 +222,7 @@ pub fn validate(
             "e.g. schedule = \"0 */6 * * *\" (UTC)",
         ));
     }
-    match ctl.runtime.name() {
+    match runtime {
         "process" if spec.command.is_empty() => problems.push(problem(
             "command",
             format!("{} has no command; the process runtime runs the command on this host and cannot run an image's default", r.id),
@@ -337,33 +235,31 @@ pub fn validate(
         )),
         _ => {}
     }
-    if let Err(mut p) = ctl.desired(&r.id, &spec.workload(), assets)? {
-        problems.append(&mut p);
-    }
-    Ok(problems)
+    problems
 }
 
 /// Starts a run of `id`. The returned receiver yields the record once the run has ended.
 pub async fn start_run(
-    ctl: &Arc<Controller>,
+    cj: &Arc<Cronjobs>,
     id: &ResourceRef,
     spec: &CronjobSpec,
     trigger: Trigger,
     slot: Option<i64>,
 ) -> Result<(RunRecord, oneshot::Receiver<RunRecord>), ServerError> {
+    let ctl = &cj.ctl;
     if trigger == Trigger::Manual
         && spec.concurrency == Concurrency::Replace
-        && !running_of(ctl, id).is_empty()
+        && !running_of(cj, id).is_empty()
     {
-        stop_runs(ctl, id).await;
+        stop_runs(cj, id).await;
     }
     let stop = Arc::new(Notify::new());
     let record = {
         // Checked and registered under one lock: two `vd run`s at once cannot both pass.
-        let mut running =
-            ctl.cronjobs.running.lock().map_err(|e| {
-                ServerError::io("cronjob runs", std::io::Error::other(e.to_string()))
-            })?;
+        let mut running = cj
+            .running
+            .lock()
+            .map_err(|e| ServerError::io("cronjob runs", std::io::Error::other(e.to_string())))?;
         let going: Vec<&str> = running
             .iter()
             .filter(|(_, (owner, _))| owner == id)
@@ -385,7 +281,7 @@ pub async fn start_run(
         }
         // Reserve the run (and the slot) in the store before anything starts: a server that
         // dies from here on finds the record and never runs the slot again.
-        let record = update(ctl, id, |s| {
+        let record = update(cj, id, |s| {
             s.last_run += 1;
             if slot.is_some() {
                 s.last_slot = slot;
@@ -416,30 +312,31 @@ pub async fn start_run(
     match launch(ctl, id, spec, &record.pod).await {
         Ok(pod) => {
             ctl.event(
-                "info",
+                Level::Info,
                 Some(id),
                 Some(&record.pod),
-                "RunStarted",
+                Reason::RunStarted,
                 &format!(
                     "run {} started ({})",
                     record.id,
                     match (trigger, slot) {
-                        (Trigger::Schedule, Some(s)) => format!("slot {}", crate::backup::iso(s)),
+                        (Trigger::Schedule, Some(s)) =>
+                            format!("slot {}", crate::orchestration::time::iso(s)),
                         _ => "vd run".to_string(),
                     }
                 ),
             );
-            let (ctl2, id2, rec) = (ctl.clone(), id.clone(), record.clone());
+            let (cj2, id2, rec) = (cj.clone(), id.clone(), record.clone());
             let (timeout, keep) = (spec.timeout_ms.map(Duration::from_millis), spec.keep);
             tokio::spawn(async move {
                 let (exit, message) = watch(pod.as_ref(), &stop, timeout).await;
-                let done = finish(&ctl2, &id2, &rec, exit, message, keep).await;
+                let done = finish(&cj2, &id2, &rec, exit, message, keep).await;
                 let _ = tx.send(done);
             });
         }
         Err(message) => {
             let done = finish(
-                ctl,
+                cj,
                 id,
                 &record,
                 None,
@@ -479,7 +376,14 @@ async fn launch(
         .store
         .allocate_address(pod, &mut |_| true)
         .map_err(|e| e.to_string())?;
-    let mut l = crate::resolve::launch(id, &template, 0, &ip, &ctl.runtime.pod_ip(&ip), &hash);
+    let mut l = crate::orchestration::resolve::launch(
+        id,
+        &template,
+        0,
+        &ip,
+        &ctl.runtime.pod_ip(&ip),
+        &hash,
+    );
     l.pod = pod.to_string();
     ctl.runtime.start(&l).await.map_err(|e| e.to_string())
 }
@@ -544,13 +448,14 @@ async fn settle_log(path: &str) {
 
 /// Records how a run ended, prunes beyond `keep`, cleans its pod up and records an event.
 async fn finish(
-    ctl: &Arc<Controller>,
+    cj: &Cronjobs,
     id: &ResourceRef,
     rec: &RunRecord,
     exit: Option<ExitInfo>,
     message: Option<String>,
     keep: u32,
 ) -> RunRecord {
+    let ctl = &cj.ctl;
     if ctl.runtime.name() == "docker" {
         settle_log(&rec.log).await;
     }
@@ -576,7 +481,7 @@ async fn finish(
     done.exit_code = exit.and_then(|e| e.code);
     done.signal = exit.and_then(|e| e.signal);
     done.message = message;
-    let pruned = update(ctl, id, |s| {
+    let pruned = update(cj, id, |s| {
         if let Some(r) = s.runs.iter_mut().find(|r| r.id == done.id) {
             *r = done.clone();
         } else {
@@ -598,9 +503,9 @@ async fn finish(
     }
     let how = describe_end(&done);
     let (level, reason) = match status {
-        RunStatus::Succeeded => ("info", "RunSucceeded"),
-        RunStatus::Failed => ("warning", "RunFailed"),
-        _ => ("warning", "RunUnknown"),
+        RunStatus::Succeeded => (Level::Info, Reason::RunSucceeded),
+        RunStatus::Failed => (Level::Warning, Reason::RunFailed),
+        _ => (Level::Warning, Reason::RunUnknown),
     };
     ctl.event(
         level,
@@ -609,7 +514,7 @@ async fn finish(
         reason,
         &format!("run {} {how}", done.id),
     );
-    if let Ok(mut m) = ctl.cronjobs.running.lock() {
+    if let Ok(mut m) = cj.running.lock() {
         m.remove(&rec.pod);
     }
     done
@@ -639,8 +544,9 @@ fn remove_log(path: &str) {
 }
 
 /// Stops a deleted cronjob's runs, then forgets its state and logs.
-pub async fn remove(ctl: &Controller, id: &ResourceRef) -> Result<(), ServerError> {
-    if !stop_runs(ctl, id).await {
+pub async fn remove(cj: &Cronjobs, id: &ResourceRef) -> Result<(), ServerError> {
+    let ctl = &cj.ctl;
+    if !stop_runs(cj, id).await {
         return Err(ServerError::Conflict {
             message: format!("runs of {id} did not stop within {}s", GRACE.as_secs() + 20),
             help: Some("check `vd events`; the cronjob itself is deleted".into()),
@@ -655,7 +561,8 @@ pub async fn remove(ctl: &Controller, id: &ResourceRef) -> Result<(), ServerErro
 
 /// Runs the server had going when it last stopped: watched again when their pod still runs,
 /// recorded as unknown otherwise.
-async fn recover(ctl: &Arc<Controller>) -> Result<(), ServerError> {
+async fn recover(cj: &Arc<Cronjobs>) -> Result<(), ServerError> {
+    let ctl = &cj.ctl;
     for s in ctl.store.list(Some(Kind::Cronjob))? {
         let id = s.resource.id.clone();
         let keep = spec_of(&s.resource).map_or(CronjobSpec::DEFAULT_KEEP, |c| c.keep);
@@ -669,18 +576,18 @@ async fn recover(ctl: &Arc<Controller>) -> Result<(), ServerError> {
                 Ok(Some(pod)) => {
                     tracing::info!(pod = %rec.pod, "cronjob run adopted");
                     let stop = Arc::new(Notify::new());
-                    if let Ok(mut m) = ctl.cronjobs.running.lock() {
+                    if let Ok(mut m) = cj.running.lock() {
                         m.insert(rec.pod.clone(), (id.clone(), stop.clone()));
                     }
-                    let (ctl2, id2) = (ctl.clone(), id.clone());
+                    let (cj2, id2) = (cj.clone(), id.clone());
                     tokio::spawn(async move {
                         let (exit, message) = watch(pod.as_ref(), &stop, None).await;
-                        finish(&ctl2, &id2, &rec, exit, message, keep).await;
+                        finish(&cj2, &id2, &rec, exit, message, keep).await;
                     });
                 }
                 _ => {
                     let why = "the server restarted while it ran; how it ended is not known";
-                    finish(ctl, &id, &rec, None, Some(why.into()), keep).await;
+                    finish(cj, &id, &rec, None, Some(why.into()), keep).await;
                 }
             }
         }
@@ -689,8 +596,9 @@ async fn recover(ctl: &Arc<Controller>) -> Result<(), ServerError> {
 }
 
 /// The scheduler: one task for the server's lifetime.
-pub async fn run(ctl: Arc<Controller>) {
-    if let Err(e) = recover(&ctl).await {
+pub async fn run(cj: Arc<Cronjobs>) {
+    let ctl = &cj.ctl;
+    if let Err(e) = recover(&cj).await {
         tracing::warn!(error = %e, "could not recover cronjob runs");
     }
     let mut warned: BTreeSet<(ResourceRef, String)> = BTreeSet::new();
@@ -698,29 +606,29 @@ pub async fn run(ctl: Arc<Controller>) {
         tokio::time::sleep(TICK).await;
         if ctl.stopping.load(std::sync::atomic::Ordering::SeqCst) {
             // `vd shutdown --stop-pods`: runs stop with the other pods.
-            let ids: BTreeSet<ResourceRef> = ctl
-                .cronjobs
+            let ids: BTreeSet<ResourceRef> = cj
                 .running
                 .lock()
                 .map(|m| m.values().map(|(id, _)| id.clone()).collect())
                 .unwrap_or_default();
             for id in ids {
-                for (_, stop) in running_of(&ctl, &id) {
+                for (_, stop) in running_of(&cj, &id) {
                     stop.notify_one();
                 }
             }
             continue;
         }
-        if let Err(e) = tick(&ctl, &mut warned).await {
+        if let Err(e) = tick(&cj, &mut warned).await {
             tracing::warn!(error = %e, "cronjob scheduler tick failed");
         }
     }
 }
 
 async fn tick(
-    ctl: &Arc<Controller>,
+    cj: &Arc<Cronjobs>,
     warned: &mut BTreeSet<(ResourceRef, String)>,
 ) -> Result<(), ServerError> {
+    let ctl = &cj.ctl;
     let now = unix_ms() / 1000;
     for s in ctl.store.list(Some(Kind::Cronjob))? {
         let id = s.resource.id.clone();
@@ -732,13 +640,19 @@ async fn tick(
             Err(e) => {
                 // Apply refuses these; a store edited by hand is reported once.
                 if warned.insert((id.clone(), spec.schedule.clone())) {
-                    ctl.event("warning", Some(&id), None, "BadSchedule", &e.to_string());
+                    ctl.event(
+                        Level::Warning,
+                        Some(&id),
+                        None,
+                        Reason::BadSchedule,
+                        &e.to_string(),
+                    );
                 }
                 continue;
             }
         };
         let state = load(ctl, &id)?;
-        let going = running_of(ctl, &id);
+        let going = running_of(cj, &id);
         let decision = decide(
             &sched,
             state.last_slot,
@@ -750,36 +664,36 @@ async fn tick(
         match decision {
             Decision::Idle(_) => {}
             Decision::Skip(slot) => {
-                update(ctl, &id, |st| {
+                update(cj, &id, |st| {
                     st.last_slot = Some(slot);
                     st.skipped += 1;
                 })?;
                 let pods: Vec<&str> = going.iter().map(|(p, _)| p.as_str()).collect();
                 ctl.event(
-                    "warning",
+                    Level::Warning,
                     Some(&id),
                     None,
-                    "RunSkipped",
+                    Reason::RunSkipped,
                     &format!(
                         "slot {} skipped: {} still running (concurrency = \"forbid\")",
-                        crate::backup::iso(slot),
+                        crate::orchestration::time::iso(slot),
                         pods.join(", ")
                     ),
                 );
             }
             Decision::Start { slot, replace } => {
                 if replace {
-                    stop_runs(ctl, &id).await;
+                    stop_runs(cj, &id).await;
                 }
-                if let Err(e) = start_run(ctl, &id, spec, Trigger::Schedule, Some(slot)).await {
+                if let Err(e) = start_run(cj, &id, spec, Trigger::Schedule, Some(slot)).await {
                     // The slot counts as planned either way: never a retry burst.
-                    let _ = update(ctl, &id, |st| st.last_slot = Some(slot));
+                    let _ = update(cj, &id, |st| st.last_slot = Some(slot));
                     ctl.event(
-                        "warning",
+                        Level::Warning,
                         Some(&id),
                         None,
-                        "RunFailed",
-                        &format!("slot {}: {e}", crate::backup::iso(slot)),
+                        Reason::RunFailed,
+                        &format!("slot {}: {e}", crate::orchestration::time::iso(slot)),
                     );
                 }
             }
@@ -834,13 +748,13 @@ pub async fn api_get(
 /// `POST /v1/cronjobs/{scope}/{name}/run`: runs it now, ignoring the schedule; waits for the
 /// end unless `detach`.
 pub async fn api_run(
-    State(ctl): State<Arc<Controller>>,
+    State(cj): State<Arc<Cronjobs>>,
     Path((scope, name)): Path<(String, String)>,
     Json(req): Json<RunRequest>,
 ) -> Result<Json<RunResult>, ServerError> {
     let id = ResourceRef::new(Kind::Cronjob, scope, name);
-    let (spec, _) = stored(&ctl, &id)?;
-    let (started, done) = start_run(&ctl, &id, &spec, Trigger::Manual, None).await?;
+    let (spec, _) = stored(&cj.ctl, &id)?;
+    let (started, done) = start_run(&cj, &id, &spec, Trigger::Manual, None).await?;
     if req.detach {
         return Ok(Json(RunResult {
             cronjob: id,

@@ -6,7 +6,7 @@ use crate::types::Problem;
 use std::collections::BTreeMap;
 use std::path::Path;
 use vd_core::env::{identity_env, EnvLayers, EnvMap};
-use vd_core::hash::content_digest;
+use vd_core::hash::{content_digest, spec_hash};
 use vd_core::naming::{pod_name, volume_name};
 use vd_core::pod::{PodTemplate, ResolvedMount};
 use vd_core::template::{self, TemplateRef};
@@ -59,6 +59,85 @@ pub fn bucket_of(entry: &str) -> (&str, Option<&str>) {
         Some((s, n)) => (s, Some(n)),
         None => (entry, None),
     }
+}
+
+/// Config buckets as a resolution reads them: each level (`scope`, or `scope/name`) with its
+/// variables. Read from the store for the running system, or built by an apply from the store
+/// plus what it is about to write, so both resolve specs the same way.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Buckets {
+    levels: BTreeMap<(String, String), EnvMap>,
+}
+
+impl Buckets {
+    /// Sets every variable of one level (the scope level when `name` is `None`).
+    pub fn insert(&mut self, scope: &str, name: Option<&str>, vars: EnvMap) {
+        self.levels
+            .insert((scope.to_string(), name.unwrap_or("").to_string()), vars);
+    }
+
+    /// Adds `vars` to one level, keeping its other variables.
+    pub fn extend(&mut self, scope: &str, name: Option<&str>, vars: &EnvMap) {
+        self.levels
+            .entry((scope.to_string(), name.unwrap_or("").to_string()))
+            .or_default()
+            .extend(vars.clone());
+    }
+
+    /// The variables of exactly one level.
+    pub fn level(&self, scope: &str, name: Option<&str>) -> EnvMap {
+        self.levels
+            .get(&(scope.to_string(), name.unwrap_or("").to_string()))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The scope level merged with the `name` level; the name level wins per key.
+    pub fn effective(&self, scope: &str, name: &str) -> EnvMap {
+        let mut vars = self.level(scope, None);
+        if !name.is_empty() {
+            vars.extend(self.level(scope, Some(name)));
+        }
+        vars
+    }
+}
+
+/// What a workload's pods run, as a template and its hash, from plain inputs: the spec, the
+/// assets, the buckets, the host facts and the restart generation (`vd restart`). The one
+/// place a desired hash is computed, for the reconcile loop and for an apply alike.
+pub fn desired(
+    id: &ResourceRef,
+    spec: &WorkloadSpec,
+    assets: &BTreeMap<(String, String), AssetSpec>,
+    assets_dir: &Path,
+    buckets: &Buckets,
+    host: &EnvMap,
+    generation: &str,
+) -> Result<(PodTemplate, String), Vec<Problem>> {
+    let mut env_from: BTreeMap<String, EnvMap> = BTreeMap::new();
+    for entry in &spec.env_from {
+        let (scope, name) = bucket_of(entry);
+        if scope.is_empty() || name == Some("") {
+            continue; // reported by `template` as not a bucket reference
+        }
+        let vars = match name {
+            Some(n) => buckets.effective(scope, n),
+            None => buckets.level(scope, None),
+        };
+        env_from.insert(entry.clone(), vars);
+    }
+    let own = buckets.effective(&id.scope, &id.name);
+    let ctx = Context {
+        assets,
+        assets_dir,
+        env_from: &env_from,
+        own: &own,
+        host,
+    };
+    template(id, spec, &ctx).map(|t| {
+        let hash = spec_hash(&(t.hash(), generation));
+        (t, hash)
+    })
 }
 
 fn problem(id: &ResourceRef, field: String, message: String, help: Option<&str>) -> Problem {

@@ -1,72 +1,16 @@
 //! One task per pod: starts (or adopts) it, runs its probes, restarts it with exponential
 //! backoff when it exits or fails liveness, and stops it when told.
 
-use crate::controller::Controller;
-use crate::probes::check;
-use crate::types::PodView;
+use crate::error::ServerError;
+use crate::orchestration::controller::{Controller, PodEntry};
+use crate::orchestration::pods::{PodCmd, PodShared};
+use crate::orchestration::probes::check;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use vd_core::event::{Level, Reason};
 use vd_core::{Probe, Probes, ResourceRef};
 use vd_runtime::RunningPod;
-
-/// What the controller can ask of a pod's supervisor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PodCmd {
-    /// Stop the pod for good.
-    Stop,
-    /// Stop it and start it again with the current desired spec.
-    Replace,
-    /// [`PodShared::held`] was set: stop the pod and keep it stopped until it is cleared.
-    Hold,
-    /// [`PodShared::held`] was cleared: start the held pod again.
-    Release,
-}
-
-/// State a supervisor shares with the controller.
-#[derive(Debug, Clone)]
-pub struct PodShared {
-    /// What `vd get pods` shows.
-    pub view: PodView,
-    /// Being stopped or replaced.
-    pub terminating: bool,
-    /// Env for exec probes when it changed since the pod started.
-    pub probe_env: Option<std::collections::BTreeMap<String, String>>,
-    /// The hash the pod counts as running after a `--no-restart` config change.
-    pub hash_override: Option<String>,
-    /// Kept stopped (neither restarted nor replaced) while set, with why: `vd redis:restore`
-    /// replaces the files of a stopped master. See [`PodHold`].
-    pub held: Option<String>,
-}
-
-impl PodShared {
-    /// A pod not started yet.
-    pub fn new(owner: &ResourceRef, ordinal: u32, pod: &str) -> Self {
-        Self {
-            view: PodView {
-                kind: owner.kind,
-                scope: owner.scope.clone(),
-                name: owner.name.clone(),
-                pod: pod.to_string(),
-                ordinal,
-                address: Vec::new(),
-                ip: String::new(),
-                state: "Pending".into(),
-                ready: false,
-                restarts: 0,
-                pid: None,
-                id: None,
-                hash: String::new(),
-                started_ms: None,
-                message: None,
-            },
-            terminating: false,
-            probe_env: None,
-            hash_override: None,
-            held: None,
-        }
-    }
-}
 
 /// Grace between SIGTERM and SIGKILL.
 const GRACE: Duration = Duration::from_secs(10);
@@ -134,6 +78,7 @@ pub async fn run(
         shared,
         pod: pod.clone(),
     };
+    let hooks = ctl.hooks();
     let mut adopted = adopted;
     let mut crashes: u32 = 0;
     loop {
@@ -159,12 +104,12 @@ pub async fn run(
                 Ok((p, probes))
             }
             None => {
-                // A master found dead by a restarted controller waits like a crashed one; its
-                // launch (REDIS_MASTER_ORDINAL) is resolved after the wait. A master that was
-                // held down on purpose (failover paused meanwhile) starts at once.
+                // The hooks may keep a pod down (a crashed master waiting for a failover); its
+                // launch is resolved after the wait. A pod that was held down on purpose
+                // starts at once.
                 if !was_held {
                     tokio::select! {
-                        _ = crate::failover::hold_restart(&ctl, &owner, ordinal) => {}
+                        _ = hooks.before_launch(&ctl, &owner, ordinal) => {}
                         cmd = rx.recv() => {
                             if matches!(cmd, Some(PodCmd::Stop) | None) {
                                 return finish(&sup, None).await;
@@ -196,7 +141,13 @@ pub async fn run(
             Ok(v) => v,
             Err(e) => {
                 crashes += 1;
-                ctl.event("warning", Some(&owner), Some(&pod), "FailedStart", &e);
+                ctl.event(
+                    Level::Warning,
+                    Some(&owner),
+                    Some(&pod),
+                    Reason::FailedStart,
+                    &e,
+                );
                 sup.update(|s| {
                     s.view.state = "Failed".into();
                     s.view.ready = false;
@@ -237,10 +188,10 @@ pub async fn run(
         });
         if fresh {
             ctl.event(
-                "info",
+                Level::Info,
                 Some(&owner),
                 Some(&pod),
-                "Started",
+                Reason::Started,
                 &format!("pid {}", info.pid.unwrap_or(0)),
             );
         }
@@ -260,7 +211,13 @@ pub async fn run(
                     .map(|l| format!(": {l}"))
                     .unwrap_or_default();
                 let msg = format!("{exit}{detail}");
-                ctl.event("warning", Some(&owner), Some(&pod), "Exited", &msg);
+                ctl.event(
+                    Level::Warning,
+                    Some(&owner),
+                    Some(&pod),
+                    Reason::Exited,
+                    &msg,
+                );
                 if since.elapsed() > HEALTHY_RUN {
                     crashes = 0;
                 }
@@ -276,11 +233,9 @@ pub async fn run(
                         "Backoff".into()
                     };
                 });
-                ctl.failover.pod_exited(&owner, ordinal);
-                // A crashed master of a sentinel-watched redis waits for the failover first
-                // (with automatic failover, the wait is before the launch below).
+                hooks.pod_exited(&owner, ordinal);
                 tokio::select! {
-                    _ = crate::sentinel::hold_restart(&ctl, &owner, ordinal) => {}
+                    _ = hooks.after_exit(&ctl, &owner, ordinal) => {}
                     cmd = rx.recv() => {
                         if matches!(cmd, Some(PodCmd::Stop) | None) {
                             return finish(&sup, None).await;
@@ -298,10 +253,10 @@ pub async fn run(
             }
             Outcome::Unhealthy(why) => {
                 ctl.event(
-                    "warning",
+                    Level::Warning,
                     Some(&owner),
                     Some(&pod),
-                    "Unhealthy",
+                    Reason::Unhealthy,
                     &format!("{why}; restarting"),
                 );
                 sup.update(|s| {
@@ -348,13 +303,94 @@ pub async fn run(
     }
 }
 
+/// Starts supervising a pod. `hash` is the spec it is (or is about to be) running, so the
+/// planner never mistakes a pod that is still starting for an outdated one and replaces it.
+pub(crate) fn spawn(
+    ctl: &Arc<Controller>,
+    owner: ResourceRef,
+    ordinal: u32,
+    adopted: Option<Box<dyn RunningPod>>,
+    hash: String,
+) {
+    let pod = vd_core::naming::pod_name(&owner, ordinal);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut initial = PodShared::new(&owner, ordinal, &pod);
+    initial.view.hash = hash;
+    let shared = Arc::new(Mutex::new(initial));
+    match ctl.pods.lock() {
+        Ok(mut pods) if !pods.contains_key(&pod) => {
+            pods.insert(
+                pod,
+                PodEntry {
+                    owner: owner.clone(),
+                    ordinal,
+                    shared: shared.clone(),
+                    cmd: tx,
+                },
+            );
+        }
+        // One supervisor per pod, always: a second would leak the first one's process.
+        _ => {
+            tracing::error!(pod, "pod is already supervised; not starting another");
+            return;
+        }
+    }
+    let ctl = ctl.clone();
+    tokio::spawn(run(ctl, owner, ordinal, adopted, shared, rx));
+}
+
+/// Supervises again the pods an earlier server left running (they kept running while no
+/// server did), and forgets those that are gone.
+pub async fn adopt(ctl: &Arc<Controller>) -> Result<(), ServerError> {
+    let owners: std::collections::BTreeMap<String, ResourceRef> = ctl
+        .store
+        .pod_statuses()?
+        .into_iter()
+        .map(|(pod, owner, _)| (pod, owner))
+        .collect();
+    for pod in ctl.runtime.known_pods().await? {
+        // Cronjob runs are not supervised: the scheduler finds them again (cronjob.rs).
+        if vd_core::naming::is_run_pod(&pod) {
+            continue;
+        }
+        let Some(owner) = owners.get(&pod) else {
+            ctl.runtime.forget(&pod).await?;
+            continue;
+        };
+        let Some((_, ordinal)) = vd_core::naming::parse_pod_name(&pod) else {
+            continue;
+        };
+        match ctl.runtime.adopt(&pod).await? {
+            Some(running) => {
+                ctl.event(
+                    Level::Info,
+                    Some(owner),
+                    Some(&pod),
+                    Reason::Adopted,
+                    "pod kept running across a controller restart",
+                );
+                let hash = ctl
+                    .store
+                    .meta_get(&format!("pod-hash:{pod}"))?
+                    .unwrap_or_else(|| running.info().hash.clone());
+                spawn(ctl, owner.clone(), ordinal, Some(running), hash);
+            }
+            None => {
+                ctl.runtime.forget(&pod).await?;
+                ctl.store.delete_pod_status(&pod)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn addresses(ip: &str, ctl: &Controller, owner: &ResourceRef) -> Vec<String> {
     let ports = ctl
         .store
         .get(owner)
         .ok()
         .flatten()
-        .and_then(|r| crate::workloads::workload_of(&r.resource).map(|w| w.ports))
+        .and_then(|r| vd_core::workload::workload_of(&r.resource).map(|w| w.ports))
         .unwrap_or_default();
     if ports.is_empty() {
         return vec![ip.to_string()];
@@ -374,10 +410,10 @@ async fn finish(sup: &Sup, running: Option<Box<dyn RunningPod>>) {
     if let Some(r) = running {
         if let Err(e) = r.stop(GRACE).await {
             sup.ctl.event(
-                "warning",
+                Level::Warning,
                 Some(&sup.owner),
                 Some(&sup.pod),
-                "StopFailed",
+                Reason::StopFailed,
                 &e.to_string(),
             );
         }
@@ -386,10 +422,10 @@ async fn finish(sup: &Sup, running: Option<Box<dyn RunningPod>>) {
         tracing::warn!(pod = %sup.pod, error = %e, "could not clean pod state");
     }
     sup.ctl.event(
-        "info",
+        Level::Info,
         Some(&sup.owner),
         Some(&sup.pod),
-        "Stopped",
+        Reason::Stopped,
         "pod stopped",
     );
     sup.ctl.pod_gone(&sup.pod);
@@ -425,58 +461,6 @@ async fn wait_held(sup: &Sup, rx: &mut mpsc::UnboundedReceiver<PodCmd>) -> Optio
     }
     sup.update(|s| s.view.message = None);
     Some(true)
-}
-
-/// Keeps a supervised pod stopped until dropped (then it starts again, with its current
-/// desired spec). Neither the supervisor's restarts nor the reconcile loop start it meanwhile:
-/// the pod stays in the pod table, unready, with its hash, so the planner neither creates nor
-/// replaces it.
-pub struct PodHold {
-    shared: Arc<Mutex<PodShared>>,
-    cmd: mpsc::UnboundedSender<PodCmd>,
-}
-
-impl PodHold {
-    /// Holds the pod whose shared state and command channel these are; `why` is shown in
-    /// `vd get pods`.
-    pub(crate) fn new(
-        shared: Arc<Mutex<PodShared>>,
-        cmd: mpsc::UnboundedSender<PodCmd>,
-        why: &str,
-    ) -> Result<PodHold, String> {
-        {
-            let mut s = shared.lock().map_err(|e| e.to_string())?;
-            if s.terminating {
-                return Err("it is being stopped or replaced".into());
-            }
-            if s.held.is_some() {
-                return Err("it is already held stopped".into());
-            }
-            s.held = Some(why.to_string());
-        }
-        let hold = PodHold { shared, cmd };
-        hold.cmd
-            .send(PodCmd::Hold)
-            .map_err(|_| "its supervisor is gone".to_string())?;
-        Ok(hold)
-    }
-
-    /// Whether the pod's process is down and stays down (state `Held`).
-    pub fn stopped(&self) -> bool {
-        self.shared
-            .lock()
-            .map(|s| s.view.state == "Held" && s.view.pid.is_none())
-            .unwrap_or(false)
-    }
-}
-
-impl Drop for PodHold {
-    fn drop(&mut self) {
-        if let Ok(mut s) = self.shared.lock() {
-            s.held = None;
-        }
-        let _ = self.cmd.send(PodCmd::Release);
-    }
 }
 
 async fn wait_backoff(rx: &mut mpsc::UnboundedReceiver<PodCmd>, delay: Duration) -> Option<PodCmd> {
@@ -538,8 +522,13 @@ async fn probe_loop(sup: &Sup, pod: &dyn RunningPod, probes: &Probes) -> String 
                     if bad >= p.failure_threshold
                         && sup.shared.lock().map(|s| s.view.ready).unwrap_or(false)
                     {
-                        sup.ctl
-                            .event("warning", Some(&sup.owner), Some(&sup.pod), "NotReady", &e);
+                        sup.ctl.event(
+                            Level::Warning,
+                            Some(&sup.owner),
+                            Some(&sup.pod),
+                            Reason::NotReady,
+                            &e,
+                        );
                         sup.update(|s| {
                             s.view.ready = false;
                             s.view.message = Some(format!("readiness: {e}"));

@@ -4,20 +4,21 @@
 //!
 //! Names are `<scope>-<name>-<YYYYMMDDTHHMMSSZ>.rdb` (UTC, the moment the snapshot was asked
 //! for), in `<root>/backups/<scope>/<name>/` unless the request names another directory or an
-//! `s3://bucket/prefix` ([`crate::objstore`]: the verified file is staged under
+//! `s3://bucket/prefix` ([`crate::redis::objstore`]: the verified file is staged under
 //! `<root>/tmp/backups/` and uploaded). The
 //! source is the highest-ordinal replica whose link to its master is up (a snapshot forks the
 //! source: better a replica than the master), the master only for a one-pod redis or when asked.
 
-use crate::controller::Controller;
 use crate::error::ServerError;
-use crate::redis::{load, password, redis_ref};
+use crate::orchestration::controller::Controller;
+use crate::redis::facts::{load, password, redis_ref};
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use vd_core::event::{Level, Reason};
 use vd_core::redis as macro_;
 use vd_core::redis::backup::Destination;
 use vd_core::ResourceRef;
@@ -73,28 +74,6 @@ pub struct BackupReport {
     pub diskless: bool,
 }
 
-/// One file of `vd redis:backups`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BackupEntry {
-    /// The file's name.
-    pub file: String,
-    /// Its absolute path, or `s3://bucket/key`.
-    pub path: String,
-    /// Its size.
-    pub bytes: u64,
-    /// When it was taken, UTC, from its name.
-    pub taken_at: String,
-}
-
-/// `GET /v1/redis/{scope}/{name}/backups`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BackupList {
-    /// The directory (or `s3://bucket/prefix`) listed.
-    pub directory: String,
-    /// Oldest first.
-    pub backups: Vec<BackupEntry>,
-}
-
 /// Query of `GET /v1/redis/{scope}/{name}/backups`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct BackupsQuery {
@@ -121,7 +100,7 @@ pub async fn api_backups(
     let asked = q.destination.as_deref();
     if let Some(url) = asked.filter(|d| Destination::is_s3(d)) {
         return Ok(Json(
-            crate::objstore::list_s3(&ctl, &scope, &name, url).await?,
+            crate::redis::objstore::list_s3(&ctl, &scope, &name, url).await?,
         ));
     }
     Ok(Json(list(&ctl, &scope, &name, asked)?))
@@ -129,82 +108,9 @@ pub async fn api_backups(
 
 // ----- naming (pure)
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = (if mp < 10 { mp + 3 } else { mp - 9 }) as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// The inverse of [`civil_from_days`].
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn fields(secs: i64) -> (i64, u32, u32, i64, i64, i64) {
-    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-    let s = secs.rem_euclid(86_400);
-    (y, mo, d, s / 3600, s / 60 % 60, s % 60)
-}
-
-/// `YYYYMMDDTHHMMSSZ` for unix seconds.
-pub fn stamp(secs: i64) -> String {
-    let (y, mo, d, h, mi, s) = fields(secs);
-    format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z")
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` for unix seconds.
-pub fn iso(secs: i64) -> String {
-    let (y, mo, d, h, mi, s) = fields(secs);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
-}
-
-/// Unix seconds of a [`stamp`]; `None` unless it is exactly one, of a real date.
-pub fn parse_stamp(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| -> Option<i64> {
-        let part = s.get(r)?;
-        part.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| part.parse().ok())?
-    };
-    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
-        return None;
-    }
-    let (y, mo, d) = (digits(0..4)?, digits(4..6)?, digits(6..8)?);
-    let (h, mi, sec) = (digits(9..11)?, digits(11..13)?, digits(13..15)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 59 {
-        return None;
-    }
-    let days = days_from_civil(y, mo as u32, d as u32);
-    // 31 February comes back as 2 or 3 March.
-    (civil_from_days(days) == (y, mo as u32, d as u32))
-        .then_some(days * 86_400 + h * 3600 + mi * 60 + sec)
-}
-
-/// `<scope>-<name>-<stamp>.rdb`.
-pub fn file_name(id: &ResourceRef, secs: i64) -> String {
-    format!("{}-{}-{}.rdb", id.scope, id.name, stamp(secs))
-}
-
-/// When a backup of `id` named `file` was taken; `None` when the name is not one of `id`'s
-/// (another redis's whose name shares a prefix, such as `cache-2`, a temporary file, ...).
-pub fn parse_file_name(id: &ResourceRef, file: &str) -> Option<i64> {
-    let rest = file.strip_prefix(&format!("{}-{}-", id.scope, id.name))?;
-    parse_stamp(rest.strip_suffix(".rdb")?)
-}
+pub use crate::redis::backup_names::{
+    file_name, iso, parse_file_name, parse_stamp, stamp, BackupEntry, BackupList,
+};
 
 /// `<root>/backups/<scope>/<name>`.
 pub fn default_destination(root: &Path, id: &ResourceRef) -> PathBuf {
@@ -237,7 +143,7 @@ pub(crate) enum Target {
     #[cfg(feature = "s3")]
     S3 {
         staging: PathBuf,
-        store: crate::objstore::S3Store,
+        store: crate::redis::objstore::S3Store,
     },
 }
 
@@ -251,41 +157,6 @@ impl Target {
     }
 }
 
-/// An `s3://` destination, parsed, with its client (credentials from `id`'s env_from).
-#[cfg(feature = "s3")]
-pub(crate) fn open_s3(
-    ctl: &Controller,
-    id: &ResourceRef,
-    url: &str,
-) -> Result<crate::objstore::S3Store, ServerError> {
-    match Destination::parse(url) {
-        Ok(Destination::S3 { bucket, prefix }) => {
-            crate::objstore::S3Store::open(ctl, id, &bucket, &prefix)
-        }
-        Ok(Destination::Local(_)) => Err(ServerError::Conflict {
-            message: format!("{url} is not an s3:// destination"),
-            help: None,
-        }),
-        Err(e) => Err(ServerError::Conflict {
-            message: e.message,
-            help: Some(e.help),
-        }),
-    }
-}
-
-#[cfg(not(feature = "s3"))]
-pub(crate) fn open_s3(
-    _ctl: &Controller,
-    _id: &ResourceRef,
-    url: &str,
-) -> Result<Never, ServerError> {
-    Err(crate::objstore::unsupported(url))
-}
-
-/// Uninhabited: what [`open_s3`] yields without the `s3` feature.
-#[cfg(not(feature = "s3"))]
-pub(crate) enum Never {}
-
 pub(crate) fn target(
     ctl: &Controller,
     id: &ResourceRef,
@@ -295,12 +166,12 @@ pub(crate) fn target(
         Some(url) if Destination::is_s3(url) => {
             #[cfg(feature = "s3")]
             {
-                let store = open_s3(ctl, id, url)?;
+                let store = crate::redis::objstore::open_s3(ctl, id, url)?;
                 let staging = ctl.root.join("tmp").join("backups");
                 Ok(Target::S3 { staging, store })
             }
             #[cfg(not(feature = "s3"))]
-            match open_s3(ctl, id, url)? {}
+            match crate::redis::objstore::open_s3(ctl, id, url)? {}
         }
         _ => destination(ctl, id, asked).map(Target::Local),
     }
@@ -463,7 +334,7 @@ async fn choose_source(
             "wait until its pod is ready (`vd get pods`)".into(),
         )),
         Err(what) => {
-            let m = crate::redis::master_ordinal(ctl, id)?;
+            let m = crate::redis::facts::master_ordinal(ctl, id)?;
             Err(conflict(
                 format!("no replica of {id} is running with its link to the master up ({what})"),
                 format!("wait for the replicas (`vd redis:info {reference}`), or take the snapshot from the master with --source {m} (the master forks for it)"),
@@ -601,7 +472,7 @@ pub(crate) async fn take(
         )),
         e => e,
     })?;
-    if let Some(data) = crate::workloads::monitor_of(&spec) {
+    if let Some(data) = vd_core::redis::topology::monitor_of(&spec) {
         return Err(ServerError::Conflict {
             message: format!("{id} is a sentinel sibling; it holds no data"),
             help: Some(format!(
@@ -612,7 +483,7 @@ pub(crate) async fn take(
     }
     let target = target(ctl, &id, req.destination.as_deref())?;
     let dir = target.dir().to_path_buf();
-    let _running = crate::exclusive::claim(&id, crate::exclusive::Operation::Backup)?;
+    let _running = crate::redis::exclusive::claim(&id, crate::redis::exclusive::Operation::Backup)?;
     let pw = password(ctl, &id)?;
     let source = choose_source(ctl, &id, spec.replicas.unwrap_or(1), &pw, req.source).await?;
 
@@ -660,10 +531,10 @@ pub(crate) async fn take(
             let err = failure(&id, &source.pod, &e);
             if !scheduled {
                 ctl.event(
-                    "warning",
+                    Level::Warning,
                     Some(&id),
                     Some(&source.pod),
-                    "BackupFailed",
+                    Reason::BackupFailed,
                     &err.to_string(),
                 );
             }
@@ -694,10 +565,10 @@ pub(crate) async fn take(
         Checksum::Absent => "absent".into(),
     };
     ctl.event(
-        "info",
+        Level::Info,
         Some(&id),
         Some(&source.pod),
-        "BackedUp",
+        Reason::BackedUp,
         &format!(
             "{}{path} ({} bytes, checksum {checksum}) from {} ({role}) in {duration_ms} ms",
             if scheduled { "scheduled: " } else { "" },

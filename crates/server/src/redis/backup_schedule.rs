@@ -9,11 +9,13 @@
 //! block does not trigger a run for a slot that passed before it existed. A failed run is
 //! recorded (event `BackupFailed`, metric) and the next slot runs as usual.
 
-use crate::backup::{self, BackupRequest};
-use crate::controller::Controller;
+use crate::orchestration::controller::Controller;
+use crate::redis::backup::{self, BackupRequest};
+use crate::redis::ops::Ops;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use vd_core::event::{Level, Reason};
 use vd_core::schedule::{due, Due, Schedule};
 use vd_core::{BackupSpec, Kind, ResourceRef, Spec};
 
@@ -81,7 +83,7 @@ fn scheduled(ctl: &Controller) -> Vec<(ResourceRef, BackupSpec, Schedule)> {
             let Spec::Redis(spec) = r.resource.spec else {
                 return None;
             };
-            if crate::workloads::is_sentinel(&spec) {
+            if vd_core::redis::topology::is_sentinel(&spec) {
                 return None;
             }
             let b = spec.backup?;
@@ -92,7 +94,8 @@ fn scheduled(ctl: &Controller) -> Vec<(ResourceRef, BackupSpec, Schedule)> {
 }
 
 /// Runs for the server's lifetime.
-pub async fn run(ctl: Arc<Controller>) {
+pub async fn run(ops: Arc<Ops>) {
+    let ctl = ops.ctl.clone();
     let clock = Clock::from_env();
     let mut running: HashMap<ResourceRef, tokio::task::JoinHandle<()>> = HashMap::new();
     let mut known: HashSet<ResourceRef> = HashSet::new();
@@ -113,9 +116,9 @@ pub async fn run(ctl: Arc<Controller>) {
         known = ids;
         running.retain(|_, t| !t.is_finished());
         for (id, spec, schedule) in wanted {
-            if let Err(e) = tick(&ctl, &id, &spec, &schedule, now, &mut running) {
+            if let Err(e) = tick(&ops, &id, &spec, &schedule, now, &mut running) {
                 tracing::warn!(redis = %id, error = %e, "backup schedule");
-                ctl.metrics.controller_error("backup");
+                ops.metrics.controller_error("backup");
             }
         }
         tokio::time::sleep(TICK).await;
@@ -124,13 +127,14 @@ pub async fn run(ctl: Arc<Controller>) {
 
 /// One redis, one tick.
 fn tick(
-    ctl: &Arc<Controller>,
+    ops: &Arc<Ops>,
     id: &ResourceRef,
     spec: &BackupSpec,
     schedule: &Schedule,
     now: i64,
     running: &mut HashMap<ResourceRef, tokio::task::JoinHandle<()>>,
 ) -> Result<(), crate::error::ServerError> {
+    let ctl = &ops.ctl;
     let key = slot_key(id);
     let Some(last) = ctl
         .store
@@ -147,53 +151,53 @@ fn tick(
     ctl.store.meta_set(&key, &slot.to_string())?;
     let at = backup::iso(slot);
     if running.contains_key(id) {
-        ctl.metrics.scheduled_backup(id, false);
+        ops.metrics.scheduled_backup(id, false);
         ctl.event(
-            "warning",
+            Level::Warning,
             Some(id),
             None,
-            "BackupFailed",
-            &format!("scheduled backup for {at} skipped: the previous one is still running (the schedule may be too frequent for the data size)"),
-        );
+            Reason::BackupFailed,
+            &format!("scheduled backup for {at} skipped: the previous one is still running (the schedule may be too frequent for the data size)"));
         return Ok(());
     }
-    let task = tokio::spawn(run_once(ctl.clone(), id.clone(), spec.clone(), at));
+    let task = tokio::spawn(run_once(ops.clone(), id.clone(), spec.clone(), at));
     running.insert(id.clone(), task);
     Ok(())
 }
 
 /// Takes one scheduled backup, then prunes; records the outcome.
-async fn run_once(ctl: Arc<Controller>, id: ResourceRef, spec: BackupSpec, at: String) {
+async fn run_once(ops: Arc<Ops>, id: ResourceRef, spec: BackupSpec, at: String) {
+    let ctl = &ops.ctl;
     let req = BackupRequest {
         destination: spec.destination.clone(),
         source: spec.source,
     };
-    match backup::take(&ctl, &id.scope, &id.name, &req, true).await {
-        Ok(_) => ctl.metrics.scheduled_backup(&id, true),
+    match backup::take(ctl, &id.scope, &id.name, &req, true).await {
+        Ok(_) => ops.metrics.scheduled_backup(&id, true),
         Err(e) => {
-            ctl.metrics.scheduled_backup(&id, false);
+            ops.metrics.scheduled_backup(&id, false);
             let help = match &e {
                 crate::error::ServerError::Conflict { help: Some(h), .. } => format!(" ({h})"),
                 _ => String::new(),
             };
             ctl.event(
-                "warning",
+                Level::Warning,
                 Some(&id),
                 None,
-                "BackupFailed",
+                Reason::BackupFailed,
                 &format!("scheduled backup for {at} failed: {e}{help}"),
             );
             // Nothing new was written: pruning now could only remove good backups.
             return;
         }
     }
-    match prune(&ctl, &id, spec.destination.as_deref(), spec.keep).await {
+    match prune(ctl, &id, spec.destination.as_deref(), spec.keep).await {
         Ok(removed) if removed.is_empty() => {}
         Ok(removed) => ctl.event(
-            "info",
+            Level::Info,
             Some(&id),
             None,
-            "BackupsPruned",
+            Reason::BackupsPruned,
             &format!(
                 "removed {} backup(s) beyond keep = {}: {}",
                 removed.len(),
@@ -202,10 +206,10 @@ async fn run_once(ctl: Arc<Controller>, id: ResourceRef, spec: BackupSpec, at: S
             ),
         ),
         Err(e) => ctl.event(
-            "warning",
+            Level::Warning,
             Some(&id),
             None,
-            "BackupPruneFailed",
+            Reason::BackupPruneFailed,
             &format!("could not remove backups beyond keep = {}: {e}", spec.keep),
         ),
     }
@@ -245,7 +249,7 @@ async fn prune(
         }
         #[cfg(feature = "s3")]
         backup::Target::S3 { store, .. } => {
-            let taken: Vec<(i64, String)> = crate::objstore::ours(id, store.list().await?)
+            let taken: Vec<(i64, String)> = crate::redis::objstore::ours(id, store.list().await?)
                 .into_iter()
                 .map(|(secs, name, _)| (secs, name))
                 .collect();

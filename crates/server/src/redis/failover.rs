@@ -1,22 +1,26 @@
-//! Controller failover (DESIGN.md "High availability", mode 3): for every redis with
+//! Controller failover: for every redis with
 //! `failover { automatic = true }`, one task observes each pod (the runtime's exit events at
 //! once, `INFO` every [`TICK`]), asks the pure planner ([`vd_core::redis::failover::plan`]) what
 //! to do, and executes its actions. The epoch and the target of a failover are written to the
 //! store before anything changes, so a controller killed mid-failover redoes it on restart.
 
-use crate::controller::Controller;
 use crate::error::ServerError;
-use crate::redis as r;
+use crate::orchestration::controller::Controller;
+use crate::redis::facts as r;
+use crate::redis::master::{self, Cause, NewMaster};
+use crate::redis::ops::Ops;
+use crate::redis::state::FailoverState;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
+use vd_core::event::{Level, Reason as EventReason};
 use vd_core::redis::failover::{
-    self as plan, Action, MasterMemory, NodeInfo, NodeObs, NodeRole, NodeState, Pending, Reason,
+    self as plan, Action, MasterMemory, NodeObs, NodeRole, NodeState, Pending, Reason,
 };
 use vd_core::redis::REDIS_PORT;
 use vd_core::{Kind, ResourceRef};
-use vd_redisctl::{Info, Node, Role};
+use vd_redisctl::Node;
 
 /// How often every pod is checked.
 const TICK: Duration = Duration::from_millis(100);
@@ -24,91 +28,6 @@ const TICK: Duration = Duration::from_millis(100);
 const RESCAN: Duration = Duration::from_secs(1);
 /// The longest a crashed master is kept down waiting for a failover that does not come.
 const HOLD_LIMIT: Duration = Duration::from_secs(30);
-
-/// What the supervisors and the failover tasks share through the controller.
-pub struct Shared {
-    /// Pod exits, as (owner, ordinal, when): a crashed master is known at once.
-    exits: broadcast::Sender<(ResourceRef, u32, Instant)>,
-    /// Redis resources whose master is lost with no replica to promote (a held master may
-    /// then restart: it holds the only data there is).
-    stuck: Mutex<HashSet<ResourceRef>>,
-    /// Redis resources a planned switchover (`vd redis:failover`), a restore or an import is
-    /// moving, with how many of them hold a pause: the planner would otherwise see the
-    /// promoted replica beside the old master and demote it. A count, so the first operation
-    /// to end does not lift the pause another still needs.
-    paused: Arc<Mutex<HashMap<ResourceRef, usize>>>,
-}
-
-/// Keeps the failover task of a redis idle while it lives.
-pub struct Pause {
-    id: ResourceRef,
-    held: Arc<Mutex<HashMap<ResourceRef, usize>>>,
-}
-
-impl Drop for Pause {
-    fn drop(&mut self) {
-        if let Ok(mut m) = self.held.lock() {
-            if let Some(n) = m.get_mut(&self.id) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    m.remove(&self.id);
-                }
-            }
-        }
-    }
-}
-
-impl Default for Shared {
-    fn default() -> Self {
-        Shared {
-            exits: broadcast::channel(64).0,
-            stuck: Mutex::new(HashSet::new()),
-            paused: Arc::new(Mutex::new(HashMap::new())),
-        }
-    }
-}
-
-impl Shared {
-    /// Called by a pod's supervisor when its process exits.
-    pub fn pod_exited(&self, owner: &ResourceRef, ordinal: u32) {
-        if owner.kind == Kind::Redis {
-            // No receiver (no redis with automatic failover) is not an error.
-            let _ = self.exits.send((owner.clone(), ordinal, Instant::now()));
-        }
-    }
-
-    /// Idles the failover task of `id` until the returned guard is dropped.
-    pub fn pause(&self, id: &ResourceRef) -> Pause {
-        if let Ok(mut m) = self.paused.lock() {
-            *m.entry(id.clone()).or_default() += 1;
-        }
-        Pause {
-            id: id.clone(),
-            held: self.paused.clone(),
-        }
-    }
-
-    fn is_paused(&self, id: &ResourceRef) -> bool {
-        self.paused
-            .lock()
-            .map(|m| m.contains_key(id))
-            .unwrap_or(false)
-    }
-
-    fn set_stuck(&self, id: &ResourceRef, stuck: bool) {
-        if let Ok(mut s) = self.stuck.lock() {
-            if stuck {
-                s.insert(id.clone());
-            } else {
-                s.remove(id);
-            }
-        }
-    }
-
-    fn is_stuck(&self, id: &ResourceRef) -> bool {
-        self.stuck.lock().map(|s| s.contains(id)).unwrap_or(false)
-    }
-}
 
 fn epoch_key(id: &ResourceRef) -> String {
     format!("failover-epoch:{id}")
@@ -146,7 +65,8 @@ fn automatic(ctl: &Controller, id: &ResourceRef) -> Option<(u32, Duration)> {
 
 /// Runs for the server's lifetime: starts a task per redis with automatic failover and stops
 /// it when the redis is deleted or the block removed.
-pub async fn run(ctl: Arc<Controller>) {
+pub async fn run(ops: Arc<Ops>) {
+    let ctl = ops.ctl.clone();
     let mut tasks: HashMap<ResourceRef, tokio::task::JoinHandle<()>> = HashMap::new();
     loop {
         let resources = ctl.store.list(Some(Kind::Redis)).unwrap_or_default();
@@ -158,11 +78,11 @@ pub async fn run(ctl: Arc<Controller>) {
         // Both HA modes get the write guard: the redis with automatic failover, and every
         // redis a sentinel sibling watches.
         let watched = resources.iter().filter_map(|res| match &res.resource.spec {
-            vd_core::Spec::Redis(spec) => crate::workloads::monitor_of(spec),
+            vd_core::Spec::Redis(spec) => vd_core::redis::topology::monitor_of(spec),
             _ => None,
         });
         for res in &resources {
-            if let Err(e) = crate::proxy::refresh(&ctl, &res.resource.id) {
+            if let Err(e) = crate::redis::feed::refresh(&ctl, &res.resource.id) {
                 tracing::warn!(redis = %res.resource.id, error = %e, "proxy feed");
             }
         }
@@ -170,11 +90,11 @@ pub async fn run(ctl: Arc<Controller>) {
             // A redis applied before vd set the guard gets it once it is between rollouts.
             let settled = ctl.workload_status(&id).is_some_and(|s| s.converged);
             if settled {
-                if let Err(e) = r::ensure_ha_bucket(&ctl, &id) {
+                if let Err(e) = crate::redis::ha::ensure_ha_bucket(&ctl, &id) {
                     tracing::warn!(redis = %id, error = %e, "HA write guard");
                 }
             }
-            if let Err(e) = r::ensure_ha_live(&ctl, &id).await {
+            if let Err(e) = crate::redis::ha::ensure_ha_live(&ctl, &id).await {
                 tracing::warn!(redis = %id, error = %e, "HA write guard");
             }
         }
@@ -188,7 +108,7 @@ pub async fn run(ctl: Arc<Controller>) {
         for id in wanted {
             tasks.entry(id.clone()).or_insert_with(|| {
                 tracing::info!(redis = %id, "automatic failover on");
-                tokio::spawn(watch(ctl.clone(), id))
+                tokio::spawn(watch(ops.clone(), id))
             });
         }
         tokio::time::sleep(RESCAN).await;
@@ -203,8 +123,9 @@ struct Probe {
 }
 
 /// One redis: observe, plan, act, every tick or at once on a pod exit.
-async fn watch(ctl: Arc<Controller>, id: ResourceRef) {
-    let mut exits = ctl.failover.exits.subscribe();
+async fn watch(ops: Arc<Ops>, id: ResourceRef) {
+    let ctl = &ops.ctl;
+    let mut exits = ops.failover.exits.subscribe();
     let mut probes: BTreeMap<u32, Probe> = BTreeMap::new();
     let mut last_master: Option<MasterMemory> = None;
     let mut last_waiting: Option<String> = None;
@@ -222,16 +143,16 @@ async fn watch(ctl: Arc<Controller>, id: ResourceRef) {
                 Err(broadcast::error::RecvError::Closed) => return,
             },
         }
-        let Some((replicas, down_after)) = automatic(&ctl, &id) else {
+        let Some((replicas, down_after)) = automatic(ctl, &id) else {
             return;
         };
-        if ctl.failover.is_paused(&id) {
+        if ops.failover.is_paused(&id) {
             // The switchover records the new master itself; observe afresh afterwards.
             probes.clear();
             continue;
         }
         if let Err(e) = step(
-            &ctl,
+            &ops,
             &id,
             replicas,
             down_after,
@@ -242,7 +163,7 @@ async fn watch(ctl: Arc<Controller>, id: ResourceRef) {
         )
         .await
         {
-            ctl.metrics.controller_error("failover");
+            ops.metrics.controller_error("failover");
             tracing::warn!(redis = %id, error = %e, "automatic failover");
         }
     }
@@ -256,7 +177,7 @@ fn check_timeout(down_after: Duration) -> Duration {
 
 #[allow(clippy::too_many_arguments)]
 async fn step(
-    ctl: &Arc<Controller>,
+    ops: &Ops,
     id: &ResourceRef,
     replicas: u32,
     down_after: Duration,
@@ -265,6 +186,7 @@ async fn step(
     last_waiting: &mut Option<String>,
     fault_at: &mut Option<Instant>,
 ) -> Result<(), ServerError> {
+    let ctl = &ops.ctl;
     let pw = r::password(ctl, id)?;
     let ips = r::pod_ips(ctl, id);
     let running: BTreeMap<u32, bool> = ctl
@@ -323,9 +245,15 @@ async fn step(
     let decided = plan::plan(&input);
     if decided.waiting != *last_waiting {
         if let Some(w) = &decided.waiting {
-            ctl.event("warning", Some(id), None, "NoFailoverCandidate", w);
+            ctl.event(
+                Level::Warning,
+                Some(id),
+                None,
+                EventReason::NoFailoverCandidate,
+                w,
+            );
         }
-        ctl.failover.set_stuck(id, decided.waiting.is_some());
+        ops.failover.set_stuck(id, decided.waiting.is_some());
         *last_waiting = decided.waiting.clone();
     }
     let mut failed_over = false;
@@ -338,7 +266,7 @@ async fn step(
                 reason,
             } => {
                 let started = fault_at.take().unwrap_or(now);
-                execute_failover(ctl, id, &ips, &pw, *epoch, *from, *to, *reason, started).await?;
+                execute_failover(ops, id, &ips, &pw, *epoch, *from, *to, *reason, started).await?;
                 failed_over = true;
             }
             Action::Repoint { ordinal, to } => {
@@ -357,15 +285,14 @@ async fn step(
                         .map_err(r::redis_err)?;
                     node.kill_normal_clients().await.map_err(r::redis_err)?;
                     ctl.event(
-                        "warning",
+                        Level::Warning,
                         Some(id),
                         Some(&vd_core::naming::pod_name(id, *ordinal)),
-                        "MasterDemoted",
+                        EventReason::MasterDemoted,
                         &format!(
                             "{}-{ordinal} acted as a master beside {}-{to}: now its replica, its clients disconnected",
                             id.name, id.name
-                        ),
-                    );
+                        ));
                 }
             }
         }
@@ -447,7 +374,7 @@ async fn observe(
     match tokio::time::timeout(timeout, answer).await {
         Ok(Ok(info)) => {
             probe.last_ok = Some(Instant::now());
-            (NodeState::Up(node_info(id, &info, ips)), probe)
+            (NodeState::Up(r::node_info(id, &info, ips)), probe)
         }
         _ => {
             // A connection that failed or timed out may hold a late reply: start afresh.
@@ -461,49 +388,11 @@ async fn observe(
     }
 }
 
-/// Pure: `INFO` as the planner sees it.
-fn node_info(id: &ResourceRef, info: &Info, ips: &BTreeMap<u32, String>) -> NodeInfo {
-    let rep = info.replication();
-    let role = match rep.role {
-        Role::Master => NodeRole::Master,
-        _ => NodeRole::Replica {
-            following: rep
-                .master_host
-                .as_deref()
-                .and_then(|h| crate::sentinel::ordinal_of_host(id, h, ips)),
-            link_up: rep.link_up,
-        },
-    };
-    let keys = info
-        .sections
-        .get("keyspace")
-        .map(|dbs| {
-            dbs.values()
-                .filter_map(|v| {
-                    v.split(',')
-                        .find_map(|kv| kv.strip_prefix("keys="))
-                        .and_then(|n| n.parse::<u64>().ok())
-                })
-                .sum()
-        })
-        .unwrap_or(0);
-    NodeInfo {
-        role,
-        replid: rep.replid,
-        replid2: rep.replid2,
-        offset: rep.master_repl_offset,
-        priority: rep.priority.unwrap_or(100),
-        loading: rep.loading,
-        run_id: info.get("run_id").unwrap_or_default().to_string(),
-        keys,
-    }
-}
-
 /// Promotes `to`: the epoch and target go to the store first; then `REPLICAOF NO ONE`, the
 /// other pods re-pointed, `REDIS_MASTER_ORDINAL`, the consumers; then the record is cleared.
 #[allow(clippy::too_many_arguments)]
 async fn execute_failover(
-    ctl: &Arc<Controller>,
+    ops: &Ops,
     id: &ResourceRef,
     ips: &BTreeMap<u32, String>,
     pw: &str,
@@ -513,6 +402,7 @@ async fn execute_failover(
     reason: Reason,
     started: Instant,
 ) -> Result<(), ServerError> {
+    let ctl = &ops.ctl;
     let ms = |t: Instant| t.duration_since(started).as_millis();
     let detected = Instant::now();
     let pending = Pending { epoch, from, to };
@@ -537,8 +427,9 @@ async fn execute_failover(
         .map_err(r::redis_err)?;
     target.promote().await.map_err(r::redis_err)?;
     let promoted = Instant::now();
-    // The proxies first: they move new commands to the new master within milliseconds.
-    if let Err(e) = crate::proxy::publish(ctl, id, to, false) {
+    // The proxies first: they move new commands to the new master within milliseconds
+    // (recording below publishes the same feed again, which changes nothing).
+    if let Err(e) = crate::redis::feed::publish(ctl, id, to, false) {
         tracing::warn!(redis = %id, error = %e, "proxy feed after failover");
     }
     let host = host_of(id, to);
@@ -561,12 +452,6 @@ async fn execute_failover(
         }
     }
     let repointed_at = Instant::now();
-    let set = BTreeMap::from([(r::MASTER_ORDINAL.to_string(), to.to_string())]);
-    ctl.update_config(&id.scope, Some(&id.name), &set, &[], true)?;
-    let recorded = Instant::now();
-    r::rewrite_consumers(ctl, id, false)?;
-    let consumers = Instant::now();
-    ctl.store.meta_delete(&pending_key(id))?;
     let why = match reason {
         Reason::MasterExited => "the master exited",
         Reason::MasterUnreachable => "the master stopped answering",
@@ -575,26 +460,29 @@ async fn execute_failover(
         Reason::Resume => "finishing a failover a previous controller started",
     };
     let n = &id.name;
-    ctl.event(
-        "info",
-        Some(id),
-        None,
-        "Failover",
-        &format!(
-            "{why}: epoch {epoch}, master {n}-{from} -> {n}-{to}; fault +0 ms, acted +{} ms, epoch stored +{} ms, promoted +{} ms, {repointed} replica(s) re-pointed +{} ms, REDIS_MASTER_ORDINAL={to} +{} ms, consumers +{} ms",
-            ms(detected),
-            ms(stored_at),
-            ms(promoted),
-            ms(repointed_at),
-            ms(recorded),
-            ms(consumers),
-        ),
-    );
-    ctl.metrics.failover(
-        id,
-        "controller",
-        consumers.duration_since(started).as_secs_f64(),
-    );
+    let recorded = master::record(
+        ops,
+        &NewMaster {
+            redis: id,
+            from,
+            to,
+            cause: Cause::ControllerFailover { started },
+            no_restart_consumers: false,
+        },
+        |t| {
+            format!(
+                "{why}: epoch {epoch}, master {n}-{from} -> {n}-{to}; fault +0 ms, acted +{} ms, epoch stored +{} ms, promoted +{} ms, {repointed} replica(s) re-pointed +{} ms, REDIS_MASTER_ORDINAL={to} +{} ms, consumers +{} ms",
+                ms(detected),
+                ms(stored_at),
+                ms(promoted),
+                ms(repointed_at),
+                ms(t.bucket),
+                ms(t.consumers),
+            )
+        },
+    )?;
+    let consumers = recorded.consumers;
+    ctl.store.meta_delete(&pending_key(id))?;
     tracing::info!(redis = %id, epoch, from, to, took_ms = ms(consumers) as u64, "failover done");
     Ok(())
 }
@@ -603,7 +491,12 @@ async fn execute_failover(
 /// the master a stored failover replaces) and other pods of it are running, wait until the
 /// controller has promoted one of them. Otherwise the pod would boot as a master with stale
 /// or, without persistence, no data, and the replicas would copy it.
-pub async fn hold_restart(ctl: &Controller, owner: &ResourceRef, ordinal: u32) {
+pub async fn hold_restart(
+    ctl: &Controller,
+    state: &FailoverState,
+    owner: &ResourceRef,
+    ordinal: u32,
+) {
     if owner.kind != Kind::Redis || automatic(ctl, owner).is_none() {
         return;
     }
@@ -625,7 +518,7 @@ pub async fn hold_restart(ctl: &Controller, owner: &ResourceRef, ordinal: u32) {
     if !others_running {
         return;
     }
-    hold_master(
+    crate::redis::hold::hold_master(
         ctl,
         owner,
         ordinal,
@@ -633,80 +526,13 @@ pub async fn hold_restart(ctl: &Controller, owner: &ResourceRef, ordinal: u32) {
         "the master is down; it restarts as a replica once a replica is promoted",
         |ctl| {
             if replaced(ctl) {
-                Release::Promoted
-            } else if ctl.failover.is_stuck(owner) {
-                Release::GiveUp("no replica can be promoted")
+                crate::redis::hold::Release::Promoted
+            } else if state.is_stuck(owner) {
+                crate::redis::hold::Release::GiveUp("no replica can be promoted")
             } else {
-                Release::Wait
+                crate::redis::hold::Release::Wait
             }
         },
     )
     .await;
-}
-
-/// What a held master waits for, asked every 50 ms.
-pub(crate) enum Release {
-    /// Keep waiting.
-    Wait,
-    /// A replica took over: start (as a replica).
-    Promoted,
-    /// No failover will come: start as it was, saying why.
-    GiveUp(&'static str),
-}
-
-/// The restart hold both HA modes share: records why the pod waits, waits at most `limit`
-/// for `release`, and records it when the master restarts without a failover.
-pub(crate) async fn hold_master(
-    ctl: &Controller,
-    owner: &ResourceRef,
-    ordinal: u32,
-    limit: Duration,
-    waiting: &str,
-    release: impl Fn(&Controller) -> Release,
-) {
-    let pod = vd_core::naming::pod_name(owner, ordinal);
-    ctl.event(
-        "info",
-        Some(owner),
-        Some(&pod),
-        "WaitingForFailover",
-        waiting,
-    );
-    let deadline = Instant::now() + limit;
-    let why = loop {
-        match release(ctl) {
-            Release::Promoted => return,
-            Release::GiveUp(why) => break why.to_string(),
-            Release::Wait if Instant::now() >= deadline => {
-                break format!("no failover within {} s", limit.as_secs())
-            }
-            Release::Wait => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    };
-    ctl.event(
-        "warning",
-        Some(owner),
-        Some(&pod),
-        "NoFailover",
-        &format!("{why}; restarting the master as it was"),
-    );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_pause_lasts_until_its_last_holder_lets_go() {
-        let shared = Shared::default();
-        let id = ResourceRef::new(Kind::Redis, "data", "cache");
-        let other = ResourceRef::new(Kind::Redis, "data", "other");
-        let switchover = shared.pause(&id);
-        let restore = shared.pause(&id);
-        assert!(shared.is_paused(&id) && !shared.is_paused(&other));
-        drop(switchover);
-        assert!(shared.is_paused(&id), "the restore still holds it");
-        drop(restore);
-        assert!(!shared.is_paused(&id));
-    }
 }

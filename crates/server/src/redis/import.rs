@@ -5,7 +5,7 @@
 //! source's data and offset, then is detached (`REPLICAOF NO ONE` keeps the data) and gets
 //! its own `masteruser`/`masterauth` back; its replicas, which kept following it (chained
 //! replication), are checked to be following it and caught up. The controller's automatic
-//! failover is paused meanwhile ([`crate::failover::Shared::pause`]): without that its
+//! failover is paused meanwhile ([`crate::redis::state::FailoverState::pause`]): without that its
 //! planner would see a master that follows an outside server and "repair" it. Nothing else in
 //! the controller re-points a pod of a redis without sentinels, and a redis a sentinel
 //! sibling watches is not imported live (its sentinels would see the master turn replica).
@@ -21,9 +21,11 @@
 //! The source URL carries a password: it is parsed once, and only its redacted form
 //! ([`SourceUrl::redacted`]) is ever logged, stored in events or returned.
 
-use crate::controller::Controller;
 use crate::error::ServerError;
-use crate::redis::{load, master_ordinal, password, pod_ips, redis_ref};
+use crate::orchestration::controller::Controller;
+use crate::redis::facts::{load, master_ordinal, password, pod_ips, redis_ref};
+use crate::redis::ops::Ops;
+use crate::redis::state::FailoverState;
 use crate::types::Problem;
 use axum::extract::{Path as UrlPath, State};
 use axum::Json;
@@ -32,6 +34,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use vd_core::event::{Level, Reason};
 use vd_core::redis::REDIS_PORT;
 use vd_core::ResourceRef;
 use vd_redisctl::migrate::{self, Refusal, Source, SourceError, SourceUrl};
@@ -155,11 +158,11 @@ pub struct ImportReport {
 
 /// `POST /v1/redis/{scope}/{name}/import`.
 pub async fn api_import(
-    State(ctl): State<Arc<Controller>>,
+    State(ops): State<Arc<Ops>>,
     UrlPath((scope, name)): UrlPath<(String, String)>,
     Json(req): Json<ImportRequest>,
 ) -> Result<Json<ImportReport>, ServerError> {
-    Ok(Json(import(&ctl, &scope, &name, &req).await?))
+    Ok(Json(import(&ops, &scope, &name, &req).await?))
 }
 
 // ----- the decision (pure)
@@ -251,15 +254,16 @@ fn target_err(what: &str, e: vd_redisctl::RedisError) -> ServerError {
 
 /// `vd redis:import`.
 pub async fn import(
-    ctl: &Arc<Controller>,
+    ops: &Ops,
     scope: &str,
     name: &str,
     req: &ImportRequest,
 ) -> Result<ImportReport, ServerError> {
+    let ctl = &ops.ctl;
     let started = Instant::now();
     let id = redis_ref(scope, name);
     let spec = load(ctl, &id)?;
-    if crate::workloads::is_sentinel(&spec) {
+    if vd_core::redis::topology::is_sentinel(&spec) {
         return Err(ServerError::conflict(
             format!("{id} is a sentinel sibling; it holds no data"),
             "import into the data redis it watches",
@@ -277,7 +281,7 @@ pub async fn import(
         + req
             .timeout_secs
             .map_or(DEFAULT_TIMEOUT, Duration::from_secs);
-    let _running = crate::exclusive::claim(&id, crate::exclusive::Operation::Import)?;
+    let _running = crate::redis::exclusive::claim(&id, crate::redis::exclusive::Operation::Import)?;
     let pw = password(ctl, &id)?;
     let master = master_ordinal(ctl, &id)?;
     let ips = pod_ips(ctl, &id);
@@ -320,7 +324,7 @@ pub async fn import(
 
     let mut blockers = LiveBlockers {
         db: url.db,
-        sentinel: crate::sentinel::watcher_of(ctl, &id)?
+        sentinel: crate::redis::facts::watcher_of(ctl, &id)?
             .map(|(s, _)| format!("{}/{}", s.scope, s.name)),
         loopback_from_containers: ctl.runtime.name() == "docker" && url.is_loopback(),
         refused: None,
@@ -341,6 +345,7 @@ pub async fn import(
     if mode == ImportMode::Live {
         let job = LiveJob {
             ctl,
+            failover: &ops.failover,
             id: &id,
             master,
             url: &url,
@@ -397,10 +402,14 @@ pub async fn import(
     };
     let lagging = report.replicas.iter().filter(|r| !r.in_sync).count();
     ctl.event(
-        if lagging == 0 { "info" } else { "warning" },
+        if lagging == 0 {
+            Level::Info
+        } else {
+            Level::Warning
+        },
         Some(&id),
         None,
-        "Imported",
+        Reason::Imported,
         &format!(
             "{} keys from {} ({}{}) in {} ms{}",
             report.keys,
@@ -524,7 +533,8 @@ const RECOVER_FOR: Duration = Duration::from_secs(120);
 /// detached from the source and its settings back. Failover stays paused for that redis
 /// until then (taken here, before the failover task starts, so its planner never sees the
 /// master following an outside server).
-pub fn recover(ctl: &Arc<Controller>) {
+pub fn recover(ops: &Ops) {
+    let ctl = &ops.ctl;
     let Ok(all) = ctl.store.list(Some(vd_core::Kind::Redis)) else {
         return;
     };
@@ -539,20 +549,26 @@ pub fn recover(ctl: &Arc<Controller>) {
             let _ = ctl.store.meta_delete(&key);
             continue;
         };
-        let paused = ctl.failover.pause(&id);
+        let paused = ops.failover.pause(&id);
         let ctl = ctl.clone();
         tokio::spawn(async move {
             let pod = vd_core::naming::pod_name(&id, underway.ordinal);
             let outcome = recover_one(&ctl, &id, &underway).await;
             let (level, message) = match &outcome {
-                Ok(()) => ("warning", format!(
+                Ok(()) => (Level::Warning, format!(
                     "an import into {id} was interrupted by a server restart: its master {pod} was detached from the source and its replication settings restored; its data may be partial: run `vd redis:import` again with --force"
                 )),
-                Err(e) => ("warning", format!(
+                Err(e) => (Level::Warning, format!(
                     "an import into {id} was interrupted by a server restart and its master {pod} could not be detached from the source: {e}; restart the pod (`vd restart`)"
                 )),
             };
-            ctl.event(level, Some(&id), Some(&pod), "ImportInterrupted", &message);
+            ctl.event(
+                level,
+                Some(&id),
+                Some(&pod),
+                Reason::ImportInterrupted,
+                &message,
+            );
             let _ = ctl.store.meta_delete(&underway_key(&id));
             drop(paused);
         });
@@ -655,10 +671,14 @@ fn log_since(path: &std::path::Path, from: u64) -> String {
 /// settings back. Returns how long the sync took, ms.
 async fn live(job: &LiveJob<'_>, target: &mut Node, source: &mut Source) -> Result<u64, LiveError> {
     let LiveJob {
-        ctl, id, master, ..
+        ctl,
+        failover,
+        id,
+        master,
+        ..
     } = *job;
     // The failover planner must not act on a master that follows an outside server.
-    let _paused = ctl.failover.pause(id);
+    let _paused = failover.pause(id);
     let fail = |m: String| live_failed(id, m);
     let saved = Saved {
         user: target.config_get("masteruser").await.map_err(|e| {
@@ -706,6 +726,7 @@ fn live_failed(id: &ResourceRef, message: String) -> LiveError {
 /// What a live import works on.
 struct LiveJob<'a> {
     ctl: &'a Arc<Controller>,
+    failover: &'a FailoverState,
     id: &'a ResourceRef,
     /// The target's master ordinal.
     master: u32,
@@ -722,6 +743,7 @@ async fn live_attached(
 ) -> Result<u64, LiveError> {
     let LiveJob {
         ctl,
+        failover: _,
         id,
         master,
         url,
@@ -1037,7 +1059,7 @@ async fn replica_state(
     let follows = r
         .master_host
         .as_deref()
-        .and_then(|h| crate::sentinel::ordinal_of_host(id, h, ips));
+        .and_then(|h| crate::redis::facts::ordinal_of_host(id, h, ips));
     if r.role != Role::Replica || follows != Some(master) {
         if repointed.insert(ordinal) {
             if let Err(e) = n.replicaof(host, REDIS_PORT).await {

@@ -4,7 +4,7 @@
 //! scrape never reports a state older than itself and a dead pod shows as `vd_redis_up 0`.
 //! The exposition is OpenMetrics text (what `prometheus-client` writes; Prometheus reads it).
 
-use crate::controller::Controller;
+use crate::orchestration::controller::Controller;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -169,7 +169,7 @@ impl Metrics {
 
     /// The exposition: the counters plus every data pod's state, asked now.
     pub async fn render(&self, ctl: &Controller) -> String {
-        let samples = collect(ctl).await;
+        let samples = collect(ctl, self).await;
         self.render_samples(&samples)
     }
 
@@ -316,7 +316,7 @@ pub fn instance_samples(
                     let master = r
                         .master_host
                         .as_deref()
-                        .and_then(|h| crate::sentinel::ordinal_of_host(data, h, ips))
+                        .and_then(|h| crate::redis::facts::ordinal_of_host(data, h, ips))
                         .and_then(|o| answers.get(&o).cloned().flatten())
                         .filter(|m| m.role == Role::Master);
                     let own = r.replica_repl_offset.unwrap_or(r.master_repl_offset);
@@ -342,12 +342,12 @@ pub fn instance_samples(
 /// Asks every data pod of every data redis for `INFO replication`, all at once, each within
 /// [`SCRAPE_TIMEOUT`]. Problems reading the store are logged and counted; the scrape goes on
 /// with what it has.
-pub async fn collect(ctl: &Controller) -> Vec<InstanceSample> {
+pub async fn collect(ctl: &Controller, metrics: &Metrics) -> Vec<InstanceSample> {
     let stored = match ctl.store.list(Some(Kind::Redis)) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "metrics: could not list redis resources");
-            ctl.metrics.controller_error("metrics");
+            metrics.controller_error("metrics");
             return Vec::new();
         }
     };
@@ -361,17 +361,17 @@ pub async fn collect(ctl: &Controller) -> Vec<InstanceSample> {
         let Spec::Redis(spec) = &s.resource.spec else {
             continue;
         };
-        if crate::workloads::is_sentinel(spec) {
+        if vd_core::redis::topology::is_sentinel(spec) {
             continue;
         }
         let id = s.resource.id;
-        let ips = crate::redis::pod_ips(ctl, &id);
+        let ips = crate::redis::facts::pod_ips(ctl, &id);
         // Without the password no pod can be asked; they are reported down, not left out.
-        let pw = match crate::redis::password(ctl, &id) {
+        let pw = match crate::redis::facts::password(ctl, &id) {
             Ok(pw) => Some(pw),
             Err(e) => {
                 tracing::warn!(redis = %id, error = %e, "metrics: no password to ask the pods with");
-                ctl.metrics.controller_error("metrics");
+                metrics.controller_error("metrics");
                 None
             }
         };
@@ -382,7 +382,7 @@ pub async fn collect(ctl: &Controller) -> Vec<InstanceSample> {
                 let task = tokio::spawn(async move {
                     let pw = pw?;
                     let ask = async {
-                        let mut node = crate::redis::connect(&ip, &pw).await.ok()?;
+                        let mut node = crate::redis::facts::connect(&ip, &pw).await.ok()?;
                         node.replication().await.ok()
                     };
                     tokio::time::timeout(SCRAPE_TIMEOUT, ask)

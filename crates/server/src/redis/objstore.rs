@@ -9,9 +9,9 @@
 //! are required: without them the S3 client would fall back to the cloud instance-metadata
 //! endpoint, which is not where a vd operator's credentials live.
 
-use crate::controller::Controller;
 use crate::error::ServerError;
-use crate::resolve::bucket_of;
+use crate::orchestration::controller::Controller;
+use crate::orchestration::resolve::bucket_of;
 use std::fmt;
 use std::path::Path;
 use vd_core::env::EnvMap;
@@ -155,7 +155,13 @@ pub fn split_url(url: &str) -> Option<(String, String)> {
 pub fn ours(id: &ResourceRef, objects: Vec<(String, u64)>) -> Vec<(i64, String, u64)> {
     let mut out: Vec<(i64, String, u64)> = objects
         .into_iter()
-        .filter_map(|(name, bytes)| Some((crate::backup::parse_file_name(id, &name)?, name, bytes)))
+        .filter_map(|(name, bytes)| {
+            Some((
+                crate::redis::backup_names::parse_file_name(id, &name)?,
+                name,
+                bytes,
+            ))
+        })
         .collect();
     out.sort();
     out
@@ -168,27 +174,29 @@ pub async fn list_s3(
     scope: &str,
     name: &str,
     url: &str,
-) -> Result<crate::backup::BackupList, ServerError> {
-    let id = crate::redis::redis_ref(scope, name);
+) -> Result<crate::redis::backup_names::BackupList, ServerError> {
+    let id = crate::redis::facts::redis_ref(scope, name);
     #[cfg(feature = "s3")]
     {
-        let store = crate::backup::open_s3(ctl, &id, url)?;
+        let store = open_s3(ctl, &id, url)?;
         let backups = ours(&id, store.list().await?)
             .into_iter()
-            .map(|(secs, file, bytes)| crate::backup::BackupEntry {
-                path: store.object_url(&file),
-                file,
-                bytes,
-                taken_at: crate::backup::iso(secs),
-            })
+            .map(
+                |(secs, file, bytes)| crate::redis::backup_names::BackupEntry {
+                    path: store.object_url(&file),
+                    file,
+                    bytes,
+                    taken_at: crate::redis::backup_names::iso(secs),
+                },
+            )
             .collect();
-        Ok(crate::backup::BackupList {
+        Ok(crate::redis::backup_names::BackupList {
             directory: store.url(),
             backups,
         })
     }
     #[cfg(not(feature = "s3"))]
-    match crate::backup::open_s3(ctl, &id, url)? {}
+    match open_s3(ctl, &id, url)? {}
 }
 
 #[cfg(feature = "s3")]
@@ -447,6 +455,40 @@ pub async fn fetch_to(
     Err(unsupported(url))
 }
 
+/// An `s3://` destination, parsed, with its client (credentials from `id`'s env_from).
+#[cfg(feature = "s3")]
+pub(crate) fn open_s3(
+    ctl: &Controller,
+    id: &ResourceRef,
+    url: &str,
+) -> Result<S3Store, ServerError> {
+    use vd_core::redis::backup::Destination;
+    match Destination::parse(url) {
+        Ok(Destination::S3 { bucket, prefix }) => S3Store::open(ctl, id, &bucket, &prefix),
+        Ok(Destination::Local(_)) => Err(ServerError::Conflict {
+            message: format!("{url} is not an s3:// destination"),
+            help: None,
+        }),
+        Err(e) => Err(ServerError::Conflict {
+            message: e.message,
+            help: Some(e.help),
+        }),
+    }
+}
+
+#[cfg(not(feature = "s3"))]
+pub(crate) fn open_s3(
+    _ctl: &Controller,
+    _id: &ResourceRef,
+    url: &str,
+) -> Result<Never, ServerError> {
+    Err(unsupported(url))
+}
+
+/// Uninhabited: what [`open_s3`] yields without the `s3` feature.
+#[cfg(not(feature = "s3"))]
+pub(crate) enum Never {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -521,15 +563,21 @@ mod tests {
         let id = |s: &str, n: &str| ResourceRef::new(vd_core::Kind::Redis, s, n);
         let cache = id("data", "cache");
         let objects = vec![
-            (crate::backup::file_name(&cache, 300), 3),
-            (crate::backup::file_name(&cache, 100), 1),
-            (crate::backup::file_name(&id("data", "cache-2"), 50), 9),
+            (crate::redis::backup_names::file_name(&cache, 300), 3),
+            (crate::redis::backup_names::file_name(&cache, 100), 1),
+            (
+                crate::redis::backup_names::file_name(&id("data", "cache-2"), 50),
+                9,
+            ),
             ("notes.txt".to_string(), 4),
             (
-                format!(".{}.1.partial", crate::backup::file_name(&cache, 400)),
+                format!(
+                    ".{}.1.partial",
+                    crate::redis::backup_names::file_name(&cache, 400)
+                ),
                 5,
             ),
-            (crate::backup::file_name(&cache, 200), 2),
+            (crate::redis::backup_names::file_name(&cache, 200), 2),
         ];
         let got = ours(&cache, objects);
         assert_eq!(

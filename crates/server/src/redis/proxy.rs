@@ -1,46 +1,13 @@
-//! The data redis's proxy (issue 7): the `statefulset/<scope>/<name>-proxy` the server derives
-//! from a `proxy {}` block at apply, and the feed that tells its pods where the master is the
-//! moment the controller knows (after a promotion, before anything else) and asks them to hold
-//! commands during a planned failover.
+//! The data redis's proxy: the `statefulset/<scope>/<name>-proxy` the server derives from a
+//! `proxy {}` block at apply, and its removal with the block. Where the proxies point is
+//! [`crate::redis::feed`].
 
-use crate::controller::Controller;
 use crate::error::ServerError;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use crate::orchestration::controller::Controller;
+use crate::redis::facts::{marker, proxy_ref};
+use vd_core::event::{Level, Reason};
 use vd_core::redis::proxy::{self as core, ProxyFor};
-use vd_core::{Kind, Resource, ResourceRef, Spec};
-use vd_proxy::feed::{self, Feed};
-
-/// How long a planned failover waits for every proxy to hold.
-const HOLD_WAIT: Duration = Duration::from_secs(1);
-
-/// The derived proxy's id for a data redis.
-pub fn proxy_ref(data: &ResourceRef) -> ResourceRef {
-    ResourceRef::new(Kind::Statefulset, &data.scope, core::proxy_name(&data.name))
-}
-
-fn marker(id: &ResourceRef) -> String {
-    format!("proxy-derived:{id}")
-}
-
-/// The data redis a derived proxy statefulset fronts (from its spec).
-pub fn fronted(r: &Resource) -> Option<ResourceRef> {
-    let Spec::Workload(w) = &r.spec else {
-        return None;
-    };
-    let is_proxy = r.id.kind == Kind::Statefulset
-        && w.command.first().map(String::as_str) == Some(core::PROXY_EXE_PATH)
-        && w.command.get(1).map(String::as_str) == Some("proxy");
-    let (scope, name) = w.env_from.first()?.split_once('/')?;
-    (is_proxy && core::proxy_name(name) == r.id.name)
-        .then(|| ResourceRef::new(Kind::Redis, scope, name))
-}
-
-/// Whether `data` has a proxy the server derived.
-pub fn has_proxy(ctl: &Controller, data: &ResourceRef) -> Result<bool, ServerError> {
-    let id = proxy_ref(data);
-    Ok(ctl.store.meta_get(&marker(&id))?.is_some() && ctl.store.get(&id)?.is_some())
-}
+use vd_core::{Resource, ResourceRef, Spec};
 
 /// The proxies an apply adds: one statefulset per data redis with an enabled proxy block
 /// (with what it must know of the redis and of a sentinel sibling watching it). A stored
@@ -49,21 +16,24 @@ pub fn has_proxy(ctl: &Controller, data: &ResourceRef) -> Result<bool, ServerErr
 pub fn derive(ctl: &Controller, applied: &[Resource]) -> Result<Vec<Resource>, ServerError> {
     let mut out = Vec::new();
     for r in applied {
-        let Some(spec) = crate::redis::spec_of(r) else {
+        let Some(spec) = crate::redis::facts::spec_of(r) else {
             continue;
         };
-        if crate::workloads::is_sentinel(spec) {
+        if vd_core::redis::topology::is_sentinel(spec) {
             continue;
         }
         let sentinels = applied
             .iter()
             .filter_map(|a| {
-                let s = crate::redis::spec_of(a)?;
-                (crate::workloads::monitor_of(s).as_ref() == Some(&r.id))
+                let s = crate::redis::facts::spec_of(a)?;
+                (vd_core::redis::topology::monitor_of(s).as_ref() == Some(&r.id))
                     .then(|| (a.id.clone(), s.clone()))
             })
             .next()
-            .map_or_else(|| crate::sentinel::watcher_of(ctl, &r.id), |w| Ok(Some(w)))?
+            .map_or_else(
+                || crate::redis::facts::watcher_of(ctl, &r.id),
+                |w| Ok(Some(w)),
+            )?
             .map(|(sid, s)| {
                 let n = s
                     .replicas
@@ -107,10 +77,10 @@ pub fn settle(
     }
     // The feed directory is bind-mounted into the proxy pods: it must exist before they start.
     for r in applied {
-        refresh(ctl, &r.id)?;
+        crate::redis::feed::refresh(ctl, &r.id)?;
     }
     for r in applied {
-        if crate::redis::spec_of(r).is_none() {
+        if crate::redis::facts::spec_of(r).is_none() {
             continue;
         }
         let id = proxy_ref(&r.id);
@@ -132,95 +102,18 @@ pub fn remove(ctl: &Controller, data: &ResourceRef) -> Result<(), ServerError> {
     if ctl.store.get(&id)?.is_some() {
         ctl.store.delete(&id)?;
         ctl.event(
-            "info",
+            Level::Info,
             Some(&id),
             None,
-            "Deleted",
+            Reason::Deleted,
             &format!("{data} has no proxy block any more"),
         );
     }
     ctl.store.meta_delete(&marker(&id))?;
     // Default links named the proxy: they go back to the pods' names.
     if ctl.store.get(data)?.is_some() {
-        crate::redis::rewrite_consumers(ctl, data, false)?;
+        crate::redis::link::rewrite_consumers(ctl, data, false)?;
     }
     ctl.notify();
-    Ok(())
-}
-
-/// The host directory bind-mounted into `data`'s proxy pods.
-pub fn feed_dir(ctl: &Controller, data: &ResourceRef) -> PathBuf {
-    ctl.root
-        .join("run")
-        .join(core::feed_subdir(&data.scope, &data.name))
-}
-
-/// Tells `data`'s proxies the master (`hold`: and to hold commands). Returns the epoch.
-/// Without a proxy, nothing.
-pub fn publish(
-    ctl: &Controller,
-    data: &ResourceRef,
-    master: u32,
-    hold: bool,
-) -> Result<Option<u64>, ServerError> {
-    if !has_proxy(ctl, data)? {
-        return Ok(None);
-    }
-    let dir = feed_dir(ctl, data);
-    let last = feed::read(&dir.join(feed::FILE)).unwrap_or_default();
-    let next = Feed {
-        epoch: last.epoch + 1,
-        master: Some(core::upstream(data, master)),
-        hold,
-    };
-    feed::write(&dir, &next).map_err(|e| ServerError::Io {
-        context: "write the proxy feed".into(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
-    tracing::info!(redis = %data, master, hold, epoch = next.epoch, "proxy feed");
-    Ok(Some(next.epoch))
-}
-
-/// Keeps the feed true to the stored master (a new proxy, a restarted controller), unless a
-/// hold is in progress.
-pub fn refresh(ctl: &Controller, data: &ResourceRef) -> Result<(), ServerError> {
-    if !has_proxy(ctl, data)? {
-        return Ok(());
-    }
-    let m = crate::redis::master_ordinal(ctl, data)?;
-    let now = feed::read(&feed_dir(ctl, data).join(feed::FILE));
-    let want = Some(core::upstream(data, m));
-    match now {
-        Some(f) if f.master == want && !f.hold => Ok(()),
-        Some(f) if f.hold => Ok(()),
-        _ => publish(ctl, data, m, false).map(drop),
-    }
-}
-
-/// Before a planned failover: asks the proxies to hold, and waits (at most [`HOLD_WAIT`]) until
-/// every running proxy pod has nothing in flight, so no command reaches the old master
-/// after writes are paused. Proxies that do not answer in time only cost their clients a
-/// retried command.
-pub async fn hold(ctl: &Controller, data: &ResourceRef, master: u32) -> Result<(), ServerError> {
-    let Some(epoch) = publish(ctl, data, master, true)? else {
-        return Ok(());
-    };
-    let dir = feed_dir(ctl, data);
-    let pods = ctl
-        .workload_status(&proxy_ref(data))
-        .map(|s| s.ready)
-        .unwrap_or(0);
-    let start = Instant::now();
-    while start.elapsed() < HOLD_WAIT {
-        let held = (0..pods)
-            .filter(|o| feed::read_held(&dir, &o.to_string()) == Some(epoch))
-            .count() as u32;
-        if held >= pods {
-            tracing::info!(redis = %data, proxies = pods, waited_ms = start.elapsed().as_millis() as u64, "proxies hold");
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    tracing::warn!(redis = %data, "not every proxy confirmed the hold in time");
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! CRC64, streamed, [`vd_redisctl::rdb::Verifier`]), and so are the refusals (a sentinel
 //! sibling watching without `--with-sentinel`, `appendonly yes` without `--force`), so a bad
 //! file or a refused request stops or changes nothing. Then automatic failover is paused and
-//! the master pod is held stopped ([`crate::supervisor::PodHold`]): neither its supervisor nor
+//! the master pod is held stopped ([`crate::orchestration::supervisor::PodHold`]): neither its supervisor nor
 //! the reconcile loop restarts it. Its `dump.rdb` is replaced in its data volume (temporary
 //! file beside it, checked again while copied, fsync, rename, fsync of the directory), the
 //! master is started and loads it, and the replicas, whose link dropped, full-sync from it.
@@ -27,9 +27,11 @@
 //! the old data, and monitors it again afterwards (`SENTINEL MONITOR` with the quorum and
 //! timings each sentinel had, and the password), whatever the outcome.
 
-use crate::controller::Controller;
 use crate::error::ServerError;
-use crate::redis::{load, master_ordinal, password, redis_ref};
+use crate::orchestration::controller::Controller;
+use crate::redis::facts::{load, master_ordinal, password, redis_ref};
+use crate::redis::ops::Ops;
+use crate::redis::state::FailoverState;
 use axum::extract::{Path as UrlPath, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -38,6 +40,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use vd_core::event::{Level, Reason};
 use vd_core::naming::{pod_hostnames, pod_name, volume_name};
 use vd_core::redis::{self as macro_, MASTER_NAME, SENTINEL_PORT};
 use vd_core::{RedisSpec, ResourceRef, VolumeClaim};
@@ -125,11 +128,11 @@ pub struct RestoreReport {
 
 /// `POST /v1/redis/{scope}/{name}/restore`.
 pub async fn api_restore(
-    State(ctl): State<Arc<Controller>>,
+    State(ops): State<Arc<Ops>>,
     UrlPath((scope, name)): UrlPath<(String, String)>,
     Json(req): Json<RestoreRequest>,
 ) -> Result<Json<RestoreReport>, ServerError> {
-    Ok(Json(restore(&ctl, &scope, &name, &req).await?))
+    Ok(Json(restore(&ops, &scope, &name, &req).await?))
 }
 
 // ----- pure decisions
@@ -707,6 +710,7 @@ struct Done {
 #[allow(clippy::too_many_arguments)]
 async fn replace_and_restart(
     ctl: &Controller,
+    failover: &FailoverState,
     id: &ResourceRef,
     replicas: u32,
     m: u32,
@@ -717,7 +721,7 @@ async fn replace_and_restart(
     bytes: u64,
 ) -> Result<Done, ServerError> {
     let pod = pod_name(id, m);
-    let _paused = ctl.failover.pause(id);
+    let _paused = failover.pause(id);
     let hold = ctl.hold_pod(&pod, HELD).map_err(|e| {
         ServerError::conflict(
             format!("cannot stop {pod}: {e}; nothing was changed"),
@@ -818,7 +822,7 @@ async fn data_dir(
         .store
         .get(id)?
         .ok_or_else(|| ServerError::NotFound(format!("{id} does not exist")))?;
-    let claims = crate::workloads::workload_of(&stored.resource)
+    let claims = vd_core::workload::workload_of(&stored.resource)
         .map(|w| w.volume_claims)
         .unwrap_or_default();
     let (claim, rest) = claim_for_dir(&claims, dir).ok_or_else(|| {
@@ -866,7 +870,7 @@ async fn s3_source(ctl: &Controller, id: &ResourceRef, url: &str) -> Result<Temp
         path: dir.join(format!("restore-{}-{}-{nanos}.rdb", id.scope, id.name)),
         keep: false,
     };
-    crate::objstore::fetch_to(ctl, id, url, &tmp.path)
+    crate::redis::objstore::fetch_to(ctl, id, url, &tmp.path)
         .await
         .map_err(|e| match e {
             ServerError::Conflict { message, help } => ServerError::Conflict {
@@ -880,11 +884,12 @@ async fn s3_source(ctl: &Controller, id: &ResourceRef, url: &str) -> Result<Temp
 
 /// `vd redis:restore`.
 pub async fn restore(
-    ctl: &Controller,
+    ops: &Ops,
     scope: &str,
     name: &str,
     req: &RestoreRequest,
 ) -> Result<RestoreReport, ServerError> {
+    let ctl: &Controller = &ops.ctl;
     let begun = Instant::now();
     let id = redis_ref(scope, name);
     let reference = format!("{scope}/{name}");
@@ -894,7 +899,7 @@ pub async fn restore(
         )),
         e => e,
     })?;
-    if let Some(data) = crate::workloads::monitor_of(&spec) {
+    if let Some(data) = vd_core::redis::topology::monitor_of(&spec) {
         return Err(ServerError::conflict(
             format!("{id} is a sentinel sibling; it holds no data"),
             format!(
@@ -903,7 +908,8 @@ pub async fn restore(
             ),
         ));
     }
-    let _running = crate::exclusive::claim(&id, crate::exclusive::Operation::Restore)?;
+    let _running =
+        crate::redis::exclusive::claim(&id, crate::redis::exclusive::Operation::Restore)?;
 
     // 1. The file, before anything else.
     let mut _download = None;
@@ -921,7 +927,7 @@ pub async fn restore(
     let verified = verify_file(&src, &req.from).await?;
 
     // 2. Refusals.
-    let watcher = crate::sentinel::watcher_of(ctl, &id)?;
+    let watcher = crate::redis::facts::watcher_of(ctl, &id)?;
     if let (Some((sid, _)), false) = (&watcher, req.with_sentinel) {
         return Err(ServerError::conflict(
             format!("{sid} watches {id}: its sentinels would promote a replica, with the old data, while the master is stopped, and the master would then resync from it; nothing was stopped or changed"),
@@ -984,7 +990,14 @@ pub async fn restore(
     let removed = match &watcher {
         Some((sid, sspec)) => Some((
             sid.clone(),
-            remove_monitors(sid, sspec, crate::redis::pod_ips(ctl, sid), &host, &pw).await?,
+            remove_monitors(
+                sid,
+                sspec,
+                crate::redis::facts::pod_ips(ctl, sid),
+                &host,
+                &pw,
+            )
+            .await?,
         )),
         None => None,
     };
@@ -993,6 +1006,7 @@ pub async fn restore(
     let replicas = spec.replicas.unwrap_or(1);
     let result = replace_and_restart(
         ctl,
+        &ops.failover,
         &id,
         replicas,
         m,
@@ -1035,10 +1049,10 @@ pub async fn restore(
                 (e, _) => e,
             };
             ctl.event(
-                "warning",
+                Level::Warning,
                 Some(&id),
                 Some(&master_pod),
-                "RestoreFailed",
+                Reason::RestoreFailed,
                 &e.to_string(),
             );
             return Err(e);
@@ -1050,10 +1064,10 @@ pub async fn restore(
             format!("check `vd redis:info {reference}`; until they agree there is no automatic failover"),
         );
         ctl.event(
-            "warning",
+            Level::Warning,
             Some(&id),
             Some(&master_pod),
-            "RestoreFailed",
+            Reason::RestoreFailed,
             &e.to_string(),
         );
         return Err(e);
@@ -1061,10 +1075,10 @@ pub async fn restore(
     let synced = done.replicas.iter().filter(|r| r.synced).count();
     let duration_ms = begun.elapsed().as_millis() as u64;
     ctl.event(
-        "info",
+        Level::Info,
         Some(&id),
         Some(&master_pod),
-        "Restored",
+        Reason::Restored,
         &format!(
             "{} ({} bytes) loaded by {master_pod}: {} keys, master down {} ms, {synced}/{} replicas synced, {duration_ms} ms in all",
             req.from,
@@ -1072,8 +1086,7 @@ pub async fn restore(
             done.keys,
             done.downtime_ms,
             done.replicas.len()
-        ),
-    );
+        ));
     Ok(RestoreReport {
         redis: reference,
         from: req.from.clone(),

@@ -3,18 +3,21 @@
 //! hold for a crashed master, sentinel-mode failover, and what `vd redis:info` shows of the
 //! sentinels. The sentinels decide; the controller follows and repairs a stalled quorum.
 
-use crate::controller::Controller;
 use crate::error::ServerError;
-use crate::failover::Release;
-use crate::redis::{self as r, FailoverReport, FailoverRequest};
-use crate::types::Problem;
+use crate::orchestration::controller::Controller;
+use crate::redis::facts::{self as r, ordinal_of_host, sentinel_count, watcher_of};
+use crate::redis::hold::{hold_master, Release};
+use crate::redis::master::follow_sentinels;
+use crate::redis::ops::Ops;
+use crate::types::{FailoverReport, FailoverRequest};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use vd_core::event::{Level, Reason};
 use vd_core::redis::{self as macro_, MASTER_NAME, SENTINEL_PORT};
-use vd_core::{Kind, RedisSpec, Resource, ResourceRef, Spec};
+use vd_core::{Kind, RedisSpec, ResourceRef, Spec};
 use vd_redisctl::{Sentinel, SwitchMaster};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -22,163 +25,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// `+switch-master`, which arrives at once).
 const POLL: Duration = Duration::from_millis(500);
 /// Sentinels may disagree for a moment while a failover propagates; longer than this is a
-/// stall (seed 000: "rapid chained kills can stall sentinel") and gets `SENTINEL RESET`.
+/// stall (rapid chained kills are known to stall Sentinel) and gets `SENTINEL RESET`.
 const DISAGREEMENT_STALL: Duration = Duration::from_secs(15);
 /// A sentinel that still misses peers this long after they are all up is reset.
 const PEERS_STALL: Duration = Duration::from_secs(30);
 /// Upper bound on holding a crashed master's restart while the sentinels fail over.
 const HOLD_LIMIT: Duration = Duration::from_secs(45);
-
-/// Apply-time checks of a sentinel sibling against the other resources (the manifest parser
-/// checks the block itself; these hold for API clients too).
-pub fn validate_monitor(
-    ctl: &Controller,
-    res: &Resource,
-    spec: &RedisSpec,
-    applied: &[Resource],
-) -> Result<Vec<Problem>, ServerError> {
-    let mut out = Vec::new();
-    let raw = spec
-        .sentinel
-        .as_ref()
-        .and_then(|s| s.monitor.clone())
-        .unwrap_or_default();
-    let Some(target) = crate::workloads::monitor_of(spec) else {
-        out.push(r::problem(
-            &res.id,
-            "sentinel.monitor",
-            format!("`sentinel.monitor` must be \"scope/name\", found {raw:?}"),
-            Some(format!(
-                "name the data redis this sentinel watches, e.g. monitor = \"{}/cache\"",
-                res.id.scope
-            )),
-        ));
-        return Ok(out);
-    };
-    if target.scope != res.id.scope {
-        out.push(r::problem(
-            &res.id,
-            "sentinel.monitor",
-            format!(
-                "`sentinel.monitor` names {} in scope `{}`; a sentinel watches a redis of its own scope `{}`",
-                target, target.scope, res.id.scope
-            ),
-            Some("declare a sentinel sibling in that redis's scope instead".into()),
-        ));
-        return Ok(out);
-    }
-    if target == res.id {
-        out.push(r::problem(
-            &res.id,
-            "sentinel.monitor",
-            "a sentinel cannot watch itself".into(),
-            Some("monitor the data redis, e.g. `monitor = \"scope/cache\"`".into()),
-        ));
-        return Ok(out);
-    }
-    if let Some(n) = spec.replicas.filter(|n| *n == 2) {
-        out.push(r::problem(
-            &res.id,
-            "replicas",
-            format!(
-                "{n} sentinels need {} votes to fail over (quorum floor(N/2)+1), so losing either one stops failover: strictly worse than 1",
-                macro_::quorum(n)
-            ),
-            Some("use replicas = 3 (or more) for HA, or 1 for an observer".into()),
-        ));
-    }
-    // Everything this apply leaves in place: its resources over the stored ones.
-    let mut all: BTreeMap<ResourceRef, Resource> = ctl
-        .store
-        .list(Some(Kind::Redis))?
-        .into_iter()
-        .map(|s| (s.resource.id.clone(), s.resource))
-        .collect();
-    for a in applied {
-        all.insert(a.id.clone(), a.clone());
-    }
-    match all.get(&target).and_then(r::spec_of) {
-        None => out.push(r::problem(
-            &res.id,
-            "sentinel.monitor",
-            format!("{target} does not exist"),
-            Some(format!(
-                "declare `redis \"{}\" \"{}\" {{}}` in this manifest or apply it first",
-                target.scope, target.name
-            )),
-        )),
-        Some(t) if crate::workloads::is_sentinel(t) => out.push(r::problem(
-            &res.id,
-            "sentinel.monitor",
-            format!("{target} is itself a sentinel sibling"),
-            Some("monitor the data redis the sentinels should fail over".into()),
-        )),
-        // In the same apply the data redis reports it (`redis::validate`), so it is said once.
-        Some(t)
-            if crate::workloads::automatic_failover(t)
-                && !applied.iter().any(|a| a.id == target) =>
-        {
-            let p = macro_::two_failure_detectors("sentinel.monitor", &target, &res.id);
-            out.push(r::problem(&res.id, &p.field, p.message, Some(p.help)));
-        }
-        Some(_) => {}
-    }
-    for (id, other) in &all {
-        if id == &res.id {
-            continue;
-        }
-        if r::spec_of(other).and_then(crate::workloads::monitor_of) == Some(target.clone()) {
-            out.push(r::problem(
-                &res.id,
-                "sentinel.monitor",
-                format!("{target} is already watched by the sentinel sibling {id}"),
-                Some(
-                    "two sentinel groups would each fail the master over on their own; keep one"
-                        .into(),
-                ),
-            ));
-        }
-    }
-    Ok(out)
-}
-
-/// The sentinel sibling watching `data`, if one is stored.
-pub fn watcher_of(
-    ctl: &Controller,
-    data: &ResourceRef,
-) -> Result<Option<(ResourceRef, RedisSpec)>, ServerError> {
-    for s in ctl.store.list(Some(Kind::Redis))? {
-        if let Spec::Redis(spec) = s.resource.spec {
-            if crate::workloads::monitor_of(&spec).as_ref() == Some(data) {
-                return Ok(Some((s.resource.id, spec)));
-            }
-        }
-    }
-    Ok(None)
-}
-
-/// How many sentinel pods a sibling runs.
-fn sentinel_count(spec: &RedisSpec) -> u32 {
-    spec.replicas.unwrap_or(macro_::SENTINEL_DEFAULT_REPLICAS)
-}
-
-/// The ordinal of a data pod from the host sentinel reports: its announced name
-/// (`cache-1.data.voodu`, `cache-1.data`) or, failing that, its address.
-pub fn ordinal_of_host(data: &ResourceRef, host: &str, ips: &BTreeMap<u32, String>) -> Option<u32> {
-    let prefix = format!("{}-", data.name);
-    let suffix = format!(".{}", data.scope);
-    let base = host.strip_suffix(".voodu").unwrap_or(host);
-    if let Some(ord) = base
-        .strip_suffix(&suffix)
-        .and_then(|b| b.strip_prefix(&prefix))
-        .and_then(|o| o.parse().ok())
-    {
-        return Some(ord);
-    }
-    ips.iter()
-        .find(|(_, ip)| ip.as_str() == host)
-        .map(|(o, _)| *o)
-}
 
 /// What the reachable sentinels say about the master.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,40 +53,6 @@ pub fn agreement(answers: &[Option<u32>], quorum: u32) -> Agreement {
     }
 }
 
-/// Records a master the sentinels moved to: the bucket's `REDIS_MASTER_ORDINAL` (no pod
-/// restarts; a restarted pod boots as what it now is) and every linked consumer's URLs.
-fn follow_switch(
-    ctl: &Controller,
-    data: &ResourceRef,
-    to: u32,
-    how: &str,
-    no_restart_consumers: bool,
-) -> Result<bool, ServerError> {
-    let from = r::master_ordinal(ctl, data)?;
-    if from == to {
-        return Ok(false);
-    }
-    if let Err(e) = crate::proxy::publish(ctl, data, to, false) {
-        tracing::warn!(redis = %data, error = %e, "proxy feed after a sentinel switch");
-    }
-    let set = BTreeMap::from([(r::MASTER_ORDINAL.to_string(), to.to_string())]);
-    ctl.update_config(&data.scope, Some(&data.name), &set, &[], true)?;
-    r::rewrite_consumers(ctl, data, no_restart_consumers)?;
-    ctl.event(
-        "info",
-        Some(data),
-        None,
-        "MasterSwitched",
-        &format!(
-            "sentinels moved the master {}-{from} -> {}-{to} ({how})",
-            data.name, data.name
-        ),
-    );
-    // Seen after the fact: when the sentinels started is unknown, so no duration.
-    ctl.metrics.switch_observed(data, "sentinel");
-    Ok(true)
-}
-
 /// One sentinel pod the follower knows.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct SentinelPod {
@@ -252,7 +70,8 @@ struct Health {
 
 /// Runs for the server's lifetime: subscribes to `+switch-master` on every sentinel pod and
 /// polls `GET-MASTER-ADDR-BY-NAME` as a backstop; the first report of a new master wins.
-pub async fn follow(ctl: Arc<Controller>) {
+pub async fn follow(ops: Arc<Ops>) {
+    let ctl = &ops.ctl;
     let (tx, mut rx) = mpsc::unbounded_channel::<(ResourceRef, SwitchMaster)>();
     let mut watchers: HashMap<SentinelPod, tokio::task::JoinHandle<()>> = HashMap::new();
     let mut health: HashMap<ResourceRef, Health> = HashMap::new();
@@ -261,18 +80,18 @@ pub async fn follow(ctl: Arc<Controller>) {
     loop {
         tokio::select! {
             Some((data, ev)) = rx.recv() => {
-                let ips = r::pod_ips(&ctl, &data);
+                let ips = r::pod_ips(ctl, &data);
                 if let Some(to) = ordinal_of_host(&data, &ev.new_host, &ips) {
-                    if let Err(e) = follow_switch(&ctl, &data, to, "+switch-master", false) {
+                    if let Err(e) = follow_sentinels(&ops, &data, to, "+switch-master", false) {
                         tracing::warn!(redis = %data, error = %e, "could not record the new master");
-                        ctl.metrics.controller_error("sentinel");
+                        ops.metrics.controller_error("sentinel");
                     }
                 }
             }
             _ = tick.tick() => {
-                if let Err(e) = poll(&ctl, &tx, &mut watchers, &mut health).await {
+                if let Err(e) = poll(&ops, &tx, &mut watchers, &mut health).await {
                     tracing::warn!(error = %e, "sentinel follower");
-                    ctl.metrics.controller_error("sentinel");
+                    ops.metrics.controller_error("sentinel");
                 }
             }
         }
@@ -280,17 +99,18 @@ pub async fn follow(ctl: Arc<Controller>) {
 }
 
 async fn poll(
-    ctl: &Arc<Controller>,
+    ops: &Ops,
     tx: &mpsc::UnboundedSender<(ResourceRef, SwitchMaster)>,
     watchers: &mut HashMap<SentinelPod, tokio::task::JoinHandle<()>>,
     health: &mut HashMap<ResourceRef, Health>,
 ) -> Result<(), ServerError> {
+    let ctl = &ops.ctl;
     let mut wanted = Vec::new();
     for s in ctl.store.list(Some(Kind::Redis))? {
         let Spec::Redis(spec) = &s.resource.spec else {
             continue;
         };
-        let Some(data) = crate::workloads::monitor_of(spec) else {
+        let Some(data) = vd_core::redis::topology::monitor_of(spec) else {
             continue;
         };
         let sid = s.resource.id.clone();
@@ -313,7 +133,7 @@ async fn poll(
         wanted.extend(pods.iter().cloned());
         let n = sentinel_count(spec);
         let h = health.entry(data.clone()).or_default();
-        check(ctl, &data, &pods, n, h).await?;
+        check(ops, &data, &pods, n, h).await?;
     }
     watchers.retain(|k, task| {
         let keep = wanted.contains(k);
@@ -383,7 +203,7 @@ struct Answer {
 
 /// The backstop poll for one watched redis, and the repair of a stalled quorum.
 async fn check(
-    ctl: &Arc<Controller>,
+    ops: &Ops,
     data: &ResourceRef,
     pods: &[SentinelPod],
     n: u32,
@@ -392,19 +212,20 @@ async fn check(
     if pods.is_empty() {
         return Ok(());
     }
+    let ctl = &ops.ctl;
     let ips = r::pod_ips(ctl, data);
     let answers = ask(data, pods, &ips).await;
     let masters: Vec<Option<u32>> = answers.iter().map(|a| a.master).collect();
     match agreement(&masters, macro_::quorum(n)) {
         Agreement::Agreed(to) => {
             h.disagree_since = None;
-            follow_switch(ctl, data, to, "sentinel poll", false)?;
+            follow_sentinels(ops, data, to, "sentinel poll", false)?;
         }
         Agreement::Disagree => {
             let since = *h.disagree_since.get_or_insert_with(Instant::now);
             if since.elapsed() > DISAGREEMENT_STALL {
                 h.disagree_since = None;
-                reset_all(ctl, data, pods, "the sentinels disagree about the master").await;
+                reset_all(ops, data, pods, "the sentinels disagree about the master").await;
             }
         }
         Agreement::Unknown => h.disagree_since = None,
@@ -416,7 +237,7 @@ async fn check(
         let since = *h.peers_missing_since.get_or_insert_with(Instant::now);
         if since.elapsed() > PEERS_STALL {
             h.peers_missing_since = None;
-            reset_all(ctl, data, pods, "a sentinel does not see all its peers").await;
+            reset_all(ops, data, pods, "a sentinel does not see all its peers").await;
         }
     } else {
         h.peers_missing_since = None;
@@ -426,12 +247,12 @@ async fn check(
 
 /// `SENTINEL RESET voodu-master` on each sentinel, one at a time, waiting for each to find its
 /// peers again before the next, so the quorum is never lost to the repair itself.
-async fn reset_all(ctl: &Controller, data: &ResourceRef, pods: &[SentinelPod], why: &str) {
-    ctl.event(
-        "warning",
+async fn reset_all(ops: &Ops, data: &ResourceRef, pods: &[SentinelPod], why: &str) {
+    ops.ctl.event(
+        Level::Warning,
         Some(data),
         None,
-        "SentinelReset",
+        Reason::SentinelReset,
         &format!("{why}: SENTINEL RESET {MASTER_NAME} on each sentinel, one at a time"),
     );
     for p in pods {
@@ -440,7 +261,7 @@ async fn reset_all(ctl: &Controller, data: &ResourceRef, pods: &[SentinelPod], w
         };
         if let Err(e) = s.reset(MASTER_NAME).await {
             tracing::warn!(sentinel = %p.ip, error = %e, "SENTINEL RESET failed");
-            ctl.metrics.controller_error("sentinel");
+            ops.metrics.controller_error("sentinel");
             continue;
         }
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -481,7 +302,7 @@ pub async fn hold_restart(ctl: &Controller, owner: &ResourceRef, ordinal: u32) {
     if ready < macro_::quorum(sentinel_count(&sspec)) {
         return;
     }
-    crate::failover::hold_master(
+    hold_master(
         ctl,
         owner,
         ordinal,
@@ -502,12 +323,13 @@ pub async fn hold_restart(ctl: &Controller, owner: &ResourceRef, ordinal: u32) {
 /// the controller waits for them to agree and records the result. With sentinels that
 /// disagree or miss peers, it resets them one at a time first.
 pub async fn failover(
-    ctl: &Arc<Controller>,
+    ops: &Ops,
     data: &ResourceRef,
     sentinel: &ResourceRef,
     sspec: &RedisSpec,
     req: &FailoverRequest,
 ) -> Result<FailoverReport, ServerError> {
+    let ctl = &ops.ctl;
     let conflict = |m: String, h: &str| ServerError::Conflict {
         message: m,
         help: Some(h.to_string()),
@@ -534,7 +356,7 @@ pub async fn failover(
         || before.iter().any(|a| a.peers.is_some_and(|k| k + 1 < n));
     if stalled {
         reset_all(
-            ctl,
+            ops,
             data,
             &pods,
             "before a requested failover, the sentinels disagree or miss peers",
@@ -577,8 +399,8 @@ pub async fn failover(
         let masters: Vec<Option<u32>> = now.iter().map(|a| a.master).collect();
         if let Agreement::Agreed(to) = agreement(&masters, macro_::quorum(n)) {
             if to != from {
-                follow_switch(
-                    ctl,
+                follow_sentinels(
+                    ops,
                     data,
                     to,
                     &format!("SENTINEL FAILOVER via sentinel {by}"),
@@ -608,10 +430,11 @@ pub async fn failover(
 /// Points every sentinel watching `data` at a new password (`SENTINEL SET auth-pass`), during a
 /// rotation while both passwords work. A sentinel that is down gets it from its env on restart.
 pub async fn set_auth_pass(
-    ctl: &Controller,
+    ops: &Ops,
     data: &ResourceRef,
     password: &str,
 ) -> Result<(), ServerError> {
+    let ctl = &ops.ctl;
     let Some((sid, _)) = watcher_of(ctl, data)? else {
         return Ok(());
     };
@@ -623,7 +446,7 @@ pub async fn set_auth_pass(
         .await;
         if let Err(e) = result {
             tracing::warn!(sentinel = %sid, ordinal = o, error = %e, "could not give the sentinel the new password");
-            ctl.metrics.controller_error("sentinel");
+            ops.metrics.controller_error("sentinel");
         }
     }
     Ok(())
@@ -669,7 +492,7 @@ pub async fn report(
 ) -> Result<Option<SentinelReport>, ServerError> {
     let id = r::redis_ref(scope, name);
     let spec = r::load(ctl, &id)?;
-    let (data, sid, sspec) = match crate::workloads::monitor_of(&spec) {
+    let (data, sid, sspec) = match vd_core::redis::topology::monitor_of(&spec) {
         Some(data) => (data, id.clone(), spec),
         None => match watcher_of(ctl, &id)? {
             Some((sid, sspec)) => (id.clone(), sid, sspec),

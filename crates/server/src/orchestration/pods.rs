@@ -1,0 +1,118 @@
+//! The pod table's shared state: what the controller and a pod's supervisor share (the view
+//! `vd get pods` shows, whether it is stopping, held or declared current for a new hash) and
+//! the commands the controller sends. Plain state, no tasks.
+
+use crate::types::PodView;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+use vd_core::ResourceRef;
+
+/// What the controller can ask of a pod's supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodCmd {
+    /// Stop the pod for good.
+    Stop,
+    /// Stop it and start it again with the current desired spec.
+    Replace,
+    /// [`PodShared::held`] was set: stop the pod and keep it stopped until it is cleared.
+    Hold,
+    /// [`PodShared::held`] was cleared: start the held pod again.
+    Release,
+}
+
+/// State a supervisor shares with the controller.
+#[derive(Debug, Clone)]
+pub struct PodShared {
+    /// What `vd get pods` shows.
+    pub view: PodView,
+    /// Being stopped or replaced.
+    pub terminating: bool,
+    /// Env for exec probes when it changed since the pod started.
+    pub probe_env: Option<std::collections::BTreeMap<String, String>>,
+    /// The hash the pod counts as running after a `--no-restart` config change.
+    pub hash_override: Option<String>,
+    /// Kept stopped (neither restarted nor replaced) while set, with why: `vd redis:restore`
+    /// replaces the files of a stopped master. See [`PodHold`].
+    pub held: Option<String>,
+}
+
+impl PodShared {
+    /// A pod not started yet.
+    pub fn new(owner: &ResourceRef, ordinal: u32, pod: &str) -> Self {
+        Self {
+            view: PodView {
+                kind: owner.kind,
+                scope: owner.scope.clone(),
+                name: owner.name.clone(),
+                pod: pod.to_string(),
+                ordinal,
+                address: Vec::new(),
+                ip: String::new(),
+                state: "Pending".into(),
+                ready: false,
+                restarts: 0,
+                pid: None,
+                id: None,
+                hash: String::new(),
+                started_ms: None,
+                message: None,
+            },
+            terminating: false,
+            probe_env: None,
+            hash_override: None,
+            held: None,
+        }
+    }
+}
+
+/// Keeps a supervised pod stopped until dropped (then it starts again, with its current
+/// desired spec). Neither the supervisor's restarts nor the reconcile loop start it meanwhile:
+/// the pod stays in the pod table, unready, with its hash, so the planner neither creates nor
+/// replaces it.
+pub struct PodHold {
+    shared: Arc<Mutex<PodShared>>,
+    cmd: mpsc::UnboundedSender<PodCmd>,
+}
+
+impl PodHold {
+    /// Holds the pod whose shared state and command channel these are; `why` is shown in
+    /// `vd get pods`.
+    pub(crate) fn new(
+        shared: Arc<Mutex<PodShared>>,
+        cmd: mpsc::UnboundedSender<PodCmd>,
+        why: &str,
+    ) -> Result<PodHold, String> {
+        {
+            let mut s = shared.lock().map_err(|e| e.to_string())?;
+            if s.terminating {
+                return Err("it is being stopped or replaced".into());
+            }
+            if s.held.is_some() {
+                return Err("it is already held stopped".into());
+            }
+            s.held = Some(why.to_string());
+        }
+        let hold = PodHold { shared, cmd };
+        hold.cmd
+            .send(PodCmd::Hold)
+            .map_err(|_| "its supervisor is gone".to_string())?;
+        Ok(hold)
+    }
+
+    /// Whether the pod's process is down and stays down (state `Held`).
+    pub fn stopped(&self) -> bool {
+        self.shared
+            .lock()
+            .map(|s| s.view.state == "Held" && s.view.pid.is_none())
+            .unwrap_or(false)
+    }
+}
+
+impl Drop for PodHold {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.shared.lock() {
+            s.held = None;
+        }
+        let _ = self.cmd.send(PodCmd::Release);
+    }
+}

@@ -1,0 +1,106 @@
+//! The redis endpoints of the API: thin translations between HTTP and the Redis operations.
+
+use crate::error::ServerError;
+use crate::orchestration::controller::Controller;
+use crate::redis::ops::Ops;
+use crate::types::{FailoverReport, FailoverRequest};
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+type Ctl = State<Arc<Controller>>;
+
+/// `GET /v1/redis`.
+pub async fn list(
+    State(ctl): Ctl,
+) -> Result<Json<Vec<crate::redis::info::RedisView>>, ServerError> {
+    Ok(Json(crate::redis::info::list(&ctl)?))
+}
+
+/// `POST /v1/redis/{scope}/{name}/link`.
+pub async fn link(
+    State(ctl): Ctl,
+    Path((scope, name)): Path<(String, String)>,
+    Json(req): Json<crate::redis::link::LinkRequest>,
+) -> Result<Json<BTreeMap<String, String>>, ServerError> {
+    Ok(Json(crate::redis::link::link(&ctl, &scope, &name, &req)?))
+}
+
+/// Body of `POST /v1/redis/{scope}/{name}/unlink`.
+#[derive(Debug, Deserialize, serde::Serialize)]
+pub struct UnlinkRequest {
+    /// `scope/name`.
+    pub consumer: String,
+    /// Don't roll the consumer.
+    #[serde(default)]
+    pub no_restart: bool,
+}
+
+/// `POST /v1/redis/{scope}/{name}/unlink`.
+pub async fn unlink(
+    State(ctl): Ctl,
+    Path((scope, name)): Path<(String, String)>,
+    Json(req): Json<UnlinkRequest>,
+) -> Result<Json<serde_json::Value>, ServerError> {
+    crate::redis::link::unlink(&ctl, &scope, &name, &req.consumer, req.no_restart)?;
+    Ok(Json(serde_json::json!({ "unlinked": req.consumer })))
+}
+
+/// `POST /v1/redis/{scope}/{name}/failover`.
+pub async fn failover(
+    State(ops): State<Arc<Ops>>,
+    Path((scope, name)): Path<(String, String)>,
+    Json(req): Json<FailoverRequest>,
+) -> Result<Json<FailoverReport>, ServerError> {
+    Ok(Json(
+        crate::redis::switchover::failover(&ops, &scope, &name, &req).await?,
+    ))
+}
+
+/// `GET /v1/redis/{scope}/{name}/info`.
+pub async fn info(
+    State(ctl): Ctl,
+    Path((scope, name)): Path<(String, String)>,
+) -> Result<Json<Vec<crate::redis::info::NodeInfo>>, ServerError> {
+    Ok(Json(crate::redis::info::info(&ctl, &scope, &name).await?))
+}
+
+/// `GET /v1/redis/{scope}/{name}/sentinels`: the sentinels watching a redis, if any.
+pub async fn sentinels(
+    State(ctl): Ctl,
+    Path((scope, name)): Path<(String, String)>,
+) -> Result<Json<Option<crate::redis::sentinel::SentinelReport>>, ServerError> {
+    Ok(Json(
+        crate::redis::sentinel::report(&ctl, &scope, &name).await?,
+    ))
+}
+
+/// `GET /v1/redis/{scope}/{name}/endpoints`.
+pub async fn endpoints(
+    State(ctl): Ctl,
+    Path((scope, name)): Path<(String, String)>,
+) -> Result<Json<crate::redis::info::Endpoints>, ServerError> {
+    Ok(Json(crate::redis::info::endpoints(&ctl, &scope, &name)?))
+}
+
+/// `POST /v1/redis/{scope}/{name}/new-password`.
+pub async fn new_password(
+    State(ops): State<Arc<Ops>>,
+    Path((scope, name)): Path<(String, String)>,
+    Json(req): Json<UnlinkNoRestart>,
+) -> Result<Json<serde_json::Value>, ServerError> {
+    crate::redis::password::rotate_password(&ops, &scope, &name, req.no_restart).await?;
+    Ok(Json(
+        serde_json::json!({ "rotated": format!("{scope}/{name}") }),
+    ))
+}
+
+/// Body with only `no_restart`.
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
+pub struct UnlinkNoRestart {
+    /// Don't roll linked consumers.
+    #[serde(default)]
+    pub no_restart: bool,
+}

@@ -1,0 +1,54 @@
+//! What the Redis side answers when a pod supervisor asks (see
+//! [`crate::orchestration::controller::PodHooks`]): a crashed master of a redis with automatic
+//! failover or a sentinel sibling waits for a replica to be promoted before it starts again,
+//! and every pod exit reaches the failover tasks at once.
+
+use crate::orchestration::controller::Controller;
+use crate::orchestration::controller::{HookFuture, PodHooks};
+use crate::redis::state::FailoverState;
+use std::sync::Arc;
+use vd_core::ResourceRef;
+
+/// The Redis side's answers to pod supervisors.
+pub struct RedisHooks {
+    failover: Arc<FailoverState>,
+}
+
+impl RedisHooks {
+    /// Hooks that report to and read from `failover`.
+    pub fn new(failover: Arc<FailoverState>) -> RedisHooks {
+        RedisHooks { failover }
+    }
+}
+
+impl PodHooks for RedisHooks {
+    fn pod_exited(&self, owner: &ResourceRef, ordinal: u32) {
+        self.failover.pod_exited(owner, ordinal);
+    }
+
+    /// With automatic failover, a master found down (after a crash, or by a restarted
+    /// controller) waits before its launch, which is then resolved as a replica's.
+    fn before_launch<'a>(
+        &'a self,
+        ctl: &'a Controller,
+        owner: &'a ResourceRef,
+        ordinal: u32,
+    ) -> HookFuture<'a> {
+        Box::pin(crate::redis::failover::hold_restart(
+            ctl,
+            &self.failover,
+            owner,
+            ordinal,
+        ))
+    }
+
+    /// A crashed master of a sentinel-watched redis waits for the sentinels' failover.
+    fn after_exit<'a>(
+        &'a self,
+        ctl: &'a Controller,
+        owner: &'a ResourceRef,
+        ordinal: u32,
+    ) -> HookFuture<'a> {
+        Box::pin(crate::redis::sentinel::hold_restart(ctl, owner, ordinal))
+    }
+}

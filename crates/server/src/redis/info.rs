@@ -1,0 +1,219 @@
+//! What `vd redis:info`, `vd redis:url` and `vd get redis` show about a redis.
+
+use crate::error::ServerError;
+use crate::orchestration::controller::Controller;
+use crate::redis::facts::{self, connect, load, master_ordinal, pod_ips, redis_ref, spec_of};
+use serde::{Deserialize, Serialize};
+use vd_core::redis::{self as macro_, LinkMode};
+use vd_core::Kind;
+
+/// One row of `vd redis:info`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Ordinal.
+    pub ordinal: u32,
+    /// ip:port.
+    pub address: String,
+    /// master / replica / unreachable.
+    pub role: String,
+    /// Replication offset.
+    pub offset: i64,
+    /// Bytes behind the master (replicas).
+    pub lag_bytes: Option<i64>,
+    /// Link to master up (replicas).
+    pub link: Option<String>,
+    /// used_memory_human.
+    pub memory: String,
+    /// connected_clients.
+    pub clients: i64,
+    /// Error talking to it.
+    pub error: Option<String>,
+}
+
+/// `vd redis:info`.
+pub async fn info(ctl: &Controller, scope: &str, name: &str) -> Result<Vec<NodeInfo>, ServerError> {
+    let id = redis_ref(scope, name);
+    load(ctl, &id)?;
+    let pw = facts::password(ctl, &id)?;
+    let mut rows = Vec::new();
+    let mut master_offset = None;
+    for (o, ip) in pod_ips(ctl, &id) {
+        let address = format!("{ip}:{}", macro_::REDIS_PORT);
+        let row = match connect(&ip, &pw).await {
+            Ok(mut n) => match n.info(None).await {
+                Ok(info) => {
+                    let r = info.replication();
+                    let role = match r.role {
+                        vd_redisctl::Role::Master => "master",
+                        vd_redisctl::Role::Replica => "replica",
+                        vd_redisctl::Role::Unknown => "unknown",
+                    };
+                    if role == "master" {
+                        master_offset = Some(r.master_repl_offset);
+                    }
+                    NodeInfo {
+                        ordinal: o,
+                        address,
+                        role: role.into(),
+                        offset: r.replica_repl_offset.unwrap_or(r.master_repl_offset),
+                        lag_bytes: None,
+                        link: (role == "replica").then(|| {
+                            if r.link_up {
+                                "up".into()
+                            } else {
+                                "down".into()
+                            }
+                        }),
+                        memory: info.get("used_memory_human").unwrap_or("-").to_string(),
+                        clients: info.num("connected_clients"),
+                        error: None,
+                    }
+                }
+                Err(e) => unreachable_row(o, address, e.to_string()),
+            },
+            Err(e) => unreachable_row(o, address, e.to_string()),
+        };
+        rows.push(row);
+    }
+    if let Some(m) = master_offset {
+        for r in rows.iter_mut().filter(|r| r.role == "replica") {
+            r.lag_bytes = Some((m - r.offset).max(0));
+        }
+    }
+    Ok(rows)
+}
+
+fn unreachable_row(ordinal: u32, address: String, error: String) -> NodeInfo {
+    NodeInfo {
+        ordinal,
+        address,
+        role: "unreachable".into(),
+        offset: 0,
+        lag_bytes: None,
+        link: None,
+        memory: "-".into(),
+        clients: 0,
+        error: Some(error),
+    }
+}
+
+/// Connection facts for `vd redis:url` and `vd redis:cli` (the password is only ever handed
+/// to the local CLI over the 0600 socket).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Endpoints {
+    /// Internal URL of the master (per-pod name).
+    pub url: String,
+    /// Internal round-robin URL.
+    pub read_url: String,
+    /// Master address reachable from the host.
+    pub external_host: Option<String>,
+    /// Port.
+    pub port: u16,
+    /// Master ordinal.
+    pub master: u32,
+    /// Password.
+    pub password: String,
+    /// `redis-sentinel://h1:26379,.../voodu-master` when sentinels watch it.
+    pub sentinel_url: Option<String>,
+}
+
+/// `vd redis:url` / `vd redis:cli`.
+pub fn endpoints(ctl: &Controller, scope: &str, name: &str) -> Result<Endpoints, ServerError> {
+    let asked = redis_ref(scope, name);
+    let asked_spec = load(ctl, &asked)?;
+    // A sentinel sibling answers for the redis it watches.
+    let (id, spec) = match vd_core::redis::topology::monitor_of(&asked_spec) {
+        Some(data) => {
+            let spec = load(ctl, &data)?;
+            (data, spec)
+        }
+        None => (asked, asked_spec),
+    };
+    let sentinel_url = crate::redis::facts::watcher_of(ctl, &id)?.map(|(sid, sspec)| {
+        macro_::sentinel_url(
+            &sid,
+            sspec.replicas.unwrap_or(macro_::SENTINEL_DEFAULT_REPLICAS),
+        )
+    });
+    let pw = facts::password(ctl, &id)?;
+    let master = master_ordinal(ctl, &id)?;
+    let env = macro_::link_env(
+        &id,
+        spec.replicas.unwrap_or(1),
+        master,
+        &pw,
+        LinkMode::Default,
+    );
+    let url = env.get("REDIS_URL").cloned().unwrap_or_default();
+    let read_url = env
+        .get("REDIS_READ_URL")
+        .cloned()
+        .unwrap_or_else(|| url.clone());
+    Ok(Endpoints {
+        url,
+        read_url,
+        external_host: pod_ips(ctl, &id).get(&master).cloned(),
+        port: macro_::REDIS_PORT,
+        master,
+        password: pw,
+        sentinel_url,
+    })
+}
+
+/// A redis as `vd get redis` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RedisView {
+    /// Scope.
+    pub scope: String,
+    /// Name.
+    pub name: String,
+    /// Ready pods.
+    pub ready: u32,
+    /// Desired pods.
+    pub replicas: u32,
+    /// Master ordinal.
+    pub master: u32,
+    /// The master pod (`cache-0`); for a sentinel sibling, that of the redis it watches.
+    pub master_pod: String,
+    /// standalone, replicated, HA, sentinel.
+    pub mode: String,
+}
+
+/// `vd get redis`.
+pub fn list(ctl: &Controller) -> Result<Vec<RedisView>, ServerError> {
+    let mut out = Vec::new();
+    for s in ctl.store.list(Some(Kind::Redis))? {
+        let Some(spec) = spec_of(&s.resource) else {
+            continue;
+        };
+        let replicas = spec
+            .replicas
+            .unwrap_or(if vd_core::redis::topology::is_sentinel(spec) {
+                macro_::SENTINEL_DEFAULT_REPLICAS
+            } else {
+                1
+            });
+        let st = ctl.workload_status(&s.resource.id).unwrap_or_default();
+        let data =
+            vd_core::redis::topology::monitor_of(spec).unwrap_or_else(|| s.resource.id.clone());
+        let master = master_ordinal(ctl, &data)?;
+        out.push(RedisView {
+            scope: s.resource.id.scope.clone(),
+            name: s.resource.id.name.clone(),
+            ready: st.ready,
+            replicas,
+            master,
+            master_pod: format!("{}-{master}", data.name),
+            mode: if let Some(m) = vd_core::redis::topology::monitor_of(spec) {
+                format!("sentinel (watches {}/{})", m.scope, m.name)
+            } else if let Some((sid, _)) = crate::redis::facts::watcher_of(ctl, &s.resource.id)? {
+                format!("HA (sentinel {}/{})", sid.scope, sid.name)
+            } else if replicas > 1 {
+                "replicated (manual failover)".into()
+            } else {
+                "standalone".into()
+            },
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,36 @@
+//! Every Redis operation of the server, over the generic orchestration: facts about a redis
+//! (spec, password, master, pod addresses), links, the live switchover, the sentinel follower,
+//! controller failover, the derived proxy and its feed, backups and their schedule, S3,
+//! restore, import and Redis metrics. Decisions are pure functions in `vd_core::redis`; these
+//! modules gather their inputs and perform the IO.
+//!
+//! Layers (a module only uses those above it): `facts`, `state` -> `link`, `feed`, `metrics`,
+//! `exclusive`, `hold`, `ops` -> `master` -> `failover`, `sentinel` -> `switchover`, `password`,
+//! `proxy`, `ha`, `info`, `validate`, backups, restore, import -> `hooks` (what the
+//! orchestration asks) -> `api`.
+
+pub mod api;
+pub mod backup;
+pub mod backup_names;
+pub mod backup_schedule;
+pub mod exclusive;
+pub mod facts;
+pub mod failover;
+pub mod feed;
+pub mod ha;
+pub mod hold;
+pub mod hooks;
+pub mod import;
+pub mod info;
+pub mod link;
+pub mod master;
+pub mod metrics;
+pub mod objstore;
+pub mod ops;
+pub mod password;
+pub mod proxy;
+pub mod restore;
+pub mod sentinel;
+pub mod state;
+pub mod switchover;
+pub mod validate;

@@ -1,0 +1,113 @@
+//! State the Redis side keeps in memory for the server's lifetime and shares between its
+//! tasks: pod exits (a crashed master is known at once), redis resources whose failover is
+//! stuck, and pauses of automatic failover while an operation moves a master on purpose.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::broadcast;
+use vd_core::{Kind, ResourceRef};
+
+/// What the supervisors and the failover tasks share through the controller.
+pub struct FailoverState {
+    /// Pod exits, as (owner, ordinal, when): a crashed master is known at once.
+    pub(crate) exits: broadcast::Sender<(ResourceRef, u32, Instant)>,
+    /// Redis resources whose master is lost with no replica to promote (a held master may
+    /// then restart: it holds the only data there is).
+    stuck: Mutex<HashSet<ResourceRef>>,
+    /// Redis resources a planned switchover (`vd redis:failover`), a restore or an import is
+    /// moving, with how many of them hold a pause: the planner would otherwise see the
+    /// promoted replica beside the old master and demote it. A count, so the first operation
+    /// to end does not lift the pause another still needs.
+    paused: Arc<Mutex<HashMap<ResourceRef, usize>>>,
+}
+
+/// Keeps the failover task of a redis idle while it lives.
+pub struct Pause {
+    id: ResourceRef,
+    held: Arc<Mutex<HashMap<ResourceRef, usize>>>,
+}
+
+impl Drop for Pause {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.held.lock() {
+            if let Some(n) = m.get_mut(&self.id) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    m.remove(&self.id);
+                }
+            }
+        }
+    }
+}
+
+impl Default for FailoverState {
+    fn default() -> Self {
+        FailoverState {
+            exits: broadcast::channel(64).0,
+            stuck: Mutex::new(HashSet::new()),
+            paused: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+}
+
+impl FailoverState {
+    /// Called by a pod's supervisor when its process exits.
+    pub fn pod_exited(&self, owner: &ResourceRef, ordinal: u32) {
+        if owner.kind == Kind::Redis {
+            // No receiver (no redis with automatic failover) is not an error.
+            let _ = self.exits.send((owner.clone(), ordinal, Instant::now()));
+        }
+    }
+
+    /// Idles the failover task of `id` until the returned guard is dropped.
+    pub fn pause(&self, id: &ResourceRef) -> Pause {
+        if let Ok(mut m) = self.paused.lock() {
+            *m.entry(id.clone()).or_default() += 1;
+        }
+        Pause {
+            id: id.clone(),
+            held: self.paused.clone(),
+        }
+    }
+
+    pub(crate) fn is_paused(&self, id: &ResourceRef) -> bool {
+        self.paused
+            .lock()
+            .map(|m| m.contains_key(id))
+            .unwrap_or(false)
+    }
+
+    pub(crate) fn set_stuck(&self, id: &ResourceRef, stuck: bool) {
+        if let Ok(mut s) = self.stuck.lock() {
+            if stuck {
+                s.insert(id.clone());
+            } else {
+                s.remove(id);
+            }
+        }
+    }
+
+    pub(crate) fn is_stuck(&self, id: &ResourceRef) -> bool {
+        self.stuck.lock().map(|s| s.contains(id)).unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pause_lasts_until_its_last_holder_lets_go() {
+        let shared = FailoverState::default();
+        let id = ResourceRef::new(Kind::Redis, "data", "cache");
+        let other = ResourceRef::new(Kind::Redis, "data", "other");
+        let switchover = shared.pause(&id);
+        let restore = shared.pause(&id);
+        assert!(shared.is_paused(&id) && !shared.is_paused(&other));
+        drop(switchover);
+        assert!(shared.is_paused(&id), "the restore still holds it");
+        drop(restore);
+        assert!(!shared.is_paused(&id));
+    }
+}
