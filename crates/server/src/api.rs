@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use vd_core::event::{Level, Reason};
 use vd_core::{Kind, ResourceRef};
+use vd_store::MetaKey;
 
 type Ctl = State<Arc<Controller>>;
 
@@ -156,7 +157,11 @@ pub async fn delete(
         }
     }
     ctl.store.delete(&id)?;
-    let _ = ctl.store.meta_delete(&format!("restart:{id}"));
+    // The resource is gone either way; a stale generation only changes the hash of a
+    // resource re-created under the same name (one rolling restart).
+    if let Err(e) = ctl.store.delete_meta(&MetaKey::Restart(id.clone())) {
+        tracing::warn!(resource = %id, error = %e, "could not drop the restart generation");
+    }
     if id.kind == Kind::Redis {
         crate::redis::proxy::remove(&ctl, &id)?;
     }
@@ -231,7 +236,8 @@ pub async fn restart(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos().to_string())
         .unwrap_or_default();
-    ctl.store.meta_set(&format!("restart:{id}"), &generation)?;
+    ctl.store
+        .set_meta(&MetaKey::Restart(id.clone()), &generation)?;
     ctl.event(
         Level::Info,
         Some(&id),

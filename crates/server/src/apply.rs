@@ -75,6 +75,9 @@ impl Inputs {
 }
 
 /// What [`build`] decides.
+///
+/// Its hashes are those of a dry run; a commit answers with the hashes read back from the
+/// store, which include what followed the commit.
 #[derive(Debug, Clone, Default)]
 pub struct Built {
     /// The one store transaction.
@@ -439,10 +442,17 @@ pub fn run(ctl: &Controller, req: ApplyRequest) -> Result<ApplyResponse, ServerE
             Some((r.id.clone(), spec_json(&stored.spec)))
         })
         .collect();
-    let changes = if req.dry_run {
-        ctl.store.plan_apply(&built.batch.resources)?
+    let (changes, hashes) = if req.dry_run {
+        (
+            ctl.store.plan_apply(&built.batch.resources)?,
+            built.hashes.clone(),
+        )
     } else {
-        commit(ctl, &inputs, &built)?
+        let changes = commit(ctl, &inputs, &built)?;
+        // Read back after the commit: what follows it (a removed proxy's consumers pointed
+        // back at the redis) may change buckets the built hashes were computed from, and the
+        // CLI waits for these.
+        (changes, stored_hashes(ctl, &built.batch.resources)?)
     };
     let by_id: BTreeMap<&ResourceRef, &Resource> =
         built.batch.resources.iter().map(|r| (&r.id, r)).collect();
@@ -454,13 +464,31 @@ pub fn run(ctl: &Controller, req: ApplyRequest) -> Result<ApplyResponse, ServerE
                 .get(&c.id)
                 .map(|r| spec_json(&r.spec))
                 .unwrap_or_default(),
-            hash: built.hashes.get(&c.id).cloned(),
+            hash: hashes.get(&c.id).cloned(),
             id: c.id,
             change: c.kind,
             revision: c.revision,
         })
         .collect();
     Ok(ApplyResponse { changes })
+}
+
+/// The desired hash of each workload among `resources`, as the store says now.
+fn stored_hashes(
+    ctl: &Controller,
+    resources: &[Resource],
+) -> Result<BTreeMap<ResourceRef, String>, ServerError> {
+    let assets = ctl.assets(&[])?;
+    let buckets = ctl.buckets()?;
+    let mut out = BTreeMap::new();
+    for r in resources {
+        if let Some(w) = workload_of(r) {
+            if let Ok((_, h)) = ctl.desired_in(&r.id, &w, &assets, &buckets)? {
+                out.insert(r.id.clone(), h);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A spec as the API shows it (specs are plain data: serializing them cannot fail).

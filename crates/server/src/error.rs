@@ -32,6 +32,23 @@ pub enum ServerError {
         /// How to resolve it.
         help: Option<String>,
     },
+    /// Something the request needs does not answer (a Redis pod that is down or unreachable):
+    /// retrying later may work.
+    #[error("{message}")]
+    Unavailable {
+        /// What does not answer.
+        message: String,
+        /// What to check.
+        help: Option<String>,
+    },
+    /// Something the request waited for did not happen in time.
+    #[error("{message}")]
+    Timeout {
+        /// What did not finish.
+        message: String,
+        /// What to check.
+        help: Option<String>,
+    },
     /// Filesystem or socket trouble.
     #[error("{context}: {source}")]
     Io {
@@ -60,6 +77,14 @@ impl ServerError {
         }
     }
 
+    /// Something the request needs does not answer, with what to check.
+    pub fn unavailable(message: impl Into<String>, help: impl Into<String>) -> Self {
+        Self::Unavailable {
+            message: message.into(),
+            help: Some(help.into()),
+        }
+    }
+
     /// A single-problem validation error.
     pub fn invalid(problem: Problem) -> Self {
         Self::Invalid {
@@ -77,6 +102,12 @@ impl IntoResponse for ServerError {
                 (StatusCode::UNPROCESSABLE_ENTITY, None, problems.clone())
             }
             ServerError::Conflict { help, .. } => (StatusCode::CONFLICT, help.clone(), vec![]),
+            ServerError::Unavailable { help, .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, help.clone(), vec![])
+            }
+            ServerError::Timeout { help, .. } => {
+                (StatusCode::GATEWAY_TIMEOUT, help.clone(), vec![])
+            }
             _ => (StatusCode::INTERNAL_SERVER_ERROR, None, vec![]),
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {

@@ -134,7 +134,7 @@ pub async fn serve(
     let ctl = server.ctl.clone();
     let path = socket_path(&ctl.root);
     // The root lock is held, so a socket file left here belongs to a dead server.
-    let _ = std::fs::remove_file(&path);
+    crate::tidy::remove_file(&path, "a socket left by a dead server");
     let listener = tokio::net::UnixListener::bind(&path)
         .map_err(|e| ServerError::io(format!("listen on {}", path.display()), e))?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
@@ -151,6 +151,6 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| ServerError::io("serve", e))?;
-    let _ = std::fs::remove_file(&path);
+    crate::tidy::remove_file(&path, "the API socket");
     Ok(())
 }

@@ -19,6 +19,7 @@ pub mod http;
 pub mod orchestration;
 pub mod redis;
 pub mod start;
+pub mod tidy;
 pub mod types;
 
 pub use error::ServerError;

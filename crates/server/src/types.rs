@@ -85,8 +85,8 @@ pub struct PodView {
     pub address: Vec<String>,
     /// Pod IP.
     pub ip: String,
-    /// Starting, Running, Backoff, CrashLoopBackOff, Failed, Stopping.
-    pub state: String,
+    /// Where the pod is in its life.
+    pub state: PodState,
     /// Readiness.
     pub ready: bool,
     /// Restarts since the pod was created.
@@ -101,6 +101,60 @@ pub struct PodView {
     pub started_ms: Option<i64>,
     /// Last notable thing that happened.
     pub message: Option<String>,
+}
+
+/// Where a pod is in its life, as `vd get pods` shows it (serialized as the variant's name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PodState {
+    /// Supervised, not started yet (or waiting before its first start).
+    Pending,
+    /// Its process is being launched.
+    Starting,
+    /// Its process runs.
+    Running,
+    /// Stopped by a failed liveness probe; starts again after a short backoff.
+    Restarting,
+    /// Exited; waiting out the restart backoff.
+    Backoff,
+    /// Exited three times in a row without running long: restarts are spaced out.
+    CrashLoopBackOff,
+    /// Could not be started (the error is in its message); retried after the backoff.
+    Failed,
+    /// Kept stopped on purpose until released (a restore replaces its files meanwhile).
+    Held,
+    /// Being stopped.
+    Stopping,
+}
+
+impl PodState {
+    /// The name `vd get pods` shows and JSON carries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PodState::Pending => "Pending",
+            PodState::Starting => "Starting",
+            PodState::Running => "Running",
+            PodState::Restarting => "Restarting",
+            PodState::Backoff => "Backoff",
+            PodState::CrashLoopBackOff => "CrashLoopBackOff",
+            PodState::Failed => "Failed",
+            PodState::Held => "Held",
+            PodState::Stopping => "Stopping",
+        }
+    }
+
+    /// Whether the pod is failing to run (its message says why).
+    pub fn is_failing(self) -> bool {
+        matches!(
+            self,
+            PodState::Backoff | PodState::CrashLoopBackOff | PodState::Failed
+        )
+    }
+}
+
+impl std::fmt::Display for PodState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A workload's rollout state.

@@ -1028,11 +1028,10 @@ impl Store {
             .transpose()
     }
 
-    // The string-keyed accessors below are to be removed once callers use MetaKey.
+    // The raw, string-keyed accessors: every caller outside this crate names a MetaKey.
 
     /// A value of the `meta` table by its raw key; [`Store::meta`] takes a [`MetaKey`].
-    #[doc(hidden)]
-    pub fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError> {
+    pub(crate) fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError> {
         let conn = self.lock();
         Ok(conn
             .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
@@ -1043,8 +1042,7 @@ impl Store {
 
     /// Sets a value of the `meta` table by its raw key; [`Store::set_meta`] takes a
     /// [`MetaKey`].
-    #[doc(hidden)]
-    pub fn meta_set(&self, key: &str, value: &str) -> Result<(), StoreError> {
+    pub(crate) fn meta_set(&self, key: &str, value: &str) -> Result<(), StoreError> {
         let conn = self.lock();
         conn.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
@@ -1055,8 +1053,7 @@ impl Store {
 
     /// Removes a key of the `meta` table by its raw key; [`Store::delete_meta`] takes a
     /// [`MetaKey`].
-    #[doc(hidden)]
-    pub fn meta_delete(&self, key: &str) -> Result<(), StoreError> {
+    pub(crate) fn meta_delete(&self, key: &str) -> Result<(), StoreError> {
         let conn = self.lock();
         conn.execute("DELETE FROM meta WHERE key = ?1", params![key])?;
         Ok(())

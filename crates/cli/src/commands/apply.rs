@@ -136,7 +136,7 @@ pub async fn wait_ready(
                 p.kind == id.kind
                     && p.scope == id.scope
                     && p.name == id.name
-                    && matches!(p.state.as_str(), "Backoff" | "CrashLoopBackOff" | "Failed")
+                    && p.state.is_failing()
             }) {
                 if tty {
                     eprintln!();

@@ -226,7 +226,7 @@ async fn print_pods(ctx: &Ctx) -> Result<(), CliError> {
             t.add_row(vec![
                 p.pod.clone(),
                 if p.ready { "yes" } else { "no" }.into(),
-                p.state.clone(),
+                p.state.to_string(),
                 p.address.join(","),
                 p.pid.map(|x| x.to_string()).unwrap_or_else(|| "-".into()),
                 age(p.started_ms),

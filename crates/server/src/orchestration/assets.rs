@@ -35,5 +35,8 @@ pub fn materialize(
 
 /// Removes an asset's files.
 pub fn remove(assets_dir: &Path, id: &ResourceRef) {
-    let _ = std::fs::remove_dir_all(assets_dir.join(&id.scope).join(&id.name));
+    crate::tidy::remove_dir(
+        assets_dir.join(&id.scope).join(&id.name),
+        "a deleted asset's files",
+    );
 }

@@ -3,7 +3,7 @@
 //! what a task needs beyond it is visible in that task's own arguments.
 
 use crate::error::ServerError;
-use crate::orchestration::pods::{PodCmd, PodHold, PodShared};
+use crate::orchestration::pods::{HoldError, PodCmd, PodHold, PodShared};
 use crate::orchestration::resolve::{self, Buckets};
 use crate::types::{PodView, Problem, WorkloadStatus};
 use std::collections::BTreeMap;
@@ -19,7 +19,7 @@ use vd_core::naming::pod_name;
 use vd_core::pod::PodTemplate;
 use vd_core::{AssetSpec, Kind, Probes, ResourceRef, Spec};
 use vd_runtime::{PodLaunch, Runtime};
-use vd_store::Store;
+use vd_store::{MetaKey, Store};
 
 /// How the server is set up.
 pub struct ServerConfig {
@@ -118,6 +118,42 @@ pub struct Controller {
     /// supervised ([`Controller::set_hooks`]).
     hooks: OnceLock<Arc<dyn PodHooks>>,
     _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+/// Why a pod's launch could not be resolved or started.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// Its resource was deleted meanwhile.
+    #[error("{0} no longer exists")]
+    Gone(ResourceRef),
+    /// Its resource runs no pods.
+    #[error("{0} is not a workload")]
+    NotAWorkload(ResourceRef),
+    /// Its spec no longer resolves (every problem, joined).
+    #[error("{0}")]
+    Invalid(String),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] vd_store::StoreError),
+    /// Reading the stored state failed.
+    #[error("{0}")]
+    Server(#[from] ServerError),
+    /// The runtime could not start it.
+    #[error("{0}")]
+    Runtime(#[from] vd_runtime::RuntimeError),
+}
+
+impl LaunchError {
+    /// A spec's problems as one error.
+    pub fn invalid(problems: Vec<Problem>) -> LaunchError {
+        LaunchError::Invalid(
+            problems
+                .into_iter()
+                .map(|p| p.message)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    }
 }
 
 pub(crate) fn lock_err(e: impl std::fmt::Display) -> ServerError {
@@ -239,7 +275,10 @@ impl Controller {
         if let Ok(mut pods) = self.pods.lock() {
             pods.remove(pod);
         }
-        let _ = self.store.delete_pod_status(pod);
+        crate::tidy::log_failure(
+            self.store.delete_pod_status(pod),
+            "drop a stopped pod's status",
+        );
         self.notify();
     }
 
@@ -278,14 +317,14 @@ impl Controller {
 
     /// Stops a supervised pod and keeps it stopped until the returned guard is dropped
     /// (`why` shows in `vd get pods`); `Err` says why it cannot be held.
-    pub fn hold_pod(&self, pod: &str, why: &str) -> Result<PodHold, String> {
+    pub fn hold_pod(&self, pod: &str, why: &str) -> Result<PodHold, HoldError> {
         let (shared, cmd) = self
             .pods
             .lock()
-            .map_err(|e| e.to_string())?
+            .map_err(|_| HoldError::Poisoned)?
             .get(pod)
             .map(|e| (e.shared.clone(), e.cmd.clone()))
-            .ok_or_else(|| format!("pod {pod} is not supervised"))?;
+            .ok_or_else(|| HoldError::NotSupervised(pod.to_string()))?;
         PodHold::new(shared, cmd, why)
     }
 
@@ -342,7 +381,7 @@ impl Controller {
     pub fn generation(&self, id: &ResourceRef) -> Result<String, ServerError> {
         Ok(self
             .store
-            .meta_get(&format!("restart:{id}"))?
+            .meta(&MetaKey::Restart(id.clone()))?
             .unwrap_or_default())
     }
 
@@ -435,11 +474,11 @@ impl Controller {
             if !which(&id) {
                 continue;
             }
-            let key = format!("pod-hash:{}", pod_name(&id, pod.ordinal));
-            let current = self.store.meta_get(&key)?.unwrap_or(pod.hash.clone());
+            let key = MetaKey::PodHash(pod_name(&id, pod.ordinal));
+            let current = self.store.meta(&key)?.unwrap_or(pod.hash.clone());
             if let (Some(b), Some(a)) = (before.get(&id), after.get(&id)) {
                 if b != a && current == *b {
-                    self.store.meta_set(&key, a)?;
+                    self.store.set_meta(&key, a)?;
                     self.set_hash_override(&pod_name(&id, pod.ordinal), Some(a.clone()));
                 }
             }
@@ -467,27 +506,19 @@ impl Controller {
         &self,
         id: &ResourceRef,
         ordinal: u32,
-    ) -> Result<(PodLaunch, Probes), String> {
+    ) -> Result<(PodLaunch, Probes), LaunchError> {
         let stored = self
             .store
-            .get(id)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("{id} no longer exists"))?;
+            .get(id)?
+            .ok_or_else(|| LaunchError::Gone(id.clone()))?;
         let Some(spec) = vd_core::workload::workload_of(&stored.resource) else {
-            return Err(format!("{id} is not a workload"));
+            return Err(LaunchError::NotAWorkload(id.clone()));
         };
         let spec = &spec;
-        let assets = self.assets(&[]).map_err(|e| e.to_string())?;
-        let (template, hash) = match self.desired(id, spec, &assets).map_err(|e| e.to_string())? {
-            Ok(v) => v,
-            Err(problems) => {
-                return Err(problems
-                    .into_iter()
-                    .map(|p| p.message)
-                    .collect::<Vec<_>>()
-                    .join("; "))
-            }
-        };
+        let assets = self.assets(&[])?;
+        let (template, hash) = self
+            .desired(id, spec, &assets)?
+            .map_err(LaunchError::invalid)?;
         let pod = pod_name(id, ordinal);
         let ports: Vec<u16> = template
             .ports
@@ -495,14 +526,11 @@ impl Controller {
             .filter(|p| p.host_ip.is_none())
             .map(|p| p.port)
             .collect();
-        let ip = self
-            .store
-            .allocate_address(&pod, &mut |ip: &str| {
-                ports
-                    .iter()
-                    .all(|p| std::net::TcpListener::bind((ip, *p)).is_ok())
-            })
-            .map_err(|e| e.to_string())?;
+        let ip = self.store.allocate_address(&pod, &mut |ip: &str| {
+            ports
+                .iter()
+                .all(|p| std::net::TcpListener::bind((ip, *p)).is_ok())
+        })?;
         Ok((
             resolve::launch(
                 id,

@@ -1,4 +1,4 @@
-//! Cronjobs (issue 8): a scheduler task that starts a run when a cronjob's slot has come
+//! Cronjobs: a scheduler task that starts a run when a cronjob's slot has come
 //! ([`vd_core::schedule::due`], with the last planned slot kept in the store so a restarted
 //! server neither runs a slot twice nor forgets one it missed), runs started now by `vd run`,
 //! and the records and logs of the last runs.
@@ -8,7 +8,7 @@
 //! forgotten by the runtime; its log file stays until the run falls out of `keep`.
 
 use crate::error::ServerError;
-use crate::orchestration::controller::Controller;
+use crate::orchestration::controller::{Controller, LaunchError};
 use crate::types::Problem;
 use axum::extract::{Path, State};
 use axum::Json;
@@ -21,6 +21,7 @@ use vd_core::event::{Level, Reason};
 use vd_core::schedule::{self, Due, Schedule};
 use vd_core::{Concurrency, CronjobSpec, Kind, Resource, ResourceRef, Spec};
 use vd_runtime::{ExitInfo, RunningPod};
+use vd_store::{MetaKey, StoreError};
 
 /// How often the scheduler looks at the clock: slots are whole minutes.
 const TICK: Duration = Duration::from_secs(1);
@@ -125,18 +126,19 @@ fn unix_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn state_key(id: &ResourceRef) -> String {
-    format!("cronjob:{}/{}", id.scope, id.name)
+fn state_key(id: &ResourceRef) -> MetaKey {
+    MetaKey::CronjobState(id.clone())
 }
 
 fn load(ctl: &Controller, id: &ResourceRef) -> Result<CronState, ServerError> {
-    let Some(text) = ctl.store.meta_get(&state_key(id))? else {
-        return Ok(CronState::default());
-    };
-    Ok(serde_json::from_str(&text).unwrap_or_else(|e| {
-        tracing::warn!(cronjob = %id, error = %e, "unreadable cronjob state; starting afresh");
-        CronState::default()
-    }))
+    match ctl.store.meta_json::<CronState>(&state_key(id)) {
+        Ok(state) => Ok(state.unwrap_or_default()),
+        Err(StoreError::CorruptMeta { message, .. }) => {
+            tracing::warn!(cronjob = %id, %message, "unreadable cronjob state; starting afresh");
+            Ok(CronState::default())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Loads, changes and stores a cronjob's state under the state lock.
@@ -152,9 +154,7 @@ fn update<T>(
         .map_err(|e| ServerError::io("cronjob state", std::io::Error::other(e.to_string())))?;
     let mut state = load(ctl, id)?;
     let out = f(&mut state);
-    let json = serde_json::to_string(&state)
-        .map_err(|e| ServerError::io("encode cronjob state", e.into()))?;
-    ctl.store.meta_set(&state_key(id), &json)?;
+    ctl.store.set_meta_json(&state_key(id), &state)?;
     Ok(out)
 }
 
@@ -308,7 +308,7 @@ pub async fn start_run(
     };
     let (tx, rx) = oneshot::channel();
     // A log left by an earlier cronjob of the same name (deleted, then declared again).
-    let _ = std::fs::remove_file(&record.log);
+    crate::tidy::remove_file(&record.log, "an old run log");
     match launch(ctl, id, spec, &record.pod).await {
         Ok(pod) => {
             ctl.event(
@@ -356,26 +356,13 @@ async fn launch(
     id: &ResourceRef,
     spec: &CronjobSpec,
     pod: &str,
-) -> Result<Box<dyn RunningPod>, String> {
-    let assets = ctl.assets(&[]).map_err(|e| e.to_string())?;
-    let (template, hash) = match ctl
-        .desired(id, &spec.workload(), &assets)
-        .map_err(|e| e.to_string())?
-    {
-        Ok(v) => v,
-        Err(problems) => {
-            return Err(problems
-                .into_iter()
-                .map(|p| p.message)
-                .collect::<Vec<_>>()
-                .join("; "))
-        }
-    };
+) -> Result<Box<dyn RunningPod>, LaunchError> {
+    let assets = ctl.assets(&[])?;
+    let (template, hash) = ctl
+        .desired(id, &spec.workload(), &assets)?
+        .map_err(LaunchError::invalid)?;
     // A run has no ports; the address only gives it a VOODU_POD_IP like any pod.
-    let ip = ctl
-        .store
-        .allocate_address(pod, &mut |_| true)
-        .map_err(|e| e.to_string())?;
+    let ip = ctl.store.allocate_address(pod, &mut |_| true)?;
     let mut l = crate::orchestration::resolve::launch(
         id,
         &template,
@@ -385,7 +372,7 @@ async fn launch(
         &hash,
     );
     l.pod = pod.to_string();
-    ctl.runtime.start(&l).await.map_err(|e| e.to_string())
+    Ok(ctl.runtime.start(&l).await?)
 }
 
 /// Waits for a run's pod to exit, stopping it on request or after `timeout`.
@@ -462,7 +449,10 @@ async fn finish(
     if let Err(e) = ctl.runtime.forget(&rec.pod).await {
         tracing::warn!(pod = %rec.pod, error = %e, "could not clean up a finished run");
     }
-    let _ = ctl.store.release_address(&rec.pod);
+    crate::tidy::log_failure(
+        ctl.store.release_address(&rec.pod),
+        "release a finished run's address",
+    );
     let status = match (exit, &message) {
         (Some(ExitInfo { code: Some(0), .. }), None) => RunStatus::Succeeded,
         (
@@ -537,9 +527,9 @@ pub fn describe_end(r: &RunRecord) -> String {
 }
 
 fn remove_log(path: &str) {
-    let _ = std::fs::remove_file(path);
+    crate::tidy::remove_file(path, "a run log");
     for n in 1..=3 {
-        let _ = std::fs::remove_file(format!("{path}.{n}"));
+        crate::tidy::remove_file(format!("{path}.{n}"), "a rotated run log");
     }
 }
 
@@ -555,7 +545,7 @@ pub async fn remove(cj: &Cronjobs, id: &ResourceRef) -> Result<(), ServerError> 
     for r in load(ctl, id)?.runs {
         remove_log(&r.log);
     }
-    ctl.store.meta_delete(&state_key(id))?;
+    ctl.store.delete_meta(&state_key(id))?;
     Ok(())
 }
 
@@ -687,7 +677,11 @@ async fn tick(
                 }
                 if let Err(e) = start_run(cj, &id, spec, Trigger::Schedule, Some(slot)).await {
                     // The slot counts as planned either way: never a retry burst.
-                    let _ = update(cj, &id, |st| st.last_slot = Some(slot));
+                    // Not taken again either way: the slot is recorded as planned.
+                    crate::tidy::log_failure(
+                        update(cj, &id, |st| st.last_slot = Some(slot)),
+                        "record a skipped cronjob slot",
+                    );
                     ctl.event(
                         Level::Warning,
                         Some(&id),

@@ -34,12 +34,21 @@ impl Controller {
 fn rotate(path: &Path) {
     let old = |n: u32| PathBuf::from(format!("{}.{n}", path.display()));
     for n in (1..3).rev() {
-        let _ = std::fs::rename(old(n), old(n + 1));
+        if let Err(e) = std::fs::rename(old(n), old(n + 1)) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(path = %old(n).display(), error = %e, "could not rotate a log");
+            }
+        }
     }
-    if std::fs::copy(path, old(1)).is_ok() {
-        let _ = std::fs::OpenOptions::new()
-            .write(true)
-            .open(path)
-            .and_then(|f| f.set_len(0));
+    // Truncated only once copied: a failed copy keeps the log growing rather than losing it.
+    match std::fs::copy(path, old(1)) {
+        Ok(_) => crate::tidy::log_failure(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .and_then(|f| f.set_len(0)),
+            "truncate a rotated log",
+        ),
+        Err(e) => tracing::warn!(path = %path.display(), error = %e, "could not rotate a log"),
     }
 }

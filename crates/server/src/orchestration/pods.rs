@@ -2,7 +2,7 @@
 //! `vd get pods` shows, whether it is stopping, held or declared current for a new hash) and
 //! the commands the controller sends. Plain state, no tasks.
 
-use crate::types::PodView;
+use crate::types::{PodState, PodView};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use vd_core::ResourceRef;
@@ -48,7 +48,7 @@ impl PodShared {
                 ordinal,
                 address: Vec::new(),
                 ip: String::new(),
-                state: "Pending".into(),
+                state: PodState::Pending,
                 ready: false,
                 restarts: 0,
                 pid: None,
@@ -63,6 +63,26 @@ impl PodShared {
             held: None,
         }
     }
+}
+
+/// Why a pod cannot be held stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum HoldError {
+    /// No supervisor runs it.
+    #[error("pod {0} is not supervised")]
+    NotSupervised(String),
+    /// It is being stopped or replaced.
+    #[error("it is being stopped or replaced")]
+    Terminating,
+    /// Something else holds it already.
+    #[error("it is already held stopped")]
+    AlreadyHeld,
+    /// Its supervisor ended.
+    #[error("its supervisor is gone")]
+    SupervisorGone,
+    /// A lock was poisoned by a panicked task.
+    #[error("the pod table is unusable after a task panicked")]
+    Poisoned,
 }
 
 /// Keeps a supervised pod stopped until dropped (then it starts again, with its current
@@ -81,21 +101,21 @@ impl PodHold {
         shared: Arc<Mutex<PodShared>>,
         cmd: mpsc::UnboundedSender<PodCmd>,
         why: &str,
-    ) -> Result<PodHold, String> {
+    ) -> Result<PodHold, HoldError> {
         {
-            let mut s = shared.lock().map_err(|e| e.to_string())?;
+            let mut s = shared.lock().map_err(|_| HoldError::Poisoned)?;
             if s.terminating {
-                return Err("it is being stopped or replaced".into());
+                return Err(HoldError::Terminating);
             }
             if s.held.is_some() {
-                return Err("it is already held stopped".into());
+                return Err(HoldError::AlreadyHeld);
             }
             s.held = Some(why.to_string());
         }
         let hold = PodHold { shared, cmd };
         hold.cmd
             .send(PodCmd::Hold)
-            .map_err(|_| "its supervisor is gone".to_string())?;
+            .map_err(|_| HoldError::SupervisorGone)?;
         Ok(hold)
     }
 
@@ -103,7 +123,7 @@ impl PodHold {
     pub fn stopped(&self) -> bool {
         self.shared
             .lock()
-            .map(|s| s.view.state == "Held" && s.view.pid.is_none())
+            .map(|s| s.view.state == PodState::Held && s.view.pid.is_none())
             .unwrap_or(false)
     }
 }

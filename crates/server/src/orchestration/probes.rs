@@ -6,6 +6,63 @@ use tokio::net::TcpStream;
 use vd_core::ProbeAction;
 use vd_runtime::RunningPod;
 
+/// Why one check failed; the message is what `vd get pods` and events show.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The TCP connection failed.
+    #[error("tcp {addr}: {source}")]
+    Tcp {
+        /// `ip:port`.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// An HTTP GET answered with a status outside 200..400.
+    #[error("GET {path} on {addr} returned {code}")]
+    HttpStatus {
+        /// The path asked.
+        path: String,
+        /// `ip:port`.
+        addr: String,
+        /// The status.
+        code: u16,
+    },
+    /// An HTTP GET failed.
+    #[error("GET {path} on {addr}: {source}")]
+    Http {
+        /// The path asked.
+        path: String,
+        /// `ip:port`.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A command exited non-zero.
+    #[error("`{command}` exited with {code}")]
+    ExitCode {
+        /// The command line.
+        command: String,
+        /// Its exit code.
+        code: i32,
+    },
+    /// A command could not be run.
+    #[error("`{command}`: {source}")]
+    Exec {
+        /// The command line.
+        command: String,
+        /// Why.
+        source: vd_runtime::RuntimeError,
+    },
+    /// The check took longer than its timeout.
+    #[error("{what}: timed out after {timeout:?}")]
+    Timeout {
+        /// What was checked (`tcp ip:port`, `GET path on ip:port`).
+        what: String,
+        /// The probe's timeout.
+        timeout: Duration,
+    },
+}
+
 /// Runs one check; `Err` says why it failed.
 pub async fn check(
     action: &ProbeAction,
@@ -13,29 +70,42 @@ pub async fn check(
     pod: &dyn RunningPod,
     env: Option<&std::collections::BTreeMap<String, String>>,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), ProbeError> {
     match action {
         ProbeAction::TcpSocket { port } => {
+            let addr = format!("{ip}:{port}");
             match tokio::time::timeout(timeout, TcpStream::connect((ip, *port))).await {
                 Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(format!("tcp {ip}:{port}: {e}")),
-                Err(_) => Err(format!("tcp {ip}:{port}: timed out after {timeout:?}")),
+                Ok(Err(source)) => Err(ProbeError::Tcp { addr, source }),
+                Err(_) => Err(ProbeError::Timeout {
+                    what: format!("tcp {addr}"),
+                    timeout,
+                }),
             }
         }
         ProbeAction::HttpGet { port, path } => {
-            match tokio::time::timeout(timeout, http_status(ip, *port, path)).await {
+            let addr = format!("{ip}:{port}");
+            let path = path.clone();
+            match tokio::time::timeout(timeout, http_status(ip, *port, &path)).await {
                 Ok(Ok(code)) if (200..400).contains(&code) => Ok(()),
-                Ok(Ok(code)) => Err(format!("GET {path} on {ip}:{port} returned {code}")),
-                Ok(Err(e)) => Err(format!("GET {path} on {ip}:{port}: {e}")),
-                Err(_) => Err(format!(
-                    "GET {path} on {ip}:{port}: timed out after {timeout:?}"
-                )),
+                Ok(Ok(code)) => Err(ProbeError::HttpStatus { path, addr, code }),
+                Ok(Err(source)) => Err(ProbeError::Http { path, addr, source }),
+                Err(_) => Err(ProbeError::Timeout {
+                    what: format!("GET {path} on {addr}"),
+                    timeout,
+                }),
             }
         }
         ProbeAction::Exec { command } => match pod.exec(command, env, timeout).await {
             Ok(0) => Ok(()),
-            Ok(code) => Err(format!("`{}` exited with {code}", command.join(" "))),
-            Err(e) => Err(format!("`{}`: {e}", command.join(" "))),
+            Ok(code) => Err(ProbeError::ExitCode {
+                command: command.join(" "),
+                code,
+            }),
+            Err(source) => Err(ProbeError::Exec {
+                command: command.join(" "),
+                source,
+            }),
         },
     }
 }

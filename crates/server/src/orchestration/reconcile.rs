@@ -123,11 +123,7 @@ impl Controller {
         let pods = self.pods.lock().ok()?;
         pods.values().filter(|e| &e.owner == id).find_map(|e| {
             let s = e.shared.lock().ok()?;
-            matches!(
-                s.view.state.as_str(),
-                "Backoff" | "CrashLoopBackOff" | "Failed"
-            )
-            .then(|| {
+            s.view.state.is_failing().then(|| {
                 format!(
                     "pod {} {}: {}",
                     s.view.pod,

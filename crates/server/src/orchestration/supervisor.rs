@@ -2,15 +2,17 @@
 //! backoff when it exits or fails liveness, and stops it when told.
 
 use crate::error::ServerError;
-use crate::orchestration::controller::{Controller, PodEntry};
+use crate::orchestration::controller::{Controller, LaunchError, PodEntry};
 use crate::orchestration::pods::{PodCmd, PodShared};
-use crate::orchestration::probes::check;
+use crate::orchestration::probes::{check, ProbeError};
+use crate::types::PodState;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use vd_core::event::{Level, Reason};
 use vd_core::{Probe, Probes, ResourceRef};
 use vd_runtime::RunningPod;
+use vd_store::MetaKey;
 
 /// Grace between SIGTERM and SIGKILL.
 const GRACE: Duration = Duration::from_secs(10);
@@ -47,7 +49,11 @@ impl Sup {
             Err(_) => return,
         };
         if let Ok(v) = serde_json::to_value(&snapshot) {
-            let _ = self.ctl.store.put_pod_status(&self.pod, &self.owner, &v);
+            // The store's copy is what a restarted controller adopts by; the in-memory view
+            // stays right either way.
+            if let Err(e) = self.ctl.store.put_pod_status(&self.pod, &self.owner, &v) {
+                tracing::warn!(pod = %self.pod, error = %e, "could not store the pod's status");
+            }
         }
         self.ctl.notify();
     }
@@ -124,14 +130,14 @@ pub async fn run(
                 match ctl.desired_launch(&owner, ordinal) {
                     Ok((launch, probes)) => {
                         sup.update(|s| {
-                            s.view.state = "Starting".into();
+                            s.view.state = PodState::Starting;
                             s.view.ip = launch.ip.clone();
                         });
                         ctl.runtime
                             .start(&launch)
                             .await
                             .map(|p| (p, probes))
-                            .map_err(|e| e.to_string())
+                            .map_err(LaunchError::from)
                     }
                     Err(e) => Err(e),
                 }
@@ -141,6 +147,7 @@ pub async fn run(
             Ok(v) => v,
             Err(e) => {
                 crashes += 1;
+                let e = e.to_string();
                 ctl.event(
                     Level::Warning,
                     Some(&owner),
@@ -149,7 +156,7 @@ pub async fn run(
                     &e,
                 );
                 sup.update(|s| {
-                    s.view.state = "Failed".into();
+                    s.view.state = PodState::Failed;
                     s.view.ready = false;
                     s.view.message = Some(e.clone());
                     s.terminating = false;
@@ -162,17 +169,26 @@ pub async fn run(
                 continue;
             }
         };
-        let override_key = format!("pod-hash:{pod}");
+        let override_key = MetaKey::PodHash(pod.clone());
         let hash_override = if fresh {
-            let _ = ctl.store.meta_delete(&override_key);
+            // A fresh process runs its own hash: an override left from before is stale.
+            if let Err(e) = ctl.store.delete_meta(&override_key) {
+                tracing::warn!(pod = %pod, error = %e, "could not drop the pod's hash override");
+            }
             None
         } else {
-            ctl.store.meta_get(&override_key).ok().flatten()
+            match ctl.store.meta(&override_key) {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::warn!(pod = %pod, error = %e, "could not read the pod's hash override");
+                    None
+                }
+            }
         };
         let info = running.info().clone();
         let no_gate = probes.readiness.is_none() && probes.startup.is_none();
         sup.update(|s| {
-            s.view.state = "Running".into();
+            s.view.state = PodState::Running;
             s.view.pid = info.pid;
             s.view.id = Some(info.id.clone());
             s.view.ip = info.ip.clone();
@@ -228,9 +244,9 @@ pub async fn run(
                     s.view.pid = None;
                     s.view.message = Some(msg.clone());
                     s.view.state = if crashes >= 3 {
-                        "CrashLoopBackOff".into()
+                        PodState::CrashLoopBackOff
                     } else {
-                        "Backoff".into()
+                        PodState::Backoff
                     };
                 });
                 hooks.pod_exited(&owner, ordinal);
@@ -261,10 +277,10 @@ pub async fn run(
                 );
                 sup.update(|s| {
                     s.view.ready = false;
-                    s.view.state = "Restarting".into();
+                    s.view.state = PodState::Restarting;
                     s.view.message = Some(why.clone());
                 });
-                let _ = running.stop(GRACE).await;
+                crate::tidy::log_failure(running.stop(GRACE).await, "stop the pod");
                 crashes += 1;
                 sup.update(|s| s.view.restarts += 1);
                 if let Some(PodCmd::Stop) =
@@ -276,18 +292,18 @@ pub async fn run(
             Outcome::Cmd(Some(PodCmd::Replace)) => {
                 sup.update(|s| {
                     s.view.ready = false;
-                    s.view.state = "Stopping".into();
+                    s.view.state = PodState::Stopping;
                 });
-                let _ = running.stop(GRACE).await;
+                crate::tidy::log_failure(running.stop(GRACE).await, "stop the pod");
                 crashes = 0;
                 sup.update(|s| s.view.restarts = 0);
             }
             Outcome::Cmd(Some(PodCmd::Hold)) if is_held(&sup) => {
                 sup.update(|s| {
                     s.view.ready = false;
-                    s.view.state = "Stopping".into();
+                    s.view.state = PodState::Stopping;
                 });
-                let _ = running.stop(GRACE).await;
+                crate::tidy::log_failure(running.stop(GRACE).await, "stop the pod");
                 crashes = 0;
                 // The loop's top keeps it stopped until the hold is released.
             }
@@ -371,7 +387,7 @@ pub async fn adopt(ctl: &Arc<Controller>) -> Result<(), ServerError> {
                 );
                 let hash = ctl
                     .store
-                    .meta_get(&format!("pod-hash:{pod}"))?
+                    .meta(&MetaKey::PodHash(pod.clone()))?
                     .unwrap_or_else(|| running.info().hash.clone());
                 spawn(ctl, owner.clone(), ordinal, Some(running), hash);
             }
@@ -403,7 +419,7 @@ fn addresses(ip: &str, ctl: &Controller, owner: &ResourceRef) -> Vec<String> {
 
 async fn finish(sup: &Sup, running: Option<Box<dyn RunningPod>>) {
     sup.update(|s| {
-        s.view.state = "Stopping".into();
+        s.view.state = PodState::Stopping;
         s.view.ready = false;
         s.terminating = true;
     });
@@ -443,7 +459,7 @@ async fn wait_held(sup: &Sup, rx: &mut mpsc::UnboundedReceiver<PodCmd>) -> Optio
         return Some(false);
     };
     sup.update(|s| {
-        s.view.state = "Held".into();
+        s.view.state = PodState::Held;
         s.view.ready = false;
         s.view.pid = None;
         s.view.message = Some(why.clone());
@@ -527,7 +543,7 @@ async fn probe_loop(sup: &Sup, pod: &dyn RunningPod, probes: &Probes) -> String 
                             Some(&sup.owner),
                             Some(&sup.pod),
                             Reason::NotReady,
-                            &e,
+                            &e.to_string(),
                         );
                         sup.update(|s| {
                             s.view.ready = false;
@@ -584,7 +600,7 @@ async fn become_ready(sup: &Sup, pod: &dyn RunningPod) {
     });
 }
 
-async fn run_check(sup: &Sup, p: &Probe, pod: &dyn RunningPod) -> Result<(), String> {
+async fn run_check(sup: &Sup, p: &Probe, pod: &dyn RunningPod) -> Result<(), ProbeError> {
     // Exec probes use the env the controller last published for this pod (a rotated password
     // reaches probes without a restart), else the env the pod started with.
     let env = sup.shared.lock().ok().and_then(|s| s.probe_env.clone());

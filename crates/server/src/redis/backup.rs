@@ -12,6 +12,7 @@
 use crate::error::ServerError;
 use crate::orchestration::controller::Controller;
 use crate::redis::facts::{load, password, redis_ref};
+use crate::types::PodState;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -195,9 +196,17 @@ pub enum Seen {
     },
 }
 
+/// No pod can be the default source of a backup; says what each pod was.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{pods}")]
+pub struct NoSource {
+    /// One clause per pod, highest ordinal first.
+    pub pods: String,
+}
+
 /// The default source: the highest ordinal that is a replica connected to its master; for a
 /// one-pod redis, that pod when it is a master. `Err` says what each pod was.
-pub fn pick_source(replicas: u32, seen: &[(u32, Seen)]) -> Result<u32, String> {
+pub fn pick_source(replicas: u32, seen: &[(u32, Seen)]) -> Result<u32, NoSource> {
     let mut sorted: Vec<&(u32, Seen)> = seen.iter().collect();
     sorted.sort_by_key(|s| std::cmp::Reverse(s.0));
     if let Some((o, _)) = sorted
@@ -211,7 +220,7 @@ pub fn pick_source(replicas: u32, seen: &[(u32, Seen)]) -> Result<u32, String> {
             return Ok(*o);
         }
     }
-    Err(sorted
+    let pods = sorted
         .iter()
         .map(|(o, s)| {
             let what = match s {
@@ -223,7 +232,8 @@ pub fn pick_source(replicas: u32, seen: &[(u32, Seen)]) -> Result<u32, String> {
             format!("ordinal {o}: {what}")
         })
         .collect::<Vec<_>>()
-        .join("; "))
+        .join("; ");
+    Err(NoSource { pods })
 }
 
 struct Source {
@@ -233,11 +243,9 @@ struct Source {
     role: Role,
 }
 
-async fn observe(ip: &str, pw: &str) -> Result<(Role, bool), String> {
-    let mut n = Node::connect(ip, macro_::REDIS_PORT, Some(pw), CONNECT_TIMEOUT)
-        .await
-        .map_err(|e| e.to_string())?;
-    n.role().await.map_err(|e| e.to_string())
+async fn observe(ip: &str, pw: &str) -> Result<(Role, bool), vd_redisctl::RedisError> {
+    let mut n = Node::connect(ip, macro_::REDIS_PORT, Some(pw), CONNECT_TIMEOUT).await?;
+    n.role().await
 }
 
 async fn choose_source(
@@ -256,12 +264,12 @@ async fn choose_source(
     let pod_name = |o: u32| vd_core::naming::pod_name(id, o);
     let running = |o: u32| {
         pods.get(&o)
-            .filter(|p| p.state == "Running" && !p.ip.is_empty())
+            .filter(|p| p.state == PodState::Running && !p.ip.is_empty())
             .map(|p| p.ip.clone())
     };
     let state = |o: u32| {
         pods.get(&o)
-            .map(|p| p.state.clone())
+            .map(|p| p.state.to_string())
             .unwrap_or_else(|| "not started".into())
     };
     let conflict = |message: String, help: String| ServerError::Conflict {
@@ -286,9 +294,9 @@ async fn choose_source(
             )
         })?;
         let (role, _) = observe(&ip, pw).await.map_err(|e| {
-            conflict(
+            ServerError::unavailable(
                 format!("pod {} does not answer: {e}", pod_name(n)),
-                "check it with `vd logs` and `vd get pods`, or pick another --source".into(),
+                "check it with `vd logs` and `vd get pods`, or pick another --source",
             )
         })?;
         return Ok(Source {
@@ -307,7 +315,7 @@ async fn choose_source(
                 let s = match observe(&ip, pw).await {
                     Ok((Role::Replica, connected)) => Seen::Replica { connected },
                     Ok((_, _)) => Seen::Master,
-                    Err(e) => Seen::Unreachable(e),
+                    Err(e) => Seen::Unreachable(e.to_string()),
                 };
                 ips.insert(o, ip);
                 s
@@ -354,7 +362,7 @@ struct Partial {
 impl Drop for Partial {
     fn drop(&mut self) {
         if !self.done {
-            let _ = std::fs::remove_file(&self.path);
+            crate::tidy::remove_file(&self.path, "a partial backup file");
         }
     }
 }
@@ -753,7 +761,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(
-            err,
+            err.pods,
             "ordinal 2: a replica whose link to the master is down; ordinal 1: unreachable (timeout); ordinal 0: the master"
         );
         assert!(pick_source(1, &[(0, Seen::Down("Pending".into()))]).is_err());

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use vd_core::event::{Level, Reason};
 use vd_core::schedule::{due, Due, Schedule};
 use vd_core::{BackupSpec, Kind, ResourceRef, Spec};
+use vd_store::{MetaKey, StoreError};
 
 /// How often the schedules are checked; slots are whole minutes.
 const TICK: Duration = Duration::from_secs(1);
@@ -27,8 +28,8 @@ const TICK: Duration = Duration::from_secs(1);
 /// seconds with the real cron evaluation.
 const SPEEDUP_VAR: &str = "VD_TEST_SCHEDULE_SPEEDUP";
 
-fn slot_key(id: &ResourceRef) -> String {
-    format!("backup-slot:{id}")
+fn slot_key(id: &ResourceRef) -> MetaKey {
+    MetaKey::BackupSlot(id.clone())
 }
 
 /// The scheduler's clock: unix seconds, sped up in tests.
@@ -109,7 +110,7 @@ pub async fn run(ops: Arc<Ops>) {
         // A block removed while this server runs: forget its slot, so adding it back starts
         // from then rather than running for the slots in between.
         for gone in known.difference(&ids) {
-            if let Err(e) = ctl.store.meta_delete(&slot_key(gone)) {
+            if let Err(e) = ctl.store.delete_meta(&slot_key(gone)) {
                 tracing::warn!(redis = %gone, error = %e, "backup schedule");
             }
         }
@@ -136,19 +137,23 @@ fn tick(
 ) -> Result<(), crate::error::ServerError> {
     let ctl = &ops.ctl;
     let key = slot_key(id);
-    let Some(last) = ctl
-        .store
-        .meta_get(&key)?
-        .and_then(|v| v.parse::<i64>().ok())
-    else {
-        ctl.store.meta_set(&key, &now.to_string())?;
+    // An unreadable slot starts over from now, like a redis seen for the first time.
+    let last = match ctl.store.meta_parsed::<i64>(&key) {
+        Err(StoreError::CorruptMeta { message, .. }) => {
+            tracing::warn!(redis = %id, %message, "unreadable backup slot; starting from now");
+            None
+        }
+        other => other?,
+    };
+    let Some(last) = last else {
+        ctl.store.set_meta(&key, &now.to_string())?;
         return Ok(());
     };
     let Due::Now(slot) = due(schedule, Some(last), now, now) else {
         return Ok(());
     };
     // Stored first: a server killed during the run does not take this slot again.
-    ctl.store.meta_set(&key, &slot.to_string())?;
+    ctl.store.set_meta(&key, &slot.to_string())?;
     let at = backup::iso(slot);
     if running.contains_key(id) {
         ops.metrics.scheduled_backup(id, false);

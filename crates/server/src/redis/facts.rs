@@ -12,6 +12,7 @@ use vd_core::redis::failover::{NodeInfo, NodeRole};
 use vd_core::redis::proxy as proxy_core;
 use vd_core::{Kind, RedisSpec, Resource, ResourceRef, Spec};
 use vd_redisctl::{Info, Node, Role};
+use vd_store::MetaKey;
 
 /// Bucket key of the generated password.
 pub const PASSWORD: &str = "REDIS_PASSWORD";
@@ -99,10 +100,35 @@ pub(crate) async fn connect(ip: &str, pw: &str) -> Result<Node, ServerError> {
         .map_err(redis_err)
 }
 
+/// A Redis client error as the API answers it: a pod that cannot be reached (or dropped the
+/// connection) is unavailable (503), one that did not answer in time a timeout (504), and an
+/// error reply or a refused state a conflict with the current state (409).
 pub(crate) fn redis_err(e: vd_redisctl::RedisError) -> ServerError {
-    ServerError::Conflict {
-        message: e.to_string(),
-        help: None,
+    use vd_redisctl::RedisError as E;
+    let message = e.to_string();
+    match &e {
+        E::Unreachable { .. } => ServerError::Unavailable {
+            message,
+            help: Some("check the pod with `vd get pods` and `vd logs`".into()),
+        },
+        E::Command { source, .. } if source.is_timeout() => ServerError::Timeout {
+            message,
+            help: None,
+        },
+        E::Command { source, .. } if source.is_io_error() || source.is_connection_dropped() => {
+            ServerError::Unavailable {
+                message,
+                help: Some("check the pod with `vd get pods` and `vd logs`".into()),
+            }
+        }
+        E::Timeout(_) => ServerError::Timeout {
+            message,
+            help: None,
+        },
+        E::Command { .. } | E::State(_) => ServerError::Conflict {
+            message,
+            help: None,
+        },
     }
 }
 
@@ -153,8 +179,9 @@ pub fn proxy_ref(data: &ResourceRef) -> ResourceRef {
     )
 }
 
-pub(crate) fn marker(id: &ResourceRef) -> String {
-    format!("proxy-derived:{id}")
+/// The store's record that the server derived `id` (a proxy statefulset).
+pub(crate) fn marker(id: &ResourceRef) -> MetaKey {
+    MetaKey::ProxyDerived(id.clone())
 }
 
 /// The data redis a derived proxy statefulset fronts (from its spec).
@@ -173,7 +200,7 @@ pub fn fronted(r: &Resource) -> Option<ResourceRef> {
 /// Whether `data` has a proxy the server derived.
 pub fn has_proxy(ctl: &Controller, data: &ResourceRef) -> Result<bool, ServerError> {
     let id = proxy_ref(data);
-    Ok(ctl.store.meta_get(&marker(&id))?.is_some() && ctl.store.get(&id)?.is_some())
+    Ok(ctl.store.meta(&marker(&id))?.is_some() && ctl.store.get(&id)?.is_some())
 }
 
 /// Pure: `INFO` as the planner sees it.
@@ -211,5 +238,24 @@ pub fn node_info(id: &ResourceRef, info: &Info, ips: &BTreeMap<u32, String>) -> 
         loading: rep.loading,
         run_id: info.get("run_id").unwrap_or_default().to_string(),
         keys,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::response::IntoResponse;
+
+    #[test]
+    fn redis_errors_answer_with_what_happened() {
+        use vd_redisctl::RedisError as E;
+        let status = |e: E| redis_err(e).into_response().status().as_u16();
+        let unreachable = E::Unreachable {
+            addr: "127.0.0.1:6379".into(),
+            reason: "connection refused".into(),
+        };
+        assert_eq!(status(unreachable), 503);
+        assert_eq!(status(E::Timeout("no answer within 2s".into())), 504);
+        assert_eq!(status(E::State("not a replica".into())), 409);
     }
 }

@@ -10,6 +10,7 @@ use crate::redis::facts as r;
 use crate::redis::master::{self, Cause, NewMaster};
 use crate::redis::ops::Ops;
 use crate::redis::state::FailoverState;
+use crate::types::PodState;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +22,7 @@ use vd_core::redis::failover::{
 use vd_core::redis::REDIS_PORT;
 use vd_core::{Kind, ResourceRef};
 use vd_redisctl::Node;
+use vd_store::{MetaKey, StoreError};
 
 /// How often every pod is checked.
 const TICK: Duration = Duration::from_millis(100);
@@ -29,30 +31,23 @@ const RESCAN: Duration = Duration::from_secs(1);
 /// The longest a crashed master is kept down waiting for a failover that does not come.
 const HOLD_LIMIT: Duration = Duration::from_secs(30);
 
-fn epoch_key(id: &ResourceRef) -> String {
-    format!("failover-epoch:{id}")
-}
-
-fn pending_key(id: &ResourceRef) -> String {
-    format!("failover-pending:{id}")
-}
-
-fn history_key(id: &ResourceRef) -> String {
-    format!("failover-history:{id}")
+/// A stored record that does not decode is logged and read as absent: a failover must not
+/// stall on one. Other store errors are returned.
+fn lenient<T>(read: Result<Option<T>, StoreError>) -> Result<Option<T>, ServerError> {
+    match read {
+        Err(StoreError::CorruptMeta { key, message }) => {
+            tracing::warn!(%key, %message, "unreadable failover record; ignored");
+            Ok(None)
+        }
+        other => Ok(other?),
+    }
 }
 
 /// The stored epoch and unfinished failover of a redis.
 fn stored(ctl: &Controller, id: &ResourceRef) -> Result<(u64, Option<Pending>), ServerError> {
-    let epoch = ctl
-        .store
-        .meta_get(&epoch_key(id))?
-        .and_then(|e| e.parse().ok())
-        .unwrap_or(0);
-    let pending = ctl
-        .store
-        .meta_get(&pending_key(id))?
-        .and_then(|p| serde_json::from_str(&p).ok());
-    Ok((epoch, pending))
+    let epoch = lenient(ctl.store.meta_parsed(&MetaKey::FailoverEpoch(id.clone())))?;
+    let pending = lenient(ctl.store.meta_json(&MetaKey::FailoverPending(id.clone())))?;
+    Ok((epoch.unwrap_or(0), pending))
 }
 
 /// `down_after` when the redis has automatic failover on, with at least two pods.
@@ -193,7 +188,7 @@ async fn step(
         .pod_views()
         .into_iter()
         .filter(|p| p.kind == id.kind && p.scope == id.scope && p.name == id.name)
-        .map(|p| (p.ordinal, p.pid.is_some() && p.state == "Running"))
+        .map(|p| (p.ordinal, p.pid.is_some() && p.state == PodState::Running))
         .collect();
     let timeout = check_timeout(down_after);
     // Concurrently: the slowest check bounds the tick, not their sum.
@@ -221,18 +216,18 @@ async fn step(
     let (epoch, pending) = stored(ctl, id)?;
     if last_master.as_ref().is_none_or(|m| m.ordinal != master) {
         // After a restart of the controller or a failover: the history the store remembers.
-        *last_master = ctl
-            .store
-            .meta_get(&history_key(id))?
-            .and_then(|s| serde_json::from_str::<(u32, String)>(&s).ok())
-            .filter(|(o, _)| *o == master)
-            .map(|(ordinal, replid)| MasterMemory {
-                ordinal,
-                run_id: String::new(),
-                replid,
-                offset: 0,
-                keys: 0,
-            });
+        *last_master = lenient(
+            ctl.store
+                .meta_json::<(u32, String)>(&MetaKey::FailoverHistory(id.clone())),
+        )?
+        .filter(|(o, _)| *o == master)
+        .map(|(ordinal, replid)| MasterMemory {
+            ordinal,
+            run_id: String::new(),
+            replid,
+            offset: 0,
+            keys: 0,
+        });
     }
     let input = plan::Input {
         nodes,
@@ -318,9 +313,9 @@ async fn step(
                 keep_run.as_ref().is_some_and(|r| *r != info.run_id) && info.keys == 0;
             if !restarted_empty {
                 if last_master.as_ref().is_none_or(|m| m.replid != info.replid) {
-                    ctl.store.meta_set(
-                        &history_key(id),
-                        &serde_json::to_string(&(master, &info.replid)).unwrap_or_default(),
+                    ctl.store.set_meta_json(
+                        &MetaKey::FailoverHistory(id.clone()),
+                        &(master, &info.replid),
                     )?;
                 }
                 *last_master = Some(MasterMemory {
@@ -406,11 +401,10 @@ async fn execute_failover(
     let ms = |t: Instant| t.duration_since(started).as_millis();
     let detected = Instant::now();
     let pending = Pending { epoch, from, to };
-    ctl.store.meta_set(
-        &pending_key(id),
-        &serde_json::to_string(&pending).unwrap_or_default(),
-    )?;
-    ctl.store.meta_set(&epoch_key(id), &epoch.to_string())?;
+    ctl.store
+        .set_meta_json(&MetaKey::FailoverPending(id.clone()), &pending)?;
+    ctl.store
+        .set_meta(&MetaKey::FailoverEpoch(id.clone()), &epoch.to_string())?;
     let stored_at = Instant::now();
     if std::env::var_os("VD_TEST_FAULT").is_some_and(|v| v == "abort-after-failover-stored") {
         // Test-only fault injection: the controller dies between deciding and acting.
@@ -482,7 +476,8 @@ async fn execute_failover(
         },
     )?;
     let consumers = recorded.consumers;
-    ctl.store.meta_delete(&pending_key(id))?;
+    ctl.store
+        .delete_meta(&MetaKey::FailoverPending(id.clone()))?;
     tracing::info!(redis = %id, epoch, from, to, took_ms = ms(consumers) as u64, "failover done");
     Ok(())
 }

@@ -8,8 +8,9 @@ use crate::redis::facts::{connect, load, password, pod_ips, redis_err};
 use std::collections::BTreeMap;
 use vd_core::redis as macro_;
 use vd_core::ResourceRef;
+use vd_store::{HaState, MetaKey};
 
-/// Bucket keys of the HA-mode write guard (DESIGN.md "Redis macro"): read by the entrypoint.
+/// Bucket keys of the HA-mode write guard: read by the entrypoint.
 pub const MIN_REPLICAS_TO_WRITE: &str = "REDIS_MIN_REPLICAS_TO_WRITE";
 
 /// See [`MIN_REPLICAS_TO_WRITE`].
@@ -22,7 +23,8 @@ pub const MIN_REPLICAS_MAX_LAG: &str = "REDIS_MIN_REPLICAS_MAX_LAG";
 /// also wins), before the apply computes the hash it waits for, without restarting pods.
 pub fn ensure_ha_bucket(ctl: &Controller, id: &ResourceRef) -> Result<(), ServerError> {
     let bucket = ctl.store.config_effective(&id.scope, &id.name)?;
-    if bucket.contains_key(MIN_REPLICAS_TO_WRITE) || ctl.store.meta_get(&ha_key(id))?.is_some() {
+    let key = MetaKey::HaSettings(id.clone());
+    if bucket.contains_key(MIN_REPLICAS_TO_WRITE) || ctl.store.meta(&key)?.is_some() {
         return Ok(());
     }
     let set = BTreeMap::from([
@@ -31,7 +33,7 @@ pub fn ensure_ha_bucket(ctl: &Controller, id: &ResourceRef) -> Result<(), Server
     ]);
     ctl.update_config(&id.scope, Some(&id.name), &set, &[], true)?;
     // Once: an operator who unsets the keys later keeps them unset.
-    ctl.store.meta_set(&ha_key(id), "pending-live")?;
+    ctl.store.set_meta(&key, HaState::PendingLive.as_str())?;
     Ok(())
 }
 
@@ -39,8 +41,13 @@ pub fn ensure_ha_bucket(ctl: &Controller, id: &ResourceRef) -> Result<(), Server
 /// get the guard live (`CONFIG SET`), unless they mount conf.d files, whose settings must keep
 /// winning; they get it from the bucket on their next start anyway.
 pub async fn ensure_ha_live(ctl: &Controller, id: &ResourceRef) -> Result<(), ServerError> {
-    if ctl.store.meta_get(&ha_key(id))?.as_deref() != Some("pending-live")
-        || !ctl.workload_status(id).is_some_and(|s| s.converged)
+    let key = MetaKey::HaSettings(id.clone());
+    // An unreadable state reads as pending: setting the guard again is harmless.
+    let state = match ctl.store.meta_parsed::<HaState>(&key) {
+        Err(vd_store::StoreError::CorruptMeta { .. }) => Some(HaState::PendingLive),
+        other => other?,
+    };
+    if state != Some(HaState::PendingLive) || !ctl.workload_status(id).is_some_and(|s| s.converged)
     {
         return Ok(());
     }
@@ -68,10 +75,6 @@ pub async fn ensure_ha_live(ctl: &Controller, id: &ResourceRef) -> Result<(), Se
             }
         }
     }
-    ctl.store.meta_set(&ha_key(id), "done")?;
+    ctl.store.set_meta(&key, HaState::Done.as_str())?;
     Ok(())
-}
-
-fn ha_key(id: &ResourceRef) -> String {
-    format!("ha-settings:{id}")
 }

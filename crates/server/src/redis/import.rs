@@ -39,6 +39,7 @@ use vd_core::redis::REDIS_PORT;
 use vd_core::ResourceRef;
 use vd_redisctl::migrate::{self, Refusal, Source, SourceError, SourceUrl};
 use vd_redisctl::{Node, Role};
+use vd_store::{MetaKey, StoreError};
 
 /// Connecting to a pod or the source, and each reply.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -201,16 +202,20 @@ impl LiveBlockers {
     }
 }
 
-/// Pure: the mode to use and, for copy, why; `Err` (a sentence) when live was asked for and
-/// cannot work.
+/// Live replication was asked for and cannot work; says why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct LiveRuledOut(pub String);
+
+/// Pure: the mode to use and, for copy, why; `Err` when live was asked for and cannot work.
 pub fn choose_mode(
     asked: Option<ImportMode>,
     blockers: &LiveBlockers,
-) -> Result<(ImportMode, Option<String>), String> {
+) -> Result<(ImportMode, Option<String>), LiveRuledOut> {
     match (asked, blockers.first()) {
         (Some(ImportMode::Copy), _) => Ok((ImportMode::Copy, None)),
         (_, None) => Ok((ImportMode::Live, None)),
-        (Some(ImportMode::Live), Some(why)) => Err(why),
+        (Some(ImportMode::Live), Some(why)) => Err(LiveRuledOut(why)),
         (None, Some(why)) => Ok((ImportMode::Copy, Some(why))),
     }
 }
@@ -338,7 +343,8 @@ pub async fn import(
             "use --mode copy (SCAN + DUMP/RESTORE from the controller)",
         )
     };
-    let (mut mode, mut fallback) = choose_mode(req.mode, &blockers).map_err(live_refused)?;
+    let (mut mode, mut fallback) =
+        choose_mode(req.mode, &blockers).map_err(|e| live_refused(e.0))?;
     tracing::info!(redis = %id, source = %url.redacted(), ?mode, "import starting");
     let mut sync_ms = None;
     let mut copied: BTreeMap<u32, migrate::DbCopy> = BTreeMap::new();
@@ -522,8 +528,16 @@ struct Underway {
     saved: Saved,
 }
 
-fn underway_key(id: &ResourceRef) -> String {
-    format!("import-underway:{}/{}", id.scope, id.name)
+fn underway_key(id: &ResourceRef) -> MetaKey {
+    MetaKey::ImportUnderway(id.clone())
+}
+
+/// Drops the record of an import under way; a failure is logged (the next start then finds
+/// the record again and detaches a master that is already detached, which is harmless).
+fn clear_underway(ctl: &Controller, id: &ResourceRef) {
+    if let Err(e) = ctl.store.delete_meta(&underway_key(id)) {
+        tracing::warn!(redis = %id, error = %e, "could not drop the record of an import under way");
+    }
 }
 
 /// How long [`recover`] tries to reach the master of an interrupted import.
@@ -535,19 +549,29 @@ const RECOVER_FOR: Duration = Duration::from_secs(120);
 /// master following an outside server).
 pub fn recover(ops: &Ops) {
     let ctl = &ops.ctl;
-    let Ok(all) = ctl.store.list(Some(vd_core::Kind::Redis)) else {
-        return;
+    let all = match ctl.store.list(Some(vd_core::Kind::Redis)) {
+        Ok(all) => all,
+        Err(e) => {
+            // Without the list no interrupted import can be found; say so loudly, since a
+            // master may still be following an outside server.
+            tracing::error!(error = %e, "could not look for interrupted imports");
+            return;
+        }
     };
     for r in all {
         let id = r.resource.id.clone();
-        let key = underway_key(&id);
-        let Ok(Some(text)) = ctl.store.meta_get(&key) else {
-            continue;
-        };
-        let Ok(underway) = serde_json::from_str::<Underway>(&text) else {
-            tracing::warn!(redis = %id, "unreadable record of an interrupted import; dropped");
-            let _ = ctl.store.meta_delete(&key);
-            continue;
+        let underway = match ctl.store.meta_json::<Underway>(&underway_key(&id)) {
+            Ok(Some(u)) => u,
+            Ok(None) => continue,
+            Err(StoreError::CorruptMeta { message, .. }) => {
+                tracing::warn!(redis = %id, %message, "unreadable record of an interrupted import; dropped");
+                clear_underway(ctl, &id);
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(redis = %id, error = %e, "could not read the record of an interrupted import");
+                continue;
+            }
         };
         let paused = ops.failover.pause(&id);
         let ctl = ctl.clone();
@@ -569,7 +593,7 @@ pub fn recover(ops: &Ops) {
                 Reason::ImportInterrupted,
                 &message,
             );
-            let _ = ctl.store.meta_delete(&underway_key(&id));
+            clear_underway(&ctl, &id);
             drop(paused);
         });
     }
@@ -579,9 +603,9 @@ async fn recover_one(
     ctl: &Arc<Controller>,
     id: &ResourceRef,
     underway: &Underway,
-) -> Result<(), String> {
+) -> Result<(), RecoverError> {
     let until = Instant::now() + RECOVER_FOR;
-    let pw = password(ctl, id).map_err(|e| e.to_string())?;
+    let pw = password(ctl, id)?;
     let mut last = String::from("its pod has no address yet");
     while Instant::now() < until {
         if let Some(ip) = pod_ips(ctl, id).get(&underway.ordinal) {
@@ -605,7 +629,26 @@ async fn recover_one(
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    Err(last)
+    Err(RecoverError::Unreachable {
+        secs: RECOVER_FOR.as_secs(),
+        last,
+    })
+}
+
+/// Why an interrupted import's master could not be detached at start.
+#[derive(Debug, thiserror::Error)]
+enum RecoverError {
+    /// Its password could not be read.
+    #[error("{0}")]
+    Password(#[from] ServerError),
+    /// It did not answer, or refused, for the whole time allowed.
+    #[error("{last} (tried for {secs} s)")]
+    Unreachable {
+        /// How long it was tried.
+        secs: u64,
+        /// The last failure.
+        last: String,
+    },
 }
 
 async fn restore_settings(target: &mut Node, saved: &Saved) -> Result<(), vd_redisctl::RedisError> {
@@ -662,7 +705,10 @@ fn log_since(path: &std::path::Path, from: u64) -> String {
     };
     let mut buf = Vec::new();
     if f.seek(SeekFrom::Start(from)).is_ok() {
-        let _ = f.take(64 << 10).read_to_end(&mut buf);
+        // The log only explains a failure; what could be read is shown.
+        if let Err(e) = f.take(64 << 10).read_to_end(&mut buf) {
+            tracing::warn!(path = %path.display(), error = %e, "could not read the master's log");
+        }
     }
     String::from_utf8_lossy(&buf).into_owned()
 }
@@ -692,13 +738,11 @@ async fn live(job: &LiveJob<'_>, target: &mut Node, source: &mut Source) -> Resu
             ))
         })?,
     };
-    let key = underway_key(id);
     let underway = Underway {
         ordinal: master,
         saved: saved.clone(),
     };
-    let record = serde_json::to_string(&underway).map_err(|e| e.to_string());
-    if let Err(e) = record.and_then(|r| ctl.store.meta_set(&key, &r).map_err(|e| e.to_string())) {
+    if let Err(e) = ctl.store.set_meta_json(&underway_key(id), &underway) {
         return Err(fail(format!(
             "recording the import in the store: {e}; nothing was changed"
         )));
@@ -707,7 +751,7 @@ async fn live(job: &LiveJob<'_>, target: &mut Node, source: &mut Source) -> Resu
     // Cleared only once the master follows no one: otherwise the next server start still
     // has to detach it.
     if matches!(target.role().await, Ok((Role::Master, _))) {
-        let _ = ctl.store.meta_delete(&key);
+        clear_underway(ctl, id);
     }
     result
 }
@@ -996,11 +1040,9 @@ async fn settle_replicas(
     let ips = pod_ips(ctl, id);
     let host = vd_core::naming::pod_hostnames(id, master)[1].clone();
     let until = deadline.max(Instant::now() + REPLICAS_MIN);
-    let mut nodes: BTreeMap<u32, Result<Node, String>> = BTreeMap::new();
+    let mut nodes: BTreeMap<u32, Result<Node, vd_redisctl::RedisError>> = BTreeMap::new();
     for (o, ip) in ips.iter().filter(|(o, _)| **o != master) {
-        let n = Node::connect(ip, REDIS_PORT, Some(pw), CONNECT_TIMEOUT)
-            .await
-            .map_err(|e| e.to_string());
+        let n = Node::connect(ip, REDIS_PORT, Some(pw), CONNECT_TIMEOUT).await;
         nodes.insert(*o, n);
     }
     let mut repointed = BTreeSet::new();
@@ -1107,6 +1149,7 @@ mod tests {
         assert!(why.unwrap().contains("SYNC/PSYNC"));
         assert!(choose_mode(Some(ImportMode::Live), &refused)
             .unwrap_err()
+            .0
             .contains("SYNC/PSYNC"));
         assert_eq!(
             choose_mode(Some(ImportMode::Copy), &refused),
@@ -1127,6 +1170,7 @@ mod tests {
         };
         assert!(choose_mode(Some(ImportMode::Live), &sentinel)
             .unwrap_err()
+            .0
             .contains("data/cache-ha"));
         let docker = LiveBlockers {
             loopback_from_containers: true,

@@ -13,6 +13,7 @@ use vd_core::env::EnvMap;
 use vd_core::event::{Level, Reason};
 use vd_core::redis::{self as macro_, LinkMode};
 use vd_core::ResourceRef;
+use vd_store::{MetaKey, StoredLinkMode};
 
 /// `POST /v1/redis/{scope}/{name}/link`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -22,7 +23,7 @@ pub struct LinkRequest {
     /// Only a round-robin URL.
     #[serde(default)]
     pub reads: bool,
-    /// Seed 000's sentinel variables (REDIS_URL, REDIS_SENTINEL_HOSTS, REDIS_MASTER_NAME).
+    /// The sentinel variables (REDIS_URL, REDIS_SENTINEL_HOSTS, REDIS_MASTER_NAME).
     #[serde(default)]
     pub sentinel: bool,
     /// REDIS_URL and REDIS_READ_URL on the redis's proxy.
@@ -33,8 +34,11 @@ pub struct LinkRequest {
     pub no_restart: bool,
 }
 
-fn link_key(provider: &ResourceRef, consumer: &str) -> String {
-    format!("redis-link:{provider}:{consumer}")
+fn link_key(provider: &ResourceRef, consumer: &str) -> MetaKey {
+    MetaKey::RedisLink {
+        provider: provider.clone(),
+        consumer: consumer.to_string(),
+    }
 }
 
 fn split_consumer(c: &str) -> Result<(String, String), ServerError> {
@@ -66,21 +70,21 @@ enum Link {
 }
 
 impl Link {
-    fn stored(&self) -> &'static str {
+    fn stored(&self) -> StoredLinkMode {
         match self {
-            Link::Plain(LinkMode::Reads) => "reads",
-            Link::Plain(LinkMode::Default) => "default",
-            Link::Sentinel => "sentinel",
-            Link::Proxy => "proxy",
+            Link::Plain(LinkMode::Reads) => StoredLinkMode::Reads,
+            Link::Plain(LinkMode::Default) => StoredLinkMode::Default,
+            Link::Sentinel => StoredLinkMode::Sentinel,
+            Link::Proxy => StoredLinkMode::Proxy,
         }
     }
 
     fn from_stored(s: Option<&str>) -> Link {
-        match s {
-            Some("reads") => Link::Plain(LinkMode::Reads),
-            Some("sentinel") => Link::Sentinel,
-            Some("proxy") => Link::Proxy,
-            _ => Link::Plain(LinkMode::Default),
+        match StoredLinkMode::from_stored(s) {
+            StoredLinkMode::Reads => Link::Plain(LinkMode::Reads),
+            StoredLinkMode::Default => Link::Plain(LinkMode::Default),
+            StoredLinkMode::Sentinel => Link::Sentinel,
+            StoredLinkMode::Proxy => Link::Proxy,
         }
     }
 }
@@ -187,7 +191,7 @@ pub fn link(
     };
     write_link(ctl, &provider, &req.consumer, mode, req.no_restart)?;
     ctl.store
-        .meta_set(&link_key(&provider, &req.consumer), mode.stored())?;
+        .set_meta(&link_key(&provider, &req.consumer), mode.stored().as_str())?;
     let mut consumers = consumers(ctl, &provider)?;
     consumers.push(req.consumer.clone());
     let set = BTreeMap::from([(CONSUMERS.to_string(), macro_::format_consumers(&consumers))]);
@@ -247,7 +251,7 @@ pub fn unlink(
         let set = BTreeMap::from([(CONSUMERS.to_string(), macro_::format_consumers(&list))]);
         ctl.update_config(scope, Some(name), &set, &[], true)?;
     }
-    ctl.store.meta_delete(&link_key(&provider, consumer))?;
+    ctl.store.delete_meta(&link_key(&provider, consumer))?;
     ctl.event(
         Level::Info,
         Some(&provider),
@@ -265,7 +269,7 @@ pub fn rewrite_consumers(
     no_restart: bool,
 ) -> Result<(), ServerError> {
     for c in consumers(ctl, provider)? {
-        let mode = Link::from_stored(ctl.store.meta_get(&link_key(provider, &c))?.as_deref());
+        let mode = Link::from_stored(ctl.store.meta(&link_key(provider, &c))?.as_deref());
         write_link(ctl, provider, &c, mode, no_restart)?;
     }
     Ok(())

@@ -321,12 +321,14 @@ mod imp {
                     Ok(0) => break,
                     Ok(n) => n,
                     Err(e) => {
-                        let _ = w.abort().await;
+                        // The upload fails either way; an abort that fails leaves parts the
+                        // bucket's lifecycle rules remove.
+                        crate::tidy::log_failure(w.abort().await, "abort the multipart upload");
                         return Err(ServerError::io(format!("read {}", local.display()), e));
                     }
                 };
                 if let Err(e) = w.wait_for_capacity(CONCURRENCY).await {
-                    let _ = w.abort().await;
+                    crate::tidy::log_failure(w.abort().await, "abort the multipart upload");
                     return Err(self.failed("upload failed to", e));
                 }
                 w.write(&buf[..n]);
@@ -407,7 +409,7 @@ mod imp {
             }
             .await;
             if result.is_err() {
-                let _ = tokio::fs::remove_file(&partial).await;
+                crate::tidy::remove_file(&partial, "a partial download");
             }
             result
         }

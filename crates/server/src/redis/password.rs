@@ -74,9 +74,11 @@ pub async fn rotate_password(
     let ips = pod_ips(ctl, &id);
     let mut nodes = Vec::new();
     for (o, ip) in &ips {
-        nodes.push(connect(ip, &old).await.map_err(|e| ServerError::Conflict {
-            message: format!("pod {o} is unreachable ({e}); nothing changed"),
-            help: Some("wait until every pod is ready (`vd get pods`), then retry".into()),
+        nodes.push(connect(ip, &old).await.map_err(|e| {
+            ServerError::unavailable(
+                format!("pod {o} is unreachable ({e}); nothing changed"),
+                "wait until every pod is ready (`vd get pods`), then retry",
+            )
         })?);
     }
     for n in nodes.iter_mut() {

@@ -48,7 +48,7 @@ pub fn derive(ctl: &Controller, applied: &[Resource]) -> Result<Vec<Resource>, S
         let Some((id, w)) = core::derive(spec, &of) else {
             continue;
         };
-        if ctl.store.get(&id)?.is_some() && ctl.store.meta_get(&marker(&id))?.is_none() {
+        if ctl.store.get(&id)?.is_some() && ctl.store.meta(&marker(&id))?.is_none() {
             return Err(ServerError::Conflict {
                 message: format!(
                     "{id} already exists and was not made by {}'s proxy block",
@@ -73,7 +73,8 @@ pub fn settle(
     derived: &[Resource],
 ) -> Result<(), ServerError> {
     for d in derived {
-        ctl.store.meta_set(&marker(&d.id), "1")?;
+        ctl.store
+            .set_meta(&marker(&d.id), vd_store::DERIVED_MARKER)?;
     }
     // The feed directory is bind-mounted into the proxy pods: it must exist before they start.
     for r in applied {
@@ -96,7 +97,7 @@ pub fn settle(
 /// consumers it served back at the redis.
 pub fn remove(ctl: &Controller, data: &ResourceRef) -> Result<(), ServerError> {
     let id = proxy_ref(data);
-    if ctl.store.meta_get(&marker(&id))?.is_none() {
+    if ctl.store.meta(&marker(&id))?.is_none() {
         return Ok(());
     }
     if ctl.store.get(&id)?.is_some() {
@@ -109,7 +110,7 @@ pub fn remove(ctl: &Controller, data: &ResourceRef) -> Result<(), ServerError> {
             &format!("{data} has no proxy block any more"),
         );
     }
-    ctl.store.meta_delete(&marker(&id))?;
+    ctl.store.delete_meta(&marker(&id))?;
     // Default links named the proxy: they go back to the pods' names.
     if ctl.store.get(data)?.is_some() {
         crate::redis::link::rewrite_consumers(ctl, data, false)?;

@@ -15,8 +15,8 @@
 //! (with `save` configured, as the macro's redis.conf has it): a file replaced under a running
 //! master would be overwritten by its own data.
 //!
-//! With `appendonly yes` Redis loads the AOF at boot and ignores `dump.rdb` (seed 000's
-//! trade-off: the macro turns AOF off so restores stay simple). With `--force` the AOF
+//! With `appendonly yes` Redis loads the AOF at boot and ignores `dump.rdb` (the macro's
+//! trade-off: it turns AOF off by default so restores stay simple). With `--force` the AOF
 //! directory is rebuilt around the restored file: Redis 7's multi-part AOF takes an RDB as its
 //! base file (`<appendfilename>.1.base.rdb` named in the manifest), so the master loads the
 //! restored data and appends new writes after it. The old AOF directory is kept aside until
@@ -32,6 +32,7 @@ use crate::orchestration::controller::Controller;
 use crate::redis::facts::{load, master_ordinal, password, redis_ref};
 use crate::redis::ops::Ops;
 use crate::redis::state::FailoverState;
+use crate::types::PodState;
 use axum::extract::{Path as UrlPath, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -151,8 +152,56 @@ pub enum Source {
     },
 }
 
+/// Why `--from`, a file name or a pod cannot be used by a restore. The messages are what the
+/// answer tells the operator.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreInputError {
+    /// `s3://` without a bucket and a key.
+    #[error("`{0}` does not name an object: write s3://<bucket>/<key>")]
+    NotAnObject(String),
+    /// Another URL scheme.
+    #[error("`{0}`: only local files and s3://bucket/key sources are supported")]
+    Scheme(String),
+    /// A relative path reached the server.
+    #[error("`{0}` is not an absolute path; the vd CLI resolves a relative --from against its current directory, API clients must send an absolute one")]
+    Relative(String),
+    /// A Redis file name setting that is not a single plain path component.
+    #[error("{what} is `{name}`; vd only restores into a plain file name")]
+    NotPlain {
+        /// The setting (`dbfilename`, ...).
+        what: String,
+        /// Its value.
+        name: String,
+    },
+}
+
+/// Why a pod could not be asked, or did not get where a restore waits for it.
+#[derive(Debug, thiserror::Error)]
+pub enum PodWaitError {
+    /// The pod is not in the pod table.
+    #[error("not supervised")]
+    NotSupervised,
+    /// Its process does not run.
+    #[error("not running ({0})")]
+    NotRunning(PodState),
+    /// It did not answer.
+    #[error("{0}")]
+    Redis(#[from] vd_redisctl::RedisError),
+    /// It did not become a loaded master in time.
+    #[error("not ready within {secs} s ({last})")]
+    NotReady {
+        /// How long it was given.
+        secs: u64,
+        /// What it was last seen doing.
+        last: String,
+    },
+    /// Sentinels did not confirm the master (or could not be told about it).
+    #[error("{0}")]
+    Sentinels(String),
+}
+
 /// Parses `--from`: an absolute path or `s3://bucket/key`.
-pub fn parse_source(from: &str) -> Result<Source, String> {
+pub fn parse_source(from: &str) -> Result<Source, RestoreInputError> {
     if let Some(rest) = from.strip_prefix("s3://") {
         return match rest.split_once('/') {
             Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() && !key.ends_with('/') => {
@@ -161,21 +210,15 @@ pub fn parse_source(from: &str) -> Result<Source, String> {
                     key: key.into(),
                 })
             }
-            _ => Err(format!(
-                "`{from}` does not name an object: write s3://<bucket>/<key>"
-            )),
+            _ => Err(RestoreInputError::NotAnObject(from.to_string())),
         };
     }
     if from.contains("://") {
-        return Err(format!(
-            "`{from}`: only local files and s3://bucket/key sources are supported"
-        ));
+        return Err(RestoreInputError::Scheme(from.to_string()));
     }
     let p = Path::new(from);
     if !p.is_absolute() {
-        return Err(format!(
-            "`{from}` is not an absolute path; the vd CLI resolves a relative --from against its current directory, API clients must send an absolute one"
-        ));
+        return Err(RestoreInputError::Relative(from.to_string()));
     }
     Ok(Source::Local(p.to_path_buf()))
 }
@@ -198,7 +241,7 @@ pub fn claim_for_dir<'a>(claims: &'a [VolumeClaim], dir: &str) -> Option<(&'a st
 
 /// A file name Redis's config gives (`dbfilename`, `appendfilename`, `appenddirname`): a
 /// single path component, or `Err` saying why not.
-pub fn plain_name<'a>(what: &str, name: &'a str) -> Result<&'a str, String> {
+pub fn plain_name<'a>(what: &str, name: &'a str) -> Result<&'a str, RestoreInputError> {
     let ok = !name.is_empty()
         && name != "."
         && name != ".."
@@ -209,9 +252,10 @@ pub fn plain_name<'a>(what: &str, name: &'a str) -> Result<&'a str, String> {
     if ok {
         Ok(name)
     } else {
-        Err(format!(
-            "{what} is `{name}`; vd only restores into a plain file name"
-        ))
+        Err(RestoreInputError::NotPlain {
+            what: what.to_string(),
+            name: name.to_string(),
+        })
     }
 }
 
@@ -367,7 +411,10 @@ fn install_rdb(src: &Path, dir: &Path, name: &str) -> std::io::Result<Result<Ver
         path: dir.join(format!(".{name}.vd-restore.partial")),
         keep: false,
     };
-    let _ = std::fs::remove_file(&tmp.path);
+    crate::tidy::remove_file(
+        &tmp.path,
+        "a partial restore file left by an earlier restore",
+    );
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -402,7 +449,7 @@ fn rebuild_aof(
         path: dir.join(format!(".{aof_dir}.vd-restore")),
         keep: false,
     };
-    let _ = std::fs::remove_dir_all(&fresh.path);
+    crate::tidy::remove_dir(&fresh.path, "an AOF directory left by an earlier restore");
     std::fs::DirBuilder::new().mode(0o755).create(&fresh.path)?;
     std::os::unix::fs::chown(&fresh.path, Some(uid), Some(gid))?;
     let (base, manifest) = aof_manifest(aof_file);
@@ -428,7 +475,7 @@ fn rebuild_aof(
     let current = dir.join(aof_dir);
     let aside = dir.join(format!(".{aof_dir}.vd-before-restore"));
     let moved = if current.exists() {
-        let _ = std::fs::remove_dir_all(&aside);
+        crate::tidy::remove_dir(&aside, "an AOF directory set aside by an earlier restore");
         std::fs::rename(&current, &aside)?;
         Some(aside)
     } else {
@@ -490,7 +537,11 @@ async fn remove_monitors(
         match step.await {
             Ok(u) => done.push(u),
             Err(e) => {
-                let _ = add_monitors(&done, host, pw).await;
+                // Put back what was already taken; each failure is named in the answer.
+                let failed = add_monitors(&done, host, pw).await;
+                if !failed.is_empty() {
+                    tracing::warn!(sentinel = %sid, failed = %failed.join("; "), "could not give the monitor back to every sentinel");
+                }
                 return Err(ServerError::conflict(
                     format!("sentinel {ordinal} of {sid} did not give up the monitor: {e}; nothing was stopped or changed"),
                     "check the sentinels with `vd redis:info`, then retry",
@@ -525,7 +576,7 @@ async fn add_monitors(removed: &[Unmonitored], host: &str, pw: &str) -> Vec<Stri
 
 /// Waits until every sentinel names `host` as the master and passes `SENTINEL CKQUORUM` (it
 /// found its peers again); `Err` says which did not.
-async fn sentinels_see(removed: &[Unmonitored], host: &str) -> Result<(), String> {
+async fn sentinels_see(removed: &[Unmonitored], host: &str) -> Result<(), PodWaitError> {
     let deadline = Instant::now() + SENTINEL_TIMEOUT;
     loop {
         let mut missing = Vec::new();
@@ -547,11 +598,11 @@ async fn sentinels_see(removed: &[Unmonitored], host: &str) -> Result<(), String
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(format!(
+            return Err(PodWaitError::Sentinels(format!(
                 "sentinel(s) {} did not confirm {host} with a quorum within {} s",
                 missing.join(", "),
                 SENTINEL_TIMEOUT.as_secs()
-            ));
+            )));
         }
         tokio::time::sleep(POLL).await;
     }
@@ -602,15 +653,13 @@ async fn info_of(
     id: &ResourceRef,
     ordinal: u32,
     pw: &str,
-) -> Result<Info, String> {
-    let p = pod_of(ctl, id, ordinal).ok_or("not supervised")?;
-    if p.state != "Running" || p.ip.is_empty() {
-        return Err(format!("not running ({})", p.state));
+) -> Result<Info, PodWaitError> {
+    let p = pod_of(ctl, id, ordinal).ok_or(PodWaitError::NotSupervised)?;
+    if p.state != PodState::Running || p.ip.is_empty() {
+        return Err(PodWaitError::NotRunning(p.state));
     }
-    let mut n = Node::connect(&p.ip, macro_::REDIS_PORT, Some(pw), CONNECT_TIMEOUT)
-        .await
-        .map_err(|e| e.to_string())?;
-    n.info(None).await.map_err(|e| e.to_string())
+    let mut n = Node::connect(&p.ip, macro_::REDIS_PORT, Some(pw), CONNECT_TIMEOUT).await?;
+    Ok(n.info(None).await?)
 }
 
 /// Waits until the master runs, has loaded its data and is a master; its `INFO`.
@@ -620,7 +669,7 @@ async fn wait_loaded(
     m: u32,
     pw: &str,
     limit: Duration,
-) -> Result<Info, String> {
+) -> Result<Info, PodWaitError> {
     let deadline = Instant::now() + limit;
     loop {
         let last;
@@ -635,10 +684,13 @@ async fn wait_loaded(
                     return Ok(info);
                 }
             }
-            Err(e) => last = e,
+            Err(e) => last = e.to_string(),
         }
         if Instant::now() > deadline {
-            return Err(format!("not ready within {} s ({last})", limit.as_secs()));
+            return Err(PodWaitError::NotReady {
+                secs: limit.as_secs(),
+                last,
+            });
         }
         tokio::time::sleep(POLL).await;
     }
@@ -683,7 +735,7 @@ async fn wait_replicas(
                         row.sync_ms = Some(since.elapsed().as_millis() as u64);
                     }
                 }
-                Err(e) => row.detail = Some(e),
+                Err(e) => row.detail = Some(e.to_string()),
             }
         }
         if rows.iter().all(|r| r.synced) || Instant::now() > deadline {
@@ -913,9 +965,9 @@ pub async fn restore(
 
     // 1. The file, before anything else.
     let mut _download = None;
-    let src = match parse_source(&req.from)
-        .map_err(|e| ServerError::conflict(e, "pass --from FILE or --from s3://bucket/key"))?
-    {
+    let src = match parse_source(&req.from).map_err(|e| {
+        ServerError::conflict(e.to_string(), "pass --from FILE or --from s3://bucket/key")
+    })? {
         Source::Local(p) => p,
         Source::S3 { .. } => {
             let tmp = s3_source(ctl, &id, &req.from).await?;
@@ -938,7 +990,7 @@ pub async fn restore(
     let m = master_ordinal(ctl, &id)?;
     let master_pod = pod_name(&id, m);
     let ip = pod_of(ctl, &id, m)
-        .filter(|p| p.state == "Running" && !p.ip.is_empty())
+        .filter(|p| p.state == PodState::Running && !p.ip.is_empty())
         .map(|p| p.ip)
         .ok_or_else(|| {
             ServerError::conflict(
@@ -947,7 +999,7 @@ pub async fn restore(
             )
         })?;
     let unreachable = |e: vd_redisctl::RedisError| {
-        ServerError::conflict(
+        ServerError::unavailable(
             format!("the master {master_pod} does not answer: {e}; nothing was stopped or changed"),
             format!("check it with `vd redis:info {reference}` and retry"),
         )
@@ -967,7 +1019,7 @@ pub async fn restore(
     if p.appendonly && !req.force {
         return Err(ServerError::conflict(
             format!("{master_pod} runs with appendonly yes: at boot Redis loads its AOF and ignores dump.rdb, so a replaced dump.rdb would have no effect; nothing was stopped or changed"),
-            "seed 000 keeps AOF off so restores stay simple. Pass --force to rebuild the AOF from the file (its base becomes the restored RDB; the current AOF is discarded once the master has loaded), or turn appendonly off first",
+            "vd keeps AOF off by default so restores stay simple. Pass --force to rebuild the AOF from the file (its base becomes the restored RDB; the current AOF is discarded once the master has loaded), or turn appendonly off first",
         ));
     }
     let names = [
@@ -1026,7 +1078,7 @@ pub async fn restore(
             let seen = if failed.is_empty() {
                 sentinels_see(list, &host).await
             } else {
-                Err(failed.join("; "))
+                Err(PodWaitError::Sentinels(failed.join("; ")))
             };
             if let Err(e) = seen {
                 sentinel_problem = Some(format!("{sid}: {e}"));
