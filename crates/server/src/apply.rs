@@ -580,4 +580,130 @@ mod tests {
         );
         assert!(got.ha.is_empty());
     }
+
+    fn inputs(declared: Vec<Resource>, stored: Vec<Resource>, generated: Generated) -> Inputs {
+        let mut buckets = Buckets::default();
+        for (id, pw) in &generated.passwords {
+            buckets.extend(
+                &id.scope,
+                Some(&id.name),
+                &EnvMap::from([(PASSWORD.to_string(), pw.clone())]),
+            );
+        }
+        for id in &generated.ha {
+            buckets.extend(&id.scope, Some(&id.name), &ha_vars());
+        }
+        let assets: Assets = declared
+            .iter()
+            .filter_map(generated_asset)
+            .map(|(id, a)| ((id.scope, id.name), a))
+            .collect();
+        Inputs {
+            declared,
+            derived: Vec::new(),
+            stored: stored.into_iter().map(|r| (r.id.clone(), r)).collect(),
+            assets,
+            buckets,
+            generated,
+            generations: BTreeMap::new(),
+            host: EnvMap::new(),
+            assets_dir: PathBuf::from("/vd/assets"),
+            runtime: "process".into(),
+        }
+    }
+
+    #[test]
+    fn a_new_redis_validates_with_its_password_and_is_stored_with_it() {
+        let data = redis("data", "cache", RedisSpec::default());
+        let generated = generate(
+            std::slice::from_ref(&data),
+            &Buckets::default(),
+            &BTreeSet::new(),
+            counter(),
+        )
+        .unwrap();
+        let inputs = inputs(vec![data.clone()], vec![], generated);
+        assert_eq!(validate(&inputs), vec![]);
+        let built = build(&inputs);
+        assert_eq!(built.batch.resources, vec![data.clone()]);
+        assert_eq!(
+            built.batch.config,
+            vec![BucketWrite {
+                scope: "data".into(),
+                name: Some("cache".into()),
+                set: EnvMap::from([(PASSWORD.to_string(), "pw1".to_string())]),
+            }]
+        );
+        assert!(built.batch.meta.is_empty());
+        assert!(built.hashes.contains_key(&data.id));
+        assert!(
+            built.files.iter().any(|(id, _)| id.name == "cache@redis"),
+            "the macro's generated files are written: {:?}",
+            built.files.iter().map(|(id, _)| id).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn problems_name_their_resource_and_nothing_is_built_from_them() {
+        let bad = redis(
+            "data",
+            "cache",
+            RedisSpec {
+                replicas: Some(2),
+                sentinel: Some(SentinelSpec {
+                    enabled: true,
+                    monitor: Some("nope".into()),
+                }),
+                ..RedisSpec::default()
+            },
+        );
+        let twice = vec![
+            redis("data", "other", RedisSpec::default()),
+            redis("data", "other", RedisSpec::default()),
+        ];
+        let mut declared = vec![bad.clone()];
+        declared.extend(twice);
+        let problems = validate(&inputs(declared, vec![], Generated::default()));
+        let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.resource.as_ref() == Some(&bad.id) && p.field == "sentinel.monitor"),
+            "{messages:?}"
+        );
+        assert!(
+            messages.iter().any(|m| m.contains("declared twice")),
+            "{messages:?}"
+        );
+    }
+
+    #[test]
+    fn the_ha_guard_is_written_once_with_its_record() {
+        let ha = redis(
+            "data",
+            "ha",
+            RedisSpec {
+                replicas: Some(3),
+                failover: Some(FailoverSpec {
+                    automatic: true,
+                    down_after_ms: 1000,
+                }),
+                ..RedisSpec::default()
+            },
+        );
+        let generated = Generated {
+            passwords: BTreeMap::new(),
+            ha: BTreeSet::from([ha.id.clone()]),
+        };
+        let built = build(&inputs(vec![ha.clone()], vec![], generated));
+        assert_eq!(built.batch.config.len(), 1);
+        assert_eq!(built.batch.config[0].set, ha_vars());
+        assert_eq!(
+            built.batch.meta,
+            vec![(
+                MetaKey::HaSettings(ha.id.clone()),
+                "pending-live".to_string()
+            )]
+        );
+    }
 }

@@ -4,10 +4,14 @@
 //! restore, import and Redis metrics. Decisions are pure functions in `vd_core::redis`; these
 //! modules gather their inputs and perform the IO.
 //!
-//! Layers (a module only uses those above it): `facts`, `state` -> `link`, `feed`, `metrics`,
-//! `exclusive`, `hold`, `ops` -> `master` -> `failover`, `sentinel` -> `switchover`, `password`,
-//! `proxy`, `ha`, `info`, `validate`, backups, restore, import -> `hooks` (what the
-//! orchestration asks) -> `api`.
+//! Layers (a module uses only those on earlier lines):
+//! 1. `facts`, `state`, `exclusive`, `hold`, `backup_names`
+//! 2. `link`, `feed`, `metrics`, `ha`, `info`, `validate`, `objstore`
+//! 3. `ops` (the Redis side's context)
+//! 4. `master` (the one way to record a new master)
+//! 5. `failover`, `sentinel`, `proxy`, `backup`, `restore`, `import`
+//! 6. `switchover`, `password`, `backup_schedule`
+//! 7. `hooks` (what orchestration asks), `api` (the HTTP handlers)
 
 pub mod api;
 pub mod backup;

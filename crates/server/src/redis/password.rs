@@ -1,30 +1,12 @@
-//! The generated `REDIS_PASSWORD`: created once per data redis, and rotated live with
-//! `vd redis:new-password`.
+//! The generated `REDIS_PASSWORD`: drawn from the OS CSPRNG (the apply pipeline stores it
+//! with the redis that needs it), and rotated live with `vd redis:new-password`.
 
 use crate::error::ServerError;
-use crate::orchestration::controller::Controller;
-use crate::redis::facts::{self, connect, load, pod_ips, redis_err, redis_ref, spec_of, PASSWORD};
+use crate::redis::facts::{self, connect, load, pod_ips, redis_err, redis_ref, PASSWORD};
 use crate::redis::link::rewrite_consumers;
 use crate::redis::ops::Ops;
 use std::collections::BTreeMap;
-use vd_core::env::EnvMap;
 use vd_core::event::{Level, Reason};
-use vd_core::{Resource, ResourceRef};
-
-/// A stand-in password so an apply can be validated before the real one is created.
-pub fn password_overlay(ctl: &Controller, r: &Resource) -> Result<Option<EnvMap>, ServerError> {
-    // A derived proxy reads the password of the redis it fronts, created with that redis.
-    let bucket = match spec_of(r) {
-        Some(_) => r.id.clone(),
-        None => match facts::fronted(r) {
-            Some(data) => data,
-            None => return Ok(None),
-        },
-    };
-    let own = ctl.store.config_effective(&bucket.scope, &bucket.name)?;
-    Ok((!own.contains_key(PASSWORD))
-        .then(|| EnvMap::from([(PASSWORD.to_string(), "validation".to_string())])))
-}
 
 /// 32 random bytes from the OS CSPRNG, hex.
 pub fn new_password() -> Result<String, ServerError> {
@@ -37,24 +19,6 @@ pub fn new_password() -> Result<String, ServerError> {
         )
     })?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// Creates the resource's password once; later applies reuse it.
-pub fn ensure_password(ctl: &Controller, id: &ResourceRef) -> Result<(), ServerError> {
-    let bucket = ctl.store.config_get(&id.scope, Some(&id.name))?;
-    if !bucket.contains_key(PASSWORD) {
-        let set = BTreeMap::from([(PASSWORD.to_string(), new_password()?)]);
-        ctl.store
-            .config_update(&id.scope, Some(&id.name), &set, &[])?;
-        ctl.event(
-            Level::Info,
-            Some(id),
-            None,
-            Reason::PasswordCreated,
-            "generated REDIS_PASSWORD in the resource's bucket",
-        );
-    }
-    Ok(())
 }
 
 /// `vd redis:new-password`: every pod accepts the new password before anything else changes,
