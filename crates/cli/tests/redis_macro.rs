@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{on_every_runtime, redis, Vd};
+use common::{on_every_runtime, redis, unwrapped, Vd};
 use redis::Commands;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -544,7 +544,7 @@ fn switchover_chooses_like_the_failover_planner() {
         .arg("0")
         .query(&mut zero)
         .unwrap();
-    let err = vd.vd_fails(&["redis:failover", "data/cache"]);
+    let err = unwrapped(&vd.vd_fails(&["redis:failover", "data/cache"]));
     assert!(
         err.contains("ordinal 0 has replica-priority 0")
             && err.contains("ordinal 1 has replica-priority 0")
