@@ -77,27 +77,38 @@ pub enum Command {
         /// statefulset, deployment, asset, redis, cronjob, pods, or nothing for all resources.
         kind: Option<String>,
     },
-    /// Show a resource with its pods and events.
+    /// List pods (as `vd get pods`).
+    Ps,
+    /// Show a resource with its pods and events: `vd describe KIND/SCOPE/NAME`,
+    /// `vd describe SCOPE/NAME` or `vd describe KIND SCOPE/NAME`.
     Describe {
-        /// KIND/SCOPE/NAME.
+        /// KIND/SCOPE/NAME, SCOPE/NAME, or a KIND followed by SCOPE/NAME.
         reference: String,
+        /// SCOPE/NAME, when the first word is a kind.
+        name: Option<String>,
         /// For a macro (redis): show the statefulset and files it expands into.
         #[arg(long)]
         expanded: bool,
     },
-    /// Delete a resource; its volumes stay unless --prune.
+    /// Delete a resource (or every resource a manifest declares, with -f); its volumes stay
+    /// unless --prune.
     Delete {
-        /// KIND/SCOPE/NAME.
-        reference: String,
+        /// KIND/SCOPE/NAME or SCOPE/NAME.
+        #[arg(required_unless_present = "files", conflicts_with = "files")]
+        reference: Option<String>,
+        /// Manifest files whose resources to delete.
+        #[arg(short = 'f', long = "file")]
+        files: Vec<PathBuf>,
         /// Also destroy its volumes and data.
         #[arg(long)]
         prune: bool,
     },
     /// Config buckets: `vd config SCOPE[/NAME] set K=V…|get [K]|unset K…|list`.
     Config(ConfigArgs),
-    /// Print a workload's logs, or a cronjob's last run's (`vd logs cronjob/SCOPE/NAME`).
+    /// Print a workload's logs, one pod's (`vd logs data-cache.1`), or a cronjob's last run's
+    /// (`vd logs cronjob/SCOPE/NAME`).
     Logs {
-        /// SCOPE/NAME or KIND/SCOPE/NAME.
+        /// SCOPE/NAME, KIND/SCOPE/NAME or a pod name.
         reference: String,
         /// For a cronjob: this run instead of the last one.
         #[arg(long, value_name = "N")]
@@ -119,6 +130,45 @@ pub enum Command {
         /// Return at once with the run's number instead of waiting for it.
         #[arg(long)]
         detach: bool,
+    },
+    /// Change a workload's replica count (the next `vd apply` of its manifest sets it back to
+    /// what the manifest says).
+    Scale {
+        /// SCOPE/NAME or KIND/SCOPE/NAME.
+        reference: String,
+        /// The number of pods.
+        replicas: u32,
+        /// Return without waiting for the pods.
+        #[arg(long)]
+        no_wait: bool,
+        /// How long to wait for the pods.
+        #[arg(long, value_parser = humantime_duration, default_value = "5m")]
+        timeout: std::time::Duration,
+    },
+    /// Stop a workload's pods (top-down; spec and volumes kept) until `vd start`.
+    Stop {
+        /// SCOPE/NAME or KIND/SCOPE/NAME.
+        reference: String,
+    },
+    /// Run a stopped workload's pods again.
+    Start {
+        /// SCOPE/NAME or KIND/SCOPE/NAME.
+        reference: String,
+    },
+    /// Run a command inside a pod (its files, network and env) and print what it prints:
+    /// `vd exec data/cache -- redis-cli ping`. Not interactive (for Redis, `vd redis:cli`).
+    Exec {
+        /// SCOPE/NAME, KIND/SCOPE/NAME or a pod name.
+        reference: String,
+        /// Which pod of a workload (default: the first running one).
+        #[arg(long)]
+        ordinal: Option<u32>,
+        /// How long the command may run.
+        #[arg(long, value_parser = humantime_duration, default_value = "60s")]
+        timeout: std::time::Duration,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
     },
     /// Rolling restart of a workload, top-down.
     Restart {
@@ -171,7 +221,7 @@ pub enum Command {
     RedisFailover {
         /// SCOPE/NAME.
         reference: String,
-        /// Ordinal to promote (default: the most caught-up replica).
+        /// Ordinal to promote (default: the replica automatic failover would choose).
         #[arg(long)]
         replica: Option<u32>,
         /// Don't roll linked consumers.

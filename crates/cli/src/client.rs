@@ -75,7 +75,7 @@ impl Client {
             None => Vec::new(),
         };
         let req = Request::builder()
-            .method(method)
+            .method(method.clone())
             .uri(path)
             .header("host", "vd")
             .header("content-type", "application/json")
@@ -93,9 +93,18 @@ impl Client {
             .map_err(|e| CliError::io("read response", std::io::Error::other(e)))?
             .to_bytes();
         if !status.is_success() {
+            let text = String::from_utf8_lossy(&body).trim().to_string();
             let err: ErrorBody = serde_json::from_slice(&body).unwrap_or(ErrorBody {
-                error: String::from_utf8_lossy(&body).into_owned(),
-                help: None,
+                // An answer without vd's error body (an older server lacking the route, a
+                // proxy in between): say what came back rather than nothing.
+                error: if text.is_empty() {
+                    format!("the server answered {status} to {method} {path}")
+                } else {
+                    format!("the server answered {status} to {method} {path}: {text}")
+                },
+                help: (status == hyper::StatusCode::NOT_FOUND).then(|| {
+                    "the server may be older than this vd; restart it with this vd binary".into()
+                }),
                 problems: vec![],
             });
             return Err(CliError::Api {

@@ -5,6 +5,45 @@ use comfy_table::presets::NOTHING;
 use comfy_table::Table;
 use serde::Serialize;
 
+/// Writes to stdout. A reader that went away (`vd events | head -1`) ends the command at once
+/// and quietly with status 141, what a shell reports for a program killed by SIGPIPE, as the
+/// usual Unix tools do; any other write error is reported.
+pub fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|_| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("vd: cannot write the output: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Writes raw bytes to stdout, with [`write_out`]'s handling of a reader that went away.
+pub fn write_bytes(bytes: &[u8]) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(bytes).and_then(|_| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("vd: cannot write the output: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// `println!` for command output, through [`write_out`].
+macro_rules! outln {
+    () => { $crate::render::write_out(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::render::write_out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `print!` for command output, through [`write_out`].
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::render::write_out(format_args!($($arg)*)) };
+}
+
 /// A table with the house style: no borders, header row.
 pub fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
@@ -16,11 +55,11 @@ pub fn table(header: &[&str]) -> Table {
 /// Prints `value` as JSON, or the table `build` makes.
 pub fn print<T: Serialize>(output: Output, value: &T, build: impl FnOnce() -> Table) {
     match output {
-        Output::Json => println!(
+        Output::Json => outln!(
             "{}",
             serde_json::to_string_pretty(value).unwrap_or_default()
         ),
-        Output::Table => println!("{}", build().to_string().trim_end()),
+        Output::Table => outln!("{}", build().to_string().trim_end()),
     }
 }
 

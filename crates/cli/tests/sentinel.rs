@@ -246,6 +246,17 @@ fn failover_command_asks_the_sentinels() {
     assert_ne!(m, 0);
     let err = vd.vd_fails(&["redis:failover", "data/cache", "--replica", "1"]);
     assert!(err.contains("sentinels choose"), "{err}");
+
+    // The sentinel sibling answers for the redis it watches: its pods and its sentinels...
+    let info: serde_json::Value =
+        serde_json::from_str(&vd.vd(&["redis:info", "data/cache-ha", "-o", "json"])).unwrap();
+    assert_eq!(info["nodes"].as_array().map(Vec::len), Some(3), "{info}");
+    assert_eq!(info["sentinels"]["healthy"], true, "{info}");
+    // ...and fails it over by asking its sentinels.
+    wait_healthy(&vd);
+    let out = vd.vd(&["redis:failover", "data/cache-ha", "--no-restart"]);
+    assert!(out.contains("sentinels promoted"), "{out}");
+    assert_ne!(wait_converged(&vd), m);
 }
 
 on_every_runtime!(

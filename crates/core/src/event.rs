@@ -127,6 +127,9 @@ reasons! {
         Deleted: "info" => "A resource was deleted, by `vd delete` or because a redis lost the proxy block that derived it.";
         Restart: "info" => "A rolling restart of a workload was requested (`vd restart`).";
         ConfigChanged: "info" => "A config bucket changed; the message names the bucket and the variables set or unset (never their values).";
+        Scaled: "info" => "A workload's replica count was changed with `vd scale`; the message gives the new count.";
+        WorkloadStopped: "info" => "A workload was stopped with `vd stop`: its pods are removed, its spec and volumes kept.";
+        WorkloadStarted: "info" => "A stopped workload was started again with `vd start`.";
 
         // Pods.
         Adopted: "info" => "A pod that kept running across a controller restart was taken over again.";
@@ -243,7 +246,7 @@ mod tests {
 
     #[test]
     fn every_reason_round_trips_as_its_name() {
-        assert_eq!(Reason::KNOWN.len(), 40);
+        assert_eq!(Reason::KNOWN.len(), 43);
         for r in Reason::KNOWN {
             let s = r.as_str();
             assert!(

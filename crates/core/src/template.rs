@@ -1,4 +1,5 @@
-//! Rendering of HCL template strings kept in specs: `${asset.s.n.k}`, `${VAR}` and `$${`.
+//! Rendering of HCL template strings kept in specs: `${asset.s.n.k}`, `${VAR}`,
+//! `${VAR:-default}` and `$${`.
 
 use thiserror::Error;
 
@@ -16,6 +17,14 @@ pub enum TemplateRef {
     },
     /// `${VAR}`: a variable from the resource's `env_from` buckets.
     Var(String),
+    /// `${VAR:-default}`: the variable when it is set and not empty, else `default` (the
+    /// shell's rule, as compose files and voodu manifests write it).
+    VarOr {
+        /// The variable.
+        name: String,
+        /// What stands in for it when it is unset or empty.
+        default: String,
+    },
 }
 
 /// Why a template could not be read or rendered.
@@ -26,7 +35,7 @@ pub enum TemplateError {
     Unterminated(String),
     /// An interpolation that is neither an asset path nor a variable name.
     #[error(
-        "`${{{0}}}` is not supported; use `${{asset.SCOPE.NAME.KEY}}` or `${{VAR}}` from env_from"
+        "`${{{0}}}` is not supported; use `${{asset.SCOPE.NAME.KEY}}`, `${{VAR}}` or `${{VAR:-default}}` with VAR from env_from"
     )]
     Unsupported(String),
     /// A reference the resolver could not answer.
@@ -58,7 +67,13 @@ pub fn parse(s: &str) -> Result<Vec<Part>, TemplateError> {
             let end = after
                 .find('}')
                 .ok_or_else(|| TemplateError::Unterminated(s.to_string()))?;
-            let expr = after[..end].trim();
+            let expr = after[..end].trim_start();
+            // A default keeps its spaces (`${GREETING:- hello }`); a plain reference does not.
+            let expr = if expr.contains(":-") {
+                expr
+            } else {
+                expr.trim_end()
+            };
             if !lit.is_empty() {
                 parts.push(Part::Lit(std::mem::take(&mut lit)));
             }
@@ -77,6 +92,16 @@ pub fn parse(s: &str) -> Result<Vec<Part>, TemplateError> {
 }
 
 fn parse_ref(expr: &str) -> Result<TemplateRef, TemplateError> {
+    if let Some((name, default)) = expr.split_once(":-") {
+        let name = name.trim();
+        if crate::env::valid_env_key(name) {
+            return Ok(TemplateRef::VarOr {
+                name: name.to_string(),
+                default: default.to_string(),
+            });
+        }
+        return Err(TemplateError::Unsupported(expr.to_string()));
+    }
     let segs: Vec<&str> = expr.split('.').collect();
     match segs.as_slice() {
         ["asset", scope, name, key] if [scope, name, key].iter().all(|s| !s.is_empty()) => {
@@ -115,6 +140,14 @@ pub fn render(
         }
     }
     Ok(out)
+}
+
+/// A variable's value with the shell's `:-` rule: the value when set and not empty, else the
+/// default.
+pub fn or_default(value: Option<String>, default: &str) -> String {
+    value
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_string())
 }
 
 /// Escapes literal text so that it renders back to itself (`${` becomes `$${`).
@@ -171,9 +204,44 @@ mod tests {
     fn render_resolves() {
         let out = render("${A}-${asset.s.n.k}", |r| match r {
             TemplateRef::Var(v) => Ok(format!("v:{v}")),
+            TemplateRef::VarOr { name, default } => Ok(format!("{name}|{default}")),
             TemplateRef::Asset { key, .. } => Ok(format!("/p/{key}")),
         })
         .unwrap();
         assert_eq!(out, "v:A-/p/k");
+    }
+
+    #[test]
+    fn defaults_follow_the_shell() {
+        let vars = |name: &str| match name {
+            "SET" => Some("yes".to_string()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        };
+        let cases = [
+            ("${SET:-no}", "yes"),
+            ("${EMPTY:-fallback}", "fallback"),
+            ("${UNSET:-fallback}", "fallback"),
+            ("${UNSET:-}", ""),
+            ("redis:${VERSION:-7-alpine}", "redis:7-alpine"),
+            ("${UNSET:- spaced words }", " spaced words "),
+            ("${ SET :-x}", "yes"),
+        ];
+        for (t, want) in cases {
+            let got = render(t, |r| match r {
+                TemplateRef::VarOr { name, default } => Ok(or_default(vars(name), default)),
+                _ => Err("unexpected".into()),
+            })
+            .unwrap();
+            assert_eq!(got, want, "{t}");
+        }
+        assert!(matches!(
+            parse("${1BAD:-x}"),
+            Err(TemplateError::Unsupported(_))
+        ));
+        assert!(matches!(
+            parse("${asset.a.b.c:-x}"),
+            Err(TemplateError::Unsupported(_))
+        ));
     }
 }

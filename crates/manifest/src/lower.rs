@@ -12,6 +12,7 @@ mod asset;
 mod attrs;
 mod cronjob;
 mod cx;
+mod mask;
 mod redis;
 mod values;
 mod workload;
@@ -41,9 +42,10 @@ const KINDS: [&str; 5] = ["statefulset", "redis", "deployment", "asset", "cronjo
 
 /// Parses and lowers one file.
 pub(crate) fn lower_file(path: &Path, text: &Arc<str>, opts: &Options) -> Lowered {
-    let mut cx = Cx::new(path, text, opts);
+    let masked = mask::mask(text);
+    let mut cx = Cx::new(path, text, opts, masked.originals);
     let mut resources = Vec::new();
-    match hcl_edit::parser::parse_body(text) {
+    match hcl_edit::parser::parse_body(&masked.text) {
         Ok(body) => {
             for structure in body.iter() {
                 match structure {

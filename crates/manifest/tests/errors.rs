@@ -530,12 +530,12 @@ fn unsupported_interpolations_and_directives() {
     assert_eq!(errs.len(), 3, "{}", render(&errs));
     assert_eq!(
         errs[0].message(),
-        "`${var.x}` is not supported; use `${asset.SCOPE.NAME.KEY}` or `${VAR}` from env_from"
+        "`${var.x}` is not supported; use `${asset.SCOPE.NAME.KEY}`, `${VAR}` or `${VAR:-default}` with VAR from env_from"
     );
     assert_eq!(errs[0].location().map(|l| (l.1, l.2)), Some((3, 6)));
     assert_eq!(
         errs[1].message(),
-        "`${1+2}` is not supported; use `${asset.SCOPE.NAME.KEY}` or `${VAR}` from env_from"
+        "`${1+2}` is not supported; use `${asset.SCOPE.NAME.KEY}`, `${VAR}` or `${VAR:-default}` with VAR from env_from"
     );
     assert_eq!(errs[1].location().map(|l| (l.1, l.2)), Some((4, 8)));
     assert_eq!(
@@ -546,7 +546,7 @@ fn unsupported_interpolations_and_directives() {
     assert!(errs[0].help().unwrap().contains("$${"));
     // References that can never resolve.
     single(&sts("  image = \"${asset.Data.cfg.conf}\"\n"), "in `${asset.Data.cfg.conf}`: asset scope `Data` must be 1-63 lowercase letters, digits or `-`, not starting or ending with `-` (it becomes part of host names)", 2, 12);
-    single(&sts("  image = \"${asset.data.cfg[\"x\"]}\"\n"), "`${asset.data.cfg[\"x\"]}` is not supported; use `${asset.SCOPE.NAME.KEY}` or `${VAR}` from env_from", 2, 12);
+    single(&sts("  image = \"${asset.data.cfg[\"x\"]}\"\n"), "`${asset.data.cfg[\"x\"]}` is not supported; use `${asset.SCOPE.NAME.KEY}`, `${VAR}` or `${VAR:-default}` with VAR from env_from", 2, 12);
     // Fields that are not templates.
     single(
         &sts("  ports = [\"${PORT}\"]\n"),

@@ -654,3 +654,30 @@ fn repository_examples_parse() {
         );
     }
 }
+
+#[test]
+fn shell_style_defaults_lower_as_written_and_keep_their_spans() {
+    let text = "statefulset \"data\" \"cache\" {\n  image = \"redis:${VERSION:-7-alpine}\"\n  command = [\"redis-server\", \"--port\", \"${PORT:-6379}\"]\n  env = { GREETING = \"${GREETING:- hello there }\", LIT = \"$${X:-y}\" }\n}\n";
+    let m = parse(text);
+    let w = workload(&m, Kind::Statefulset, "data", "cache");
+    assert_eq!(w.image.as_deref(), Some("redis:${VERSION:-7-alpine}"));
+    assert_eq!(w.command[2], "${PORT:-6379}");
+    assert_eq!(w.env["GREETING"], "${GREETING:- hello there }");
+    // `$${` stays a literal `${`: escaped again for the server's renderer.
+    assert_eq!(w.env["LIT"], "$${X:-y}");
+    let rendered = vd_core::template::render(&w.image.clone().unwrap_or_default(), |r| match r {
+        vd_core::template::TemplateRef::VarOr { name, default } if name == "VERSION" => {
+            Ok(vd_core::template::or_default(None, default))
+        }
+        other => Err(format!("unexpected {other:?}")),
+    })
+    .unwrap();
+    assert_eq!(rendered, "redis:7-alpine");
+    // A field a server problem names is located where the manifest wrote it.
+    let r = ResourceRef::new(Kind::Statefulset, "data", "cache");
+    let d = m.diagnostic_at(&r, "image", "variable `VERSION` is not set", None);
+    let (_, line, col) = d.location().unwrap();
+    assert_eq!((line, col), (2, 11));
+    let d = m.diagnostic_at(&r, "env.LIT", "x", None);
+    assert_eq!(d.location().map(|(_, l, _)| l), Some(4));
+}

@@ -5,7 +5,7 @@
 //! published on the pod's allocated loopback address so the host reaches each pod as on the
 //! process runtime.
 
-use crate::launch::{ExitInfo, PodInfo, PodLaunch};
+use crate::launch::{ExecOutput, ExitInfo, PodInfo, PodLaunch};
 use crate::{RunningPod, Runtime, RuntimeError};
 use async_trait::async_trait;
 use bollard::models::{
@@ -748,7 +748,7 @@ impl RunningPod for DockerPod {
         argv: &[String],
         env: Option<&BTreeMap<String, String>>,
         timeout: Duration,
-    ) -> Result<i32, RuntimeError> {
+    ) -> Result<ExecOutput, RuntimeError> {
         let env: Vec<String> = match env {
             Some(e) => e.iter().map(|(k, v)| format!("{k}={v}")).collect(),
             None => self.env.clone(),
@@ -768,20 +768,34 @@ impl RunningPod for DockerPod {
                 )
                 .await
                 .map_err(|e| err("exec in pod", e))?;
+            let mut out = ExecOutput::default();
+            let mut truncated = false;
             if let bollard::exec::StartExecResults::Attached { mut output, .. } = self
                 .docker
                 .start_exec(&exec.id, None)
                 .await
                 .map_err(|e| err("exec in pod", e))?
             {
-                while output.next().await.is_some() {}
+                while let Some(chunk) = output.next().await {
+                    match chunk {
+                        Ok(bollard::container::LogOutput::StdErr { message }) => {
+                            ExecOutput::keep(&mut out.stderr, &message, &mut truncated)
+                        }
+                        Ok(other) => {
+                            ExecOutput::keep(&mut out.stdout, &other.into_bytes(), &mut truncated)
+                        }
+                        Err(e) => return Err(err("exec in pod", e)),
+                    }
+                }
             }
             let r = self
                 .docker
                 .inspect_exec(&exec.id)
                 .await
                 .map_err(|e| err("exec in pod", e))?;
-            Ok(r.exit_code.unwrap_or(-1) as i32)
+            out.code = r.exit_code.unwrap_or(-1) as i32;
+            out.truncated = truncated;
+            Ok(out)
         };
         tokio::time::timeout(timeout, run)
             .await

@@ -53,6 +53,47 @@ pub struct PodInfo {
     pub started_ms: i64,
 }
 
+/// What a command run inside a pod printed, and how it ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecOutput {
+    /// Its exit code (-1 when it was killed by a signal).
+    pub code: i32,
+    /// Its standard output, at most [`ExecOutput::LIMIT`] bytes.
+    pub stdout: Vec<u8>,
+    /// Its standard error, at most [`ExecOutput::LIMIT`] bytes.
+    pub stderr: Vec<u8>,
+    /// Whether either stream was longer than the limit (the rest was read and dropped).
+    pub truncated: bool,
+}
+
+impl ExecOutput {
+    /// How much of each stream is kept: enough for any probe's or `vd exec`'s answer, bounded
+    /// so a runaway command cannot fill the controller's memory.
+    pub const LIMIT: usize = 4 << 20;
+
+    /// Appends `bytes` to a stream, keeping at most [`ExecOutput::LIMIT`] bytes.
+    pub fn keep(stream: &mut Vec<u8>, bytes: &[u8], truncated: &mut bool) {
+        let room = Self::LIMIT.saturating_sub(stream.len());
+        if bytes.len() > room {
+            *truncated = true;
+        }
+        stream.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    /// The last non-empty line the command printed (stderr first, where tools explain a
+    /// failure), at most 200 characters: what a failed probe shows.
+    pub fn last_line(&self) -> Option<String> {
+        [&self.stderr, &self.stdout].into_iter().find_map(|s| {
+            let text = String::from_utf8_lossy(s);
+            text.lines()
+                .rev()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .map(|l| l.chars().take(200).collect())
+        })
+    }
+}
+
 /// How a pod's main process ended.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExitInfo {

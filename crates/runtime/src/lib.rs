@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use error::RuntimeError;
-pub use launch::{ExitInfo, PodInfo, PodLaunch};
+pub use launch::{ExecOutput, ExitInfo, PodInfo, PodLaunch};
 
 /// A backend that runs pods.
 #[async_trait]
@@ -81,11 +81,11 @@ pub trait RunningPod: Send + Sync {
     /// Stops the pod: SIGTERM to its process group, SIGKILL after `grace`.
     async fn stop(&self, grace: Duration) -> Result<ExitInfo, RuntimeError>;
     /// Runs a command inside the pod (its mounts; `env`, or the env it was started with) and
-    /// returns the exit code.
+    /// returns its exit code and what it printed.
     async fn exec(
         &self,
         argv: &[String],
         env: Option<&std::collections::BTreeMap<String, String>>,
         timeout: Duration,
-    ) -> Result<i32, RuntimeError>;
+    ) -> Result<ExecOutput, RuntimeError>;
 }

@@ -3,7 +3,7 @@
 //! restarted controller can adopt it, and watched through a pidfd so an exit is known at once.
 
 use crate::init::{InitSpec, EXEC_ARG, INIT_ARG};
-use crate::launch::{ExitInfo, PodInfo, PodLaunch};
+use crate::launch::{ExecOutput, ExitInfo, PodInfo, PodLaunch};
 use crate::mounts::{plan_root, PodMount, RealFs};
 use crate::{procfs, RunningPod, Runtime, RuntimeError};
 use async_trait::async_trait;
@@ -217,7 +217,7 @@ impl Runtime for ProcessRuntime {
     async fn start(&self, l: &PodLaunch) -> Result<Box<dyn RunningPod>, RuntimeError> {
         let program = l.command.first().ok_or_else(|| RuntimeError::Invalid {
             pod: l.pod.clone(),
-            message: "no command: the process runtime cannot run an image's default command; set `command`".into(),
+            message: "no command: the process runtime runs host programs and cannot run an image's default command; set `command = [\"PROGRAM\", ...]`, or run the server with `--runtime docker`".into(),
         })?;
         if !on_path(program, &l.env) {
             return Err(RuntimeError::MissingProgram {
@@ -456,7 +456,7 @@ impl RunningPod for ProcessPod {
         argv: &[String],
         env: Option<&BTreeMap<String, String>>,
         timeout: Duration,
-    ) -> Result<i32, RuntimeError> {
+    ) -> Result<ExecOutput, RuntimeError> {
         let mut cmd = tokio::process::Command::new(&self.exe);
         cmd.arg(EXEC_ARG)
             .arg(self.pid().to_string())
@@ -467,16 +467,45 @@ impl RunningPod for ProcessPod {
             .env_clear()
             .envs(env.unwrap_or(&self.env))
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .kill_on_drop(true);
         let mut child = cmd
             .spawn()
             .map_err(|e| RuntimeError::io("exec in pod", e))?;
-        match tokio::time::timeout(timeout, child.wait()).await {
-            Ok(Ok(st)) => Ok(st.code().unwrap_or(-1)),
+        let (out, err) = (child.stdout.take(), child.stderr.take());
+        let run = async {
+            let mut output = ExecOutput::default();
+            let mut truncated = false;
+            let (stdout, stderr) = tokio::join!(read_capped(out), read_capped(err));
+            ExecOutput::keep(&mut output.stdout, &stdout.0, &mut truncated);
+            ExecOutput::keep(&mut output.stderr, &stderr.0, &mut truncated);
+            output.truncated = truncated || stdout.1 || stderr.1;
+            let status = child.wait().await?;
+            output.code = status.code().unwrap_or(-1);
+            Ok::<_, std::io::Error>(output)
+        };
+        match tokio::time::timeout(timeout, run).await {
+            Ok(Ok(output)) => Ok(output),
             Ok(Err(e)) => Err(RuntimeError::io("exec in pod", e)),
             Err(_) => Err(RuntimeError::Timeout(timeout)),
+        }
+    }
+}
+
+/// Reads a child's stream to its end, keeping at most [`ExecOutput::LIMIT`] bytes; whether
+/// more came.
+async fn read_capped(stream: Option<impl tokio::io::AsyncRead + Unpin>) -> (Vec<u8>, bool) {
+    use tokio::io::AsyncReadExt;
+    let (mut kept, mut truncated) = (Vec::new(), false);
+    let Some(mut stream) = stream else {
+        return (kept, truncated);
+    };
+    let mut buf = [0u8; 8192];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return (kept, truncated),
+            Ok(n) => ExecOutput::keep(&mut kept, &buf[..n], &mut truncated),
         }
     }
 }

@@ -357,3 +357,152 @@ pub async fn shutdown(
     ctl.shutdown.notify_one();
     Json(serde_json::json!({ "stopping": true }))
 }
+
+/// Body of `POST /v1/resources/{kind}/{scope}/{name}/scale`.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+pub struct ScaleRequest {
+    /// The new number of pods.
+    pub replicas: u32,
+}
+
+/// `POST /v1/resources/{kind}/{scope}/{name}/scale`: the stored spec with a new replica count,
+/// applied through the apply pipeline (validated, stored, rolled out like `vd apply`).
+pub async fn scale(
+    State(ctl): Ctl,
+    Path((kind, scope, name)): Path<(String, String, String)>,
+    Json(req): Json<ScaleRequest>,
+) -> Result<Json<ApplyResponse>, ServerError> {
+    let id = parse_ref(&kind, scope, name)?;
+    let mut r = ctl
+        .store
+        .get(&id)?
+        .ok_or_else(|| ServerError::NotFound(format!("{id} does not exist")))?
+        .resource;
+    match &mut r.spec {
+        vd_core::Spec::Workload(w) => w.replicas = req.replicas,
+        vd_core::Spec::Redis(s) => s.replicas = Some(req.replicas),
+        _ => {
+            return Err(ServerError::invalid(Problem {
+                resource: Some(id.clone()),
+                field: "replicas".into(),
+                message: format!("{id} has no pods to scale"),
+                help: Some("scale a statefulset, deployment or redis".into()),
+            }))
+        }
+    }
+    let resp = crate::apply::run(
+        &ctl,
+        ApplyRequest {
+            resources: vec![r],
+            dry_run: false,
+        },
+    )?;
+    ctl.event(
+        Level::Info,
+        Some(&id),
+        None,
+        Reason::Scaled,
+        &format!("replicas = {}", req.replicas),
+    );
+    Ok(Json(resp))
+}
+
+fn workload_ref(
+    ctl: &Controller,
+    kind: &str,
+    scope: String,
+    name: String,
+) -> Result<ResourceRef, ServerError> {
+    let id = parse_ref(kind, scope, name)?;
+    if !id.kind.has_pods() || ctl.store.get(&id)?.is_none() {
+        return Err(ServerError::NotFound(format!(
+            "{id} is not a workload that exists"
+        )));
+    }
+    Ok(id)
+}
+
+/// `POST /v1/resources/{kind}/{scope}/{name}/stop`: removes its pods (top-down, volumes kept)
+/// until started again; the spec stays.
+pub async fn stop(
+    State(ctl): Ctl,
+    Path((kind, scope, name)): Path<(String, String, String)>,
+) -> Result<Json<serde_json::Value>, ServerError> {
+    let id = workload_ref(&ctl, &kind, scope, name)?;
+    let changed = ctl.stop_workload(&id)?;
+    if changed {
+        ctl.event(
+            Level::Info,
+            Some(&id),
+            None,
+            Reason::WorkloadStopped,
+            "stopped; volumes kept",
+        );
+    }
+    Ok(Json(
+        serde_json::json!({ "stopped": id, "changed": changed }),
+    ))
+}
+
+/// `POST /v1/resources/{kind}/{scope}/{name}/start`: runs a stopped workload's pods again.
+pub async fn start(
+    State(ctl): Ctl,
+    Path((kind, scope, name)): Path<(String, String, String)>,
+) -> Result<Json<serde_json::Value>, ServerError> {
+    let id = workload_ref(&ctl, &kind, scope, name)?;
+    let changed = ctl.start_workload(&id)?;
+    if changed {
+        ctl.event(
+            Level::Info,
+            Some(&id),
+            None,
+            Reason::WorkloadStarted,
+            "started",
+        );
+    }
+    Ok(Json(
+        serde_json::json!({ "started": id, "changed": changed }),
+    ))
+}
+
+/// Body of `POST /v1/pods/{pod}/exec`.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+pub struct ExecRequest {
+    /// The program and its arguments.
+    pub command: Vec<String>,
+    /// How long it may run, ms (default 60 s).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+/// `POST /v1/pods/{pod}/exec`: runs a command inside a running pod (its mounts, network and
+/// env) and answers with its exit code and output.
+pub async fn exec(
+    State(ctl): Ctl,
+    Path(pod): Path<String>,
+    Json(req): Json<ExecRequest>,
+) -> Result<Json<vd_runtime::ExecOutput>, ServerError> {
+    if req.command.is_empty() {
+        return Err(ServerError::invalid(Problem {
+            resource: None,
+            field: "command".into(),
+            message: "no command to run".into(),
+            help: Some("e.g. vd exec data/cache -- redis-cli ping".into()),
+        }));
+    }
+    let (running, env) = ctl
+        .running_pod(&pod)
+        .ok_or_else(|| ServerError::NotFound(format!("pod {pod} is not running")))?;
+    let timeout = Duration::from_millis(req.timeout_ms.unwrap_or(60_000).max(1));
+    let out = running
+        .exec(&req.command, env.as_ref(), timeout)
+        .await
+        .map_err(|e| match e {
+            vd_runtime::RuntimeError::Timeout(t) => ServerError::Timeout {
+                message: format!("`{}` did not finish within {t:?}", req.command.join(" ")),
+                help: Some("pass a longer --timeout".into()),
+            },
+            other => ServerError::from(other),
+        })?;
+    Ok(Json(out))
+}

@@ -281,6 +281,19 @@ pub fn validate(inputs: &Inputs) -> Vec<Problem> {
                 }
             }
             pod_bases.insert(base, r.id.clone());
+            if inputs.runtime == "process" && w.command.is_empty() {
+                problems.push(Problem {
+                    resource: Some(r.id.clone()),
+                    field: String::new(),
+                    message: format!(
+                        "{} has no command; the process runtime runs host programs and cannot run an image's default command",
+                        r.id
+                    ),
+                    help: Some(
+                        "set command = [\"PROGRAM\", \"ARG\", ...] (e.g. [\"redis-server\", \"--appendonly\", \"yes\"]), or run the server with `--runtime docker`".into(),
+                    ),
+                });
+            }
             if let Err(mut p) = desired(inputs, &r.id, &w) {
                 problems.append(&mut p);
             }

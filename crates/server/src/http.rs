@@ -34,7 +34,17 @@ pub fn router(server: Server) -> Router {
             "/v1/resources/{kind}/{scope}/{name}/restart",
             post(api::restart),
         )
+        .route(
+            "/v1/resources/{kind}/{scope}/{name}/scale",
+            post(api::scale),
+        )
+        .route("/v1/resources/{kind}/{scope}/{name}/stop", post(api::stop))
+        .route(
+            "/v1/resources/{kind}/{scope}/{name}/start",
+            post(api::start),
+        )
         .route("/v1/pods", get(api::pods))
+        .route("/v1/pods/{pod}/exec", post(api::exec))
         .route("/v1/config", get(api::config_list))
         .route(
             "/v1/config/{scope}",

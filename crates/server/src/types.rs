@@ -174,6 +174,9 @@ pub struct WorkloadStatus {
     pub message: Option<String>,
     /// The spec revision this status was computed for.
     pub revision: u64,
+    /// Stopped with `vd stop`: it runs no pods until `vd start`.
+    #[serde(default)]
+    pub stopped: bool,
 }
 
 /// A resource with its status.

@@ -62,6 +62,9 @@ pub enum MetaKey {
     /// JSON (the master's ordinal and the settings to restore). Only the scope and name are in
     /// the key: the kind is always redis, and [`MetaKey::parse`] gives [`Kind::Redis`].
     ImportUnderway(ResourceRef),
+    /// `stopped:<kind/scope/name>`: a workload stopped with `vd stop` (its pods removed, its
+    /// volumes kept) until `vd start`; the value is the unix-ms time it was stopped.
+    Stopped(ResourceRef),
 }
 
 impl MetaKey {
@@ -79,6 +82,7 @@ impl MetaKey {
             MetaKey::HaSettings(_) => "ha-settings",
             MetaKey::ProxyDerived(_) => "proxy-derived",
             MetaKey::ImportUnderway(_) => "import-underway",
+            MetaKey::Stopped(_) => "stopped",
         }
     }
 
@@ -116,6 +120,7 @@ impl MetaKey {
             "ha-settings" => MetaKey::HaSettings(resource(rest)?),
             "proxy-derived" => MetaKey::ProxyDerived(resource(rest)?),
             "import-underway" => MetaKey::ImportUnderway(scoped(Kind::Redis, rest)?),
+            "stopped" => MetaKey::Stopped(resource(rest)?),
             _ => return None,
         };
         (key.key() == s).then_some(key)
@@ -134,7 +139,8 @@ impl fmt::Display for MetaKey {
             | MetaKey::FailoverHistory(id)
             | MetaKey::BackupSlot(id)
             | MetaKey::HaSettings(id)
-            | MetaKey::ProxyDerived(id) => write!(f, "{prefix}:{id}"),
+            | MetaKey::ProxyDerived(id)
+            | MetaKey::Stopped(id) => write!(f, "{prefix}:{id}"),
             MetaKey::CronjobState(id) | MetaKey::ImportUnderway(id) => {
                 write!(f, "{prefix}:{}/{}", id.scope, id.name)
             }
@@ -328,7 +334,11 @@ mod tests {
                 MetaKey::ProxyDerived(ResourceRef::new(Kind::Statefulset, "data", "cache-proxy")),
                 "proxy-derived:statefulset/data/cache-proxy",
             ),
-            (MetaKey::ImportUnderway(cache), "import-underway:data/cache"),
+            (
+                MetaKey::ImportUnderway(cache.clone()),
+                "import-underway:data/cache",
+            ),
+            (MetaKey::Stopped(cache), "stopped:redis/data/cache"),
         ]
     }
 
@@ -346,7 +356,7 @@ mod tests {
     fn every_family_is_in_the_table() {
         let mut prefixes: Vec<&str> = table().iter().map(|(k, _)| k.prefix()).collect();
         prefixes.dedup();
-        assert_eq!(prefixes.len(), 11);
+        assert_eq!(prefixes.len(), 12);
     }
 
     #[test]

@@ -83,7 +83,7 @@ fn print_changes(ctx: &Ctx, resp: &ApplyResponse) {
             .iter()
             .map(|c| serde_json::json!({ "id": c.id, "change": c.change, "revision": c.revision }))
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&short).unwrap_or_default()
         );
@@ -95,7 +95,7 @@ fn print_changes(ctx: &Ctx, resp: &ApplyResponse) {
             ChangeKind::Changed => "changed",
             ChangeKind::Unchanged => "unchanged",
         };
-        println!("{} {what} (revision {})", c.id, c.revision);
+        outln!("{} {what} (revision {})", c.id, c.revision);
     }
 }
 
@@ -172,8 +172,27 @@ pub async fn wait_ready(
             if tty {
                 eprintln!();
             }
+            // Why each pod that is not ready is not: its failing probe and what it said.
+            let why: Vec<String> = pods
+                .iter()
+                .filter(|p| {
+                    !p.ready
+                        && targets
+                            .keys()
+                            .any(|id| p.kind == id.kind && p.scope == id.scope && p.name == id.name)
+                })
+                .map(|p| match &p.message {
+                    Some(m) => format!("pod {} ({}): {m}", p.pod, p.state),
+                    None => format!("pod {} ({}): no probe has failed yet", p.pod, p.state),
+                })
+                .collect();
+            let detail = if why.is_empty() {
+                String::new()
+            } else {
+                format!("\n{}", why.join("\n"))
+            };
             return Err(CliError::Failed(format!(
-                "not ready after {timeout:?}: {last}"
+                "not ready after {timeout:?}: {last}{detail}"
             )));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -202,7 +221,7 @@ pub async fn diff(ctx: &Ctx, files: &[PathBuf]) -> Result<(), CliError> {
     let manifest = load(files)?;
     let resp = send(ctx, &manifest, true).await?;
     if ctx.output == Output::Json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&resp.changes).unwrap_or_default()
         );
@@ -216,18 +235,18 @@ pub async fn diff(ctx: &Ctx, files: &[PathBuf]) -> Result<(), CliError> {
             ChangeKind::Unchanged => {}
             ChangeKind::Created => {
                 any = true;
-                println!("+ {} (new)", c.id);
+                outln!("+ {} (new)", c.id);
                 for l in pretty(&c.after).lines() {
-                    println!("+ {l}");
+                    outln!("+ {l}");
                 }
             }
             ChangeKind::Changed => {
                 any = true;
-                println!("~ {}", c.id);
+                outln!("~ {}", c.id);
                 let before = c.before.as_ref().map(pretty).unwrap_or_default();
                 let after = pretty(&c.after);
                 let d = similar::TextDiff::from_lines(&before, &after);
-                print!(
+                out!(
                     "{}",
                     d.unified_diff()
                         .context_radius(2)
@@ -237,7 +256,7 @@ pub async fn diff(ctx: &Ctx, files: &[PathBuf]) -> Result<(), CliError> {
         }
     }
     if !any {
-        println!("no changes");
+        outln!("no changes");
     }
     Ok(())
 }

@@ -78,12 +78,14 @@ pub async fn backup(
         .post(&format!("/v1/redis/{s}/{n}/backup"), &req)
         .await?;
     if ctx.output == Output::Json {
-        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
         return Ok(());
     }
-    println!(
+    outln!(
         "redis {s}/{n}: backed up from {} ({}) to {}",
-        r.source_pod, r.source_role, r.path
+        r.source_pod,
+        r.source_role,
+        r.path
     );
     let check = if r.checksum == "disabled" {
         "CRC64 not checked: the source runs with `rdbchecksum no`, so only the RDB's framing was verified".to_string()
@@ -94,7 +96,7 @@ pub async fn backup(
         h if h.ends_with(" B") => h,
         h => format!("{h} ({} bytes)", r.bytes),
     };
-    println!("{size} in {}; {check}", human_ms(r.duration_ms));
+    outln!("{size} in {}; {check}", human_ms(r.duration_ms));
     Ok(())
 }
 
@@ -107,7 +109,7 @@ pub async fn list(ctx: &Ctx, reference: &str, destination: Option<&Path>) -> Res
     }
     let l: BackupList = ctx.client.get(&path).await?;
     if ctx.output == Output::Table && l.backups.is_empty() {
-        println!("no backups of redis {s}/{n} in {}", l.directory);
+        outln!("no backups of redis {s}/{n} in {}", l.directory);
         return Ok(());
     }
     render::print(ctx.output, &l, || {
@@ -122,7 +124,7 @@ pub async fn list(ctx: &Ctx, reference: &str, destination: Option<&Path>) -> Res
         t
     });
     if ctx.output == Output::Table {
-        println!("in {}", l.directory);
+        outln!("in {}", l.directory);
     }
     Ok(())
 }

@@ -133,7 +133,7 @@ pub async fn config(ctx: &Ctx, a: ConfigArgs) -> Result<(), CliError> {
                 .post(&format!("/v1/config/{scope}"), &req)
                 .await?;
             if ctx.output == Output::Json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&view).unwrap_or_default()
                 );
@@ -149,7 +149,7 @@ pub async fn config(ctx: &Ctx, a: ConfigArgs) -> Result<(), CliError> {
                 } else {
                     ""
                 };
-                println!(
+                outln!(
                     "{} {}{restart}",
                     if inv.verb == "set" { "set" } else { "unset" },
                     keys.join(", ")
@@ -160,7 +160,7 @@ pub async fn config(ctx: &Ctx, a: ConfigArgs) -> Result<(), CliError> {
             let view: ConfigView = ctx.client.get(&format!("/v1/config/{scope}{q}")).await?;
             if let Some(key) = inv.args.first().filter(|_| inv.verb == "get") {
                 match view.vars.get(key) {
-                    Some(v) => println!("{v}"),
+                    Some(v) => outln!("{v}"),
                     None => {
                         return Err(CliError::usage(
                             format!("`{key}` is not set"),

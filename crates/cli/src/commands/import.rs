@@ -81,11 +81,11 @@ pub async fn import(
         .post(&format!("/v1/redis/{s}/{n}/import"), &req)
         .await?;
     if ctx.output == Output::Json {
-        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
         return Ok(());
     }
     for line in summary(&r) {
-        println!("{line}");
+        outln!("{line}");
     }
     if r.databases.len() > 1 || r.mode == ImportMode::Copy {
         let mut t = table(&["DB", "KEYS", "COPIED", "SKIPPED"]);
@@ -98,7 +98,7 @@ pub async fn import(
                 opt(d.skipped),
             ]);
         }
-        println!("{}", t.to_string().trim_end());
+        outln!("{}", t.to_string().trim_end());
     }
     Ok(())
 }

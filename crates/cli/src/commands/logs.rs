@@ -3,7 +3,7 @@
 use super::resources::resolve_ref;
 use super::Ctx;
 use crate::error::CliError;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::time::Duration;
 use vd_server::types::PodView;
 
@@ -15,6 +15,17 @@ pub async fn logs(
     (ordinal, run): (Option<u32>, Option<u64>),
     tail: usize,
 ) -> Result<(), CliError> {
+    // A pod's own name (`data-cache.1`), as `vd get pods` lists it.
+    if !reference.contains('/') && vd_core::naming::parse_pod_name(reference).is_some() {
+        let path = ctx.root.join("logs").join(format!("{reference}.log"));
+        if !path.exists() {
+            return Err(CliError::usage(
+                format!("pod {reference} has no log"),
+                "see `vd get pods` for pod names",
+            ));
+        }
+        return print_logs(ctx, &[reference.to_string()], follow, tail).await;
+    }
     let id = resolve_ref(ctx, reference).await?;
     if id.kind == vd_core::Kind::Cronjob {
         return super::run::logs(ctx, &id, run, follow, tail).await;
@@ -50,9 +61,20 @@ pub async fn logs(
             "see `vd get pods`",
         ));
     }
+    print_logs(ctx, &names, follow, tail).await
+}
+
+/// Prints the logs of `names` (prefixed by pod when there are several), following them with
+/// `follow`.
+async fn print_logs(
+    ctx: &Ctx,
+    names: &[String],
+    follow: bool,
+    tail: usize,
+) -> Result<(), CliError> {
     let prefix = names.len() > 1;
     let mut offsets = Vec::new();
-    for pod in &names {
+    for pod in names {
         let path = ctx.root.join("logs").join(format!("{pod}.log"));
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
@@ -61,13 +83,12 @@ pub async fn logs(
         } else {
             lines.len().saturating_sub(tail)
         };
-        let mut out = std::io::stdout().lock();
         for l in &lines[from..] {
-            let _ = if prefix {
-                writeln!(out, "[{pod}] {l}")
+            if prefix {
+                outln!("[{pod}] {l}");
             } else {
-                writeln!(out, "{l}")
-            };
+                outln!("{l}");
+            }
         }
         offsets.push((pod.clone(), path, text.len() as u64));
     }
@@ -90,13 +111,12 @@ pub async fn logs(
             let mut buf = String::new();
             if f.read_to_string(&mut buf).is_ok() {
                 *off += buf.len() as u64;
-                let mut out = std::io::stdout().lock();
                 for l in buf.lines() {
-                    let _ = if prefix {
-                        writeln!(out, "[{pod}] {l}")
+                    if prefix {
+                        outln!("[{pod}] {l}");
                     } else {
-                        writeln!(out, "{l}")
-                    };
+                        outln!("{l}");
+                    }
                 }
             }
         }

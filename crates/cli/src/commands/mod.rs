@@ -3,6 +3,7 @@
 mod apply;
 mod backup;
 mod config;
+mod exec;
 mod import;
 mod logs;
 mod proxy;
@@ -74,11 +75,43 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Proxy(args) => proxy::run(args).await,
         Command::Diff { files } => apply::diff(&ctx, &files).await,
         Command::Get { kind } => resources::get(&ctx, kind.as_deref()).await,
+        Command::Ps => resources::get(&ctx, Some("pods")).await,
         Command::Describe {
             reference,
+            name,
             expanded,
-        } => resources::describe(&ctx, &reference, expanded).await,
-        Command::Delete { reference, prune } => resources::delete(&ctx, &reference, prune).await,
+        } => match name {
+            Some(n) => match resources::two_word_ref(&reference, &n) {
+                Ok(r) => resources::describe(&ctx, &r, expanded).await,
+                Err(e) => Err(e),
+            },
+            None => resources::describe(&ctx, &reference, expanded).await,
+        },
+        Command::Delete {
+            reference,
+            files,
+            prune,
+        } => match reference {
+            Some(r) => resources::delete(&ctx, &r, prune).await,
+            None => resources::delete_files(&ctx, &files, prune).await,
+        },
+        Command::Scale {
+            reference,
+            replicas,
+            no_wait,
+            timeout,
+        } => resources::scale(&ctx, &reference, replicas, no_wait, timeout).await,
+        Command::Stop { reference } => resources::stop_or_start(&ctx, &reference, true).await,
+        Command::Start { reference } => resources::stop_or_start(&ctx, &reference, false).await,
+        Command::Exec {
+            reference,
+            ordinal,
+            timeout,
+            command,
+        } => match exec::exec(&ctx, &reference, ordinal, timeout, &command).await {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
         Command::Config(args) => config::config(&ctx, args).await,
         Command::Logs {
             reference,

@@ -64,18 +64,18 @@ pub async fn link(
         .await?;
     if ctx.output == Output::Json {
         let keys: Vec<&String> = vars.keys().collect();
-        println!(
+        outln!(
             "{}",
             serde_json::json!({ "linked": consumer, "vars": keys })
         );
         return Ok(());
     }
-    println!(
+    outln!(
         "{consumer} linked to redis {s}/{n}: {}",
         vars.keys().cloned().collect::<Vec<_>>().join(", ")
     );
     if !no_restart {
-        println!("{consumer}'s pods roll to pick it up");
+        outln!("{consumer}'s pods roll to pick it up");
     }
     Ok(())
 }
@@ -93,7 +93,7 @@ pub async fn unlink(
         .client
         .post(&format!("/v1/redis/{s}/{n}/unlink"), &body)
         .await?;
-    println!("{consumer} unlinked from redis {s}/{n}");
+    outln!("{consumer} unlinked from redis {s}/{n}");
     Ok(())
 }
 
@@ -114,16 +114,20 @@ pub async fn failover(
         .post(&format!("/v1/redis/{s}/{n}/failover"), &req)
         .await?;
     if ctx.output == Output::Json {
-        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
     } else if r.by_sentinels {
-        println!(
+        outln!(
             "redis {s}/{n}: the sentinels promoted {n}-{} (was {n}-{}) and agreed in {} ms",
-            r.to, r.from, r.write_pause_ms
+            r.to,
+            r.from,
+            r.write_pause_ms
         );
     } else {
-        println!(
+        outln!(
             "redis {s}/{n}: master is now {n}-{} (was {n}-{}); writes were held {} ms",
-            r.to, r.from, r.write_pause_ms
+            r.to,
+            r.from,
+            r.write_pause_ms
         );
     }
     Ok(())
@@ -143,9 +147,9 @@ pub async fn url(ctx: &Ctx, reference: &str, external: bool) -> Result<(), CliEr
         let host = e
             .external_host
             .ok_or_else(|| CliError::usage("the master pod is not running", "see `vd get pods`"))?;
-        println!("redis://default:{}@{host}:{}", e.password, e.port);
+        outln!("redis://default:{}@{host}:{}", e.password, e.port);
     } else {
-        println!("{}", e.url);
+        outln!("{}", e.url);
     }
     Ok(())
 }
@@ -159,7 +163,7 @@ pub async fn sentinel_url(ctx: &Ctx, reference: &str) -> Result<(), CliError> {
             "declare one: redis \"SCOPE\" \"NAME-ha\" { sentinel { monitor = \"SCOPE/NAME\" } }",
         )
     })?;
-    println!("{url}");
+    outln!("{url}");
     Ok(())
 }
 
@@ -191,7 +195,7 @@ pub async fn info(ctx: &Ctx, reference: &str) -> Result<(), CliError> {
         .await?;
     if ctx.output == Output::Json {
         let v = serde_json::json!({ "nodes": rows, "sentinels": sentinels });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(());
     }
     render::print(ctx.output, &rows, || {
@@ -218,7 +222,7 @@ pub async fn info(ctx: &Ctx, reference: &str) -> Result<(), CliError> {
         t
     });
     if let Some(rep) = sentinels {
-        println!(
+        outln!(
             "\nsentinels {} (quorum {}): {}",
             rep.sentinel,
             rep.quorum,
@@ -248,7 +252,7 @@ pub async fn info(ctx: &Ctx, reference: &str) -> Result<(), CliError> {
                 r.quorum.clone(),
             ]);
         }
-        println!("{t}");
+        outln!("{t}");
     }
     Ok(())
 }
@@ -261,6 +265,6 @@ pub async fn new_password(ctx: &Ctx, reference: &str, no_restart: bool) -> Resul
         .client
         .post(&format!("/v1/redis/{s}/{n}/new-password"), &body)
         .await?;
-    println!("redis {s}/{n}: new password set on every pod and linked consumer; the old one no longer works");
+    outln!("redis {s}/{n}: new password set on every pod and linked consumer; the old one no longer works");
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! `vd get`, `vd describe`, `vd delete`, `vd restart`, `vd events`.
+//! `vd get`, `vd ps`, `vd describe`, `vd delete`, `vd restart`, `vd scale`, `vd stop`,
+//! `vd start`, `vd events`.
 
 use super::Ctx;
 use crate::args::Output;
@@ -93,7 +94,9 @@ pub async fn get(ctx: &Ctx, kind: Option<&str>) -> Result<(), CliError> {
             let (ready, status) = match &v.status {
                 Some(s) => (
                     format!("{}/{}", s.ready, s.desired),
-                    if s.converged {
+                    if s.stopped {
+                        "stopped".to_string()
+                    } else if s.converged {
                         "ready".to_string()
                     } else {
                         s.message.clone().unwrap_or_else(|| "progressing".into())
@@ -130,7 +133,7 @@ pub async fn describe(ctx: &Ctx, reference: &str, expanded: bool) -> Result<(), 
         };
         let x = vd_core::redis::expand(&id, spec);
         if ctx.output == Output::Json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(
                     &serde_json::json!({ "statefulset": x.workload, "files": x.files })
@@ -139,36 +142,39 @@ pub async fn describe(ctx: &Ctx, reference: &str, expanded: bool) -> Result<(), 
             );
             return Ok(());
         }
-        println!(
+        outln!(
             "# statefulset {}/{} (expanded from {id})",
-            id.scope, id.name
+            id.scope,
+            id.name
         );
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&x.workload).unwrap_or_default()
         );
         for (key, content) in &x.files {
-            println!(
+            outln!(
                 "\n# file asset {}/{}.{key}",
                 id.scope,
                 vd_core::redis::generated_asset_name(&id.name)
             );
-            print!("{content}");
+            out!("{content}");
         }
         return Ok(());
     }
     if ctx.output == Output::Json {
-        println!("{}", serde_json::to_string_pretty(&d).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&d).unwrap_or_default());
         return Ok(());
     }
-    println!(
+    outln!(
         "{}  (revision {}, runtime {})",
-        d.resource.id, d.resource.revision, d.runtime
+        d.resource.id,
+        d.resource.revision,
+        d.runtime
     );
     match &d.resource.spec {
         Spec::Asset(a) => {
             for (k, v) in &a.files {
-                println!(
+                outln!(
                     "  file {k}: {} bytes, sha256 {}",
                     v.len(),
                     vd_core::hash::short(&vd_core::hash::content_digest(v.as_bytes()))
@@ -176,19 +182,19 @@ pub async fn describe(ctx: &Ctx, reference: &str, expanded: bool) -> Result<(), 
             }
         }
         Spec::Redis(r) => {
-            println!(
+            outln!(
                 "  redis:     {}",
                 serde_json::to_string(r).unwrap_or_default()
             );
             if let Some(f) = &r.failover {
                 let mode = if f.automatic { "automatic" } else { "off" };
-                println!("  failover:  {mode}, down after {}ms", f.down_after_ms);
+                outln!("  failover:  {mode}, down after {}ms", f.down_after_ms);
             }
         }
         Spec::Cronjob(c) => super::run::describe(c, d.cronjob.as_ref()),
         Spec::Workload(w) => {
             if let Some(s) = &d.resource.status {
-                println!(
+                outln!(
                     "  status:    {}/{} ready, {} current, spec {}{}",
                     s.ready,
                     s.desired,
@@ -201,10 +207,10 @@ pub async fn describe(ctx: &Ctx, reference: &str, expanded: bool) -> Result<(), 
                 );
             }
             if let Some(img) = &w.image {
-                println!("  image:     {img}");
+                outln!("  image:     {img}");
             }
-            println!("  command:   {}", w.command.join(" "));
-            println!(
+            outln!("  command:   {}", w.command.join(" "));
+            outln!(
                 "  ports:     {}",
                 w.ports
                     .iter()
@@ -213,10 +219,10 @@ pub async fn describe(ctx: &Ctx, reference: &str, expanded: bool) -> Result<(), 
                     .join(", ")
             );
             for c in &w.volume_claims {
-                println!("  claim:     {} at {}", c.name, c.mount_path);
+                outln!("  claim:     {} at {}", c.name, c.mount_path);
             }
             for v in &w.volumes {
-                println!(
+                outln!(
                     "  volume:    {} -> {}{}",
                     v.source,
                     v.target,
@@ -224,13 +230,13 @@ pub async fn describe(ctx: &Ctx, reference: &str, expanded: bool) -> Result<(), 
                 );
             }
             if !w.env.is_empty() {
-                println!(
+                outln!(
                     "  env:       {}",
                     w.env.keys().cloned().collect::<Vec<_>>().join(", ")
                 );
             }
             if !w.env_from.is_empty() {
-                println!("  env_from:  {}", w.env_from.join(", "));
+                outln!("  env_from:  {}", w.env_from.join(", "));
             }
             for (slot, p) in [
                 ("liveness", &w.probes.liveness),
@@ -238,19 +244,21 @@ pub async fn describe(ctx: &Ctx, reference: &str, expanded: bool) -> Result<(), 
                 ("startup", &w.probes.startup),
             ] {
                 if let Some(p) = p {
-                    println!(
+                    outln!(
                         "  {slot:<10} {:?} every {}ms, fail after {}",
-                        p.action, p.period_ms, p.failure_threshold
+                        p.action,
+                        p.period_ms,
+                        p.failure_threshold
                     );
                 }
             }
             if let Some(l) = &d.limits {
-                println!("  limits:    {l}");
+                outln!("  limits:    {l}");
             }
         }
     }
     if !d.pods.is_empty() {
-        println!();
+        outln!();
         let mut t = table(&[
             "POD", "READY", "STATE", "RESTARTS", "ADDRESS", "PID", "MESSAGE",
         ]);
@@ -265,7 +273,10 @@ pub async fn describe(ctx: &Ctx, reference: &str, expanded: bool) -> Result<(), 
                 p.message.clone().unwrap_or_default(),
             ]);
         }
-        println!("{}", t.to_string().trim_end());
+        outln!("{}", t.to_string().trim_end());
+    }
+    if !d.events.is_empty() {
+        outln!();
     }
     print_events(&d.events);
     Ok(())
@@ -275,7 +286,6 @@ fn print_events(events: &[Event]) {
     if events.is_empty() {
         return;
     }
-    println!();
     let mut t = table(&["AGE", "LEVEL", "OBJECT", "REASON", "MESSAGE"]);
     for e in events {
         let obj = e
@@ -291,7 +301,7 @@ fn print_events(events: &[Event]) {
             e.message.clone(),
         ]);
     }
-    println!("{}", t.to_string().trim_end());
+    outln!("{}", t.to_string().trim_end());
 }
 
 /// `vd delete KIND/SCOPE/NAME [--prune]`.
@@ -302,17 +312,17 @@ pub async fn delete(ctx: &Ctx, reference: &str, prune: bool) -> Result<(), CliEr
         .delete(&format!("{}?prune={prune}", path(&id)))
         .await?;
     if ctx.output == Output::Json {
-        println!("{out}");
+        outln!("{out}");
         return Ok(());
     }
-    println!("{id} deleted");
+    outln!("{id} deleted");
     if let Some(v) = out["pruned_volumes"].as_array() {
         for name in v.iter().filter_map(|v| v.as_str()) {
-            println!("volume {name} destroyed");
+            outln!("volume {name} destroyed");
         }
     }
     if !prune && id.kind == Kind::Statefulset {
-        println!("volumes kept; `vd delete {id} --prune` destroys them");
+        outln!("volumes kept; `vd delete {id} --prune` destroys them");
     }
     Ok(())
 }
@@ -324,7 +334,7 @@ pub async fn restart(ctx: &Ctx, reference: &str) -> Result<(), CliError> {
         .client
         .post(&format!("{}/restart", path(&id)), &())
         .await?;
-    println!("{id}: rolling restart started");
+    outln!("{id}: rolling restart started");
     Ok(())
 }
 
@@ -342,14 +352,97 @@ pub async fn events(ctx: &Ctx, reference: Option<&str>, limit: usize) -> Result<
     };
     let events: Vec<Event> = ctx.client.get(&format!("/v1/events{q}")).await?;
     if ctx.output == Output::Json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&events).unwrap_or_default()
         );
     } else if events.is_empty() {
-        println!("no events");
+        outln!("no events");
     } else {
         print_events(&events);
+    }
+    Ok(())
+}
+
+/// `vd describe KIND SCOPE/NAME`: the kind as its own word.
+pub fn two_word_ref(kind: &str, name: &str) -> Result<String, CliError> {
+    let kind = kind
+        .strip_suffix('s')
+        .filter(|k| Kind::parse(k).is_some())
+        .unwrap_or(kind);
+    if Kind::parse(kind).is_none() {
+        return Err(CliError::usage(
+            format!("`{kind}` is not a kind"),
+            "write `vd describe KIND SCOPE/NAME` (statefulset, deployment, redis, cronjob, asset) or `vd describe KIND/SCOPE/NAME`",
+        ));
+    }
+    Ok(format!("{kind}/{name}"))
+}
+
+/// `vd delete -f FILE…`: every resource the manifests declare, in reverse order (consumers
+/// before what they use).
+pub async fn delete_files(
+    ctx: &Ctx,
+    files: &[std::path::PathBuf],
+    prune: bool,
+) -> Result<(), CliError> {
+    let manifest = super::apply::load(files)?;
+    let stored: Vec<ResourceView> = ctx.client.get("/v1/resources").await?;
+    let mut deleted = 0;
+    for r in manifest.resources.iter().rev() {
+        if !stored.iter().any(|v| v.id == r.id) {
+            outln!("{} does not exist (skipped)", r.id);
+            continue;
+        }
+        delete(ctx, &r.id.to_string(), prune).await?;
+        deleted += 1;
+    }
+    if deleted == 0 {
+        outln!("nothing to delete");
+    }
+    Ok(())
+}
+
+/// `vd scale REF N`.
+pub async fn scale(
+    ctx: &Ctx,
+    reference: &str,
+    replicas: u32,
+    no_wait: bool,
+    timeout: std::time::Duration,
+) -> Result<(), CliError> {
+    let id = resolve_ref(ctx, reference).await?;
+    let resp: vd_server::types::ApplyResponse = ctx
+        .client
+        .post(
+            &format!("{}/scale", path(&id)),
+            &vd_server::api::ScaleRequest { replicas },
+        )
+        .await?;
+    outln!("{id} scaled to {replicas}");
+    if no_wait {
+        return Ok(());
+    }
+    super::apply::wait_ready(ctx, &super::apply::targets(&resp), timeout).await
+}
+
+/// `vd stop REF` / `vd start REF`.
+pub async fn stop_or_start(ctx: &Ctx, reference: &str, stop: bool) -> Result<(), CliError> {
+    let id = resolve_ref(ctx, reference).await?;
+    let verb = if stop { "stop" } else { "start" };
+    let out: serde_json::Value = ctx
+        .client
+        .post(&format!("{}/{verb}", path(&id)), &())
+        .await?;
+    if ctx.output == Output::Json {
+        outln!("{out}");
+        return Ok(());
+    }
+    match (stop, out["changed"].as_bool().unwrap_or(true)) {
+        (true, true) => outln!("{id} stopping (volumes kept); `vd start {id}` runs it again"),
+        (true, false) => outln!("{id} is stopped already"),
+        (false, true) => outln!("{id} starting"),
+        (false, false) => outln!("{id} was not stopped"),
     }
     Ok(())
 }

@@ -39,19 +39,19 @@ pub async fn restore(
         .post(&format!("/v1/redis/{s}/{n}/restore"), &req)
         .await?;
     if ctx.output == Output::Json {
-        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
         return Ok(());
     }
     let check = match r.checksum.as_str() {
         "disabled" => "CRC64 not checked (written with `rdbchecksum no`)".to_string(),
         c => format!("RDB version {}, {c} verified", r.rdb_version),
     };
-    println!(
+    outln!(
         "redis {s}/{n}: restored {} ({}; {check})",
         r.from,
         human_bytes(r.bytes)
     );
-    println!(
+    outln!(
         "{} keys loaded by {} (master down {}), {} in all",
         r.keys,
         r.master_pod,
@@ -59,10 +59,10 @@ pub async fn restore(
         human_ms(r.duration_ms)
     );
     if r.aof_rebuilt {
-        println!("appendonly yes: the AOF was rebuilt with the restored file as its base");
+        outln!("appendonly yes: the AOF was rebuilt with the restored file as its base");
     }
     if let Some(sentinel) = &r.sentinel {
-        println!("the sentinels of {sentinel} monitor {} again", r.master_pod);
+        outln!("the sentinels of {sentinel} monitor {} again", r.master_pod);
     }
     if !r.replicas.is_empty() {
         let mut t = table(&["REPLICA", "SYNCED", "LINK", "KEYS", "DETAIL"]);
@@ -80,7 +80,7 @@ pub async fn restore(
                 row.detail.clone().unwrap_or_default(),
             ]);
         }
-        println!("{t}");
+        outln!("{t}");
     }
     Ok(())
 }

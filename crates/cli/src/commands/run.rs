@@ -5,7 +5,6 @@ use super::Ctx;
 use crate::args::Output;
 use crate::error::CliError;
 use crate::render::{self, age, table};
-use std::io::Write;
 use vd_core::{CronjobSpec, Kind, ResourceRef};
 use vd_server::orchestration::cronjob::describe_end;
 use vd_server::types::{CronjobView, RunRecord, RunRequest, RunResult, RunStatus};
@@ -70,21 +69,20 @@ pub async fn run(ctx: &Ctx, reference: &str, detach: bool) -> Result<(), CliErro
         .post(&format!("{}/run", api_path(&id)), &RunRequest { detach })
         .await?;
     if ctx.output == Output::Json {
-        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
     } else if detach {
-        println!(
+        outln!(
             "{id}: run {} started (pod {}); `vd describe {id}` shows how it ends",
-            r.run.id, r.run.pod
+            r.run.id,
+            r.run.pod
         );
     } else {
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(output(r.log.as_deref().unwrap_or_default()).as_bytes());
-        let _ = out.flush();
+        out!("{}", output(r.log.as_deref().unwrap_or_default()));
     }
     match r.run.status {
         RunStatus::Succeeded | RunStatus::Running => {
             if ctx.output == Output::Table && !detach {
-                println!("{id}: run {} succeeded in {}", r.run.id, took(&r.run));
+                outln!("{id}: run {} succeeded in {}", r.run.id, took(&r.run));
             }
             Ok(())
         }
@@ -137,25 +135,25 @@ pub async fn list(ctx: &Ctx) -> Result<(), CliError> {
 
 /// The cronjob part of `vd describe` (table output).
 pub fn describe(spec: &CronjobSpec, view: Option<&CronjobView>) {
-    println!("  schedule:    {} (UTC)", spec.schedule);
+    outln!("  schedule:    {} (UTC)", spec.schedule);
     if let Some(next) = view.and_then(|v| v.next_run) {
-        println!("  next run:    {}", utc(next));
+        outln!("  next run:    {}", utc(next));
     }
     if let Some(img) = &spec.image {
-        println!("  image:       {img}");
+        outln!("  image:       {img}");
     }
-    println!("  command:     {}", spec.command.join(" "));
+    outln!("  command:     {}", spec.command.join(" "));
     if !spec.env.is_empty() {
-        println!(
+        outln!(
             "  env:         {}",
             spec.env.keys().cloned().collect::<Vec<_>>().join(", ")
         );
     }
     if !spec.env_from.is_empty() {
-        println!("  env_from:    {}", spec.env_from.join(", "));
+        outln!("  env_from:    {}", spec.env_from.join(", "));
     }
     for v in &spec.volumes {
-        println!(
+        outln!(
             "  volume:      {} -> {}{}",
             v.source,
             v.target,
@@ -166,23 +164,23 @@ pub fn describe(spec: &CronjobSpec, view: Option<&CronjobView>) {
         .timeout_ms
         .map(|t| format!(", timeout {}s", t / 1000))
         .unwrap_or_default();
-    println!(
+    outln!(
         "  concurrency: {}, keep {}{timeout}",
         spec.concurrency.as_str(),
         spec.keep
     );
     let Some(v) = view else { return };
     if v.skipped > 0 {
-        println!(
+        outln!(
             "  skipped:     {} slot(s) while a run still went",
             v.skipped
         );
     }
     if v.runs.is_empty() {
-        println!("\nno runs yet; `vd run {}` runs it now", v.id);
+        outln!("\nno runs yet; `vd run {}` runs it now", v.id);
         return;
     }
-    println!();
+    outln!();
     let mut t = table(&["RUN", "TRIGGER", "STARTED", "TOOK", "STATUS", "LOG"]);
     for r in &v.runs {
         t.add_row(vec![
@@ -197,7 +195,7 @@ pub fn describe(spec: &CronjobSpec, view: Option<&CronjobView>) {
             r.log.clone(),
         ]);
     }
-    println!("{}", t.to_string().trim_end());
+    outln!("{}", t.to_string().trim_end());
 }
 
 /// `vd logs cronjob/S/N [--run N] [--tail N]`: the last run's log, or run N's.
@@ -240,11 +238,9 @@ pub async fn logs(
     } else {
         lines.len().saturating_sub(tail)
     };
-    let mut out = std::io::stdout().lock();
     for l in &lines[from..] {
-        let _ = writeln!(out, "{l}");
+        outln!("{l}");
     }
-    drop(out);
     if follow && r.status == RunStatus::Running {
         // Follow this one file until the run ends.
         let mut offset = text.len();
@@ -252,7 +248,7 @@ pub async fn logs(
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             let now = std::fs::read_to_string(&r.log).unwrap_or_default();
             if now.len() > offset {
-                print!("{}", output(&now[offset..]));
+                out!("{}", output(&now[offset..]));
                 offset = now.len();
             }
             let v: CronjobView = ctx.client.get(&api_path(id)).await?;
@@ -263,7 +259,7 @@ pub async fn logs(
             if !still {
                 let now = std::fs::read_to_string(&r.log).unwrap_or_default();
                 if now.len() > offset {
-                    print!("{}", output(&now[offset..]));
+                    out!("{}", output(&now[offset..]));
                 }
                 return Ok(());
             }

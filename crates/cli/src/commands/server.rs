@@ -117,7 +117,7 @@ pub async fn shutdown(ctx: &Ctx, stop_pods: bool) -> Result<(), CliError> {
         .client
         .post("/v1/shutdown", &ShutdownRequest { stop_pods })
         .await?;
-    println!(
+    outln!(
         "server stopping{}",
         if stop_pods {
             " (pods stopped, volumes kept)"
@@ -170,7 +170,7 @@ pub async fn up(
     };
     let resp = send(ctx, &manifest, false).await?;
     for c in &resp.changes {
-        println!("{} {:?} (revision {})", c.id, c.change, c.revision);
+        outln!("{} {:?} (revision {})", c.id, c.change, c.revision);
     }
     let workloads = targets(&resp);
     wait_ready(ctx, &workloads, Duration::from_secs(300)).await?;

@@ -9,6 +9,7 @@ use crate::diag::Diagnostic;
 use crate::Options;
 use hcl_edit::structure::Block;
 use hcl_edit::Span;
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,11 +28,18 @@ pub(super) struct Cx<'a> {
     pub(super) errors: Vec<Diagnostic>,
     /// Field spans of the resource being lowered.
     pub(super) spans: Vec<(String, Range<usize>)>,
+    /// What each `${VAR:-default}` placeholder stands for (see `mask`).
+    pub(super) defaults: BTreeMap<String, String>,
 }
 
 impl<'a> Cx<'a> {
     /// A fresh state for the file `path` with contents `text`.
-    pub(super) fn new(path: &'a Path, text: &'a Arc<str>, opts: &'a Options) -> Self {
+    pub(super) fn new(
+        path: &'a Path,
+        text: &'a Arc<str>,
+        opts: &'a Options,
+        defaults: BTreeMap<String, String>,
+    ) -> Self {
         let base_dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -43,6 +51,7 @@ impl<'a> Cx<'a> {
             opts,
             errors: Vec::new(),
             spans: Vec::new(),
+            defaults,
         }
     }
 }

@@ -150,7 +150,10 @@ impl Cx<'_> {
             );
             return None;
         };
-        let text = format!("${{{path}}}");
+        let text = match self.defaults.get(&path) {
+            Some(original) => format!("${{{original}}}"),
+            None => format!("${{{path}}}"),
+        };
         let parts = match template::parse(&text) {
             Ok(parts) => parts,
             Err(e) => {

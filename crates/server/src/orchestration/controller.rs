@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
+use vd_core::env::EnvMap;
 use vd_core::event::{Level, Reason};
 use vd_core::naming::pod_name;
 use vd_core::pod::PodTemplate;
@@ -328,6 +329,17 @@ impl Controller {
         PodHold::new(shared, cmd, why)
     }
 
+    /// A running pod's handle and the env its exec probes use now (a rotated password
+    /// reaches them without a restart), for `vd exec`.
+    pub fn running_pod(
+        &self,
+        pod: &str,
+    ) -> Option<(std::sync::Arc<dyn vd_runtime::RunningPod>, Option<EnvMap>)> {
+        let pods = self.pods.lock().ok()?;
+        let s = pods.get(pod)?.shared.lock().ok()?;
+        Some((s.running.clone()?.0, s.probe_env.clone()))
+    }
+
     /// Snapshot of every pod.
     pub fn pod_views(&self) -> Vec<PodView> {
         let Ok(pods) = self.pods.lock() else {
@@ -375,6 +387,36 @@ impl Controller {
             out.insert(&scope, name.as_deref(), vars);
         }
         Ok(out)
+    }
+
+    /// Whether a workload was stopped with `vd stop` (and not started since).
+    pub fn is_stopped(&self, id: &ResourceRef) -> Result<bool, ServerError> {
+        Ok(self.store.meta(&MetaKey::Stopped(id.clone()))?.is_some())
+    }
+
+    /// Stops a workload's pods (top-down, volumes kept) until [`Controller::start_workload`];
+    /// `false` when it was stopped already.
+    pub fn stop_workload(&self, id: &ResourceRef) -> Result<bool, ServerError> {
+        if self.is_stopped(id)? {
+            return Ok(false);
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis().to_string())
+            .unwrap_or_default();
+        self.store.set_meta(&MetaKey::Stopped(id.clone()), &now)?;
+        self.notify();
+        Ok(true)
+    }
+
+    /// Runs a stopped workload's pods again; `false` when it was not stopped.
+    pub fn start_workload(&self, id: &ResourceRef) -> Result<bool, ServerError> {
+        if !self.is_stopped(id)? {
+            return Ok(false);
+        }
+        self.store.delete_meta(&MetaKey::Stopped(id.clone()))?;
+        self.notify();
+        Ok(true)
     }
 
     /// The restart generation of a workload (`vd restart` bumps it; part of its hash).

@@ -6,6 +6,7 @@ use crate::types::{PodState, PodView};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use vd_core::ResourceRef;
+use vd_runtime::RunningPod;
 
 /// What the controller can ask of a pod's supervisor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +21,16 @@ pub enum PodCmd {
     Release,
 }
 
+/// A running pod's handle in the pod table: commands run in it through the runtime.
+#[derive(Clone)]
+pub struct ExecHandle(pub Arc<dyn RunningPod>);
+
+impl std::fmt::Debug for ExecHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ExecHandle({})", self.0.info().pod)
+    }
+}
+
 /// State a supervisor shares with the controller.
 #[derive(Debug, Clone)]
 pub struct PodShared {
@@ -31,6 +42,8 @@ pub struct PodShared {
     pub probe_env: Option<std::collections::BTreeMap<String, String>>,
     /// The hash the pod counts as running after a `--no-restart` config change.
     pub hash_override: Option<String>,
+    /// The running process, for `vd exec` (none while the pod does not run).
+    pub running: Option<ExecHandle>,
     /// Kept stopped (neither restarted nor replaced) while set, with why: `vd redis:restore`
     /// replaces the files of a stopped master. See [`PodHold`].
     pub held: Option<String>,
@@ -58,6 +71,7 @@ impl PodShared {
                 message: None,
             },
             terminating: false,
+            running: None,
             probe_env: None,
             hash_override: None,
             held: None,

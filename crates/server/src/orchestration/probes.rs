@@ -38,12 +38,14 @@ pub enum ProbeError {
         source: std::io::Error,
     },
     /// A command exited non-zero.
-    #[error("`{command}` exited with {code}")]
+    #[error("`{command}` exited with {code}{}", said.as_ref().map(|s| format!(": {s}")).unwrap_or_default())]
     ExitCode {
         /// The command line.
         command: String,
         /// Its exit code.
         code: i32,
+        /// The last line it printed, if any.
+        said: Option<String>,
     },
     /// A command could not be run.
     #[error("`{command}`: {source}")]
@@ -97,10 +99,13 @@ pub async fn check(
             }
         }
         ProbeAction::Exec { command } => match pod.exec(command, env, timeout).await {
-            Ok(0) => Ok(()),
-            Ok(code) => Err(ProbeError::ExitCode {
+            // Tools such as `redis-cli ping` exit 0 while printing an error (`NOAUTH ...`);
+            // only the exit code counts, as in Kubernetes.
+            Ok(out) if out.code == 0 => Ok(()),
+            Ok(out) => Err(ProbeError::ExitCode {
                 command: command.join(" "),
-                code,
+                code: out.code,
+                said: out.last_line(),
             }),
             Err(source) => Err(ProbeError::Exec {
                 command: command.join(" "),

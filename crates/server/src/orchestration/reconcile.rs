@@ -61,6 +61,12 @@ impl Controller {
             let Some(spec) = vd_core::workload::workload_of(&r.resource) else {
                 continue;
             };
+            // A stopped workload keeps its spec and volumes and runs no pods until started.
+            let stopped = self.is_stopped(id)?;
+            let mut spec = spec;
+            if stopped {
+                spec.replicas = 0;
+            }
             let spec = &spec;
             let ordering = if matches!(id.kind, Kind::Statefulset | Kind::Redis) {
                 Ordering::Ordered
@@ -70,6 +76,7 @@ impl Controller {
             let mut status = WorkloadStatus {
                 desired: spec.replicas,
                 revision: r.revision,
+                stopped,
                 ..Default::default()
             };
             let hash = match self.desired_in(id, spec, &assets, &buckets)? {

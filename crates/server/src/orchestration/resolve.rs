@@ -187,12 +187,20 @@ pub fn template(
                 digest_of.insert(p.clone(), content_digest(content.as_bytes()));
                 Ok(p)
             }
-            TemplateRef::Var(v) if IDENTITY_VARS.contains(&v.as_str()) => Ok(format!("\0{v}\0")),
+            // Per-pod identity is filled in at launch, and is never empty.
+            TemplateRef::Var(v) | TemplateRef::VarOr { name: v, .. }
+                if IDENTITY_VARS.contains(&v.as_str()) =>
+            {
+                Ok(format!("\0{v}\0"))
+            }
             TemplateRef::Var(v) => lookup.get(v).cloned().ok_or_else(|| {
                 format!(
                     "variable `{v}` is not set in this resource's config or its env_from buckets"
                 )
             }),
+            TemplateRef::VarOr { name, default } => {
+                Ok(template::or_default(lookup.get(name).cloned(), default))
+            }
         });
         match out {
             Ok(v) => v,
@@ -216,6 +224,20 @@ pub fn template(
         .enumerate()
         .map(|(i, c)| render(format!("command[{i}]"), c, &mut problems))
         .collect();
+    // The image is resolved once for every pod: a per-pod variable has no single value here,
+    // and an unresolved one is a problem at `image`, never a literal `${...}` in the name.
+    let image = spec.image.as_ref().map(|i| {
+        let rendered = render("image".into(), i, &mut problems);
+        if rendered.contains('\0') {
+            problems.push(problem(
+                id,
+                "image".into(),
+                format!("`{i}` names a per-pod variable; an image is the same for every pod"),
+                Some("use a variable from the resource's config or env_from buckets"),
+            ));
+        }
+        rendered
+    });
     let manifest_env: EnvMap = spec
         .env
         .iter()
@@ -279,7 +301,7 @@ pub fn template(
     }
     .merge();
     Ok(PodTemplate {
-        image: spec.image.clone(),
+        image,
         command,
         env,
         ports: spec.ports.clone(),

@@ -3,7 +3,7 @@
 
 use crate::error::ServerError;
 use crate::orchestration::controller::{Controller, LaunchError, PodEntry};
-use crate::orchestration::pods::{PodCmd, PodShared};
+use crate::orchestration::pods::{ExecHandle, PodCmd, PodShared};
 use crate::orchestration::probes::{check, ProbeError};
 use crate::types::PodState;
 use std::sync::{Arc, Mutex};
@@ -85,7 +85,8 @@ pub async fn run(
         pod: pod.clone(),
     };
     let hooks = ctl.hooks();
-    let mut adopted = adopted;
+    // Shared: the pod table keeps a handle so `vd exec` reaches the running process.
+    let mut adopted: Option<Arc<dyn RunningPod>> = adopted.map(Arc::from);
     let mut crashes: u32 = 0;
     loop {
         let fresh = adopted.is_none();
@@ -136,7 +137,7 @@ pub async fn run(
                         ctl.runtime
                             .start(&launch)
                             .await
-                            .map(|p| (p, probes))
+                            .map(|p| (Arc::<dyn RunningPod>::from(p), probes))
                             .map_err(LaunchError::from)
                     }
                     Err(e) => Err(e),
@@ -188,6 +189,7 @@ pub async fn run(
         let info = running.info().clone();
         let no_gate = probes.readiness.is_none() && probes.startup.is_none();
         sup.update(|s| {
+            s.running = Some(ExecHandle(running.clone()));
             s.view.state = PodState::Running;
             s.view.pid = info.pid;
             s.view.id = Some(info.id.clone());
@@ -242,6 +244,7 @@ pub async fn run(
                     s.view.restarts += 1;
                     s.view.ready = false;
                     s.view.pid = None;
+                    s.running = None;
                     s.view.message = Some(msg.clone());
                     s.view.state = if crashes >= 3 {
                         PodState::CrashLoopBackOff
@@ -417,11 +420,12 @@ fn addresses(ip: &str, ctl: &Controller, owner: &ResourceRef) -> Vec<String> {
         .collect()
 }
 
-async fn finish(sup: &Sup, running: Option<Box<dyn RunningPod>>) {
+async fn finish(sup: &Sup, running: Option<Arc<dyn RunningPod>>) {
     sup.update(|s| {
         s.view.state = PodState::Stopping;
         s.view.ready = false;
         s.terminating = true;
+        s.running = None;
     });
     if let Some(r) = running {
         if let Err(e) = r.stop(GRACE).await {
@@ -462,6 +466,7 @@ async fn wait_held(sup: &Sup, rx: &mut mpsc::UnboundedReceiver<PodCmd>) -> Optio
         s.view.state = PodState::Held;
         s.view.ready = false;
         s.view.pid = None;
+        s.running = None;
         s.view.message = Some(why.clone());
     });
     while is_held(sup) {

@@ -51,7 +51,14 @@ fn stored(ctl: &Controller, id: &ResourceRef) -> Result<(u64, Option<Pending>), 
 }
 
 /// `down_after` when the redis has automatic failover on, with at least two pods.
+/// A stopped redis has no failover: its pods are gone on purpose.
 fn automatic(ctl: &Controller, id: &ResourceRef) -> Option<(u32, Duration)> {
+    match ctl.is_stopped(id) {
+        Ok(true) => return None,
+        Ok(false) => {}
+        // Carry on as if it runs: a failover task that idles costs nothing.
+        Err(e) => tracing::warn!(redis = %id, error = %e, "could not read whether it is stopped"),
+    }
     let spec = r::load(ctl, id).ok()?;
     let f = spec.failover.as_ref().filter(|f| f.automatic)?;
     let replicas = spec.replicas.unwrap_or(1);

@@ -32,8 +32,10 @@ pub struct NodeInfo {
 
 /// `vd redis:info`.
 pub async fn info(ctl: &Controller, scope: &str, name: &str) -> Result<Vec<NodeInfo>, ServerError> {
-    let id = redis_ref(scope, name);
-    load(ctl, &id)?;
+    let asked = redis_ref(scope, name);
+    // A sentinel sibling answers with the pods of the redis it watches (its own sentinels are
+    // the sentinel report's).
+    let id = vd_core::redis::topology::monitor_of(&load(ctl, &asked)?).unwrap_or(asked);
     let pw = facts::password(ctl, &id)?;
     let mut rows = Vec::new();
     let mut master_offset = None;

@@ -65,7 +65,9 @@ pub async fn failover(
     req: &FailoverRequest,
 ) -> Result<FailoverReport, ServerError> {
     let ctl = &ops.ctl;
-    let id = redis_ref(scope, name);
+    let asked = redis_ref(scope, name);
+    // A sentinel sibling asks its sentinels to fail over the redis it watches.
+    let id = vd_core::redis::topology::monitor_of(&load(ctl, &asked)?).unwrap_or(asked);
     let spec = load(ctl, &id)?;
     if let Some((sid, sspec)) = watcher_of(ctl, &id)? {
         return crate::redis::sentinel::failover(ops, &id, &sid, &sspec, req).await;

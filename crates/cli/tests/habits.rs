@@ -1,0 +1,237 @@
+//! What a user coming from voodu types and writes: shell-style defaults in manifests, the
+//! everyday verbs (`ps`, `scale`, `stop`/`start`, `exec`, two-word `describe`, `logs POD`,
+//! `delete -f`), messages that say what to do, and output piped into a reader that stops early.
+
+// Failures in tests are panics by design; clippy's allow-unwrap-in-tests does not reach
+// helpers outside `#[test]` functions in integration tests and benches.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{on_every_runtime, unwrapped, Vd};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(60);
+
+fn kv(replicas: u32, extra: &str) -> String {
+    format!(
+        r#"
+statefulset "demo" "kv" {{
+  image    = "redis:${{VERSION:-7-alpine}}"
+  replicas = {replicas}
+  command  = ["redis-server", "--bind", "${{VOODU_POD_IP}}", "--port", "${{PORT:-6379}}", "--save", "", "--protected-mode", "no"]
+  ports    = ["6379"]
+  probes {{
+    readiness {{
+      tcp_socket {{ port = 6379 }}
+      period = "200ms"
+    }}
+  }}
+  {extra}
+}}
+"#
+    )
+}
+
+fn pod_count(vd: &Vd) -> usize {
+    vd.pods().iter().filter(|p| p["name"] == "kv").count()
+}
+
+/// `${VAR:-default}` resolves with its default when the variable is unset, with the bucket's
+/// value once set; a `${VAR}` nothing sets is refused at its line instead of kept literally.
+fn shell_style_defaults_resolve_and_unresolved_ones_are_refused() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    vd.apply(&vd.manifest("kv.hcl", &kv(1, "")));
+    let pod = vd.pod("demo-kv.0").unwrap();
+    assert_eq!(pod["ready"], true, "{pod}");
+    let mut c = common::redis(&vd.ip("demo-kv.0"), 6379);
+    let pong: String = redis::cmd("PING").query(&mut c).unwrap();
+    assert_eq!(pong, "PONG");
+
+    let file = vd.manifest(
+        "bad.hcl",
+        "statefulset \"demo\" \"bad\" {\n  image   = \"redis:${NOPE}\"\n  command = [\"sleep\", \"1000\"]\n}\n",
+    );
+    let err = unwrapped(&vd.vd_fails(&["apply", "-f", &file]));
+    assert!(
+        err.contains("variable `NOPE` is not set") && err.contains("bad.hcl:2:"),
+        "{err}"
+    );
+    assert!(
+        vd.pods().iter().all(|p| p["name"] != "bad"),
+        "a refused apply starts nothing"
+    );
+    vd.vd(&["config", "demo/bad", "set", "NOPE=7-alpine"]);
+    vd.apply(&file);
+}
+
+/// The verbs a voodu user types, each doing what it says.
+fn everyday_verbs() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    let file = vd.manifest("kv.hcl", &kv(2, ""));
+    vd.apply(&file);
+
+    let ps: serde_json::Value = serde_json::from_str(&vd.vd(&["ps", "-o", "json"])).unwrap();
+    assert_eq!(ps.as_array().map(Vec::len), Some(2), "{ps}");
+
+    vd.vd(&["scale", "demo/kv", "3"]);
+    assert_eq!(pod_count(&vd), 3);
+    vd.vd(&["scale", "statefulset/demo/kv", "1"]);
+    vd.wait_for("scaled in to one pod", T, || pod_count(&vd) == 1);
+
+    // exec: the command's own output and exit code, inside the pod.
+    let out = vd.try_vd(&[
+        "exec",
+        "demo/kv",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("err"));
+    let pong = vd.vd(&[
+        "exec",
+        "demo-kv.0",
+        "--",
+        "sh",
+        "-c",
+        "redis-cli -h \"$VOODU_POD_IP\" ping",
+    ]);
+    assert_eq!(pong.trim(), "PONG");
+
+    // Two-word describe, and logs by pod name.
+    let d = vd.vd(&["describe", "statefulset", "demo/kv"]);
+    assert!(d.contains("statefulset/demo/kv"), "{d}");
+    let logs = vd.vd(&["logs", "demo-kv.0"]);
+    assert!(logs.contains("Ready to accept connections"), "{logs}");
+
+    // stop keeps the spec and the volumes and runs nothing; start brings the pods back.
+    vd.vd(&["stop", "demo/kv"]);
+    vd.wait_for("no pod left", T, || pod_count(&vd) == 0);
+    let get = vd.vd(&["get", "statefulsets"]);
+    assert!(get.contains("stopped"), "{get}");
+    vd.vd(&["start", "demo/kv"]);
+    vd.wait_for("the pod back and ready", T, || {
+        vd.pod("demo-kv.0").is_some_and(|p| p["ready"] == true)
+    });
+    assert!(vd.events().iter().any(|e| e["reason"] == "WorkloadStopped"));
+
+    // delete -f: what the manifest declares.
+    vd.vd(&["delete", "-f", &file]);
+    vd.wait_for("every pod gone", T, || pod_count(&vd) == 0);
+    assert!(!vd.vd(&["get"]).contains("demo"));
+}
+
+/// An apply that times out says which probe fails and what it printed.
+fn apply_timeout_names_the_failing_probe() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    let text = kv(1, "").replace(
+        "tcp_socket { port = 6379 }",
+        r#"exec { command = ["sh", "-c", "echo the cache is not warm yet >&2; exit 1"] }"#,
+    );
+    let file = vd.manifest("slow.hcl", &text);
+    let err = unwrapped(&vd.vd_fails(&["apply", "-f", &file, "--timeout", "4s"]));
+    assert!(
+        err.contains("not ready after")
+            && err.contains("demo-kv.0")
+            && err.contains("readiness")
+            && err.contains("the cache is not warm yet"),
+        "{err}"
+    );
+}
+
+/// A long listing piped into a reader that stops after one line: the command ends at once,
+/// quietly, with the status a shell reports for SIGPIPE.
+fn output_into_a_reader_that_stops_early() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    vd.apply(&vd.manifest(
+        "talk.hcl",
+        r#"
+statefulset "demo" "talk" {
+  image   = "alpine:latest"
+  command = ["sh", "-c", "seq 1 60000; exec sleep 100000"]
+}
+"#,
+    ));
+    vd.wait_for("a long log", T, || {
+        std::fs::metadata(vd.path().join("logs/demo-talk.0.log")).is_ok_and(|m| m.len() > 256 << 10)
+    });
+    let mut child = Command::new(common::bin())
+        .arg("--root")
+        .arg(vd.path())
+        .args(["logs", "demo-talk.0"])
+        .env_remove("VD_ROOT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader is gone now.
+    let out = child.wait_with_output().unwrap();
+    assert!(!first.trim().is_empty(), "the first line arrived");
+    assert_eq!(out.status.code(), Some(141), "{:?}", out.status);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.is_empty(), "no panic, no message: {stderr}");
+}
+
+/// A mistyped verb never gets a destructive suggestion (no server needed).
+fn typos_are_never_steered_to_destructive_verbs() {
+    let vd = Vd::start();
+    for (typed, safe) in [
+        ("stp", None),
+        ("shutdwn", None),
+        ("delte", None),
+        ("evnets", Some("events")),
+    ] {
+        let out = vd.try_vd(&[typed]);
+        assert_eq!(out.status.code(), Some(2), "{typed}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("unknown command `{typed}`")), "{err}");
+        for bad in ["`vd stop`", "`vd shutdown`", "`vd delete`"] {
+            assert!(!err.contains(bad), "{typed}: {err}");
+        }
+        if let Some(s) = safe {
+            assert!(err.contains(&format!("`vd {s}`")), "{err}");
+        }
+    }
+}
+
+/// Without a command the process runtime cannot run a statefulset; the refusal says what to do.
+fn no_command_says_what_to_do_instead() {
+    if common::is_docker() {
+        return; // the image's own command runs there
+    }
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    let file = vd.manifest(
+        "nocmd.hcl",
+        "statefulset \"demo\" \"nocmd\" {\n  image = \"redis:7-alpine\"\n}\n",
+    );
+    let err = unwrapped(&vd.vd_fails(&["apply", "-f", &file]));
+    assert!(
+        err.contains("has no command")
+            && err.contains("--runtime docker")
+            && err.contains("command = ["),
+        "{err}"
+    );
+}
+
+on_every_runtime!(
+    shell_style_defaults_resolve_and_unresolved_ones_are_refused,
+    everyday_verbs,
+    apply_timeout_names_the_failing_probe,
+    output_into_a_reader_that_stops_early,
+    typos_are_never_steered_to_destructive_verbs,
+    no_command_says_what_to_do_instead,
+);
