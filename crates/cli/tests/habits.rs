@@ -227,7 +227,108 @@ fn no_command_says_what_to_do_instead() {
     );
 }
 
+/// Every pod is its own network host: two pods of different workloads both bind every
+/// address on 6379, each answers on its own loopback, and their data stays apart.
+fn two_pods_bind_the_same_port_on_every_address() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    for scope in ["a", "b"] {
+        vd.apply(&vd.manifest(
+            &format!("{scope}.hcl"),
+            &format!(
+                r#"
+statefulset "{scope}" "kv" {{
+  image   = "redis:7-alpine"
+  command = ["redis-server", "--appendonly", "yes"]
+  volume_claim "data" {{
+    mount_path = "/data"
+  }}
+}}
+"#
+            ),
+        ));
+    }
+    for scope in ["a", "b"] {
+        let r = format!("{scope}/kv");
+        vd.wait_for(&format!("{r} answers on its own loopback"), T, || {
+            vd.try_vd(&["exec", &r, "--", "redis-cli", "ping"])
+                .stdout
+                .starts_with(b"PONG")
+        });
+    }
+    vd.vd(&["exec", "a/kv", "--", "redis-cli", "set", "who", "a"]);
+    let b = vd.vd(&["exec", "b/kv", "--", "redis-cli", "get", "who"]);
+    assert_eq!(b.trim(), "", "b's redis is not a's");
+    for pod in ["a-kv.0", "b-kv.0"] {
+        let p = vd.pod(pod).unwrap();
+        assert_eq!(p["restarts"], 0, "{pod} never failed to bind: {p}");
+    }
+}
+
+/// A redis with the documented default probes written out verbatim, whose readiness check is
+/// a bare `redis-cli ping` (the pod's own loopback, the password from the pod's env), becomes
+/// ready.
+fn documented_probes_written_out_verbatim() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    vd.apply(&vd.manifest(
+        "r.hcl",
+        r#"
+redis "data" "cache" {
+  probes {
+    liveness {
+      tcp_socket { port = 6379 }
+      period            = "10s"
+      failure_threshold = 3
+    }
+    readiness {
+      exec { command = ["redis-cli", "ping"] }
+      period            = "5s"
+      failure_threshold = 1
+      success_threshold = 2
+    }
+  }
+}
+"#,
+    ));
+    let p = vd.pod("data-cache.0").unwrap();
+    assert_eq!(p["ready"], true, "{p}");
+}
+
+/// A port already taken: the exit says which pod and which port, not only the program's
+/// "Address already in use".
+fn a_taken_port_names_the_pod_and_the_port() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    vd.vd(&[
+        "apply",
+        "--no-wait",
+        "-f",
+        &vd.manifest(
+            "dup.hcl",
+            r#"
+statefulset "demo" "dup" {
+  image   = "redis:7-alpine"
+  command = ["sh", "-c", "redis-server --port 6379 --save '' --daemonize yes; sleep 1; exec redis-server --port 6379 --save ''"]
+  ports   = ["6379"]
+}
+"#,
+        ),
+    ]);
+    vd.wait_for("the exit event", T, || {
+        vd.events().iter().any(|e| {
+            e["reason"] == "Exited"
+                && e["message"].as_str().is_some_and(|m| {
+                    m.contains("pod demo-dup.0 could not listen") && m.contains("(6379)")
+                })
+        })
+    });
+}
+
 on_every_runtime!(
+    a_taken_port_names_the_pod_and_the_port,
+    two_pods_bind_the_same_port_on_every_address,
+    documented_probes_written_out_verbatim,
     shell_style_defaults_resolve_and_unresolved_ones_are_refused,
     everyday_verbs,
     apply_timeout_names_the_failing_probe,

@@ -23,12 +23,30 @@ const SOURCE_PW_URL: &str = "s3cr%40t%3Apw%2Fx";
 const DB0_KEYS: usize = 20_000 + 5 * 40 + 1;
 const DB2_KEYS: usize = 500;
 
-/// A redis-server the test starts on 127.0.0.1 and a free port with a password and extra
-/// config lines; killed when dropped, also when the test fails.
+/// A redis-server the test starts on the host with a password and extra config lines, on a
+/// free port of the address where the target's pods reach the host (the process runtime:
+/// the host's address on the pods' network; docker: loopback, which containers cannot reach);
+/// killed when dropped, also when the test fails.
 struct Source {
     child: Child,
+    host: String,
     port: u16,
     dir: tempfile::TempDir,
+}
+
+/// Where a source on this host listens: on the process runtime, the host's address on the
+/// pods' network (`127.X.0.1`, X from a pod's address), which pods reach; on docker, loopback.
+fn source_host(vd: &Vd) -> String {
+    if common::is_docker() {
+        return "127.0.0.1".into();
+    }
+    let ip = vd.ip("data-cache.0");
+    let mut octets = ip.split('.');
+    format!(
+        "{}.{}.0.1",
+        octets.next().unwrap_or("127"),
+        octets.next().unwrap_or("0")
+    )
 }
 
 /// A connection to a source server, authenticated; `None` while it does not answer.
@@ -42,8 +60,9 @@ fn source_conn(host: &str, port: u16) -> Option<redis::Connection> {
 }
 
 impl Source {
-    fn start(extra: &str) -> Source {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
+    fn start(vd: &Vd, extra: &str) -> Source {
+        let host = source_host(vd);
+        let port = std::net::TcpListener::bind((host.as_str(), 0))
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
@@ -52,7 +71,7 @@ impl Source {
         std::fs::write(
             &conf,
             format!(
-                "bind 127.0.0.1\nport {port}\nrequirepass \"{SOURCE_PW}\"\nsave \"\"\nappendonly no\ndir {}\n{extra}\n",
+                "bind {host}\nport {port}\nrequirepass \"{SOURCE_PW}\"\nsave \"\"\nappendonly no\ndir {}\n{extra}\n",
                 dir.path().display()
             ),
         )
@@ -64,7 +83,12 @@ impl Source {
             .stderr(Stdio::null())
             .spawn()
             .expect("start redis-server");
-        let s = Source { child, port, dir };
+        let s = Source {
+            child,
+            host,
+            port,
+            dir,
+        };
         let start = Instant::now();
         while s.try_conn().is_none() {
             assert!(
@@ -77,7 +101,7 @@ impl Source {
     }
 
     fn try_conn(&self) -> Option<redis::Connection> {
-        source_conn("127.0.0.1", self.port)
+        source_conn(&self.host, self.port)
     }
 
     fn conn(&self) -> redis::Connection {
@@ -85,7 +109,7 @@ impl Source {
     }
 
     fn url(&self) -> String {
-        format!("redis://:{SOURCE_PW_URL}@127.0.0.1:{}", self.port)
+        format!("redis://:{SOURCE_PW_URL}@{}:{}", self.host, self.port)
     }
 }
 
@@ -364,7 +388,7 @@ fn import_live_from_a_password_protected_server() {
     let _g = common::own_addresses();
     let vd = Vd::start();
     vd.apply(&vd.manifest("r.hcl", common::THREE_PODS));
-    let source = Source::start("");
+    let source = Source::start(&vd, "");
     let mut sc = source.conn();
     fill(&mut sc);
     let want = sample(&mut sc);
@@ -390,7 +414,7 @@ fn import_live_from_a_password_protected_server() {
         e.contains("cannot reach the source at 127.0.0.1:") && e.contains("nothing was changed"),
         "{e}"
     );
-    let wrong = format!("redis://:not-it-9f2@127.0.0.1:{}", source.port);
+    let wrong = format!("redis://:not-it-9f2@{}:{}", source.host, source.port);
     let e = unwrapped(&vd.vd_fails(&["redis:import", "data/cache", "--from", &wrong]));
     assert!(
         e.contains("rejected the credentials: wrong password for the default user")
@@ -398,7 +422,7 @@ fn import_live_from_a_password_protected_server() {
         "{e}"
     );
     assert!(!e.contains("not-it-9f2"), "the password is not echoed: {e}");
-    let nopw = format!("redis://127.0.0.1:{}", source.port);
+    let nopw = format!("redis://{}:{}", source.host, source.port);
     let e = unwrapped(&vd.vd_fails(&["redis:import", "data/cache", "--from", &nopw]));
     assert!(
         e.contains("requires a password and the URL has none"),
@@ -517,7 +541,7 @@ fn import_rdb_file_is_a_restore() {
     let _g = common::own_addresses();
     let vd = Vd::start();
     vd.apply(&vd.manifest("r.hcl", common::THREE_PODS));
-    let source = Source::start("");
+    let source = Source::start(&vd, "");
     let mut sc = source.conn();
     fill(&mut sc);
     let want = sample(&mut sc);
@@ -549,7 +573,7 @@ fn import_copies_keys_when_the_source_refuses_replication() {
 
     // ----- SYNC and PSYNC renamed away, as managed services do: seen before anything
     // changes, so the copy starts at once.
-    let source = Source::start("rename-command SYNC \"\"\nrename-command PSYNC \"\"");
+    let source = Source::start(&vd, "rename-command SYNC \"\"\nrename-command PSYNC \"\"");
     let mut sc = source.conn();
     fill(&mut sc);
     let want = sample(&mut sc);
@@ -589,9 +613,10 @@ fn import_copies_keys_when_the_source_refuses_replication() {
     // ----- an ACL user that may not run SYNC/PSYNC: only the target's attempt tells (its
     // log); the target is detached again and the keys copied. Import over the existing
     // keys with --force.
-    let acl = Source::start(&format!(
-        "user importer on >{SOURCE_PW} ~* &* +@all -sync -psync"
-    ));
+    let acl = Source::start(
+        &vd,
+        &format!("user importer on >{SOURCE_PW} ~* &* +@all -sync -psync"),
+    );
     let mut ac = acl.conn();
     fill(&mut ac);
     let _: () = redis::cmd("SET")
@@ -599,7 +624,7 @@ fn import_copies_keys_when_the_source_refuses_replication() {
         .arg("yes")
         .query(&mut ac)
         .unwrap();
-    let url = format!("redis://importer:{SOURCE_PW_URL}@127.0.0.1:{}", acl.port);
+    let url = format!("redis://importer:{SOURCE_PW_URL}@{}:{}", acl.host, acl.port);
     let r = import_json(&vd, &["--from", &url, "--force"]);
     assert_eq!(r["mode"], "copy", "{r}");
     let why = r["fallback"].as_str().unwrap_or_default();
@@ -644,7 +669,7 @@ fn an_import_cut_off_by_a_server_crash_is_undone_at_the_next_start() {
     let mut vd = Vd::start();
     vd.apply(&vd.manifest("r.hcl", common::THREE_PODS));
     // The source waits a minute before it streams its RDB, so the import is caught mid-way.
-    let source = Source::start("repl-diskless-sync yes\nrepl-diskless-sync-delay 60");
+    let source = Source::start(&vd, "repl-diskless-sync yes\nrepl-diskless-sync-delay 60");
     let _: () = redis::cmd("SET")
         .arg("k")
         .arg("v")

@@ -458,12 +458,8 @@ deployment "data" "echo" {
         vd.vd(&["logs", "data/echo"]).contains("greeting=")
     });
     let logs = vd.vd(&["logs", "data/echo"]);
-    // A container binds every address of its own network namespace; a process pod its own.
-    let ip = if common::is_docker() {
-        "0.0.0.0"
-    } else {
-        "127."
-    };
+    // Every pod has a network namespace of its own and binds all of its addresses.
+    let ip = "0.0.0.0";
     assert!(
         logs.contains(&format!(
             "greeting=bonjour ord=0 scope=data name=echo ip={ip}"

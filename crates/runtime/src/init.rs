@@ -32,7 +32,23 @@ pub struct InitSpec {
     pub env: BTreeMap<String, String>,
     /// Working directory inside the pod.
     pub workdir: String,
+    /// The pod's own network: its address and the root's subnet (`127.X`). Absent: the pod
+    /// shares the host's network.
+    #[serde(default)]
+    pub net: Option<PodNet>,
 }
+
+/// A pod's address on the root's network (see `netns.rs`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PodNet {
+    /// Its address, `127.X.Y.Z`.
+    pub address: String,
+    /// The root's subnet, `127.X`.
+    pub subnet: String,
+}
+
+/// The line the runtime writes on a pod init's stdin once the pod's `eth0` exists.
+pub const NET_READY: &str = "net-ready";
 
 fn fail(msg: String) -> ! {
     eprintln!("vd pod-init: {msg}");
@@ -159,11 +175,30 @@ pub fn run_init(spec_path: &Path) -> ! {
     // Own session and process group: the controller dying (even SIGKILL) leaves the pod
     // running, and stopping the pod signals its whole group.
     let _ = nix::unistd::setsid();
-    unshare(CloneFlags::CLONE_NEWNS).unwrap_or_else(|e| {
+    let flags = match spec.net {
+        Some(_) => CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWNET,
+        None => CloneFlags::CLONE_NEWNS,
+    };
+    unshare(flags).unwrap_or_else(|e| {
         fail(format!(
-            "unshare mount namespace: {e} (vd needs root or CAP_SYS_ADMIN)"
+            "unshare mount/network namespace: {e} (vd needs root or CAP_SYS_ADMIN)"
         ))
     });
+    if let Some(net) = &spec.net {
+        // The runtime creates our eth0 from outside, then says so on stdin.
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        if line.trim() != NET_READY {
+            fail("the runtime did not set up the pod's network".into());
+        }
+        crate::netns::configure_inside(&net.address, &net.subnet)
+            .unwrap_or_else(|e| fail(format!("pod network: {e}")));
+        // The pod's own stdin is /dev/null, as without a network of its own.
+        if let Ok(null) = std::fs::File::open("/dev/null") {
+            use std::os::fd::AsFd;
+            let _ = nix::unistd::dup2_stdin(null.as_fd());
+        }
+    }
     let none: Option<&str> = None;
     mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
         .unwrap_or_else(|e| fail(format!("make / private: {e}")));
@@ -198,6 +233,12 @@ pub fn run_exec(args: &[String]) -> ! {
     if dashdash != "--" || argv.is_empty() {
         fail("usage: __pod-exec PID ROOTFS WORKDIR -- ARGV...".into());
     }
+    // The network first: joining it needs the host's view of /proc, which the mount
+    // namespace's private root changes. A pod on the host's network joins the same one.
+    let net = std::fs::File::open(format!("/proc/{pid}/ns/net"))
+        .unwrap_or_else(|e| fail(format!("pod process {pid} is gone: {e}")));
+    setns(&net, CloneFlags::CLONE_NEWNET)
+        .unwrap_or_else(|e| fail(format!("join pod network: {e}")));
     let ns = std::fs::File::open(format!("/proc/{pid}/ns/mnt"))
         .unwrap_or_else(|e| fail(format!("pod process {pid} is gone: {e}")));
     setns(&ns, CloneFlags::CLONE_NEWNS).unwrap_or_else(|e| fail(format!("join pod: {e}")));

@@ -10,6 +10,7 @@ pub mod error;
 pub mod init;
 pub mod launch;
 pub mod mounts;
+pub mod netns;
 pub mod process;
 pub mod procfs;
 
@@ -28,6 +29,20 @@ pub trait Runtime: Send + Sync + 'static {
     /// The address a pod sees as its own (`VOODU_POD_IP`) given its allocated host address.
     fn pod_ip(&self, allocated: &str) -> String {
         allocated.to_string()
+    }
+    /// Whether pods bind ports on the host's own addresses (the controller then checks an
+    /// address's ports are free before allocating it to a pod).
+    fn pods_share_host_ports(&self) -> bool {
+        true
+    }
+    /// Pod subnets (`127.X`) that other roots on this host use; a new root avoids them.
+    fn taken_subnets(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Gives back what the runtime set up on the host for the root's pods, once every pod has
+    /// stopped (`vd shutdown --stop-pods`).
+    async fn release(&self) -> Result<(), RuntimeError> {
+        Ok(())
     }
     /// Whether cpu/memory limits are enforced, or why not.
     fn limits_support(&self) -> Result<(), String>;

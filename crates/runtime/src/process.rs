@@ -22,6 +22,10 @@ use tokio::io::unix::AsyncFd;
 pub struct ProcessRuntime {
     root: PathBuf,
     exe: PathBuf,
+    /// A short hash of the root: names its network interfaces on the host.
+    label: String,
+    /// Pods start concurrently; the root's host network is created by one of them at a time.
+    net_setup: tokio::sync::Mutex<()>,
 }
 
 /// What survives a controller restart: enough to find the process again and exec into it.
@@ -34,6 +38,10 @@ struct PodState {
     started_ms: i64,
     rootfs: PathBuf,
     workdir: String,
+    /// Whether the pod has a network namespace of its own (false for pods started before vd
+    /// gave them one: they bind their address on the host).
+    #[serde(default)]
+    own_net: bool,
 }
 
 fn now_ms() -> i64 {
@@ -124,7 +132,21 @@ impl ProcessRuntime {
             std::fs::write(&hosts, vd_core::hosts::render(&[], 0))
                 .map_err(|e| RuntimeError::at("write", &hosts, e))?;
         }
-        Ok(Self { root, exe })
+        let digest = vd_core::hash::content_digest(root.to_string_lossy().as_bytes());
+        let label = vd_core::hash::short(&digest).to_string();
+        Ok(Self {
+            root,
+            exe,
+            label,
+            net_setup: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The host side of the root's pod network for a pod address (none for an address outside
+    /// `127.0.0.0/8`, which a root never allocates).
+    fn host_net(&self, address: &str) -> Option<crate::netns::HostNet> {
+        crate::netns::HostNet::subnet_of(address)
+            .map(|subnet| crate::netns::HostNet::new(&self.label, &subnet))
     }
 
     fn pod_dir(&self, pod: &str) -> PathBuf {
@@ -178,6 +200,25 @@ impl Runtime for ProcessRuntime {
 
     fn limits_support(&self) -> Result<(), String> {
         Err("not enforced: the process runtime does not apply cgroup limits yet".into())
+    }
+
+    fn pod_ip(&self, _allocated: &str) -> String {
+        // Each pod has a network namespace of its own: it binds all of its addresses, as in a
+        // container; the allocated address is where the host and the other pods reach it.
+        "0.0.0.0".into()
+    }
+
+    fn pods_share_host_ports(&self) -> bool {
+        false
+    }
+
+    fn taken_subnets(&self) -> Vec<String> {
+        crate::netns::subnets_in_use(&crate::netns::HostNet::new(&self.label, "127.0"))
+    }
+
+    async fn release(&self) -> Result<(), RuntimeError> {
+        // The subnet does not matter for removal: the names come from the root alone.
+        crate::netns::remove_host(&crate::netns::HostNet::new(&self.label, "127.0")).await
     }
 
     async fn ensure_volume(&self, name: &str) -> Result<(), RuntimeError> {
@@ -256,12 +297,23 @@ impl Runtime for ProcessRuntime {
         let dir = self.pod_dir(&l.pod);
         mkdir_private(&dir)?;
         let rootfs = dir.join("rootfs");
+        let host_net = self.host_net(&l.ip);
+        if let Some(net) = &host_net {
+            let _one_at_a_time = self.net_setup.lock().await;
+            crate::netns::ensure_host(net).await?;
+            // The address may have been kept on the host for an older pod of the same name.
+            crate::netns::release_from_host(&l.ip).await?;
+        }
         let spec = InitSpec {
             rootfs: rootfs.clone(),
             ops,
             command: l.command.clone(),
             env: l.env.clone(),
             workdir: l.workdir.clone(),
+            net: host_net.as_ref().map(|n| crate::init::PodNet {
+                address: l.ip.clone(),
+                subnet: n.subnet.clone(),
+            }),
         };
         let spec_path = dir.join("init.json");
         let json = serde_json::to_vec(&spec)
@@ -284,16 +336,40 @@ impl Runtime for ProcessRuntime {
         let err = log
             .try_clone()
             .map_err(|e| RuntimeError::at("open log", &log_path, e))?;
-        let child = std::process::Command::new(&self.exe)
+        let mut child = std::process::Command::new(&self.exe)
             .arg(INIT_ARG)
             .arg(&spec_path)
             .env_clear()
-            .stdin(Stdio::null())
+            // With a network of its own, the init waits on stdin for its eth0 (netns.rs).
+            .stdin(if host_net.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(log)
             .stderr(err)
             .spawn()
             .map_err(|e| RuntimeError::io(format!("start pod {}", l.pod), e))?;
         let pid = child.id();
+        if let Some(net) = &host_net {
+            let linked = crate::netns::add_pod_link(net, pid).await;
+            let told = linked.and_then(|()| {
+                let mut stdin = child.stdin.take().ok_or_else(|| {
+                    RuntimeError::io(
+                        "start pod",
+                        std::io::Error::other("no stdin to the pod init"),
+                    )
+                })?;
+                writeln!(stdin, "{}", crate::init::NET_READY)
+                    .map_err(|e| RuntimeError::io(format!("start pod {}", l.pod), e))
+            });
+            if let Err(e) = told {
+                // Never leave a pod waiting for a network that will not come.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        }
         let start_ticks = procfs::stat(pid).map(|(_, s)| s).unwrap_or(0);
         let state = PodState {
             pid,
@@ -303,6 +379,7 @@ impl Runtime for ProcessRuntime {
             started_ms: now_ms(),
             rootfs,
             workdir: l.workdir.clone(),
+            own_net: host_net.is_some(),
         };
         let json = serde_json::to_vec(&state)
             .map_err(|e| RuntimeError::io("encode pod state", e.into()))?;
@@ -320,6 +397,11 @@ impl Runtime for ProcessRuntime {
         };
         if !procfs::alive(state.pid, state.start_ticks) {
             return Ok(None);
+        }
+        if !state.own_net {
+            // Started by an older vd on the host's network: its address must stay the host's
+            // own, although the root's pod network now takes the rest of the subnet.
+            crate::netns::keep_on_host(&state.ip).await?;
         }
         tracing::info!(pod, pid = state.pid, "pod adopted");
         self.watch(pod, state, None).map(Some)

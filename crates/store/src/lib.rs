@@ -832,9 +832,15 @@ impl Store {
     /// This root's loopback subnet as `"127.X"`: chosen once at random with X in 16..=254,
     /// then persisted, so pods of this root live in 127.X.0.0/16.
     pub fn subnet(&self) -> Result<String, StoreError> {
+        self.subnet_avoiding(&[])
+    }
+
+    /// [`Store::subnet`], choosing, when none is stored yet, one not in `taken` (the subnets
+    /// other roots on this host use), while one is left.
+    pub fn subnet_avoiding(&self, taken: &[String]) -> Result<String, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let subnet = subnet_in(&tx)?;
+        let subnet = subnet_in(&tx, taken)?;
         tx.commit()?;
         Ok(subnet)
     }
@@ -861,7 +867,7 @@ impl Store {
         if let Some(ip) = address_in(&tx, pod)? {
             return Ok(ip);
         }
-        let subnet = subnet_in(&tx)?;
+        let subnet = subnet_in(&tx, &[])?;
         let taken: HashSet<String> = {
             let mut stmt = tx.prepare("SELECT ip FROM addresses")?;
             let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
@@ -1206,7 +1212,7 @@ fn address_in(conn: &Connection, pod: &str) -> Result<Option<String>, StoreError
 }
 
 /// Reads the persisted subnet, choosing and persisting one if there is none yet.
-fn subnet_in(conn: &Connection) -> Result<String, StoreError> {
+fn subnet_in(conn: &Connection, taken: &[String]) -> Result<String, StoreError> {
     let stored: Option<String> = conn
         .query_row("SELECT value FROM settings WHERE key = 'subnet'", [], |r| {
             r.get(0)
@@ -1224,7 +1230,12 @@ fn subnet_in(conn: &Connection) -> Result<String, StoreError> {
         }
         return Ok(s);
     }
-    let s = format!("127.{}", random_octet());
+    // A random start spreads roots over 127/8; from there the first subnet no other root uses.
+    let start = random_octet();
+    let s = (0..239u16)
+        .map(|i| format!("127.{}", 16 + (u16::from(start) - 16 + i) % 239))
+        .find(|s| !taken.contains(s))
+        .unwrap_or_else(|| format!("127.{start}"));
     conn.execute(
         "INSERT INTO settings (key, value) VALUES ('subnet', ?1)",
         params![s],

@@ -559,6 +559,27 @@ fn subnet_is_chosen_once_and_persisted() {
 }
 
 #[test]
+fn a_new_subnet_avoids_those_other_roots_use() {
+    // Every subnet but one taken: that one is chosen, whatever the random start.
+    let free = "127.200".to_string();
+    let taken: Vec<String> = (16..=254u16)
+        .map(|x| format!("127.{x}"))
+        .filter(|s| *s != free)
+        .collect();
+    for _ in 0..5 {
+        let (_d, s) = open();
+        assert_eq!(s.subnet_avoiding(&taken).unwrap(), free);
+    }
+    // A stored subnet stays, taken or not.
+    let (_d, s) = open();
+    let first = s.subnet().unwrap();
+    assert_eq!(
+        s.subnet_avoiding(std::slice::from_ref(&first)).unwrap(),
+        first
+    );
+}
+
+#[test]
 fn addresses_are_stable_unique_and_skip_busy_ones() {
     let (_d, s) = open();
     let subnet = s.subnet().unwrap();

@@ -466,6 +466,18 @@ impl Drop for Vd {
         for pid in self.pod_pids() {
             kill_group(pid);
         }
+        // And the root's pod network on the host, which a clean `shutdown --stop-pods`
+        // removes itself (the process runtime's interfaces are named after the root).
+        let label: String = self.root_label().chars().take(8).collect();
+        for link in [format!("vdh{label}"), format!("vdp{label}")] {
+            if Path::new("/sys/class/net").join(&link).exists() {
+                let _ = Command::new(vd_runtime::netns::ip_program())
+                    .args(["link", "del", &link])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
         if is_docker() {
             // Container and volume names are global: leave none for the next test.
             let filter = format!("label=vd.root={}", self.root_label());

@@ -191,6 +191,8 @@ impl Controller {
             Err((_, e)) => return Err(lock_err(e)),
         };
         let store = Store::open(&root.join("vd.db"))?;
+        // A new root's pods get a subnet no other root on this host uses.
+        store.subnet_avoiding(&config.runtime.taken_subnets())?;
         let ctl = Arc::new(Controller {
             root,
             store,
@@ -562,12 +564,18 @@ impl Controller {
             .desired(id, spec, &assets)?
             .map_err(LaunchError::invalid)?;
         let pod = pod_name(id, ordinal);
-        let ports: Vec<u16> = template
-            .ports
-            .iter()
-            .filter(|p| p.host_ip.is_none())
-            .map(|p| p.port)
-            .collect();
+        // Pods with a network of their own have every port to themselves; only pods that bind
+        // on the host's addresses need theirs free there.
+        let ports: Vec<u16> = if self.runtime.pods_share_host_ports() {
+            template
+                .ports
+                .iter()
+                .filter(|p| p.host_ip.is_none())
+                .map(|p| p.port)
+                .collect()
+        } else {
+            Vec::new()
+        };
         let ip = self.store.allocate_address(&pod, &mut |ip: &str| {
             ports
                 .iter()
@@ -611,6 +619,8 @@ impl Controller {
         let deadline = tokio::time::Instant::now() + timeout;
         while tokio::time::Instant::now() < deadline {
             if self.pods.lock().map(|p| p.is_empty()).unwrap_or(true) {
+                // Nothing runs any more: what the runtime set up on the host can go.
+                crate::tidy::log_failure(self.runtime.release().await, "release the pods' network");
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -59,12 +59,23 @@ impl Sup {
     }
 
     fn last_log_line(&self) -> Option<String> {
-        let text = std::fs::read_to_string(self.ctl.runtime.log_path(&self.pod)).ok()?;
-        let tail = text
+        self.last_log_lines(1).pop()
+    }
+
+    /// The pod's last `n` log lines (vd's own markers left out), oldest first.
+    fn last_log_lines(&self, n: usize) -> Vec<String> {
+        let Ok(text) = std::fs::read_to_string(self.ctl.runtime.log_path(&self.pod)) else {
+            return Vec::new();
+        };
+        let mut lines: Vec<String> = text
             .lines()
             .rev()
-            .find(|l| !l.trim().is_empty() && !l.starts_with("--- vd:"))?;
-        Some(tail.chars().take(300).collect())
+            .filter(|l| !l.trim().is_empty() && !l.starts_with("--- vd:"))
+            .take(n)
+            .map(|l| l.chars().take(300).collect())
+            .collect();
+        lines.reverse();
+        lines
     }
 }
 
@@ -228,7 +239,8 @@ pub async fn run(
                     .last_log_line()
                     .map(|l| format!(": {l}"))
                     .unwrap_or_default();
-                let msg = format!("{exit}{detail}");
+                let hint = in_use_hint(&sup.last_log_lines(5).join("\n"), &pod, &ctl, &owner);
+                let msg = format!("{exit}{detail}{hint}");
                 ctl.event(
                     Level::Warning,
                     Some(&owner),
@@ -401,6 +413,34 @@ pub async fn adopt(ctl: &Arc<Controller>) -> Result<(), ServerError> {
         }
     }
     Ok(())
+}
+
+/// When a pod's last words say a port was taken, which pod and which of its ports: the
+/// program's own message names neither (Redis says only "Address already in use").
+fn in_use_hint(last_words: &str, pod: &str, ctl: &Controller, owner: &ResourceRef) -> String {
+    let lower = last_words.to_ascii_lowercase();
+    if !["address already in use", "eaddrinuse", "address in use"]
+        .iter()
+        .any(|w| lower.contains(w))
+    {
+        return String::new();
+    }
+    let ports: Vec<String> = ctl
+        .store
+        .get(owner)
+        .ok()
+        .flatten()
+        .and_then(|r| vd_core::workload::workload_of(&r.resource))
+        .map(|w| w.ports.iter().map(|p| p.port.to_string()).collect())
+        .unwrap_or_default();
+    let which = if ports.is_empty() {
+        "a port it listens on".to_string()
+    } else {
+        format!("one of its ports ({})", ports.join(", "))
+    };
+    format!(
+        " (pod {pod} could not listen: {which} is already taken inside the pod, by another of its processes, or on the address it binds)"
+    )
 }
 
 fn addresses(ip: &str, ctl: &Controller, owner: &ResourceRef) -> Vec<String> {

@@ -195,7 +195,7 @@ impl LiveBlockers {
         }
         if self.loopback_from_containers {
             return Some(
-                "the source's host is a loopback address, which the target's docker containers cannot reach".into(),
+                "the source's host is a loopback address, which the target's pods cannot reach: each has a network of its own (a source on this host that listens on its pods' network address, `vd redis:url --external` shows the network, is reached live)".into(),
             );
         }
         self.refused.map(|r| r.explain().to_string())
@@ -331,7 +331,11 @@ pub async fn import(
         db: url.db,
         sentinel: crate::redis::facts::watcher_of(ctl, &id)?
             .map(|(s, _)| format!("{}/{}", s.scope, s.name)),
-        loopback_from_containers: ctl.runtime.name() == "docker" && url.is_loopback(),
+        // Every pod has a network of its own: the host's loopback is not theirs. On the process
+        // runtime the host is reachable at its address on the pods' network, `127.X.0.1`.
+        loopback_from_containers: url.is_loopback()
+            && !(ctl.runtime.name() == "process"
+                && url.host.starts_with(&format!("{}.", ctl.store.subnet()?))),
         refused: None,
     };
     if req.mode != Some(ImportMode::Copy) && blockers.first().is_none() {
