@@ -759,7 +759,9 @@ fn an_import_cut_off_by_a_server_crash_is_undone_at_the_next_start() {
         "failover left the master where it was"
     );
     assert!(
-        !events.iter().any(|e| e["reason"] == "FailedOver"),
+        !events
+            .iter()
+            .any(|e| e["reason"] == "Failover" || e["reason"] == "MasterSwitched"),
         "no failover: {events:?}"
     );
     vd.wait_for("the replicas to follow it", Duration::from_secs(30), || {

@@ -220,9 +220,31 @@ pub async fn release_from_host(address: &str) -> Result<(), RuntimeError> {
     .await
 }
 
+/// The MAC address of the pod holding `address`: a locally administered one derived from the
+/// address, so it is the same at every restart of the pod. A new MAC for the same address
+/// would leave the neighbours' ARP caches pointing at the old one, and their connections to
+/// the restarted pod hanging until those entries expire (a replica would wait a minute for
+/// its master).
+pub fn mac_for(address: &str) -> Option<String> {
+    let octets: Vec<u8> = address
+        .split('.')
+        .map(|o| o.parse().ok())
+        .collect::<Option<Vec<u8>>>()?;
+    let [a, b, c, d] = octets.as_slice() else {
+        return None;
+    };
+    Some(format!("02:00:{a:02x}:{b:02x}:{c:02x}:{d:02x}"))
+}
+
 /// Gives the process `pid` (waiting, in a network namespace of its own) an `eth0` on the
-/// root's network.
-pub async fn add_pod_link(net: &HostNet, pid: u32) -> Result<(), RuntimeError> {
+/// root's network, with the stable MAC of its `address`.
+pub async fn add_pod_link(net: &HostNet, pid: u32, address: &str) -> Result<(), RuntimeError> {
+    let mac = mac_for(address).ok_or_else(|| {
+        RuntimeError::io(
+            "set up the pod's network",
+            std::io::Error::other(format!("`{address}` is not an IPv4 address")),
+        )
+    })?;
     // The init process unshares its network namespace right after it starts; until it has,
     // `netns PID` would name the host's own namespace (and create an `eth0` there).
     let own = std::fs::read_link("/proc/self/ns/net")
@@ -257,6 +279,8 @@ pub async fn add_pod_link(net: &HostNet, pid: u32) -> Result<(), RuntimeError> {
         "eth0",
         "link",
         &net.parent,
+        "address",
+        &mac,
         "netns",
         &pid,
         "type",
@@ -336,5 +360,7 @@ mod tests {
         );
         assert_eq!(HostNet::subnet_of("10.0.0.5"), None);
         assert_eq!(HostNet::subnet_of("0.0.0.0"), None);
+        assert_eq!(mac_for("127.182.0.5").as_deref(), Some("02:00:7f:b6:00:05"));
+        assert_eq!(mac_for("nope"), None);
     }
 }

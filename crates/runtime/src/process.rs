@@ -44,6 +44,34 @@ struct PodState {
     own_net: bool,
 }
 
+/// Debian's Redis, which the shim runs.
+const REAL_REDIS_SERVER: &str = "/usr/bin/redis-server";
+/// Where the shim is in every pod: before `/usr/bin` on the default PATH.
+const SHIM_TARGET: &str = "/usr/local/bin/redis-server";
+
+/// The official Redis images build Redis with protected mode off: in a container no client
+/// comes from loopback, so protected mode (on when no password is set) would refuse every
+/// other pod and the host. Debian's binary defaults to on; a pod here has a network of its
+/// own just like a container, so every pod gets this `redis-server` first on its PATH, which
+/// turns protected mode off the same way, unless the arguments or the config file set it, and
+/// leaves sentinel mode alone. It is the same script as in the docker runtime's local image.
+const REDIS_SERVER_SHIM: &str = r#"#!/bin/sh
+real=/usr/bin/redis-server
+case " $* " in
+*protected-mode* | *" --sentinel "*) exec "$real" "$@" ;;
+esac
+case $1 in
+-v | --version | -h | --help | --test-memory | --check-system) exec "$real" "$@" ;;
+"" | --*) exec "$real" --protected-mode no "$@" ;;
+esac
+if [ -f "$1" ] && grep -qiE '^[[:space:]]*protected-mode' "$1"; then
+  exec "$real" "$@"
+fi
+conf=$1
+shift
+exec "$real" "$conf" --protected-mode no "$@"
+"#;
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -126,6 +154,15 @@ impl ProcessRuntime {
         let root = root.to_path_buf();
         for d in ["pods", "volumes", "logs", "run"] {
             mkdir_private(&root.join(d))?;
+        }
+        // What the official Redis images do, for manifests written for them (see the shim).
+        let shim = root.join("run/redis-server");
+        if std::fs::read(&shim).ok().as_deref() != Some(REDIS_SERVER_SHIM.as_bytes()) {
+            std::fs::write(&shim, REDIS_SERVER_SHIM)
+                .and_then(|()| {
+                    std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755))
+                })
+                .map_err(|e| RuntimeError::at("write", &shim, e))?;
         }
         let hosts = root.join("run/hosts");
         if !hosts.exists() {
@@ -288,6 +325,15 @@ impl Runtime for ProcessRuntime {
             target: "/etc/hosts".into(),
             read_only: true,
         });
+        if Path::new(REAL_REDIS_SERVER).exists()
+            && !mounts.iter().any(|m| m.target == Path::new(SHIM_TARGET))
+        {
+            mounts.push(PodMount {
+                source: self.root.join("run/redis-server"),
+                target: SHIM_TARGET.into(),
+                read_only: true,
+            });
+        }
         let hide: Vec<PathBuf> = std::fs::canonicalize(&self.root).into_iter().collect();
         let ops = plan_root(&RealFs, &mounts, &hide).map_err(|source| RuntimeError::Mounts {
             pod: l.pod.clone(),
@@ -352,7 +398,7 @@ impl Runtime for ProcessRuntime {
             .map_err(|e| RuntimeError::io(format!("start pod {}", l.pod), e))?;
         let pid = child.id();
         if let Some(net) = &host_net {
-            let linked = crate::netns::add_pod_link(net, pid).await;
+            let linked = crate::netns::add_pod_link(net, pid, &l.ip).await;
             let told = linked.and_then(|()| {
                 let mut stdin = child.stdin.take().ok_or_else(|| {
                     RuntimeError::io(
