@@ -309,7 +309,7 @@ fn a_taken_port_names_the_pod_and_the_port() {
             r#"
 statefulset "demo" "dup" {
   image   = "redis:7-alpine"
-  command = ["sh", "-c", "redis-server --port 6379 --save '' --daemonize yes; sleep 1; exec redis-server --port 6379 --save ''"]
+  command = ["sh", "-c", "redis-server --port 6379 --save '' & sleep 1; exec redis-server --port 6379 --save ''"]
   ports   = ["6379"]
 }
 "#,

@@ -325,7 +325,21 @@ pub fn configure_inside(address: &str, subnet: &str) -> Result<(), String> {
     };
     run(&["link", "set", "lo", "up"])?;
     run(&["addr", "add", &format!("{address}/16"), "dev", "eth0"])?;
-    run(&["link", "set", "eth0", "up"])?;
+    // The pod's previous eth0 (same stable MAC) goes away with its namespace, which the kernel
+    // tears down in the background after the old process exits; until then this one cannot
+    // come up ("Address already in use"). That takes milliseconds, seconds on a loaded host.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut wait = std::time::Duration::from_millis(5);
+    loop {
+        match run(&["link", "set", "eth0", "up"]) {
+            Ok(()) => break,
+            Err(e) if e.contains("in use") && std::time::Instant::now() < deadline => {
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(std::time::Duration::from_millis(200));
+            }
+            Err(e) => return Err(e),
+        }
+    }
     for dev in ["all", "eth0"] {
         let p = format!("/proc/sys/net/ipv4/conf/{dev}/route_localnet");
         std::fs::write(&p, "1").map_err(|e| format!("enable route_localnet ({p}): {e}"))?;

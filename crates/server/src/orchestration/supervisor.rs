@@ -239,7 +239,13 @@ pub async fn run(
                     .last_log_line()
                     .map(|l| format!(": {l}"))
                     .unwrap_or_default();
-                let hint = in_use_hint(&sup.last_log_lines(5).join("\n"), &pod, &ctl, &owner);
+                // vd's own pod-init lines are not the program's: their errors say what they are.
+                let program_said: Vec<String> = sup
+                    .last_log_lines(5)
+                    .into_iter()
+                    .filter(|l| !l.starts_with("vd pod-init:"))
+                    .collect();
+                let hint = in_use_hint(&program_said.join("\n"), &pod, &ctl, &owner);
                 let msg = format!("{exit}{detail}{hint}");
                 ctl.event(
                     Level::Warning,
