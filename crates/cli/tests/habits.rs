@@ -325,7 +325,57 @@ statefulset "demo" "dup" {
     });
 }
 
+/// A pod ends when its main process ends: what the entrypoint left running in the background
+/// goes with it instead of holding the pod's ports and address.
+fn background_children_end_with_the_pod() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    vd.vd(&[
+        "apply",
+        "--no-wait",
+        "-f",
+        &vd.manifest(
+            "bg.hcl",
+            r#"
+statefulset "demo" "bg" {
+  image   = "redis:7-alpine"
+  command = ["sh", "-c", "sleep 600 & echo background=$!; sleep 1"]
+}
+"#,
+        ),
+    ]);
+    let log = vd.path().join("logs/demo-bg.0.log");
+    let mut pid = None;
+    vd.wait_for("the background pid in the log", T, || {
+        pid = std::fs::read_to_string(&log).ok().and_then(|l| {
+            l.lines()
+                .find_map(|l| l.strip_prefix("background="))
+                .and_then(|p| p.trim().parse::<u32>().ok())
+        });
+        pid.is_some()
+    });
+    vd.wait_for("the exit event", T, || {
+        vd.events()
+            .iter()
+            .any(|e| e["reason"] == "Exited" && e["pod"] == "demo-bg.0")
+    });
+    // In a container the pid is the container's own and its namespace ends with it; on the
+    // process runtime the pid is this machine's.
+    if common::runtime() == "process" {
+        let pid = pid.unwrap();
+        vd.wait_for("the background process to be gone", T, || {
+            // Gone, or a zombie waiting for its new parent to reap it.
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+                s.rsplit(')')
+                    .next()
+                    .is_some_and(|r| r.trim_start().starts_with('Z'))
+            })
+        });
+    }
+}
+
 on_every_runtime!(
+    background_children_end_with_the_pod,
     a_taken_port_names_the_pod_and_the_port,
     two_pods_bind_the_same_port_on_every_address,
     documented_probes_written_out_verbatim,

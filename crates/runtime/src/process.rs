@@ -512,6 +512,7 @@ impl ProcessPod {
             if let Some(e) = *guard {
                 return e;
             }
+            self.kill_leftovers();
             let info = self
                 .child
                 .lock()
@@ -526,6 +527,31 @@ impl ProcessPod {
             return info;
         }
         ExitInfo::default()
+    }
+
+    /// The pod's main process leads its own session and process group;
+    /// anything it started in the background (`redis-server &` in a shell
+    /// entrypoint) stays in that group after the leader exits and would keep
+    /// running, holding the pod's ports and network namespace. A pod ends
+    /// when its main process ends, so the rest of the group goes with it.
+    /// Processes that left the group (`setsid`, double-fork daemons) are out
+    /// of reach here.
+    fn kill_leftovers(&self) {
+        use nix::sys::signal::{killpg, Signal};
+        use nix::unistd::Pid;
+        let pid = self.pid();
+        if pid <= 0 {
+            return;
+        }
+        let ours = self.child.lock().map(|c| c.is_some()).unwrap_or(false);
+        // Our own child is an unreaped zombie here, so its pid (and the
+        // group id) cannot have been recycled. For an adopted pod we are not
+        // the parent: if anything now owns that pid, it is not our pod.
+        if !ours && std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            return;
+        }
+        // ESRCH just means nothing was left behind.
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
     }
 
     fn signal(&self, sig: nix::sys::signal::Signal) {
