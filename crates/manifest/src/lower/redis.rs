@@ -15,25 +15,8 @@ use hcl_edit::Span;
 use std::ops::Range;
 use vd_core::{validate_label, BackupSpec, FailoverSpec, Kind, ProxySpec, RedisSpec, SentinelSpec};
 
-/// A redis block takes every statefulset field plus the macro's own blocks.
-const REDIS_FIELDS: [&str; 16] = [
-    "image",
-    "replicas",
-    "command",
-    "env",
-    "env_from",
-    "ports",
-    "volumes",
-    "volume_claim",
-    "volume_claims",
-    "probes",
-    "resources",
-    "plugin",
-    "sentinel",
-    "failover",
-    "proxy",
-    "backup",
-];
+/// The redis macro's own fields; its block takes a statefulset's too.
+const REDIS_FIELDS: [&str; 5] = ["plugin", "sentinel", "failover", "proxy", "backup"];
 const SENTINEL_FIELDS: [&str; 2] = ["enabled", "monitor"];
 const FAILOVER_FIELDS: [&str; 2] = ["automatic", "down_after"];
 const PROXY_FIELDS: [&str; 2] = ["enabled", "replicas"];

@@ -94,7 +94,7 @@ pub(super) struct PodFields {
 
 /// The blocks a macro adds to a statefulset body (the redis macro's `sentinel`, `backup`, ...).
 pub(super) trait MacroBlocks {
-    /// Every field the macro's block takes, pod fields and its own, for suggestions.
+    /// The macro's own fields; its block takes a statefulset's as well.
     fn fields(&self) -> &'static [&'static str];
     /// Lowers one of the macro's own blocks. Only names in `MACRO_BLOCKS` arrive here, each at
     /// most once per body, and labels on them have already been reported.
@@ -142,10 +142,10 @@ impl Cx<'_> {
         let mut w = PodFields::default();
         let ctx = kind.as_str();
         let is_macro = own.is_some();
-        let known: &[&str] = match (&own, kind) {
-            (Some(m), _) => m.fields(),
-            (None, Kind::Deployment) => &DEPLOYMENT_FIELDS,
-            (None, _) => &WORKLOAD_FIELDS,
+        let known: Vec<&str> = match (&own, kind) {
+            (Some(m), _) => WORKLOAD_FIELDS.iter().chain(m.fields()).copied().collect(),
+            (None, Kind::Deployment) => DEPLOYMENT_FIELDS.to_vec(),
+            (None, _) => WORKLOAD_FIELDS.to_vec(),
         };
         let claims_allowed = kind != Kind::Deployment;
         let mut seen_blocks: HashSet<&str> = HashSet::new();
@@ -189,7 +189,7 @@ impl Cx<'_> {
                             format!("`{k}` is a block, not an attribute"),
                             format!("write `{k} {{ ... }}` without `=`"),
                         ),
-                        other => self.unknown_field(other, a.key.span(), ctx, known),
+                        other => self.unknown_field(other, a.key.span(), ctx, &known),
                     }
                 }
                 Structure::Block(b) => {
@@ -228,7 +228,7 @@ impl Cx<'_> {
                             format!("`{k}` is an attribute, not a block"),
                             format!("write `{k} = ...`"),
                         ),
-                        other => self.unknown_field(other, b.ident.span(), ctx, known),
+                        other => self.unknown_field(other, b.ident.span(), ctx, &known),
                     }
                 }
             }
