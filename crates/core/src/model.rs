@@ -192,6 +192,46 @@ pub struct RedisSpec {
     /// backups on a schedule and prunes old ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupSpec>,
+    /// `cluster { shards replicas_per_shard }` in a data redis: Redis Cluster mode, the pods
+    /// being the cluster's nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterSpec>,
+}
+
+/// `cluster { shards replicas_per_shard }` inside a data redis block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterSpec {
+    /// Masters, each holding an even share of the 16384 slots; default
+    /// [`crate::redis::cluster::DEFAULT_SHARDS`], at least
+    /// [`crate::redis::cluster::MIN_SHARDS`].
+    #[serde(default = "default_shards")]
+    pub shards: u32,
+    /// Replicas of each master; default 1. With 0 a crashed master takes its slots down until
+    /// its pod is back.
+    #[serde(default = "default_one")]
+    pub replicas_per_shard: u32,
+}
+
+impl Default for ClusterSpec {
+    /// What an empty `cluster {}` block means: three masters with one replica each.
+    fn default() -> Self {
+        Self {
+            shards: default_shards(),
+            replicas_per_shard: 1,
+        }
+    }
+}
+
+impl ClusterSpec {
+    /// The pods (cluster nodes) this shape needs.
+    pub fn nodes(&self) -> u32 {
+        self.shards
+            .saturating_mul(self.replicas_per_shard.saturating_add(1))
+    }
+}
+
+fn default_shards() -> u32 {
+    crate::redis::cluster::DEFAULT_SHARDS
 }
 
 /// `backup { schedule keep destination source }` inside a data redis block.

@@ -427,6 +427,7 @@ fn every_statefulset_field_passes_through_as_written() {
             replicas: 2,
         }),
         backup: None,
+        cluster: None,
     };
     assert_eq!(redis(&m, "data", "cache"), expected);
     // The model round-trips through JSON, which is how the CLI sends it to the server.
@@ -1578,7 +1579,7 @@ fn unknown_fields_in_redis_suggest_macro_fields_too() {
     );
     assert_eq!(
         d.help(),
-        Some("valid fields here: image, replicas, command, env, env_from, ports, volumes, volume_claim, volume_claims, probes, resources, plugin, sentinel, failover, proxy, backup")
+        Some("valid fields here: image, replicas, command, env, env_from, ports, volumes, volume_claim, volume_claims, probes, resources, plugin, sentinel, failover, proxy, backup, cluster")
     );
 }
 
@@ -1696,4 +1697,65 @@ fn redis_labels_are_checked_like_any_block() {
     assert!(errs[0].message().starts_with("name `Cache` must be"));
     assert_eq!(errs[1].message(), "`sentinel` has no monitor");
     assert!(help(&errs[1]).contains("monitor = \"scope/NAME\""));
+}
+
+#[test]
+fn cluster_block_defaults_and_fields() {
+    let m = parse(
+        r#"
+redis "data" "shop" {
+  cluster {}
+}
+redis "data" "big" {
+  cluster {
+    shards             = 5
+    replicas_per_shard = 0
+  }
+}
+"#,
+    );
+    assert_eq!(
+        redis(&m, "data", "shop").cluster,
+        Some(vd_core::ClusterSpec {
+            shards: 3,
+            replicas_per_shard: 1
+        })
+    );
+    let big = redis(&m, "data", "big").cluster.unwrap();
+    assert_eq!((big.shards, big.replicas_per_shard, big.nodes()), (5, 0, 5));
+}
+
+#[test]
+fn cluster_combinations_that_cannot_work_are_refused_at_their_line() {
+    let d = single(
+        "redis \"data\" \"shop\" {\n  replicas = 6\n  cluster {}\n}\n",
+        "`replicas = 6` cannot be combined with `cluster`",
+        2,
+        14,
+    );
+    assert!(help(&d).contains("replicas_per_shard"), "{}", help(&d));
+    single(
+        "redis \"data\" \"shop\" {\n  cluster {\n    shards = 2\n  }\n}\n",
+        "`cluster.shards` must be at least 3, found 2",
+        3,
+        14,
+    );
+    single(
+        "redis \"data\" \"shop\" {\n  cluster {}\n  proxy {}\n}\n",
+        "`proxy` cannot be combined with `cluster` yet",
+        3,
+        3,
+    );
+    single(
+        "redis \"data\" \"s\" {\n  sentinel {\n    monitor = \"data/x\"\n  }\n  cluster {}\n}\n",
+        "`cluster` is not allowed in a sentinel sibling",
+        5,
+        3,
+    );
+    single(
+        "redis \"data\" \"shop\" {\n  cluster {\n    shards = \"3\"\n  }\n}\n",
+        "`cluster.shards` must be a whole number, found a string",
+        3,
+        14,
+    );
 }

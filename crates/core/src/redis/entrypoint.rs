@@ -22,6 +22,10 @@ pub fn entrypoint_script() -> String {
         .replace("@CONF_D@", super::CONF_D)
         .replace("@RUN_DIR@", RUN_DIR)
         .replace("@PORT@", &REDIS_PORT.to_string())
+        .replace(
+            "@CLUSTER_NODE_TIMEOUT@",
+            &super::cluster::NODE_TIMEOUT_MS.to_string(),
+        )
         .replace("@SHELL_FUNCTIONS@\n", super::SHELL_FUNCTIONS)
 }
 
@@ -42,6 +46,7 @@ mod tests {
             "@CONF_D@",
             "@RUN_DIR@",
             "@PORT@",
+            "@CLUSTER_NODE_TIMEOUT@",
             "@SHELL_FUNCTIONS@",
         ] {
             assert!(TEMPLATE.contains(placeholder), "{placeholder} unused");
@@ -209,6 +214,37 @@ mod tests {
                 format!("{}\n--loglevel\nverbose\n", conf_path.display())
             );
             assert!(!r.output.contains("s3cret"));
+        }
+    }
+
+    #[test]
+    fn a_cluster_node_keeps_nodes_conf_on_its_claim_and_follows_no_master() {
+        for shell in shells() {
+            let mut env = pod_env("4", "s3cret");
+            env.push(("REDIS_MASTER_ORDINAL", "1"));
+            env.push(("VOODU_REDIS_CLUSTER", "yes"));
+            let r = run(&shell, &env, &[]);
+            assert!(r.status.success(), "{shell:?}: {}", r.output);
+            assert_eq!(
+                r.conf.as_deref().unwrap(),
+                "# Runtime config written by /usr/local/bin/voodu-redis-entrypoint at boot; do not edit.\n\
+                 include /etc/redis/redis.conf\n\
+                 bind \"127.0.10.3\"\n\
+                 requirepass \"s3cret\"\n\
+                 masterauth \"s3cret\"\n\
+                 replica-announce-ip \"cache-4.data.voodu\"\n\
+                 cluster-enabled yes\n\
+                 cluster-config-file /data/nodes.conf\n\
+                 cluster-node-timeout 5000\n\
+                 cluster-require-full-coverage no\n\
+                 cluster-announce-hostname \"cache-4.data.voodu\"\n",
+                "{shell:?}"
+            );
+            assert!(
+                r.output.contains("starts as a cluster node"),
+                "{}",
+                r.output
+            );
         }
     }
 

@@ -5,6 +5,7 @@
 # Reads (all set by vd in the pod's env):
 #   REDIS_PASSWORD         required; requirepass and masterauth (from the resource's bucket)
 #   REDIS_MASTER_ORDINAL   the ordinal that boots as master (default 0; `vd redis:failover`)
+#   VOODU_REDIS_CLUSTER    `yes` in cluster mode: cluster settings instead of replicaof
 #   VOODU_REPLICA_ORDINAL  this pod's ordinal
 #   VOODU_NAME, VOODU_SCOPE  the resource, for the pod names <name>-<ord>.<scope>.voodu
 #   VOODU_POD_IP           the address to bind (default 0.0.0.0)
@@ -49,6 +50,7 @@ min_lag=${REDIS_MIN_REPLICAS_MAX_LAG:-}
 case $min_replicas$min_lag in
   *[!0-9]*) die "REDIS_MIN_REPLICAS_TO_WRITE='$min_replicas' and REDIS_MIN_REPLICAS_MAX_LAG='$min_lag' must be whole numbers (or unset); fix them in the resource's config bucket with \`vd config\`" ;;
 esac
+cluster=${VOODU_REDIS_CLUSTER:-}
 ip=${VOODU_POD_IP:-0.0.0.0}
 run_dir=${VOODU_REDIS_RUN_DIR:-@RUN_DIR@}
 conf=$run_dir/redis.conf
@@ -72,13 +74,25 @@ rm -f "$conf"
   printf '%s\n' "masterauth $_quoted"
   conf_quote "$name-$self.$scope.voodu"
   printf '%s\n' "replica-announce-ip $_quoted"
-  if [ "$self" != "$master" ]; then
+  if [ "$cluster" = yes ]; then
+    # Cluster mode: nodes.conf (this node's id, epoch and view of the cluster) lives on the
+    # data claim so the node keeps its identity across restarts. vd's controller meets the
+    # nodes, assigns slots and attaches replicas; it also fixes addresses, so this script
+    # never edits nodes.conf.
+    printf '%s\n' "cluster-enabled yes"
+    printf '%s\n' "cluster-config-file /data/nodes.conf"
+    printf '%s\n' "cluster-node-timeout @CLUSTER_NODE_TIMEOUT@"
+    printf '%s\n' "cluster-require-full-coverage no"
+    printf '%s\n' "cluster-announce-hostname $_quoted"
+  elif [ "$self" != "$master" ]; then
     conf_quote "$name-$master.$scope.voodu"
     printf '%s\n' "replicaof $_quoted @PORT@"
   fi
 } >"$conf"
 
-if [ "$self" = "$master" ]; then
+if [ "$cluster" = yes ]; then
+  printf '%s\n' "voodu-redis-entrypoint: $name-$self.$scope starts as a cluster node on $ip:@PORT@" >&2
+elif [ "$self" = "$master" ]; then
   printf '%s\n' "voodu-redis-entrypoint: $name-$self.$scope starts as master on $ip:@PORT@" >&2
 else
   printf '%s\n' "voodu-redis-entrypoint: $name-$self.$scope starts as replica of $name-$master.$scope.voodu on $ip:@PORT@" >&2

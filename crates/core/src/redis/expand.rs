@@ -10,6 +10,10 @@ use crate::{
 };
 use std::collections::BTreeMap;
 
+/// Set to `yes` in the pods of a cluster: the entrypoint then writes the cluster settings
+/// instead of `replicaof`.
+pub const CLUSTER_ENV: &str = "VOODU_REDIS_CLUSTER";
+
 /// What a redis block becomes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expansion {
@@ -33,6 +37,11 @@ pub fn expand(id: &ResourceRef, spec: &RedisSpec) -> Expansion {
         // so `redis-cli` in probes (and in `vd exec`) authenticates without `-a` in argv.
         "${REDIS_PASSWORD}".to_string(),
     )]);
+    if super::cluster::is_cluster(spec) {
+        // The entrypoint's switch into cluster mode; in the macro's env, not the bucket, so
+        // it is part of the pods' spec hash.
+        env.insert(CLUSTER_ENV.to_string(), "yes".to_string());
+    }
     env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
 
     let mut volume_claims = vec![VolumeClaim {
@@ -43,7 +52,10 @@ pub fn expand(id: &ResourceRef, spec: &RedisSpec) -> Expansion {
 
     let workload = WorkloadSpec {
         image: Some(spec.image.clone().unwrap_or_else(|| DEFAULT_IMAGE.into())),
-        replicas: spec.replicas.unwrap_or(1),
+        replicas: match spec.cluster.filter(|_| super::cluster::is_cluster(spec)) {
+            Some(c) => c.nodes(),
+            None => spec.replicas.unwrap_or(1),
+        },
         command: spec
             .command
             .clone()

@@ -11,6 +11,7 @@
 //! `${asset.<scope>.<name>@redis.<key>}` templates.
 
 pub mod backup;
+pub mod cluster;
 mod conf;
 mod entrypoint;
 mod expand;
@@ -26,7 +27,7 @@ mod validate;
 pub use backup::validate_backup;
 pub use conf::redis_conf;
 pub use entrypoint::entrypoint_script;
-pub use expand::{default_probes, expand, fast_probes, Expansion};
+pub use expand::{default_probes, expand, fast_probes, Expansion, CLUSTER_ENV};
 pub use link::{
     format_consumers, link_env, parse_consumers, proxy_link_env, sentinel_hosts, sentinel_link_env,
     sentinel_url, LinkMode, LINK_VARS,

@@ -9,10 +9,11 @@ pub fn is_sentinel(spec: &RedisSpec) -> bool {
     spec.sentinel.as_ref().is_some_and(|s| s.enabled)
 }
 
-/// Whether vd's controller fails this redis over on its own (`failover { automatic = true }` in
-/// a data redis).
+/// Whether vd's controller fails this redis over on its own by promoting a replica
+/// (`failover { automatic = true }` in a data redis that is not a cluster: a cluster's shards
+/// fail over through the cluster manager instead).
 pub fn automatic_failover(spec: &RedisSpec) -> bool {
-    !is_sentinel(spec) && spec.failover.is_some_and(|f| f.automatic)
+    !is_sentinel(spec) && spec.cluster.is_none() && spec.failover.is_some_and(|f| f.automatic)
 }
 
 /// The data redis a sentinel sibling watches (`monitor = "scope/name"`), when well-formed.

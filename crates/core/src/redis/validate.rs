@@ -21,7 +21,11 @@ pub struct RedisProblem {
 }
 
 impl RedisProblem {
-    fn new(field: impl Into<String>, message: impl Into<String>, help: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        field: impl Into<String>,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) -> Self {
         Self {
             field: field.into(),
             message: message.into(),
@@ -347,6 +351,21 @@ fn managed(directive: &str, args: &[String]) -> Option<String> {
             "each pod binds its own address; to reach redis from outside, publish the port with \
              `ports = [\"0.0.0.0:6379\"]`"
         }
+        "cluster-enabled" => {
+            "cluster mode is the block's `cluster {}`: with it vd turns cluster mode on, forms \
+             the cluster and manages its slots; remove the line and write `cluster {}` in the \
+             redis block"
+        }
+        "cluster-config-file"
+        | "cluster-announce-ip"
+        | "cluster-announce-port"
+        | "cluster-announce-bus-port"
+        | "cluster-announce-hostname"
+        | "cluster-port" => {
+            "in cluster mode the entrypoint keeps nodes.conf on the pod's data claim and each \
+             node announces its own address and name; vd's controller relies on both. Remove \
+             the line"
+        }
         "port" if args.get(1).map(String::as_str) != Some(&REDIS_PORT.to_string()) => {
             "probes, links and replication use port 6379 inside the pod; publish a different \
              host port with `ports` instead"
@@ -494,7 +513,8 @@ pub fn validate_failover(spec: &RedisSpec) -> Vec<RedisProblem> {
     }
     let mut problems = Vec::new();
     let replicas = spec.replicas.unwrap_or(1);
-    if f.automatic && replicas < 2 {
+    // A cluster's pods come from its shape, and `validate_cluster` judges `replicas` there.
+    if f.automatic && replicas < 2 && spec.cluster.is_none() {
         let (field, found) = match spec.replicas {
             Some(n) => ("replicas", format!("replicas = {n}")),
             None => (

@@ -13,10 +13,15 @@ use hcl_edit::expr::Expression;
 use hcl_edit::structure::{Block, Body};
 use hcl_edit::Span;
 use std::ops::Range;
-use vd_core::{validate_label, BackupSpec, FailoverSpec, Kind, ProxySpec, RedisSpec, SentinelSpec};
+use vd_core::{
+    validate_label, BackupSpec, ClusterSpec, FailoverSpec, Kind, ProxySpec, RedisSpec, SentinelSpec,
+};
 
 /// The redis macro's own fields; its block takes a statefulset's too.
-const REDIS_FIELDS: [&str; 5] = ["plugin", "sentinel", "failover", "proxy", "backup"];
+const REDIS_FIELDS: [&str; 6] = [
+    "plugin", "sentinel", "failover", "proxy", "backup", "cluster",
+];
+const CLUSTER_FIELDS: [&str; 2] = ["shards", "replicas_per_shard"];
 const SENTINEL_FIELDS: [&str; 2] = ["enabled", "monitor"];
 const FAILOVER_FIELDS: [&str; 2] = ["automatic", "down_after"];
 const PROXY_FIELDS: [&str; 2] = ["enabled", "replicas"];
@@ -33,6 +38,7 @@ struct OwnBlocks {
     failover: Option<LocatedFailover>,
     proxy: Option<LocatedProxy>,
     backup: Option<LocatedBackup>,
+    cluster: Option<(ClusterSpec, Range<usize>)>,
 }
 
 impl MacroBlocks for OwnBlocks {
@@ -47,6 +53,7 @@ impl MacroBlocks for OwnBlocks {
             "failover" => self.failover = Some(cx.failover(b)),
             "proxy" => self.proxy = Some(cx.proxy(b)),
             "backup" => self.backup = Some(cx.backup(b)),
+            "cluster" => self.cluster = Some(cx.cluster(b)),
             // The workload lowering hands over only the names above.
             _ => {}
         }
@@ -116,6 +123,7 @@ impl Cx<'_> {
             failover: own.failover.as_ref().map(|l| l.spec),
             proxy: own.proxy.as_ref().map(|l| l.spec),
             backup: own.backup.as_ref().map(|l| l.spec.clone()),
+            cluster: own.cluster.as_ref().map(|(c, _)| *c),
         };
         if let Some(l) = &own.failover {
             self.check_failover(&spec, l, sentinel_known);
@@ -126,7 +134,49 @@ impl Cx<'_> {
         if let Some(l) = &own.backup {
             self.check_backup(&spec, l, sentinel_known);
         }
+        if let Some((_, header)) = &own.cluster {
+            self.check_cluster(&spec, header, sentinel_known);
+        }
         spec
+    }
+
+    /// `cluster { shards = 3  replicas_per_shard = 1 }`; checked with the rest of the block by
+    /// `check_cluster`. The numbers are parsed as any whole number here; their ranges are
+    /// `check_cluster`'s rules.
+    fn cluster(&mut self, b: &Block) -> (ClusterSpec, Range<usize>) {
+        let header = header_span(b);
+        self.record("cluster", Some(header.clone()));
+        let mut c = ClusterSpec::default();
+        let nested = Nested::AsAttribute(Some("shards = 3 or replicas_per_shard = 1"));
+        self.attributes(&b.body, "cluster", &CLUSTER_FIELDS, nested, |cx, a| {
+            let v = &a.value;
+            let key = a.key.as_str();
+            let field = format!("cluster.{key}");
+            cx.record(&field, v.span());
+            let example = format!("{key} = 3");
+            if let Some(n) = cx.whole(v, &field, 0, u64::from(u32::MAX), &example) {
+                let n = u32::try_from(n).unwrap_or(u32::MAX);
+                if key == "shards" {
+                    c.shards = n;
+                } else {
+                    c.replicas_per_shard = n;
+                }
+            }
+        });
+        (c, header)
+    }
+
+    /// The cluster rules, which the server also runs (`validate_cluster` in vd-core), each
+    /// reported at the field it names.
+    fn check_cluster(&mut self, spec: &RedisSpec, header: &Range<usize>, sentinel_known: bool) {
+        let mut checked = spec.clone();
+        if !sentinel_known {
+            checked.sentinel = None;
+        }
+        for p in vd_core::redis::cluster::validate_cluster(&checked) {
+            let span = self.span_of(&p.field).or_else(|| Some(header.clone()));
+            self.err(span, p.message, p.help);
+        }
     }
 
     /// The macro brings its own `data` claim at /data; nothing may take its name or path.

@@ -60,7 +60,10 @@ fn automatic(ctl: &Controller, id: &ResourceRef) -> Option<(u32, Duration)> {
         Err(e) => tracing::warn!(redis = %id, error = %e, "could not read whether it is stopped"),
     }
     let spec = r::load(ctl, id).ok()?;
-    let f = spec.failover.as_ref().filter(|f| f.automatic)?;
+    if !vd_core::redis::topology::automatic_failover(&spec) {
+        return None;
+    }
+    let f = spec.failover.as_ref()?;
     let replicas = spec.replicas.unwrap_or(1);
     (replicas >= 2).then(|| (replicas, Duration::from_millis(f.down_after_ms)))
 }

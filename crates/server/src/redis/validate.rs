@@ -46,6 +46,7 @@ pub fn validate(
     // Before the split: it also refuses a `failover` block in a sentinel sibling.
     for p in macro_::validate_failover(spec)
         .into_iter()
+        .chain(macro_::cluster::validate_cluster(spec))
         .chain(macro_::validate_proxy(spec))
         .chain(macro_::validate_backup(spec))
     {
@@ -87,13 +88,58 @@ pub fn validate(
             }
         }
     }
-    if stored.redis.contains_key(&r.id) {
+    if let Some(p) = stored
+        .redis
+        .get(&r.id)
+        .and_then(|s| cluster_change(spec_of(s), spec))
+    {
+        out.push(problem(&r.id, &p.0, p.1, Some(p.2)));
+    }
+    if stored.redis.contains_key(&r.id) && spec.cluster.is_none() {
         let m = stored.masters.get(&r.id).copied().unwrap_or(0);
         if let Err(p) = macro_::check_scale(spec.replicas.unwrap_or(1), m) {
             out.push(problem(&r.id, &p.field, p.message, Some(p.help)));
         }
     }
     out
+}
+
+/// A change to a stored redis's cluster mode that a running redis cannot take: turning it on
+/// or off (the data layout differs: one keyspace against 16384 slots), or changing `shards`
+/// (moving slots between shards is not built yet). As (field, message, help).
+fn cluster_change(
+    stored: Option<&RedisSpec>,
+    spec: &RedisSpec,
+) -> Option<(String, String, String)> {
+    let before = stored?.cluster;
+    match (before, spec.cluster) {
+        (None, None) => None,
+        (Some(a), Some(b)) if a.shards == b.shards => None,
+        (Some(a), Some(b)) => Some((
+            "cluster.shards".into(),
+            format!(
+                "`cluster.shards` cannot change on a running cluster yet ({} -> {})",
+                a.shards, b.shards
+            ),
+            format!(
+                "keep shards = {}; moving slots to new shards or draining shards is not built \
+                 yet. `replicas_per_shard` can change",
+                a.shards
+            ),
+        )),
+        (None, Some(_)) => Some((
+            "cluster".into(),
+            "a running redis cannot be turned into a cluster".into(),
+            "a cluster keeps its keys in 16384 slots across shards: apply the cluster as a new \
+             redis and copy the data in with `vd redis:import`, or remove the `cluster` block"
+                .into(),
+        )),
+        (Some(_), None) => Some((
+            "cluster".into(),
+            "a running cluster cannot be turned back into a single-master redis".into(),
+            "keep the `cluster` block, or delete this redis (`vd delete`) and apply it anew".into(),
+        )),
+    }
 }
 
 /// Apply-time checks of a sentinel sibling against the other resources (the manifest parser
@@ -174,6 +220,16 @@ pub fn validate_monitor(
             "sentinel.monitor",
             format!("{target} is itself a sentinel sibling"),
             Some("monitor the data redis the sentinels should fail over".into()),
+        )),
+        Some(t) if macro_::cluster::is_cluster(t) => out.push(problem(
+            &res.id,
+            "sentinel.monitor",
+            format!("{target} is a Redis Cluster, which sentinels cannot watch"),
+            Some(
+                "a cluster's shards fail over among its own nodes, driven by vd's controller; \
+                 delete this sentinel sibling"
+                    .into(),
+            ),
         )),
         // In the same apply the data redis reports it (`redis::validate`), so it is said once.
         Some(t)

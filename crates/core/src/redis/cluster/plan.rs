@@ -1,0 +1,538 @@
+//! The cluster manager's pure planner. Every tick the server observes each pod of a cluster
+//! (`CLUSTER NODES`, its replication offset, the runtime's exit events) and asks [`plan`] what
+//! to do next; it executes the actions and observes again. Each step is decided from what the
+//! nodes say now, never from what the controller remembers doing, so a controller killed
+//! halfway picks up where the cluster is: that is what makes every step idempotent.
+//!
+//! The order of concerns, each only when the ones before it have nothing to do:
+//! 1. a shard whose master is gone (pod exited, or silent for `down_after`) gets its best
+//!    replica promoted (`CLUSTER FAILOVER FORCE`, or `TAKEOVER` without a majority of masters);
+//! 2. nodes no pod is any longer (a pod that lost its `nodes.conf`, a removed pod) are
+//!    forgotten;
+//! 3. the nodes meet: the lowest running ordinal meets every other pod at its current address,
+//!    which also fixes the address of a pod that moved;
+//! 4. slots no node serves are assigned, split evenly, to masters that serve none (all of them
+//!    on a fresh cluster, so the first `shards` ordinals split the 16384 slots);
+//! 5. every other node replicates the master with the fewest replicas.
+
+use super::nodes::Peer;
+use super::SLOTS;
+use crate::ClusterSpec;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What the controller saw of one pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Obs {
+    /// The pod does not exist or has not been started yet (a rollout creating it).
+    Missing,
+    /// The runtime reports its process gone: a crash is known at once.
+    Exited,
+    /// Running but not answering for `down_for_ms` (0 on the first failed check).
+    Unreachable {
+        /// Milliseconds since the last answer.
+        down_for_ms: u64,
+    },
+    /// Answered.
+    Up(View),
+}
+
+/// What a reachable node said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    /// Its `CLUSTER NODES`, itself included (flag `myself`).
+    pub peers: Vec<Peer>,
+    /// `master_repl_offset`: how much of its shard's history it holds.
+    pub offset: i64,
+    /// Still loading its dataset.
+    pub loading: bool,
+}
+
+impl View {
+    /// The node itself.
+    pub fn me(&self) -> Option<&Peer> {
+        self.peers.iter().find(|p| p.myself)
+    }
+
+    fn knows(&self, id: &str) -> Option<&Peer> {
+        self.peers.iter().find(|p| p.id == id && !p.handshake)
+    }
+}
+
+/// Everything [`plan`] decides from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    /// The block's shape.
+    pub shape: ClusterSpec,
+    /// Every pod by ordinal, including pods above the shape that are being removed.
+    pub nodes: BTreeMap<u32, Obs>,
+    /// The current address of each pod.
+    pub addrs: BTreeMap<u32, String>,
+    /// The node id each ordinal had when last seen (the store's record).
+    pub layout: BTreeMap<u32, String>,
+    /// How long a running master may stay silent before its shard fails over.
+    pub down_after_ms: u64,
+}
+
+/// How a replica takes its master's place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailoverMode {
+    /// `CLUSTER FAILOVER FORCE`: no handshake with the dead master; a majority of masters
+    /// still votes, so the promotion is agreed.
+    Force,
+    /// `CLUSTER FAILOVER TAKEOVER`: no vote at all, for when most masters are gone.
+    Takeover,
+}
+
+/// Why a shard fails over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailoverReason {
+    /// The master's pod exited.
+    MasterExited,
+    /// The master stopped answering for `down_after`.
+    MasterUnreachable,
+}
+
+/// One step for the server to execute, on the node of `ordinal`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// `CLUSTER SET-CONFIG-EPOCH`: distinct epochs for a fresh cluster's masters, so they
+    /// need no collision rounds.
+    SetConfigEpoch {
+        /// The node.
+        ordinal: u32,
+        /// Its epoch.
+        epoch: u64,
+    },
+    /// `CLUSTER MEET ip port`.
+    Meet {
+        /// The node that meets.
+        ordinal: u32,
+        /// The pod it meets.
+        peer: u32,
+        /// That pod's address.
+        ip: String,
+    },
+    /// `CLUSTER ADDSLOTSRANGE`.
+    AddSlots {
+        /// The master.
+        ordinal: u32,
+        /// Inclusive ranges.
+        ranges: Vec<(u16, u16)>,
+    },
+    /// `CLUSTER REPLICATE id`.
+    Replicate {
+        /// The node that becomes a replica.
+        ordinal: u32,
+        /// The master's node id.
+        master: String,
+        /// The master's ordinal.
+        master_ordinal: u32,
+    },
+    /// `CLUSTER FAILOVER FORCE|TAKEOVER` on the replica that takes over.
+    Failover {
+        /// The replica.
+        ordinal: u32,
+        /// The master it replaces.
+        from: u32,
+        /// How.
+        mode: FailoverMode,
+        /// Why.
+        reason: FailoverReason,
+    },
+    /// `CLUSTER FORGET id`.
+    Forget {
+        /// The node that forgets.
+        ordinal: u32,
+        /// The node id no pod has any more.
+        id: String,
+    },
+}
+
+/// Where the cluster stands after this tick.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// Every slot served, `shards` masters with their replicas, every pod up.
+    Healthy,
+    /// Work under way or waiting for pods; says what.
+    Working(String),
+    /// Something vd cannot fix by itself; says what and why.
+    Blocked(String),
+}
+
+/// What [`plan`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Steps, in order.
+    pub actions: Vec<Action>,
+    /// The node id of every ordinal, to store.
+    pub layout: BTreeMap<u32, String>,
+    /// Ordinals whose node serves slots and has a running replica: if such a pod exits it
+    /// must not start again before its replica has taken over, or it would come back as the
+    /// master with only what its last snapshot held.
+    pub hold: BTreeSet<u32>,
+    /// The masters serving slots, by ordinal, with their slot count.
+    pub masters: BTreeMap<u32, u32>,
+    /// Slots no node serves.
+    pub uncovered: u32,
+    /// Where the cluster stands.
+    pub progress: Progress,
+}
+
+/// Who serves each slot: for every slot, the claim with the highest config epoch among all the
+/// views (the rule the nodes themselves apply).
+fn slot_owners(views: &BTreeMap<u32, &View>) -> Vec<Option<(u64, String)>> {
+    let mut owners: Vec<Option<(u64, String)>> = vec![None; usize::from(SLOTS)];
+    for v in views.values() {
+        for p in v.peers.iter().filter(|p| p.master && !p.handshake) {
+            for (a, b) in &p.slots {
+                for slot in *a..=*b {
+                    let o = &mut owners[usize::from(slot)];
+                    if o.as_ref().is_none_or(|(e, _)| p.config_epoch > *e) {
+                        *o = Some((p.config_epoch, p.id.clone()));
+                    }
+                }
+            }
+        }
+    }
+    owners
+}
+
+/// Runs of consecutive slots as inclusive ranges.
+fn ranges(slots: &[u16]) -> Vec<(u16, u16)> {
+    let mut out: Vec<(u16, u16)> = Vec::new();
+    for &s in slots {
+        match out.last_mut() {
+            Some((_, b)) if b.checked_add(1) == Some(s) => *b = s,
+            _ => out.push((s, s)),
+        }
+    }
+    out
+}
+
+/// Decides the next steps for one cluster.
+pub fn plan(input: &Input) -> Plan {
+    let wanted = input.shape.nodes();
+    let up: BTreeMap<u32, &View> = input
+        .nodes
+        .iter()
+        .filter_map(|(o, n)| match n {
+            Obs::Up(v) if v.me().is_some() => Some((*o, v)),
+            _ => None,
+        })
+        .collect();
+    let id_of = |o: u32| -> Option<String> {
+        match up.get(&o).and_then(|v| v.me()) {
+            Some(me) => Some(me.id.clone()),
+            None => input.layout.get(&o).cloned(),
+        }
+    };
+    let mut layout: BTreeMap<u32, String> = BTreeMap::new();
+    for o in input.nodes.keys() {
+        if let Some(id) = id_of(*o) {
+            layout.insert(*o, id);
+        }
+    }
+    let ordinal_of = |id: &str| layout.iter().find(|(_, i)| *i == id).map(|(o, _)| *o);
+
+    let owners = slot_owners(&up);
+    let mut served: BTreeMap<String, u32> = BTreeMap::new();
+    for (_, id) in owners.iter().flatten() {
+        *served.entry(id.clone()).or_default() += 1;
+    }
+    let uncovered = owners.iter().filter(|o| o.is_none()).count() as u32;
+    let masters: BTreeMap<u32, u32> = served
+        .iter()
+        .filter_map(|(id, n)| ordinal_of(id).map(|o| (o, *n)))
+        .collect();
+    // Whom each pod replicates: its own word when it answers, else what the others say.
+    let follows = |o: u32| -> Option<String> {
+        if let Some(me) = up.get(&o).and_then(|v| v.me()) {
+            return (!me.master).then(|| me.master_id.clone()).flatten();
+        }
+        let id = layout.get(&o)?;
+        up.values()
+            .filter_map(|v| v.knows(id))
+            .find(|p| !p.master)
+            .and_then(|p| p.master_id.clone())
+    };
+    let running_replicas = |master: &str| -> Vec<u32> {
+        up.iter()
+            .filter(|(_, v)| {
+                v.me()
+                    .is_some_and(|me| !me.master && me.master_id.as_deref() == Some(master))
+            })
+            .map(|(o, _)| *o)
+            .collect()
+    };
+    let hold: BTreeSet<u32> = served
+        .keys()
+        .filter(|id| !running_replicas(id).is_empty())
+        .filter_map(|id| ordinal_of(id))
+        .collect();
+    let mut out = Plan {
+        actions: Vec::new(),
+        layout: layout.clone(),
+        hold,
+        masters: masters.clone(),
+        uncovered,
+        progress: Progress::Healthy,
+    };
+
+    // 1. Failover: a master that is gone.
+    let gone = |o: u32| -> Option<FailoverReason> {
+        match input.nodes.get(&o) {
+            Some(Obs::Exited) => Some(FailoverReason::MasterExited),
+            Some(Obs::Unreachable { down_for_ms }) if *down_for_ms >= input.down_after_ms => {
+                Some(FailoverReason::MasterUnreachable)
+            }
+            _ => None,
+        }
+    };
+    let alive = masters.keys().filter(|o| up.contains_key(o)).count();
+    let mut blocked = Vec::new();
+    for (id, _) in served.iter() {
+        let Some(from) = ordinal_of(id) else { continue };
+        let Some(reason) = gone(from) else { continue };
+        let best = running_replicas(id)
+            .into_iter()
+            .filter_map(|o| up.get(&o).map(|v| (o, *v)))
+            .filter(|(_, v)| !v.loading)
+            .max_by_key(|(o, v)| (v.offset, std::cmp::Reverse(*o)));
+        match best {
+            Some((to, _)) => out.actions.push(Action::Failover {
+                ordinal: to,
+                from,
+                mode: if alive * 2 > masters.len() {
+                    FailoverMode::Force
+                } else {
+                    FailoverMode::Takeover
+                },
+                reason,
+            }),
+            None => blocked.push(format!(
+                "the master on pod {from} is down and its shard has no running replica: its \
+                 slots are unavailable until the pod is back"
+            )),
+        }
+    }
+    if !out.actions.is_empty() {
+        out.progress = Progress::Working("failing over".into());
+        return out;
+    }
+    if !blocked.is_empty() {
+        out.progress = Progress::Blocked(blocked.join("; "));
+        return out;
+    }
+
+    // 2. Forget nodes no pod is.
+    let ours: BTreeSet<&String> = layout.values().collect();
+    for (o, v) in &up {
+        let Some(me) = v.me() else { continue };
+        for p in &v.peers {
+            let foreign = !p.myself && !p.handshake && !ours.contains(&p.id);
+            if foreign && p.slot_count() == 0 && me.master_id.as_ref() != Some(&p.id) {
+                out.actions.push(Action::Forget {
+                    ordinal: *o,
+                    id: p.id.clone(),
+                });
+            }
+        }
+    }
+    if !out.actions.is_empty() {
+        out.progress = Progress::Working("forgetting nodes that are gone".into());
+        return out;
+    }
+
+    // 3. Meet. Only the pods the shape keeps take part.
+    let members: BTreeMap<u32, &View> = up
+        .iter()
+        .filter(|(o, _)| **o < wanted)
+        .map(|(o, v)| (*o, *v))
+        .collect();
+    if owners.iter().all(Option::is_none) {
+        for (o, v) in &members {
+            if v.me().is_some_and(|me| me.config_epoch == 0) && v.peers.len() == 1 {
+                out.actions.push(Action::SetConfigEpoch {
+                    ordinal: *o,
+                    epoch: u64::from(*o) + 1,
+                });
+            }
+        }
+    }
+    let meets_at = |v: &View, ip: &str, id: &str| -> bool {
+        v.knows(id).is_some_and(|p| p.ip == ip) || v.peers.iter().any(|p| p.handshake && p.ip == ip)
+    };
+    if let Some((&anchor, av)) = members.iter().next() {
+        let anchor_ip = input.addrs.get(&anchor).cloned().unwrap_or_default();
+        let anchor_id = av.me().map(|m| m.id.clone()).unwrap_or_default();
+        for (&o, v) in members.iter().skip(1) {
+            let (Some(ip), Some(me)) = (input.addrs.get(&o), v.me()) else {
+                continue;
+            };
+            if !meets_at(av, ip, &me.id) {
+                out.actions.push(Action::Meet {
+                    ordinal: anchor,
+                    peer: o,
+                    ip: ip.clone(),
+                });
+            }
+            if !anchor_ip.is_empty() && !meets_at(v, &anchor_ip, &anchor_id) {
+                out.actions.push(Action::Meet {
+                    ordinal: o,
+                    peer: anchor,
+                    ip: anchor_ip.clone(),
+                });
+            }
+        }
+    }
+    if out.actions.iter().any(|a| matches!(a, Action::Meet { .. })) {
+        out.progress = Progress::Working("meeting the nodes".into());
+        return out;
+    }
+    let strangers = members.iter().any(|(_, a)| {
+        members
+            .values()
+            .filter_map(|b| b.me())
+            .any(|b| a.knows(&b.id).is_none())
+    });
+    if strangers {
+        out.progress = Progress::Working("waiting for the nodes to learn of each other".into());
+        return out;
+    }
+    let open = members
+        .values()
+        .any(|v| v.me().is_some_and(|me| !me.open.is_empty()));
+
+    // 4. Slots no node serves.
+    let missing: Vec<u16> = (0..SLOTS)
+        .filter(|s| owners[usize::from(*s)].is_none())
+        .collect();
+    if !missing.is_empty() {
+        if open {
+            out.progress = Progress::Blocked("slots are being moved".into());
+            return out;
+        }
+        if (0..wanted).any(|o| !members.contains_key(&o)) {
+            out.progress = Progress::Working(format!(
+                "{} slots unassigned; waiting for every pod to run",
+                missing.len()
+            ));
+            return out;
+        }
+        let need = (input.shape.shards as usize).saturating_sub(masters.len());
+        let empty_masters: Vec<u32> = members
+            .iter()
+            .filter(|(o, v)| {
+                v.me().is_some_and(|me| me.master && me.slot_count() == 0)
+                    && !masters.contains_key(o)
+            })
+            .map(|(o, _)| *o)
+            .take(need)
+            .collect();
+        let targets: Vec<u32> = if empty_masters.is_empty() {
+            masters
+                .iter()
+                .min_by_key(|(o, n)| (**n, **o))
+                .map(|(o, _)| *o)
+                .into_iter()
+                .collect()
+        } else {
+            empty_masters
+        };
+        if targets.is_empty() {
+            out.progress = Progress::Blocked("no master to give the unassigned slots to".into());
+            return out;
+        }
+        let (base, extra) = (missing.len() / targets.len(), missing.len() % targets.len());
+        let mut start = 0;
+        for (i, t) in targets.iter().enumerate() {
+            let len = base + usize::from(i < extra);
+            out.actions.push(Action::AddSlots {
+                ordinal: *t,
+                ranges: ranges(&missing[start..start + len]),
+            });
+            start += len;
+        }
+        out.progress = Progress::Working(format!("assigning {} slots", missing.len()));
+        return out;
+    }
+
+    // 5. Replicas: spare masters join the shard with the fewest replicas; a shard with too
+    // many gives one to a shard with too few.
+    let rps = input.shape.replicas_per_shard as usize;
+    let mut count: BTreeMap<String, Vec<u32>> =
+        served.keys().map(|id| (id.clone(), vec![])).collect();
+    for o in (0..wanted).filter(|o| !masters.contains_key(o)) {
+        if let Some(m) = follows(o) {
+            if let Some(list) = count.get_mut(&m) {
+                list.push(o);
+            }
+        }
+    }
+    let fewest = |count: &BTreeMap<String, Vec<u32>>| -> Option<(String, u32)> {
+        count
+            .iter()
+            .filter_map(|(id, l)| ordinal_of(id).map(|o| (l.len(), o, id.clone())))
+            .min()
+            .map(|(_, o, id)| (id, o))
+    };
+    for (o, v) in &members {
+        let Some(me) = v.me() else { continue };
+        let attached = !me.master && me.master_id.as_ref().is_some_and(|m| count.contains_key(m));
+        if attached || masters.contains_key(o) {
+            continue;
+        }
+        if me.slot_count() > 0 {
+            // An old master back from a crash still claims its slots until it hears of the
+            // higher epoch that replaced it; the cluster then makes it a replica itself.
+            continue;
+        }
+        if let Some((id, mo)) = fewest(&count) {
+            out.actions.push(Action::Replicate {
+                ordinal: *o,
+                master: id.clone(),
+                master_ordinal: mo,
+            });
+            if let Some(l) = count.get_mut(&id) {
+                l.push(*o);
+            }
+        }
+    }
+    if out.actions.is_empty() {
+        let over = count.iter().find(|(_, l)| l.len() > rps);
+        let under = fewest(&count).filter(|(id, _)| count.get(id).is_some_and(|l| l.len() < rps));
+        if let (Some((_, l)), Some((id, mo))) = (over, under) {
+            if let Some(o) = l.iter().rev().find(|o| members.contains_key(o)) {
+                out.actions.push(Action::Replicate {
+                    ordinal: *o,
+                    master: id,
+                    master_ordinal: mo,
+                });
+            }
+        }
+    }
+    if !out.actions.is_empty() {
+        out.progress = Progress::Working("attaching replicas".into());
+        return out;
+    }
+
+    let down: Vec<u32> = (0..wanted).filter(|o| !members.contains_key(o)).collect();
+    out.progress = if !down.is_empty() {
+        Progress::Working(format!("pods not running: {down:?}"))
+    } else if masters.len() != input.shape.shards as usize {
+        Progress::Blocked(format!(
+            "{} masters serve slots, the block asks for {}; changing `shards` of a running \
+             cluster is not supported yet",
+            masters.len(),
+            input.shape.shards
+        ))
+    } else if open {
+        Progress::Blocked("slots are being moved".into())
+    } else {
+        Progress::Healthy
+    };
+    out
+}
+
+#[cfg(test)]
+mod tests;

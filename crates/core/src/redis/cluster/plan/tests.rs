@@ -1,0 +1,466 @@
+use super::*;
+use crate::redis::cluster::even_split;
+
+/// One node of a simulated cluster, as every node sees it.
+#[derive(Clone)]
+struct N {
+    id: String,
+    master_of: Option<u32>,
+    slots: Vec<(u16, u16)>,
+    epoch: u64,
+    failed: bool,
+}
+
+fn id(o: u32) -> String {
+    format!("{:040x}", o + 1)
+}
+
+fn ip(o: u32) -> String {
+    format!("127.9.0.{}", o + 10)
+}
+
+fn master(o: u32, slots: (u16, u16)) -> N {
+    N {
+        id: id(o),
+        master_of: None,
+        slots: vec![slots],
+        epoch: u64::from(o) + 1,
+        failed: false,
+    }
+}
+
+fn replica(o: u32, of: u32) -> N {
+    N {
+        id: id(o),
+        master_of: Some(of),
+        slots: vec![],
+        epoch: 0,
+        failed: false,
+    }
+}
+
+fn empty(o: u32) -> N {
+    N {
+        id: id(o),
+        master_of: None,
+        slots: vec![],
+        epoch: 0,
+        failed: false,
+    }
+}
+
+fn peer(n: &N, o: u32, me: bool) -> Peer {
+    Peer {
+        id: n.id.clone(),
+        ip: ip(o),
+        port: 6379,
+        myself: me,
+        master: n.master_of.is_none(),
+        failed: n.failed,
+        suspected: false,
+        handshake: false,
+        noaddr: false,
+        master_id: n.master_of.map(id),
+        config_epoch: n.epoch,
+        connected: true,
+        slots: n.slots.clone(),
+        open: vec![],
+    }
+}
+
+/// Every pod up, each knowing all the others as `world` says.
+fn views(world: &[N]) -> BTreeMap<u32, Obs> {
+    (0..world.len() as u32)
+        .map(|o| {
+            let peers = world
+                .iter()
+                .enumerate()
+                .map(|(i, n)| peer(n, i as u32, i as u32 == o))
+                .collect();
+            (
+                o,
+                Obs::Up(View {
+                    peers,
+                    offset: 100,
+                    loading: false,
+                }),
+            )
+        })
+        .collect()
+}
+
+fn input(shards: u32, rps: u32, nodes: BTreeMap<u32, Obs>) -> Input {
+    let addrs = nodes.keys().map(|o| (*o, ip(*o))).collect();
+    let layout = nodes.keys().map(|o| (*o, id(*o))).collect();
+    Input {
+        shape: ClusterSpec {
+            shards,
+            replicas_per_shard: rps,
+        },
+        nodes,
+        addrs,
+        layout,
+        down_after_ms: 1000,
+    }
+}
+
+/// The healthy seed-004 cluster: masters 0..3, replica 3+i of master i.
+fn healthy() -> Vec<N> {
+    let r = even_split(3);
+    vec![
+        master(0, r[0]),
+        master(1, r[1]),
+        master(2, r[2]),
+        replica(3, 0),
+        replica(4, 1),
+        replica(5, 2),
+    ]
+}
+
+fn only(p: &Plan) -> &[Action] {
+    &p.actions
+}
+
+#[test]
+fn a_fresh_cluster_gets_distinct_epochs_and_meets_through_the_lowest_pod() {
+    let nodes: BTreeMap<u32, Obs> = (0..6)
+        .map(|o| {
+            let v = View {
+                peers: vec![peer(&empty(o), o, true)],
+                offset: 0,
+                loading: false,
+            };
+            (o, Obs::Up(v))
+        })
+        .collect();
+    let p = plan(&input(3, 1, nodes));
+    let epochs: Vec<_> = p
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::SetConfigEpoch { ordinal, epoch } => Some((*ordinal, *epoch)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(epochs, [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (5, 6)]);
+    let meets: Vec<_> = p
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Meet { ordinal, peer, ip } => Some((*ordinal, *peer, ip.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(meets.len(), 10, "0 meets 1..5, and each of them meets 0");
+    assert!(meets.contains(&(0, 5, ip(5))) && meets.contains(&(5, 0, ip(0))));
+    assert!(matches!(p.progress, Progress::Working(_)));
+}
+
+#[test]
+fn a_handshake_under_way_is_not_repeated() {
+    let mut nodes = views(&(0..6).map(empty).collect::<Vec<_>>());
+    if let Some(Obs::Up(v)) = nodes.get_mut(&0) {
+        v.peers.retain(|p| p.id != id(5));
+        v.peers.push(Peer {
+            id: "ab".repeat(20),
+            handshake: true,
+            ..peer(&empty(5), 5, false)
+        });
+    }
+    let p = plan(&input(3, 1, nodes));
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert!(matches!(p.progress, Progress::Working(ref w) if w.contains("learn")));
+}
+
+#[test]
+fn met_nodes_get_the_slots_split_evenly_over_the_first_shards() {
+    let p = plan(&input(3, 1, views(&(0..6).map(empty).collect::<Vec<_>>())));
+    let r = even_split(3);
+    assert_eq!(
+        only(&p),
+        [
+            Action::AddSlots {
+                ordinal: 0,
+                ranges: vec![r[0]]
+            },
+            Action::AddSlots {
+                ordinal: 1,
+                ranges: vec![r[1]]
+            },
+            Action::AddSlots {
+                ordinal: 2,
+                ranges: vec![r[2]]
+            },
+        ]
+    );
+    assert_eq!(p.uncovered, 16384);
+}
+
+#[test]
+fn slot_assignment_interrupted_halfway_is_finished() {
+    let r = even_split(3);
+    let mut world: Vec<N> = (0..6).map(empty).collect();
+    world[0] = master(0, r[0]);
+    let p = plan(&input(3, 1, views(&world)));
+    assert_eq!(
+        only(&p),
+        [
+            Action::AddSlots {
+                ordinal: 1,
+                ranges: vec![r[1]]
+            },
+            Action::AddSlots {
+                ordinal: 2,
+                ranges: vec![r[2]]
+            },
+        ]
+    );
+}
+
+#[test]
+fn slots_wait_for_every_pod() {
+    let mut nodes = views(&(0..6).map(empty).collect::<Vec<_>>());
+    nodes.insert(5, Obs::Missing);
+    let p = plan(&input(3, 1, nodes));
+    assert!(p.actions.is_empty());
+}
+
+#[test]
+fn spare_nodes_replicate_the_master_with_fewest_replicas() {
+    let r = even_split(3);
+    let mut world = healthy();
+    for o in 3..6 {
+        world[o as usize] = empty(o);
+    }
+    world[0].slots = vec![r[0]];
+    let p = plan(&input(3, 1, views(&world)));
+    let rep = |o, m: u32| Action::Replicate {
+        ordinal: o,
+        master: id(m),
+        master_ordinal: m,
+    };
+    assert_eq!(only(&p), [rep(3, 0), rep(4, 1), rep(5, 2)]);
+}
+
+#[test]
+fn a_healthy_cluster_needs_nothing_and_holds_its_masters() {
+    let p = plan(&input(3, 1, views(&healthy())));
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert_eq!(p.progress, Progress::Healthy);
+    assert_eq!(p.hold, BTreeSet::from([0, 1, 2]));
+    assert_eq!(p.masters.values().sum::<u32>(), 16384);
+    assert_eq!(p.uncovered, 0);
+}
+
+#[test]
+fn a_crashed_master_is_replaced_by_its_own_replica_at_once() {
+    let mut nodes = views(&healthy());
+    nodes.insert(1, Obs::Exited);
+    let p = plan(&input(3, 1, nodes));
+    assert_eq!(
+        only(&p),
+        [Action::Failover {
+            ordinal: 4,
+            from: 1,
+            mode: FailoverMode::Force,
+            reason: FailoverReason::MasterExited
+        }]
+    );
+}
+
+#[test]
+fn the_replica_with_the_most_history_wins() {
+    let r = even_split(3);
+    let world = vec![
+        master(0, r[0]),
+        master(1, r[1]),
+        master(2, r[2]),
+        replica(3, 0),
+        replica(4, 0),
+        replica(5, 1),
+        replica(6, 1),
+        replica(7, 2),
+        replica(8, 2),
+    ];
+    let mut nodes = views(&world);
+    nodes.insert(0, Obs::Exited);
+    if let Some(Obs::Up(v)) = nodes.get_mut(&4) {
+        v.offset = 500;
+    }
+    let p = plan(&input(3, 2, nodes.clone()));
+    assert!(matches!(
+        p.actions[..],
+        [Action::Failover { ordinal: 4, .. }]
+    ));
+    // A loading replica cannot serve: the other one takes over.
+    if let Some(Obs::Up(v)) = nodes.get_mut(&4) {
+        v.loading = true;
+    }
+    let p = plan(&input(3, 2, nodes));
+    assert!(matches!(
+        p.actions[..],
+        [Action::Failover { ordinal: 3, .. }]
+    ));
+}
+
+#[test]
+fn a_silent_master_waits_for_down_after() {
+    let mut nodes = views(&healthy());
+    nodes.insert(2, Obs::Unreachable { down_for_ms: 999 });
+    assert!(plan(&input(3, 1, nodes.clone())).actions.is_empty());
+    nodes.insert(2, Obs::Unreachable { down_for_ms: 1000 });
+    assert_eq!(
+        only(&plan(&input(3, 1, nodes))),
+        [Action::Failover {
+            ordinal: 5,
+            from: 2,
+            mode: FailoverMode::Force,
+            reason: FailoverReason::MasterUnreachable
+        }]
+    );
+}
+
+#[test]
+fn without_a_majority_of_masters_replicas_take_over_without_a_vote() {
+    let mut nodes = views(&healthy());
+    nodes.insert(0, Obs::Exited);
+    nodes.insert(1, Obs::Exited);
+    let p = plan(&input(3, 1, nodes));
+    assert_eq!(p.actions.len(), 2);
+    for a in &p.actions {
+        assert!(matches!(
+            a,
+            Action::Failover {
+                mode: FailoverMode::Takeover,
+                ..
+            }
+        ));
+    }
+}
+
+#[test]
+fn a_master_without_replica_is_reported_not_failed_over() {
+    let r = even_split(3);
+    let world = vec![master(0, r[0]), master(1, r[1]), master(2, r[2])];
+    let mut nodes = views(&world);
+    nodes.insert(0, Obs::Exited);
+    let p = plan(&input(3, 0, nodes));
+    assert!(p.actions.is_empty());
+    assert!(matches!(p.progress, Progress::Blocked(ref w) if w.contains("pod 0")));
+    assert!(
+        p.hold.is_empty(),
+        "nothing to wait for: it restarts at once"
+    );
+}
+
+#[test]
+fn pods_not_created_yet_are_not_failed_over() {
+    let mut nodes = views(&healthy());
+    nodes.insert(1, Obs::Missing);
+    let p = plan(&input(3, 1, nodes));
+    assert!(p.actions.is_empty());
+    assert!(matches!(p.progress, Progress::Working(_)));
+}
+
+#[test]
+fn after_a_failover_the_higher_epoch_wins_and_nothing_more_is_done() {
+    let r = even_split(3);
+    let mut world = healthy();
+    // 4 took over shard 1 with epoch 7; 1 restarted and still claims the slots at epoch 2
+    // in its own view until it hears of that.
+    world[4] = N {
+        epoch: 7,
+        ..master(4, r[1])
+    };
+    world[1] = replica(1, 4);
+    let mut nodes = views(&world);
+    if let Some(Obs::Up(v)) = nodes.get_mut(&1) {
+        for p in v.peers.iter_mut() {
+            if p.myself {
+                p.master = true;
+                p.master_id = None;
+                p.slots = vec![r[1]];
+                p.config_epoch = 2;
+            }
+            if p.id == id(4) {
+                p.master = false;
+                p.master_id = Some(id(1));
+                p.slots = vec![];
+            }
+        }
+    }
+    let p = plan(&input(3, 1, nodes));
+    assert_eq!(p.masters.keys().copied().collect::<Vec<_>>(), [0, 2, 4]);
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+}
+
+#[test]
+fn a_pod_that_lost_its_node_id_has_the_old_one_forgotten() {
+    let mut world = healthy();
+    world[3] = empty(3);
+    world[3].id = "fe".repeat(20);
+    let mut nodes = views(&world);
+    // The others still remember the old replica, failed.
+    for o in [0, 1, 2, 4, 5] {
+        if let Some(Obs::Up(v)) = nodes.get_mut(&o) {
+            v.peers.push(Peer {
+                failed: true,
+                connected: false,
+                ..peer(&replica(3, 0), 3, false)
+            });
+        }
+    }
+    let p = plan(&input(3, 1, nodes));
+    assert_eq!(p.layout[&3], "fe".repeat(20));
+    assert_eq!(p.actions.len(), 5);
+    assert!(p
+        .actions
+        .iter()
+        .all(|a| matches!(a, Action::Forget { id: i, .. } if *i == id(3))));
+}
+
+#[test]
+fn a_pod_on_a_new_address_is_met_there() {
+    let mut inp = input(3, 1, views(&healthy()));
+    inp.addrs.insert(2, "127.9.1.99".into());
+    let p = plan(&inp);
+    assert_eq!(
+        only(&p),
+        [Action::Meet {
+            ordinal: 0,
+            peer: 2,
+            ip: "127.9.1.99".into()
+        }]
+    );
+}
+
+#[test]
+fn replicas_are_rebalanced_between_shards() {
+    let mut world = healthy();
+    world[5] = replica(5, 0);
+    let p = plan(&input(3, 1, views(&world)));
+    assert_eq!(
+        only(&p),
+        [Action::Replicate {
+            ordinal: 5,
+            master: id(2),
+            master_ordinal: 2
+        }]
+    );
+}
+
+#[test]
+fn a_removed_pods_node_is_forgotten_once_gone() {
+    let mut world = healthy();
+    world.push(replica(6, 0));
+    let mut nodes = views(&world);
+    nodes.remove(&6);
+    let mut inp = input(3, 1, nodes);
+    inp.layout.remove(&6);
+    let p = plan(&inp);
+    assert_eq!(p.actions.len(), 6);
+    assert!(p
+        .actions
+        .iter()
+        .all(|a| matches!(a, Action::Forget { id: i, .. } if *i == id(6))));
+}
