@@ -158,6 +158,11 @@ reasons! {
         MasterSwitched: "info" => "The sentinels moved the master; vd recorded the new master and rewrote the linked consumers.";
         SentinelReset: "warning" => "The sentinels disagreed about the master, or one did not see all its peers; each was reset in turn.";
 
+        // Redis: cluster mode.
+        ClusterChanged: "info" => "The cluster manager changed a cluster: met nodes, assigned slots, attached or moved a replica, forgot a node that is gone; the message says what.";
+        ClusterHealthy: "info" => "A cluster serves every slot with its shards and replicas in place (after forming, or after a fault).";
+        ClusterDegraded: "warning" => "A cluster needs something vd cannot do by itself (a shard whose master is down has no replica); the message says what.";
+
         // Redis: backups, restores and imports.
         BackedUp: "info" => "A backup was written and verified; the message gives its path, size, checksum and source pod.";
         BackupFailed: "warning" => "A backup failed, or a scheduled one was skipped because the previous one still ran.";
@@ -246,7 +251,7 @@ mod tests {
 
     #[test]
     fn every_reason_round_trips_as_its_name() {
-        assert_eq!(Reason::KNOWN.len(), 43);
+        assert_eq!(Reason::KNOWN.len(), 46);
         for r in Reason::KNOWN {
             let s = r.as_str();
             assert!(

@@ -2,6 +2,7 @@
 //! replication operations the controller performs (switchover, password rotation), and
 //! redis-sentinel queries, commands and `+switch-master` events.
 
+pub mod cluster;
 mod conn;
 pub mod info;
 pub mod migrate;

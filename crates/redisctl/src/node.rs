@@ -28,7 +28,10 @@ impl Node {
         &self.c.addr
     }
 
-    async fn run<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> Result<T, RedisError> {
+    pub(crate) async fn run<T: redis::FromRedisValue>(
+        &mut self,
+        cmd: &redis::Cmd,
+    ) -> Result<T, RedisError> {
         self.c.run(cmd).await
     }
 

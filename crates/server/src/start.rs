@@ -58,6 +58,7 @@ impl Server {
         // master is detached from the source.
         crate::redis::import::recover(&redis);
         tokio::spawn(crate::redis::failover::run(redis.clone()));
+        tokio::spawn(crate::redis::cluster::run(redis.clone()));
         tokio::spawn(crate::redis::backup_schedule::run(redis.clone()));
         tokio::spawn(crate::orchestration::cronjob::run(cronjobs.clone()));
         Ok(Server {

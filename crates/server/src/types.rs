@@ -83,8 +83,13 @@ pub struct PodView {
     pub ordinal: u32,
     /// `ip:port` for each port (the pod's IP alone when it declares none).
     pub address: Vec<String>,
-    /// Pod IP.
+    /// Pod IP: where the host reaches the pod (on docker, the loopback address its ports are
+    /// published on).
     pub ip: String,
+    /// Where other pods reach it: the pod's own address on the pods' network (the same as
+    /// `ip` on the process runtime; its `voodu0` address on docker). Empty until it runs.
+    #[serde(default)]
+    pub net_ip: String,
     /// Where the pod is in its life.
     pub state: PodState,
     /// Readiness.

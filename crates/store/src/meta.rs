@@ -62,6 +62,9 @@ pub enum MetaKey {
     /// JSON (the master's ordinal and the settings to restore). Only the scope and name are in
     /// the key: the kind is always redis, and [`MetaKey::parse`] gives [`Kind::Redis`].
     ImportUnderway(ResourceRef),
+    /// `cluster-layout:<kind/scope/name>`: the node id of each pod of a redis in cluster mode,
+    /// as a JSON object from ordinal to id; written by the cluster manager as it sees them.
+    ClusterLayout(ResourceRef),
     /// `stopped:<kind/scope/name>`: a workload stopped with `vd stop` (its pods removed, its
     /// volumes kept) until `vd start`; the value is the unix-ms time it was stopped.
     Stopped(ResourceRef),
@@ -83,6 +86,7 @@ impl MetaKey {
             MetaKey::ProxyDerived(_) => "proxy-derived",
             MetaKey::ImportUnderway(_) => "import-underway",
             MetaKey::Stopped(_) => "stopped",
+            MetaKey::ClusterLayout(_) => "cluster-layout",
         }
     }
 
@@ -121,6 +125,7 @@ impl MetaKey {
             "proxy-derived" => MetaKey::ProxyDerived(resource(rest)?),
             "import-underway" => MetaKey::ImportUnderway(scoped(Kind::Redis, rest)?),
             "stopped" => MetaKey::Stopped(resource(rest)?),
+            "cluster-layout" => MetaKey::ClusterLayout(resource(rest)?),
             _ => return None,
         };
         (key.key() == s).then_some(key)
@@ -140,7 +145,8 @@ impl fmt::Display for MetaKey {
             | MetaKey::BackupSlot(id)
             | MetaKey::HaSettings(id)
             | MetaKey::ProxyDerived(id)
-            | MetaKey::Stopped(id) => write!(f, "{prefix}:{id}"),
+            | MetaKey::Stopped(id)
+            | MetaKey::ClusterLayout(id) => write!(f, "{prefix}:{id}"),
             MetaKey::CronjobState(id) | MetaKey::ImportUnderway(id) => {
                 write!(f, "{prefix}:{}/{}", id.scope, id.name)
             }
@@ -337,6 +343,10 @@ mod tests {
             (
                 MetaKey::ImportUnderway(cache.clone()),
                 "import-underway:data/cache",
+            ),
+            (
+                MetaKey::ClusterLayout(cache.clone()),
+                "cluster-layout:redis/data/cache",
             ),
             (MetaKey::Stopped(cache), "stopped:redis/data/cache"),
         ]

@@ -147,7 +147,13 @@ pub async fn url(ctx: &Ctx, reference: &str, external: bool) -> Result<(), CliEr
         let host = e
             .external_host
             .ok_or_else(|| CliError::usage("the master pod is not running", "see `vd get pods`"))?;
-        outln!("redis://default:{}@{host}:{}", e.password, e.port);
+        // The password as the internal URL has it: percent-encoded.
+        let pw = e
+            .url
+            .strip_prefix("redis://default:")
+            .and_then(|r| r.rsplit_once('@'))
+            .map_or(e.password.clone(), |(pw, _)| pw.to_string());
+        outln!("redis://default:{pw}@{host}:{}", e.port);
     } else {
         outln!("{}", e.url);
     }
@@ -174,11 +180,13 @@ pub async fn cli(ctx: &Ctx, reference: &str, args: &[String]) -> Result<(), CliE
     let host = e
         .external_host
         .ok_or_else(|| CliError::usage("the master pod is not running", "see `vd get pods`"))?;
-    let err = std::process::Command::new("redis-cli")
-        .args(["-h", &host, "-p", &e.port.to_string()])
-        .args(args)
-        .env("REDISCLI_AUTH", &e.password)
-        .exec();
+    let mut cmd = std::process::Command::new("redis-cli");
+    cmd.args(["-h", &host, "-p", &e.port.to_string()]);
+    if e.cluster {
+        // Follow MOVED/ASK redirects to the node that serves each key's slot.
+        cmd.arg("-c");
+    }
+    let err = cmd.args(args).env("REDISCLI_AUTH", &e.password).exec();
     Err(CliError::io(
         "run redis-cli (apt-get install redis-tools)",
         err,

@@ -18,12 +18,36 @@ pub enum LinkMode {
 
 /// Every name a link may write ([`link_env`] in any [`LinkMode`], [`sentinel_link_env`]), so
 /// unlinking, or relinking in another mode, can remove them all.
-pub const LINK_VARS: [&str; 4] = [
+pub const LINK_VARS: [&str; 5] = [
     "REDIS_URL",
     "REDIS_READ_URL",
     "REDIS_SENTINEL_HOSTS",
     "REDIS_MASTER_NAME",
+    "REDIS_CLUSTER_NODES",
 ];
+
+/// The link of a redis in cluster mode, exactly two variables:
+/// - `REDIS_URL`: `redis://default:<pw>@<name>.<scope>.voodu:6379`, the shared alias over the
+///   ready nodes, which a cluster client starts from (it then asks the cluster for its slots
+///   and connects to each node itself);
+/// - `REDIS_CLUSTER_NODES`: every node as `<name>-<ord>.<scope>.voodu:6379`, comma-separated,
+///   for clients configured with a list of startup nodes.
+///
+/// The password is percent-encoded as in [`link_env`]. Failovers and resharding change
+/// neither: they name no master.
+pub fn cluster_link_env(id: &ResourceRef, nodes: u32, password: &str) -> EnvMap {
+    let [_, alias] = alias_hostnames(id);
+    let list: Vec<String> = (0..nodes)
+        .map(|o| {
+            let [_, host] = pod_hostnames(id, o);
+            format!("{host}:{REDIS_PORT}")
+        })
+        .collect();
+    EnvMap::from([
+        ("REDIS_URL".into(), url(&alias, password)),
+        ("REDIS_CLUSTER_NODES".into(), list.join(",")),
+    ])
+}
 
 /// Exactly these variables, which linked apps rely on:
 /// - one pod (`replicas <= 1`): `REDIS_URL` on the shared alias
@@ -313,5 +337,25 @@ mod tests {
         );
         assert!(parse_consumers("").is_empty());
         assert_eq!(format_consumers(&[]), "");
+    }
+
+    #[test]
+    fn a_cluster_link_names_the_alias_and_every_node() {
+        let id = ResourceRef::new(crate::Kind::Redis, "data", "shop");
+        let env = cluster_link_env(&id, 3, "p@ss");
+        assert_eq!(
+            env,
+            EnvMap::from([
+                (
+                    "REDIS_URL".into(),
+                    "redis://default:p%40ss@shop.data.voodu:6379".into()
+                ),
+                (
+                    "REDIS_CLUSTER_NODES".into(),
+                    "shop-0.data.voodu:6379,shop-1.data.voodu:6379,shop-2.data.voodu:6379".into()
+                ),
+            ])
+        );
+        assert!(env.keys().all(|k| LINK_VARS.contains(&k.as_str())));
     }
 }

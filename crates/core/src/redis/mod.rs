@@ -29,8 +29,8 @@ pub use conf::redis_conf;
 pub use entrypoint::entrypoint_script;
 pub use expand::{default_probes, expand, fast_probes, Expansion, CLUSTER_ENV};
 pub use link::{
-    format_consumers, link_env, parse_consumers, proxy_link_env, sentinel_hosts, sentinel_link_env,
-    sentinel_url, LinkMode, LINK_VARS,
+    cluster_link_env, format_consumers, link_env, parse_consumers, proxy_link_env, sentinel_hosts,
+    sentinel_link_env, sentinel_url, LinkMode, LINK_VARS,
 };
 pub use sentinel::{default_sentinel_probes, expand_sentinel};
 pub use sentinel_entrypoint::sentinel_entrypoint_script;

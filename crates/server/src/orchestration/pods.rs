@@ -61,6 +61,7 @@ impl PodShared {
                 ordinal,
                 address: Vec::new(),
                 ip: String::new(),
+                net_ip: String::new(),
                 state: PodState::Pending,
                 ready: false,
                 restarts: 0,

@@ -205,6 +205,7 @@ pub async fn run(
             s.view.pid = info.pid;
             s.view.id = Some(info.id.clone());
             s.view.ip = info.ip.clone();
+            s.view.net_ip = running.probe_ip();
             s.view.hash = info.hash.clone();
             s.view.started_ms = Some(info.started_ms);
             s.view.address = addresses(&info.ip, &ctl, &owner);
@@ -645,9 +646,13 @@ async fn become_ready(sup: &Sup, pod: &dyn RunningPod) {
     if let Err(e) = pod.publish_ready().await {
         tracing::warn!(pod = %sup.pod, error = %e, "could not add the pod to its shared alias");
     }
+    // Publishing may have moved it on the pods' network (docker keeps the address where it
+    // can).
+    let net_ip = pod.probe_ip();
     sup.update(|s| {
         s.view.ready = true;
         s.view.message = None;
+        s.view.net_ip = net_ip;
     });
 }
 

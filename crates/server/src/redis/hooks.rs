@@ -27,19 +27,18 @@ impl PodHooks for RedisHooks {
     }
 
     /// With automatic failover, a master found down (after a crash, or by a restarted
-    /// controller) waits before its launch, which is then resolved as a replica's.
+    /// controller) waits before its launch, which is then resolved as a replica's; in a
+    /// cluster, a shard master waits for its replica to take over.
     fn before_launch<'a>(
         &'a self,
         ctl: &'a Controller,
         owner: &'a ResourceRef,
         ordinal: u32,
     ) -> HookFuture<'a> {
-        Box::pin(crate::redis::failover::hold_restart(
-            ctl,
-            &self.failover,
-            owner,
-            ordinal,
-        ))
+        Box::pin(async move {
+            crate::redis::failover::hold_restart(ctl, &self.failover, owner, ordinal).await;
+            crate::redis::cluster::hold_restart(ctl, &self.failover, owner, ordinal).await;
+        })
     }
 
     /// A crashed master of a sentinel-watched redis waits for the sentinels' failover.

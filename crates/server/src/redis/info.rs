@@ -117,6 +117,9 @@ pub struct Endpoints {
     pub password: String,
     /// `redis-sentinel://h1:26379,.../voodu-master` when sentinels watch it.
     pub sentinel_url: Option<String>,
+    /// A Redis Cluster: clients must follow `MOVED`/`ASK` redirects (`redis-cli -c`).
+    #[serde(default)]
+    pub cluster: bool,
 }
 
 /// `vd redis:url` / `vd redis:cli`.
@@ -138,14 +141,26 @@ pub fn endpoints(ctl: &Controller, scope: &str, name: &str) -> Result<Endpoints,
         )
     });
     let pw = facts::password(ctl, &id)?;
-    let master = master_ordinal(ctl, &id)?;
-    let env = macro_::link_env(
-        &id,
-        spec.replicas.unwrap_or(1),
-        master,
-        &pw,
-        LinkMode::Default,
-    );
+    let cluster = spec.cluster.filter(|_| macro_::cluster::is_cluster(&spec));
+    let ips = pod_ips(ctl, &id);
+    let (master, env) = match cluster {
+        // Any node answers a cluster client: the lowest running one stands for the master.
+        Some(c) => (
+            ips.keys().next().copied().unwrap_or(0),
+            macro_::cluster_link_env(&id, c.nodes(), &pw),
+        ),
+        None => {
+            let master = master_ordinal(ctl, &id)?;
+            let env = macro_::link_env(
+                &id,
+                spec.replicas.unwrap_or(1),
+                master,
+                &pw,
+                LinkMode::Default,
+            );
+            (master, env)
+        }
+    };
     let url = env.get("REDIS_URL").cloned().unwrap_or_default();
     let read_url = env
         .get("REDIS_READ_URL")
@@ -154,11 +169,12 @@ pub fn endpoints(ctl: &Controller, scope: &str, name: &str) -> Result<Endpoints,
     Ok(Endpoints {
         url,
         read_url,
-        external_host: pod_ips(ctl, &id).get(&master).cloned(),
+        external_host: ips.get(&master).cloned(),
         port: macro_::REDIS_PORT,
         master,
         password: pw,
         sentinel_url,
+        cluster: cluster.is_some(),
     })
 }
 

@@ -128,6 +128,10 @@ fn write_link(
             }
             macro_::proxy_link_env(provider, &pw)
         }
+        Link::Plain(_) if vd_core::redis::cluster::is_cluster(&spec) => {
+            let nodes = spec.cluster.map_or(0, |c| c.nodes());
+            macro_::cluster_link_env(provider, nodes, &pw)
+        }
         Link::Plain(LinkMode::Default) if crate::redis::facts::has_proxy(ctl, provider)? => {
             macro_::proxy_link_env(provider, &pw)
         }

@@ -1,6 +1,6 @@
 //! Every Redis operation of the server, over the generic orchestration: facts about a redis
 //! (spec, password, master, pod addresses), links, the live switchover, the sentinel follower,
-//! controller failover, the derived proxy and its feed, backups and their schedule, S3,
+//! controller failover, the cluster manager, the derived proxy and its feed, backups and their schedule, S3,
 //! restore, import and Redis metrics. Decisions are pure functions in `vd_core::redis`; these
 //! modules gather their inputs and perform the IO.
 //!
@@ -9,7 +9,7 @@
 //! 2. `link`, `feed`, `metrics`, `ha`, `info`, `validate`, `objstore`
 //! 3. `ops` (the Redis side's context)
 //! 4. `master` (the one way to record a new master)
-//! 5. `failover`, `sentinel`, `proxy`, `backup`, `restore`, `import`
+//! 5. `failover`, `cluster`, `sentinel`, `proxy`, `backup`, `restore`, `import`
 //! 6. `switchover`, `password`, `backup_schedule`
 //! 7. `hooks` (what orchestration asks), `api` (the HTTP handlers)
 
@@ -17,6 +17,7 @@ pub mod api;
 pub mod backup;
 pub mod backup_names;
 pub mod backup_schedule;
+pub mod cluster;
 pub mod exclusive;
 pub mod facts;
 pub mod failover;

@@ -2,7 +2,7 @@
 //! tasks: pod exits (a crashed master is known at once), redis resources whose failover is
 //! stuck, and pauses of automatic failover while an operation moves a master on purpose.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::broadcast;
@@ -20,6 +20,10 @@ pub struct FailoverState {
     /// promoted replica beside the old master and demote it. A count, so the first operation
     /// to end does not lift the pause another still needs.
     paused: Arc<Mutex<HashMap<ResourceRef, usize>>>,
+    /// Per cluster, the ordinals whose node serves slots and has a running replica, as the
+    /// cluster manager last saw them: such a pod, once exited, waits for its replica to take
+    /// over before it starts again.
+    cluster_hold: Mutex<HashMap<ResourceRef, BTreeSet<u32>>>,
 }
 
 /// Keeps the failover task of a redis idle while it lives.
@@ -47,6 +51,7 @@ impl Default for FailoverState {
             exits: broadcast::channel(64).0,
             stuck: Mutex::new(HashSet::new()),
             paused: Arc::new(Mutex::new(HashMap::new())),
+            cluster_hold: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -86,6 +91,21 @@ impl FailoverState {
                 s.remove(id);
             }
         }
+    }
+
+    /// Records what the cluster manager last saw (see `cluster_hold`).
+    pub(crate) fn set_cluster_hold(&self, id: &ResourceRef, hold: BTreeSet<u32>) {
+        if let Ok(mut m) = self.cluster_hold.lock() {
+            m.insert(id.clone(), hold);
+        }
+    }
+
+    /// Whether the pod `ordinal` of cluster `id` must wait for its replica to take over.
+    pub(crate) fn cluster_holds(&self, id: &ResourceRef, ordinal: u32) -> bool {
+        self.cluster_hold
+            .lock()
+            .map(|m| m.get(id).is_some_and(|h| h.contains(&ordinal)))
+            .unwrap_or(false)
     }
 
     pub(crate) fn is_stuck(&self, id: &ResourceRef) -> bool {

@@ -166,9 +166,9 @@ pub struct Plan {
     pub actions: Vec<Action>,
     /// The node id of every ordinal, to store.
     pub layout: BTreeMap<u32, String>,
-    /// Ordinals whose node serves slots and has a running replica: if such a pod exits it
-    /// must not start again before its replica has taken over, or it would come back as the
-    /// master with only what its last snapshot held.
+    /// Ordinals whose node serves slots and has a running replica (and whose pod has been
+    /// started): if such a pod exits it must not start again before its replica has taken
+    /// over, or it would come back as the master with only what its last snapshot held.
     pub hold: BTreeSet<u32>,
     /// The masters serving slots, by ordinal, with their slot count.
     pub masters: BTreeMap<u32, u32>,
@@ -264,10 +264,13 @@ pub fn plan(input: &Input) -> Plan {
             .map(|(o, _)| *o)
             .collect()
     };
+    // A pod not started yet (all of a stopped cluster starting again) is not held: its
+    // replica has nothing newer than its own snapshot, and no failover is coming for it.
     let hold: BTreeSet<u32> = served
         .keys()
         .filter(|id| !running_replicas(id).is_empty())
         .filter_map(|id| ordinal_of(id))
+        .filter(|o| !matches!(input.nodes.get(o), Some(Obs::Missing) | None))
         .collect();
     let mut out = Plan {
         actions: Vec::new(),

@@ -360,6 +360,11 @@ fn pods_not_created_yet_are_not_failed_over() {
     let p = plan(&input(3, 1, nodes));
     assert!(p.actions.is_empty());
     assert!(matches!(p.progress, Progress::Working(_)));
+    assert_eq!(
+        p.hold,
+        BTreeSet::from([0, 2]),
+        "a pod not started yet is not held"
+    );
 }
 
 #[test]

@@ -1,0 +1,477 @@
+//! Redis Cluster mode end to end: a real cluster of `redis-server` pods formed and managed by
+//! vd's controller, checked with `redis-cli --cluster check` and used through redis-py's
+//! `RedisCluster` (Debian's python3-redis).
+
+// Failures in tests are panics by design; clippy's allow-unwrap-in-tests does not reach
+// helpers outside `#[test]` functions in integration tests.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{on_every_runtime, unwrapped, Vd};
+use serde_json::Value;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(60);
+
+/// The default `cluster {}` (seed 004's six nodes), with pods ready within a second.
+const SHOP: &str = r#"
+redis "data" "shop" {
+  cluster {}
+  probes {
+    readiness {
+      exec { command = ["redis-cli", "-h", "${VOODU_POD_IP}", "ping"] }
+      period = "300ms"
+    }
+  }
+}
+"#;
+
+/// redis-py's cluster client from the host, with `pw` and a startup node at `host`.
+const CLIENT: &str = r#"
+import json, sys, time
+from redis.cluster import RedisCluster
+host, pw, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+rc = RedisCluster(host=host, port=6379, password=pw, socket_timeout=2,
+                  socket_connect_timeout=2)
+if mode == "write":
+    n = int(sys.argv[4])
+    for i in range(n):
+        rc.set("key:%d" % i, i)
+    print(json.dumps({"written": n}))
+elif mode == "read":
+    n = int(sys.argv[4])
+    missing = [i for i in range(n) if rc.get("key:%d" % i) != str(i).encode()]
+    print(json.dumps({"missing": missing}))
+elif mode == "writer":
+    # Writes to one hash slot (the hash tag), each write followed by WAIT 1 on the node that
+    # took it: a write counts as acknowledged once a replica has it. Errors are retried, as a
+    # cluster client's user would.
+    secs, out = float(sys.argv[4]), sys.argv[5]
+    acked, errors, i = [], 0, 0
+    end = time.time() + secs
+    while time.time() < end:
+        key = "{w}:%d" % i
+        try:
+            rc.set(key, i)
+            node = rc.get_node_from_key(key)
+            if rc.execute_command("WAIT", 1, 1000, target_nodes=node) >= 1:
+                acked.append(i)
+            i += 1
+        except Exception:
+            errors += 1
+            time.sleep(0.05)
+    with open(out, "w") as f:
+        json.dump({"acked": acked, "errors": errors}, f)
+elif mode == "check":
+    keys = json.load(open(sys.argv[4]))["acked"]
+    lost = [i for i in keys if rc.get("{w}:%d" % i) != str(i).encode()]
+    print(json.dumps({"checked": len(keys), "lost": lost}))
+"#;
+
+/// Runs the client script to completion.
+fn client(args: &[&str]) -> Value {
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", CLIENT])
+        .args(args)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "client {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("client json")
+}
+
+/// A client script running in the background; killed when dropped (a failed test too).
+struct Background(Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn password(vd: &Vd) -> String {
+    vd.vd(&["config", "data/shop", "get", "REDIS_PASSWORD"])
+        .trim()
+        .to_string()
+}
+
+/// `redis-cli --cluster check` against pod `ordinal`: its report.
+fn check(vd: &Vd, ordinal: u32) -> String {
+    let ip = vd.ip(&format!("data-shop.{ordinal}"));
+    let out = Command::new("redis-cli")
+        .args([
+            "--no-auth-warning",
+            "--cluster",
+            "check",
+            &format!("{ip}:6379"),
+        ])
+        .env("REDISCLI_AUTH", password(vd))
+        .output()
+        .expect("redis-cli");
+    plain(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// `s` without its ANSI colour sequences (redis-cli colours its report even into a pipe).
+fn plain(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Every slot covered, every node agreeing, nothing open, with `masters` masters.
+fn whole(report: &str, masters: usize) -> bool {
+    report.contains("[OK] All nodes agree about slots configuration.")
+        && report.contains("[OK] All 16384 slots covered.")
+        && !report.contains("[ERR]")
+        && !report.contains("[WARNING]")
+        && report.lines().filter(|l| l.starts_with("M: ")).count() == masters
+}
+
+/// Whether every running pod says `cluster_state:ok` (a node turns ok a moment after the
+/// slots are covered, and refuses commands with CLUSTERDOWN until then).
+fn all_ok(vd: &Vd) -> bool {
+    let pw = password(vd);
+    vd.pods()
+        .iter()
+        .filter(|p| p["pod"].as_str().unwrap_or("").starts_with("data-shop."))
+        .all(|p| {
+            let ip = p["ip"].as_str().unwrap_or("");
+            Command::new("redis-cli")
+                .args(["--no-auth-warning", "-h", ip, "cluster", "info"])
+                .env("REDISCLI_AUTH", &pw)
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
+        })
+}
+
+fn wait_whole(vd: &Vd, ordinal: u32) {
+    let mut last = String::new();
+    let start = std::time::Instant::now();
+    while start.elapsed() < T {
+        last = check(vd, ordinal);
+        if whole(&last, 3) && all_ok(vd) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!(
+        "the cluster is not whole:\n{last}\nserver log:\n{}",
+        vd.server_log_tail()
+    );
+}
+
+/// `CLUSTER NODES` of one pod, as `(ordinal, role, master ordinal)` by the pods' names.
+fn roles(vd: &Vd) -> Vec<(u32, String)> {
+    let ip = vd.ip("data-shop.0");
+    let out = Command::new("redis-cli")
+        .args(["--no-auth-warning", "-h", &ip, "cluster", "nodes"])
+        .env("REDISCLI_AUTH", password(vd))
+        .output()
+        .expect("redis-cli");
+    let mut v: Vec<(u32, String)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let host = f.get(1)?.split(',').nth(1)?;
+            let ord = host
+                .strip_prefix("shop-")?
+                .split('.')
+                .next()?
+                .parse()
+                .ok()?;
+            let role = if f.get(2)?.contains("master") {
+                "master"
+            } else {
+                "replica"
+            };
+            Some((ord, role.to_string()))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The ordinal serving the hash slot of `{w}` (the writer's keys).
+fn master_of_w(vd: &Vd) -> u32 {
+    let ip = vd.ip("data-shop.0");
+    let out = Command::new("redis-cli")
+        .args([
+            "--no-auth-warning",
+            "-c",
+            "-h",
+            &ip,
+            "cluster",
+            "keyslot",
+            "{w}",
+        ])
+        .env("REDISCLI_AUTH", password(vd))
+        .output()
+        .expect("redis-cli");
+    let slot: u16 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let out = Command::new("redis-cli")
+        .args(["--no-auth-warning", "-h", &ip, "cluster", "nodes"])
+        .env("REDISCLI_AUTH", password(vd))
+        .output()
+        .expect("redis-cli");
+    for l in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if !f.get(2).is_some_and(|r| r.contains("master")) {
+            continue;
+        }
+        let serves = f[8..].iter().any(|r| {
+            let (a, b) = r.split_once('-').unwrap_or((r, r));
+            matches!((a.parse::<u16>(), b.parse::<u16>()), (Ok(a), Ok(b)) if a <= slot && slot <= b)
+        });
+        if serves {
+            let host = f[1].split(',').nth(1).unwrap();
+            return host["shop-".len()..]
+                .split('.')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+        }
+    }
+    panic!("no master serves slot {slot}");
+}
+
+/// Bootstrap, clients, links and tools: the six default nodes form one cluster with every
+/// slot covered, redis-py's RedisCluster writes and reads through it, a link names the alias
+/// and every node, `vd redis:cli` follows redirects.
+fn a_cluster_forms_and_serves() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    vd.apply(&vd.manifest("shop.hcl", SHOP));
+    wait_whole(&vd, 0);
+    assert_eq!(
+        roles(&vd),
+        [
+            (0, "master".into()),
+            (1, "master".into()),
+            (2, "master".into()),
+            (3, "replica".into()),
+            (4, "replica".into()),
+            (5, "replica".into()),
+        ]
+    );
+    let pw = password(&vd);
+    let host = vd.ip("data-shop.0");
+    assert_eq!(client(&[&host, &pw, "write", "1000"])["written"], 1000);
+    assert_eq!(
+        client(&[&host, &pw, "read", "1000"])["missing"],
+        serde_json::json!([])
+    );
+    // Each master holds a share of the keys.
+    for o in 0..3 {
+        let ip = vd.ip(&format!("data-shop.{o}"));
+        let out = Command::new("redis-cli")
+            .args(["--no-auth-warning", "-h", &ip, "dbsize"])
+            .env("REDISCLI_AUTH", &pw)
+            .output()
+            .unwrap();
+        let n: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        assert!(n > 200, "shard {o} holds {n} keys");
+    }
+
+    // `vd redis:cli` is in cluster mode: a key of another shard's slot is followed there.
+    let out = vd.vd(&["redis:cli", "data/shop", "--", "get", "key:7"]);
+    assert_eq!(out.trim(), "7");
+
+    vd.vd(&["redis:link", "data/shop", "web/app", "--no-restart"]);
+    let get = |k: &str| vd.vd(&["config", "web/app", "get", k]).trim().to_string();
+    assert_eq!(
+        get("REDIS_URL"),
+        format!("redis://default:{pw}@shop.data.voodu:6379")
+    );
+    assert_eq!(
+        get("REDIS_CLUSTER_NODES"),
+        (0..6)
+            .map(|o| format!("shop-{o}.data.voodu:6379"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    assert_eq!(
+        vd.vd(&["redis:url", "data/shop"]).trim(),
+        format!("redis://default:{pw}@shop.data.voodu:6379")
+    );
+    let events = vd.events();
+    assert!(events.iter().any(|e| e["reason"] == "ClusterHealthy"));
+    let assigned = events
+        .iter()
+        .filter(|e| e["reason"] == "ClusterChanged")
+        .filter(|e| e["message"].as_str().unwrap_or("").contains("assigned"))
+        .count();
+    assert_eq!(assigned, 3, "one assignment per master");
+}
+
+/// A master `kill -9` while a writer waits for a replica on every write: the shard's replica
+/// takes over at once, no acknowledged write is lost, and the old master returns as a replica.
+fn a_crashed_master_loses_no_acknowledged_write() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    vd.apply(&vd.manifest("shop.hcl", SHOP));
+    wait_whole(&vd, 0);
+    let pw = password(&vd);
+    let victim = master_of_w(&vd);
+    // A startup node that is not the victim.
+    let host = vd.ip(&format!("data-shop.{}", (victim + 1) % 3));
+    let out = vd.path().join("writer.json");
+    let writer = Background(
+        Command::new("/usr/bin/python3")
+            .args(["-c", CLIENT, &host, &pw, "writer", "8"])
+            .arg(&out)
+            .stdout(Stdio::null())
+            // redis-py logs each retried error with its traceback; the summary file says enough.
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("writer"),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    vd.signal_pod(&format!("data-shop.{victim}"), "-9");
+    vd.wait_for("a cluster failover", T, || {
+        vd.events().iter().any(|e| e["reason"] == "Failover")
+    });
+    let mut writer = writer;
+    assert!(writer.0.wait().unwrap().success());
+    let result: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let acked = result["acked"].as_array().unwrap().len();
+    assert!(acked > 50, "the writer got {acked} acknowledged writes");
+    let checked = client(&[&host, &pw, "check", out.to_str().unwrap()]);
+    assert_eq!(checked["lost"], serde_json::json!([]), "{checked}");
+    wait_whole(&vd, (victim + 1) % 3);
+    vd.wait_for("the old master back as a replica", T, || {
+        roles(&vd).contains(&(victim, "replica".into()))
+    });
+    let failover = vd
+        .events()
+        .into_iter()
+        .find(|e| e["reason"] == "Failover")
+        .unwrap();
+    let msg = failover["message"].as_str().unwrap();
+    assert!(
+        msg.contains(&format!("shop-{victim} -> shop-{}", victim + 3)),
+        "{msg}"
+    );
+    assert!(msg.contains("CLUSTER FAILOVER FORCE"), "{msg}");
+}
+
+/// Every pod and the server stopped, then started: the same nodes come back with their slots
+/// and data; a server restart alone changes nothing.
+fn the_cluster_comes_back_whole_after_a_full_stop() {
+    let _g = common::own_addresses();
+    let mut vd = Vd::start();
+    vd.apply(&vd.manifest("shop.hcl", SHOP));
+    wait_whole(&vd, 0);
+    let pw = password(&vd);
+    let host = vd.ip("data-shop.0");
+    client(&[&host, &pw, "write", "500"]);
+    let before = roles(&vd);
+
+    // The server alone: the pods keep running and nothing is changed.
+    vd.kill_server();
+    vd.start_server();
+    std::thread::sleep(Duration::from_secs(2));
+    let changed = |vd: &Vd| {
+        vd.events()
+            .iter()
+            .filter(|e| e["reason"] == "ClusterChanged")
+            .count()
+    };
+    assert_eq!(
+        changed(&vd),
+        6,
+        "3 slot assignments and 3 replicas, no more"
+    );
+    assert_eq!(roles(&vd), before);
+
+    // Everything.
+    vd.vd(&["shutdown", "--stop-pods"]);
+    let start = std::time::Instant::now();
+    while vd.server_running() {
+        assert!(start.elapsed() < T, "the server did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    vd.start_server();
+    vd.wait_for("all six pods ready", T, || {
+        vd.pods().iter().filter(|p| p["ready"] == true).count() == 6
+    });
+    wait_whole(&vd, 0);
+    assert_eq!(roles(&vd), before);
+    let host = vd.ip("data-shop.0");
+    assert_eq!(
+        client(&[&host, &pw, "read", "500"])["missing"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        changed(&vd),
+        6,
+        "the nodes kept their ids, slots and replicas"
+    );
+    assert!(
+        !vd.events().iter().any(|e| e["reason"] == "NoFailover"),
+        "no pod was held at start"
+    );
+}
+
+/// Combinations that cannot work are refused at their line, the stored resource untouched.
+fn cluster_refusals() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    let fails = |name: &str, text: &str, want: &[&str]| {
+        let err = unwrapped(&vd.vd_fails(&["apply", "-f", &vd.manifest(name, text)]));
+        for w in want {
+            assert!(err.contains(w), "{name}: want {w:?} in:\n{err}");
+        }
+    };
+    fails(
+        "replicas.hcl",
+        "redis \"data\" \"shop\" {\n  replicas = 3\n  cluster {}\n}\n",
+        &[
+            "`replicas = 3` cannot be combined with `cluster`",
+            "replicas_per_shard",
+            "replicas.hcl:2:14",
+        ],
+    );
+    vd.apply(&vd.manifest("shop.hcl", SHOP));
+    fails(
+        "watch.hcl",
+        "redis \"data\" \"shop-ha\" {\n  sentinel { monitor = \"data/shop\" }\n}\n",
+        &["data/shop is a Redis Cluster, which sentinels cannot watch"],
+    );
+    fails(
+        "grow.hcl",
+        &SHOP.replace("cluster {}", "cluster {\n    shards = 4\n  }"),
+        &["`cluster.shards` cannot change on a running cluster yet (3 -> 4)"],
+    );
+    assert_eq!(
+        vd.pods()
+            .iter()
+            .filter(|p| p["pod"].as_str().unwrap_or("").starts_with("data-shop."))
+            .count(),
+        6
+    );
+}
+
+on_every_runtime!(
+    a_cluster_forms_and_serves,
+    a_crashed_master_loses_no_acknowledged_write,
+    the_cluster_comes_back_whole_after_a_full_stop,
+    cluster_refusals,
+);

@@ -1,0 +1,96 @@
+//! The Redis Cluster commands the controller sends a node. Replies come back as Redis gives
+//! them (`CLUSTER NODES` as its text): reading them is the pure core's job.
+
+use crate::conn::RedisError;
+use crate::info::Info;
+use crate::node::Node;
+
+/// How `CLUSTER FAILOVER` is asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailoverKind {
+    /// Plain: the replica and its running master agree, no acknowledged write is lost.
+    Graceful,
+    /// `FORCE`: without the master (it is gone); a majority of masters still votes.
+    Force,
+    /// `TAKEOVER`: without any vote, when most masters are gone.
+    Takeover,
+}
+
+impl Node {
+    /// `CLUSTER NODES`, as text.
+    pub async fn cluster_nodes(&mut self) -> Result<String, RedisError> {
+        self.run(redis::cmd("CLUSTER").arg("NODES")).await
+    }
+
+    /// `CLUSTER INFO` (`cluster_state`, `cluster_slots_assigned`, ...).
+    pub async fn cluster_info(&mut self) -> Result<Info, RedisError> {
+        let text: String = self.run(redis::cmd("CLUSTER").arg("INFO")).await?;
+        Ok(Info::parse(&text))
+    }
+
+    /// `CLUSTER MEET ip port`.
+    pub async fn cluster_meet(&mut self, ip: &str, port: u16) -> Result<(), RedisError> {
+        let _: String = self
+            .run(redis::cmd("CLUSTER").arg("MEET").arg(ip).arg(port))
+            .await?;
+        Ok(())
+    }
+
+    /// `CLUSTER SET-CONFIG-EPOCH epoch` (only a node that knows no other node takes it).
+    pub async fn cluster_set_config_epoch(&mut self, epoch: u64) -> Result<(), RedisError> {
+        let _: String = self
+            .run(redis::cmd("CLUSTER").arg("SET-CONFIG-EPOCH").arg(epoch))
+            .await?;
+        Ok(())
+    }
+
+    /// `CLUSTER ADDSLOTSRANGE a b [a b ...]` (Redis 7.0+).
+    pub async fn cluster_add_slots(&mut self, ranges: &[(u16, u16)]) -> Result<(), RedisError> {
+        let mut c = redis::cmd("CLUSTER");
+        c.arg("ADDSLOTSRANGE");
+        for (a, b) in ranges {
+            c.arg(*a).arg(*b);
+        }
+        let _: String = self.run(&c).await?;
+        Ok(())
+    }
+
+    /// `CLUSTER REPLICATE id`.
+    pub async fn cluster_replicate(&mut self, master: &str) -> Result<(), RedisError> {
+        let _: String = self
+            .run(redis::cmd("CLUSTER").arg("REPLICATE").arg(master))
+            .await?;
+        Ok(())
+    }
+
+    /// `CLUSTER FAILOVER [FORCE|TAKEOVER]`, sent to the replica that is to take over. It
+    /// returns once the failover started; the promotion shows in `CLUSTER NODES`.
+    pub async fn cluster_failover(&mut self, kind: FailoverKind) -> Result<(), RedisError> {
+        let mut c = redis::cmd("CLUSTER");
+        c.arg("FAILOVER");
+        match kind {
+            FailoverKind::Graceful => {}
+            FailoverKind::Force => {
+                c.arg("FORCE");
+            }
+            FailoverKind::Takeover => {
+                c.arg("TAKEOVER");
+            }
+        }
+        let _: String = self.run(&c).await?;
+        Ok(())
+    }
+
+    /// `CLUSTER FORGET id`.
+    pub async fn cluster_forget(&mut self, id: &str) -> Result<(), RedisError> {
+        let _: String = self
+            .run(redis::cmd("CLUSTER").arg("FORGET").arg(id))
+            .await?;
+        Ok(())
+    }
+
+    /// `CLUSTER MYID`.
+    pub async fn cluster_myid(&mut self) -> Result<String, RedisError> {
+        self.run(redis::cmd("CLUSTER").arg("MYID")).await
+    }
+}
