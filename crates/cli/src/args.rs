@@ -224,6 +224,9 @@ pub enum Command {
         /// Ordinal to promote (default: the replica automatic failover would choose).
         #[arg(long)]
         replica: Option<u32>,
+        /// In a cluster: the shard to switch over, as `vd redis:info` numbers them.
+        #[arg(long)]
+        shard: Option<u32>,
         /// Don't roll linked consumers.
         #[arg(long)]
         no_restart: bool,

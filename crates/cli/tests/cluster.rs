@@ -95,6 +95,23 @@ impl Drop for Background {
     }
 }
 
+/// A port nothing listens on right now (the kernel's pick for an ephemeral bind).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// `/metrics` of a server started with `--metrics-addr 127.0.0.1:PORT`.
+fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to metrics");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    resp
+}
+
 fn password(vd: &Vd) -> String {
     vd.vd(&["config", "data/shop", "get", "REDIS_PASSWORD"])
         .trim()
@@ -311,6 +328,38 @@ fn a_cluster_forms_and_serves() {
         vd.vd(&["redis:url", "data/shop"]).trim(),
         format!("redis://default:{pw}@shop.data.voodu:6379")
     );
+    // `vd get redis` and `vd redis:info` show the cluster.
+    let get = vd.vd(&["get", "redis"]);
+    assert!(
+        get.contains("cluster: 3/3 shards, 16384/16384 slots, ok"),
+        "{get}"
+    );
+    let info: Value =
+        serde_json::from_str(&vd.vd(&["redis:info", "data/shop", "-o", "json"])).unwrap();
+    let shards = info["cluster"]["shards"].as_array().unwrap();
+    assert_eq!(shards.len(), 3);
+    assert_eq!(shards[0]["slots"], "0-5461");
+    assert_eq!(shards[0]["master"], 0);
+    assert_eq!(shards[0]["replicas"][0][0], 3);
+    assert_eq!(info["cluster"]["state"], "ok");
+
+    // A graceful switchover of shard 0: pod 3 takes over, every key is still there.
+    let out = vd.vd(&["redis:failover", "data/shop", "--shard", "0"]);
+    assert!(
+        out.contains("shard 0's master is now shop-3 (was shop-0)"),
+        "{out}"
+    );
+    vd.wait_for("pod 0 to follow pod 3", T, || {
+        roles(&vd).contains(&(0, "replica".into())) && roles(&vd).contains(&(3, "master".into()))
+    });
+    wait_whole(&vd, 1);
+    assert_eq!(
+        client(&[&host, &pw, "read", "1000"])["missing"],
+        serde_json::json!([])
+    );
+    let err = unwrapped(&vd.vd_fails(&["redis:failover", "data/shop"]));
+    assert!(err.contains("say which shard"), "{err}");
+
     let events = vd.events();
     assert!(events.iter().any(|e| e["reason"] == "ClusterHealthy"));
     let assigned = events
@@ -325,9 +374,18 @@ fn a_cluster_forms_and_serves() {
 /// takes over at once, no acknowledged write is lost, and the old master returns as a replica.
 fn a_crashed_master_loses_no_acknowledged_write() {
     let _g = common::own_addresses();
-    let vd = Vd::start();
+    let port = free_port();
+    let vd = Vd::start_with(&["--metrics-addr", &format!("127.0.0.1:{port}")]);
     vd.apply(&vd.manifest("shop.hcl", SHOP));
     wait_whole(&vd, 0);
+    vd.wait_for("the cluster's metrics", T, || {
+        let m = scrape(port);
+        m.contains("vd_redis_cluster_healthy{redis=\"data/shop\"} 1")
+            && m.contains("vd_redis_cluster_slots_uncovered{redis=\"data/shop\"} 0")
+            && m.contains(
+                "vd_redis_cluster_shard_slots{redis=\"data/shop\",pod=\"data-shop.0\"} 5462",
+            )
+    });
     let pw = password(&vd);
     let victim = master_of_w(&vd);
     // A startup node that is not the victim.

@@ -60,6 +60,7 @@ pub fn router(server: Server) -> Router {
             post(redis_api::failover),
         )
         .route("/v1/redis/{scope}/{name}/info", get(redis_api::info))
+        .route("/v1/redis/{scope}/{name}/cluster", get(redis_api::cluster))
         .route(
             "/v1/redis/{scope}/{name}/sentinels",
             get(redis_api::sentinels),

@@ -278,6 +278,9 @@ pub struct DeleteQuery {
 pub struct FailoverRequest {
     /// Ordinal to promote (default: the replica with the highest offset).
     pub replica: Option<u32>,
+    /// In a cluster: the shard to switch over (numbered by its lowest slot).
+    #[serde(default)]
+    pub shard: Option<u32>,
     /// Don't roll linked consumers.
     #[serde(default)]
     pub no_restart: bool,

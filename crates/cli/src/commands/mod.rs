@@ -151,8 +151,9 @@ pub async fn run(cli: Cli) -> i32 {
         Command::RedisFailover {
             reference,
             replica,
+            shard,
             no_restart,
-        } => redis::failover(&ctx, &reference, replica, no_restart).await,
+        } => redis::failover(&ctx, &reference, replica, shard, no_restart).await,
         Command::RedisUrl {
             reference,
             external,

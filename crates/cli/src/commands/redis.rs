@@ -5,6 +5,7 @@ use crate::args::Output;
 use crate::error::CliError;
 use crate::render::{self, table};
 use std::collections::BTreeMap;
+use vd_server::redis::cluster::ClusterReport;
 use vd_server::redis::info::{Endpoints, NodeInfo, RedisView};
 use vd_server::redis::link::LinkRequest;
 use vd_server::redis::sentinel::SentinelReport;
@@ -102,11 +103,13 @@ pub async fn failover(
     ctx: &Ctx,
     reference: &str,
     replica: Option<u32>,
+    shard: Option<u32>,
     no_restart: bool,
 ) -> Result<(), CliError> {
     let (s, n) = split(reference)?;
     let req = FailoverRequest {
         replica,
+        shard,
         no_restart,
     };
     let r: FailoverReport = ctx
@@ -115,6 +118,13 @@ pub async fn failover(
         .await?;
     if ctx.output == Output::Json {
         outln!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+    } else if let Some(shard) = shard {
+        outln!(
+            "redis {s}/{n}: shard {shard}'s master is now {n}-{} (was {n}-{}); switched in {} ms",
+            r.to,
+            r.from,
+            r.write_pause_ms
+        );
     } else if r.by_sentinels {
         outln!(
             "redis {s}/{n}: the sentinels promoted {n}-{} (was {n}-{}) and agreed in {} ms",
@@ -201,8 +211,12 @@ pub async fn info(ctx: &Ctx, reference: &str) -> Result<(), CliError> {
         .client
         .get(&format!("/v1/redis/{s}/{n}/sentinels"))
         .await?;
+    let cluster: Option<ClusterReport> = ctx
+        .client
+        .get(&format!("/v1/redis/{s}/{n}/cluster"))
+        .await?;
     if ctx.output == Output::Json {
-        let v = serde_json::json!({ "nodes": rows, "sentinels": sentinels });
+        let v = serde_json::json!({ "nodes": rows, "sentinels": sentinels, "cluster": cluster });
         outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(());
     }
@@ -229,6 +243,49 @@ pub async fn info(ctx: &Ctx, reference: &str) -> Result<(), CliError> {
         }
         t
     });
+    if let Some(c) = cluster {
+        outln!(
+            "\ncluster_state {} (pod {} says): {}/16384 slots assigned, {} ok, {} of {} shards",
+            c.state,
+            c.answered_by,
+            c.slots_assigned,
+            c.slots_ok,
+            c.shards.len(),
+            c.shards_wanted
+        );
+        let pod = |o: Option<u32>| o.map_or_else(|| "?".to_string(), |o| o.to_string());
+        let mut t = table(&["SHARD", "SLOTS", "COUNT", "MASTER", "REPLICAS"]);
+        for sh in &c.shards {
+            let master = if sh.master_state == "ok" {
+                pod(sh.master)
+            } else {
+                format!("{} ({})", pod(sh.master), sh.master_state)
+            };
+            let replicas: Vec<String> = sh
+                .replicas
+                .iter()
+                .map(|(o, st)| {
+                    if st == "ok" {
+                        pod(*o)
+                    } else {
+                        format!("{} ({st})", pod(*o))
+                    }
+                })
+                .collect();
+            t.add_row(vec![
+                sh.index.to_string(),
+                sh.slots.clone(),
+                sh.slot_count.to_string(),
+                master,
+                if replicas.is_empty() {
+                    "-".into()
+                } else {
+                    replicas.join(", ")
+                },
+            ]);
+        }
+        outln!("{t}");
+    }
     if let Some(rep) = sentinels {
         outln!(
             "\nsentinels {} (quorum {}): {}",

@@ -12,11 +12,35 @@ use std::sync::Arc;
 
 type Ctl = State<Arc<Controller>>;
 
-/// `GET /v1/redis`.
+/// `GET /v1/redis`. A cluster's mode says how much of it serves, asked live.
 pub async fn list(
     State(ctl): Ctl,
 ) -> Result<Json<Vec<crate::redis::info::RedisView>>, ServerError> {
-    Ok(Json(crate::redis::info::list(&ctl)?))
+    let mut views = crate::redis::info::list(&ctl)?;
+    for v in views.iter_mut().filter(|v| v.mode.starts_with("cluster")) {
+        let id = crate::redis::facts::redis_ref(&v.scope, &v.name);
+        v.mode = match crate::redis::cluster::report(&ctl, &id).await {
+            Ok(Some(c)) => format!(
+                "cluster: {}/{} shards, {}/16384 slots, {}",
+                c.shards.len(),
+                c.shards_wanted,
+                c.slots_ok,
+                c.state
+            ),
+            Ok(None) => v.mode.clone(),
+            Err(e) => format!("cluster: unreachable ({e})"),
+        };
+    }
+    Ok(Json(views))
+}
+
+/// `GET /v1/redis/{scope}/{name}/cluster`: the cluster's shards, `null` for another redis.
+pub async fn cluster(
+    State(ctl): Ctl,
+    Path((scope, name)): Path<(String, String)>,
+) -> Result<Json<Option<crate::redis::cluster::ClusterReport>>, ServerError> {
+    let id = crate::redis::facts::redis_ref(&scope, &name);
+    Ok(Json(crate::redis::cluster::report(&ctl, &id).await?))
 }
 
 /// `POST /v1/redis/{scope}/{name}/link`.

@@ -80,6 +80,7 @@ pub async fn run(ops: Arc<Ops>) {
             if !keep {
                 t.abort();
                 ops.failover.set_cluster_hold(id, Default::default());
+                ops.metrics.cluster(id, None);
             }
             keep
         });
@@ -228,10 +229,22 @@ async fn step(
         ctl.store.set_meta_json(&key, &plan.layout)?;
     }
     ops.failover.set_cluster_hold(id, plan.hold.clone());
+    ops.metrics.cluster(
+        id,
+        Some(crate::redis::metrics::ClusterSample {
+            healthy: plan.progress == Progress::Healthy,
+            uncovered: plan.uncovered,
+            masters: plan
+                .masters
+                .iter()
+                .map(|(o, n)| (pod(id, *o), *n))
+                .collect(),
+        }),
+    );
     for action in &plan.actions {
         execute(ops, id, action, &addrs, &pw, mem).await?;
     }
-    report(ctl, id, &plan, mem);
+    say_progress(ctl, id, &plan, mem);
     Ok(())
 }
 
@@ -477,7 +490,7 @@ async fn failover(
 }
 
 /// Says each change of where the cluster stands once: healthy again, or blocked and why.
-fn report(ctl: &Controller, id: &ResourceRef, plan: &planner::Plan, mem: &mut Memory) {
+fn say_progress(ctl: &Controller, id: &ResourceRef, plan: &planner::Plan, mem: &mut Memory) {
     let now = match &plan.progress {
         Progress::Working(_) => return,
         p => p.clone(),
@@ -538,4 +551,246 @@ pub async fn hold_restart(
         },
     )
     .await;
+}
+
+/// A cluster as `vd redis:info` and `vd get redis` show it, read live from one node.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ClusterReport {
+    /// `cluster_state` of the answering node: `ok` or `fail`.
+    pub state: String,
+    /// Slots some master serves (`cluster_slots_assigned`).
+    pub slots_assigned: u32,
+    /// Slots served by a master that is not failing (`cluster_slots_ok`).
+    pub slots_ok: u32,
+    /// The shards the block asks for.
+    pub shards_wanted: u32,
+    /// The pod that answered.
+    pub answered_by: u32,
+    /// Each shard, numbered by its lowest slot.
+    pub shards: Vec<ShardReport>,
+}
+
+/// One shard of a [`ClusterReport`].
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ShardReport {
+    /// Its number (`vd redis:failover --shard`).
+    pub index: u32,
+    /// Slot ranges, `0-5461,7000`.
+    pub slots: String,
+    /// How many slots.
+    pub slot_count: u32,
+    /// The master's pod, when the node is one of this redis's pods.
+    pub master: Option<u32>,
+    /// The master's flags in the answering node's view: `ok`, `fail`, `fail?`.
+    pub master_state: String,
+    /// Its replicas' pods and states.
+    pub replicas: Vec<(Option<u32>, String)>,
+}
+
+fn peer_state(p: &vd_core::redis::cluster::Peer) -> String {
+    if p.failed {
+        "fail".into()
+    } else if p.suspected {
+        "fail?".into()
+    } else if !p.connected && !p.myself {
+        "disconnected".into()
+    } else {
+        "ok".into()
+    }
+}
+
+/// The node ids of a cluster's pods, as the manager last recorded them.
+fn layout(ctl: &Controller, id: &ResourceRef) -> BTreeMap<String, u32> {
+    ctl.store
+        .meta_json::<BTreeMap<u32, String>>(&MetaKey::ClusterLayout(id.clone()))
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(o, node)| (node, o))
+        .collect()
+}
+
+/// The first pod of `id` that answers, with its `CLUSTER NODES`.
+async fn any_node(
+    ctl: &Controller,
+    id: &ResourceRef,
+    pw: &str,
+) -> Result<(u32, Node, Vec<vd_core::redis::cluster::Peer>), ServerError> {
+    let mut last = None;
+    for (o, ip) in r::pod_ips(ctl, id) {
+        let answer = async {
+            let mut n = r::connect(&ip, pw).await?;
+            let text = n.cluster_nodes().await.map_err(r::redis_err)?;
+            let peers = parse_nodes(&text).map_err(|e| ServerError::Conflict {
+                message: format!("{}-{o}: {e}", id.name),
+                help: None,
+            })?;
+            Ok::<_, ServerError>((n, peers))
+        };
+        match answer.await {
+            Ok((n, peers)) => return Ok((o, n, peers)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| ServerError::Unavailable {
+        message: format!("no pod of {id} is running"),
+        help: Some("see `vd get pods`".into()),
+    }))
+}
+
+/// `GET /v1/redis/{scope}/{name}/cluster`: `None` for a redis that is not a cluster.
+pub async fn report(
+    ctl: &Controller,
+    id: &ResourceRef,
+) -> Result<Option<ClusterReport>, ServerError> {
+    let spec = r::load(ctl, id)?;
+    let Some(c) = spec.cluster.filter(|_| is_cluster(&spec)) else {
+        return Ok(None);
+    };
+    let pw = r::password(ctl, id)?;
+    let (answered_by, mut node, peers) = any_node(ctl, id, &pw).await?;
+    let info = node.cluster_info().await.map_err(r::redis_err)?;
+    let ids = layout(ctl, id);
+    let ordinal = |p: &vd_core::redis::cluster::Peer| ids.get(&p.id).copied();
+    let shards = vd_core::redis::cluster::shards(&peers)
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ShardReport {
+            index: i as u32,
+            slots: s
+                .master
+                .slots
+                .iter()
+                .map(|(a, b)| {
+                    if a == b {
+                        a.to_string()
+                    } else {
+                        format!("{a}-{b}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+            slot_count: s.master.slot_count(),
+            master: ordinal(s.master),
+            master_state: peer_state(s.master),
+            replicas: s
+                .replicas
+                .iter()
+                .map(|p| (ordinal(p), peer_state(p)))
+                .collect(),
+        })
+        .collect();
+    Ok(Some(ClusterReport {
+        state: info.get("cluster_state").unwrap_or("unknown").to_string(),
+        slots_assigned: u32::try_from(info.num("cluster_slots_assigned")).unwrap_or(0),
+        slots_ok: u32::try_from(info.num("cluster_slots_ok")).unwrap_or(0),
+        shards_wanted: c.shards,
+        answered_by,
+        shards,
+    }))
+}
+
+/// `vd redis:failover REF --shard N [--replica R]`: a graceful switchover inside one shard.
+/// `CLUSTER FAILOVER` (no option) makes the master stop taking writes, waits until the replica
+/// has everything it wrote, then swaps them: no acknowledged write is lost, no pod restarts.
+pub async fn switchover(
+    ops: &Ops,
+    id: &ResourceRef,
+    shard: u32,
+    asked: Option<u32>,
+) -> Result<crate::types::FailoverReport, ServerError> {
+    let ctl = &ops.ctl;
+    let pw = r::password(ctl, id)?;
+    let (_, _, peers) = any_node(ctl, id, &pw).await?;
+    let ids = layout(ctl, id);
+    let all = vd_core::redis::cluster::shards(&peers);
+    let s = all
+        .get(shard as usize)
+        .ok_or_else(|| ServerError::Conflict {
+            message: format!("{id} has {} shards; there is no shard {shard}", all.len()),
+            help: Some(format!(
+                "shards are numbered 0..{} by their lowest slot: see `vd redis:info {}/{}`",
+                all.len().saturating_sub(1),
+                id.scope,
+                id.name
+            )),
+        })?;
+    let from = ids
+        .get(&s.master.id)
+        .copied()
+        .ok_or_else(|| ServerError::Conflict {
+            message: format!("the master of shard {shard} is not a pod of {id}"),
+            help: None,
+        })?;
+    let ips = r::pod_ips(ctl, id);
+    let mut candidates = Vec::new();
+    for rep in &s.replicas {
+        let Some(o) = ids.get(&rep.id).copied() else {
+            continue;
+        };
+        let Some(ip) = ips.get(&o) else { continue };
+        let state = async {
+            let mut n = r::connect(ip, &pw).await?;
+            n.replication().await.map_err(r::redis_err)
+        };
+        if let Ok(repl) = state.await {
+            candidates.push(planner::Candidate {
+                ordinal: o,
+                offset: repl.replica_repl_offset.unwrap_or(repl.master_repl_offset),
+                link_up: repl.link_up,
+                loading: repl.loading,
+            });
+        }
+    }
+    let to = planner::switchover_target(shard as usize, &candidates, asked).map_err(|why| {
+        ServerError::Conflict {
+            message: format!("cannot switch shard {shard} of {id} over: {why}"),
+            help: Some("see `vd redis:info` for the shard's replicas and their links".into()),
+        }
+    })?;
+    let ip = ips.get(&to).cloned().unwrap_or_default();
+    let mut node = r::connect(&ip, &pw).await?;
+    let started = Instant::now();
+    node.cluster_failover(FailoverKind::Graceful)
+        .await
+        .map_err(r::redis_err)?;
+    let deadline = started + Duration::from_secs(10);
+    loop {
+        let text = node.cluster_nodes().await.map_err(r::redis_err)?;
+        let promoted = parse_nodes(&text)
+            .ok()
+            .and_then(|p| p.into_iter().find(|p| p.myself))
+            .is_some_and(|me| me.master && me.slot_count() > 0);
+        if promoted {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err(ServerError::Timeout {
+                message: format!(
+                    "{}-{to} did not take over shard {shard} within 10 s; the master keeps it",
+                    id.name
+                ),
+                help: Some("a replica far behind may need longer; try again".into()),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let took = started.elapsed().as_millis() as u64;
+    let n = &id.name;
+    ctl.event(
+        Level::Info,
+        Some(id),
+        Some(&pod(id, to)),
+        EventReason::Failover,
+        &format!(
+            "switchover of shard {shard}: master {n}-{from} -> {n}-{to} (CLUSTER FAILOVER), {took} ms"
+        ),
+    );
+    Ok(crate::types::FailoverReport {
+        from,
+        to,
+        write_pause_ms: took,
+        by_sentinels: false,
+    })
 }

@@ -37,6 +37,9 @@ pub async fn info(ctl: &Controller, scope: &str, name: &str) -> Result<Vec<NodeI
     // the sentinel report's).
     let id = vd_core::redis::topology::monitor_of(&load(ctl, &asked)?).unwrap_or(asked);
     let pw = facts::password(ctl, &id)?;
+    // A cluster has a master per shard: one master's offset says nothing of the others'
+    // replicas, so no lag is computed (the shard table shows who follows whom).
+    let cluster = macro_::cluster::is_cluster(&load(ctl, &id)?);
     let mut rows = Vec::new();
     let mut master_offset = None;
     for (o, ip) in pod_ips(ctl, &id) {
@@ -77,7 +80,7 @@ pub async fn info(ctl: &Controller, scope: &str, name: &str) -> Result<Vec<NodeI
         };
         rows.push(row);
     }
-    if let Some(m) = master_offset {
+    if let Some(m) = master_offset.filter(|_| !cluster) {
         for r in rows.iter_mut().filter(|r| r.role == "replica") {
             r.lag_bytes = Some((m - r.offset).max(0));
         }
@@ -204,13 +207,17 @@ pub fn list(ctl: &Controller) -> Result<Vec<RedisView>, ServerError> {
         let Some(spec) = spec_of(&s.resource) else {
             continue;
         };
-        let replicas = spec
-            .replicas
-            .unwrap_or(if vd_core::redis::topology::is_sentinel(spec) {
-                macro_::SENTINEL_DEFAULT_REPLICAS
-            } else {
-                1
-            });
+        let cluster = spec.cluster.filter(|_| macro_::cluster::is_cluster(spec));
+        let replicas = match cluster {
+            Some(c) => c.nodes(),
+            None => spec
+                .replicas
+                .unwrap_or(if vd_core::redis::topology::is_sentinel(spec) {
+                    macro_::SENTINEL_DEFAULT_REPLICAS
+                } else {
+                    1
+                }),
+        };
         let st = ctl.workload_status(&s.resource.id).unwrap_or_default();
         let data =
             vd_core::redis::topology::monitor_of(spec).unwrap_or_else(|| s.resource.id.clone());
@@ -221,8 +228,16 @@ pub fn list(ctl: &Controller) -> Result<Vec<RedisView>, ServerError> {
             ready: st.ready,
             replicas,
             master,
-            master_pod: format!("{}-{master}", data.name),
-            mode: if let Some(m) = vd_core::redis::topology::monitor_of(spec) {
+            // A cluster has a master per shard: `vd redis:info` lists them.
+            master_pod: if cluster.is_some() {
+                "-".into()
+            } else {
+                format!("{}-{master}", data.name)
+            },
+            mode: if let Some(c) = cluster {
+                // The API fills in how much of it serves.
+                format!("cluster: {} shards", c.shards)
+            } else if let Some(m) = vd_core::redis::topology::monitor_of(spec) {
                 format!("sentinel (watches {}/{})", m.scope, m.name)
             } else if let Some((sid, _)) = crate::redis::facts::watcher_of(ctl, &s.resource.id)? {
                 format!("HA (sentinel {}/{})", sid.scope, sid.name)

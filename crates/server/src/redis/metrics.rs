@@ -33,7 +33,7 @@ const FAILOVER_BUCKETS: [f64; 12] = [
 
 /// Components that count errors, exported at 0 from the start so `rate()` works before the
 /// first error.
-const COMPONENTS: [&str; 3] = ["sentinel", "metrics", "backup"];
+const COMPONENTS: [&str; 4] = ["sentinel", "metrics", "backup", "cluster"];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FailoverLabels {
@@ -101,6 +101,19 @@ pub struct Metrics {
     failover_seconds: Family<RedisLabels, Histogram, fn() -> Histogram>,
     errors: Family<ComponentLabels, Counter>,
     backups: Family<BackupLabels, Counter>,
+    /// Each cluster as its manager last saw it, by `redis` label.
+    clusters: std::sync::Mutex<BTreeMap<String, ClusterSample>>,
+}
+
+/// A cluster as its manager saw it on its last tick.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterSample {
+    /// Every slot served, the shards and replicas in place, every pod up.
+    pub healthy: bool,
+    /// Slots no master serves.
+    pub uncovered: u32,
+    /// Slots served, by master pod name.
+    pub masters: BTreeMap<String, u32>,
 }
 
 impl Default for Metrics {
@@ -117,6 +130,7 @@ impl Metrics {
             failover_seconds: Family::new_with_constructor(failover_histogram as fn() -> Histogram),
             errors: Family::default(),
             backups: Family::default(),
+            clusters: std::sync::Mutex::new(BTreeMap::new()),
         };
         for c in COMPONENTS {
             m.errors
@@ -126,6 +140,16 @@ impl Metrics {
                 .inc_by(0);
         }
         m
+    }
+
+    /// What a cluster's manager saw on its last tick (`None`: the cluster is gone).
+    pub fn cluster(&self, redis: &ResourceRef, sample: Option<ClusterSample>) {
+        if let Ok(mut m) = self.clusters.lock() {
+            match sample {
+                Some(s) => m.insert(redis_label(redis), s),
+                None => m.remove(&redis_label(redis)),
+            };
+        }
     }
 
     /// A failover of `redis` by `mode` that took `seconds`: counted and its duration observed.
@@ -242,6 +266,40 @@ impl Metrics {
             "vd_redis_connected_replicas",
             "Replicas connected to the data pod",
             Described(replicas),
+        );
+        let healthy = Family::<RedisLabels, Gauge>::default();
+        let uncovered = Family::<RedisLabels, Gauge>::default();
+        let served = Family::<PodLabels, Gauge>::default();
+        let clusters = self.clusters.lock().map(|m| m.clone()).unwrap_or_default();
+        for (redis, c) in &clusters {
+            let r = RedisLabels {
+                redis: redis.clone(),
+            };
+            healthy.get_or_create(&r).set(i64::from(c.healthy));
+            uncovered.get_or_create(&r).set(i64::from(c.uncovered));
+            for (pod, slots) in &c.masters {
+                served
+                    .get_or_create(&PodLabels {
+                        redis: redis.clone(),
+                        pod: pod.clone(),
+                    })
+                    .set(i64::from(*slots));
+            }
+        }
+        reg.register(
+            "vd_redis_cluster_healthy",
+            "A cluster serves every slot with its shards, replicas and pods in place (1) or not (0)",
+            Described(healthy),
+        );
+        reg.register(
+            "vd_redis_cluster_slots_uncovered",
+            "Hash slots of a cluster that no master serves",
+            Described(uncovered),
+        );
+        reg.register(
+            "vd_redis_cluster_shard_slots",
+            "Hash slots each shard master of a cluster serves (one line per shard)",
+            Described(served),
         );
         let mut out = String::new();
         // Writing to a String cannot fail; an encoder error would be a bug in a label value.

@@ -69,6 +69,22 @@ pub async fn failover(
     // A sentinel sibling asks its sentinels to fail over the redis it watches.
     let id = vd_core::redis::topology::monitor_of(&load(ctl, &asked)?).unwrap_or(asked);
     let spec = load(ctl, &id)?;
+    if vd_core::redis::cluster::is_cluster(&spec) {
+        let shard = req.shard.ok_or_else(|| ServerError::Conflict {
+            message: format!("{id} is a cluster: say which shard to switch over"),
+            help: Some(format!(
+                "vd redis:failover {}/{} --shard N (shards are listed by `vd redis:info`)",
+                id.scope, id.name
+            )),
+        })?;
+        return crate::redis::cluster::switchover(ops, &id, shard, req.replica).await;
+    }
+    if req.shard.is_some() {
+        return Err(ServerError::Conflict {
+            message: format!("{id} is not a cluster; --shard applies to clusters only"),
+            help: Some("leave --shard out".into()),
+        });
+    }
     if let Some((sid, sspec)) = watcher_of(ctl, &id)? {
         return crate::redis::sentinel::failover(ops, &id, &sid, &sspec, req).await;
     }

@@ -8,7 +8,7 @@
 pub mod nodes;
 pub mod plan;
 
-pub use nodes::{parse_nodes, NodesError, OpenSlot, Peer};
+pub use nodes::{parse_nodes, shards, NodesError, OpenSlot, Peer, Shard};
 
 use super::validate::RedisProblem;
 use crate::RedisSpec;

@@ -58,6 +58,33 @@ impl Peer {
     }
 }
 
+/// One shard as a node's view shows it: a master serving slots and its replicas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shard<'a> {
+    /// The master.
+    pub master: &'a Peer,
+    /// Its replicas, in the view's order.
+    pub replicas: Vec<&'a Peer>,
+}
+
+/// The shards of a view, numbered by their lowest slot (shard 0 serves slot 0 on a cluster vd
+/// formed): the numbering `vd redis:info` shows and `vd redis:failover --shard` takes.
+pub fn shards(peers: &[Peer]) -> Vec<Shard<'_>> {
+    let mut out: Vec<Shard<'_>> = peers
+        .iter()
+        .filter(|p| p.master && !p.slots.is_empty() && !p.handshake)
+        .map(|m| Shard {
+            master: m,
+            replicas: peers
+                .iter()
+                .filter(|r| !r.master && r.master_id.as_deref() == Some(m.id.as_str()))
+                .collect(),
+        })
+        .collect();
+    out.sort_by_key(|s| s.master.slots.iter().map(|(a, _)| *a).min());
+    out
+}
+
 /// Why a `CLUSTER NODES` reply could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("CLUSTER NODES line {line}: {message}")]
@@ -201,6 +228,19 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30001@31001 myself,master - 0
         assert_eq!(me.slots, [(0, 5460), (17, 17)]);
         assert!(!me.open[0].migrating);
         assert_eq!(me.config_epoch, 1);
+    }
+
+    #[test]
+    fn shards_are_numbered_by_their_lowest_slot() {
+        let peers = parse_nodes(SAMPLE).unwrap();
+        let s = shards(&peers);
+        assert_eq!(s.len(), 3);
+        assert_eq!(s[0].master.id, "e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca");
+        assert_eq!(s[0].replicas.len(), 1);
+        assert_eq!(s[1].master.slots, [(5461, 10922)]);
+        assert_eq!(s[1].replicas.len(), 1, "a failed replica is still listed");
+        assert_eq!(s[2].master.slots, [(10923, 16383)]);
+        assert!(s[2].replicas.is_empty());
     }
 
     #[test]

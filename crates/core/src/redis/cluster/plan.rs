@@ -537,5 +537,53 @@ pub fn plan(input: &Input) -> Plan {
     out
 }
 
+/// A replica of a shard, as a switchover weighs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Its pod.
+    pub ordinal: u32,
+    /// How much of the shard's history it holds.
+    pub offset: i64,
+    /// Its replication link to the master is up (`master_link_status:up`).
+    pub link_up: bool,
+    /// Still loading its dataset.
+    pub loading: bool,
+}
+
+/// Which replica a graceful switchover of one shard (`CLUSTER FAILOVER`, which waits for the
+/// replica to catch up with its master, so no acknowledged write is lost) promotes: the one
+/// `asked` for, or the linked replica with the most history (the lowest ordinal on a tie).
+/// `Err` says why none can be.
+pub fn switchover_target(
+    shard: usize,
+    candidates: &[Candidate],
+    asked: Option<u32>,
+) -> Result<u32, String> {
+    let ready = |c: &&Candidate| c.link_up && !c.loading;
+    if let Some(a) = asked {
+        return match candidates.iter().find(|c| c.ordinal == a) {
+            None => Err(format!(
+                "pod {a} is not a replica of shard {shard}; its replicas are {:?}",
+                candidates.iter().map(|c| c.ordinal).collect::<Vec<_>>()
+            )),
+            Some(c) if !ready(&c) => Err(format!(
+                "pod {a} is not in sync with its master (link down or loading)"
+            )),
+            Some(c) => Ok(c.ordinal),
+        };
+    }
+    if candidates.is_empty() {
+        return Err(format!(
+            "shard {shard} has no replica; raise `replicas_per_shard` to fail it over"
+        ));
+    }
+    candidates
+        .iter()
+        .filter(ready)
+        .max_by_key(|c| (c.offset, std::cmp::Reverse(c.ordinal)))
+        .map(|c| c.ordinal)
+        .ok_or_else(|| format!("no replica of shard {shard} is in sync with its master"))
+}
+
 #[cfg(test)]
 mod tests;

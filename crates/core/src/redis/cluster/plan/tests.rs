@@ -469,3 +469,28 @@ fn a_removed_pods_node_is_forgotten_once_gone() {
         .iter()
         .all(|a| matches!(a, Action::Forget { id: i, .. } if *i == id(6))));
 }
+
+#[test]
+fn a_switchover_promotes_the_linked_replica_with_most_history() {
+    let c = |ordinal, offset, link_up| Candidate {
+        ordinal,
+        offset,
+        link_up,
+        loading: false,
+    };
+    let all = [c(3, 10, true), c(6, 20, true), c(9, 30, false)];
+    assert_eq!(switchover_target(0, &all, None), Ok(6));
+    assert_eq!(switchover_target(0, &all, Some(3)), Ok(3));
+    assert!(switchover_target(0, &all, Some(9))
+        .unwrap_err()
+        .contains("not in sync"));
+    assert!(switchover_target(0, &all, Some(4))
+        .unwrap_err()
+        .contains("not a replica of shard 0"));
+    assert!(switchover_target(2, &[], None)
+        .unwrap_err()
+        .contains("replicas_per_shard"));
+    assert!(switchover_target(1, &[c(3, 1, false)], None)
+        .unwrap_err()
+        .contains("no replica of shard 1 is in sync"));
+}
