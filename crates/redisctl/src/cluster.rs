@@ -94,3 +94,75 @@ impl Node {
         self.run(redis::cmd("CLUSTER").arg("MYID")).await
     }
 }
+
+/// What `CLUSTER SETSLOT slot ...` sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetSlot<'a> {
+    /// `IMPORTING id`: the destination of a move accepts `ASKING` clients for the slot.
+    Importing(&'a str),
+    /// `MIGRATING id`: the source sends clients of keys it no longer has to the destination.
+    Migrating(&'a str),
+    /// `NODE id`: the slot belongs to that node (ends a move).
+    Node(&'a str),
+    /// `STABLE`: drops a move's flag.
+    Stable,
+}
+
+impl Node {
+    /// `CLUSTER SETSLOT slot ...`.
+    pub async fn cluster_setslot(&mut self, slot: u16, to: SetSlot<'_>) -> Result<(), RedisError> {
+        let mut c = redis::cmd("CLUSTER");
+        c.arg("SETSLOT").arg(slot);
+        match to {
+            SetSlot::Importing(id) => c.arg("IMPORTING").arg(id),
+            SetSlot::Migrating(id) => c.arg("MIGRATING").arg(id),
+            SetSlot::Node(id) => c.arg("NODE").arg(id),
+            SetSlot::Stable => c.arg("STABLE"),
+        };
+        let _: String = self.run(&c).await?;
+        Ok(())
+    }
+
+    /// `CLUSTER GETKEYSINSLOT slot count`, as raw keys (binary-safe).
+    pub async fn cluster_keys_in_slot(
+        &mut self,
+        slot: u16,
+        count: usize,
+    ) -> Result<Vec<Vec<u8>>, RedisError> {
+        self.run(
+            redis::cmd("CLUSTER")
+                .arg("GETKEYSINSLOT")
+                .arg(slot)
+                .arg(count),
+        )
+        .await
+    }
+
+    /// `MIGRATE host port "" 0 timeout REPLACE AUTH pw KEYS k...`: moves the keys to the node
+    /// at `host:port`, atomically per key. `REPLACE`: a key a previous, interrupted attempt
+    /// already copied there is overwritten with this node's (the one clients were sent to).
+    pub async fn migrate_keys(
+        &mut self,
+        host: &str,
+        port: u16,
+        password: &str,
+        keys: &[Vec<u8>],
+        timeout_ms: u64,
+    ) -> Result<(), RedisError> {
+        let mut c = redis::cmd("MIGRATE");
+        c.arg(host)
+            .arg(port)
+            .arg("")
+            .arg(0)
+            .arg(timeout_ms)
+            .arg("REPLACE")
+            .arg("AUTH")
+            .arg(password)
+            .arg("KEYS");
+        for k in keys {
+            c.arg(k.as_slice());
+        }
+        let _: redis::Value = self.run(&c).await?;
+        Ok(())
+    }
+}

@@ -71,6 +71,11 @@ pub trait PodHooks: Send + Sync {
         owner: &'a ResourceRef,
         ordinal: u32,
     ) -> HookFuture<'a>;
+
+    /// Before the rollout removes a pod its workload no longer wants (a scale-down): whether
+    /// it may go now. A pod kept is asked again on the next reconcile; a stopped workload's
+    /// pods are removed without asking.
+    fn may_remove(&self, ctl: &Controller, owner: &ResourceRef, ordinal: u32) -> bool;
 }
 
 /// The hooks of a controller that runs nothing special: every pod restarts at once.
@@ -78,6 +83,10 @@ pub struct NoHooks;
 
 impl PodHooks for NoHooks {
     fn pod_exited(&self, _: &ResourceRef, _: u32) {}
+
+    fn may_remove(&self, _: &Controller, _: &ResourceRef, _: u32) -> bool {
+        true
+    }
 
     fn before_launch<'a>(
         &'a self,

@@ -110,6 +110,14 @@ impl Controller {
                 Plan::Wait(why) => status.message = Some(why),
                 Plan::Act(actions) => {
                     for a in actions {
+                        if let Action::Remove(o) = a {
+                            if !stopped && !self.hooks().may_remove(self, id, o) {
+                                status.message = Some(format!(
+                                    "pod {o} waits to be removed until it hands over its work"
+                                ));
+                                continue;
+                            }
+                        }
                         self.execute(id, a, &hash);
                     }
                 }

@@ -9,7 +9,7 @@ use crate::error::ServerError;
 use crate::orchestration::controller::Controller;
 use crate::redis::facts as r;
 use crate::redis::ops::Ops;
-use crate::redis::state::FailoverState;
+use crate::redis::state::{ClusterFacts, FailoverState};
 use crate::types::{PodState, PodView};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -22,7 +22,7 @@ use vd_core::redis::cluster::plan::{
 use vd_core::redis::cluster::{is_cluster, parse_nodes};
 use vd_core::redis::REDIS_PORT;
 use vd_core::{ClusterSpec, Kind, ResourceRef};
-use vd_redisctl::cluster::FailoverKind;
+use vd_redisctl::cluster::{FailoverKind, SetSlot};
 use vd_redisctl::Node;
 use vd_store::MetaKey;
 
@@ -79,7 +79,7 @@ pub async fn run(ops: Arc<Ops>) {
             let keep = wanted.contains(id) && !t.is_finished();
             if !keep {
                 t.abort();
-                ops.failover.set_cluster_hold(id, Default::default());
+                ops.failover.set_cluster(id, None);
                 ops.metrics.cluster(id, None);
             }
             keep
@@ -128,7 +128,7 @@ async fn watch(ops: Arc<Ops>, id: ResourceRef) {
             },
         }
         let Some(shape) = managed(&ops.ctl, &id) else {
-            ops.failover.set_cluster_hold(&id, Default::default());
+            ops.failover.set_cluster(&id, None);
             return;
         };
         if let Err(e) = step(&ops, &id, shape, &mut mem).await {
@@ -228,7 +228,13 @@ async fn step(
     if plan.layout != layout {
         ctl.store.set_meta_json(&key, &plan.layout)?;
     }
-    ops.failover.set_cluster_hold(id, plan.hold.clone());
+    ops.failover.set_cluster(
+        id,
+        Some(ClusterFacts {
+            hold: plan.hold.clone(),
+            serving: plan.serving.clone(),
+        }),
+    );
     ops.metrics.cluster(
         id,
         Some(crate::redis::metrics::ClusterSample {
@@ -406,8 +412,160 @@ async fn execute(
             mode,
             reason,
         } => failover(ops, id, *ordinal, *from, *mode, *reason, addrs, pw, mem).await?,
+        Action::MoveSlots {
+            from,
+            from_id,
+            to,
+            to_id,
+            to_ip,
+            slots,
+        } => {
+            let ends = Move {
+                from: *from,
+                from_id,
+                to: *to,
+                to_id,
+                to_ip,
+            };
+            move_slots(ctl, id, &ends, slots, addrs, pw).await?
+        }
+        Action::Stabilize { ordinal, slot } => {
+            node_of(mem, *ordinal)?
+                .cluster_setslot(*slot, SetSlot::Stable)
+                .await
+                .map_err(r::redis_err)?;
+            changed(
+                *ordinal,
+                format!(
+                    "slot {slot} was left half-moved toward a node that is gone: made stable on {}-{ordinal}",
+                    id.name
+                ),
+            );
+        }
+        Action::Promote { ordinal, from } => {
+            node_of(mem, *ordinal)?
+                .cluster_failover(FailoverKind::Graceful)
+                .await
+                .map_err(r::redis_err)?;
+            changed(
+                *ordinal,
+                format!(
+                    "{n}-{ordinal} takes over the shard of {n}-{from}, a pod being removed",
+                    n = id.name
+                ),
+            );
+        }
     }
     Ok(())
+}
+
+/// The two ends of a slot move.
+struct Move<'a> {
+    from: u32,
+    from_id: &'a str,
+    to: u32,
+    to_id: &'a str,
+    /// The destination on the pods' network, where the source sends the keys.
+    to_ip: &'a str,
+}
+
+/// Keys per `MIGRATE`: large batches are what makes a move fast (each is one round trip and
+/// one atomic step on both nodes); a thousand small keys take a few milliseconds.
+const MIGRATE_BATCH: usize = 1000;
+/// How long one `MIGRATE` may take before the source gives up on it.
+const MIGRATE_TIMEOUT_MS: u64 = 10_000;
+
+/// Moves `slots` from one master to another, slot by slot, the way `redis-cli --cluster
+/// reshard` does: destination importing, source migrating, keys in batches (clients asking
+/// for a moved key are sent on with `ASK`), then the slot given to the destination on both.
+/// Every step can be repeated, which is how a move a dead controller left half done is
+/// finished.
+async fn move_slots(
+    ctl: &Controller,
+    id: &ResourceRef,
+    m: &Move<'_>,
+    slots: &[u16],
+    addrs: &BTreeMap<u32, String>,
+    pw: &str,
+) -> Result<(), ServerError> {
+    let at = |o: u32| addrs.get(&o).cloned().unwrap_or_default();
+    let mut source = r::connect(&at(m.from), pw).await?;
+    let mut dest = r::connect(&at(m.to), pw).await?;
+    let started = Instant::now();
+    let mut keys = 0usize;
+    let fault = std::env::var_os("VD_TEST_FAULT").is_some_and(|v| v == "abort-mid-slot-move");
+    for &slot in slots {
+        dest.cluster_setslot(slot, SetSlot::Importing(m.from_id))
+            .await
+            .map_err(r::redis_err)?;
+        source
+            .cluster_setslot(slot, SetSlot::Migrating(m.to_id))
+            .await
+            .map_err(r::redis_err)?;
+        loop {
+            let batch = source
+                .cluster_keys_in_slot(slot, MIGRATE_BATCH)
+                .await
+                .map_err(r::redis_err)?;
+            if batch.is_empty() {
+                break;
+            }
+            source
+                .migrate_keys(m.to_ip, REDIS_PORT, pw, &batch, MIGRATE_TIMEOUT_MS)
+                .await
+                .map_err(r::redis_err)?;
+            keys += batch.len();
+            if fault {
+                // Test-only fault injection: the controller dies with a slot half moved.
+                tracing::error!(redis = %id, slot, "VD_TEST_FAULT: aborting in a slot move");
+                std::process::abort();
+            }
+        }
+        dest.cluster_setslot(slot, SetSlot::Node(m.to_id))
+            .await
+            .map_err(r::redis_err)?;
+        source
+            .cluster_setslot(slot, SetSlot::Node(m.to_id))
+            .await
+            .map_err(r::redis_err)?;
+    }
+    let shown = ranges_text(slots);
+    ctl.event(
+        Level::Info,
+        Some(id),
+        Some(&pod(id, m.to)),
+        EventReason::ClusterChanged,
+        &format!(
+            "moved {} slot(s) {} with {keys} key(s) from {n}-{} to {n}-{} in {} ms",
+            slots.len(),
+            shown.join(","),
+            m.from,
+            m.to,
+            started.elapsed().as_millis(),
+            n = id.name
+        ),
+    );
+    Ok(())
+}
+
+/// Slots as `a-b` runs.
+fn ranges_text(slots: &[u16]) -> Vec<String> {
+    let mut out: Vec<(u16, u16)> = Vec::new();
+    for &s in slots {
+        match out.last_mut() {
+            Some((_, b)) if b.checked_add(1) == Some(s) => *b = s,
+            _ => out.push((s, s)),
+        }
+    }
+    out.iter()
+        .map(|(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect()
 }
 
 /// Promotes `to` in place of `from` and waits until the node says it is a master.

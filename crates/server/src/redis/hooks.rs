@@ -26,6 +26,14 @@ impl PodHooks for RedisHooks {
         self.failover.pod_exited(owner, ordinal);
     }
 
+    /// A cluster's pod goes once its slots are moved to the shards that stay.
+    fn may_remove(&self, ctl: &Controller, owner: &ResourceRef, ordinal: u32) -> bool {
+        let cluster = owner.kind == vd_core::Kind::Redis
+            && crate::redis::facts::load(ctl, owner)
+                .is_ok_and(|s| vd_core::redis::cluster::is_cluster(&s));
+        !cluster || self.failover.cluster_may_remove(owner, ordinal)
+    }
+
     /// With automatic failover, a master found down (after a crash, or by a restarted
     /// controller) waits before its launch, which is then resolved as a replica's; in a
     /// cluster, a shard master waits for its replica to take over.

@@ -20,10 +20,18 @@ pub struct FailoverState {
     /// promoted replica beside the old master and demote it. A count, so the first operation
     /// to end does not lift the pause another still needs.
     paused: Arc<Mutex<HashMap<ResourceRef, usize>>>,
-    /// Per cluster, the ordinals whose node serves slots and has a running replica, as the
-    /// cluster manager last saw them: such a pod, once exited, waits for its replica to take
-    /// over before it starts again.
-    cluster_hold: Mutex<HashMap<ResourceRef, BTreeSet<u32>>>,
+    /// Per cluster, what its manager last saw that pod supervisors and the rollout ask about.
+    clusters: Mutex<HashMap<ResourceRef, ClusterFacts>>,
+}
+
+/// What a cluster's manager last saw, for the restart hold and the scale-in gate.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterFacts {
+    /// Pods whose node serves slots and has a running replica: such a pod, once exited, waits
+    /// for its replica to take over before it starts again.
+    pub hold: BTreeSet<u32>,
+    /// Pods whose node serves slots or is moving one: not removed until they no longer do.
+    pub serving: BTreeSet<u32>,
 }
 
 /// Keeps the failover task of a redis idle while it lives.
@@ -51,7 +59,7 @@ impl Default for FailoverState {
             exits: broadcast::channel(64).0,
             stuck: Mutex::new(HashSet::new()),
             paused: Arc::new(Mutex::new(HashMap::new())),
-            cluster_hold: Mutex::new(HashMap::new()),
+            clusters: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -93,18 +101,30 @@ impl FailoverState {
         }
     }
 
-    /// Records what the cluster manager last saw (see `cluster_hold`).
-    pub(crate) fn set_cluster_hold(&self, id: &ResourceRef, hold: BTreeSet<u32>) {
-        if let Ok(mut m) = self.cluster_hold.lock() {
-            m.insert(id.clone(), hold);
+    /// Records what a cluster's manager saw; `None` when it stops managing it.
+    pub(crate) fn set_cluster(&self, id: &ResourceRef, facts: Option<ClusterFacts>) {
+        if let Ok(mut m) = self.clusters.lock() {
+            match facts {
+                Some(f) => m.insert(id.clone(), f),
+                None => m.remove(id),
+            };
         }
     }
 
     /// Whether the pod `ordinal` of cluster `id` must wait for its replica to take over.
     pub(crate) fn cluster_holds(&self, id: &ResourceRef, ordinal: u32) -> bool {
-        self.cluster_hold
+        self.clusters
             .lock()
-            .map(|m| m.get(id).is_some_and(|h| h.contains(&ordinal)))
+            .map(|m| m.get(id).is_some_and(|f| f.hold.contains(&ordinal)))
+            .unwrap_or(false)
+    }
+
+    /// Whether the pod `ordinal` of cluster `id` may be removed: its manager has seen it
+    /// serve no slot. Unknown (the manager has not looked yet) is no.
+    pub(crate) fn cluster_may_remove(&self, id: &ResourceRef, ordinal: u32) -> bool {
+        self.clusters
+            .lock()
+            .map(|m| m.get(id).is_some_and(|f| !f.serving.contains(&ordinal)))
             .unwrap_or(false)
     }
 

@@ -105,8 +105,8 @@ pub fn validate(
 }
 
 /// A change to a stored redis's cluster mode that a running redis cannot take: turning it on
-/// or off (the data layout differs: one keyspace against 16384 slots), or changing `shards`
-/// (moving slots between shards is not built yet). As (field, message, help).
+/// or off (the data layout differs: one keyspace against 16384 slots). As (field, message,
+/// help).
 fn cluster_change(
     stored: Option<&RedisSpec>,
     spec: &RedisSpec,
@@ -114,19 +114,8 @@ fn cluster_change(
     let before = stored?.cluster;
     match (before, spec.cluster) {
         (None, None) => None,
-        (Some(a), Some(b)) if a.shards == b.shards => None,
-        (Some(a), Some(b)) => Some((
-            "cluster.shards".into(),
-            format!(
-                "`cluster.shards` cannot change on a running cluster yet ({} -> {})",
-                a.shards, b.shards
-            ),
-            format!(
-                "keep shards = {}; moving slots to new shards or draining shards is not built \
-                 yet. `replicas_per_shard` can change",
-                a.shards
-            ),
-        )),
+        // Shards and replicas change on a running cluster: the manager moves slots.
+        (Some(_), Some(_)) => None,
         (None, Some(_)) => Some((
             "cluster".into(),
             "a running redis cannot be turned into a cluster".into(),

@@ -139,6 +139,38 @@ pub enum Action {
         /// Why.
         reason: FailoverReason,
     },
+    /// Moves slots with their keys: `SETSLOT IMPORTING` on the destination, `MIGRATING` on
+    /// the source, `MIGRATE` in batches (clients follow `ASK` meanwhile), then `SETSLOT NODE`
+    /// on both. Each step may be repeated, so a move interrupted halfway is finished by
+    /// issuing it again.
+    MoveSlots {
+        /// The source master.
+        from: u32,
+        /// Its node id.
+        from_id: String,
+        /// The destination master.
+        to: u32,
+        /// Its node id.
+        to_id: String,
+        /// Its address on the pods' network (the source connects to it).
+        to_ip: String,
+        /// The slots, ascending.
+        slots: Vec<u16>,
+    },
+    /// `CLUSTER SETSLOT slot STABLE`: drops a half-move's flag whose other end is gone.
+    Stabilize {
+        /// The node holding the flag.
+        ordinal: u32,
+        /// The slot.
+        slot: u16,
+    },
+    /// `CLUSTER FAILOVER` (graceful) on a replica: its shard moves off a pod being removed.
+    Promote {
+        /// The replica.
+        ordinal: u32,
+        /// The master it replaces.
+        from: u32,
+    },
     /// `CLUSTER FORGET id`.
     Forget {
         /// The node that forgets.
@@ -172,6 +204,9 @@ pub struct Plan {
     pub hold: BTreeSet<u32>,
     /// The masters serving slots, by ordinal, with their slot count.
     pub masters: BTreeMap<u32, u32>,
+    /// Pods whose node serves slots or is in the middle of moving one: removing such a pod
+    /// (scaling in) waits until its slots are moved away.
+    pub serving: BTreeSet<u32>,
     /// Slots no node serves.
     pub uncovered: u32,
     /// Where the cluster stands.
@@ -272,10 +307,20 @@ pub fn plan(input: &Input) -> Plan {
         .filter_map(|id| ordinal_of(id))
         .filter(|o| !matches!(input.nodes.get(o), Some(Obs::Missing) | None))
         .collect();
+    let serving: BTreeSet<u32> = masters
+        .keys()
+        .copied()
+        .chain(
+            up.iter()
+                .filter(|(_, v)| v.me().is_some_and(|me| !me.open.is_empty()))
+                .map(|(o, _)| *o),
+        )
+        .collect();
     let mut out = Plan {
         actions: Vec::new(),
         layout: layout.clone(),
         hold,
+        serving,
         masters: masters.clone(),
         uncovered,
         progress: Progress::Healthy,
@@ -346,14 +391,11 @@ pub fn plan(input: &Input) -> Plan {
         return out;
     }
 
-    // 3. Meet. Only the pods the shape keeps take part.
-    let members: BTreeMap<u32, &View> = up
-        .iter()
-        .filter(|(o, _)| **o < wanted)
-        .map(|(o, v)| (*o, *v))
-        .collect();
+    // 3. Meet: every running pod, those being removed too while they still run.
+    let members = &up;
+    let keep = |o: u32| o < wanted;
     if owners.iter().all(Option::is_none) {
-        for (o, v) in &members {
+        for (o, v) in members {
             if v.me().is_some_and(|me| me.config_epoch == 0) && v.peers.len() == 1 {
                 out.actions.push(Action::SetConfigEpoch {
                     ordinal: *o,
@@ -402,19 +444,77 @@ pub fn plan(input: &Input) -> Plan {
         out.progress = Progress::Working("waiting for the nodes to learn of each other".into());
         return out;
     }
-    let open = members
-        .values()
-        .any(|v| v.me().is_some_and(|me| !me.open.is_empty()));
 
-    // 4. Slots no node serves.
+    // 4. Slots left half-moved (by a controller or pod that died in a move): finished when
+    // both ends run, else made stable again on the node that serves them.
+    let owner_ordinal = |slot: u16| -> Option<u32> {
+        owners[usize::from(slot)]
+            .as_ref()
+            .and_then(|(_, id)| ordinal_of(id))
+    };
+    let mut finish: BTreeMap<(u32, u32), BTreeSet<u16>> = BTreeMap::new();
+    let mut settled = BTreeSet::new();
+    for (o, v) in members {
+        let Some(me) = v.me() else { continue };
+        for open in &me.open {
+            let other = ordinal_of(&open.peer).filter(|p| up.contains_key(p));
+            let (from, to) = match other {
+                Some(p) if open.migrating => (*o, p),
+                Some(p) => (p, *o),
+                None => {
+                    out.actions.push(Action::Stabilize {
+                        ordinal: *o,
+                        slot: open.slot,
+                    });
+                    continue;
+                }
+            };
+            match owner_ordinal(open.slot) {
+                Some(owner) if owner == from => {
+                    finish.entry((from, to)).or_default().insert(open.slot);
+                }
+                // The destination already serves it: only the source's flag is left.
+                Some(owner) if owner == to && settled.insert(open.slot) => {
+                    out.actions.push(Action::Stabilize {
+                        ordinal: from,
+                        slot: open.slot,
+                    });
+                }
+                _ => out.actions.push(Action::Stabilize {
+                    ordinal: *o,
+                    slot: open.slot,
+                }),
+            }
+        }
+    }
+    for ((from, to), slots) in finish {
+        if let Some(a) = move_slots(input, &layout, from, to, slots.into_iter().collect()) {
+            out.actions.push(a);
+        }
+    }
+    if !out.actions.is_empty() {
+        out.progress = Progress::Working("finishing a slot move".into());
+        return out;
+    }
+
+    // 5. Slots no node serves.
     let missing: Vec<u16> = (0..SLOTS)
         .filter(|s| owners[usize::from(*s)].is_none())
         .collect();
+    let kept_masters: Vec<u32> = masters.keys().copied().filter(|o| keep(*o)).collect();
+    let shards = input.shape.shards as usize;
+    // Masters that serve nothing yet and are to serve: a fresh cluster's, or new shards'.
+    let designated: Vec<u32> = members
+        .iter()
+        .filter(|(o, v)| {
+            keep(**o)
+                && v.me().is_some_and(|me| me.master && me.slot_count() == 0)
+                && !masters.contains_key(o)
+        })
+        .map(|(o, _)| *o)
+        .take(shards.saturating_sub(kept_masters.len()))
+        .collect();
     if !missing.is_empty() {
-        if open {
-            out.progress = Progress::Blocked("slots are being moved".into());
-            return out;
-        }
         if (0..wanted).any(|o| !members.contains_key(&o)) {
             out.progress = Progress::Working(format!(
                 "{} slots unassigned; waiting for every pod to run",
@@ -422,25 +522,16 @@ pub fn plan(input: &Input) -> Plan {
             ));
             return out;
         }
-        let need = (input.shape.shards as usize).saturating_sub(masters.len());
-        let empty_masters: Vec<u32> = members
-            .iter()
-            .filter(|(o, v)| {
-                v.me().is_some_and(|me| me.master && me.slot_count() == 0)
-                    && !masters.contains_key(o)
-            })
-            .map(|(o, _)| *o)
-            .take(need)
-            .collect();
-        let targets: Vec<u32> = if empty_masters.is_empty() {
+        let targets: Vec<u32> = if designated.is_empty() {
             masters
                 .iter()
+                .filter(|(o, _)| keep(**o))
                 .min_by_key(|(o, n)| (**n, **o))
                 .map(|(o, _)| *o)
                 .into_iter()
                 .collect()
         } else {
-            empty_masters
+            designated.clone()
         };
         if targets.is_empty() {
             out.progress = Progress::Blocked("no master to give the unassigned slots to".into());
@@ -460,11 +551,53 @@ pub fn plan(input: &Input) -> Plan {
         return out;
     }
 
-    // 5. Replicas: spare masters join the shard with the fewest replicas; a shard with too
-    // many gives one to a shard with too few.
+    // 6. Balance: the shape's shards, on the pods it keeps, with even shares. New shards get
+    // slots from the others; the shards of pods being removed give theirs away.
+    let draining: Vec<u32> = masters.keys().copied().filter(|o| !keep(*o)).collect();
+    let mut targets: Vec<u32> = kept_masters.iter().chain(&designated).copied().collect();
+    if targets.len() < shards {
+        // A shard whose master is on a pod being removed, with a replica on a kept pod: that
+        // replica takes over gracefully and the shard stays.
+        for d in &draining {
+            let id = layout.get(d).cloned().unwrap_or_default();
+            if let Some(r) = running_replicas(&id).into_iter().find(|r| keep(*r)) {
+                out.actions.push(Action::Promote {
+                    ordinal: r,
+                    from: *d,
+                });
+            }
+        }
+        if !out.actions.is_empty() {
+            out.progress = Progress::Working("moving a shard off a pod being removed".into());
+            return out;
+        }
+    }
+    targets.sort_unstable();
+    let needs_moving = !draining.is_empty() || !designated.is_empty() || {
+        let sizes: Vec<u32> = masters.values().copied().collect();
+        sizes.iter().max().unwrap_or(&0) - sizes.iter().min().unwrap_or(&0) > 1
+            && masters.len() == shards
+    };
+    if needs_moving && !targets.is_empty() {
+        if (0..wanted).any(|o| !members.contains_key(&o)) {
+            out.progress = Progress::Working("waiting for every pod to run to move slots".into());
+            return out;
+        }
+        out.actions = balance(input, &layout, &owners, &masters, &targets, &draining);
+        if !out.actions.is_empty() {
+            out.progress = Progress::Working("moving slots between shards".into());
+            return out;
+        }
+    }
+
+    // 7. Replicas: spare nodes join the shard with the fewest replicas; a shard with too many
+    // gives one to a shard with too few.
     let rps = input.shape.replicas_per_shard as usize;
-    let mut count: BTreeMap<String, Vec<u32>> =
-        served.keys().map(|id| (id.clone(), vec![])).collect();
+    let mut count: BTreeMap<String, Vec<u32>> = served
+        .keys()
+        .filter(|id| ordinal_of(id).is_some_and(keep))
+        .map(|id| (id.clone(), vec![]))
+        .collect();
     for o in (0..wanted).filter(|o| !masters.contains_key(o)) {
         if let Some(m) = follows(o) {
             if let Some(list) = count.get_mut(&m) {
@@ -479,10 +612,10 @@ pub fn plan(input: &Input) -> Plan {
             .min()
             .map(|(_, o, id)| (id, o))
     };
-    for (o, v) in &members {
+    for (o, v) in members.iter().filter(|(o, _)| keep(**o)) {
         let Some(me) = v.me() else { continue };
         let attached = !me.master && me.master_id.as_ref().is_some_and(|m| count.contains_key(m));
-        if attached || masters.contains_key(o) {
+        if attached || masters.contains_key(o) || designated.contains(o) {
             continue;
         }
         if me.slot_count() > 0 {
@@ -522,19 +655,104 @@ pub fn plan(input: &Input) -> Plan {
     let down: Vec<u32> = (0..wanted).filter(|o| !members.contains_key(o)).collect();
     out.progress = if !down.is_empty() {
         Progress::Working(format!("pods not running: {down:?}"))
-    } else if masters.len() != input.shape.shards as usize {
-        Progress::Blocked(format!(
-            "{} masters serve slots, the block asks for {}; changing `shards` of a running \
-             cluster is not supported yet",
-            masters.len(),
-            input.shape.shards
+    } else if masters.len() != shards {
+        Progress::Working(format!(
+            "{} masters serve slots, the block asks for {shards}",
+            masters.len()
         ))
-    } else if open {
-        Progress::Blocked("slots are being moved".into())
     } else {
         Progress::Healthy
     };
     out
+}
+
+/// The most slots one tick moves: the manager observes again (a crashed master must not wait
+/// for a long rebalance) between batches.
+pub const MOVE_BATCH: usize = 256;
+
+/// `MoveSlots` from `from` to `to`, with the ids and address the executor needs.
+fn move_slots(
+    input: &Input,
+    layout: &BTreeMap<u32, String>,
+    from: u32,
+    to: u32,
+    slots: Vec<u16>,
+) -> Option<Action> {
+    Some(Action::MoveSlots {
+        from,
+        from_id: layout.get(&from)?.clone(),
+        to,
+        to_id: layout.get(&to)?.clone(),
+        to_ip: input.addrs.get(&to)?.clone(),
+        slots,
+    })
+}
+
+/// The moves that bring every target master to its even share (`even_split` of the shards,
+/// the larger shares to the masters holding most already) and empty the draining ones, at
+/// most [`MOVE_BATCH`] slots this tick. Each source gives its highest slots first.
+fn balance(
+    input: &Input,
+    layout: &BTreeMap<u32, String>,
+    owners: &[Option<(u64, String)>],
+    masters: &BTreeMap<u32, u32>,
+    targets: &[u32],
+    draining: &[u32],
+) -> Vec<Action> {
+    let sizes: Vec<u32> = super::even_split(targets.len() as u32)
+        .iter()
+        .map(|(a, b)| u32::from(*b - *a) + 1)
+        .collect();
+    let mut order: Vec<u32> = targets.to_vec();
+    order.sort_by_key(|o| (std::cmp::Reverse(masters.get(o).copied().unwrap_or(0)), *o));
+    let mut want: BTreeMap<u32, u32> = order.iter().copied().zip(sizes).collect();
+    for d in draining {
+        want.insert(*d, 0);
+    }
+    let have = |o: u32| masters.get(&o).copied().unwrap_or(0);
+    // Each source's slots, highest first.
+    let mut give: BTreeMap<u32, Vec<u16>> = BTreeMap::new();
+    for (o, w) in &want {
+        let surplus = have(*o).saturating_sub(*w) as usize;
+        if surplus == 0 {
+            continue;
+        }
+        let id = layout.get(o).cloned().unwrap_or_default();
+        let slots: Vec<u16> = (0..SLOTS)
+            .rev()
+            .filter(|s| {
+                owners[usize::from(*s)]
+                    .as_ref()
+                    .is_some_and(|(_, i)| *i == id)
+            })
+            .take(surplus)
+            .collect();
+        give.insert(*o, slots);
+    }
+    let mut left = MOVE_BATCH;
+    let mut moves: BTreeMap<(u32, u32), Vec<u16>> = BTreeMap::new();
+    for t in targets {
+        let mut deficit = want.get(t).copied().unwrap_or(0).saturating_sub(have(*t)) as usize;
+        for (src, slots) in give.iter_mut() {
+            if deficit == 0 || left == 0 {
+                break;
+            }
+            let n = deficit.min(slots.len()).min(left);
+            let taken: Vec<u16> = slots.drain(..n).collect();
+            if !taken.is_empty() {
+                moves.entry((*src, *t)).or_default().extend(taken);
+            }
+            deficit -= n;
+            left -= n;
+        }
+    }
+    moves
+        .into_iter()
+        .filter_map(|((from, to), mut slots)| {
+            slots.sort_unstable();
+            move_slots(input, layout, from, to, slots)
+        })
+        .collect()
 }
 
 /// A replica of a shard, as a switchover weighs it.

@@ -1,5 +1,5 @@
 use super::*;
-use crate::redis::cluster::even_split;
+use crate::redis::cluster::{even_split, OpenSlot};
 
 /// One node of a simulated cluster, as every node sees it.
 #[derive(Clone)]
@@ -493,4 +493,166 @@ fn a_switchover_promotes_the_linked_replica_with_most_history() {
     assert!(switchover_target(1, &[c(3, 1, false)], None)
         .unwrap_err()
         .contains("no replica of shard 1 is in sync"));
+}
+
+fn moves(p: &Plan) -> Vec<(u32, u32, usize)> {
+    p.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::MoveSlots {
+                from, to, slots, ..
+            } => Some((*from, *to, slots.len())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_new_shard_gets_slots_from_the_others_a_batch_at_a_time() {
+    let mut world = healthy();
+    world.push(empty(6));
+    world.push(empty(7));
+    let p = plan(&input(4, 1, views(&world)));
+    let m = moves(&p);
+    assert!(m.iter().all(|(_, to, _)| *to == 6), "{m:?}");
+    assert_eq!(m.iter().map(|(_, _, n)| n).sum::<usize>(), MOVE_BATCH);
+    assert!(
+        !p.actions
+            .iter()
+            .any(|a| matches!(a, Action::Replicate { .. })),
+        "6 is a master-to-be"
+    );
+    match &p.actions[0] {
+        Action::MoveSlots {
+            from_id,
+            to_id,
+            to_ip,
+            slots,
+            ..
+        } => {
+            assert_eq!(
+                (from_id.as_str(), to_id.as_str()),
+                (id(0).as_str(), id(6).as_str())
+            );
+            assert_eq!(*to_ip, ip(6));
+            // The source's highest slots first.
+            assert_eq!(*slots.last().unwrap(), 5461);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_balanced_scale_out_ends_with_replicas_attached() {
+    let mut world = healthy();
+    let r = even_split(4);
+    for (o, range) in r.iter().enumerate() {
+        world[o] = master(o as u32, *range);
+    }
+    world.truncate(3);
+    world.push(master(3, r[3]));
+    world.extend([replica(4, 0), replica(5, 1), empty(6), empty(7)]);
+    // 4 masters 0..3 balanced, 4 and 5 replicas: 6 and 7 join the shards with none.
+    let p = plan(&input(4, 1, views(&world)));
+    let reps: Vec<(u32, u32)> = p
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Replicate {
+                ordinal,
+                master_ordinal,
+                ..
+            } => Some((*ordinal, *master_ordinal)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reps, [(6, 2), (7, 3)]);
+}
+
+#[test]
+fn scaling_in_drains_the_shards_of_removed_pods() {
+    let r = even_split(4);
+    let mut world: Vec<N> = (0..4).map(|o| master(o, r[o as usize])).collect();
+    world.extend([replica(4, 0), replica(5, 1), replica(6, 2), replica(7, 3)]);
+    // Shards = 3 keeps pods 0..5; master 3 is on a kept pod, the removed ones are replicas.
+    let p = plan(&input(3, 1, views(&world)));
+    assert!(moves(&p).is_empty(), "{:?}", p.actions);
+    // With master 3 and replica 7 swapped (7 serves shard 3), 7's slots go to 0..2.
+    let mut world = world.clone();
+    world[3] = replica(3, 7);
+    world[7] = master(7, r[3]);
+    let p = plan(&input(3, 1, views(&world)));
+    let m = moves(&p);
+    assert!(
+        !m.is_empty() && m.iter().all(|(from, to, _)| *from == 7 && *to < 3),
+        "{m:?}"
+    );
+}
+
+#[test]
+fn a_shard_on_a_removed_pod_moves_to_its_kept_replica_when_shards_would_be_missing() {
+    let r = even_split(3);
+    // Shard 1's master moved to 4 (a pod the shape 3x0 removes), its replica is 1.
+    let world = vec![
+        master(0, r[0]),
+        replica(1, 4),
+        master(2, r[2]),
+        replica(3, 0),
+        N {
+            epoch: 9,
+            ..master(4, r[1])
+        },
+        replica(5, 2),
+    ];
+    let p = plan(&input(3, 0, views(&world)));
+    assert_eq!(
+        only(&p),
+        [Action::Promote {
+            ordinal: 1,
+            from: 4
+        }]
+    );
+}
+
+#[test]
+fn a_half_moved_slot_is_finished_or_made_stable() {
+    let mut nodes = views(&healthy());
+    let open = |slot, peer: u32, migrating| OpenSlot {
+        slot,
+        peer: id(peer),
+        migrating,
+    };
+    let set_open = |nodes: &mut BTreeMap<u32, Obs>, o: u32, list: Vec<OpenSlot>| {
+        if let Some(Obs::Up(v)) = nodes.get_mut(&o) {
+            for p in v.peers.iter_mut().filter(|p| p.myself) {
+                p.open = list.clone();
+            }
+        }
+    };
+    set_open(&mut nodes, 0, vec![open(100, 1, true)]);
+    set_open(&mut nodes, 1, vec![open(100, 0, false)]);
+    let p = plan(&input(3, 1, nodes.clone()));
+    assert_eq!(moves(&p), [(0, 1, 1)]);
+    // A flag toward a node no pod is: dropped.
+    let mut stray = nodes.clone();
+    set_open(&mut stray, 1, vec![]);
+    set_open(&mut stray, 0, vec![open(100, 40, true)]);
+    assert_eq!(
+        only(&plan(&input(3, 1, stray))),
+        [Action::Stabilize {
+            ordinal: 0,
+            slot: 100
+        }]
+    );
+    // The destination is gone: the source's flag is dropped.
+    nodes.insert(1, Obs::Exited);
+    let mut inp = input(3, 1, nodes);
+    inp.down_after_ms = 1000;
+    let p = plan(&inp);
+    assert!(
+        p.actions
+            .iter()
+            .any(|a| matches!(a, Action::Failover { .. })),
+        "failover first"
+    );
 }
