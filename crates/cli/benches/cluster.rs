@@ -11,12 +11,13 @@
 //! --cluster create --cluster-replicas 1`, the same persistence (RDB, no AOF).
 //!
 //! Each round picks a shard (rotating), a key of one of its slots, and starts a writer that
-//! `RPUSH`es increasing ids to that key followed by `WAIT 1 100`, counting an id as
-//! acknowledged when a replica has it. The writer follows `MOVED` and, when its node does not
-//! answer, tries the others (50 ms connect timeout), as a cluster client refreshing its slot
-//! map does. The shard's master is killed with SIGKILL; the recovery is from the kill to the
-//! first acknowledged write after it. After one more second the list is read back: an
-//! acknowledged id missing from it is a lost write. The killed node is then back (vd restarts
+//! `RPUSH`es increasing ids to that key, each followed by `WAIT 1 100`. The writer follows
+//! `MOVED` and, when its node does not answer, tries the others (50 ms connect timeout), as a
+//! cluster client refreshing its slot map does. The shard's master is killed with SIGKILL;
+//! the recovery is from its death to the first write a master acknowledges (`RPUSH` answered)
+//! after it: with one replica per shard, the promoted replica has no replica of its own until
+//! the killed node is back, so `WAIT 1` cannot succeed sooner. After one more second the list
+//! is read back: an id `WAIT` had confirmed on a replica that is missing is a lost write. The killed node is then back (vd restarts
 //! the pod; the baseline restarts the process) and the round waits for the cluster to be whole.
 //!
 //! Knobs: `VD_BENCH_CLUSTER_KILLS` (vd rounds, 20), `VD_BENCH_CLUSTER_BASE_KILLS` (rounds per
@@ -94,18 +95,20 @@ fn view(c: &dyn Cluster) -> Option<Vec<vd_core::redis::cluster::Peer>> {
     })
 }
 
-/// Every node says `cluster_state:ok`, three shards each with a connected replica.
+/// Every node says `cluster_state:ok`, every replica has synced with its master (a replica
+/// that never synced may not fail over: its data age counts as infinite), three shards each
+/// with a connected replica.
 fn whole(c: &dyn Cluster) -> bool {
     let pw = c.password();
     let ok = c.nodes().iter().all(|a| {
-        conn(a, pw.as_deref(), Duration::from_millis(200))
-            .and_then(|mut k| {
-                redis::cmd("CLUSTER")
-                    .arg("INFO")
-                    .query::<String>(&mut k)
-                    .ok()
-            })
-            .is_some_and(|i| i.contains("cluster_state:ok"))
+        let Some(mut k) = conn(a, pw.as_deref(), Duration::from_millis(200)) else {
+            return false;
+        };
+        let state: Option<String> = redis::cmd("CLUSTER").arg("INFO").query(&mut k).ok();
+        let repl: Option<String> = redis::cmd("INFO").arg("replication").query(&mut k).ok();
+        state.is_some_and(|i| i.contains("cluster_state:ok"))
+            && repl
+                .is_some_and(|r| !r.contains("role:slave") || r.contains("master_link_status:up"))
     });
     ok && view(c).is_some_and(|peers| {
         let s = shards(&peers);
@@ -152,7 +155,9 @@ fn target(c: &dyn Cluster, shard: usize) -> Result<(String, String), String> {
 
 struct Writer {
     stop: Arc<AtomicBool>,
-    acked: Arc<Mutex<Vec<(u64, Instant)>>>,
+    /// Every write the master answered OK: its id, when, and whether `WAIT 1` then said a
+    /// replica has it.
+    acked: Arc<Mutex<Vec<(u64, Instant, bool)>>>,
     handle: std::thread::JoinHandle<()>,
 }
 
@@ -180,11 +185,11 @@ fn writer(nodes: Vec<String>, pw: Option<String>, key: String, start: String) ->
             let pushed: redis::RedisResult<i64> = redis::cmd("RPUSH").arg(&key).arg(id).query(k);
             match pushed {
                 Ok(_) => {
+                    let at = Instant::now();
                     let n: redis::RedisResult<i64> = redis::cmd("WAIT").arg(1).arg(100).query(k);
-                    if matches!(n, Ok(n) if n >= 1) {
-                        if let Ok(mut v) = a.lock() {
-                            v.push((id, Instant::now()));
-                        }
+                    let waited = matches!(n, Ok(n) if n >= 1);
+                    if let Ok(mut v) = a.lock() {
+                        v.push((id, at, waited));
                     }
                 }
                 Err(e) => {
@@ -218,16 +223,17 @@ fn round(c: &mut dyn Cluster, shard: usize) -> Result<Round, String> {
     let pw = c.password();
     let w = writer(c.nodes(), pw.clone(), key.clone(), master.clone());
     sleep(Duration::from_millis(500))?;
-    let killed_at = Instant::now();
+    // The clock starts once the master is dead: `kill` returns after it is.
     c.kill(&master)?;
+    let killed_at = Instant::now();
     // The first acknowledged write after the kill.
     let limit = Duration::from_secs(60);
     let recovered = loop {
-        let first = w
-            .acked
-            .lock()
-            .ok()
-            .and_then(|v| v.iter().find(|(_, t)| *t > killed_at).map(|(_, t)| *t));
+        let first = w.acked.lock().ok().and_then(|v| {
+            v.iter()
+                .find(|(_, t, _)| *t > killed_at)
+                .map(|(_, t, _)| *t)
+        });
         if let Some(t) = first {
             break t;
         }
@@ -242,10 +248,16 @@ fn round(c: &mut dyn Cluster, shard: usize) -> Result<Round, String> {
     sleep(Duration::from_secs(1))?;
     w.stop.store(true, Ordering::SeqCst);
     let _ = w.handle.join();
+    // Lost: a write a replica had confirmed (WAIT) that the shard no longer holds.
     let acked: Vec<u64> = w
         .acked
         .lock()
-        .map(|v| v.iter().map(|(i, _)| *i).collect())
+        .map(|v| {
+            v.iter()
+                .filter(|(_, _, w)| *w)
+                .map(|(i, _, _)| *i)
+                .collect()
+        })
         .unwrap_or_default();
     // Read back from the shard's master now.
     let (_, now_master) = target(c, shard)?;
@@ -298,7 +310,24 @@ impl Cluster for Vd<'_> {
             nix::unistd::Pid::from_raw(pid as i32),
             nix::sys::signal::Signal::SIGKILL,
         )
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+        // Dead once it is a zombie (its parent, the server, reaps it) or gone.
+        let stat = format!("/proc/{pid}/stat");
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(1) {
+            match std::fs::read_to_string(&stat) {
+                Ok(s)
+                    if s.rsplit(')')
+                        .next()
+                        .is_some_and(|r| r.trim_start().starts_with('Z')) =>
+                {
+                    break
+                }
+                Ok(_) => std::thread::yield_now(),
+                Err(_) => break,
+            }
+        }
+        Ok(())
     }
     fn revive(&mut self) -> Result<(), String> {
         Ok(())

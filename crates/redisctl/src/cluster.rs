@@ -122,47 +122,76 @@ impl Node {
         let _: String = self.run(&c).await?;
         Ok(())
     }
+}
 
-    /// `CLUSTER GETKEYSINSLOT slot count`, as raw keys (binary-safe).
-    pub async fn cluster_keys_in_slot(
-        &mut self,
-        slot: u16,
-        count: usize,
-    ) -> Result<Vec<Vec<u8>>, RedisError> {
-        self.run(
-            redis::cmd("CLUSTER")
-                .arg("GETKEYSINSLOT")
-                .arg(slot)
-                .arg(count),
-        )
-        .await
+impl Node {
+    /// Several `CLUSTER SETSLOT`s in one pipeline: one round trip, and one save of
+    /// `nodes.conf` (the node writes it before it next sleeps, not per command).
+    pub async fn cluster_setslots(&mut self, set: &[(u16, SetSlot<'_>)]) -> Result<(), RedisError> {
+        if set.is_empty() {
+            return Ok(());
+        }
+        let mut p = redis::pipe();
+        for (slot, to) in set {
+            let c = p.cmd("CLUSTER").arg("SETSLOT").arg(*slot);
+            match to {
+                SetSlot::Importing(id) => c.arg("IMPORTING").arg(*id),
+                SetSlot::Migrating(id) => c.arg("MIGRATING").arg(*id),
+                SetSlot::Node(id) => c.arg("NODE").arg(*id),
+                SetSlot::Stable => c.arg("STABLE"),
+            }
+            .ignore();
+        }
+        self.pipe::<()>(&p).await
     }
 
-    /// `MIGRATE host port "" 0 timeout REPLACE AUTH pw KEYS k...`: moves the keys to the node
-    /// at `host:port`, atomically per key. `REPLACE`: a key a previous, interrupted attempt
-    /// already copied there is overwritten with this node's (the one clients were sent to).
-    pub async fn migrate_keys(
+    /// `CLUSTER GETKEYSINSLOT slot count` for several slots in one pipeline: each slot's keys.
+    pub async fn cluster_keys_by_slot(
+        &mut self,
+        slots: &[u16],
+        count: usize,
+    ) -> Result<Vec<Vec<Vec<u8>>>, RedisError> {
+        if slots.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut p = redis::pipe();
+        for s in slots {
+            p.cmd("CLUSTER").arg("GETKEYSINSLOT").arg(*s).arg(count);
+        }
+        self.pipe(&p).await
+    }
+
+    /// One `MIGRATE … REPLACE AUTH pw KEYS …` per group, pipelined: in a cluster a `MIGRATE`
+    /// takes the keys of one slot only, so each group is one slot's keys.
+    pub async fn migrate_groups(
         &mut self,
         host: &str,
         port: u16,
         password: &str,
-        keys: &[Vec<u8>],
+        groups: &[&[Vec<u8>]],
         timeout_ms: u64,
     ) -> Result<(), RedisError> {
-        let mut c = redis::cmd("MIGRATE");
-        c.arg(host)
-            .arg(port)
-            .arg("")
-            .arg(0)
-            .arg(timeout_ms)
-            .arg("REPLACE")
-            .arg("AUTH")
-            .arg(password)
-            .arg("KEYS");
-        for k in keys {
-            c.arg(k.as_slice());
+        if groups.is_empty() {
+            return Ok(());
         }
-        let _: redis::Value = self.run(&c).await?;
-        Ok(())
+        let mut p = redis::pipe();
+        for keys in groups {
+            let c = p
+                .cmd("MIGRATE")
+                .arg(host)
+                .arg(port)
+                .arg("")
+                .arg(0)
+                .arg(timeout_ms)
+                .arg("REPLACE")
+                .arg("AUTH")
+                .arg(password)
+                .arg("KEYS");
+            for k in *keys {
+                c.arg(k.as_slice());
+            }
+            c.ignore();
+        }
+        self.pipe::<()>(&p).await
     }
 }

@@ -35,6 +35,13 @@ impl Node {
         self.c.run(cmd).await
     }
 
+    pub(crate) async fn pipe<T: redis::FromRedisValue>(
+        &mut self,
+        p: &redis::Pipeline,
+    ) -> Result<T, RedisError> {
+        self.c.pipe(p).await
+    }
+
     /// `PING`.
     pub async fn ping(&mut self) -> Result<(), RedisError> {
         let _: String = self.run(&redis::cmd("PING")).await?;

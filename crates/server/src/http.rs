@@ -73,18 +73,12 @@ pub fn router(server: Server) -> Router {
             "/v1/redis/{scope}/{name}/endpoints",
             get(redis_api::endpoints),
         )
-        .route(
-            "/v1/redis/{scope}/{name}/backup",
-            post(crate::redis::backup::api_backup),
-        )
+        .route("/v1/redis/{scope}/{name}/backup", post(redis_api::backup))
         .route(
             "/v1/redis/{scope}/{name}/backups",
             get(crate::redis::backup::api_backups),
         )
-        .route(
-            "/v1/redis/{scope}/{name}/restore",
-            post(crate::redis::restore::api_restore),
-        )
+        .route("/v1/redis/{scope}/{name}/restore", post(redis_api::restore))
         .route(
             "/v1/redis/{scope}/{name}/import",
             post(crate::redis::import::api_import),

@@ -366,7 +366,7 @@ mod tests {
     fn every_family_is_in_the_table() {
         let mut prefixes: Vec<&str> = table().iter().map(|(k, _)| k.prefix()).collect();
         prefixes.dedup();
-        assert_eq!(prefixes.len(), 12);
+        assert_eq!(prefixes.len(), 13);
     }
 
     #[test]

@@ -255,6 +255,7 @@ mod tests {
             written.extend(link_env(&id(), r, 0, "p", m).into_keys());
         }
         written.extend(sentinel_link_env(&id(), 0, "p", &quorum_id(), 3).into_keys());
+        written.extend(cluster_link_env(&id(), 6, "p").into_keys());
         for k in &written {
             assert!(LINK_VARS.contains(&k.as_str()), "{k}");
         }

@@ -128,3 +128,41 @@ pub struct UnlinkNoRestart {
     #[serde(default)]
     pub no_restart: bool,
 }
+
+/// `POST /v1/redis/{scope}/{name}/backup`: a cluster's shards, or one RDB.
+pub async fn backup(
+    State(ctl): Ctl,
+    Path((scope, name)): Path<(String, String)>,
+    Json(req): Json<crate::redis::backup::BackupRequest>,
+) -> Result<Json<crate::redis::backup::BackupReport>, ServerError> {
+    let id = crate::redis::facts::redis_ref(&scope, &name);
+    if is_cluster(&ctl, &id) {
+        return Ok(Json(
+            crate::redis::cluster_backup::backup(&ctl, &id, &req).await?,
+        ));
+    }
+    Ok(Json(
+        crate::redis::backup::backup(&ctl, &scope, &name, &req).await?,
+    ))
+}
+
+/// `POST /v1/redis/{scope}/{name}/restore`: a cluster's shards from an index, or one RDB.
+pub async fn restore(
+    State(ops): State<Arc<Ops>>,
+    Path((scope, name)): Path<(String, String)>,
+    Json(req): Json<crate::redis::restore::RestoreRequest>,
+) -> Result<Json<crate::redis::restore::RestoreReport>, ServerError> {
+    let id = crate::redis::facts::redis_ref(&scope, &name);
+    if is_cluster(&ops.ctl, &id) {
+        return Ok(Json(
+            crate::redis::cluster_backup::restore(&ops, &id, &req).await?,
+        ));
+    }
+    Ok(Json(
+        crate::redis::restore::restore(&ops, &scope, &name, &req).await?,
+    ))
+}
+
+fn is_cluster(ctl: &Controller, id: &vd_core::ResourceRef) -> bool {
+    crate::redis::facts::load(ctl, id).is_ok_and(|s| vd_core::redis::cluster::is_cluster(&s))
+}

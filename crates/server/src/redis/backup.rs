@@ -608,7 +608,12 @@ pub fn scan(dir: &Path, id: &ResourceRef) -> std::io::Result<Vec<BackupEntry>> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(secs) = parse_file_name(id, &name) else {
+        // A cluster backup is listed by its index (its shard files are not backups alone).
+        let cluster = name
+            .strip_prefix(&format!("{}-{}-", id.scope, id.name))
+            .and_then(|r| r.strip_suffix(".cluster.json"))
+            .and_then(parse_stamp);
+        let Some(secs) = parse_file_name(id, &name).or(cluster) else {
             continue;
         };
         let meta = entry.metadata()?;

@@ -131,6 +131,13 @@ async fn watch(ops: Arc<Ops>, id: ResourceRef) {
             ops.failover.set_cluster(&id, None);
             return;
         };
+        if ops.failover.is_paused(&id) {
+            // A restore stops shard masters on purpose: no failover meanwhile, and a fresh
+            // look afterwards.
+            mem.probes.clear();
+            mem.fault_at = None;
+            continue;
+        }
         if let Err(e) = step(&ops, &id, shape, &mut mem).await {
             ops.metrics.controller_error("cluster");
             tracing::warn!(redis = %id, error = %e, "cluster manager");
@@ -494,41 +501,60 @@ async fn move_slots(
     let started = Instant::now();
     let mut keys = 0usize;
     let fault = std::env::var_os("VD_TEST_FAULT").is_some_and(|v| v == "abort-mid-slot-move");
-    for &slot in slots {
-        dest.cluster_setslot(slot, SetSlot::Importing(m.from_id))
+    // The whole batch at each step: one round trip (and one nodes.conf save) per node per
+    // step instead of one per slot. MIGRATE takes keys of any of the batch's slots, since
+    // the destination imports them all.
+    let importing: Vec<(u16, SetSlot<'_>)> = slots
+        .iter()
+        .map(|s| (*s, SetSlot::Importing(m.from_id)))
+        .collect();
+    dest.cluster_setslots(&importing)
+        .await
+        .map_err(r::redis_err)?;
+    let migrating: Vec<(u16, SetSlot<'_>)> = slots
+        .iter()
+        .map(|s| (*s, SetSlot::Migrating(m.to_id)))
+        .collect();
+    source
+        .cluster_setslots(&migrating)
+        .await
+        .map_err(r::redis_err)?;
+    let mut pending: Vec<u16> = slots.to_vec();
+    while !pending.is_empty() {
+        let per_slot = source
+            .cluster_keys_by_slot(&pending, MIGRATE_BATCH)
             .await
             .map_err(r::redis_err)?;
-        source
-            .cluster_setslot(slot, SetSlot::Migrating(m.to_id))
-            .await
-            .map_err(r::redis_err)?;
-        loop {
-            let batch = source
-                .cluster_keys_in_slot(slot, MIGRATE_BATCH)
-                .await
-                .map_err(r::redis_err)?;
-            if batch.is_empty() {
-                break;
+        // A slot that gave fewer keys than asked is empty once they are moved.
+        let mut again = Vec::new();
+        let mut groups: Vec<&[Vec<u8>]> = Vec::new();
+        for (slot, slot_keys) in pending.iter().zip(&per_slot) {
+            if slot_keys.len() >= MIGRATE_BATCH {
+                again.push(*slot);
             }
-            source
-                .migrate_keys(m.to_ip, REDIS_PORT, pw, &batch, MIGRATE_TIMEOUT_MS)
-                .await
-                .map_err(r::redis_err)?;
-            keys += batch.len();
-            if fault {
-                // Test-only fault injection: the controller dies with a slot half moved.
-                tracing::error!(redis = %id, slot, "VD_TEST_FAULT: aborting in a slot move");
-                std::process::abort();
+            if !slot_keys.is_empty() {
+                groups.push(slot_keys.as_slice());
             }
         }
-        dest.cluster_setslot(slot, SetSlot::Node(m.to_id))
-            .await
-            .map_err(r::redis_err)?;
         source
-            .cluster_setslot(slot, SetSlot::Node(m.to_id))
+            .migrate_groups(m.to_ip, REDIS_PORT, pw, &groups, MIGRATE_TIMEOUT_MS)
             .await
             .map_err(r::redis_err)?;
+        keys += groups.iter().map(|g| g.len()).sum::<usize>();
+        if fault && !groups.is_empty() {
+            // Test-only fault injection: the controller dies with slots half moved.
+            tracing::error!(redis = %id, "VD_TEST_FAULT: aborting in a slot move");
+            std::process::abort();
+        }
+        pending = again;
     }
+    let owned: Vec<(u16, SetSlot<'_>)> =
+        slots.iter().map(|s| (*s, SetSlot::Node(m.to_id))).collect();
+    dest.cluster_setslots(&owned).await.map_err(r::redis_err)?;
+    source
+        .cluster_setslots(&owned)
+        .await
+        .map_err(r::redis_err)?;
     let shown = ranges_text(slots);
     ctl.event(
         Level::Info,
@@ -691,7 +717,8 @@ pub async fn hold_restart(
     owner: &ResourceRef,
     ordinal: u32,
 ) {
-    if owner.kind != Kind::Redis || !state.cluster_holds(owner, ordinal) {
+    // A paused cluster (a restore) restarts its masters on purpose, as masters.
+    if owner.kind != Kind::Redis || state.is_paused(owner) || !state.cluster_holds(owner, ordinal) {
         return;
     }
     crate::redis::hold::hold_master(
@@ -758,7 +785,7 @@ fn peer_state(p: &vd_core::redis::cluster::Peer) -> String {
 }
 
 /// The node ids of a cluster's pods, as the manager last recorded them.
-fn layout(ctl: &Controller, id: &ResourceRef) -> BTreeMap<String, u32> {
+pub(crate) fn layout(ctl: &Controller, id: &ResourceRef) -> BTreeMap<String, u32> {
     ctl.store
         .meta_json::<BTreeMap<u32, String>>(&MetaKey::ClusterLayout(id.clone()))
         .ok()
@@ -770,7 +797,7 @@ fn layout(ctl: &Controller, id: &ResourceRef) -> BTreeMap<String, u32> {
 }
 
 /// The first pod of `id` that answers, with its `CLUSTER NODES`.
-async fn any_node(
+pub(crate) async fn any_node(
     ctl: &Controller,
     id: &ResourceRef,
     pw: &str,

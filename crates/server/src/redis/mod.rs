@@ -10,7 +10,7 @@
 //! 3. `ops` (the Redis side's context)
 //! 4. `master` (the one way to record a new master)
 //! 5. `failover`, `cluster`, `sentinel`, `proxy`, `backup`, `restore`, `import`
-//! 6. `switchover`, `password`, `backup_schedule`
+//! 6. `switchover`, `password`, `backup_schedule`, `cluster_backup`
 //! 7. `hooks` (what orchestration asks), `api` (the HTTP handlers)
 
 pub mod api;
@@ -18,6 +18,7 @@ pub mod backup;
 pub mod backup_names;
 pub mod backup_schedule;
 pub mod cluster;
+pub mod cluster_backup;
 pub mod exclusive;
 pub mod facts;
 pub mod failover;

@@ -347,7 +347,7 @@ fn stream_verified(path: &Path, mut out: Option<&mut std::fs::File>) -> std::io:
 }
 
 /// Checks that `path` is a whole RDB, streaming (constant memory for any size).
-async fn verify_file(path: &Path, from: &str) -> Result<Verified, ServerError> {
+pub(crate) async fn verify_file(path: &Path, from: &str) -> Result<Verified, ServerError> {
     let p = path.to_path_buf();
     let v = tokio::task::spawn_blocking(move || stream_verified(&p, None))
         .await
@@ -700,14 +700,16 @@ async fn wait_loaded(
 async fn wait_replicas(
     ctl: &Controller,
     id: &ResourceRef,
-    replicas: u32,
+    replicas: &[u32],
     m: u32,
     pw: &str,
     limit: Duration,
     since: Instant,
 ) -> Vec<ReplicaSync> {
     let deadline = Instant::now() + limit;
-    let mut rows: Vec<ReplicaSync> = (0..replicas)
+    let mut rows: Vec<ReplicaSync> = replicas
+        .iter()
+        .copied()
         .filter(|o| *o != m)
         .map(|o| ReplicaSync {
             ordinal: o,
@@ -764,7 +766,7 @@ async fn replace_and_restart(
     ctl: &Controller,
     failover: &FailoverState,
     id: &ResourceRef,
-    replicas: u32,
+    replicas: &[u32],
     m: u32,
     pw: &str,
     src: &Path,
@@ -860,6 +862,95 @@ async fn replace_and_restart(
         keys,
         downtime_ms,
         replicas: rows,
+    })
+}
+
+/// What restoring one master did.
+pub(crate) struct NodeRestored {
+    /// Keys it holds after loading.
+    pub keys: u64,
+    /// How long it was down.
+    pub downtime_ms: u64,
+    /// Its replicas' sync.
+    pub replicas: Vec<ReplicaSync>,
+    /// Its AOF was rebuilt from the file.
+    pub aof_rebuilt: bool,
+}
+
+/// Replaces the data of one master, `m`, with the verified RDB at `src` and waits for its
+/// `replicas` to follow it: the checks of its persistence settings, then
+/// `replace_and_restart`. A cluster restore runs it once per shard.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn restore_node(
+    ctl: &Controller,
+    failover: &FailoverState,
+    id: &ResourceRef,
+    m: u32,
+    replicas: &[u32],
+    pw: &str,
+    src: &Path,
+    verified: &Verified,
+    force: bool,
+) -> Result<NodeRestored, ServerError> {
+    let master_pod = pod_name(id, m);
+    let ip = pod_of(ctl, id, m)
+        .filter(|p| p.state == PodState::Running && !p.ip.is_empty())
+        .map(|p| p.ip)
+        .ok_or_else(|| {
+            ServerError::conflict(
+                format!("{master_pod} is not running; nothing was stopped or changed"),
+                "wait until it is ready (`vd get pods`), then retry",
+            )
+        })?;
+    let unreachable = |e: vd_redisctl::RedisError| {
+        ServerError::unavailable(
+            format!("{master_pod} does not answer: {e}; nothing was stopped or changed"),
+            "check it with `vd redis:info` and retry",
+        )
+    };
+    let mut node = Node::connect(&ip, macro_::REDIS_PORT, Some(pw), CONNECT_TIMEOUT)
+        .await
+        .map_err(unreachable)?;
+    let p = persistence(&mut node).await.map_err(unreachable)?;
+    drop(node);
+    if p.appendonly && !force {
+        return Err(ServerError::conflict(
+            format!("{master_pod} runs with appendonly yes: at boot Redis loads its AOF and ignores dump.rdb; nothing was stopped or changed"),
+            "pass --force to rebuild the AOF from the file, or turn appendonly off first",
+        ));
+    }
+    let names = [
+        plain_name("dbfilename", &p.dbfilename),
+        plain_name("appenddirname", &p.appenddirname),
+        plain_name("appendfilename", &p.appendfilename),
+    ];
+    for n in names.iter().take(if p.appendonly { 3 } else { 1 }) {
+        if let Err(e) = n {
+            return Err(ServerError::conflict(
+                format!("{e}; nothing was stopped or changed"),
+                "set a plain file name in a conf.d file",
+            ));
+        }
+    }
+    let host_dir = data_dir(ctl, id, m, &p.dir).await?;
+    let done = replace_and_restart(
+        ctl,
+        failover,
+        id,
+        replicas,
+        m,
+        pw,
+        src,
+        &host_dir,
+        &p,
+        verified.bytes,
+    )
+    .await?;
+    Ok(NodeRestored {
+        keys: done.keys,
+        downtime_ms: done.downtime_ms,
+        replicas: done.replicas,
+        aof_rebuilt: p.appendonly,
     })
 }
 
@@ -1055,12 +1146,12 @@ pub async fn restore(
     };
 
     // 4. Stop, replace, start.
-    let replicas = spec.replicas.unwrap_or(1);
+    let replicas: Vec<u32> = (0..spec.replicas.unwrap_or(1)).collect();
     let result = replace_and_restart(
         ctl,
         &ops.failover,
         &id,
-        replicas,
+        &replicas,
         m,
         &pw,
         &src,

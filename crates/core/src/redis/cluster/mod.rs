@@ -150,7 +150,8 @@ pub fn validate_cluster(spec: &RedisSpec) -> Vec<RedisProblem> {
         problems.push(RedisProblem::new(
             "backup",
             "scheduled backups of a cluster are not supported yet",
-            "remove the `backup` block; per-shard backups of a cluster are planned",
+            "remove the `backup` block; `vd redis:backup` takes a cluster backup (one RDB per \
+             shard and an index) by hand",
         ));
     }
     problems

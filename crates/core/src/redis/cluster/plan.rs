@@ -666,8 +666,8 @@ pub fn plan(input: &Input) -> Plan {
     out
 }
 
-/// The most slots one tick moves: the manager observes again (a crashed master must not wait
-/// for a long rebalance) between batches.
+/// The most slots one tick moves from one source: the manager observes again (a crashed
+/// master must not wait for a long rebalance) between batches.
 pub const MOVE_BATCH: usize = 256;
 
 /// `MoveSlots` from `from` to `to`, with the ids and address the executor needs.
@@ -690,7 +690,8 @@ fn move_slots(
 
 /// The moves that bring every target master to its even share (`even_split` of the shards,
 /// the larger shares to the masters holding most already) and empty the draining ones, at
-/// most [`MOVE_BATCH`] slots this tick. Each source gives its highest slots first.
+/// most [`MOVE_BATCH`] slots from each source this tick. Each source gives its highest slots
+/// first.
 fn balance(
     input: &Input,
     layout: &BTreeMap<u32, String>,
@@ -729,21 +730,22 @@ fn balance(
             .collect();
         give.insert(*o, slots);
     }
-    let mut left = MOVE_BATCH;
+    let mut left: BTreeMap<u32, usize> = give.keys().map(|s| (*s, MOVE_BATCH)).collect();
     let mut moves: BTreeMap<(u32, u32), Vec<u16>> = BTreeMap::new();
     for t in targets {
         let mut deficit = want.get(t).copied().unwrap_or(0).saturating_sub(have(*t)) as usize;
         for (src, slots) in give.iter_mut() {
-            if deficit == 0 || left == 0 {
+            let budget = left.entry(*src).or_default();
+            if deficit == 0 {
                 break;
             }
-            let n = deficit.min(slots.len()).min(left);
+            let n = deficit.min(slots.len()).min(*budget);
             let taken: Vec<u16> = slots.drain(..n).collect();
             if !taken.is_empty() {
                 moves.entry((*src, *t)).or_default().extend(taken);
             }
             deficit -= n;
-            left -= n;
+            *budget -= n;
         }
     }
     moves
