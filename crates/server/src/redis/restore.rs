@@ -865,6 +865,32 @@ async fn replace_and_restart(
     })
 }
 
+/// Whether a master's persistence lets its `dump.rdb` be replaced: refused (nothing stopped)
+/// with `appendonly yes` unless `force` (the AOF is then rebuilt from the file), and when a
+/// file name it would write is not a plain name.
+fn check_persistence(p: &Persistence, force: bool, master_pod: &str) -> Result<(), ServerError> {
+    if p.appendonly && !force {
+        return Err(ServerError::conflict(
+            format!("{master_pod} runs with appendonly yes: at boot Redis loads its AOF and ignores dump.rdb, so a replaced dump.rdb would have no effect; nothing was stopped or changed"),
+            "vd keeps AOF off by default so restores stay simple. Pass --force to rebuild the AOF from the file (its base becomes the restored RDB; the current AOF is discarded once the master has loaded), or turn appendonly off first",
+        ));
+    }
+    let names = [
+        plain_name("dbfilename", &p.dbfilename),
+        plain_name("appenddirname", &p.appenddirname),
+        plain_name("appendfilename", &p.appendfilename),
+    ];
+    for n in names.iter().take(if p.appendonly { 3 } else { 1 }) {
+        if let Err(e) = n {
+            return Err(ServerError::conflict(
+                format!("{e}; nothing was stopped or changed"),
+                "set a plain file name in a conf.d file",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// What restoring one master did.
 pub(crate) struct NodeRestored {
     /// Keys it holds after loading.
@@ -913,25 +939,7 @@ pub(crate) async fn restore_node(
         .map_err(unreachable)?;
     let p = persistence(&mut node).await.map_err(unreachable)?;
     drop(node);
-    if p.appendonly && !force {
-        return Err(ServerError::conflict(
-            format!("{master_pod} runs with appendonly yes: at boot Redis loads its AOF and ignores dump.rdb; nothing was stopped or changed"),
-            "pass --force to rebuild the AOF from the file, or turn appendonly off first",
-        ));
-    }
-    let names = [
-        plain_name("dbfilename", &p.dbfilename),
-        plain_name("appenddirname", &p.appenddirname),
-        plain_name("appendfilename", &p.appendfilename),
-    ];
-    for n in names.iter().take(if p.appendonly { 3 } else { 1 }) {
-        if let Err(e) = n {
-            return Err(ServerError::conflict(
-                format!("{e}; nothing was stopped or changed"),
-                "set a plain file name in a conf.d file",
-            ));
-        }
-    }
+    check_persistence(&p, force, &master_pod)?;
     let host_dir = data_dir(ctl, id, m, &p.dir).await?;
     let done = replace_and_restart(
         ctl,
@@ -1107,25 +1115,7 @@ pub async fn restore(
     }
     let p = persistence(&mut node).await.map_err(unreachable)?;
     drop(node);
-    if p.appendonly && !req.force {
-        return Err(ServerError::conflict(
-            format!("{master_pod} runs with appendonly yes: at boot Redis loads its AOF and ignores dump.rdb, so a replaced dump.rdb would have no effect; nothing was stopped or changed"),
-            "vd keeps AOF off by default so restores stay simple. Pass --force to rebuild the AOF from the file (its base becomes the restored RDB; the current AOF is discarded once the master has loaded), or turn appendonly off first",
-        ));
-    }
-    let names = [
-        plain_name("dbfilename", &p.dbfilename),
-        plain_name("appenddirname", &p.appenddirname),
-        plain_name("appendfilename", &p.appendfilename),
-    ];
-    for n in names.iter().take(if p.appendonly { 3 } else { 1 }) {
-        if let Err(e) = n {
-            return Err(ServerError::conflict(
-                format!("{e}; nothing was stopped or changed"),
-                "set a plain file name in a conf.d file",
-            ));
-        }
-    }
+    check_persistence(&p, req.force, &master_pod)?;
     let host_dir = data_dir(ctl, &id, m, &p.dir).await?;
 
     // 3. Sentinels let go of the master.
