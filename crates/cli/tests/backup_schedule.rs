@@ -192,17 +192,7 @@ fn scheduled_and_manual_backups_reach_s3() {
     let (status, _) = moto.http("PUT", &format!("/{BUCKET}"));
     assert_eq!(status, 200, "create the bucket");
     let vd = Vd::start_env(&[SPEEDUP]);
-    let endpoint = format!("AWS_ENDPOINT_URL=http://127.0.0.1:{}", moto.port);
-    vd.vd(&[
-        "config",
-        "aws",
-        "set",
-        "AWS_ACCESS_KEY_ID=AKIAVDTESTKEYID",
-        "AWS_SECRET_ACCESS_KEY=vdTestSecretAccessKey",
-        "AWS_REGION=us-east-1",
-        &endpoint,
-        "AWS_ALLOW_HTTP=true",
-    ]);
+    vd.aws_config_for(&moto);
     // A manual backup first, with no schedule yet.
     let plain = manifest(URL, "\"aws\"").replace("* * * * *", "0 0 1 1 *");
     vd.apply(&vd.manifest("r.hcl", &plain));

@@ -364,7 +364,20 @@ fn a_cluster_forms_and_serves() {
     assert_eq!(shards.len(), 3);
     assert_eq!(shards[0]["slots"], "0-5461");
     assert_eq!(shards[0]["master"], 0);
-    assert_eq!(shards[0]["replicas"][0][0], 3);
+    assert_eq!(shards[0]["replicas"][0]["pod"], 3);
+    for sh in shards {
+        // Read one pod after another: the master's periodic PING to its replicas may move an
+        // offset between the reads, so only the arithmetic is checked, not a zero lag.
+        let m = sh["master_offset"].as_i64().expect("the master's offset");
+        let r = &sh["replicas"][0];
+        let o = r["offset"].as_i64().expect("the replica's offset");
+        assert!(m > 0 && o > 0, "{sh}");
+        assert_eq!(r["lag_bytes"].as_i64(), Some((m - o).max(0)), "{sh}");
+    }
+    let table = vd.vd(&["redis:info", "data/shop"]);
+    assert!(table.contains("REPLICAS (LAG)"), "{table}");
+    // Debian's Redis 7.0 has no atomic slot migration.
+    assert_eq!(info["cluster"]["slot_migration"], "keys (MIGRATE)");
     assert_eq!(info["cluster"]["state"], "ok");
 
     // A graceful switchover of shard 0: pod 3 takes over, every key is still there.
@@ -633,14 +646,13 @@ fn shards_scale_out_and_in_under_a_writer() {
     });
 }
 
-/// The controller dies with a slot half moved (keys on both sides, the slot open on both):
-/// the next controller finishes the move, and the cluster ends balanced with every key.
-fn a_slot_move_cut_short_by_a_dying_controller_is_finished() {
-    let _g = common::own_addresses();
-    let mut vd = Vd::start_env(&[("VD_TEST_FAULT", "abort-mid-slot-move")]);
+/// A three-shard cluster with 20000 keys, scaled to four shards by a server that aborts in its
+/// first slot move (`VD_TEST_FAULT=abort-mid-slot-move`); returns once the server is dead,
+/// with the password, pod 0's address and `redis-cli --cluster check`'s report.
+fn cut_short_by_the_controller(vd: &mut Vd) -> (String, String, String) {
     vd.apply(&vd.manifest("shop.hcl", SHOP));
-    wait_whole(&vd, 0);
-    let pw = password(&vd);
+    wait_whole(vd, 0);
+    let pw = password(vd);
     let host = vd.ip("data-shop.0");
     client(&[&host, &pw, "write", "20000"]);
     // The server aborts in the first move; the apply may or may not see its pods ready first.
@@ -650,8 +662,17 @@ fn a_slot_move_cut_short_by_a_dying_controller_is_finished() {
         assert!(start.elapsed() < T, "the fault did not fire");
         std::thread::sleep(Duration::from_millis(100));
     }
-    // A slot is open on both ends now.
     let open = check_at(&pw, &host);
+    (pw, host, open)
+}
+
+/// The controller dies with a slot half moved (keys on both sides, the slot open on both):
+/// the next controller finishes the move, and the cluster ends balanced with every key.
+fn a_slot_move_cut_short_by_a_dying_controller_is_finished() {
+    let _g = common::own_addresses();
+    let mut vd = Vd::start_env(&[("VD_TEST_FAULT", "abort-mid-slot-move")]);
+    let (pw, host, open) = cut_short_by_the_controller(&mut vd);
+    // A slot is open on both ends now.
     assert!(open.contains("open slot"), "{open}");
     vd.clear_env();
     vd.start_server();
@@ -659,6 +680,50 @@ fn a_slot_move_cut_short_by_a_dying_controller_is_finished() {
     assert_eq!(
         client(&[&host, &pw, "read", "20000"])["missing"],
         serde_json::json!([])
+    );
+}
+
+/// The controller dies with slots half moved, then the source's master pod is killed before
+/// the next controller starts. The next controller holds that pod (its replica, which kept
+/// running, has the data; the pod would restart empty) until the replica has taken over, and
+/// finishes the move from the replica: no slot stays open and no key is lost.
+fn a_slot_move_cut_short_by_a_dying_pod_is_settled() {
+    let _g = common::own_addresses();
+    let mut vd = Vd::start_env(&[("VD_TEST_FAULT", "abort-mid-slot-move")]);
+    let (pw, _, open) = cut_short_by_the_controller(&mut vd);
+    // "[WARNING] Node 10.1.2.3:6379 has slots in migrating state 5461."
+    let source_ip = open
+        .lines()
+        .find(|l| l.contains("migrating state"))
+        .and_then(|l| l.split("Node ").nth(1))
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or_else(|| panic!("no migrating node in:\n{open}"))
+        .to_string();
+    let pods: Vec<String> = (0..8).map(|o| format!("data-shop.{o}")).collect();
+    let source = vd
+        .pod_at_offline(&source_ip, &pods)
+        .unwrap_or_else(|| panic!("no pod at {source_ip}"));
+    let ordinal: u32 = source.trim_start_matches("data-shop.").parse().unwrap();
+    vd.crash_pod_offline(&source);
+    vd.clear_env();
+    vd.start_server();
+    wait_masters(&vd, 4);
+    // Any node answers for the cluster: pod 0 may be the one that was killed.
+    let any = vd.ip("data-shop.1");
+    assert_eq!(
+        client(&[&any, &pw, "read", "20000"])["missing"],
+        serde_json::json!([])
+    );
+    vd.wait_for("the killed source back as a replica", T, || {
+        roles(&vd).contains(&(ordinal, "replica".into()))
+    });
+    let events = vd.events();
+    assert!(
+        events.iter().any(|e| e["reason"] == "Failover"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(&format!("shard master shop-{ordinal} ->")))),
+        "the killed source was replaced by its replica: {events:?}"
     );
 }
 
@@ -740,6 +805,140 @@ fn backup_and_restore_of_a_cluster() {
     );
 }
 
+/// A `backup {}` block in a cluster: scheduled runs upload every shard's file and the index
+/// (last) to S3 (moto's server), pruning removes whole backups (index and shard files), and a
+/// restore from the index's `s3://` URL brings every key back.
+fn scheduled_cluster_backups_reach_s3_and_restore() {
+    const URL: &str = "s3://vd-backups/shop";
+    let _g = common::own_addresses();
+    let moto = common::Moto::start();
+    assert_eq!(moto.http("PUT", "/vd-backups").0, 200, "create the bucket");
+    // The scheduler's clock runs 20 times faster: "* * * * *" fires every 3 s.
+    let vd = Vd::start_env(&[("VD_TEST_SCHEDULE_SPEEDUP", "20")]);
+    vd.aws_config_for(&moto);
+    let scheduled = SHOP.replace(
+        "  cluster {}\n",
+        &format!(
+            "  cluster {{}}\n  backup {{\n    schedule    = \"* * * * *\"\n    keep        = 2\n    destination = \"{URL}\"\n    env_from    = [\"aws\"]\n  }}\n"
+        ),
+    );
+    vd.apply(&vd.manifest("shop.hcl", &scheduled));
+    wait_whole(&vd, 0);
+    let pw = password(&vd);
+    let host = vd.ip("data-shop.0");
+    client(&[&host, &pw, "write", "2000"]);
+    let uploads = || -> Vec<String> {
+        vd.events()
+            .into_iter()
+            .filter(|e| e["reason"] == "BackedUp")
+            .filter_map(|e| e["message"].as_str().map(str::to_string))
+            .filter(|m| m.starts_with("scheduled: s3://"))
+            .collect()
+    };
+    let after_write = uploads().len();
+    vd.wait_for("3 scheduled cluster backups after the writes", T, || {
+        uploads().len() >= after_write + 3
+    });
+    let listed = || -> Vec<String> {
+        let out: Value = serde_json::from_str(&vd.vd(&[
+            "redis:backups",
+            "data/shop",
+            "--destination",
+            URL,
+            "-o",
+            "json",
+        ]))
+        .unwrap();
+        out["backups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["path"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // Every object in the bucket, from moto's ListObjectsV2 XML.
+    let objects = || -> Vec<String> {
+        let (status, body) = moto.http("GET", "/vd-backups?list-type=2&prefix=shop/");
+        assert_eq!(status, 200);
+        let xml = String::from_utf8_lossy(&body).into_owned();
+        xml.split("<Key>")
+            .skip(1)
+            .filter_map(|k| k.split_once("</Key>").map(|(k, _)| k.to_string()))
+            .collect()
+    };
+    // The schedule stops (a slot that never comes) so what follows sees a still bucket. It is
+    // changed right after a run reported, so the next slot (3 s away) is not under way.
+    let seen = uploads().len();
+    vd.wait_for("the next scheduled run", T, || uploads().len() > seen);
+    vd.apply(&vd.manifest("shop.hcl", &scheduled.replace("* * * * *", "0 0 1 1 *")));
+    // Exactly two whole backups: each index with its three shard files, nothing else.
+    let expected = |indexes: &[String]| -> Vec<String> {
+        let mut v: Vec<String> = indexes
+            .iter()
+            .flat_map(|i| {
+                let key = i.trim_start_matches("s3://vd-backups/").to_string();
+                let stem = key.trim_end_matches(".cluster.json").to_string();
+                let mut files = vec![key];
+                files.extend((0..3).map(|n| format!("{stem}.shard-{n}.rdb")));
+                files
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    vd.wait_for("pruning to 2 whole backups", T, || {
+        let indexes = listed();
+        let mut got = objects();
+        got.sort();
+        indexes.len() == 2 && got == expected(&indexes)
+    });
+    let indexes = listed();
+    assert!(
+        indexes.iter().all(|i| i.ends_with(".cluster.json")),
+        "{indexes:?}"
+    );
+    assert!(vd.events().iter().any(|e| e["reason"] == "BackupsPruned"));
+
+    // Overwrite every key, then restore from the newest backup in the bucket.
+    let changed = Command::new("/usr/bin/python3")
+        .args(["-c", "import sys\nfrom redis.cluster import RedisCluster\nrc = RedisCluster(host=sys.argv[1], port=6379, password=sys.argv[2])\nfor i in range(2000): rc.set('key:%d' % i, 'x')"])
+        .args([&host, &pw])
+        .status()
+        .unwrap();
+    assert!(changed.success());
+    let newest = indexes.last().unwrap();
+    let report: Value = serde_json::from_str(&vd.vd(&[
+        "redis:restore",
+        "data/shop",
+        "--from",
+        newest,
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(report["keys"], 2000, "{report}");
+    wait_whole(&vd, 0);
+    assert_eq!(
+        client(&[&host, &pw, "read", "2000"])["missing"],
+        serde_json::json!([])
+    );
+    // The downloaded files are gone from the root.
+    let staged: Vec<_> = std::fs::read_dir(vd.path().join("tmp"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        staged
+            .iter()
+            .all(|n| !n.to_string_lossy().starts_with("restore-")),
+        "{staged:?}"
+    );
+}
+
+#[test]
+fn process_scheduled_cluster_backups_reach_s3_and_restore() {
+    common::on_runtime("process", scheduled_cluster_backups_reach_s3_and_restore);
+}
+
 /// Combinations that cannot work are refused at their line, the stored resource untouched.
 fn cluster_refusals() {
     let _g = common::own_addresses();
@@ -783,6 +982,7 @@ on_every_runtime!(
     a_cluster_forms_and_serves,
     shards_scale_out_and_in_under_a_writer,
     a_slot_move_cut_short_by_a_dying_controller_is_finished,
+    a_slot_move_cut_short_by_a_dying_pod_is_settled,
     backup_and_restore_of_a_cluster,
     a_crashed_master_loses_no_acknowledged_write,
     a_hung_master_is_replaced_after_down_after,

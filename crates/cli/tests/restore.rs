@@ -475,18 +475,8 @@ fn restore_from_s3() {
     common::on_runtime("process", || {
         let _g = common::own_addresses();
         let moto = common::moto_with_bucket("vd-restore");
-        let port = moto.port;
         let vd = Vd::start();
-        vd.vd(&[
-            "config",
-            "aws",
-            "set",
-            "AWS_ACCESS_KEY_ID=AKIAVDTESTKEYID",
-            "AWS_SECRET_ACCESS_KEY=vdTestSecretAccessKey",
-            "AWS_REGION=us-east-1",
-            &format!("AWS_ENDPOINT_URL=http://127.0.0.1:{port}"),
-            "AWS_ALLOW_HTTP=true",
-        ]);
+        vd.aws_config_for(&moto);
         let manifest = common::THREE_PODS.replace(
             "  replicas = 3\n",
             "  replicas = 3\n  env_from = [\"aws\"]\n",

@@ -613,6 +613,59 @@ impl Vd {
         }
     }
 
+    /// `kill -9` of a pod's processes while the server is down (no API to ask): by container
+    /// on docker, by the pid the process runtime keeps in the pod's `state.json`.
+    pub fn crash_pod_offline(&self, pod: &str) {
+        if is_docker() {
+            signal_container(pod, "-9");
+            return;
+        }
+        let state: Value = serde_json::from_slice(
+            &std::fs::read(self.path().join("pods").join(pod).join("state.json"))
+                .expect("the pod's state.json"),
+        )
+        .expect("state.json is JSON");
+        let pid = state["pid"].as_u64().expect("a pid");
+        let ok = Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -9 {pod} ({pid})");
+    }
+
+    /// The pod at `ip` while the server is down: from the pods' `state.json` (process
+    /// runtime) or the containers' addresses (docker).
+    pub fn pod_at_offline(&self, ip: &str, candidates: &[String]) -> Option<String> {
+        candidates
+            .iter()
+            .find(|pod| {
+                if is_docker() {
+                    let out = docker(&[
+                        "inspect",
+                        "-f",
+                        // Its network addresses and the host address its ports are
+                        // published on (where the host reaches it).
+                        "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}{{range $p, $c := .NetworkSettings.Ports}}{{range $c}}{{.HostIp}} {{end}}{{end}}",
+                        pod,
+                    ]);
+                    String::from_utf8_lossy(&out.stdout)
+                        .split_whitespace()
+                        .any(|a| a == ip)
+                } else {
+                    std::fs::read(
+                        self.path()
+                            .join("pods")
+                            .join(pod.as_str())
+                            .join("state.json"),
+                    )
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                    .is_some_and(|v| v["ip"] == ip)
+                }
+            })
+            .cloned()
+    }
+
     /// Sends `signal` (`-9`, `-STOP`, `-CONT`) to a pod's main process.
     pub fn signal_pod(&self, pod: &str, signal: &str) {
         let pid = self.pid(pod);
@@ -733,6 +786,23 @@ impl Drop for Moto {
 }
 
 /// moto with `bucket` created.
+impl Vd {
+    /// Writes config bucket `aws` with test credentials for `moto`'s endpoint (what the
+    /// redis's `env_from` or its backup block's names).
+    pub fn aws_config_for(&self, moto: &Moto) {
+        self.vd(&[
+            "config",
+            "aws",
+            "set",
+            "AWS_ACCESS_KEY_ID=AKIAVDTESTKEYID",
+            "AWS_SECRET_ACCESS_KEY=vdTestSecretAccessKey",
+            "AWS_REGION=us-east-1",
+            &format!("AWS_ENDPOINT_URL=http://127.0.0.1:{}", moto.port),
+            "AWS_ALLOW_HTTP=true",
+        ]);
+    }
+}
+
 pub fn moto_with_bucket(bucket: &str) -> Moto {
     let moto = Moto::start();
     let (status, body) = moto.http("PUT", &format!("/{bucket}"));

@@ -209,7 +209,8 @@ pub fn validate_backup(spec: &RedisSpec) -> Vec<RedisProblem> {
             ));
         }
     }
-    if let Some(n) = b.source {
+    // A cluster's rules refuse any `source` (a cluster backup reads every shard).
+    if let Some(n) = b.source.filter(|_| spec.cluster.is_none()) {
         let replicas = spec.replicas.unwrap_or(1);
         if n >= replicas {
             problems.push(problem(

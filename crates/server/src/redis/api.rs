@@ -138,7 +138,7 @@ pub async fn backup(
     let id = crate::redis::facts::redis_ref(&scope, &name);
     if is_cluster(&ctl, &id) {
         return Ok(Json(
-            crate::redis::cluster_backup::backup(&ctl, &id, &req).await?,
+            crate::redis::cluster_backup::backup(&ctl, &id, &req, false).await?,
         ));
     }
     Ok(Json(

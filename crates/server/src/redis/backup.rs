@@ -110,7 +110,7 @@ pub async fn api_backups(
 // ----- naming (pure)
 
 pub use crate::redis::backup_names::{
-    file_name, iso, parse_file_name, parse_stamp, stamp, BackupEntry, BackupList,
+    classify, file_name, iso, parse_file_name, parse_stamp, stamp, BackupEntry, BackupList,
 };
 
 /// `<root>/backups/<scope>/<name>`.
@@ -609,13 +609,10 @@ pub fn scan(dir: &Path, id: &ResourceRef) -> std::io::Result<Vec<BackupEntry>> {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
         // A cluster backup is listed by its index (its shard files are not backups alone).
-        let cluster = name
-            .strip_prefix(&format!("{}-{}-", id.scope, id.name))
-            .and_then(|r| r.strip_suffix(".cluster.json"))
-            .and_then(parse_stamp);
-        let Some(secs) = parse_file_name(id, &name).or(cluster) else {
+        let Some(kind) = classify(id, &name).filter(|k| k.is_backup()) else {
             continue;
         };
+        let secs = kind.taken();
         let meta = entry.metadata()?;
         if !meta.is_file() {
             continue;

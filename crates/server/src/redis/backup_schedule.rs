@@ -11,6 +11,7 @@
 
 use crate::orchestration::controller::Controller;
 use crate::redis::backup::{self, BackupRequest};
+use crate::redis::backup_names;
 use crate::redis::ops::Ops;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -70,7 +71,7 @@ impl Clock {
 
 /// The data redis resources with a backup block whose schedule parses (it was validated at
 /// apply; one that does not parse any more is skipped rather than guessed at).
-fn scheduled(ctl: &Controller) -> Vec<(ResourceRef, BackupSpec, Schedule)> {
+fn scheduled(ctl: &Controller) -> Vec<(ResourceRef, BackupSpec, Schedule, bool)> {
     let resources = match ctl.store.list(Some(Kind::Redis)) {
         Ok(r) => r,
         Err(e) => {
@@ -87,9 +88,10 @@ fn scheduled(ctl: &Controller) -> Vec<(ResourceRef, BackupSpec, Schedule)> {
             if vd_core::redis::topology::is_sentinel(&spec) {
                 return None;
             }
+            let cluster = vd_core::redis::cluster::is_cluster(&spec);
             let b = spec.backup?;
             let schedule = Schedule::parse(&b.schedule).ok()?;
-            Some((r.resource.id, b, schedule))
+            Some((r.resource.id, b, schedule, cluster))
         })
         .collect()
 }
@@ -106,7 +108,7 @@ pub async fn run(ops: Arc<Ops>) {
         }
         let now = clock.now();
         let wanted = scheduled(&ctl);
-        let ids: HashSet<ResourceRef> = wanted.iter().map(|(id, _, _)| id.clone()).collect();
+        let ids: HashSet<ResourceRef> = wanted.iter().map(|(id, ..)| id.clone()).collect();
         // A block removed while this server runs: forget its slot, so adding it back starts
         // from then rather than running for the slots in between.
         for gone in known.difference(&ids) {
@@ -116,8 +118,8 @@ pub async fn run(ops: Arc<Ops>) {
         }
         known = ids;
         running.retain(|_, t| !t.is_finished());
-        for (id, spec, schedule) in wanted {
-            if let Err(e) = tick(&ops, &id, &spec, &schedule, now, &mut running) {
+        for (id, spec, schedule, cluster) in wanted {
+            if let Err(e) = tick(&ops, &id, &spec, &schedule, cluster, now, &mut running) {
                 tracing::warn!(redis = %id, error = %e, "backup schedule");
                 ops.metrics.controller_error("backup");
             }
@@ -132,6 +134,7 @@ fn tick(
     id: &ResourceRef,
     spec: &BackupSpec,
     schedule: &Schedule,
+    cluster: bool,
     now: i64,
     running: &mut HashMap<ResourceRef, tokio::task::JoinHandle<()>>,
 ) -> Result<(), crate::error::ServerError> {
@@ -165,19 +168,24 @@ fn tick(
             &format!("scheduled backup for {at} skipped: the previous one is still running (the schedule may be too frequent for the data size)"));
         return Ok(());
     }
-    let task = tokio::spawn(run_once(ops.clone(), id.clone(), spec.clone(), at));
+    let task = tokio::spawn(run_once(ops.clone(), id.clone(), spec.clone(), cluster, at));
     running.insert(id.clone(), task);
     Ok(())
 }
 
 /// Takes one scheduled backup, then prunes; records the outcome.
-async fn run_once(ops: Arc<Ops>, id: ResourceRef, spec: BackupSpec, at: String) {
+async fn run_once(ops: Arc<Ops>, id: ResourceRef, spec: BackupSpec, cluster: bool, at: String) {
     let ctl = &ops.ctl;
     let req = BackupRequest {
         destination: spec.destination.clone(),
         source: spec.source,
     };
-    match backup::take(ctl, &id.scope, &id.name, &req, true).await {
+    let taken = if cluster {
+        crate::redis::cluster_backup::backup(ctl, &id, &req, true).await
+    } else {
+        backup::take(ctl, &id.scope, &id.name, &req, true).await
+    };
+    match taken {
         Ok(_) => ops.metrics.scheduled_backup(&id, true),
         Err(e) => {
             ops.metrics.scheduled_backup(&id, false);
@@ -221,7 +229,8 @@ async fn run_once(ops: Arc<Ops>, id: ResourceRef, spec: BackupSpec, at: String) 
 }
 
 /// Removes the oldest backups of `id` at `destination` (default directory when `None`) beyond
-/// the newest `keep`; returns the names removed. Only files named as `id`'s backups count.
+/// the newest `keep`, a cluster backup with its shard files; returns the backups removed.
+/// Only files named as `id`'s backups count.
 async fn prune(
     ctl: &Controller,
     id: &ResourceRef,
@@ -230,14 +239,14 @@ async fn prune(
 ) -> Result<Vec<String>, crate::error::ServerError> {
     match backup::target(ctl, id, destination)? {
         backup::Target::Local(dir) => {
-            let found = backup::scan(&dir, id)
+            let names: Vec<String> = std::fs::read_dir(&dir)
+                .and_then(|rd| {
+                    rd.map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+                        .collect()
+                })
                 .map_err(|e| crate::error::ServerError::io(format!("list {}", dir.display()), e))?;
-            let taken: Vec<(i64, String)> = found
-                .iter()
-                .filter_map(|e| Some((backup::parse_file_name(id, &e.file)?, e.file.clone())))
-                .collect();
-            let doomed = vd_core::redis::backup::to_prune(&taken, keep);
-            for f in &doomed {
+            let doomed = backup_names::to_remove(id, &names, keep);
+            for f in &doomed.files {
                 let path = dir.join(f);
                 match std::fs::remove_file(&path) {
                     Ok(()) => {}
@@ -250,19 +259,16 @@ async fn prune(
                     }
                 }
             }
-            Ok(doomed)
+            Ok(doomed.backups)
         }
         #[cfg(feature = "s3")]
         backup::Target::S3 { store, .. } => {
-            let taken: Vec<(i64, String)> = crate::redis::objstore::ours(id, store.list().await?)
-                .into_iter()
-                .map(|(secs, name, _)| (secs, name))
-                .collect();
-            let doomed = vd_core::redis::backup::to_prune(&taken, keep);
-            for f in &doomed {
+            let names: Vec<String> = store.list().await?.into_iter().map(|(n, _)| n).collect();
+            let doomed = backup_names::to_remove(id, &names, keep);
+            for f in &doomed.files {
                 store.delete(f).await?;
             }
-            Ok(doomed)
+            Ok(doomed.backups)
         }
     }
 }

@@ -5,8 +5,8 @@
 
 use crate::error::ServerError;
 use crate::orchestration::controller::Controller;
-use crate::redis::backup::{default_destination, write_atomically, BackupReport, BackupRequest};
-use crate::redis::backup_names::{iso, stamp};
+use crate::redis::backup::{write_atomically, BackupReport, BackupRequest};
+use crate::redis::backup_names::{classify, index_name, iso, shard_file_name, BackupFile};
 use crate::redis::facts as r;
 use crate::redis::ops::Ops;
 use crate::redis::restore::{RestoreReport, RestoreRequest};
@@ -50,15 +50,6 @@ pub struct ShardFile {
     pub source_pod: String,
 }
 
-/// `<scope>-<name>-<stamp>.cluster.json`.
-pub fn index_name(id: &ResourceRef, secs: i64) -> String {
-    format!("{}-{}-{}.cluster.json", id.scope, id.name, stamp(secs))
-}
-
-fn shard_file_name(id: &ResourceRef, secs: i64, shard: usize) -> String {
-    format!("{}-{}-{}.shard-{shard}.rdb", id.scope, id.name, stamp(secs))
-}
-
 fn checksum_text(c: Checksum) -> String {
     match c {
         Checksum::Matched(c) => format!("crc64 {c:016x}"),
@@ -80,23 +71,16 @@ fn source_of(
         .or_else(|| ordinal(s.master))
 }
 
-/// `vd redis:backup` of a cluster.
+/// `vd redis:backup` of a cluster, or a scheduled run of it (which says so in its event).
 pub async fn backup(
     ctl: &Controller,
     id: &ResourceRef,
     req: &BackupRequest,
+    scheduled: bool,
 ) -> Result<BackupReport, ServerError> {
     let started = Instant::now();
-    let dir = match req.destination.as_deref() {
-        Some(d) if d.starts_with("s3://") => {
-            return Err(ServerError::Conflict {
-                message: "cluster backups go to a local directory for now".into(),
-                help: Some("leave --destination out, or give a directory".into()),
-            })
-        }
-        Some(d) => PathBuf::from(d),
-        None => default_destination(&ctl.root, id),
-    };
+    let target = crate::redis::backup::target(ctl, id, req.destination.as_deref())?;
+    let dir = target.dir().to_path_buf();
     if req.source.is_some() {
         return Err(ServerError::Conflict {
             message: "--source names one pod; a cluster backup takes one from every shard".into(),
@@ -137,6 +121,12 @@ pub async fn backup(
         });
     }
     let mut files = Vec::new();
+    // Shard files go when the backup fails (alone they are no backup), and always from an S3
+    // staging directory; a local backup's stay once its index is written.
+    let mut written_files = Written {
+        dir: dir.clone(),
+        files: Vec::new(),
+    };
     for (i, s) in all.iter().enumerate() {
         let source = source_of(s, ordinal).ok_or_else(|| ServerError::Conflict {
             message: format!("shard {i} of {id} has no pod of its own to stream from"),
@@ -169,15 +159,12 @@ pub async fn backup(
             message: format!("cannot write {file} in {}: {e}", dir.display()),
             help: Some("check the destination's space and permissions".into()),
         })?;
-        let payload = written.map_err(|e| {
-            // Files of the shards already written stay: without an index they are no backup,
-            // and a name to the second never collides with the next attempt.
-            ServerError::Conflict {
-                message: format!(
-                    "backup of shard {i} of {id} from {pod} failed: {e}; no index was written"
-                ),
-                help: Some("retry once the shard's pods are up (`vd redis:info`)".into()),
-            }
+        written_files.files.push(file.clone());
+        let payload = written.map_err(|e| ServerError::Conflict {
+            message: format!(
+                "backup of shard {i} of {id} from {pod} failed: {e}; no index was written"
+            ),
+            help: Some("retry once the shard's pods are up (`vd redis:info`)".into()),
         })?;
         files.push(ShardFile {
             index: i as u32,
@@ -204,8 +191,22 @@ pub async fn backup(
         ),
         help: Some("check the destination's space and permissions".into()),
     })?;
+    written_files.files.push(index_file.clone());
+    let path = match &target {
+        crate::redis::backup::Target::Local(_) => {
+            written_files.files.clear();
+            dir.join(&index_file).display().to_string()
+        }
+        #[cfg(feature = "s3")]
+        crate::redis::backup::Target::S3 { store, .. } => {
+            // The index last, as on disk: an index in the bucket means every file is there.
+            for f in &written_files.files {
+                store.upload(&dir.join(f), f).await?;
+            }
+            store.object_url(&index_file)
+        }
+    };
     let bytes: u64 = index.shards.iter().map(|s| s.bytes).sum();
-    let path = dir.join(&index_file).display().to_string();
     let duration_ms = started.elapsed().as_millis() as u64;
     let sources: Vec<String> = index.shards.iter().map(|s| s.source_pod.clone()).collect();
     ctl.event(
@@ -214,7 +215,8 @@ pub async fn backup(
         None,
         Reason::BackedUp,
         &format!(
-            "{path}: {} shards, {bytes} bytes, from {} in {duration_ms} ms",
+            "{}{path}: {} shards, {bytes} bytes, from {} in {duration_ms} ms",
+            if scheduled { "scheduled: " } else { "" },
             index.shards.len(),
             sources.join(", ")
         ),
@@ -240,6 +242,25 @@ pub async fn backup(
     })
 }
 
+/// Files of a backup being taken, removed on drop (a failed backup, an S3 staging
+/// directory) unless the list was emptied.
+struct Written {
+    dir: PathBuf,
+    files: Vec<String>,
+}
+
+impl Drop for Written {
+    fn drop(&mut self) {
+        for f in &self.files {
+            if let Err(e) = std::fs::remove_file(self.dir.join(f)) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(file = %f, error = %e, "could not remove a cluster backup's file");
+                }
+            }
+        }
+    }
+}
+
 /// Writes the index durably under its final name: a temporary file, synced, renamed, and the
 /// directory synced, so a crash leaves either no index or the whole one.
 fn write_index(dir: &Path, name: &str, text: &[u8]) -> std::io::Result<()> {
@@ -256,19 +277,82 @@ fn write_index(dir: &Path, name: &str, text: &[u8]) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// Reads and checks a cluster backup's index.
-fn read_index(path: &Path) -> Result<ClusterIndex, ServerError> {
+/// Reads and checks a cluster backup's index: each file it names must be a shard file of
+/// `id`'s (a plain name in the index's directory, never a path elsewhere).
+fn read_index(id: &ResourceRef, path: &Path) -> Result<ClusterIndex, ServerError> {
     let text = std::fs::read(path).map_err(|e| ServerError::Conflict {
         message: format!("cannot read {}: {e}; nothing was changed", path.display()),
         help: Some("pass the backup's .cluster.json index with --from".into()),
     })?;
-    serde_json::from_slice(&text).map_err(|e| ServerError::Conflict {
+    let index: ClusterIndex = serde_json::from_slice(&text).map_err(|e| ServerError::Conflict {
         message: format!(
             "{} is not a cluster backup index ({e}); nothing was changed",
             path.display()
         ),
         help: Some("pass the .cluster.json file `vd redis:backup` wrote".into()),
-    })
+    })?;
+    for f in &index.shards {
+        if !matches!(classify(id, &f.file), Some(BackupFile::ClusterShard(..))) {
+            return Err(ServerError::Conflict {
+                message: format!(
+                    "{} names {:?}, which is not a shard file of {id}; nothing was changed",
+                    path.display(),
+                    f.file
+                ),
+                help: Some(
+                    "restore a redis from its own backups (`vd redis:backups` lists them)".into(),
+                ),
+            });
+        }
+    }
+    Ok(index)
+}
+
+/// Downloads a cluster backup from S3 (`url` names its index) into a private directory under
+/// the root, removed when the returned guard drops: the index first, then the files it names.
+async fn stage_from_s3(
+    ctl: &Controller,
+    id: &ResourceRef,
+    url: &str,
+) -> Result<(crate::redis::restore::Temp, PathBuf), ServerError> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let dir = ctl
+        .root
+        .join("tmp")
+        .join(format!("restore-{}-{}-{nanos}", id.scope, id.name));
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(&dir)
+        .map_err(|e| ServerError::io(format!("create {}", dir.display()), e))?;
+    let guard = crate::redis::restore::Temp::new(dir.clone());
+    let (base, name) = url.rsplit_once('/').unwrap_or(("", url));
+    let index_path = dir.join(name);
+    let nothing_changed = |e: ServerError| match e {
+        ServerError::Conflict { message, help } => ServerError::Conflict {
+            message: format!("{message}; nothing was changed"),
+            help,
+        },
+        e => e,
+    };
+    crate::redis::objstore::fetch_to(ctl, id, url, &index_path)
+        .await
+        .map_err(nothing_changed)?;
+    for f in read_index(id, &index_path)?.shards {
+        crate::redis::objstore::fetch_to(
+            ctl,
+            id,
+            &format!("{base}/{}", f.file),
+            &dir.join(&f.file),
+        )
+        .await
+        .map_err(nothing_changed)?;
+    }
+    Ok((guard, index_path))
 }
 
 /// `vd redis:restore` of a cluster: `--from` is the backup's `.cluster.json` index. Refused,
@@ -281,14 +365,19 @@ pub async fn restore(
 ) -> Result<RestoreReport, ServerError> {
     let ctl = &ops.ctl;
     let begun = Instant::now();
-    let from = PathBuf::from(&req.from);
     if !req.from.ends_with(".cluster.json") {
         return Err(ServerError::Conflict {
             message: format!("{id} is a cluster: restore it from a cluster backup's index, not {}", req.from),
             help: Some("pass --from <dir>/<scope>-<name>-<stamp>.cluster.json (`vd redis:backups` lists them)".into()),
         });
     }
-    let index = read_index(&from)?;
+    let (_staged, from) = if vd_core::redis::backup::Destination::is_s3(&req.from) {
+        let (guard, path) = stage_from_s3(ctl, id, &req.from).await?;
+        (Some(guard), path)
+    } else {
+        (None, PathBuf::from(&req.from))
+    };
+    let index = read_index(id, &from)?;
     let dir = from.parent().map(Path::to_path_buf).unwrap_or_default();
     let pw = r::password(ctl, id)?;
     let (_, _, peers) = crate::redis::cluster::any_node(ctl, id, &pw).await?;
@@ -438,24 +527,5 @@ async fn set_no_failover(
         if let Err(e) = set.await {
             tracing::warn!(ordinal = o, error = %e, "cluster-replica-no-failover");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use vd_core::Kind;
-
-    #[test]
-    fn names_sort_by_time_and_say_what_they_are() {
-        let id = ResourceRef::new(Kind::Redis, "data", "shop");
-        assert_eq!(
-            index_name(&id, 0),
-            "data-shop-19700101T000000Z.cluster.json"
-        );
-        assert_eq!(
-            shard_file_name(&id, 0, 2),
-            "data-shop-19700101T000000Z.shard-2.rdb"
-        );
     }
 }

@@ -10,8 +10,9 @@
 //! 3. `ops` (the Redis side's context)
 //! 4. `master` (the one way to record a new master)
 //! 5. `failover`, `cluster`, `sentinel`, `proxy`, `backup`, `restore`, `import`
-//! 6. `switchover`, `password`, `backup_schedule`, `cluster_backup`
-//! 7. `hooks` (what orchestration asks), `api` (the HTTP handlers)
+//! 6. `switchover`, `password`, `cluster_backup`
+//! 7. `backup_schedule` (takes a cluster's backups with `cluster_backup`, any other's with `backup`)
+//! 8. `hooks` (what orchestration asks), `api` (the HTTP handlers)
 
 pub mod api;
 pub mod backup;

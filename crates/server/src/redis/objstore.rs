@@ -156,11 +156,8 @@ pub fn ours(id: &ResourceRef, objects: Vec<(String, u64)>) -> Vec<(i64, String, 
     let mut out: Vec<(i64, String, u64)> = objects
         .into_iter()
         .filter_map(|(name, bytes)| {
-            Some((
-                crate::redis::backup_names::parse_file_name(id, &name)?,
-                name,
-                bytes,
-            ))
+            let kind = crate::redis::backup_names::classify(id, &name)?;
+            kind.is_backup().then_some((kind.taken(), name, bytes))
         })
         .collect();
     out.sort();

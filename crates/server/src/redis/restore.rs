@@ -382,10 +382,16 @@ fn owner_of(dir: &Path) -> std::io::Result<(u32, u32)> {
     Ok((m.uid(), m.gid()))
 }
 
-/// A temporary path removed on drop unless kept.
-struct Temp {
+/// A temporary path (file or directory) removed on drop unless kept.
+pub(crate) struct Temp {
     path: PathBuf,
     keep: bool,
+}
+
+impl Temp {
+    pub(crate) fn new(path: PathBuf) -> Temp {
+        Temp { path, keep: false }
+    }
 }
 
 impl Drop for Temp {

@@ -61,8 +61,9 @@ pub fn even_split(parts: u32) -> Vec<(u16, u16)> {
 
 /// The rules of a `cluster` block, run by the manifest parser and the server alike. Refused:
 /// the block in a sentinel sibling, a top-level `replicas` beside it (the shape sets the pod
-/// count), shards or replicas out of range, and the blocks that do not work with a cluster yet
-/// (`proxy`, `backup`) or contradict it (`failover { automatic = false }`).
+/// count), shards or replicas out of range, a `proxy` (cluster clients reach the nodes
+/// themselves), a backup `source` (a cluster backup reads every shard) and
+/// `failover { automatic = false }` (the nodes fail over on their own anyway).
 pub fn validate_cluster(spec: &RedisSpec) -> Vec<RedisProblem> {
     let Some(c) = &spec.cluster else {
         return Vec::new();
@@ -146,12 +147,12 @@ pub fn validate_cluster(spec: &RedisSpec) -> Vec<RedisProblem> {
              REDIS_URL and REDIS_CLUSTER_NODES) and remove the `proxy` block",
         ));
     }
-    if spec.backup.is_some() {
+    if let Some(n) = spec.backup.as_ref().and_then(|b| b.source) {
         problems.push(RedisProblem::new(
-            "backup",
-            "scheduled backups of a cluster are not supported yet",
-            "remove the `backup` block; `vd redis:backup` takes a cluster backup (one RDB per \
-             shard and an index) by hand",
+            "backup.source",
+            format!("`backup.source = {n}` cannot be combined with `cluster`"),
+            "a cluster backup takes one file from every shard, each from a replica of that \
+             shard where one is up; remove `source`",
         ));
     }
     problems
@@ -220,5 +221,27 @@ mod tests {
         let mut s = cluster(3, 1);
         s.failover = Some(FailoverSpec::default());
         assert!(validate_cluster(&s).is_empty(), "down_after tuning is fine");
+    }
+
+    #[test]
+    fn a_scheduled_backup_is_fine_without_a_source() {
+        let mut s = cluster(3, 1);
+        s.backup = Some(crate::BackupSpec {
+            schedule: "@daily".into(),
+            keep: 3,
+            destination: None,
+            source: None,
+            env_from: Vec::new(),
+        });
+        assert!(validate_cluster(&s).is_empty());
+        assert!(crate::redis::backup::validate_backup(&s).is_empty());
+        if let Some(b) = s.backup.as_mut() {
+            b.source = Some(4);
+        }
+        let problems = validate_cluster(&s);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].field, "backup.source");
+        // Said once, by the cluster's rules, not also as "no ordinal 4".
+        assert!(crate::redis::backup::validate_backup(&s).is_empty());
     }
 }
