@@ -16,7 +16,63 @@ pub enum FailoverKind {
     Takeover,
 }
 
+/// How a node can move slots between shards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotMigration {
+    /// Key by key: `CLUSTER SETSLOT IMPORTING/MIGRATING`, `MIGRATE`, `SETSLOT NODE` (every
+    /// Redis Cluster; what vd does).
+    Keys,
+    /// Valkey 9's atomic `CLUSTER MIGRATESLOTS`, sent to the source.
+    MigrateSlots,
+    /// Redis 8.4's atomic `CLUSTER MIGRATION IMPORT`, sent to the target.
+    Migration,
+}
+
+impl SlotMigration {
+    /// From `COMMAND INFO cluster|migrateslots cluster|migration`: which of the two subcommands
+    /// exist (Redis answers nil for a subcommand it does not have).
+    pub fn from_known(migrateslots: bool, migration: bool) -> SlotMigration {
+        match (migrateslots, migration) {
+            (true, _) => SlotMigration::MigrateSlots,
+            (false, true) => SlotMigration::Migration,
+            (false, false) => SlotMigration::Keys,
+        }
+    }
+
+    /// What `vd redis:info` says of it: what this server offers, and what vd does.
+    pub fn describe(self) -> &'static str {
+        match self {
+            SlotMigration::Keys => "keys (MIGRATE)",
+            SlotMigration::MigrateSlots => {
+                "keys (MIGRATE); the server also offers atomic CLUSTER MIGRATESLOTS, not used yet"
+            }
+            SlotMigration::Migration => {
+                "keys (MIGRATE); the server also offers atomic CLUSTER MIGRATION, not used yet"
+            }
+        }
+    }
+}
+
 impl Node {
+    /// Whether this server has an atomic slot migration, asked with `COMMAND INFO` (present
+    /// since Redis 2.8.13; a subcommand it does not know comes back nil).
+    pub async fn slot_migration(&mut self) -> Result<SlotMigration, RedisError> {
+        let known: Vec<redis::Value> = self
+            .run(
+                redis::cmd("COMMAND")
+                    .arg("INFO")
+                    .arg("cluster|migrateslots")
+                    .arg("cluster|migration"),
+            )
+            .await?;
+        let present = |i: usize| {
+            known
+                .get(i)
+                .is_some_and(|v| !matches!(v, redis::Value::Nil))
+        };
+        Ok(SlotMigration::from_known(present(0), present(1)))
+    }
+
     /// `CLUSTER NODES`, as text.
     pub async fn cluster_nodes(&mut self) -> Result<String, RedisError> {
         self.run(redis::cmd("CLUSTER").arg("NODES")).await
@@ -193,5 +249,27 @@ impl Node {
             c.ignore();
         }
         self.pipe::<()>(&p).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_slot_migration_is_named_by_the_subcommands_present() {
+        assert_eq!(SlotMigration::from_known(false, false), SlotMigration::Keys);
+        assert_eq!(
+            SlotMigration::from_known(true, false),
+            SlotMigration::MigrateSlots
+        );
+        assert_eq!(
+            SlotMigration::from_known(false, true),
+            SlotMigration::Migration
+        );
+        assert_eq!(
+            SlotMigration::from_known(true, true),
+            SlotMigration::MigrateSlots
+        );
     }
 }

@@ -253,8 +253,16 @@ pub async fn info(ctx: &Ctx, reference: &str) -> Result<(), CliError> {
             c.shards.len(),
             c.shards_wanted
         );
+        outln!("slot migration: {}", c.slot_migration);
         let pod = |o: Option<u32>| o.map_or_else(|| "?".to_string(), |o| o.to_string());
-        let mut t = table(&["SHARD", "SLOTS", "COUNT", "MASTER", "REPLICAS"]);
+        let mut t = table(&[
+            "SHARD",
+            "SLOTS",
+            "COUNT",
+            "MASTER",
+            "OFFSET",
+            "REPLICAS (LAG)",
+        ]);
         for sh in &c.shards {
             let master = if sh.master_state == "ok" {
                 pod(sh.master)
@@ -264,11 +272,14 @@ pub async fn info(ctx: &Ctx, reference: &str) -> Result<(), CliError> {
             let replicas: Vec<String> = sh
                 .replicas
                 .iter()
-                .map(|(o, st)| {
-                    if st == "ok" {
-                        pod(*o)
+                .map(|r| {
+                    let lag = r
+                        .lag_bytes
+                        .map_or_else(|| "?".to_string(), |l| format!("{l} B"));
+                    if r.state == "ok" {
+                        format!("{} ({lag})", pod(r.pod))
                     } else {
-                        format!("{} ({st})", pod(*o))
+                        format!("{} ({}, {lag})", pod(r.pod), r.state)
                     }
                 })
                 .collect();
@@ -277,6 +288,8 @@ pub async fn info(ctx: &Ctx, reference: &str) -> Result<(), CliError> {
                 sh.slots.clone(),
                 sh.slot_count.to_string(),
                 master,
+                sh.master_offset
+                    .map_or_else(|| "-".to_string(), |o| o.to_string()),
                 if replicas.is_empty() {
                     "-".into()
                 } else {

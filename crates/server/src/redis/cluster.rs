@@ -32,6 +32,9 @@ const TICK: Duration = Duration::from_millis(200);
 const RESCAN: Duration = Duration::from_secs(1);
 /// The longest a crashed master is kept down waiting for its replica to take over.
 const HOLD_LIMIT: Duration = Duration::from_secs(30);
+/// How long a pod starting right after the server does waits for its cluster manager's first
+/// look before it starts anyway (the manager rescans every second, then looks at once).
+const FIRST_LOOK_LIMIT: Duration = Duration::from_secs(5);
 /// How long a promotion may take before the next tick decides afresh.
 const PROMOTION_WAIT: Duration = Duration::from_secs(3);
 
@@ -65,6 +68,10 @@ fn managed(ctl: &Controller, id: &ResourceRef) -> Option<Shape> {
 /// stopped or no longer a cluster.
 pub async fn run(ops: Arc<Ops>) {
     let ctl = ops.ctl.clone();
+    // Pods whose process started before this are ones this controller did not see start.
+    let started_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     let mut tasks: HashMap<ResourceRef, tokio::task::JoinHandle<()>> = HashMap::new();
     loop {
         let wanted: HashSet<ResourceRef> = ctl
@@ -87,7 +94,7 @@ pub async fn run(ops: Arc<Ops>) {
         for id in wanted {
             tasks.entry(id.clone()).or_insert_with(|| {
                 tracing::info!(redis = %id, "cluster manager on");
-                tokio::spawn(watch(ops.clone(), id))
+                tokio::spawn(watch(ops.clone(), id, started_unix_ms))
             });
         }
         tokio::time::sleep(RESCAN).await;
@@ -109,12 +116,17 @@ struct Memory {
     reported: Option<Progress>,
     /// When the fault being handled was first seen, for the failover's timeline.
     fault_at: Option<Instant>,
+    /// When the server's cluster managers started, unix ms.
+    started_unix_ms: i64,
 }
 
 /// One cluster: observe, plan, act, every tick or at once on a pod exit.
-async fn watch(ops: Arc<Ops>, id: ResourceRef) {
+async fn watch(ops: Arc<Ops>, id: ResourceRef, started_unix_ms: i64) {
     let mut exits = ops.failover.exits.subscribe();
-    let mut mem = Memory::default();
+    let mut mem = Memory {
+        started_unix_ms,
+        ..Memory::default()
+    };
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -230,6 +242,11 @@ async fn step(
         addrs: net,
         layout: layout.clone(),
         down_after_ms: shape.down_after.as_millis() as u64,
+        long_running: views
+            .iter()
+            .filter(|(_, v)| v.started_ms.is_some_and(|t| t < mem.started_unix_ms))
+            .map(|(o, _)| *o)
+            .collect(),
     };
     let plan = planner::plan(&input);
     if plan.layout != layout {
@@ -718,7 +735,23 @@ pub async fn hold_restart(
     ordinal: u32,
 ) {
     // A paused cluster (a restore) restarts its masters on purpose, as masters.
-    if owner.kind != Kind::Redis || state.is_paused(owner) || !state.cluster_holds(owner, ordinal) {
+    if owner.kind != Kind::Redis || state.is_paused(owner) || managed(ctl, owner).is_none() {
+        return;
+    }
+    // Right after the server starts, its manager may not have looked yet: a master that
+    // crashed while no server ran must not start before the manager can say so.
+    let deadline = Instant::now() + FIRST_LOOK_LIMIT;
+    let holds = loop {
+        match state.cluster_holds(owner, ordinal) {
+            Some(h) => break h,
+            None if Instant::now() >= deadline => {
+                tracing::warn!(redis = %owner, ordinal, "the cluster manager has not looked yet; starting the pod");
+                break false;
+            }
+            None => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    if !holds {
         return;
     }
     crate::redis::hold::hold_master(
@@ -728,7 +761,7 @@ pub async fn hold_restart(
         HOLD_LIMIT,
         "a shard master is down; it restarts as a replica once its replica has taken over",
         |_| {
-            if state.cluster_holds(owner, ordinal) {
+            if state.cluster_holds(owner, ordinal) == Some(true) {
                 crate::redis::hold::Release::Wait
             } else {
                 crate::redis::hold::Release::Promoted
@@ -751,6 +784,8 @@ pub struct ClusterReport {
     pub shards_wanted: u32,
     /// The pod that answered.
     pub answered_by: u32,
+    /// How slots move between shards, and any atomic slot migration the server offers.
+    pub slot_migration: String,
     /// Each shard, numbered by its lowest slot.
     pub shards: Vec<ShardReport>,
 }
@@ -768,8 +803,31 @@ pub struct ShardReport {
     pub master: Option<u32>,
     /// The master's flags in the answering node's view: `ok`, `fail`, `fail?`.
     pub master_state: String,
-    /// Its replicas' pods and states.
-    pub replicas: Vec<(Option<u32>, String)>,
+    /// The master's replication offset (`master_repl_offset`), when it answered.
+    pub master_offset: Option<i64>,
+    /// Its replicas.
+    pub replicas: Vec<ShardReplica>,
+}
+
+/// One replica in a [`ShardReport`].
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ShardReplica {
+    /// Its pod, when the node is one of this redis's pods.
+    pub pod: Option<u32>,
+    /// Its flags in the answering node's view: `ok`, `fail`, `fail?`, `disconnected`.
+    pub state: String,
+    /// Its replication offset, when it answered.
+    pub offset: Option<i64>,
+    /// Bytes behind its shard's master, when both answered.
+    pub lag_bytes: Option<i64>,
+}
+
+/// A pod's replication offset: `master_repl_offset` of a master, `slave_repl_offset` of a
+/// replica; `None` when it does not answer (the report shows what it can).
+async fn offset_of(ip: &str, pw: &str) -> Option<i64> {
+    let mut n = r::connect(ip, pw).await.ok()?;
+    let rep = n.info(Some("replication")).await.ok()?.replication();
+    Some(rep.replica_repl_offset.unwrap_or(rep.master_repl_offset))
 }
 
 fn peer_state(p: &vd_core::redis::cluster::Peer) -> String {
@@ -836,8 +894,21 @@ pub async fn report(
     let pw = r::password(ctl, id)?;
     let (answered_by, mut node, peers) = any_node(ctl, id, &pw).await?;
     let info = node.cluster_info().await.map_err(r::redis_err)?;
+    let slot_migration = node
+        .slot_migration()
+        .await
+        .map_or("unknown", |m| m.describe())
+        .to_string();
     let ids = layout(ctl, id);
     let ordinal = |p: &vd_core::redis::cluster::Peer| ids.get(&p.id).copied();
+    let ips = r::pod_ips(ctl, id);
+    let mut offsets = BTreeMap::new();
+    for (o, ip) in &ips {
+        if let Some(off) = offset_of(ip, &pw).await {
+            offsets.insert(*o, off);
+        }
+    }
+    let offset = |o: Option<u32>| o.and_then(|o| offsets.get(&o).copied());
     let shards = vd_core::redis::cluster::shards(&peers)
         .iter()
         .enumerate()
@@ -859,10 +930,21 @@ pub async fn report(
             slot_count: s.master.slot_count(),
             master: ordinal(s.master),
             master_state: peer_state(s.master),
+            master_offset: offset(ordinal(s.master)),
             replicas: s
                 .replicas
                 .iter()
-                .map(|p| (ordinal(p), peer_state(p)))
+                .map(|p| {
+                    let off = offset(ordinal(p));
+                    ShardReplica {
+                        pod: ordinal(p),
+                        state: peer_state(p),
+                        offset: off,
+                        lag_bytes: offset(ordinal(s.master))
+                            .zip(off)
+                            .map(|(m, r)| (m - r).max(0)),
+                    }
+                })
                 .collect(),
         })
         .collect();
@@ -872,6 +954,7 @@ pub async fn report(
         slots_ok: u32::try_from(info.num("cluster_slots_ok")).unwrap_or(0),
         shards_wanted: c.shards,
         answered_by,
+        slot_migration,
         shards,
     }))
 }

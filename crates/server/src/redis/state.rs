@@ -111,12 +111,13 @@ impl FailoverState {
         }
     }
 
-    /// Whether the pod `ordinal` of cluster `id` must wait for its replica to take over.
-    pub(crate) fn cluster_holds(&self, id: &ResourceRef, ordinal: u32) -> bool {
+    /// Whether the pod `ordinal` of cluster `id` must wait for its replica to take over;
+    /// `None` until the cluster's manager has looked at it once.
+    pub(crate) fn cluster_holds(&self, id: &ResourceRef, ordinal: u32) -> Option<bool> {
         self.clusters
             .lock()
-            .map(|m| m.get(id).is_some_and(|f| f.hold.contains(&ordinal)))
-            .unwrap_or(false)
+            .ok()
+            .and_then(|m| m.get(id).map(|f| f.hold.contains(&ordinal)))
     }
 
     /// Whether the pod `ordinal` of cluster `id` may be removed: its manager has seen it

@@ -71,6 +71,10 @@ pub struct Input {
     pub layout: BTreeMap<u32, String>,
     /// How long a running master may stay silent before its shard fails over.
     pub down_after_ms: u64,
+    /// Pods whose process was already running when this controller started. A master pod
+    /// missing at start with such a replica crashed while no controller watched: the replica
+    /// holds the shard's data, not the master's restart.
+    pub long_running: BTreeSet<u32>,
 }
 
 /// How a replica takes its master's place.
@@ -299,13 +303,24 @@ pub fn plan(input: &Input) -> Plan {
             .map(|(o, _)| *o)
             .collect()
     };
-    // A pod not started yet (all of a stopped cluster starting again) is not held: its
-    // replica has nothing newer than its own snapshot, and no failover is coming for it.
+    // A master pod not started yet is held only when a replica of it kept running from
+    // before this controller (the master crashed while none watched). When a stopped
+    // cluster starts again its replicas hold nothing newer than the masters' own snapshots,
+    // and nobody fails those masters over.
+    let missing_with_data = |o: u32, id: &str| -> bool {
+        matches!(input.nodes.get(&o), Some(Obs::Missing) | None)
+            && running_replicas(id)
+                .iter()
+                .any(|r| input.long_running.contains(r))
+    };
     let hold: BTreeSet<u32> = served
         .keys()
         .filter(|id| !running_replicas(id).is_empty())
-        .filter_map(|id| ordinal_of(id))
-        .filter(|o| !matches!(input.nodes.get(o), Some(Obs::Missing) | None))
+        .filter_map(|id| Some((ordinal_of(id)?, id)))
+        .filter(|(o, id)| {
+            !matches!(input.nodes.get(o), Some(Obs::Missing) | None) || missing_with_data(*o, id)
+        })
+        .map(|(o, _)| o)
         .collect();
     let serving: BTreeSet<u32> = masters
         .keys()
@@ -316,6 +331,7 @@ pub fn plan(input: &Input) -> Plan {
                 .map(|(o, _)| *o),
         )
         .collect();
+    let held = hold.clone();
     let mut out = Plan {
         actions: Vec::new(),
         layout: layout.clone(),
@@ -330,6 +346,7 @@ pub fn plan(input: &Input) -> Plan {
     let gone = |o: u32| -> Option<FailoverReason> {
         match input.nodes.get(&o) {
             Some(Obs::Exited) => Some(FailoverReason::MasterExited),
+            Some(Obs::Missing) | None if held.contains(&o) => Some(FailoverReason::MasterExited),
             Some(Obs::Unreachable { down_for_ms }) if *down_for_ms >= input.down_after_ms => {
                 Some(FailoverReason::MasterUnreachable)
             }
@@ -445,27 +462,73 @@ pub fn plan(input: &Input) -> Plan {
         return out;
     }
 
-    // 4. Slots left half-moved (by a controller or pod that died in a move): finished when
-    // both ends run, else made stable again on the node that serves them.
+    // 4. Slots left half-moved (by a controller or pod that died in a move): finished from
+    // the node that serves the slot now to the importing shard's master, or made stable when
+    // the other end is gone for good. While an end's pod is down and coming back, the slot
+    // waits: making it stable then would strand the keys already moved.
     let owner_ordinal = |slot: u16| -> Option<u32> {
         owners[usize::from(slot)]
             .as_ref()
             .and_then(|(_, id)| ordinal_of(id))
     };
+    // An end that is a replica now (its pod failed over mid-move) stands for its shard's
+    // master, which holds the keys it had: the move goes on from or to that master.
+    let master_of = |o: u32| -> Option<u32> {
+        match up.get(&o).and_then(|v| v.me()) {
+            Some(me) if !me.master => me
+                .master_id
+                .as_deref()
+                .and_then(ordinal_of)
+                .filter(|m| up.contains_key(m)),
+            Some(_) => Some(o),
+            None => None,
+        }
+    };
     let mut finish: BTreeMap<(u32, u32), BTreeSet<u16>> = BTreeMap::new();
     let mut settled = BTreeSet::new();
+    let mut waiting = BTreeSet::new();
     for (o, v) in members {
         let Some(me) = v.me() else { continue };
         for open in &me.open {
-            let other = ordinal_of(&open.peer).filter(|p| up.contains_key(p));
+            let stabilize = Action::Stabilize {
+                ordinal: *o,
+                slot: open.slot,
+            };
+            let peer = ordinal_of(&open.peer);
+            let other = match peer {
+                // A node no pod is: nothing to finish the move with.
+                None => None,
+                Some(p) if up.contains_key(&p) => match master_of(p) {
+                    Some(m) => Some(m),
+                    None => {
+                        waiting.insert(p);
+                        continue;
+                    }
+                },
+                // The source is down: whoever serves the slot now holds its keys.
+                Some(_) if !open.migrating => match owner_ordinal(open.slot) {
+                    Some(w) if w != *o && up.contains_key(&w) => Some(w),
+                    Some(w) if w != *o && keep(w) => {
+                        waiting.insert(w);
+                        continue;
+                    }
+                    _ => None,
+                },
+                Some(p) if keep(p) => {
+                    waiting.insert(p);
+                    continue;
+                }
+                Some(_) => None,
+            };
             let (from, to) = match other {
+                Some(p) if p == *o => {
+                    out.actions.push(stabilize);
+                    continue;
+                }
                 Some(p) if open.migrating => (*o, p),
                 Some(p) => (p, *o),
                 None => {
-                    out.actions.push(Action::Stabilize {
-                        ordinal: *o,
-                        slot: open.slot,
-                    });
+                    out.actions.push(stabilize);
                     continue;
                 }
             };
@@ -494,6 +557,12 @@ pub fn plan(input: &Input) -> Plan {
     }
     if !out.actions.is_empty() {
         out.progress = Progress::Working("finishing a slot move".into());
+        return out;
+    }
+    if !waiting.is_empty() {
+        out.progress = Progress::Working(format!(
+            "a slot move waits for pods {waiting:?} to run again"
+        ));
         return out;
     }
 
@@ -551,7 +620,63 @@ pub fn plan(input: &Input) -> Plan {
         return out;
     }
 
-    // 6. Balance: the shape's shards, on the pods it keeps, with even shares. New shards get
+    // 6. Replicas: spare nodes join the shard with the fewest replicas, a new shard's master
+    // counting as a shard. This comes before slots move: a key migrated onto a new master
+    // then has a copy on its replica, not only in the memory of a node without persistence.
+    let rps = input.shape.replicas_per_shard as usize;
+    let mut count: BTreeMap<String, Vec<u32>> = served
+        .keys()
+        .filter(|id| ordinal_of(id).is_some_and(keep))
+        .chain(designated.iter().filter_map(|o| layout.get(o)))
+        .map(|id| (id.clone(), vec![]))
+        .collect();
+    for o in (0..wanted).filter(|o| !masters.contains_key(o)) {
+        if let Some(m) = follows(o) {
+            if let Some(list) = count.get_mut(&m) {
+                list.push(o);
+            }
+        }
+    }
+    let fewest = |count: &BTreeMap<String, Vec<u32>>| -> Option<(String, u32)> {
+        count
+            .iter()
+            .filter_map(|(id, l)| ordinal_of(id).map(|o| (l.len(), o, id.clone())))
+            .min()
+            .map(|(_, o, id)| (id, o))
+    };
+    for (o, v) in members.iter().filter(|(o, _)| keep(**o)) {
+        let Some(me) = v.me() else { continue };
+        // A replica of a master being drained stays with it until its slots are gone.
+        let attached = !me.master
+            && me
+                .master_id
+                .as_ref()
+                .is_some_and(|m| count.contains_key(m) || served.contains_key(m));
+        if attached || masters.contains_key(o) || designated.contains(o) {
+            continue;
+        }
+        if me.slot_count() > 0 {
+            // An old master back from a crash still claims its slots until it hears of the
+            // higher epoch that replaced it; the cluster then makes it a replica itself.
+            continue;
+        }
+        if let Some((id, mo)) = fewest(&count) {
+            out.actions.push(Action::Replicate {
+                ordinal: *o,
+                master: id.clone(),
+                master_ordinal: mo,
+            });
+            if let Some(l) = count.get_mut(&id) {
+                l.push(*o);
+            }
+        }
+    }
+    if !out.actions.is_empty() {
+        out.progress = Progress::Working("attaching replicas".into());
+        return out;
+    }
+
+    // 7. Balance: the shape's shards, on the pods it keeps, with even shares. New shards get
     // slots from the others; the shards of pods being removed give theirs away.
     let draining: Vec<u32> = masters.keys().copied().filter(|o| !keep(*o)).collect();
     let mut targets: Vec<u32> = kept_masters.iter().chain(&designated).copied().collect();
@@ -590,51 +715,8 @@ pub fn plan(input: &Input) -> Plan {
         }
     }
 
-    // 7. Replicas: spare nodes join the shard with the fewest replicas; a shard with too many
-    // gives one to a shard with too few.
-    let rps = input.shape.replicas_per_shard as usize;
-    let mut count: BTreeMap<String, Vec<u32>> = served
-        .keys()
-        .filter(|id| ordinal_of(id).is_some_and(keep))
-        .map(|id| (id.clone(), vec![]))
-        .collect();
-    for o in (0..wanted).filter(|o| !masters.contains_key(o)) {
-        if let Some(m) = follows(o) {
-            if let Some(list) = count.get_mut(&m) {
-                list.push(o);
-            }
-        }
-    }
-    let fewest = |count: &BTreeMap<String, Vec<u32>>| -> Option<(String, u32)> {
-        count
-            .iter()
-            .filter_map(|(id, l)| ordinal_of(id).map(|o| (l.len(), o, id.clone())))
-            .min()
-            .map(|(_, o, id)| (id, o))
-    };
-    for (o, v) in members.iter().filter(|(o, _)| keep(**o)) {
-        let Some(me) = v.me() else { continue };
-        let attached = !me.master && me.master_id.as_ref().is_some_and(|m| count.contains_key(m));
-        if attached || masters.contains_key(o) || designated.contains(o) {
-            continue;
-        }
-        if me.slot_count() > 0 {
-            // An old master back from a crash still claims its slots until it hears of the
-            // higher epoch that replaced it; the cluster then makes it a replica itself.
-            continue;
-        }
-        if let Some((id, mo)) = fewest(&count) {
-            out.actions.push(Action::Replicate {
-                ordinal: *o,
-                master: id.clone(),
-                master_ordinal: mo,
-            });
-            if let Some(l) = count.get_mut(&id) {
-                l.push(*o);
-            }
-        }
-    }
-    if out.actions.is_empty() {
+    // 8. A shard with too many replicas gives one to a shard with too few.
+    {
         let over = count.iter().find(|(_, l)| l.len() > rps);
         let under = fewest(&count).filter(|(id, _)| count.get(id).is_some_and(|l| l.len() < rps));
         if let (Some((_, l)), Some((id, mo))) = (over, under) {
@@ -734,6 +816,12 @@ fn balance(
     let mut moves: BTreeMap<(u32, u32), Vec<u16>> = BTreeMap::new();
     for t in targets {
         let mut deficit = want.get(t).copied().unwrap_or(0).saturating_sub(have(*t)) as usize;
+        if have(*t) == 0 {
+            // A master that serves no slot yet takes one first: until it serves one, its
+            // shard is not failed over when its pod dies (the nodes elect no replica for an
+            // empty master), so whatever it was given lived on that pod alone.
+            deficit = deficit.min(1);
+        }
         for (src, slots) in give.iter_mut() {
             let budget = left.entry(*src).or_default();
             if deficit == 0 {

@@ -101,6 +101,7 @@ fn input(shards: u32, rps: u32, nodes: BTreeMap<u32, Obs>) -> Input {
         addrs,
         layout,
         down_after_ms: 1000,
+        long_running: BTreeSet::new(),
     }
 }
 
@@ -495,6 +496,21 @@ fn a_switchover_promotes_the_linked_replica_with_most_history() {
         .contains("no replica of shard 1 is in sync"));
 }
 
+/// The plan's `Replicate` actions as (replica, master).
+fn replicates(p: &Plan) -> Vec<(u32, u32)> {
+    p.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Replicate {
+                ordinal,
+                master_ordinal,
+                ..
+            } => Some((*ordinal, *master_ordinal)),
+            _ => None,
+        })
+        .collect()
+}
+
 fn moves(p: &Plan) -> Vec<(u32, u32, usize)> {
     p.actions
         .iter()
@@ -512,6 +528,20 @@ fn a_new_shard_gets_slots_from_the_others_a_batch_at_a_time() {
     let mut world = healthy();
     world.push(empty(6));
     world.push(empty(7));
+    // First 6, the master-to-be, gets its replica: keys moved to it then have a copy.
+    let p = plan(&input(4, 1, views(&world)));
+    assert!(moves(&p).is_empty(), "{:?}", p.actions);
+    let reps = replicates(&p);
+    assert_eq!(reps, [(7, 6)]);
+    world[7] = replica(7, 6);
+    // Then a single slot: until 6 serves one, its shard cannot fail over.
+    let p = plan(&input(4, 1, views(&world)));
+    let m = moves(&p);
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!((m[0].1, m[0].2), (6, 1), "{m:?}");
+    let r = even_split(3);
+    world[2] = master(2, (r[2].0, 16382));
+    world[6] = master(6, (16383, 16383));
     let p = plan(&input(4, 1, views(&world)));
     let m = moves(&p);
     assert!(m.iter().all(|(_, to, _)| *to == 6), "{m:?}");
@@ -555,18 +585,7 @@ fn a_balanced_scale_out_ends_with_replicas_attached() {
     world.extend([replica(4, 0), replica(5, 1), empty(6), empty(7)]);
     // 4 masters 0..3 balanced, 4 and 5 replicas: 6 and 7 join the shards with none.
     let p = plan(&input(4, 1, views(&world)));
-    let reps: Vec<(u32, u32)> = p
-        .actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Replicate {
-                ordinal,
-                master_ordinal,
-                ..
-            } => Some((*ordinal, *master_ordinal)),
-            _ => None,
-        })
-        .collect();
+    let reps = replicates(&p);
     assert_eq!(reps, [(6, 2), (7, 3)]);
 }
 
@@ -655,5 +674,118 @@ fn a_half_moved_slot_is_finished_or_made_stable() {
             .iter()
             .any(|a| matches!(a, Action::Failover { .. })),
         "failover first"
+    );
+}
+
+fn with_open(nodes: &mut BTreeMap<u32, Obs>, o: u32, list: Vec<OpenSlot>) {
+    if let Some(Obs::Up(v)) = nodes.get_mut(&o) {
+        for p in v.peers.iter_mut().filter(|p| p.myself) {
+            p.open = list.clone();
+        }
+    }
+}
+
+fn open_slot(slot: u16, peer: u32, migrating: bool) -> OpenSlot {
+    OpenSlot {
+        slot,
+        peer: id(peer),
+        migrating,
+    }
+}
+
+#[test]
+fn a_move_whose_source_failed_over_goes_on_from_the_new_master() {
+    // Shard 0's master (pod 0) was replaced by its replica 3 in the middle of moving slot 100
+    // to pod 1: 3 serves shard 0's slots now and 0 is its replica (its flags gone). The move
+    // goes on from 3, which holds the keys 0 had; dropping 1's flag would strand the keys
+    // already moved to it.
+    let r = even_split(3);
+    let world = vec![
+        replica(0, 3),
+        master(1, r[1]),
+        master(2, r[2]),
+        N {
+            epoch: 9,
+            ..master(3, r[0])
+        },
+        replica(4, 1),
+        replica(5, 2),
+    ];
+    let mut nodes = views(&world);
+    with_open(&mut nodes, 1, vec![open_slot(100, 0, false)]);
+    let p = plan(&input(3, 1, nodes.clone()));
+    assert_eq!(moves(&p), [(3, 1, 1)], "{:?}", p.actions);
+    // While 0's pod is down and 3 has not been seen taking over, the slot waits.
+    nodes.insert(0, Obs::Exited);
+    let mut world_before = world.clone();
+    world_before[3] = replica(3, 0);
+    world_before[0] = master(0, r[0]);
+    let mut before = views(&world_before);
+    before.insert(0, Obs::Missing);
+    with_open(&mut before, 1, vec![open_slot(100, 0, false)]);
+    let p = plan(&input(3, 1, before));
+    assert!(
+        p.actions.is_empty() && matches!(&p.progress, Progress::Working(w) if w.contains("waits")),
+        "{:?} {:?}",
+        p.actions,
+        p.progress
+    );
+}
+
+#[test]
+fn a_move_whose_destination_failed_over_goes_on_to_its_new_master() {
+    // Pod 1 was importing slot 100 from 0 and was replaced by its replica 4: 0 still says
+    // MIGRATING to 1, which is a replica of 4 now. The rest of the slot goes to 4.
+    let r = even_split(3);
+    let world = vec![
+        master(0, r[0]),
+        replica(1, 4),
+        master(2, r[2]),
+        replica(3, 0),
+        N {
+            epoch: 9,
+            ..master(4, r[1])
+        },
+        replica(5, 2),
+    ];
+    let mut nodes = views(&world);
+    with_open(&mut nodes, 0, vec![open_slot(100, 1, true)]);
+    let p = plan(&input(3, 1, nodes));
+    assert_eq!(moves(&p), [(0, 4, 1)], "{:?}", p.actions);
+}
+
+#[test]
+fn a_master_that_crashed_while_no_controller_watched_is_held_and_replaced() {
+    // The server starts: pod 0's process is gone (its pod not created yet), its replica 3 kept
+    // running from before. 0 must not start empty (3 would copy the emptiness): it is held
+    // and 3 takes over.
+    let mut nodes = views(&healthy());
+    nodes.insert(0, Obs::Missing);
+    let mut inp = input(3, 1, nodes.clone());
+    inp.long_running = [1, 2, 3, 4, 5].into_iter().collect();
+    let p = plan(&inp);
+    assert!(p.hold.contains(&0), "{:?}", p.hold);
+    assert!(
+        matches!(
+            only(&p),
+            [Action::Failover {
+                ordinal: 3,
+                from: 0,
+                ..
+            }]
+        ),
+        "{:?}",
+        p.actions
+    );
+    // A whole cluster starting again (its replicas started by this controller): nobody is
+    // held and nothing fails over.
+    let p = plan(&input(3, 1, nodes));
+    assert!(!p.hold.contains(&0));
+    assert!(
+        !p.actions
+            .iter()
+            .any(|a| matches!(a, Action::Failover { .. })),
+        "{:?}",
+        p.actions
     );
 }
