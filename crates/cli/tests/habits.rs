@@ -126,6 +126,15 @@ fn everyday_verbs() {
     vd.vd(&["delete", "-f", &file]);
     vd.wait_for("every pod gone", T, || pod_count(&vd) == 0);
     assert!(!vd.vd(&["get"]).contains("demo"));
+
+    // The server's stderr went to a file: plain text, no terminal colour codes.
+    let log = std::fs::read_to_string(vd.path().join("test-server.log")).unwrap();
+    assert!(log.contains(" INFO "), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a log file: {:?}",
+        log.lines().find(|l| l.contains('\u{1b}'))
+    );
 }
 
 /// An apply that times out says which probe fails and what it printed.

@@ -52,7 +52,13 @@ pub(super) fn init_tracing(to_file: Option<PathBuf>) {
                 .try_init();
         }
         None => {
-            let _ = builder.with_writer(std::io::stderr).try_init();
+            // Colour only for a person at a terminal: stderr sent to a file or a journal
+            // gets plain text.
+            use std::io::IsTerminal;
+            let _ = builder
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_writer(std::io::stderr)
+                .try_init();
         }
     }
 }
