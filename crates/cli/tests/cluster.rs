@@ -939,6 +939,101 @@ fn process_scheduled_cluster_backups_reach_s3_and_restore() {
     common::on_runtime("process", scheduled_cluster_backups_reach_s3_and_restore);
 }
 
+/// Containers holding addresses on `voodu0` for a test, removed when dropped.
+struct Squatters(Vec<String>);
+
+impl Squatters {
+    fn take(ips: &[String]) -> Squatters {
+        let names: Vec<String> = ips
+            .iter()
+            .enumerate()
+            .map(|(i, _)| format!("vd-test-squat-{}-{i}", std::process::id()))
+            .collect();
+        let held = Squatters(names.clone());
+        for (name, ip) in names.iter().zip(ips) {
+            let ok = Command::new("docker")
+                .args(["run", "-d", "--rm", "--network", "voodu0", "--ip", ip])
+                .args([
+                    "--name",
+                    name,
+                    "--entrypoint",
+                    "sleep",
+                    "vd-redis:local",
+                    "600",
+                ])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "a container at {ip}");
+        }
+        held
+    }
+}
+
+impl Drop for Squatters {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            let _ = Command::new("docker")
+                .args(["rm", "-f", name])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// Docker: the whole cluster stops and every pod comes back at a new address (other
+/// containers took the old ones), as all the pods of a statefulset do after a restart. No node
+/// finds another from its `nodes.conf` any more; the controller meets them at their new
+/// addresses (seed 004's script rewrote `nodes.conf` instead), and the cluster comes back whole
+/// with its data, its node ids, slots and replicas.
+fn every_node_at_a_new_address_is_met_again() {
+    let _g = common::own_addresses();
+    let mut vd = Vd::start();
+    vd.apply(&vd.manifest("shop.hcl", SHOP));
+    wait_whole(&vd, 0);
+    let pw = password(&vd);
+    client(&[&vd.ip("data-shop.0"), &pw, "write", "500"]);
+    let before = roles(&vd);
+    let net_ips = |vd: &Vd| -> Vec<String> {
+        (0..6)
+            .map(|o| {
+                vd.pod(&format!("data-shop.{o}"))
+                    .and_then(|p| p["net_ip"].as_str().map(str::to_string))
+                    .unwrap_or_default()
+            })
+            .collect()
+    };
+    let old = net_ips(&vd);
+    assert!(old.iter().all(|ip| !ip.is_empty()), "{old:?}");
+    vd.vd(&["shutdown", "--stop-pods"]);
+    let start = std::time::Instant::now();
+    while vd.server_running() {
+        assert!(start.elapsed() < T, "the server did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _squatters = Squatters::take(&old);
+    vd.start_server();
+    vd.wait_for("all six pods ready", T, || {
+        vd.pods().iter().filter(|p| p["ready"] == true).count() == 6
+    });
+    let new = net_ips(&vd);
+    for (o, (a, b)) in old.iter().zip(&new).enumerate() {
+        assert_ne!(a, b, "pod {o} kept its address");
+    }
+    wait_whole(&vd, 0);
+    assert_eq!(roles(&vd), before);
+    assert_eq!(
+        client(&[&vd.ip("data-shop.0"), &pw, "read", "500"])["missing"],
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn docker_every_node_at_a_new_address_is_met_again() {
+    common::on_runtime("docker", every_node_at_a_new_address_is_met_again);
+}
+
 /// Combinations that cannot work are refused at their line, the stored resource untouched.
 fn cluster_refusals() {
     let _g = common::own_addresses();
