@@ -52,6 +52,16 @@ pub enum CliError {
         /// The process exit code to pass on (1-255).
         code: i32,
     },
+    /// The operation did its part and printed its report, but something it waited for did not
+    /// follow in time: the exit status says the result is not whole yet.
+    #[error("{message}")]
+    Incomplete {
+        /// What is not done.
+        message: String,
+        /// What to watch or do.
+        #[help]
+        help: Option<String>,
+    },
     /// Local IO.
     #[error("{context}: {source}")]
     Io {

@@ -470,6 +470,43 @@ fn restore_with_automatic_failover() {
     });
 }
 
+/// A replica that cannot resync (its process hung) makes the restore exit with an error that
+/// names it, after the report; the master has the restored data and the other replica too.
+#[test]
+fn a_restore_whose_replica_does_not_resync_fails() {
+    common::on_runtime("process", || {
+        let _g = common::own_addresses();
+        let vd = Vd::start();
+        vd.apply(&vd.manifest("r.hcl", common::THREE_PODS));
+        let n = 1_000;
+        seed(&vd, n);
+        let file = backup(&vd);
+        overwrite(&vd);
+        vd.hang_pod("data-cache.2");
+        let out = vd.try_vd(&["redis:restore", "data/cache", "--from", &file]);
+        vd.resume_pod("data-cache.2");
+        let text = unwrapped(&format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+        assert!(
+            !out.status.success(),
+            "the restore said it was done:\n{text}"
+        );
+        assert!(
+            text.contains("1 of 2 replicas did not resync in time: data-cache.2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("keys loaded by data-cache.0"),
+            "the report came first: {text}"
+        );
+        assert_eq!(dbsize(&mut vd.cache_conn(0).unwrap()), n);
+        assert_eq!(dbsize(&mut vd.cache_conn(1).unwrap()), n);
+    });
+}
+
 #[test]
 fn restore_from_s3() {
     common::on_runtime("process", || {

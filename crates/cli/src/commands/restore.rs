@@ -40,7 +40,7 @@ pub async fn restore(
         .await?;
     if ctx.output == Output::Json {
         outln!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
-        return Ok(());
+        return behind(&r, &s, &n);
     }
     let check = match r.checksum.as_str() {
         "disabled" => "CRC64 not checked (written with `rdbchecksum no`)".to_string(),
@@ -82,7 +82,33 @@ pub async fn restore(
         }
         outln!("{t}");
     }
-    Ok(())
+    behind(&r, &s, &n)
+}
+
+/// A restore whose replicas did not all resync in time is not done: the data is on the master,
+/// but a failover now would promote a replica without it.
+fn behind(r: &RestoreReport, scope: &str, name: &str) -> Result<(), CliError> {
+    let late: Vec<&str> = r
+        .replicas
+        .iter()
+        .filter(|x| !x.synced)
+        .map(|x| x.pod.as_str())
+        .collect();
+    if late.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::Incomplete {
+        message: format!(
+            "{scope}/{name} is restored on {}, but {} of {} replicas did not resync in time: {}",
+            r.master_pod,
+            late.len(),
+            r.replicas.len(),
+            late.join(", ")
+        ),
+        help: Some(format!(
+            "they go on syncing from the restored master; `vd redis:info {scope}/{name}` shows when their offsets reach the master's (a failover before then would promote a replica without the restored data)"
+        )),
+    })
 }
 
 #[cfg(test)]
