@@ -1,5 +1,6 @@
 //! Scheduled backups: `backup { schedule keep destination }` in a data redis runs on
-//! its cron schedule, writes verified RDB files, prunes to `keep` (only this redis's files),
+//! its cron schedule, writes verified RDB files, prunes to `keep` (only the files its schedule
+//! took: this redis's backups taken by hand stay),
 //! records events, carries on after a failed run; and reaches a local S3-compatible server
 //! (moto, from PyPI) with credentials from the redis's env_from bucket, then from the backup
 //! block's own, which keeps them out of the pods.
@@ -56,10 +57,10 @@ fn backups(dir: &Path) -> Vec<String> {
     v
 }
 
-/// `data-cache-YYYYMMDDTHHMMSSZ.rdb`.
+/// `data-cache-YYYYMMDDTHHMMSSZ.sched.rdb`: a backup the schedule took.
 fn is_cache_backup(file: &str) -> bool {
     file.strip_prefix("data-cache-")
-        .and_then(|r| r.strip_suffix(".rdb"))
+        .and_then(|r| r.strip_suffix(".sched.rdb"))
         .is_some_and(|s| s.len() == 16 && s.as_bytes()[8] == b'T')
 }
 
@@ -93,24 +94,43 @@ fn scheduled_backups_run_prune_and_survive_failures() {
     vd.apply(&vd.manifest("r.hcl", &manifest(&d, "")));
     let mut c = vd.cache_conn(0).expect("the master answers");
     let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut c).unwrap();
+    // A backup by hand into the schedule's destination: pruning never counts or removes it.
+    let by_hand: Value = serde_json::from_str(&vd.vd(&[
+        "redis:backup",
+        "data/cache",
+        "--destination",
+        &d,
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let by_hand = by_hand["file"].as_str().unwrap().to_string();
+    assert!(!by_hand.contains(".sched."), "{by_hand}");
 
     // Runs happen (one per fast minute), each writes a verified file, and pruning keeps 2.
+    // Three by the schedule, besides the one by hand.
     vd.wait_for("3 scheduled backups", Duration::from_secs(60), || {
-        events(&vd, "BackedUp").len() >= 3
+        events(&vd, "BackedUp").len() > 3
     });
     vd.wait_for("pruning to keep = 2", Duration::from_secs(30), || {
         !events(&vd, "BackupsPruned").is_empty() && backups(dest.path()).len() == 2
     });
-    for m in events(&vd, "BackedUp") {
-        assert!(m.starts_with("scheduled: "), "{m}");
-    }
+    let taken = events(&vd, "BackedUp");
+    assert_eq!(
+        taken
+            .iter()
+            .filter(|m| !m.starts_with("scheduled: "))
+            .count(),
+        1,
+        "one taken by hand, the others by the schedule: {taken:?}"
+    );
     let pruned = events(&vd, "BackupsPruned");
     assert!(pruned[0].contains("beyond keep = 2"), "{pruned:?}");
     for f in backups(dest.path()) {
         let bytes = std::fs::read(dest.path().join(&f)).unwrap();
         rdb::verify(&bytes).unwrap_or_else(|e| panic!("{f}: {e}"));
     }
-    for f in foreign {
+    for f in foreign.iter().chain([&by_hand.as_str()]) {
         assert!(dest.path().join(f).exists(), "{f} was pruned");
     }
     let listed: Value = serde_json::from_str(&vd.vd(&[
@@ -122,10 +142,12 @@ fn scheduled_backups_run_prune_and_survive_failures() {
         "json",
     ]))
     .unwrap();
+    let listed = listed["backups"].as_array().unwrap();
+    assert_eq!(listed.len(), 3, "two scheduled and one by hand: {listed:?}");
     assert_eq!(
-        listed["backups"].as_array().map(Vec::len),
-        Some(2),
-        "{listed}"
+        listed.iter().filter(|b| b["scheduled"] == true).count(),
+        2,
+        "{listed:?}"
     );
 
     // A failing run is recorded and does not stop the schedule: the destination turns into a
@@ -249,12 +271,14 @@ fn scheduled_and_manual_backups_reach_s3() {
             >= 3
     });
     vd.wait_for("pruning in S3", Duration::from_secs(30), || {
-        !events(&vd, "BackupsPruned").is_empty() && s3_list(&vd).len() == 2
+        !events(&vd, "BackupsPruned").is_empty() && s3_list(&vd).len() == 3
     });
     let listed = s3_list(&vd);
     assert!(
-        listed.iter().all(|b| b["file"] != file.as_str()),
-        "the oldest (manual) backup was pruned: {listed:?}"
+        listed
+            .iter()
+            .any(|b| b["file"] == file.as_str() && b["scheduled"] == false),
+        "the backup taken by hand, the oldest, was kept: {listed:?}"
     );
     for b in &listed {
         let f = b["file"].as_str().unwrap();

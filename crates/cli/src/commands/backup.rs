@@ -113,12 +113,13 @@ pub async fn list(ctx: &Ctx, reference: &str, destination: Option<&Path>) -> Res
         return Ok(());
     }
     render::print(ctx.output, &l, || {
-        let mut t = table(&["FILE", "SIZE", "TAKEN (UTC)"]);
+        let mut t = table(&["FILE", "SIZE", "TAKEN (UTC)", "BY"]);
         for b in &l.backups {
             t.add_row(vec![
                 b.file.clone(),
                 human_bytes(b.bytes),
                 b.taken_at.replace('T', " ").replace('Z', ""),
+                if b.scheduled { "schedule" } else { "hand" }.to_string(),
             ]);
         }
         t

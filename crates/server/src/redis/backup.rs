@@ -110,7 +110,7 @@ pub async fn api_backups(
 // ----- naming (pure)
 
 pub use crate::redis::backup_names::{
-    classify, file_name, iso, parse_file_name, parse_stamp, stamp, BackupEntry, BackupList,
+    classify, file_name, iso, parse_file_name, parse_stamp, stamp, BackupEntry, BackupList, Origin,
 };
 
 /// `<root>/backups/<scope>/<name>`.
@@ -503,7 +503,12 @@ pub(crate) async fn take(
         help: Some("pick a directory the vd server can write with --destination".into()),
     })?;
     let taken = unix_now();
-    let file = file_name(&id, taken);
+    let origin = if scheduled {
+        Origin::Schedule
+    } else {
+        Origin::Hand
+    };
+    let file = file_name(&id, taken, origin);
     let path = dir.join(&file);
     if path.exists() {
         return Err(ServerError::Conflict {
@@ -624,6 +629,7 @@ pub fn scan(dir: &Path, id: &ResourceRef) -> std::io::Result<Vec<BackupEntry>> {
                 file: name,
                 bytes: meta.len(),
                 taken_at: iso(secs),
+                scheduled: kind.origin == Origin::Schedule,
             },
         ));
     }
@@ -710,10 +716,10 @@ mod tests {
     #[test]
     fn file_names_belong_to_one_redis() {
         let cache = id("data", "cache");
-        let name = file_name(&cache, 1_709_251_199);
+        let name = file_name(&cache, 1_709_251_199, Origin::Hand);
         assert_eq!(name, "data-cache-20240229T235959Z.rdb");
         assert_eq!(parse_file_name(&cache, &name), Some(1_709_251_199));
-        let other = file_name(&id("data", "cache-2"), 1_709_251_199);
+        let other = file_name(&id("data", "cache-2"), 1_709_251_199, Origin::Hand);
         assert_eq!(parse_file_name(&cache, &other), None, "{other}");
         assert_eq!(
             parse_file_name(&id("data-cache", "2"), &other),
@@ -850,9 +856,14 @@ mod tests {
 
         let cache = id("data", "cache");
         for (secs, body) in [(200, &b"x"[..]), (100, b"yy")] {
-            std::fs::write(dir.path().join(file_name(&cache, secs)), body).unwrap();
+            std::fs::write(dir.path().join(file_name(&cache, secs, Origin::Hand)), body).unwrap();
         }
-        std::fs::write(dir.path().join(file_name(&id("data", "cache-2"), 300)), "z").unwrap();
+        std::fs::write(
+            dir.path()
+                .join(file_name(&id("data", "cache-2"), 300, Origin::Hand)),
+            "z",
+        )
+        .unwrap();
         let listed = scan(dir.path(), &cache).unwrap();
         assert_eq!(
             listed

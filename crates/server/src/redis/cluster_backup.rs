@@ -6,7 +6,7 @@
 use crate::error::ServerError;
 use crate::orchestration::controller::Controller;
 use crate::redis::backup::{write_atomically, BackupReport, BackupRequest};
-use crate::redis::backup_names::{classify, index_name, iso, shard_file_name, BackupFile};
+use crate::redis::backup_names::{classify, index_name, iso, shard_file_name, Origin, Part};
 use crate::redis::facts as r;
 use crate::redis::ops::Ops;
 use crate::redis::restore::{RestoreReport, RestoreRequest};
@@ -113,7 +113,12 @@ pub async fn backup(
     let taken = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let index_file = index_name(id, taken);
+    let origin = if scheduled {
+        Origin::Schedule
+    } else {
+        Origin::Hand
+    };
+    let index_file = index_name(id, taken, origin);
     if dir.join(&index_file).exists() {
         return Err(ServerError::Conflict {
             message: format!("{} already exists", dir.join(&index_file).display()),
@@ -140,7 +145,7 @@ pub async fn backup(
                 help: Some("see `vd get pods`".into()),
             })?;
         let pod = vd_core::naming::pod_name(id, source);
-        let file = shard_file_name(id, taken, i);
+        let file = shard_file_name(id, taken, origin, i);
         let pw2 = pw.clone();
         let written = write_atomically(&dir, &file, |mut w| async move {
             let got = rdb::fetch(
@@ -292,7 +297,7 @@ fn read_index(id: &ResourceRef, path: &Path) -> Result<ClusterIndex, ServerError
         help: Some("pass the .cluster.json file `vd redis:backup` wrote".into()),
     })?;
     for f in &index.shards {
-        if !matches!(classify(id, &f.file), Some(BackupFile::ClusterShard(..))) {
+        if !classify(id, &f.file).is_some_and(|k| matches!(k.part, Part::ClusterShard(_))) {
             return Err(ServerError::Conflict {
                 message: format!(
                     "{} names {:?}, which is not a shard file of {id}; nothing was changed",

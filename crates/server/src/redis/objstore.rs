@@ -152,12 +152,15 @@ pub fn split_url(url: &str) -> Option<(String, String)> {
 /// Of the objects (name, size) at a destination, the backups of `id` as (taken at, name,
 /// size), oldest first: anything else there (another redis's backups, other files) is left
 /// alone by listing and pruning.
-pub fn ours(id: &ResourceRef, objects: Vec<(String, u64)>) -> Vec<(i64, String, u64)> {
-    let mut out: Vec<(i64, String, u64)> = objects
+pub fn ours(id: &ResourceRef, objects: Vec<(String, u64)>) -> Vec<(i64, String, u64, bool)> {
+    use crate::redis::backup_names::Origin;
+    let mut out: Vec<(i64, String, u64, bool)> = objects
         .into_iter()
         .filter_map(|(name, bytes)| {
             let kind = crate::redis::backup_names::classify(id, &name)?;
-            kind.is_backup().then_some((kind.taken(), name, bytes))
+            let scheduled = kind.origin == Origin::Schedule;
+            kind.is_backup()
+                .then_some((kind.taken(), name, bytes, scheduled))
         })
         .collect();
     out.sort();
@@ -179,11 +182,12 @@ pub async fn list_s3(
         let backups = ours(&id, store.list().await?)
             .into_iter()
             .map(
-                |(secs, file, bytes)| crate::redis::backup_names::BackupEntry {
+                |(secs, file, bytes, scheduled)| crate::redis::backup_names::BackupEntry {
                     path: store.object_url(&file),
                     file,
                     bytes,
                     taken_at: crate::redis::backup_names::iso(secs),
+                    scheduled,
                 },
             )
             .collect();
@@ -559,38 +563,39 @@ mod tests {
 
     #[test]
     fn only_this_redis_backups_count() {
+        use crate::redis::backup_names::{file_name, index_name, shard_file_name, Origin};
         let id = |s: &str, n: &str| ResourceRef::new(vd_core::Kind::Redis, s, n);
         let cache = id("data", "cache");
         let objects = vec![
-            (crate::redis::backup_names::file_name(&cache, 300), 3),
-            (crate::redis::backup_names::file_name(&cache, 100), 1),
-            (
-                crate::redis::backup_names::file_name(&id("data", "cache-2"), 50),
-                9,
-            ),
+            (file_name(&cache, 300, Origin::Schedule), 3),
+            (file_name(&cache, 100, Origin::Hand), 1),
+            (file_name(&id("data", "cache-2"), 50, Origin::Hand), 9),
             ("notes.txt".to_string(), 4),
             (
-                format!(
-                    ".{}.1.partial",
-                    crate::redis::backup_names::file_name(&cache, 400)
-                ),
+                format!(".{}.1.partial", file_name(&cache, 400, Origin::Hand)),
                 5,
             ),
-            (crate::redis::backup_names::file_name(&cache, 200), 2),
+            (index_name(&cache, 200, Origin::Hand), 2),
+            // A cluster backup is listed by its index only.
+            (shard_file_name(&cache, 200, Origin::Hand, 0), 7),
         ];
-        let got = ours(&cache, objects);
         assert_eq!(
-            got,
+            ours(&cache, objects),
             [
-                (100, "data-cache-19700101T000140Z.rdb".to_string(), 1),
-                (200, "data-cache-19700101T000320Z.rdb".to_string(), 2),
-                (300, "data-cache-19700101T000500Z.rdb".to_string(), 3),
+                (100, "data-cache-19700101T000140Z.rdb".to_string(), 1, false),
+                (
+                    200,
+                    "data-cache-19700101T000320Z.cluster.json".to_string(),
+                    2,
+                    false
+                ),
+                (
+                    300,
+                    "data-cache-19700101T000500Z.sched.rdb".to_string(),
+                    3,
+                    true
+                ),
             ]
-        );
-        let taken: Vec<(i64, String)> = got.into_iter().map(|(t, n, _)| (t, n)).collect();
-        assert_eq!(
-            vd_core::redis::backup::to_prune(&taken, 2),
-            ["data-cache-19700101T000140Z.rdb"]
         );
     }
 
