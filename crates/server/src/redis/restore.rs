@@ -187,6 +187,9 @@ pub enum PodWaitError {
     /// It did not answer.
     #[error("{0}")]
     Redis(#[from] vd_redisctl::RedisError),
+    /// It took the connection but did not answer `INFO` in time (a hung process).
+    #[error("no answer within 4 s")]
+    Silent,
     /// It did not become a loaded master in time.
     #[error("not ready within {secs} s ({last})")]
     NotReady {
@@ -664,8 +667,15 @@ async fn info_of(
     if p.state != PodState::Running || p.ip.is_empty() {
         return Err(PodWaitError::NotRunning(p.state));
     }
-    let mut n = Node::connect(&p.ip, macro_::REDIS_PORT, Some(pw), CONNECT_TIMEOUT).await?;
-    Ok(n.info(None).await?)
+    // Bounded as a whole: a hung pod accepts the connection (its kernel does) and then never
+    // answers, which would stall the polling of every other pod behind it.
+    let ask = async {
+        let mut n = Node::connect(&p.ip, macro_::REDIS_PORT, Some(pw), CONNECT_TIMEOUT).await?;
+        Ok::<_, PodWaitError>(n.info(None).await?)
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT * 2, ask)
+        .await
+        .unwrap_or(Err(PodWaitError::Silent))
 }
 
 /// Waits until the master runs, has loaded its data and is a master; its `INFO`.
