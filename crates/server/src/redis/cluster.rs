@@ -105,7 +105,7 @@ pub async fn run(ops: Arc<Ops>) {
 #[derive(Default)]
 struct Probe {
     node: Option<Node>,
-    last_ok: Option<Instant>,
+    silence: r::Silence,
 }
 
 /// What one task remembers between ticks.
@@ -311,7 +311,7 @@ async fn observe(
     match tokio::time::timeout(timeout, answer).await {
         Ok(Ok((text, repl))) => match parse_nodes(&text) {
             Ok(peers) => {
-                probe.last_ok = Some(Instant::now());
+                probe.silence.answered(Instant::now());
                 let view = View {
                     peers,
                     offset: repl.replica_repl_offset.unwrap_or(repl.master_repl_offset),
@@ -321,22 +321,20 @@ async fn observe(
             }
             Err(e) => {
                 tracing::warn!(ip, error = %e, "unreadable CLUSTER NODES");
-                (unreachable(&probe), probe)
+                (unreachable(&mut probe), probe)
             }
         },
         _ => {
             // A connection that failed or timed out may hold a late reply: start afresh.
             probe.node = None;
-            (unreachable(&probe), probe)
+            (unreachable(&mut probe), probe)
         }
     }
 }
 
-fn unreachable(probe: &Probe) -> Obs {
+fn unreachable(probe: &mut Probe) -> Obs {
     Obs::Unreachable {
-        down_for_ms: probe
-            .last_ok
-            .map_or(u64::MAX, |t| t.elapsed().as_millis() as u64),
+        down_for_ms: probe.silence.failed(Instant::now()),
     }
 }
 

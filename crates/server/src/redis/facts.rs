@@ -259,3 +259,50 @@ mod tests {
         assert_eq!(status(E::State("not a replica".into())), 409);
     }
 }
+
+/// How long a pod has been silent, for `down_after`: since its last answer or, when it has not
+/// answered since this task started, since the first check that failed. A slow first check
+/// after a controller start is then a silence of 0 ms, not of "forever" (which failed over a
+/// healthy master whose first answer came late on a busy host).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Silence {
+    last_ok: Option<std::time::Instant>,
+    since: Option<std::time::Instant>,
+}
+
+impl Silence {
+    /// The pod answered at `now`.
+    pub fn answered(&mut self, now: std::time::Instant) {
+        self.last_ok = Some(now);
+        self.since = None;
+    }
+
+    /// A check at `now` failed: the silence so far, in ms.
+    pub fn failed(&mut self, now: std::time::Instant) -> u64 {
+        let from = match self.last_ok {
+            Some(t) => t,
+            None => *self.since.get_or_insert(now),
+        };
+        now.saturating_duration_since(from).as_millis() as u64
+    }
+}
+
+#[cfg(test)]
+mod silence_tests {
+    use super::Silence;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn silence_counts_from_the_last_answer_or_the_first_failure() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        // Never answered: the first failure is 0 ms of silence, then it grows from there.
+        let mut s = Silence::default();
+        assert_eq!(s.failed(ms(500)), 0);
+        assert_eq!(s.failed(ms(800)), 300);
+        // An answer resets it; later failures count from that answer.
+        s.answered(ms(900));
+        assert_eq!(s.failed(ms(1000)), 100);
+        assert_eq!(s.failed(ms(1900)), 1000);
+    }
+}

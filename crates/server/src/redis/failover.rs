@@ -124,7 +124,7 @@ pub async fn run(ops: Arc<Ops>) {
 #[derive(Default)]
 struct Probe {
     node: Option<Node>,
-    last_ok: Option<Instant>,
+    silence: r::Silence,
 }
 
 /// One redis: observe, plan, act, every tick or at once on a pod exit.
@@ -378,16 +378,13 @@ async fn observe(
     };
     match tokio::time::timeout(timeout, answer).await {
         Ok(Ok(info)) => {
-            probe.last_ok = Some(Instant::now());
+            probe.silence.answered(Instant::now());
             (NodeState::Up(r::node_info(id, &info, ips)), probe)
         }
         _ => {
             // A connection that failed or timed out may hold a late reply: start afresh.
             probe.node = None;
-            let down_for_ms = probe
-                .last_ok
-                .map(|t| t.elapsed().as_millis() as u64)
-                .unwrap_or(u64::MAX);
+            let down_for_ms = probe.silence.failed(Instant::now());
             (NodeState::Unreachable { down_for_ms }, probe)
         }
     }
