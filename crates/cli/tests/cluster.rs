@@ -727,6 +727,16 @@ fn a_slot_move_cut_short_by_a_dying_pod_is_settled() {
     );
 }
 
+/// Sets each of the 2000 keys `key:N` to "x", through a cluster client.
+fn overwrite_keys(host: &str, pw: &str) {
+    let changed = Command::new("/usr/bin/python3")
+        .args(["-c", "import sys\nfrom redis.cluster import RedisCluster\nrc = RedisCluster(host=sys.argv[1], port=6379, password=sys.argv[2])\nfor i in range(2000): rc.set('key:%d' % i, 'x')"])
+        .args([host, pw])
+        .status()
+        .unwrap();
+    assert!(changed.success());
+}
+
 /// A backup of a three-shard cluster (one verified RDB per shard, from its replica, and an
 /// index) restores every key; a restore onto four shards is refused, changing nothing.
 fn backup_and_restore_of_a_cluster() {
@@ -760,12 +770,7 @@ fn backup_and_restore_of_a_cluster() {
         .contains(".cluster.json"));
 
     // Overwrite everything, then restore.
-    let changed = Command::new("/usr/bin/python3")
-        .args(["-c", "import sys\nfrom redis.cluster import RedisCluster\nrc = RedisCluster(host=sys.argv[1], port=6379, password=sys.argv[2])\nfor i in range(2000): rc.set('key:%d' % i, 'x')"])
-        .args([&host, &pw])
-        .status()
-        .unwrap();
-    assert!(changed.success());
+    overwrite_keys(&host, &pw);
     let report: Value = serde_json::from_str(&vd.vd(&[
         "redis:restore",
         "data/shop",
@@ -900,12 +905,7 @@ fn scheduled_cluster_backups_reach_s3_and_restore() {
     assert!(vd.events().iter().any(|e| e["reason"] == "BackupsPruned"));
 
     // Overwrite every key, then restore from the newest backup in the bucket.
-    let changed = Command::new("/usr/bin/python3")
-        .args(["-c", "import sys\nfrom redis.cluster import RedisCluster\nrc = RedisCluster(host=sys.argv[1], port=6379, password=sys.argv[2])\nfor i in range(2000): rc.set('key:%d' % i, 'x')"])
-        .args([&host, &pw])
-        .status()
-        .unwrap();
-    assert!(changed.success());
+    overwrite_keys(&host, &pw);
     let newest = indexes.last().unwrap();
     let report: Value = serde_json::from_str(&vd.vd(&[
         "redis:restore",

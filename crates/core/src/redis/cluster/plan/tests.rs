@@ -609,11 +609,10 @@ fn scaling_in_drains_the_shards_of_removed_pods() {
     );
 }
 
-#[test]
-fn a_shard_on_a_removed_pod_moves_to_its_kept_replica_when_shards_would_be_missing() {
+/// Three shards whose shard 1 failed over from pod 1 to pod 4 (pod 1 is its replica now).
+fn shard_1_on_pod_4() -> Vec<N> {
     let r = even_split(3);
-    // Shard 1's master moved to 4 (a pod the shape 3x0 removes), its replica is 1.
-    let world = vec![
+    vec![
         master(0, r[0]),
         replica(1, 4),
         master(2, r[2]),
@@ -623,7 +622,13 @@ fn a_shard_on_a_removed_pod_moves_to_its_kept_replica_when_shards_would_be_missi
             ..master(4, r[1])
         },
         replica(5, 2),
-    ];
+    ]
+}
+
+#[test]
+fn a_shard_on_a_removed_pod_moves_to_its_kept_replica_when_shards_would_be_missing() {
+    // Shard 1's master moved to 4 (a pod the shape 3x0 removes), its replica is 1.
+    let world = shard_1_on_pod_4();
     let p = plan(&input(3, 0, views(&world)));
     assert_eq!(
         only(&p),
@@ -736,18 +741,7 @@ fn a_move_whose_source_failed_over_goes_on_from_the_new_master() {
 fn a_move_whose_destination_failed_over_goes_on_to_its_new_master() {
     // Pod 1 was importing slot 100 from 0 and was replaced by its replica 4: 0 still says
     // MIGRATING to 1, which is a replica of 4 now. The rest of the slot goes to 4.
-    let r = even_split(3);
-    let world = vec![
-        master(0, r[0]),
-        replica(1, 4),
-        master(2, r[2]),
-        replica(3, 0),
-        N {
-            epoch: 9,
-            ..master(4, r[1])
-        },
-        replica(5, 2),
-    ];
+    let world = shard_1_on_pod_4();
     let mut nodes = views(&world);
     with_open(&mut nodes, 0, vec![open_slot(100, 1, true)]);
     let p = plan(&input(3, 1, nodes));
