@@ -72,6 +72,11 @@ pub struct MasterMemory {
     pub run_id: String,
     /// Its `master_replid` then: candidates must share this history.
     pub replid: String,
+    /// Its `master_replid2` then: the history it continued from when it was promoted (all
+    /// zeros, or empty when unknown, for none). A replica that had not yet resynced with it
+    /// when it died is still on that history, and holds everything but the writes since the
+    /// promotion, which no replica acknowledged.
+    pub replid2: String,
     /// Its offset then.
     pub offset: i64,
     /// Its key count then.
@@ -222,7 +227,7 @@ pub fn plan(input: &Input) -> Plan {
                         epoch: next_epoch,
                         include_from: false,
                         data_only: true,
-                        history: Some(&lost.replid),
+                        history: Some(History::of(lost)),
                         lead: format!(
                             "the master (ordinal {m}) restarted empty while another node holds \
                              its data"
@@ -276,7 +281,7 @@ struct Loss<'a> {
     /// Whether only a node with keys may be chosen (promoting an empty node gains nothing).
     data_only: bool,
     /// The replication history candidates must share; `None` when unknown.
-    history: Option<&'a str>,
+    history: Option<History<'a>>,
     /// What happened, for the waiting message.
     lead: String,
 }
@@ -380,7 +385,7 @@ fn fail_over(input: &Input, loss: Loss<'_>) -> Plan {
 fn ranked<'a>(
     input: &'a Input,
     exclude: Option<u32>,
-    history: Option<&str>,
+    history: Option<History<'_>>,
 ) -> Vec<(u32, &'a NodeInfo)> {
     let mut eligible: Vec<(u32, &NodeInfo)> = input
         .nodes
@@ -405,22 +410,44 @@ fn ranked<'a>(
 }
 
 /// Whether a reachable node may be promoted.
-fn eligible(info: &NodeInfo, history: Option<&str>) -> bool {
+fn eligible(info: &NodeInfo, history: Option<History<'_>>) -> bool {
     !info.loading && info.priority > 0 && history.is_none_or(|h| shares(info, h))
 }
 
-/// Whether `info` is on history `replid` (or continued from it after a promotion).
-fn shares(info: &NodeInfo, replid: &str) -> bool {
-    info.replid == replid || info.replid2 == replid
+/// The replication history of a remembered master, as a candidate must share it.
+#[derive(Debug, Clone, Copy)]
+struct History<'a> {
+    /// The master's `master_replid`.
+    replid: &'a str,
+    /// The history it continued from after its promotion, when known.
+    prior: Option<&'a str>,
+}
+
+impl<'a> History<'a> {
+    fn of(lm: &'a MasterMemory) -> History<'a> {
+        // Redis reports a node that was never promoted with an all-zero `master_replid2`.
+        let none = lm.replid2.is_empty() || lm.replid2.bytes().all(|b| b == b'0');
+        History {
+            replid: &lm.replid,
+            prior: (!none).then_some(lm.replid2.as_str()),
+        }
+    }
+}
+
+/// Whether `info` is on history `h`: on the master's own (or continued from it after a
+/// promotion of its own), or still on the one the master continued from (it had not resynced
+/// with the master yet).
+fn shares(info: &NodeInfo, h: History<'_>) -> bool {
+    info.replid == h.replid || info.replid2 == h.replid || h.prior == Some(info.replid.as_str())
 }
 
 /// The remembered master's history when the memory describes one of `lost`.
-fn history<'a>(input: &'a Input, lost: &[u32]) -> Option<&'a str> {
+fn history<'a>(input: &'a Input, lost: &[u32]) -> Option<History<'a>> {
     input
         .last_master
         .as_ref()
         .filter(|lm| lost.contains(&lm.ordinal))
-        .map(|lm| lm.replid.as_str())
+        .map(History::of)
 }
 
 /// The remembered master when `m` is it after a restart (new `run_id`), has no keys, and
@@ -431,7 +458,7 @@ fn restarted_empty<'a>(input: &'a Input, m: u32, info: &NodeInfo) -> Option<&'a 
     let restarted = lm.ordinal == m && lm.run_id != info.run_id && info.keys == 0;
     let data_elsewhere = input.nodes.iter().any(|n| {
         n.ordinal != m
-            && matches!(&n.state, NodeState::Up(other) if other.keys > 0 && shares(other, &lm.replid))
+            && matches!(&n.state, NodeState::Up(other) if other.keys > 0 && shares(other, History::of(lm)))
     });
     (restarted && data_elsewhere).then_some(lm)
 }
@@ -619,6 +646,7 @@ mod tests {
                 ordinal: master,
                 run_id: format!("run{master}"),
                 replid: "h1".into(),
+                replid2: "0".into(),
                 offset: 100,
                 keys: 10,
             }),
@@ -929,6 +957,35 @@ mod tests {
                 vec![winner(1), rp(2, 1)],
             ),
             (
+                // The master was promoted from h0 and died before its replicas resynced with
+                // it (chained kills): they are still on h0 and hold all but its last writes.
+                "the history the master continued from qualifies; the most data wins",
+                {
+                    let mut i = gone(vec![
+                        replica(1, 0).replid("h0").offset(90),
+                        replica(2, 0).replid("h1").replid2("h0").offset(95),
+                        replica(3, 0).replid("h7").replid2("h0").offset(99),
+                    ]);
+                    if let Some(lm) = &mut i.last_master {
+                        lm.replid2 = "h0".into();
+                    }
+                    i
+                },
+                // h7 forked from h0 apart from the master: never.
+                vec![winner(2), rp(1, 2), rp(3, 2)],
+            ),
+            (
+                "a prior history that is only zeros names none",
+                {
+                    let mut i = gone(vec![replica(1, 0).replid("0").offset(900), replica(2, 0)]);
+                    if let Some(lm) = &mut i.last_master {
+                        lm.replid2 = "0".into();
+                    }
+                    i
+                },
+                vec![winner(2), rp(1, 2)],
+            ),
+            (
                 "unknown history: any",
                 no_memory(gone(vec![
                     replica(1, 0).replid("h9").offset(900),
@@ -1205,7 +1262,7 @@ mod tests {
                 0..n,
                 0u64..5,
                 prop::option::weighted(0.3, (0u64..8, 0..n, 0..n)),
-                prop::option::of((0..n, 0usize..2, 0usize..3, 0u64..3)),
+                prop::option::of((0..n, 0usize..2, 0usize..3, 0usize..4, 0u64..3)),
             )
                 .prop_map(|(states, master, epoch, pending, memory)| Input {
                     nodes: states
@@ -1217,10 +1274,11 @@ mod tests {
                     epoch,
                     pending: pending.map(|(epoch, from, to)| Pending { epoch, from, to }),
                     down_after_ms: DOWN_AFTER,
-                    last_master: memory.map(|(ordinal, run, r, keys)| MasterMemory {
+                    last_master: memory.map(|(ordinal, run, r, r2, keys)| MasterMemory {
                         ordinal,
                         run_id: format!("run{run}"),
                         replid: POOL[r].into(),
+                        replid2: POOL.get(r2).copied().unwrap_or("0").into(),
                         offset: 2,
                         keys,
                     }),
@@ -1235,6 +1293,13 @@ mod tests {
         })
     }
 
+    /// Whether `i` is on the history of `lm`, written independently of [`shares`].
+    fn on_history(i: &NodeInfo, lm: &MasterMemory) -> bool {
+        i.replid == lm.replid
+            || i.replid2 == lm.replid
+            || (lm.replid2 != "0" && !lm.replid2.is_empty() && i.replid == lm.replid2)
+    }
+
     /// The eligible set, written independently of [`ranked`]: every node the failover
     /// `from` may promote under `reason`.
     fn oracle_eligible(input: &Input, from: u32, reason: Reason) -> Vec<(u32, NodeInfo)> {
@@ -1245,8 +1310,7 @@ mod tests {
         let history = input
             .last_master
             .as_ref()
-            .filter(|lm| lost.contains(&lm.ordinal))
-            .map(|lm| lm.replid.clone());
+            .filter(|lm| lost.contains(&lm.ordinal));
         input
             .nodes
             .iter()
@@ -1256,11 +1320,7 @@ mod tests {
                 _ => None,
             })
             .filter(|(_, i)| !i.loading && i.priority > 0)
-            .filter(|(_, i)| {
-                history
-                    .as_ref()
-                    .is_none_or(|h| &i.replid == h || &i.replid2 == h)
-            })
+            .filter(|(_, i)| history.is_none_or(|lm| on_history(i, lm)))
             .collect()
     }
 
@@ -1278,8 +1338,7 @@ mod tests {
                 && info.keys == 0
                 && input.nodes.iter().any(|n| {
                     n.ordinal != input.master
-                        && matches!(&n.state, NodeState::Up(o)
-                            if o.keys > 0 && (o.replid == lm.replid || o.replid2 == lm.replid))
+                        && matches!(&n.state, NodeState::Up(o) if o.keys > 0 && on_history(o, lm))
                 })
         });
         !empty_restart

@@ -39,6 +39,7 @@ pub fn choose_target(nodes: &[NodeObs], master: u32) -> Result<u32, NoTarget> {
             ordinal: master,
             run_id: master_info.run_id.clone(),
             replid: master_info.replid.clone(),
+            replid2: master_info.replid2.clone(),
             offset: master_info.offset,
             keys: master_info.keys,
         }),

@@ -235,6 +235,8 @@ async fn step(
             ordinal,
             run_id: String::new(),
             replid,
+            // Not stored: the history it continued from is learnt at its next answer.
+            replid2: String::new(),
             offset: 0,
             keys: 0,
         });
@@ -332,6 +334,7 @@ async fn step(
                     ordinal: master,
                     run_id: info.run_id.clone(),
                     replid: info.replid.clone(),
+                    replid2: info.replid2.clone(),
                     offset: info.offset,
                     keys: info.keys,
                 });
