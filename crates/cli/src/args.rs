@@ -263,6 +263,7 @@ pub enum Command {
         reference: String,
     },
     /// Rotate REDIS_PASSWORD: every pod first, then linked consumers, then the old one is revoked.
+    /// On a sentinel sibling: its REDIS_SENTINEL_PASSWORD, the same way.
     #[command(name = "redis:new-password")]
     RedisNewPassword {
         /// SCOPE/NAME.
@@ -407,7 +408,8 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 
 /// `vd proxy`: port `--listen` sends everything to the current master, `--read-listen` spreads
 /// connections over ready replicas. The proxy's own ROLE checks authenticate with
-/// REDIS_PASSWORD; clients authenticate themselves.
+/// REDIS_PASSWORD, and it authenticates to the sentinels with REDIS_SENTINEL_PASSWORD (both
+/// from the environment, never argv); clients authenticate themselves.
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
     /// Where clients connect for the master.

@@ -26,7 +26,7 @@ const FAST_PROBES: &str = r#"
 const FAST_SENTINEL_PROBES: &str = r#"
   probes {
     readiness {
-      exec { command = ["redis-cli", "-h", "${VOODU_POD_IP}", "-p", "26379", "ping"] }
+      exec { command = ["redis-cli", "-e", "-h", "${VOODU_POD_IP}", "-p", "26379", "ping"] }
       period = "300ms"
     }
   }

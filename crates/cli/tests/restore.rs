@@ -304,9 +304,7 @@ on_every_runtime!(restore_round_trips_a_backup_and_refuses_damaged_files);
 
 /// Sentinel addresses of `data/cache-ha`.
 fn sentinel_conns(vd: &Vd) -> Vec<redis::Connection> {
-    (0..3)
-        .map(|o| common::redis(&vd.ip(&format!("data-cache-ha.{o}")), 26379))
-        .collect()
+    (0..3).map(|o| vd.sentinel_conn(o)).collect()
 }
 
 #[test]

@@ -46,7 +46,7 @@ import os, time, redis
 from redis.sentinel import Sentinel
 hosts = [(h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1])) for h in os.environ["REDIS_SENTINEL_HOSTS"].split(",")]
 pw = redis.Redis.from_url(os.environ["REDIS_URL"]).connection_pool.connection_kwargs["password"]
-m = Sentinel(hosts, socket_timeout=0.5).master_for(os.environ["REDIS_MASTER_NAME"], password=pw, socket_timeout=0.5)
+m = Sentinel(hosts, sentinel_kwargs={"password": os.environ["REDIS_SENTINEL_PASSWORD"]}, socket_timeout=0.5).master_for(os.environ["REDIS_MASTER_NAME"], password=pw, socket_timeout=0.5)
 i = 0
 while True:
     i += 1
@@ -61,6 +61,18 @@ EOT
   ]
 }
 "#;
+
+/// The sentinels' generated password, from the sibling's bucket.
+fn sentinel_password(vd: &Vd) -> String {
+    vd.vd(&["config", "data/cache-ha", "get", "REDIS_SENTINEL_PASSWORD"])
+        .trim()
+        .to_string()
+}
+
+fn sentinel_auth(c: &mut redis::Connection, pw: &str) {
+    let ok: String = redis::cmd("AUTH").arg(pw).query(c).unwrap();
+    assert_eq!(ok, "OK");
+}
 
 fn sentinels(vd: &Vd) -> Value {
     let v: Value =
@@ -120,9 +132,31 @@ fn ha_pair_comes_up_and_follows_a_master_kill() {
         assert!(row["quorum"].as_str().unwrap().starts_with("OK"), "{s}");
         assert_eq!(row["other_sentinels"], 2, "{s}");
     }
-    // The override file changes the live values.
+    // A sentinel refuses a client without its password, and takes the generated one.
     let sip = vd.ip("data-cache-ha.0");
     let mut sc = redis(&sip, 26379);
+    let refused = redis::cmd("PING").query::<String>(&mut sc).unwrap_err();
+    assert_eq!(refused.code(), Some("NOAUTH"), "{refused}");
+    let spw = sentinel_password(&vd);
+    assert_eq!(spw.len(), 64, "32 random bytes, hex");
+    assert_ne!(
+        spw,
+        vd.cache_password(),
+        "the sentinels' password is their own"
+    );
+    let wrong = redis::cmd("AUTH")
+        .arg(vd.cache_password())
+        .query::<String>(&mut sc);
+    assert!(wrong.is_err(), "the data password opens no sentinel");
+    sentinel_auth(&mut sc, &spw);
+    // redis-cli with it, as a probe or an operator would.
+    let pong = std::process::Command::new("redis-cli")
+        .args(["-e", "-h", &sip, "-p", "26379", "ping"])
+        .env("REDISCLI_AUTH", &spw)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&pong.stdout).trim(), "PONG");
+    // The override file changes the live values.
     let m: Vec<String> = redis::cmd("SENTINEL")
         .arg("MASTER")
         .arg("voodu-master")
@@ -154,7 +188,13 @@ fn ha_pair_comes_up_and_follows_a_master_kill() {
         "cache-ha-0.data.voodu:26379,cache-ha-1.data.voodu:26379,cache-ha-2.data.voodu:26379"
     );
     assert_eq!(get("REDIS_MASTER_NAME"), "voodu-master");
+    assert_eq!(get("REDIS_SENTINEL_PASSWORD"), spw);
     assert!(get("REDIS_URL").contains("@cache-0.data.voodu:6379"));
+    let how = vd.vd_stderr(&["redis:sentinel-url", "data/cache"]);
+    assert!(
+        how.contains("REDIS_SENTINEL_PASSWORD in the bucket data/cache-ha"),
+        "{how}"
+    );
 
     // The sentinel-aware client runs in a pod (pod names resolve there); the process runtime
     // runs it from the host's python3-redis, the docker image has no python.
@@ -256,7 +296,62 @@ fn failover_command_asks_the_sentinels() {
     wait_healthy(&vd);
     let out = vd.vd(&["redis:failover", "data/cache-ha", "--no-restart"]);
     assert!(out.contains("sentinels promoted"), "{out}");
-    assert_ne!(wait_converged(&vd), m);
+    let second = wait_converged(&vd);
+    assert_ne!(second, m);
+
+    // The sentinels' password rotates live: a client connected before keeps working, the
+    // old password opens no new connection, the new one does, a consumer linked with
+    // --sentinel gets it, no sentinel restarts, and vd's own connections follow (the
+    // sentinels stay healthy in its eyes and a requested failover still goes through them).
+    vd.vd(&[
+        "redis:link",
+        "data/cache",
+        "web/app",
+        "--sentinel",
+        "--no-restart",
+    ]);
+    let old = sentinel_password(&vd);
+    let sip = vd.ip("data-cache-ha.1");
+    let mut before = redis(&sip, 26379);
+    sentinel_auth(&mut before, &old);
+    let started = || -> Vec<Value> {
+        (0..3)
+            .map(|o| vd.pod(&format!("data-cache-ha.{o}")).unwrap()["started_ms"].clone())
+            .collect()
+    };
+    let before_rotation = started();
+    let out = vd.vd(&["redis:new-password", "data/cache-ha"]);
+    assert!(out.contains("REDIS_SENTINEL_PASSWORD"), "{out}");
+    let new = sentinel_password(&vd);
+    assert_ne!(new, old);
+    let pong: String = redis::cmd("PING").query(&mut before).unwrap();
+    assert_eq!(
+        pong, "PONG",
+        "a connection made before the rotation keeps working"
+    );
+    for o in 0..3 {
+        let mut c = redis(&vd.ip(&format!("data-cache-ha.{o}")), 26379);
+        let refused = redis::cmd("AUTH").arg(&old).query::<String>(&mut c);
+        assert!(
+            refused.is_err(),
+            "sentinel {o} still takes the old password"
+        );
+        sentinel_auth(&mut c, &new);
+    }
+    assert_eq!(
+        vd.vd(&["config", "web/app", "get", "REDIS_SENTINEL_PASSWORD"])
+            .trim(),
+        new
+    );
+    // The data password is untouched.
+    assert!(vd
+        .vd(&["config", "web/app", "get", "REDIS_URL"])
+        .contains(&vd.cache_password()));
+    assert_eq!(before_rotation, started(), "no sentinel restarted");
+    wait_healthy(&vd);
+    let out = vd.vd(&["redis:failover", "data/cache", "--no-restart"]);
+    assert!(out.contains("sentinels promoted"), "{out}");
+    assert_ne!(wait_converged(&vd), second);
 }
 
 on_every_runtime!(

@@ -49,6 +49,8 @@ pub struct Config {
     pub id: String,
     /// The data pods' password, for `ROLE`.
     pub password: Option<String>,
+    /// The sentinels' password.
+    pub sentinel_password: Option<String>,
 }
 
 enum Event {
@@ -104,7 +106,12 @@ fn poll_roles(addr: String, pw: Option<String>, tx: mpsc::UnboundedSender<Event>
     });
 }
 
-fn follow_sentinel(addr: String, name: String, tx: mpsc::UnboundedSender<Event>) {
+fn follow_sentinel(
+    addr: String,
+    name: String,
+    pw: Option<String>,
+    tx: mpsc::UnboundedSender<Event>,
+) {
     let Some((host, port)) = split(&addr).map(|(h, p)| (h.to_string(), p)) else {
         return;
     };
@@ -112,9 +119,11 @@ fn follow_sentinel(addr: String, name: String, tx: mpsc::UnboundedSender<Event>)
     let (sw_tx, mut sw_rx) = mpsc::unbounded_channel();
     let (h, events) = (host.clone(), tx.clone());
     let wanted = name.clone();
+    let watch_pw = pw.clone();
     tokio::spawn(async move {
         loop {
-            let r = vd_redisctl::watch_switch_master(&h, port, None, CHECK_TIMEOUT, sw_tx.clone());
+            let pw = watch_pw.as_deref();
+            let r = vd_redisctl::watch_switch_master(&h, port, pw, CHECK_TIMEOUT, sw_tx.clone());
             if r.await.is_ok() {
                 return;
             }
@@ -134,7 +143,7 @@ fn follow_sentinel(addr: String, name: String, tx: mpsc::UnboundedSender<Event>)
     // The backstop: what the sentinel believes, every second.
     tokio::spawn(async move {
         loop {
-            if let Ok(mut s) = Sentinel::connect(&host, port, None, CHECK_TIMEOUT).await {
+            if let Ok(mut s) = Sentinel::connect(&host, port, pw.as_deref(), CHECK_TIMEOUT).await {
                 while let Ok(Ok(Some((h, p)))) =
                     tokio::time::timeout(CHECK_TIMEOUT, s.master_addr(&name)).await
                 {
@@ -165,7 +174,12 @@ pub async fn run(cfg: Config, out: watch::Sender<Target>, busy: Arc<AtomicUsize>
         poll_roles(u.clone(), cfg.password.clone(), tx.clone());
     }
     for s in &cfg.sentinels {
-        follow_sentinel(s.clone(), cfg.master_name.clone(), tx.clone());
+        follow_sentinel(
+            s.clone(),
+            cfg.master_name.clone(),
+            cfg.sentinel_password.clone(),
+            tx.clone(),
+        );
     }
     let mut fed: Option<Feed> = None;
     let mut hold_since: Option<Instant> = None;

@@ -200,6 +200,7 @@ impl Rig {
                 feed: Some(feed.clone()),
                 id: "0".into(),
                 password: Some(PW.into()),
+                sentinel_password: None,
             },
             multiplex,
         };

@@ -108,3 +108,30 @@ impl Conn {
             })
     }
 }
+
+/// The rotation's first and last steps on the `default` user, shared by data pods and
+/// sentinels (both run ACLs).
+#[derive(Clone, Copy)]
+pub(crate) enum DefaultPassword<'a> {
+    /// `ACL SETUSER default >pw`: accept `pw` too.
+    Add(&'a str),
+    /// `ACL SETUSER default <pw`: stop accepting `pw`.
+    Remove(&'a str),
+}
+
+impl Conn {
+    /// Changes the `default` user's passwords.
+    pub(crate) async fn default_password(
+        &mut self,
+        change: DefaultPassword<'_>,
+    ) -> Result<(), RedisError> {
+        let rule = match change {
+            DefaultPassword::Add(pw) => format!(">{pw}"),
+            DefaultPassword::Remove(pw) => format!("<{pw}"),
+        };
+        let _: String = self
+            .run(redis::cmd("ACL").arg("SETUSER").arg("default").arg(rule))
+            .await?;
+        Ok(())
+    }
+}

@@ -1,7 +1,7 @@
 //! A connection to one Redis instance and the commands vd sends it.
 
-use crate::conn::Conn;
 pub use crate::conn::RedisError;
+use crate::conn::{Conn, DefaultPassword};
 use crate::info::{Info, Replication, Role};
 use std::time::Duration;
 
@@ -138,28 +138,12 @@ impl Node {
 
     /// `ACL SETUSER default >pw`: the default user accepts `pw` too (rotation, step one).
     pub async fn add_default_password(&mut self, pw: &str) -> Result<(), RedisError> {
-        let _: String = self
-            .run(
-                redis::cmd("ACL")
-                    .arg("SETUSER")
-                    .arg("default")
-                    .arg(format!(">{pw}")),
-            )
-            .await?;
-        Ok(())
+        self.c.default_password(DefaultPassword::Add(pw)).await
     }
 
     /// `ACL SETUSER default <pw`: the default user stops accepting `pw` (rotation, last step).
     pub async fn remove_default_password(&mut self, pw: &str) -> Result<(), RedisError> {
-        let _: String = self
-            .run(
-                redis::cmd("ACL")
-                    .arg("SETUSER")
-                    .arg("default")
-                    .arg(format!("<{pw}")),
-            )
-            .await?;
-        Ok(())
+        self.c.default_password(DefaultPassword::Remove(pw)).await
     }
 
     /// `CLIENT KILL TYPE normal`: drops client connections (after a demotion).

@@ -6,7 +6,7 @@
 //! replies depends on the protocol: RESP2 sends a flat `field value field value ...` array,
 //! RESP3 a map. Both are accepted so a later protocol switch does not break parsing.
 
-use crate::conn::{client, Conn, RedisError};
+use crate::conn::{client, Conn, DefaultPassword, RedisError};
 use futures_util::StreamExt;
 use redis::Value;
 use std::collections::BTreeMap;
@@ -205,6 +205,31 @@ impl Sentinel {
                     .arg(host)
                     .arg(port)
                     .arg(quorum),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// `ACL SETUSER default >pw`: this sentinel accepts `pw` too (rotation, step one).
+    pub async fn add_default_password(&mut self, pw: &str) -> Result<(), RedisError> {
+        self.c.default_password(DefaultPassword::Add(pw)).await
+    }
+
+    /// `ACL SETUSER default <pw`: this sentinel stops accepting `pw` (rotation, last step).
+    pub async fn remove_default_password(&mut self, pw: &str) -> Result<(), RedisError> {
+        self.c.default_password(DefaultPassword::Remove(pw)).await
+    }
+
+    /// `SENTINEL CONFIG SET <option> <value>`: a sentinel-wide setting (not a master's), e.g.
+    /// `sentinel-pass`, the password it sends to the other sentinels.
+    pub async fn config_set(&mut self, option: &str, value: &str) -> Result<(), RedisError> {
+        let _: Value = self
+            .run(
+                redis::cmd("SENTINEL")
+                    .arg("CONFIG")
+                    .arg("SET")
+                    .arg(option)
+                    .arg(value),
             )
             .await?;
         Ok(())

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use vd_core::env::EnvMap;
 use vd_core::event::{Level, Reason};
 use vd_core::redis::topology::{automatic_failover, is_sentinel, monitor_of};
+use vd_core::redis::SENTINEL_PASSWORD_VAR;
 use vd_core::workload::{generated_asset, workload_of};
 use vd_core::{AssetSpec, Kind, Resource, ResourceRef, Spec};
 use vd_store::{Batch, BucketWrite, ChangeKind, HaState, MetaKey};
@@ -33,11 +34,29 @@ use vd_store::{Batch, BucketWrite, ChangeKind, HaState, MetaKey};
 /// Assets by (scope, name).
 type Assets = BTreeMap<(String, String), AssetSpec>;
 
+/// A password an apply generates into a resource's own bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratedPassword {
+    /// The bucket variable: `REDIS_PASSWORD` (a data redis) or `REDIS_SENTINEL_PASSWORD` (a
+    /// sentinel sibling).
+    pub var: &'static str,
+    /// The password.
+    pub value: String,
+}
+
+impl GeneratedPassword {
+    /// The bucket write.
+    pub fn vars(&self) -> EnvMap {
+        EnvMap::from([(self.var.to_string(), self.value.clone())])
+    }
+}
+
 /// Config an apply writes besides its resources.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Generated {
-    /// A new `REDIS_PASSWORD` per data redis that has none.
-    pub passwords: BTreeMap<ResourceRef, String>,
+    /// A new password per redis that has none: `REDIS_PASSWORD` for a data redis,
+    /// `REDIS_SENTINEL_PASSWORD` for a sentinel sibling.
+    pub passwords: BTreeMap<ResourceRef, GeneratedPassword>,
     /// Data redis resources that get the HA write guard (`min-replicas-to-write`) now.
     pub ha: BTreeSet<ResourceRef>,
 }
@@ -115,13 +134,23 @@ pub fn generate(
 ) -> Result<Generated, ServerError> {
     let mut out = Generated::default();
     for r in resources {
-        // A sentinel sibling reads the password of the redis it watches (env_from).
-        if spec_of(r).is_some_and(|s| !is_sentinel(s))
-            && !buckets
-                .level(&r.id.scope, Some(&r.id.name))
-                .contains_key(PASSWORD)
+        let Some(spec) = spec_of(r) else {
+            continue;
+        };
+        // A sentinel sibling reads the password of the redis it watches (env_from); its own
+        // is the sentinels' password.
+        let var = if is_sentinel(spec) {
+            SENTINEL_PASSWORD_VAR
+        } else {
+            PASSWORD
+        };
+        if !buckets
+            .level(&r.id.scope, Some(&r.id.name))
+            .contains_key(var)
         {
-            out.passwords.insert(r.id.clone(), fresh_password()?);
+            let value = fresh_password()?;
+            out.passwords
+                .insert(r.id.clone(), GeneratedPassword { var, value });
         }
     }
     for id in ha_targets(resources) {
@@ -169,8 +198,7 @@ pub fn gather(ctl: &Controller, declared: Vec<Resource>) -> Result<Inputs, Serve
         crate::redis::password::new_password,
     )?;
     for (id, pw) in &generated.passwords {
-        let vars = EnvMap::from([(PASSWORD.to_string(), pw.clone())]);
-        buckets.extend(&id.scope, Some(&id.name), &vars);
+        buckets.extend(&id.scope, Some(&id.name), &pw.vars());
     }
     for id in &generated.ha {
         buckets.extend(&id.scope, Some(&id.name), &ha_vars());
@@ -330,7 +358,7 @@ pub fn build(inputs: &Inputs) -> Built {
         config.push(BucketWrite {
             scope: id.scope.clone(),
             name: Some(id.name.clone()),
-            set: EnvMap::from([(PASSWORD.to_string(), pw.clone())]),
+            set: pw.vars(),
         });
     }
     for id in &inputs.generated.ha {
@@ -406,13 +434,13 @@ fn commit(
         }
         changes
     };
-    for id in inputs.generated.passwords.keys() {
+    for (id, pw) in &inputs.generated.passwords {
         ctl.event(
             Level::Info,
             Some(id),
             None,
             Reason::PasswordCreated,
-            "generated REDIS_PASSWORD in the resource's bucket",
+            &format!("generated {} in the resource's bucket", pw.var),
         );
     }
     crate::redis::proxy::settle(ctl, &inputs.declared, &inputs.derived)?;
@@ -563,15 +591,25 @@ mod tests {
                 ..RedisSpec::default()
             },
         );
-        let all = vec![data.clone(), ha.clone(), sentinel];
+        let all = vec![data.clone(), ha.clone(), sentinel.clone()];
         let empty = Buckets::default();
 
-        // Fresh: a password per data redis (not for the sentinel sibling), the guard for the
-        // redis with automatic failover and for the one the sentinels watch.
+        // Fresh: a password per redis, the sentinels' own for the sentinel sibling; the
+        // guard for the redis with automatic failover and for the one the sentinels watch.
         let got = generate(&all, &empty, &BTreeSet::new(), counter()).unwrap();
+        let vars = |g: &Generated| -> Vec<(ResourceRef, &'static str)> {
+            g.passwords
+                .iter()
+                .map(|(id, p)| (id.clone(), p.var))
+                .collect()
+        };
         assert_eq!(
-            got.passwords.keys().cloned().collect::<Vec<_>>(),
-            vec![data.id.clone(), ha.id.clone()]
+            vars(&got),
+            vec![
+                (data.id.clone(), PASSWORD),
+                (sentinel.id.clone(), SENTINEL_PASSWORD_VAR),
+                (ha.id.clone(), PASSWORD),
+            ]
         );
         assert_eq!(got.ha, BTreeSet::from([data.id.clone(), ha.id.clone()]));
 
@@ -586,22 +624,24 @@ mod tests {
                 (MIN_REPLICAS_TO_WRITE.to_string(), "2".to_string()),
             ]),
         );
-        let got = generate(&all, &buckets, &BTreeSet::from([ha.id.clone()]), counter()).unwrap();
-        assert_eq!(
-            got.passwords.keys().cloned().collect::<Vec<_>>(),
-            vec![ha.id.clone()]
+        // The sentinel's bucket holding the data password does not count as its own.
+        buckets.insert(
+            "data",
+            Some("cache-ha"),
+            EnvMap::from([
+                (PASSWORD.to_string(), "not-mine".to_string()),
+                (SENTINEL_PASSWORD_VAR.to_string(), "kept".to_string()),
+            ]),
         );
+        let got = generate(&all, &buckets, &BTreeSet::from([ha.id.clone()]), counter()).unwrap();
+        assert_eq!(vars(&got), vec![(ha.id.clone(), PASSWORD)]);
         assert!(got.ha.is_empty());
     }
 
     fn inputs(declared: Vec<Resource>, stored: Vec<Resource>, generated: Generated) -> Inputs {
         let mut buckets = Buckets::default();
         for (id, pw) in &generated.passwords {
-            buckets.extend(
-                &id.scope,
-                Some(&id.name),
-                &EnvMap::from([(PASSWORD.to_string(), pw.clone())]),
-            );
+            buckets.extend(&id.scope, Some(&id.name), &pw.vars());
         }
         for id in &generated.ha {
             buckets.extend(&id.scope, Some(&id.name), &ha_vars());

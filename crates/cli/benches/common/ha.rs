@@ -79,7 +79,7 @@ redis "{scope}" "{SENTINEL}" {{
   volumes = ["${{asset.{scope}.overrides.defs}}:/etc/sentinel/conf.d/overrides.conf:ro"]
   probes {{
     readiness {{
-      exec {{ command = ["redis-cli", "-h", "${{VOODU_POD_IP}}", "-p", "{SENTINEL_PORT}", "ping"] }}
+      exec {{ command = ["redis-cli", "-e", "-h", "${{VOODU_POD_IP}}", "-p", "{SENTINEL_PORT}", "ping"] }}
       period = "300ms"
     }}
   }}
@@ -133,6 +133,8 @@ pub struct Topo {
     /// Sentinel pod IP per ordinal (empty without sentinels).
     pub sentinel_ips: Vec<String>,
     pub password: String,
+    /// The sentinels' own password (empty without sentinels).
+    pub sentinel_password: String,
 }
 
 impl Topo {
@@ -147,12 +149,25 @@ impl Topo {
             ])?
             .trim()
             .to_string();
+        let sentinel_password = if sentinels {
+            b.vd(&[
+                "config",
+                &format!("{scope}/{SENTINEL}"),
+                "get",
+                "REDIS_SENTINEL_PASSWORD",
+            ])?
+            .trim()
+            .to_string()
+        } else {
+            String::new()
+        };
         let mut t = Topo {
             scope: scope.to_string(),
             sentinels,
             data_ips: vec![],
             sentinel_ips: vec![],
             password,
+            sentinel_password,
         };
         refresh(b, &mut t)?;
         Ok(t)
@@ -181,7 +196,7 @@ impl Topo {
         connect(
             &self.sentinel_ips[ordinal],
             SENTINEL_PORT,
-            None,
+            Some(&self.sentinel_password),
             CONTROL_TIMEOUT,
         )
         .map_err(|e| format!("connect to sentinel {ordinal}: {e}"))
@@ -359,8 +374,13 @@ pub fn ask_sentinel(
     let c = match conn {
         Some(c) => c,
         None => conn.insert(
-            connect(&t.sentinel_ips[o], SENTINEL_PORT, None, timeout)
-                .map_err(|e| format!("connect to sentinel {o}: {e}"))?,
+            connect(
+                &t.sentinel_ips[o],
+                SENTINEL_PORT,
+                Some(&t.sentinel_password),
+                timeout,
+            )
+            .map_err(|e| format!("connect to sentinel {o}: {e}"))?,
         ),
     };
     let addr: Option<(String, String)> = redis::cmd("SENTINEL")

@@ -15,9 +15,9 @@ pub async fn run(args: ProxyArgs) -> Result<(), CliError> {
             ));
         }
     }
-    let password = std::env::var("REDIS_PASSWORD")
-        .ok()
-        .filter(|p| !p.is_empty());
+    let secret = |var: &str| std::env::var(var).ok().filter(|p| !p.is_empty());
+    let password = secret(vd_core::redis::PASSWORD_VAR);
+    let sentinel_password = secret(vd_core::redis::SENTINEL_PASSWORD_VAR);
     let opts = vd_proxy::Options {
         listen: args.listen,
         read_listen: args.read_listen,
@@ -28,6 +28,7 @@ pub async fn run(args: ProxyArgs) -> Result<(), CliError> {
             feed: args.feed,
             id: args.id,
             password,
+            sentinel_password,
         },
         multiplex: !args.dedicated,
     };

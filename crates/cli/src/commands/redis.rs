@@ -180,6 +180,18 @@ pub async fn sentinel_url(ctx: &Ctx, reference: &str) -> Result<(), CliError> {
         )
     })?;
     outln!("{url}");
+    // The URL carries no password (client libraries disagree on where one goes in it); how
+    // to pass it goes to stderr, so scripts can still take the URL from stdout.
+    if let Some(sentinel) = e.sentinel {
+        eprintln!(
+            "The sentinels require a password: REDIS_SENTINEL_PASSWORD in the bucket {sentinel} \
+             (`vd config {sentinel} get REDIS_SENTINEL_PASSWORD`; `vd redis:link {reference} APP --sentinel` \
+             writes it into an app's bucket). Clients pass it as the sentinels' password, apart from \
+             the master's: redis-py `Sentinel(hosts, sentinel_kwargs={{\"password\": ...}})`, \
+             ioredis `sentinelPassword`, go-redis `SentinelPassword`, redis-rb/Sidekiq \
+             `sentinels: [{{host:, port:, password:}}]`."
+        );
+    }
     Ok(())
 }
 
@@ -343,6 +355,6 @@ pub async fn new_password(ctx: &Ctx, reference: &str, no_restart: bool) -> Resul
         .client
         .post(&format!("/v1/redis/{s}/{n}/new-password"), &body)
         .await?;
-    outln!("redis {s}/{n}: new password set on every pod and linked consumer; the old one no longer works");
+    outln!("redis {s}/{n}: new password set on every pod and linked consumer (on a sentinel sibling: REDIS_SENTINEL_PASSWORD, on every sentinel and consumer linked with --sentinel); the old one no longer works");
     Ok(())
 }

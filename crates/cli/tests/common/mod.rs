@@ -319,6 +319,18 @@ impl Vd {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Runs vd and asserts success; returns stderr (what a command tells a person beside its
+    /// output).
+    pub fn vd_stderr(&self, args: &[&str]) -> String {
+        let out = self.try_vd(args);
+        assert!(
+            out.status.success(),
+            "vd {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
     /// Runs vd and asserts failure; returns stderr.
     pub fn vd_fails(&self, args: &[&str]) -> String {
         let out = self.try_vd(args);
@@ -508,7 +520,16 @@ fn kill_group(pid: i32) {
 
 /// A real Redis client connection to `ip:port`.
 pub fn redis(ip: &str, port: u16) -> redis::Connection {
-    let client = redis::Client::open(format!("redis://{ip}:{port}/")).expect("client");
+    connect_to(&format!("redis://{ip}:{port}/"), ip, port)
+}
+
+/// [`redis`], authenticating as `default` with `password` (hex, as vd generates them).
+pub fn redis_auth(ip: &str, port: u16, password: &str) -> redis::Connection {
+    connect_to(&format!("redis://:{password}@{ip}:{port}/"), ip, port)
+}
+
+fn connect_to(url: &str, ip: &str, port: u16) -> redis::Connection {
+    let client = redis::Client::open(url).expect("client");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         match client.get_connection_with_timeout(Duration::from_secs(2)) {
@@ -544,6 +565,14 @@ impl Vd {
 
 /// The data pods of the redis `data/cache` the HA tests run: its password, roles, master.
 impl Vd {
+    /// A connection to sentinel `ordinal` of `data/cache-ha` ([`SENTINEL_SIBLING`]),
+    /// authenticated with the sentinels' own password.
+    pub fn sentinel_conn(&self, ordinal: u32) -> redis::Connection {
+        let pw = self.vd(&["config", "data/cache-ha", "get", "REDIS_SENTINEL_PASSWORD"]);
+        let ip = self.ip(&format!("data-cache-ha.{ordinal}"));
+        redis_auth(&ip, 26379, pw.trim())
+    }
+
     /// `REDIS_PASSWORD` of `data/cache`.
     pub fn cache_password(&self) -> String {
         self.vd(&["config", "data/cache", "get", "REDIS_PASSWORD"])
@@ -695,7 +724,7 @@ redis "data" "cache-ha" {
   volumes = ["${asset.data.ha-overrides.defs}:/etc/sentinel/conf.d/overrides.conf:ro"]
   probes {
     readiness {
-      exec { command = ["redis-cli", "-h", "${VOODU_POD_IP}", "-p", "26379", "ping"] }
+      exec { command = ["redis-cli", "-e", "-h", "${VOODU_POD_IP}", "-p", "26379", "ping"] }
       period = "300ms"
     }
   }

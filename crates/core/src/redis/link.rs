@@ -18,11 +18,12 @@ pub enum LinkMode {
 
 /// Every name a link may write ([`link_env`] in any [`LinkMode`], [`sentinel_link_env`]), so
 /// unlinking, or relinking in another mode, can remove them all.
-pub const LINK_VARS: [&str; 5] = [
+pub const LINK_VARS: [&str; 6] = [
     "REDIS_URL",
     "REDIS_READ_URL",
     "REDIS_SENTINEL_HOSTS",
     "REDIS_MASTER_NAME",
+    "REDIS_SENTINEL_PASSWORD",
     "REDIS_CLUSTER_NODES",
 ];
 
@@ -120,8 +121,9 @@ pub fn sentinel_hosts(sentinel: &ResourceRef, replicas: u32) -> Vec<String> {
 }
 
 /// The sentinels as one URL, `redis-sentinel://<host:port>,<host:port>,.../voodu-master`, for
-/// `vd redis:url`. It holds no password: the sentinels have none (the master's is in the
-/// redis URL).
+/// `vd redis:sentinel-url`. It holds no password: client libraries disagree on where a
+/// sentinel password goes in such a URL (most take it as a separate option), so it is handed
+/// out on its own as `REDIS_SENTINEL_PASSWORD`.
 pub fn sentinel_url(sentinel: &ResourceRef, replicas: u32) -> String {
     format!(
         "redis-sentinel://{}/{MASTER_NAME}",
@@ -129,29 +131,38 @@ pub fn sentinel_url(sentinel: &ResourceRef, replicas: u32) -> String {
     )
 }
 
-/// The sentinel-aware link (`vd redis:link --sentinel`), exactly three variables:
+/// The sentinel-aware link (`vd redis:link --sentinel`), exactly four variables:
 /// - `REDIS_URL`: the current master's pod, `redis://default:<pw>@<name>-<M>.<scope>.voodu:6379`
 ///   (whatever the replica count), for libraries that don't speak sentinel;
 /// - `REDIS_SENTINEL_HOSTS`: [`sentinel_hosts`] of the sentinel sibling, comma-separated;
-/// - `REDIS_MASTER_NAME`: `voodu-master`.
+/// - `REDIS_MASTER_NAME`: `voodu-master`;
+/// - `REDIS_SENTINEL_PASSWORD`: the sentinels' own password, as is (not a URL), which the
+///   client sends to the sentinels (redis-py `sentinel_kwargs={"password": …}`, ioredis
+///   `sentinelPassword`, go-redis `SentinelPassword`). Left out for sentinels that have none
+///   (applied before sentinels had passwords).
 ///
-/// The password is percent-encoded as in [`link_env`].
+/// The password in `REDIS_URL` is percent-encoded as in [`link_env`].
 pub fn sentinel_link_env(
     id: &ResourceRef,
     master_ordinal: u32,
     password: &str,
     sentinel: &ResourceRef,
     sentinel_replicas: u32,
+    sentinel_password: Option<&str>,
 ) -> EnvMap {
     let [_, master] = pod_hostnames(id, master_ordinal);
-    EnvMap::from([
+    let mut env = EnvMap::from([
         ("REDIS_URL".into(), url(&master, password)),
         (
             "REDIS_SENTINEL_HOSTS".into(),
             sentinel_hosts(sentinel, sentinel_replicas).join(","),
         ),
         ("REDIS_MASTER_NAME".into(), MASTER_NAME.into()),
-    ])
+    ]);
+    if let Some(p) = sentinel_password {
+        env.insert(super::SENTINEL_PASSWORD_VAR.into(), p.into());
+    }
+    env
 }
 
 fn percent_encode(s: &str) -> String {
@@ -254,7 +265,7 @@ mod tests {
         ] {
             written.extend(link_env(&id(), r, 0, "p", m).into_keys());
         }
-        written.extend(sentinel_link_env(&id(), 0, "p", &quorum_id(), 3).into_keys());
+        written.extend(sentinel_link_env(&id(), 0, "p", &quorum_id(), 3, Some("s")).into_keys());
         written.extend(cluster_link_env(&id(), 6, "p").into_keys());
         for k in &written {
             assert!(LINK_VARS.contains(&k.as_str()), "{k}");
@@ -288,10 +299,10 @@ mod tests {
     }
 
     #[test]
-    fn sentinel_link_is_exactly_three_variables() {
+    fn sentinel_link_is_exactly_four_variables() {
         // Data redis clowk-lp/redis, sentinels clowk-lp/redis-quorum.
         assert_eq!(
-            sentinel_link_env(&id(), 0, "pwd", &quorum_id(), 3),
+            sentinel_link_env(&id(), 0, "pwd", &quorum_id(), 3, Some("s@pw")),
             env(&[
                 (
                     "REDIS_URL",
@@ -303,10 +314,14 @@ mod tests {
                      redis-quorum-2.clowk-lp.voodu:26379"
                 ),
                 ("REDIS_MASTER_NAME", "voodu-master"),
+                // As is: it is no URL.
+                ("REDIS_SENTINEL_PASSWORD", "s@pw"),
             ])
         );
-        // REDIS_URL follows the master and encodes the password like the other links.
-        let e = sentinel_link_env(&id(), 2, "a@b:c", &quorum_id(), 5);
+        // REDIS_URL follows the master and encodes the password like the other links;
+        // sentinels without a password of their own give none.
+        let e = sentinel_link_env(&id(), 2, "a@b:c", &quorum_id(), 5, None);
+        assert!(!e.contains_key("REDIS_SENTINEL_PASSWORD"));
         assert_eq!(
             e["REDIS_URL"],
             "redis://default:a%40b%3Ac@redis-2.clowk-lp.voodu:6379"

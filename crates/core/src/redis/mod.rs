@@ -62,6 +62,14 @@ pub const ENTRYPOINT_KEY: &str = "entrypoint";
 
 /// The port every sentinel listens on (fixed, not configurable).
 pub const SENTINEL_PORT: u16 = 26379;
+/// Bucket key of a data redis's generated password (`requirepass` and `masterauth` of its
+/// pods, the password in every link URL).
+pub const PASSWORD_VAR: &str = "REDIS_PASSWORD";
+/// Bucket key of a sentinel sibling's generated password, in the sibling's own bucket: every
+/// client of its sentinels authenticates with it (as `default`), and the sentinels with each
+/// other. Distinct from the monitored redis's password, so a client that may ask the sentinels
+/// where the master is need not be able to write to the master, and each rotates alone.
+pub const SENTINEL_PASSWORD_VAR: &str = "REDIS_SENTINEL_PASSWORD";
 /// Operator sentinel overrides: every `*.conf` mounted here is included last by the sentinel
 /// config, so its settings win (custom sentinel tuning).
 pub const SENTINEL_CONF_D: &str = "/etc/sentinel/conf.d";

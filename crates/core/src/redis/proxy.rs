@@ -84,6 +84,14 @@ fn expand_proxy(spec: &RedisSpec, p: ProxySpec, of: &ProxyFor) -> WorkloadSpec {
             command.push(format!("{long}:{SENTINEL_PORT}"));
         }
     }
+    // The data redis's bucket (REDIS_PASSWORD, for the proxy's own ROLE checks) and, with
+    // sentinels, the sibling's (REDIS_SENTINEL_PASSWORD, to follow them). The data bucket
+    // comes last, so its variables win should the sibling's bucket hold one of the same name.
+    let mut env_from = Vec::new();
+    if let Some((name, _)) = &of.sentinels {
+        env_from.push(format!("{}/{name}", data.scope));
+    }
+    env_from.push(format!("{}/{}", data.scope, data.name));
     let readiness = Probe {
         period_ms: 1000,
         failure_threshold: 2,
@@ -111,7 +119,7 @@ fn expand_proxy(spec: &RedisSpec, p: ProxySpec, of: &ProxyFor) -> WorkloadSpec {
         replicas: p.replicas,
         command,
         env: BTreeMap::from([("REDISCLI_AUTH".into(), "${REDIS_PASSWORD}".into())]),
-        env_from: vec![format!("{}/{}", data.scope, data.name)],
+        env_from,
         ports: [PROXY_PORT, PROXY_READ_PORT]
             .map(|port| PortSpec {
                 host_ip: None,
@@ -163,7 +171,8 @@ mod tests {
         assert!(cmd.starts_with("/usr/local/bin/vd proxy --listen ${VOODU_POD_IP}:6379"));
         assert!(cmd.contains("--upstream cache-2.data.voodu:6379"));
         assert!(cmd.contains("--sentinel cache-ha-0.data.voodu:26379"));
-        assert_eq!(w.env_from, vec!["data/cache".to_string()]);
+        // The sentinels' bucket first, so the data redis's variables win.
+        assert_eq!(w.env_from, ["data/cache-ha", "data/cache"]);
         assert_eq!(w.replicas, 1);
         assert_eq!(w.volumes[1].source, "${VD_RUN_DIR}/proxy/data-cache");
         let off = RedisSpec {
@@ -174,6 +183,11 @@ mod tests {
             ..RedisSpec::default()
         };
         assert!(derive(&off, &of).is_none());
+        let alone = ProxyFor {
+            sentinels: None,
+            ..of.clone()
+        };
+        assert_eq!(derive(&spec, &alone).unwrap().1.env_from, ["data/cache"]);
         assert!(derive(&RedisSpec::default(), &of).is_none());
     }
 }

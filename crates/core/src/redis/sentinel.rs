@@ -4,7 +4,7 @@
 use super::expand::{asset_source, merge_volumes};
 use super::{
     quorum, sentinel_entrypoint_script, Expansion, DEFAULT_IMAGE, SENTINEL_DEFAULT_REPLICAS,
-    SENTINEL_ENTRYPOINT_KEY, SENTINEL_ENTRYPOINT_PATH, SENTINEL_PORT,
+    SENTINEL_ENTRYPOINT_KEY, SENTINEL_ENTRYPOINT_PATH, SENTINEL_PASSWORD_VAR, SENTINEL_PORT,
 };
 use crate::{
     PortSpec, Probe, ProbeAction, Probes, RedisSpec, ResourceRef, VolumeClaim, VolumeMount,
@@ -21,8 +21,10 @@ use std::collections::BTreeMap;
 /// The env holds `VOODU_SENTINEL_MONITOR` (the monitored name) and `VOODU_SENTINEL_QUORUM`
 /// ([`quorum`] of the replicas), and `env_from` ends with the monitored redis's bucket
 /// `<scope>/<name>` (added by the macro, the operator need not write it), through which the
-/// pods read `REDIS_PASSWORD` and `REDIS_MASTER_ORDINAL`. No `REDISCLI_AUTH`: sentinels have no
-/// password, and `redis-cli` would send the monitored redis's to them and be refused.
+/// pods read `REDIS_PASSWORD` and `REDIS_MASTER_ORDINAL`. The sentinels' own password,
+/// `REDIS_SENTINEL_PASSWORD`, comes from the sibling's own bucket (every pod reads its own);
+/// `REDISCLI_AUTH` is set to it, so `redis-cli` in a probe or a `vd exec` authenticates to the
+/// sentinel without the password in its argv.
 pub fn expand_sentinel(id: &ResourceRef, spec: &RedisSpec, monitor: &ResourceRef) -> Expansion {
     let replicas = spec.replicas.unwrap_or(SENTINEL_DEFAULT_REPLICAS);
     let mut env = BTreeMap::from([
@@ -30,6 +32,10 @@ pub fn expand_sentinel(id: &ResourceRef, spec: &RedisSpec, monitor: &ResourceRef
         (
             "VOODU_SENTINEL_QUORUM".to_string(),
             quorum(replicas).to_string(),
+        ),
+        (
+            "REDISCLI_AUTH".to_string(),
+            format!("${{{SENTINEL_PASSWORD_VAR}}}"),
         ),
     ]);
     env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -87,9 +93,9 @@ pub fn expand_sentinel(id: &ResourceRef, spec: &RedisSpec, monitor: &ResourceRef
 ///   127.x.y.z per pod on the process runtime, the container's address on docker), not
 ///   127.0.0.1, so the default host would be refused. The server fills `VOODU_*` in exec probe
 ///   commands.
-/// - No `-e` (unlike the data probe): a sentinel has no password and no dataset to load, so
-///   it answers `PING` with `PONG` as soon as it listens; a connection failure already makes
-///   `redis-cli` exit non-zero.
+/// - `-e`: an error reply (a wrong password) fails the probe. No dataset to load, so a
+///   sentinel answers `PING` with `PONG` as soon as it listens. `redis-cli` authenticates with
+///   `REDISCLI_AUTH` from the pod's env.
 ///
 /// Timeout 1 s and no initial delay, as [`Probe::new`].
 pub fn default_sentinel_probes() -> Probes {
@@ -107,6 +113,7 @@ pub fn default_sentinel_probes() -> Probes {
         ..Probe::new(ProbeAction::Exec {
             command: vec![
                 "redis-cli".into(),
+                "-e".into(),
                 "-h".into(),
                 "${VOODU_POD_IP}".into(),
                 "-p".into(),
@@ -175,6 +182,7 @@ mod tests {
             BTreeMap::from([
                 ("VOODU_SENTINEL_MONITOR".into(), "redis".into()),
                 ("VOODU_SENTINEL_QUORUM".into(), "2".into()),
+                ("REDISCLI_AUTH".into(), "${REDIS_SENTINEL_PASSWORD}".into()),
             ])
         );
         assert_eq!(w.env_from, ["clowk-lp/redis"]);
@@ -227,9 +235,17 @@ mod tests {
         assert_eq!(
             r.action,
             ProbeAction::Exec {
-                command: ["redis-cli", "-h", "${VOODU_POD_IP}", "-p", "26379", "ping"]
-                    .map(String::from)
-                    .to_vec()
+                command: [
+                    "redis-cli",
+                    "-e",
+                    "-h",
+                    "${VOODU_POD_IP}",
+                    "-p",
+                    "26379",
+                    "ping"
+                ]
+                .map(String::from)
+                .to_vec()
             }
         );
         assert_eq!(
@@ -260,6 +276,7 @@ mod tests {
         assert_eq!(
             w.env,
             BTreeMap::from([
+                ("REDISCLI_AUTH".into(), "${REDIS_SENTINEL_PASSWORD}".into()),
                 ("TZ".into(), "UTC".into()),
                 ("VOODU_SENTINEL_MONITOR".into(), "redis".into()),
                 ("VOODU_SENTINEL_QUORUM".into(), "4".into()),
@@ -271,7 +288,6 @@ mod tests {
         };
         let w = expand_sentinel(&id(), &one, &monitor()).workload;
         assert_eq!(w.env["VOODU_SENTINEL_QUORUM"], "1");
-        assert!(!w.env.contains_key("REDISCLI_AUTH"));
     }
 
     #[test]

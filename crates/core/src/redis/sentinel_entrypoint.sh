@@ -6,6 +6,9 @@
 # Reads (all set by vd in the pod's env):
 #   REDIS_PASSWORD          required; the monitored redis's password, for `sentinel auth-pass`
 #                           (from that redis's bucket, which the macro adds to env_from)
+#   REDIS_SENTINEL_PASSWORD required; this sentinel's own password (`requirepass`), which its
+#                           clients and the other sentinels authenticate with (`sentinel
+#                           sentinel-pass`), from this resource's own bucket
 #   REDIS_MASTER_ORDINAL    the monitored redis's master as vd last recorded it (default 0),
 #                           used when this sentinel knows of no master of its own
 #   VOODU_SENTINEL_MONITOR  required; the monitored redis's name (same scope)
@@ -24,7 +27,7 @@
 # which it writes unquoted) is dropped.
 #
 # POSIX sh (busybox ash, dash). Output goes through printf, never echo (dash's echo rewrites
-# backslashes). The password is only ever expanded inside shell builtins and written to a 0600
+# backslashes). The passwords are only ever expanded inside shell builtins and written to a 0600
 # file: it never appears in a process's argv (ps) nor in any output.
 # Extra arguments are passed on to redis-server after --sentinel.
 set -eu
@@ -145,11 +148,16 @@ read_state() {
 
 password=${REDIS_PASSWORD:-}
 [ -n "$password" ] || die "REDIS_PASSWORD is empty or unset; a sentinel reads the monitored redis's password from that redis's config bucket (the macro adds it to env_from), so check that the redis named in \`sentinel { monitor = ... }\` was applied and that this pod was started by vd"
+own_password=${REDIS_SENTINEL_PASSWORD:-}
+[ -n "$own_password" ] || die "REDIS_SENTINEL_PASSWORD is empty or unset; vd generates it into this sentinel resource's config bucket when the resource is applied, so apply it again (or set one with \`vd config SCOPE/NAME set REDIS_SENTINEL_PASSWORD=...\`)"
 nl='
 '
 cr=$(printf '\r')
 case $password in
   *"$nl"* | *"$cr"*) die "REDIS_PASSWORD contains a line break, which sentinel.conf cannot hold; set a new password without one on the monitored redis" ;;
+esac
+case $own_password in
+  *"$nl"* | *"$cr"*) die "REDIS_SENTINEL_PASSWORD contains a line break, which sentinel.conf cannot hold; set one without (\`vd redis:new-password\` on this sentinel resource draws a new one)" ;;
 esac
 
 name=${VOODU_NAME:-}
@@ -239,6 +247,11 @@ rm -f "$new"
   conf_quote "$name-$self.$scope.voodu"
   printf '%s\n' "sentinel announce-ip $_quoted"
   printf '%s\n' "sentinel announce-port @SENTINEL_PORT@"
+  # Clients authenticate with requirepass; sentinel-pass is what this sentinel sends to the
+  # others (the same password), set apart so a rotation can move it live.
+  conf_quote "$own_password"
+  printf '%s\n' "requirepass $_quoted"
+  printf '%s\n' "sentinel sentinel-pass $_quoted"
   if [ -n "$myid" ]; then
     printf '%s\n' "$myid"
   fi

@@ -299,6 +299,12 @@ fn sentinel_managed(directive: &str, args: &[String]) -> Option<String> {
              which the entrypoint writes at boot from that redis's bucket; this line would \
              override it. Change the password on the monitored redis instead"
         }
+        "requirepass" | "sentinel sentinel-pass" | "sentinel sentinel-user" => {
+            "the sentinels' password is REDIS_SENTINEL_PASSWORD from this resource's config \
+             bucket: every sentinel requires it of its clients and sends it to the others, and \
+             vd and linked apps use it; this line would lock them out. Rotate it with `vd \
+             redis:new-password SCOPE/NAME` on this resource instead"
+        }
         "sentinel announce-ip" | "sentinel announce-port" | "bind" => {
             "each sentinel binds its own address and announces its own name \
              <name>-<ord>.<scope>.voodu:26379 to the others; remove the line"
@@ -947,7 +953,8 @@ mod tests {
              sentinel myid {}\nsentinel current-epoch 1\n\
              sentinel config-epoch voodu-master 1\nsentinel leader-epoch voodu-master 1\n\
              sentinel known-replica voodu-master h 6379\nsentinel known-slave voodu-master h 1\n\
-             sentinel known-sentinel voodu-master h 26379 id\nbind 0.0.0.0\nport 26380\n",
+             sentinel known-sentinel voodu-master h 26379 id\nbind 0.0.0.0\nport 26380\n\
+             requirepass x\nsentinel sentinel-pass x\nsentinel sentinel-user u\n",
             "a".repeat(40)
         );
         let p = validate_sentinel_overrides(&[(1, &content)]);
@@ -968,6 +975,9 @@ mod tests {
             "sentinel known-sentinel",
             "bind",
             "port",
+            "requirepass",
+            "sentinel sentinel-pass",
+            "sentinel sentinel-user",
         ]
         .iter()
         .enumerate()
@@ -982,6 +992,7 @@ mod tests {
         assert!(p[0].help.contains("REDIS_PASSWORD"));
         assert!(p[6].help.contains("same one"));
         assert!(p[14].help.contains("ports"));
+        assert!(p[15].help.contains("REDIS_SENTINEL_PASSWORD"));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use vd_redisctl::{Info, Node, Role};
 use vd_store::MetaKey;
 
 /// Bucket key of the generated password.
-pub const PASSWORD: &str = "REDIS_PASSWORD";
+pub const PASSWORD: &str = macro_::PASSWORD_VAR;
 
 /// Bucket key of the ordinal that boots as master.
 pub const MASTER_ORDINAL: &str = "REDIS_MASTER_ORDINAL";
@@ -81,6 +81,21 @@ pub(crate) fn password(ctl: &Controller, id: &ResourceRef) -> Result<String, Ser
             message: format!("{id} has no REDIS_PASSWORD in its bucket"),
             help: Some("re-apply the manifest; vd creates it".into()),
         })
+}
+
+/// The password of a sentinel sibling's sentinels, from its own bucket level (the scope level
+/// may hold another resource's). `None` for sentinels applied before sentinels had passwords:
+/// they run without one until the sibling is applied again.
+pub(crate) fn sentinel_password(
+    ctl: &Controller,
+    sentinel: &ResourceRef,
+) -> Result<Option<String>, ServerError> {
+    Ok(ctl
+        .store
+        .config_get(&sentinel.scope, Some(&sentinel.name))?
+        .get(macro_::SENTINEL_PASSWORD_VAR)
+        .filter(|p| !p.is_empty())
+        .cloned())
 }
 
 /// The pods of a redis as (ordinal, ip).

@@ -120,6 +120,10 @@ pub struct Endpoints {
     pub password: String,
     /// `redis-sentinel://h1:26379,.../voodu-master` when sentinels watch it.
     pub sentinel_url: Option<String>,
+    /// The sentinel sibling watching it (`scope/name`), whose bucket holds the sentinels'
+    /// password `REDIS_SENTINEL_PASSWORD`.
+    #[serde(default)]
+    pub sentinel: Option<String>,
     /// A Redis Cluster: clients must follow `MOVED`/`ASK` redirects (`redis-cli -c`).
     #[serde(default)]
     pub cluster: bool,
@@ -137,12 +141,14 @@ pub fn endpoints(ctl: &Controller, scope: &str, name: &str) -> Result<Endpoints,
         }
         None => (asked, asked_spec),
     };
-    let sentinel_url = crate::redis::facts::watcher_of(ctl, &id)?.map(|(sid, sspec)| {
+    let watcher = crate::redis::facts::watcher_of(ctl, &id)?;
+    let sentinel_url = watcher.as_ref().map(|(sid, sspec)| {
         macro_::sentinel_url(
-            &sid,
+            sid,
             sspec.replicas.unwrap_or(macro_::SENTINEL_DEFAULT_REPLICAS),
         )
     });
+    let sentinel = watcher.map(|(sid, _)| format!("{}/{}", sid.scope, sid.name));
     let pw = facts::password(ctl, &id)?;
     let cluster = spec.cluster.filter(|_| macro_::cluster::is_cluster(&spec));
     let ips = pod_ips(ctl, &id);
@@ -177,6 +183,7 @@ pub fn endpoints(ctl: &Controller, scope: &str, name: &str) -> Result<Endpoints,
         master,
         password: pw,
         sentinel_url,
+        sentinel,
         cluster: cluster.is_some(),
     })
 }

@@ -147,6 +147,7 @@ fn write_link(
                 &pw,
                 &sid,
                 sspec.replicas.unwrap_or(macro_::SENTINEL_DEFAULT_REPLICAS),
+                crate::redis::facts::sentinel_password(ctl, &sid)?.as_deref(),
             )
         }
     };

@@ -1,12 +1,21 @@
-//! The generated `REDIS_PASSWORD`: drawn from the OS CSPRNG (the apply pipeline stores it
-//! with the redis that needs it), and rotated live with `vd redis:new-password`.
+//! The generated passwords, `REDIS_PASSWORD` of a data redis and `REDIS_SENTINEL_PASSWORD` of
+//! a sentinel sibling: drawn from the OS CSPRNG (the apply pipeline stores each with the redis
+//! that needs it), and rotated live with `vd redis:new-password`.
 
 use crate::error::ServerError;
 use crate::redis::facts::{self, connect, load, pod_ips, redis_err, redis_ref, PASSWORD};
 use crate::redis::link::rewrite_consumers;
 use crate::redis::ops::Ops;
 use std::collections::BTreeMap;
+use std::time::Duration;
 use vd_core::event::{Level, Reason};
+use vd_core::redis::topology::monitor_of;
+use vd_core::redis::{SENTINEL_PASSWORD_VAR, SENTINEL_PORT};
+use vd_core::ResourceRef;
+use vd_redisctl::Sentinel;
+
+/// Connect and reply timeout for each sentinel during a rotation.
+const SENTINEL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// 32 random bytes from the OS CSPRNG, hex.
 pub fn new_password() -> Result<String, ServerError> {
@@ -23,7 +32,8 @@ pub fn new_password() -> Result<String, ServerError> {
 
 /// `vd redis:new-password`: every pod accepts the new password before anything else changes,
 /// consumers get it next, and only then is the old one revoked, so no consumer ever holds a
-/// password the server rejects. No redis pod restarts.
+/// password the server rejects. No redis pod restarts. On a sentinel sibling it is the
+/// sentinels' own password that changes ([`rotate_sentinel_password`]).
 pub async fn rotate_password(
     ops: &Ops,
     scope: &str,
@@ -32,7 +42,10 @@ pub async fn rotate_password(
 ) -> Result<(), ServerError> {
     let ctl = &ops.ctl;
     let id = redis_ref(scope, name);
-    load(ctl, &id)?;
+    let spec = load(ctl, &id)?;
+    if let Some(data) = monitor_of(&spec) {
+        return rotate_sentinel_password(ops, &id, &data, no_restart).await;
+    }
     let old = facts::password(ctl, &id)?;
     let new = new_password()?;
     let ips = pod_ips(ctl, &id);
@@ -66,6 +79,60 @@ pub async fn rotate_password(
         None,
         Reason::PasswordRotated,
         "REDIS_PASSWORD replaced on every pod and linked consumer",
+    );
+    Ok(())
+}
+
+/// The sentinels' password, rotated in the same order: every sentinel accepts the new one
+/// (`ACL SETUSER default >new`) and sends it to its peers (`SENTINEL CONFIG SET
+/// sentinel-pass`), then the bucket and the consumers linked with `--sentinel` get it, and only
+/// then is the old one revoked. A sentinel that cannot be reached stops the rotation before
+/// anything changed. No sentinel restarts: one that restarts later reads the new password from
+/// its env.
+async fn rotate_sentinel_password(
+    ops: &Ops,
+    sid: &ResourceRef,
+    data: &ResourceRef,
+    no_restart: bool,
+) -> Result<(), ServerError> {
+    let ctl = &ops.ctl;
+    let old = facts::sentinel_password(ctl, sid)?;
+    let new = new_password()?;
+    let mut sentinels = Vec::new();
+    for (o, ip) in pod_ips(ctl, sid) {
+        let s = Sentinel::connect(&ip, SENTINEL_PORT, old.as_deref(), SENTINEL_TIMEOUT)
+            .await
+            .map_err(|e| {
+                ServerError::unavailable(
+                    format!("sentinel {o} of {sid} is unreachable ({e}); nothing changed"),
+                    "wait until every sentinel is ready (`vd get pods`), then retry",
+                )
+            })?;
+        sentinels.push(s);
+    }
+    for s in sentinels.iter_mut() {
+        s.add_default_password(&new).await.map_err(redis_err)?;
+    }
+    for s in sentinels.iter_mut() {
+        s.config_set("sentinel-pass", &new)
+            .await
+            .map_err(redis_err)?;
+    }
+    let set = BTreeMap::from([(SENTINEL_PASSWORD_VAR.to_string(), new.clone())]);
+    ctl.update_config(&sid.scope, Some(&sid.name), &set, &[], true)?;
+    ctl.refresh_probe_env(sid);
+    rewrite_consumers(ctl, data, no_restart)?;
+    if let Some(old) = &old {
+        for s in sentinels.iter_mut() {
+            s.remove_default_password(old).await.map_err(redis_err)?;
+        }
+    }
+    ctl.event(
+        Level::Info,
+        Some(sid),
+        None,
+        Reason::PasswordRotated,
+        "REDIS_SENTINEL_PASSWORD replaced on every sentinel and consumer linked with --sentinel",
     );
     Ok(())
 }

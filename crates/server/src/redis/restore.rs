@@ -501,6 +501,8 @@ fn rebuild_aof(
 
 /// A sentinel whose monitor was removed, and what to give it back.
 struct Unmonitored {
+    /// The sentinels' own password, to connect with.
+    sentinel_pw: Option<String>,
     ordinal: u32,
     ip: String,
     quorum: u32,
@@ -513,6 +515,7 @@ async fn remove_monitors(
     sid: &ResourceRef,
     sspec: &RedisSpec,
     ips: BTreeMap<u32, String>,
+    sentinel_pw: Option<String>,
     host: &str,
     pw: &str,
 ) -> Result<Vec<Unmonitored>, ServerError> {
@@ -529,7 +532,9 @@ async fn remove_monitors(
     let mut done = Vec::new();
     for (ordinal, ip) in ips {
         let step = async {
-            let mut s = Sentinel::connect(&ip, SENTINEL_PORT, None, CONNECT_TIMEOUT).await?;
+            let mut s =
+                Sentinel::connect(&ip, SENTINEL_PORT, sentinel_pw.as_deref(), CONNECT_TIMEOUT)
+                    .await?;
             let m = s.master(MASTER_NAME).await?;
             let quorum = m
                 .get("quorum")
@@ -537,6 +542,7 @@ async fn remove_monitors(
                 .unwrap_or(macro_::quorum(n));
             s.remove(MASTER_NAME).await?;
             Ok::<_, vd_redisctl::RedisError>(Unmonitored {
+                sentinel_pw: sentinel_pw.clone(),
                 ordinal,
                 ip: ip.clone(),
                 quorum,
@@ -567,7 +573,8 @@ async fn add_monitors(removed: &[Unmonitored], host: &str, pw: &str) -> Vec<Stri
     let mut failed = Vec::new();
     for u in removed {
         let step = async {
-            let mut s = Sentinel::connect(&u.ip, SENTINEL_PORT, None, CONNECT_TIMEOUT).await?;
+            let spw = u.sentinel_pw.as_deref();
+            let mut s = Sentinel::connect(&u.ip, SENTINEL_PORT, spw, CONNECT_TIMEOUT).await?;
             s.monitor(MASTER_NAME, host, macro_::REDIS_PORT, u.quorum)
                 .await?;
             s.set(MASTER_NAME, "auth-pass", pw).await?;
@@ -591,7 +598,8 @@ async fn sentinels_see(removed: &[Unmonitored], host: &str) -> Result<(), PodWai
         let mut missing = Vec::new();
         for u in removed {
             let ok = async {
-                let mut s = Sentinel::connect(&u.ip, SENTINEL_PORT, None, CONNECT_TIMEOUT)
+                let spw = u.sentinel_pw.as_deref();
+                let mut s = Sentinel::connect(&u.ip, SENTINEL_PORT, spw, CONNECT_TIMEOUT)
                     .await
                     .ok()?;
                 let (h, _) = s.master_addr(MASTER_NAME).await.ok()??;
@@ -1143,6 +1151,7 @@ pub async fn restore(
                 sid,
                 sspec,
                 crate::redis::facts::pod_ips(ctl, sid),
+                crate::redis::facts::sentinel_password(ctl, sid)?,
                 &host,
                 &pw,
             )

@@ -21,6 +21,11 @@ use vd_core::{Kind, RedisSpec, ResourceRef, Spec};
 use vd_redisctl::{Sentinel, SwitchMaster};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Connects to one sentinel pod with its sibling's password.
+async fn open(ip: &str, password: Option<&str>) -> Result<Sentinel, vd_redisctl::RedisError> {
+    Sentinel::connect(ip, SENTINEL_PORT, password, CONNECT_TIMEOUT).await
+}
 /// How often the follower asks every sentinel where the master is (the backstop to
 /// `+switch-master`, which arrives at once).
 const POLL: Duration = Duration::from_millis(500);
@@ -73,7 +78,7 @@ struct Health {
 pub async fn follow(ops: Arc<Ops>) {
     let ctl = &ops.ctl;
     let (tx, mut rx) = mpsc::unbounded_channel::<(ResourceRef, SwitchMaster)>();
-    let mut watchers: HashMap<SentinelPod, tokio::task::JoinHandle<()>> = HashMap::new();
+    let mut watchers: Watchers = HashMap::new();
     let mut health: HashMap<ResourceRef, Health> = HashMap::new();
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -98,10 +103,14 @@ pub async fn follow(ops: Arc<Ops>) {
     }
 }
 
+/// One `+switch-master` watch per sentinel pod and the password it connects with: a new
+/// password (a rotation) starts a new watch.
+type Watchers = HashMap<(SentinelPod, Option<String>), tokio::task::JoinHandle<()>>;
+
 async fn poll(
     ops: &Ops,
     tx: &mpsc::UnboundedSender<(ResourceRef, SwitchMaster)>,
-    watchers: &mut HashMap<SentinelPod, tokio::task::JoinHandle<()>>,
+    watchers: &mut Watchers,
     health: &mut HashMap<ResourceRef, Health>,
 ) -> Result<(), ServerError> {
     let ctl = &ops.ctl;
@@ -114,6 +123,7 @@ async fn poll(
             continue;
         };
         let sid = s.resource.id.clone();
+        let pw = r::sentinel_password(ctl, &sid)?;
         let pods: Vec<SentinelPod> = r::pod_ips(ctl, &sid)
             .into_iter()
             .map(|(ordinal, ip)| SentinelPod {
@@ -123,17 +133,16 @@ async fn poll(
             })
             .collect();
         for p in &pods {
-            if !watchers.contains_key(p) {
-                watchers.insert(
-                    p.clone(),
-                    spawn_watch(p.ip.clone(), data.clone(), tx.clone()),
-                );
+            let key = (p.clone(), pw.clone());
+            if !watchers.contains_key(&key) {
+                let task = spawn_watch(p.ip.clone(), pw.clone(), data.clone(), tx.clone());
+                watchers.insert(key.clone(), task);
             }
+            wanted.push(key);
         }
-        wanted.extend(pods.iter().cloned());
         let n = sentinel_count(spec);
         let h = health.entry(data.clone()).or_default();
-        check(ops, &data, &pods, n, h).await?;
+        check(ops, &data, &pods, pw.as_deref(), n, h).await?;
     }
     watchers.retain(|k, task| {
         let keep = wanted.contains(k);
@@ -148,14 +157,20 @@ async fn poll(
 /// Follows one sentinel's `+switch-master`, reconnecting while the follower wants it.
 fn spawn_watch(
     ip: String,
+    password: Option<String>,
     data: ResourceRef,
     tx: mpsc::UnboundedSender<(ResourceRef, SwitchMaster)>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             let (itx, mut irx) = mpsc::unbounded_channel();
-            let watch =
-                vd_redisctl::watch_switch_master(&ip, SENTINEL_PORT, None, CONNECT_TIMEOUT, itx);
+            let watch = vd_redisctl::watch_switch_master(
+                &ip,
+                SENTINEL_PORT,
+                password.as_deref(),
+                CONNECT_TIMEOUT,
+                itx,
+            );
             let forward = async {
                 while let Some(ev) = irx.recv().await {
                     if ev.master == MASTER_NAME && tx.send((data.clone(), ev)).is_err() {
@@ -176,14 +191,19 @@ fn spawn_watch(
 }
 
 /// What each sentinel says: the master ordinal it believes and how many peers it sees.
-async fn ask(data: &ResourceRef, pods: &[SentinelPod], ips: &BTreeMap<u32, String>) -> Vec<Answer> {
+async fn ask(
+    data: &ResourceRef,
+    pods: &[SentinelPod],
+    pw: Option<&str>,
+    ips: &BTreeMap<u32, String>,
+) -> Vec<Answer> {
     let mut out = Vec::new();
     for p in pods {
         let mut a = Answer {
             master: None,
             peers: None,
         };
-        if let Ok(mut s) = Sentinel::connect(&p.ip, SENTINEL_PORT, None, CONNECT_TIMEOUT).await {
+        if let Ok(mut s) = open(&p.ip, pw).await {
             if let Ok(Some((host, _))) = s.master_addr(MASTER_NAME).await {
                 a.master = ordinal_of_host(data, &host, ips);
             }
@@ -206,6 +226,7 @@ async fn check(
     ops: &Ops,
     data: &ResourceRef,
     pods: &[SentinelPod],
+    pw: Option<&str>,
     n: u32,
     h: &mut Health,
 ) -> Result<(), ServerError> {
@@ -214,7 +235,7 @@ async fn check(
     }
     let ctl = &ops.ctl;
     let ips = r::pod_ips(ctl, data);
-    let answers = ask(data, pods, &ips).await;
+    let answers = ask(data, pods, pw, &ips).await;
     let masters: Vec<Option<u32>> = answers.iter().map(|a| a.master).collect();
     match agreement(&masters, macro_::quorum(n)) {
         Agreement::Agreed(to) => {
@@ -225,7 +246,8 @@ async fn check(
             let since = *h.disagree_since.get_or_insert_with(Instant::now);
             if since.elapsed() > DISAGREEMENT_STALL {
                 h.disagree_since = None;
-                reset_all(ops, data, pods, "the sentinels disagree about the master").await;
+                let why = "the sentinels disagree about the master";
+                reset_all(ops, data, pods, pw, why).await;
             }
         }
         Agreement::Unknown => h.disagree_since = None,
@@ -237,7 +259,8 @@ async fn check(
         let since = *h.peers_missing_since.get_or_insert_with(Instant::now);
         if since.elapsed() > PEERS_STALL {
             h.peers_missing_since = None;
-            reset_all(ops, data, pods, "a sentinel does not see all its peers").await;
+            let why = "a sentinel does not see all its peers";
+            reset_all(ops, data, pods, pw, why).await;
         }
     } else {
         h.peers_missing_since = None;
@@ -247,7 +270,13 @@ async fn check(
 
 /// `SENTINEL RESET voodu-master` on each sentinel, one at a time, waiting for each to find its
 /// peers again before the next, so the quorum is never lost to the repair itself.
-async fn reset_all(ops: &Ops, data: &ResourceRef, pods: &[SentinelPod], why: &str) {
+async fn reset_all(
+    ops: &Ops,
+    data: &ResourceRef,
+    pods: &[SentinelPod],
+    pw: Option<&str>,
+    why: &str,
+) {
     ops.ctl.event(
         Level::Warning,
         Some(data),
@@ -256,7 +285,7 @@ async fn reset_all(ops: &Ops, data: &ResourceRef, pods: &[SentinelPod], why: &st
         &format!("{why}: SENTINEL RESET {MASTER_NAME} on each sentinel, one at a time"),
     );
     for p in pods {
-        let Ok(mut s) = Sentinel::connect(&p.ip, SENTINEL_PORT, None, CONNECT_TIMEOUT).await else {
+        let Ok(mut s) = open(&p.ip, pw).await else {
             continue;
         };
         if let Err(e) = s.reset(MASTER_NAME).await {
@@ -341,6 +370,8 @@ pub async fn failover(
         ));
     }
     let n = sentinel_count(sspec);
+    let pw = r::sentinel_password(ctl, sentinel)?;
+    let pw = pw.as_deref();
     let pods: Vec<SentinelPod> = r::pod_ips(ctl, sentinel)
         .into_iter()
         .map(|(ordinal, ip)| SentinelPod {
@@ -350,7 +381,7 @@ pub async fn failover(
         })
         .collect();
     let ips = r::pod_ips(ctl, data);
-    let before = ask(data, &pods, &ips).await;
+    let before = ask(data, &pods, pw, &ips).await;
     let masters: Vec<Option<u32>> = before.iter().map(|a| a.master).collect();
     let stalled = !matches!(agreement(&masters, macro_::quorum(n)), Agreement::Agreed(_))
         || before.iter().any(|a| a.peers.is_some_and(|k| k + 1 < n));
@@ -359,12 +390,13 @@ pub async fn failover(
             ops,
             data,
             &pods,
+            pw,
             "before a requested failover, the sentinels disagree or miss peers",
         )
         .await;
     }
     let from = match agreement(
-        &ask(data, &pods, &ips)
+        &ask(data, &pods, pw, &ips)
             .await
             .iter()
             .map(|a| a.master)
@@ -376,7 +408,7 @@ pub async fn failover(
     };
     let mut asked = None;
     for p in &pods {
-        if let Ok(mut s) = Sentinel::connect(&p.ip, SENTINEL_PORT, None, CONNECT_TIMEOUT).await {
+        if let Ok(mut s) = open(&p.ip, pw).await {
             match s.failover(MASTER_NAME).await {
                 Ok(()) => {
                     asked = Some(p.ordinal);
@@ -395,7 +427,7 @@ pub async fn failover(
     let started = Instant::now();
     let deadline = started + Duration::from_secs(macro_::FAILOVER_TIMEOUT_MS / 1000);
     loop {
-        let now = ask(data, &pods, &ips).await;
+        let now = ask(data, &pods, pw, &ips).await;
         let masters: Vec<Option<u32>> = now.iter().map(|a| a.master).collect();
         if let Agreement::Agreed(to) = agreement(&masters, macro_::quorum(n)) {
             if to != from {
@@ -438,9 +470,10 @@ pub async fn set_auth_pass(
     let Some((sid, _)) = watcher_of(ctl, data)? else {
         return Ok(());
     };
+    let pw = r::sentinel_password(ctl, &sid)?;
     for (o, ip) in r::pod_ips(ctl, &sid) {
         let result = async {
-            let mut s = Sentinel::connect(&ip, SENTINEL_PORT, None, CONNECT_TIMEOUT).await?;
+            let mut s = open(&ip, pw.as_deref()).await?;
             s.set(MASTER_NAME, "auth-pass", password).await
         }
         .await;
@@ -501,6 +534,7 @@ pub async fn report(
     };
     let n = sentinel_count(&sspec);
     let ips = r::pod_ips(ctl, &data);
+    let pw = r::sentinel_password(ctl, &sid)?;
     let mut rows = Vec::new();
     for (ordinal, ip) in r::pod_ips(ctl, &sid) {
         let mut row = SentinelRow {
@@ -512,7 +546,7 @@ pub async fn report(
             quorum: "-".into(),
             error: None,
         };
-        match Sentinel::connect(&ip, SENTINEL_PORT, None, CONNECT_TIMEOUT).await {
+        match open(&ip, pw.as_deref()).await {
             Ok(mut s) => {
                 if let Ok(Some((host, port))) = s.master_addr(MASTER_NAME).await {
                     row.master = Some(match ordinal_of_host(&data, &host, &ips) {
