@@ -31,6 +31,60 @@ pub enum RedisError {
     State(String),
 }
 
+/// The CA (PEM) that the certificates of a TLS-only redis chain to. A connection through it
+/// speaks TLS only and accepts the server only if its certificate chains to this CA and covers
+/// the host connected to (a pod's address or name).
+#[derive(Clone)]
+pub struct TlsTrust {
+    ca_pem: Vec<u8>,
+}
+
+impl TlsTrust {
+    /// Trust the CA certificate(s) in `ca_pem`.
+    pub fn new(ca_pem: impl Into<Vec<u8>>) -> TlsTrust {
+        TlsTrust {
+            ca_pem: ca_pem.into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for TlsTrust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsTrust").finish_non_exhaustive()
+    }
+}
+
+/// How vd reaches a redis: the `default` user's password, and the CA when the redis speaks
+/// TLS only.
+#[derive(Clone, Copy, Default)]
+pub struct Access<'a> {
+    /// Authenticates as `default` when set.
+    pub password: Option<&'a str>,
+    /// TLS, verified against this CA, when set; plain TCP otherwise.
+    pub tls: Option<&'a TlsTrust>,
+}
+
+impl<'a> Access<'a> {
+    /// Plain TCP, with `password` when set.
+    pub fn plain(password: Option<&'a str>) -> Access<'a> {
+        Access {
+            password,
+            tls: None,
+        }
+    }
+}
+
+/// Makes ring the TLS provider of this process once, before the first TLS client is built:
+/// the redis client asks rustls for the process default, and with more than one provider
+/// compiled in (another dependency may bring one) rustls will not choose by itself.
+fn tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // An error means another part of the process installed one first; that one serves.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 /// A client for `host:port` that authenticates as `default` when `password` is set. Opens no
 /// connection yet. Shared by the node and sentinel clients and the sentinel watch.
 pub(crate) fn client(
@@ -38,19 +92,47 @@ pub(crate) fn client(
     port: u16,
     password: Option<&str>,
 ) -> Result<redis::Client, RedisError> {
+    client_with(host, port, Access::plain(password))
+}
+
+/// [`client`], over TLS when `access` says so.
+pub(crate) fn client_with(
+    host: &str,
+    port: u16,
+    access: Access<'_>,
+) -> Result<redis::Client, RedisError> {
     let unreachable = |reason: String| RedisError::Unreachable {
         addr: format!("{host}:{port}"),
         reason,
     };
     use redis::IntoConnectionInfo;
-    let info = redis::ConnectionAddr::Tcp(host.to_string(), port)
+    let addr = match access.tls {
+        Some(_) => redis::ConnectionAddr::TcpTls {
+            host: host.to_string(),
+            port,
+            insecure: false,
+            tls_params: None,
+        },
+        None => redis::ConnectionAddr::Tcp(host.to_string(), port),
+    };
+    let info = addr
         .into_connection_info()
         .map_err(|e| unreachable(e.to_string()))?;
-    let info = match password {
+    let info = match access.password {
         Some(p) => info.set_redis_settings(redis::RedisConnectionInfo::default().set_password(p)),
         None => info,
     };
-    redis::Client::open(info).map_err(|e| unreachable(e.to_string()))
+    match access.tls {
+        Some(trust) => {
+            tls_provider();
+            let certs = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(trust.ca_pem.clone()),
+            };
+            redis::Client::build_with_tls(info, certs).map_err(|e| unreachable(e.to_string()))
+        }
+        None => redis::Client::open(info).map_err(|e| unreachable(e.to_string())),
+    }
 }
 
 /// An authenticated connection to `host:port` whose errors name that address; what the node,
@@ -68,11 +150,21 @@ impl Conn {
         password: Option<&str>,
         timeout: Duration,
     ) -> Result<Conn, RedisError> {
+        Conn::open_with(host, port, Access::plain(password), timeout).await
+    }
+
+    /// [`Conn::open`], over TLS when `access` says so.
+    pub(crate) async fn open_with(
+        host: &str,
+        port: u16,
+        access: Access<'_>,
+        timeout: Duration,
+    ) -> Result<Conn, RedisError> {
         let addr = format!("{host}:{port}");
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout));
-        let conn = client(host, port, password)?
+        let conn = client_with(host, port, access)?
             .get_multiplexed_async_connection_with_config(&config)
             .await
             .map_err(|e| RedisError::Unreachable {

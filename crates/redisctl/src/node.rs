@@ -1,7 +1,7 @@
 //! A connection to one Redis instance and the commands vd sends it.
 
 pub use crate::conn::RedisError;
-use crate::conn::{Conn, DefaultPassword};
+use crate::conn::{Access, Conn, DefaultPassword};
 use crate::info::{Info, Replication, Role};
 use std::time::Duration;
 
@@ -20,6 +20,18 @@ impl Node {
     ) -> Result<Node, RedisError> {
         Ok(Node {
             c: Conn::open(host, port, password, timeout).await?,
+        })
+    }
+
+    /// Connects as `access` says (password, TLS) within `timeout`.
+    pub async fn connect_with(
+        host: &str,
+        port: u16,
+        access: Access<'_>,
+        timeout: Duration,
+    ) -> Result<Node, RedisError> {
+        Ok(Node {
+            c: Conn::open_with(host, port, access, timeout).await?,
         })
     }
 

@@ -14,8 +14,10 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use std::net::IpAddr;
 use std::time::Duration;
 
-/// The CA certificate's subject. Fixed: a root has one CA, told apart from another root's by
-/// its key, and the issuer of a pod certificate must repeat this name byte for byte.
+/// The CA certificate's subject, followed by an id derived from its key: each root's CA has a
+/// name of its own (a verifier that meets another root's certificate then says "unknown
+/// issuer", not "bad signature"), and the name is computed again from the key whenever the CA
+/// signs, since the issuer of a pod certificate must repeat it byte for byte.
 const CA_NAME: &str = "vd certificate authority";
 
 /// Backdating of `not_before`, so a host whose clock is a little behind the issuer's accepts a
@@ -105,11 +107,17 @@ fn secs(d: Duration) -> i64 {
 
 /// The CA's parameters: the same on creation and every time it signs, since the issuer name of
 /// what it signs must be its subject name.
-fn ca_params() -> rcgen::CertificateParams {
+fn ca_params(key: &rcgen::KeyPair) -> rcgen::CertificateParams {
     let mut p = rcgen::CertificateParams::default();
+    let id: String = p
+        .key_identifier(key)
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
     p.distinguished_name = rcgen::DistinguishedName::new();
     p.distinguished_name
-        .push(rcgen::DnType::CommonName, CA_NAME);
+        .push(rcgen::DnType::CommonName, format!("{CA_NAME} {id}"));
     p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
     p.key_usages = vec![
         rcgen::KeyUsagePurpose::KeyCertSign,
@@ -123,7 +131,7 @@ impl Ca {
     /// A new CA (a P-256 key) valid from `now` for `validity`.
     pub fn generate(now: i64, validity: Duration) -> Result<Ca, TlsError> {
         let key = rcgen::KeyPair::generate()?;
-        let mut p = ca_params();
+        let mut p = ca_params(&key);
         p.not_before = time_of(now.saturating_sub(secs(BACKDATE)))?;
         p.not_after = time_of(now.saturating_add(secs(validity)))?;
         let cert = p.self_signed(&key)?;
@@ -201,7 +209,7 @@ impl Ca {
         let not_after = now.saturating_add(secs(validity));
         p.not_before = time_of(not_before)?;
         p.not_after = time_of(not_after)?;
-        let issuer = rcgen::Issuer::new(ca_params(), &self.key);
+        let issuer = rcgen::Issuer::new(ca_params(&self.key), &self.key);
         let cert = p.signed_by(&key, &issuer)?;
         Ok(Issued {
             cert_pem: cert.pem(),
