@@ -621,6 +621,74 @@ fn bad_references_are_located_and_change_nothing() {
     assert_eq!(list.trim(), "[]", "store unchanged");
 }
 
+/// `vd apply` waits for its change to roll out; a later change of the desired hash (here a
+/// config write while the rollout is under way, as the controller makes after a failover)
+/// supersedes it, rather than leaving the apply waiting for a hash that never comes back.
+#[test]
+fn apply_is_not_left_waiting_by_a_later_change() {
+    common::on_runtime("process", || {
+        let _g = common::own_addresses();
+        let vd = Vd::start();
+        let f = vd.manifest(
+            "slow.hcl",
+            r#"
+statefulset "data" "slow" {
+  replicas = 1
+  command  = ["redis-server", "--bind", "${VOODU_POD_IP}", "--port", "6379", "--save", ""]
+  probes {
+    readiness {
+      tcp_socket { port = 6379 }
+      period        = "200ms"
+      initial_delay = "2s"
+    }
+  }
+}
+"#,
+        );
+        struct Kill(std::process::Child);
+        impl Drop for Kill {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let mut apply = Kill(
+            std::process::Command::new(common::bin())
+                .arg("--root")
+                .arg(vd.path())
+                .args(["apply", "-f", &f, "--timeout", "60s"])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        vd.wait_for("the pod to start", Duration::from_secs(30), || {
+            vd.pod("data-slow.0").is_some()
+        });
+        vd.vd(&["config", "data/slow", "set", "LATER=1"]);
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(s) = apply.0.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(90),
+                "vd apply still waits"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let mut err = String::new();
+        if let Some(mut e) = apply.0.stderr.take() {
+            std::io::Read::read_to_string(&mut e, &mut err).unwrap();
+        }
+        assert!(status.success(), "vd apply failed: {err}");
+        // It returned with the later change rolled out, not before.
+        let env = vd.pod("data-slow.0").unwrap();
+        assert_eq!(env["ready"], true, "{env}");
+    });
+}
+
 on_every_runtime!(
     three_replicas_come_up_bottom_up_and_resolve_each_other,
     plain_redis_keeps_data_across_restart_scale_and_delete,

@@ -483,17 +483,23 @@ pub fn run(ctl: &Controller, req: ApplyRequest) -> Result<ApplyResponse, ServerE
             Some((r.id.clone(), spec_json(&stored.spec)))
         })
         .collect();
-    let (changes, hashes) = if req.dry_run {
+    let (changes, hashes, generations) = if req.dry_run {
         (
             ctl.store.plan_apply(&built.batch.resources)?,
             built.hashes.clone(),
+            BTreeMap::new(),
         )
     } else {
         let changes = commit(ctl, &inputs, &built)?;
         // Read back after the commit: what follows it (a removed proxy's consumers pointed
         // back at the redis) may change buckets the built hashes were computed from, and the
         // CLI waits for these.
-        (changes, stored_hashes(ctl, &built.batch.resources)?)
+        let hashes = stored_hashes(ctl, &built.batch.resources)?;
+        let mut generations = BTreeMap::new();
+        for (id, h) in &hashes {
+            generations.insert(id.clone(), ctl.note_hash(id, h)?);
+        }
+        (changes, hashes, generations)
     };
     let by_id: BTreeMap<&ResourceRef, &Resource> =
         built.batch.resources.iter().map(|r| (&r.id, r)).collect();
@@ -506,6 +512,7 @@ pub fn run(ctl: &Controller, req: ApplyRequest) -> Result<ApplyResponse, ServerE
                 .map(|r| spec_json(&r.spec))
                 .unwrap_or_default(),
             hash: hashes.get(&c.id).cloned(),
+            generation: generations.get(&c.id).copied(),
             id: c.id,
             change: c.kind,
             revision: c.revision,

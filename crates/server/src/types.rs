@@ -34,6 +34,10 @@ pub struct ChangeView {
     /// For workloads: the desired spec hash after the apply (asset contents and config
     /// included), which the rollout status reports once it reaches it.
     pub hash: Option<String>,
+    /// For workloads (not in a dry run): the generation of that hash; the change has rolled
+    /// out once the status is converged at this generation or a later one.
+    #[serde(default)]
+    pub generation: Option<u64>,
 }
 
 /// Answer to an apply.
@@ -173,6 +177,10 @@ pub struct WorkloadStatus {
     pub current: u32,
     /// Desired spec hash.
     pub hash: String,
+    /// The generation of that hash: grows every time the desired hash changes, so "converged
+    /// at generation N or later" stays true once reached, whatever changes follow.
+    #[serde(default)]
+    pub generation: u64,
     /// Every pod exists, is current and ready.
     pub converged: bool,
     /// Why the rollout waits, or what failed.

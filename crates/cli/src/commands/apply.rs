@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use vd_core::ResourceRef;
 use vd_manifest::{Diagnostics, Manifest};
-use vd_server::types::{ApplyRequest, ApplyResponse, ChangeKind, PodView, ResourceView};
+use vd_server::types::{
+    ApplyRequest, ApplyResponse, ChangeKind, PodView, ResourceView, WorkloadStatus,
+};
 
 /// Loads manifests, rendering every diagnostic on failure.
 pub fn load(files: &[PathBuf]) -> Result<Manifest, CliError> {
@@ -52,11 +54,27 @@ pub async fn apply(ctx: &Ctx, args: &ApplyArgs) -> Result<(), CliError> {
     wait_ready(ctx, &targets(&resp), args.timeout).await
 }
 
-/// What to wait for after an apply: a workload at a revision and spec hash.
+/// What to wait for after an apply: a workload converged at its revision and at the
+/// generation of the desired hash the apply produced, or a later one.
 #[derive(Debug, Clone)]
 pub struct Target {
     revision: u64,
     hash: Option<String>,
+    generation: Option<u64>,
+}
+
+impl Target {
+    /// Whether `st` shows this change rolled out. By generation: a later change to the desired
+    /// hash (a bucket write by the controller, another apply) supersedes this one instead of
+    /// leaving the waiter waiting for a hash that will never come back. A server that reports
+    /// no generation is matched by the exact hash.
+    fn reached(&self, st: &WorkloadStatus) -> bool {
+        let at = match (self.generation, st.generation) {
+            (Some(want), got) if got > 0 => got >= want,
+            _ => self.hash.as_ref().is_none_or(|h| *h == st.hash),
+        };
+        st.revision >= self.revision && st.converged && at
+    }
 }
 
 /// The workloads an apply touched, with the revision and hash to wait for.
@@ -70,6 +88,7 @@ pub fn targets(resp: &ApplyResponse) -> BTreeMap<ResourceRef, Target> {
                 Target {
                     revision: c.revision,
                     hash: c.hash.clone(),
+                    generation: c.generation,
                 },
             )
         })
@@ -122,9 +141,7 @@ pub async fn wait_ready(
                 return Err(CliError::Failed(format!("{id} disappeared while waiting")));
             };
             let st = v.status.clone().unwrap_or_default();
-            let ok = st.revision >= want.revision
-                && st.converged
-                && want.hash.as_ref().is_none_or(|h| *h == st.hash);
+            let ok = want.reached(&st);
             done &= ok;
             let note = if ok {
                 "ready".to_string()
@@ -259,4 +276,50 @@ pub async fn diff(ctx: &Ctx, files: &[PathBuf]) -> Result<(), CliError> {
         outln!("no changes");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(revision: u64, hash: &str, generation: u64, converged: bool) -> WorkloadStatus {
+        WorkloadStatus {
+            revision,
+            hash: hash.into(),
+            generation,
+            converged,
+            ..WorkloadStatus::default()
+        }
+    }
+
+    #[test]
+    fn a_change_is_reached_at_its_generation_or_any_later_one() {
+        let want = Target {
+            revision: 3,
+            hash: Some("h1".into()),
+            generation: Some(10),
+        };
+        let cases = [
+            ("converged at it", status(3, "h1", 10, true), true),
+            ("not converged yet", status(3, "h1", 10, false), false),
+            ("an older generation", status(3, "h0", 9, true), false),
+            ("an older revision", status(2, "h1", 10, true), false),
+            // A bucket write by the controller moved the hash on: waiting for h1 would never
+            // end.
+            ("superseded and converged", status(3, "h2", 11, true), true),
+            ("superseded, rolling", status(3, "h2", 11, false), false),
+        ];
+        for (what, st, reached) in cases {
+            assert_eq!(want.reached(&st), reached, "{what}");
+        }
+        // A server that reports no generation: the exact hash.
+        assert!(want.reached(&status(3, "h1", 0, true)));
+        assert!(!want.reached(&status(3, "h2", 0, true)));
+        let no_generation = Target {
+            generation: None,
+            ..want
+        };
+        assert!(no_generation.reached(&status(3, "h1", 12, true)));
+        assert!(!no_generation.reached(&status(3, "h2", 12, true)));
+    }
 }

@@ -112,6 +112,8 @@ pub struct Controller {
     pub runtime: Arc<dyn Runtime>,
     pub(crate) pods: Mutex<BTreeMap<String, PodEntry>>,
     pub(crate) workloads: Mutex<BTreeMap<ResourceRef, WorkloadStatus>>,
+    /// The generation of each workload's desired hash.
+    pub(crate) generations: Mutex<crate::orchestration::generation::Generations>,
     pub(crate) wake: Notify,
     /// Set by shutdown: the loop stops creating pods.
     pub(crate) stopping: AtomicBool,
@@ -208,6 +210,12 @@ impl Controller {
             runtime: config.runtime,
             pods: Mutex::new(BTreeMap::new()),
             workloads: Mutex::new(BTreeMap::new()),
+            generations: Mutex::new(crate::orchestration::generation::Generations::new(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+                    .unwrap_or(0),
+            )),
             wake: Notify::new(),
             stopping: AtomicBool::new(false),
             shutdown: Notify::new(),
@@ -304,6 +312,12 @@ impl Controller {
                 }
             }
         }
+    }
+
+    /// The generation of `hash` as `id`'s desired hash now (see
+    /// [`Generations`](crate::orchestration::generation::Generations)).
+    pub(crate) fn note_hash(&self, id: &ResourceRef, hash: &str) -> Result<u64, ServerError> {
+        Ok(self.generations.lock().map_err(lock_err)?.note(id, hash))
     }
 
     /// Publishes the current desired env of a workload's pods to their exec probes.

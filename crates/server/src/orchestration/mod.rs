@@ -5,6 +5,7 @@
 pub mod assets;
 pub mod controller;
 pub mod cronjob;
+pub mod generation;
 pub mod logs;
 pub mod pods;
 pub mod probes;

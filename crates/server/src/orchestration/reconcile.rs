@@ -88,6 +88,7 @@ impl Controller {
                 }
             };
             let observed = self.observed(id)?;
+            status.generation = self.note_hash(id, &hash)?;
             status.hash = hash.clone();
             status.ready = observed
                 .iter()
