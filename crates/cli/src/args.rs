@@ -440,4 +440,8 @@ pub struct ProxyArgs {
     /// Threads serving clients (one event loop batches best; see docs/benchmarks.md).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub threads: usize,
+    /// Serve the proxy's Prometheus metrics (connections, commands, master switches, holds,
+    /// upstream errors) at http://IP:PORT/metrics.
+    #[arg(long, value_name = "IP:PORT")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }

@@ -128,6 +128,18 @@ fn all_on(vd: &Vd, m: u32, acked: &[u64]) {
     }
 }
 
+/// `/metrics` of the proxy pod at `ip`.
+fn scrape(ip: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect((ip, vd_core::redis::proxy::PROXY_METRICS_PORT))
+        .expect("connect to the proxy's metrics");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: proxy\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    resp
+}
+
 fn proxy_follows_failovers() {
     let _g = common::own_addresses();
     let vd = Vd::start();
@@ -193,6 +205,23 @@ fn proxy_follows_failovers() {
     assert_eq!(errors, settled, "no error once the new master is promoted");
     let m = vd.master_ordinal();
     all_on(&vd, m, &acked);
+
+    // The proxy's metrics: what it forwarded, and the two master switches it followed.
+    let metrics = scrape(&proxy_ip);
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{series} in:\n{metrics}"))
+    };
+    assert!(value("vd_proxy_commands_total{port=\"master\"}") > 20.0);
+    assert!(value("vd_proxy_connections_total{port=\"master\"}") >= 2.0);
+    assert!(value("vd_proxy_connections_total{port=\"read\"}") >= 1.0);
+    assert!(value("vd_proxy_master_switches_total") >= 2.0);
+    assert!(value("vd_proxy_holds_total") >= 1.0);
+    assert!(value("vd_proxy_hold_seconds_total") > 0.0);
+    value("vd_proxy_upstream_errors_total{port=\"master\"}");
+    assert!(!metrics.contains(&pw), "no secret in the metrics");
 
     // The link named the proxy, so neither failover touched the consumer.
     assert_eq!(vd.vd(&["config", "a/web", "get", "REDIS_URL"]), url);

@@ -163,7 +163,13 @@ fn follow_sentinel(
 
 /// Watches every source and publishes the target on `out` until the receivers are gone.
 /// `busy` counts connections with a command in flight; a hold is acknowledged once it is 0.
-pub async fn run(cfg: Config, out: watch::Sender<Target>, busy: Arc<AtomicUsize>) {
+/// Master switches and holds count into `stats`.
+pub async fn run(
+    cfg: Config,
+    out: watch::Sender<Target>,
+    busy: Arc<AtomicUsize>,
+    stats: crate::metrics::Stats,
+) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut seen: BTreeMap<String, Seen> = cfg
         .upstreams
@@ -186,6 +192,8 @@ pub async fn run(cfg: Config, out: watch::Sender<Target>, busy: Arc<AtomicUsize>
     let mut acked = None;
     let mut sentinel: Option<String> = None;
     let mut current: Option<String> = None;
+    // The last master seen, for counting switches.
+    let mut known: Option<String> = None;
     let mut tick = tokio::time::interval(FEED_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -205,6 +213,7 @@ pub async fn run(cfg: Config, out: watch::Sender<Target>, busy: Arc<AtomicUsize>
                         }
                         if now.as_ref().is_some_and(|f| f.hold) && hold_since.is_none() {
                             hold_since = Some(Instant::now());
+                            stats.holds.inc();
                         }
                         fed = now;
                     }
@@ -235,6 +244,14 @@ pub async fn run(cfg: Config, out: watch::Sender<Target>, busy: Arc<AtomicUsize>
         });
         if master != current {
             tracing::info!(from = ?current, to = ?master, "master switched");
+            // A switch is a master other than the last one known: not the first one found, and
+            // not losing sight of one for a while.
+            if let Some(m) = &master {
+                if known.as_ref().is_some_and(|k| k != m) {
+                    stats.master_switches.inc();
+                }
+                known = Some(m.clone());
+            }
             current = master.clone();
         }
         // A hold lasts past its release until the named master is confirmed: released
@@ -247,7 +264,9 @@ pub async fn run(cfg: Config, out: watch::Sender<Target>, busy: Arc<AtomicUsize>
             feed: feed_master,
         });
         if !hold.on {
-            hold_since = None;
+            if let Some(t) = hold_since.take() {
+                stats.hold_seconds.inc_by(t.elapsed().as_secs_f64());
+            }
         }
         let hold = hold.now;
         let target = Target {

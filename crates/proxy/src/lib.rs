@@ -7,6 +7,7 @@ pub mod command;
 pub mod discovery;
 pub mod feed;
 pub mod lane;
+pub mod metrics;
 pub mod resp;
 pub mod route;
 pub mod server;
@@ -27,6 +28,8 @@ pub struct Options {
     pub discovery: discovery::Config,
     /// Share upstream connections between clients in the same state (see [`lane`]).
     pub multiplex: bool,
+    /// What the proxy counts.
+    pub stats: metrics::Stats,
 }
 
 /// Why the proxy could not start.
@@ -63,9 +66,9 @@ pub async fn run(opts: Options) -> Result<(), ProxyError> {
     };
     let (tx, rx) = tokio::sync::watch::channel(discovery::Target::default());
     let busy = Arc::new(AtomicUsize::new(0));
-    let shared = server::Shared::new(rx, busy.clone(), opts.multiplex);
+    let shared = server::Shared::new(rx, busy.clone(), opts.multiplex, opts.stats.clone());
     tracing::info!(listen = %opts.listen, read = ?opts.read_listen, upstreams = ?opts.discovery.upstreams, "vd proxy listening");
-    let discovery = tokio::spawn(discovery::run(opts.discovery, tx, busy));
+    let discovery = tokio::spawn(discovery::run(opts.discovery, tx, busy, opts.stats));
     if let Some(read) = read {
         tokio::spawn(server::serve(read, server::Port::Read, shared.clone()));
     }

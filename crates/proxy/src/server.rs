@@ -9,6 +9,7 @@
 use crate::command::{self, Class};
 use crate::discovery::Target;
 use crate::lane::{self, Lane, Lanes};
+use crate::metrics::{PortCounters, Stats};
 use crate::resp::{self, ReplyKind};
 use crate::session::{self, Session, Verdict};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -49,15 +50,17 @@ pub struct Shared {
     /// Whether clients share upstream connections (the default; off with `vd proxy --dedicated`).
     multiplex: bool,
     lanes: Lanes,
+    stats: Stats,
 }
 
 impl Shared {
     /// Shares `target` and `busy` between connections; `multiplex` lets clients share
-    /// upstream connections.
+    /// upstream connections; connections count into `stats`.
     pub fn new(
         target: watch::Receiver<Target>,
         busy: Arc<AtomicUsize>,
         multiplex: bool,
+        stats: Stats,
     ) -> Arc<Self> {
         Arc::new(Self {
             target,
@@ -65,7 +68,18 @@ impl Shared {
             rr: AtomicUsize::new(0),
             multiplex,
             lanes: Lanes::default(),
+            stats,
         })
+    }
+}
+
+impl Port {
+    /// The port's metric label.
+    fn label(self) -> &'static str {
+        match self {
+            Port::Master => "master",
+            Port::Read => "read",
+        }
     }
 }
 
@@ -84,9 +98,12 @@ pub async fn serve(listener: TcpListener, port: Port, shared: Arc<Shared>) {
         let shared = shared.clone();
         tokio::spawn(async move {
             let mut c = Conn::new(stream, port, shared);
+            c.counters.connections.inc();
+            c.counters.open.inc();
             if let Err(e) = c.run().await {
                 tracing::debug!(%peer, error = %e, "client connection ended");
             }
+            c.counters.open.dec();
             c.set_busy(false);
         });
     }
@@ -136,6 +153,8 @@ struct Conn {
     /// Everything sendable was sent and the input ends in an incomplete command: keep reading
     /// whatever its size (a large value), as the limit on unsent input is for commands that wait.
     partial: bool,
+    /// This port's counters.
+    counters: PortCounters,
 }
 
 type Result<T> = std::result::Result<T, std::io::Error>;
@@ -265,6 +284,7 @@ impl Conn {
     fn new(client: TcpStream, port: Port, shared: Arc<Shared>) -> Self {
         let rx = shared.target.clone();
         let target = rx.borrow().clone();
+        let counters = shared.stats.port(port.label());
         let (replies_tx, replies) = mpsc::unbounded_channel();
         Self {
             port,
@@ -286,6 +306,7 @@ impl Conn {
             refusal: None,
             closing: false,
             partial: false,
+            counters,
         }
     }
 
@@ -473,6 +494,7 @@ impl Conn {
                 };
                 if let Err(e) = linked {
                     tracing::debug!(upstream = %dest, error = %e, "cannot reach upstream");
+                    self.counters.upstream_errors.inc();
                     self.up = None;
                     if self.port == Port::Master {
                         // The master is the only place to go: try it again shortly (a connect
@@ -525,6 +547,9 @@ impl Conn {
             None => Ok(()),
         };
         self.cbuf.drain(..n);
+        if result.is_ok() {
+            self.counters.commands.inc_by(commands as u64);
+        }
         result
     }
 
@@ -681,6 +706,7 @@ impl Conn {
         let addr = self.up.take().map(|u| u.addr).unwrap_or_default();
         self.ubuf.clear();
         tracing::debug!(upstream = %addr, "upstream connection lost");
+        self.counters.upstream_errors.inc();
         if self.session.pinned() {
             self.closing = true;
             return Ok(());

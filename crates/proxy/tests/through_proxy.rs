@@ -203,6 +203,7 @@ impl Rig {
                 sentinel_password: None,
             },
             multiplex,
+            stats: vd_proxy::metrics::Stats::default(),
         };
         rt.spawn(async move {
             if let Err(e) = vd_proxy::run(opts).await {

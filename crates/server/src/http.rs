@@ -131,6 +131,33 @@ pub async fn serve_metrics(
         .map_err(|e| ServerError::io(format!("serve metrics on {addr}"), e))
 }
 
+/// Serves only `GET /metrics` on `listener`, with the body `render` makes at each request,
+/// until the process ends: for processes other than the server (`vd proxy`).
+pub async fn serve_rendered_metrics(
+    listener: tokio::net::TcpListener,
+    render: Arc<dyn Fn() -> String + Send + Sync>,
+) -> Result<(), ServerError> {
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ServerError::io("read the metrics listener's address", e))?;
+    tracing::info!(%addr, "serving Prometheus metrics on http://{addr}/metrics");
+    let app = Router::new().route(
+        "/metrics",
+        get(move || {
+            let body = render();
+            async move {
+                (
+                    [(header::CONTENT_TYPE, crate::redis::metrics::CONTENT_TYPE)],
+                    body,
+                )
+            }
+        }),
+    );
+    axum::serve(listener, app)
+        .await
+        .map_err(|e| ServerError::io(format!("serve metrics on {addr}"), e))
+}
+
 /// Serves the API on `<root>/vd.sock` (mode 0600) until a shutdown request or `stop` resolves.
 pub async fn serve(
     server: Server,

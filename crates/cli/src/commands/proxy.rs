@@ -31,7 +31,19 @@ pub async fn run(args: ProxyArgs) -> Result<(), CliError> {
             sentinel_password,
         },
         multiplex: !args.dedicated,
+        stats: vd_proxy::metrics::Stats::default(),
     };
+    // Bound before the proxy starts, so a busy address fails the command with nothing running.
+    if let Some(addr) = args.metrics_addr {
+        let listener = vd_server::http::bind_metrics(addr).await?;
+        let stats = opts.stats.clone();
+        tokio::spawn(async move {
+            let render = std::sync::Arc::new(move || stats.encode());
+            if let Err(e) = vd_server::http::serve_rendered_metrics(listener, render).await {
+                tracing::error!(error = %e, "metrics listener stopped");
+            }
+        });
+    }
     // The proxy has its own runtime so `--threads` can pick its size: with one thread,
     // clients and the lanes they share run in one event loop (a lane then writes everything
     // queued in a loop turn at once, and no wake-up crosses threads).

@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 pub const PROXY_PORT: u16 = 6379;
 /// The proxy's read port.
 pub const PROXY_READ_PORT: u16 = 6380;
+/// The port of the proxy's Prometheus metrics (`/metrics`), on the pod's address.
+pub const PROXY_METRICS_PORT: u16 = 9121;
 /// Where the vd binary is mounted in a proxy pod.
 pub const PROXY_EXE_PATH: &str = "/usr/local/bin/vd";
 /// Where the feed directory is mounted in a proxy pod.
@@ -69,6 +71,8 @@ fn expand_proxy(spec: &RedisSpec, p: ProxySpec, of: &ProxyFor) -> WorkloadSpec {
         &format!("{PROXY_FEED_DIR}/feed.json"),
         "--id",
         "${VOODU_REPLICA_ORDINAL}",
+        "--metrics-addr",
+        &format!("${{VOODU_POD_IP}}:{PROXY_METRICS_PORT}"),
     ]
     .map(String::from)
     .to_vec();
@@ -171,6 +175,7 @@ mod tests {
         assert!(cmd.starts_with("/usr/local/bin/vd proxy --listen ${VOODU_POD_IP}:6379"));
         assert!(cmd.contains("--upstream cache-2.data.voodu:6379"));
         assert!(cmd.contains("--sentinel cache-ha-0.data.voodu:26379"));
+        assert!(cmd.contains("--metrics-addr ${VOODU_POD_IP}:9121"));
         // The sentinels' bucket first, so the data redis's variables win.
         assert_eq!(w.env_from, ["data/cache-ha", "data/cache"]);
         assert_eq!(w.replicas, 1);
