@@ -565,15 +565,10 @@ async fn probe_loop(sup: &Sup, pod: &dyn RunningPod, probes: &Probes) -> String 
         };
         tokio::time::sleep(Duration::from_millis(p.initial_delay_ms)).await;
         let (mut ok, mut bad) = (0u32, 0u32);
-        // Until the first success, retry quickly (25 ms doubling up to the period): a process
-        // usually starts listening a few ms after the first check, and waiting a whole period
-        // for it would slow every ordered rollout by a period per pod.
-        let mut first = Some(Duration::from_millis(25));
+        let mut cadence = Cadence::default();
         loop {
             let result = run_check(sup, p, pod).await;
-            if result.is_ok() {
-                first = None;
-            }
+            let passed = result.is_ok();
             match result {
                 Ok(()) => {
                     ok += 1;
@@ -606,14 +601,9 @@ async fn probe_loop(sup: &Sup, pod: &dyn RunningPod, probes: &Probes) -> String 
                     }
                 }
             }
+            let ready = sup.shared.lock().map(|s| s.view.ready).unwrap_or(false);
             let period = Duration::from_millis(p.period_ms);
-            match first {
-                Some(d) if d < period => {
-                    tokio::time::sleep(d).await;
-                    first = Some(d * 2);
-                }
-                _ => tokio::time::sleep(period).await,
-            }
+            tokio::time::sleep(cadence.next(passed, ready, period)).await;
         }
     };
     let liveness = async {
@@ -638,6 +628,49 @@ async fn probe_loop(sup: &Sup, pod: &dyn RunningPod, probes: &Probes) -> String 
     tokio::select! {
         why = liveness => why,
         _ = readiness => String::new(),
+    }
+}
+
+/// When the readiness probe checks next. Until the pod is first ready, checks come quickly: a
+/// process usually starts listening a few ms after the first check, and a success streak
+/// counted a period apart (5 s with the redis macro's default probe) would make every pod of
+/// an ordered rollout wait `success_threshold - 1` periods after Redis answers. So: 25 ms
+/// doubling while nothing answers, [`STREAK_EVERY`] while a streak builds, and the probe's
+/// period (never more) once the pod has been ready; from then on periods and thresholds mean
+/// what they say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cadence {
+    /// The pod has been ready since this loop began.
+    was_ready: bool,
+    /// The next wait while nothing answers.
+    backoff: Duration,
+}
+
+/// The wait between checks while a first success streak builds.
+const STREAK_EVERY: Duration = Duration::from_millis(100);
+
+impl Default for Cadence {
+    fn default() -> Self {
+        Cadence {
+            was_ready: false,
+            backoff: Duration::from_millis(25),
+        }
+    }
+}
+
+impl Cadence {
+    /// The wait after a check that succeeded (`ok`) or not, with the pod ready (`ready`) or not.
+    fn next(&mut self, ok: bool, ready: bool, period: Duration) -> Duration {
+        self.was_ready |= ready;
+        if self.was_ready {
+            return period;
+        }
+        if ok {
+            return STREAK_EVERY.min(period);
+        }
+        let d = self.backoff.min(period);
+        self.backoff = self.backoff.saturating_mul(2);
+        d
     }
 }
 
@@ -672,6 +705,37 @@ async fn run_check(sup: &Sup, p: &Probe, pod: &dyn RunningPod) -> Result<(), Pro
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn readiness_checks_quickly_until_first_ready_then_every_period() {
+        use super::Cadence;
+        use std::time::Duration;
+        let ms = Duration::from_millis;
+        let period = ms(5_000);
+        let mut c = Cadence::default();
+        // (check ok, pod ready after it, wait before the next check)
+        let steps = [
+            (false, false, ms(25)),
+            (false, false, ms(50)),
+            (false, false, ms(100)),
+            (true, false, ms(100)),
+            (false, false, ms(200)),
+            (true, false, ms(100)),
+            (true, true, period),
+            (false, true, period),
+            (false, false, period),
+            (true, false, period),
+        ];
+        for (i, (ok, ready, want)) in steps.into_iter().enumerate() {
+            assert_eq!(c.next(ok, ready, period), want, "step {i}");
+        }
+        // The backoff never exceeds the period, nor does the streak cadence.
+        let mut c = Cadence::default();
+        for _ in 0..40 {
+            assert!(c.next(false, false, ms(60)) <= ms(60));
+        }
+        assert_eq!(Cadence::default().next(true, false, ms(30)), ms(30));
+    }
+
     use super::*;
 
     #[test]
