@@ -124,7 +124,9 @@ fn expand_proxy(spec: &RedisSpec, p: ProxySpec, of: &ProxyFor) -> WorkloadSpec {
         command,
         env: BTreeMap::from([("REDISCLI_AUTH".into(), "${REDIS_PASSWORD}".into())]),
         env_from,
-        ports: [PROXY_PORT, PROXY_READ_PORT]
+        // The metrics port too: on docker the host reaches a pod's ports where they are
+        // published, on the pod's own loopback address.
+        ports: [PROXY_PORT, PROXY_READ_PORT, PROXY_METRICS_PORT]
             .map(|port| PortSpec {
                 host_ip: None,
                 port,
