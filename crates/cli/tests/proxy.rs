@@ -283,4 +283,48 @@ fn proxy_follows_sentinels() {
     assert!(err.contains("sentinel sibling"), "{err}");
 }
 
-on_every_runtime!(proxy_follows_failovers, proxy_follows_sentinels);
+/// A password rotation reaches the proxy too: after it, a master that restarted (the proxy's
+/// `ROLE` check reconnects to it) is still confirmed and followed when it is promoted again.
+fn proxy_follows_after_a_password_rotation() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    vd.apply(&vd.manifest("p.hcl", &manifest()));
+    let proxy_ip = vd.ip("data-cache-proxy.0");
+    vd.vd(&["redis:new-password", "data/cache"]);
+    let pw = vd.cache_password();
+    // Pod 0 restarts: every connection to it is new from here on.
+    vd.signal_pod("data-cache.0", "-9");
+    vd.wait_for("a new master", T, || vd.master_ordinal() != 0);
+    vd.wait_for("pod 0 back and ready", T, || {
+        vd.pod("data-cache.0").is_some_and(|p| p["ready"] == true)
+    });
+    vd.vd(&["redis:failover", "data/cache", "--replica", "0"]);
+    assert_eq!(vd.master_ordinal(), 0);
+    let url = format!("redis://:{pw}@{proxy_ip}:6379/");
+    vd.wait_for("a write through the proxy to land on pod 0", T, || {
+        let wrote = redis::Client::open(url.as_str())
+            .ok()
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)).ok())
+            .and_then(|mut c| {
+                redis::cmd("SET")
+                    .arg("after-rotation")
+                    .arg("1")
+                    .query::<String>(&mut c)
+                    .ok()
+            });
+        wrote.is_some()
+            && vd.cache_conn(0).is_some_and(|mut c| {
+                redis::cmd("EXISTS")
+                    .arg("after-rotation")
+                    .query::<i64>(&mut c)
+                    .ok()
+                    == Some(1)
+            })
+    });
+}
+
+on_every_runtime!(
+    proxy_follows_failovers,
+    proxy_follows_sentinels,
+    proxy_follows_after_a_password_rotation,
+);

@@ -63,12 +63,40 @@ fn split(addr: &str) -> Option<(&str, u16)> {
     Some((h, p.parse().ok()?))
 }
 
-async fn role(addr: &str, pw: Option<&str>, node: &mut Option<Node>) -> Seen {
+/// The proxy's own passwords: those its environment gave at start, each replaced by the
+/// controller's secrets file beside the feed when that names one. Read at every new
+/// connection, so after a rotation a reconnect uses the new password.
+#[derive(Debug, Clone)]
+struct Creds {
+    file: Option<PathBuf>,
+    env: feed::Secrets,
+}
+
+impl Creds {
+    fn now(&self) -> feed::Secrets {
+        let file = self
+            .file
+            .as_deref()
+            .and_then(feed::read_secrets)
+            .unwrap_or_default();
+        feed::Secrets {
+            password: file.password.or_else(|| self.env.password.clone()),
+            sentinel_password: file
+                .sentinel_password
+                .or_else(|| self.env.sentinel_password.clone()),
+        }
+    }
+}
+
+async fn role(addr: &str, creds: &Creds, node: &mut Option<Node>) -> Seen {
     let Some((host, port)) = split(addr) else {
         return Seen::Down;
     };
     if node.is_none() {
-        *node = Node::connect(host, port, pw, CHECK_TIMEOUT).await.ok();
+        let pw = creds.now().password;
+        *node = Node::connect(host, port, pw.as_deref(), CHECK_TIMEOUT)
+            .await
+            .ok();
     }
     let Some(n) = node.as_mut() else {
         return Seen::Down;
@@ -84,21 +112,21 @@ async fn role(addr: &str, pw: Option<&str>, node: &mut Option<Node>) -> Seen {
 }
 
 /// Asks `addr` for its role now, on a fresh connection, and reports it.
-fn confirm(addr: String, pw: Option<String>, tx: mpsc::UnboundedSender<Event>) {
+fn confirm(addr: String, creds: Arc<Creds>, tx: mpsc::UnboundedSender<Event>) {
     tokio::spawn(async move {
-        let seen = role(&addr, pw.as_deref(), &mut None).await;
+        let seen = role(&addr, &creds, &mut None).await;
         let _ = tx.send(Event::Seen(addr, seen));
     });
 }
 
-fn poll_roles(addr: String, pw: Option<String>, tx: mpsc::UnboundedSender<Event>) {
+fn poll_roles(addr: String, creds: Arc<Creds>, tx: mpsc::UnboundedSender<Event>) {
     tokio::spawn(async move {
         let mut node = None;
         let mut every = tokio::time::interval(ROLE_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
-            let seen = role(&addr, pw.as_deref(), &mut node).await;
+            let seen = role(&addr, &creds, &mut node).await;
             if tx.send(Event::Seen(addr.clone(), seen)).is_err() {
                 return;
             }
@@ -109,7 +137,7 @@ fn poll_roles(addr: String, pw: Option<String>, tx: mpsc::UnboundedSender<Event>
 fn follow_sentinel(
     addr: String,
     name: String,
-    pw: Option<String>,
+    creds: Arc<Creds>,
     tx: mpsc::UnboundedSender<Event>,
 ) {
     let Some((host, port)) = split(&addr).map(|(h, p)| (h.to_string(), p)) else {
@@ -119,11 +147,17 @@ fn follow_sentinel(
     let (sw_tx, mut sw_rx) = mpsc::unbounded_channel();
     let (h, events) = (host.clone(), tx.clone());
     let wanted = name.clone();
-    let watch_pw = pw.clone();
+    let watch_creds = creds.clone();
     tokio::spawn(async move {
         loop {
-            let pw = watch_pw.as_deref();
-            let r = vd_redisctl::watch_switch_master(&h, port, pw, CHECK_TIMEOUT, sw_tx.clone());
+            let pw = watch_creds.now().sentinel_password;
+            let r = vd_redisctl::watch_switch_master(
+                &h,
+                port,
+                pw.as_deref(),
+                CHECK_TIMEOUT,
+                sw_tx.clone(),
+            );
             if r.await.is_ok() {
                 return;
             }
@@ -143,6 +177,7 @@ fn follow_sentinel(
     // The backstop: what the sentinel believes, every second.
     tokio::spawn(async move {
         loop {
+            let pw = creds.now().sentinel_password;
             if let Ok(mut s) = Sentinel::connect(&host, port, pw.as_deref(), CHECK_TIMEOUT).await {
                 while let Ok(Ok(Some((h, p)))) =
                     tokio::time::timeout(CHECK_TIMEOUT, s.master_addr(&name)).await
@@ -176,14 +211,21 @@ pub async fn run(
         .iter()
         .map(|u| (u.clone(), Seen::Down))
         .collect();
+    let creds = Arc::new(Creds {
+        file: cfg.feed.as_deref().map(feed::secrets_path),
+        env: feed::Secrets {
+            password: cfg.password.clone(),
+            sentinel_password: cfg.sentinel_password.clone(),
+        },
+    });
     for u in &cfg.upstreams {
-        poll_roles(u.clone(), cfg.password.clone(), tx.clone());
+        poll_roles(u.clone(), creds.clone(), tx.clone());
     }
     for s in &cfg.sentinels {
         follow_sentinel(
             s.clone(),
             cfg.master_name.clone(),
-            cfg.sentinel_password.clone(),
+            creds.clone(),
             tx.clone(),
         );
     }
@@ -208,7 +250,7 @@ pub async fn run(
                         if let Some(m) = now.as_ref().and_then(|f| f.master.clone()) {
                             if fed.as_ref().and_then(|f| f.master.as_ref()) != Some(&m) {
                                 tracing::info!(master = %m, "feed names a master; confirming with ROLE");
-                                confirm(m, cfg.password.clone(), tx.clone());
+                                confirm(m, creds.clone(), tx.clone());
                             }
                         }
                         if now.as_ref().is_some_and(|f| f.hold) && hold_since.is_none() {
@@ -228,7 +270,7 @@ pub async fn run(
                 Some(Event::Sentinel(addr)) => {
                     if sentinel.as_ref() != Some(&addr) && seen.contains_key(&addr) {
                         tracing::info!(master = %addr, "sentinels name a master; confirming with ROLE");
-                        confirm(addr.clone(), cfg.password.clone(), tx.clone());
+                        confirm(addr.clone(), creds.clone(), tx.clone());
                         sentinel = Some(addr);
                     }
                 }

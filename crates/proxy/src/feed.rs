@@ -61,6 +61,64 @@ pub fn write(dir: &Path, feed: &Feed) -> Result<(), FeedError> {
     std::fs::rename(&tmp, &path).map_err(io("rename", &path))
 }
 
+/// The secrets file's name inside the feed directory.
+pub const SECRETS_FILE: &str = "secrets.json";
+
+/// The passwords the proxy itself uses (its `ROLE` checks, the sentinels), which the controller
+/// rewrites on a rotation: a proxy that outlives a rotation reconnects with the new ones.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Secrets {
+    /// The data pods' `REDIS_PASSWORD`.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// The sentinels' `REDIS_SENTINEL_PASSWORD`.
+    #[serde(default)]
+    pub sentinel_password: Option<String>,
+}
+
+// Hand-written so a password never reaches a log through `{:?}`.
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets")
+            .field("password", &self.password.as_ref().map(|_| "<set>"))
+            .field(
+                "sentinel_password",
+                &self.sentinel_password.as_ref().map(|_| "<set>"),
+            )
+            .finish()
+    }
+}
+
+/// The secrets file beside the feed file.
+pub fn secrets_path(feed_path: &Path) -> PathBuf {
+    let dir = feed_path.parent().unwrap_or_else(|| Path::new("."));
+    dir.join(SECRETS_FILE)
+}
+
+/// Reads the secrets; `None` when missing or unreadable (the proxy keeps its environment's).
+pub fn read_secrets(path: &Path) -> Option<Secrets> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// Replaces the secrets file atomically, mode 0600.
+pub fn write_secrets(dir: &Path, secrets: &Secrets) -> Result<(), FeedError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+    let path = dir.join(SECRETS_FILE);
+    let tmp = dir.join(format!(".{SECRETS_FILE}.tmp"));
+    let text = serde_json::to_vec(secrets).unwrap_or_default();
+    let _ = std::fs::remove_file(&tmp);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(&text))
+        .map_err(io("write", &tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io("rename", &path))
+}
+
 /// Where proxy `id` acknowledges a hold.
 pub fn held_path(feed_path: &Path, id: &str) -> PathBuf {
     let dir = feed_path.parent().unwrap_or_else(|| Path::new("."));
@@ -97,5 +155,22 @@ mod tests {
         assert_eq!(read_held(dir.path(), "data-cache-proxy.0"), Some(3));
         assert_eq!(read_held(dir.path(), "other"), None);
         assert_eq!(read(&dir.path().join("missing.json")), None);
+    }
+
+    #[test]
+    fn secrets_round_trip_privately_and_never_print() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let s = Secrets {
+            password: Some("p@ss".into()),
+            sentinel_password: None,
+        };
+        write_secrets(dir.path(), &s).unwrap();
+        let path = secrets_path(&dir.path().join(FILE));
+        assert_eq!(read_secrets(&path), Some(s.clone()));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(!format!("{s:?}").contains("p@ss"));
+        assert_eq!(read_secrets(&dir.path().join("none.json")), None);
     }
 }

@@ -4,7 +4,9 @@
 
 use crate::error::ServerError;
 use crate::orchestration::controller::Controller;
-use crate::redis::facts::{has_proxy, master_ordinal, proxy_ref};
+use crate::redis::facts::{
+    has_proxy, master_ordinal, password, proxy_ref, sentinel_password, watcher_of,
+};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use vd_core::redis::proxy as core;
@@ -47,12 +49,39 @@ pub fn publish(
     Ok(Some(next.epoch))
 }
 
+/// Writes the passwords `data`'s proxies use themselves (the data password for their `ROLE`
+/// checks and, with a sentinel sibling, the sentinels') beside the feed, where a proxy reads
+/// them at every new connection: a rotation reaches running proxies without a restart. Only
+/// written when they changed. Without a proxy, nothing.
+pub fn publish_secrets(ctl: &Controller, data: &ResourceRef) -> Result<(), ServerError> {
+    if !has_proxy(ctl, data)? {
+        return Ok(());
+    }
+    let sentinel_password = match watcher_of(ctl, data)? {
+        Some((sid, _)) => sentinel_password(ctl, &sid)?,
+        None => None,
+    };
+    let want = feed::Secrets {
+        password: password(ctl, data).ok(),
+        sentinel_password,
+    };
+    let dir = feed_dir(ctl, data);
+    if feed::read_secrets(&dir.join(feed::SECRETS_FILE)).as_ref() == Some(&want) {
+        return Ok(());
+    }
+    feed::write_secrets(&dir, &want).map_err(|e| ServerError::Io {
+        context: "write the proxy's secrets".into(),
+        source: std::io::Error::other(e.to_string()),
+    })
+}
+
 /// Keeps the feed true to the stored master (a new proxy, a restarted controller), unless a
-/// hold is in progress.
+/// hold is in progress, and the proxies' secrets true to the buckets.
 pub fn refresh(ctl: &Controller, data: &ResourceRef) -> Result<(), ServerError> {
     if !has_proxy(ctl, data)? {
         return Ok(());
     }
+    publish_secrets(ctl, data)?;
     let m = master_ordinal(ctl, data)?;
     let now = feed::read(&feed_dir(ctl, data).join(feed::FILE));
     let want = Some(core::upstream(data, m));

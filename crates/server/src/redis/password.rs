@@ -69,6 +69,8 @@ pub async fn rotate_password(
     let set = BTreeMap::from([(PASSWORD.to_string(), new.clone())]);
     ctl.update_config(scope, Some(name), &set, &[], true)?;
     ctl.refresh_probe_env(&id);
+    // The proxy pods keep running; their own connections read the new password from here.
+    crate::redis::feed::publish_secrets(ctl, &id)?;
     rewrite_consumers(ctl, &id, no_restart)?;
     for n in nodes.iter_mut() {
         n.remove_default_password(&old).await.map_err(redis_err)?;
@@ -121,6 +123,7 @@ async fn rotate_sentinel_password(
     let set = BTreeMap::from([(SENTINEL_PASSWORD_VAR.to_string(), new.clone())]);
     ctl.update_config(&sid.scope, Some(&sid.name), &set, &[], true)?;
     ctl.refresh_probe_env(sid);
+    crate::redis::feed::publish_secrets(ctl, data)?;
     rewrite_consumers(ctl, data, no_restart)?;
     if let Some(old) = &old {
         for s in sentinels.iter_mut() {
