@@ -47,6 +47,10 @@ pub enum Command {
         /// Also serve Prometheus metrics at http://IP:PORT/metrics (off by default).
         #[arg(long, value_name = "IP:PORT")]
         metrics_addr: Option<std::net::SocketAddr>,
+        /// How long the certificates vd issues to TLS pods are valid; they are renewed, with no
+        /// restart, once two thirds of it have passed.
+        #[arg(long, value_parser = humantime_duration, default_value = "90d")]
+        pod_cert_validity: std::time::Duration,
     },
     /// Start a server if none runs, apply, and watch until Ctrl-C; then stop the pods (volumes stay).
     Up {
@@ -247,6 +251,13 @@ pub enum Command {
         /// SCOPE/NAME of the data redis or of its sentinel sibling.
         reference: String,
     },
+    /// Print the CA certificate (PEM) a TLS redis's certificates chain to, for clients
+    /// outside vd (`redis-cli --tls --cacert FILE`, redis-py `ssl_ca_certs=FILE`).
+    #[command(name = "redis:ca")]
+    RedisCa {
+        /// SCOPE/NAME.
+        reference: String,
+    },
     /// redis-cli against the master (the password goes through the environment).
     #[command(name = "redis:cli")]
     RedisCli {
@@ -389,18 +400,19 @@ fn humantime_duration(s: &str) -> Result<std::time::Duration, String> {
     parse_duration(s)
 }
 
-/// Parses `300ms`, `10s`, `5m`, `1h`.
+/// Parses `300ms`, `10s`, `5m`, `1h`, `90d`.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
     let n: u64 = n
         .parse()
         .map_err(|_| format!("`{s}` is not a duration like 30s or 5m"))?;
-    let ms = match unit {
+    let ms: u64 = match unit {
         "ms" => n,
-        "s" | "" => n * 1000,
-        "m" => n * 60_000,
-        "h" => n * 3_600_000,
+        "s" | "" => n.saturating_mul(1000),
+        "m" => n.saturating_mul(60_000),
+        "h" => n.saturating_mul(3_600_000),
+        "d" => n.saturating_mul(86_400_000),
         _ => return Err(format!("`{s}` is not a duration like 30s or 5m")),
     };
     Ok(std::time::Duration::from_millis(ms))

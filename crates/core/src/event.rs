@@ -142,6 +142,8 @@ reasons! {
         NotReady: "warning" => "A ready pod failed its readiness probe often enough to be taken out of service.";
         StopFailed: "warning" => "Stopping a pod failed; the message gives the runtime's error.";
         Stopped: "info" => "A pod was stopped.";
+        CertificateRenewed: "info" => "A running pod's certificate was issued again before it expired (or because its names, addresses or CA changed) and the pod was told to load it, with no restart.";
+        CertificateReloadFailed: "warning" => "A pod's renewed certificate was written but the pod could not be told to load it; it is retried, and a restart loads it.";
 
         // Redis: passwords and links.
         PasswordCreated: "info" => "A redis got its generated `REDIS_PASSWORD` (first apply).";
@@ -251,7 +253,7 @@ mod tests {
 
     #[test]
     fn every_reason_round_trips_as_its_name() {
-        assert_eq!(Reason::KNOWN.len(), 46);
+        assert_eq!(Reason::KNOWN.len(), 48);
         for r in Reason::KNOWN {
             let s = r.as_str();
             assert!(

@@ -196,6 +196,27 @@ pub struct RedisSpec {
     /// being the cluster's nodes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterSpec>,
+    /// `tls { }` in a data redis: its pods speak TLS only, with certificates issued by the
+    /// root's certificate authority.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
+}
+
+/// `tls { }` inside a data redis block. Empty: vd's own certificate authority issues each pod
+/// its certificate and renews it. `cert`, `key` and `ca` (all three, asset references) are
+/// for operators who bring their own certificates; they are parsed so that a half-written set
+/// is refused at its line.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsSpec {
+    /// The certificate (PEM) every pod serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<String>,
+    /// Its private key (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The CA certificate (PEM) it chains to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
 }
 
 /// `cluster { shards replicas_per_shard }` inside a data redis block.
@@ -456,7 +477,19 @@ pub struct WorkloadSpec {
     /// Resource limits.
     #[serde(default)]
     pub resources: Resources,
+    /// Where each pod gets its own certificate, issued by the root's certificate authority
+    /// before the pod starts: a directory holding `tls.crt`, `tls.key` and `ca.crt`. Skipped
+    /// when unset, so the spec hash of a workload without one is what it always was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
 }
+
+/// The file names in a pod's certificate directory ([`WorkloadSpec::certificate`]).
+pub const TLS_CERT_FILE: &str = "tls.crt";
+/// The pod's private key.
+pub const TLS_KEY_FILE: &str = "tls.key";
+/// The CA certificate the pod's certificate chains to.
+pub const TLS_CA_FILE: &str = "ca.crt";
 
 /// A port a pod listens on, `[ip:]port[/tcp]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

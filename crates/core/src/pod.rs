@@ -38,6 +38,9 @@ pub struct PodTemplate {
     pub probes: Probes,
     /// Limits.
     pub resources: Resources,
+    /// The directory inside the pod where its certificate is mounted, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
 }
 
 impl PodTemplate {
@@ -67,6 +70,7 @@ mod tests {
             }],
             probes: Probes::default(),
             resources: Resources::default(),
+            certificate: None,
         }
     }
 

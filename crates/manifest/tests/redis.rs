@@ -428,6 +428,7 @@ fn every_statefulset_field_passes_through_as_written() {
         }),
         backup: None,
         cluster: None,
+        tls: None,
     };
     assert_eq!(redis(&m, "data", "cache"), expected);
     // The model round-trips through JSON, which is how the CLI sends it to the server.
@@ -1579,7 +1580,7 @@ fn unknown_fields_in_redis_suggest_macro_fields_too() {
     );
     assert_eq!(
         d.help(),
-        Some("valid fields here: image, replicas, command, env, env_from, ports, volumes, volume_claim, volume_claims, probes, resources, plugin, sentinel, failover, proxy, backup, cluster")
+        Some("valid fields here: image, replicas, command, env, env_from, ports, volumes, volume_claim, volume_claims, probes, resources, plugin, sentinel, failover, proxy, backup, cluster, tls")
     );
 }
 
@@ -1758,4 +1759,43 @@ fn cluster_combinations_that_cannot_work_are_refused_at_their_line() {
         3,
         14,
     );
+}
+
+#[test]
+fn tls_block_parses_and_its_mistakes_are_refused_at_their_line() {
+    let m = parse("redis \"data\" \"cache\" {\n  replicas = 3\n  tls {}\n}\n");
+    assert_eq!(
+        redis(&m, "data", "cache").tls,
+        Some(vd_core::TlsSpec::default())
+    );
+    let d = single(
+        "redis \"data\" \"cache\" {\n  tls {\n    cert = \"${asset.data.certs.crt}\"\n    ca = \"${asset.data.certs.ca}\"\n  }\n}\n",
+        "`tls` sets `cert` and `ca` without `key`",
+        3,
+        12,
+    );
+    assert!(help(&d).contains("tls {}"), "{}", help(&d));
+    single(
+        "redis \"data\" \"cache\" {\n  tls {\n    port = 6380\n  }\n}\n",
+        "unknown field `port` in tls",
+        3,
+        5,
+    );
+    single(
+        "redis \"data\" \"s\" {\n  sentinel {\n    monitor = \"data/x\"\n  }\n  tls {}\n}\n",
+        "`tls` is not allowed in a sentinel sibling",
+        5,
+        3,
+    );
+    single(
+        "redis \"data\" \"cache\" {\n  tls {}\n  proxy {}\n}\n",
+        "the proxy does not speak TLS yet",
+        3,
+        3,
+    );
+    // Only the redis macro gives its pods certificates.
+    let errs = errors("statefulset \"data\" \"db\" {\n  image = \"redis:7\"\n  tls {}\n}\n");
+    assert_eq!(errs.len(), 1, "{}", render(&errs));
+    assert_eq!(errs[0].location(), Some((PathBuf::from(PATH), 3, 3)));
+    assert!(render(&errs).contains("tls"), "{}", render(&errs));
 }

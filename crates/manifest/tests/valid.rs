@@ -170,6 +170,7 @@ fn full_statefulset_parses_to_the_expected_spec() {
                 memory_bytes: Some(256 << 20),
             },
         },
+        certificate: None,
     };
     assert_eq!(workload(&m, Kind::Statefulset, "data", "cache"), expected);
     // The model round-trips through JSON, which is how the CLI sends it to the server.

@@ -85,6 +85,44 @@ fn tls_provider() {
     });
 }
 
+/// A TLS stream to `host:port`, the server verified against `trust` and `host` (a name or an
+/// address): for the raw replication protocol of an RDB fetch, which the redis client does not
+/// speak.
+pub(crate) async fn tls_stream(
+    host: &str,
+    port: u16,
+    trust: &TlsTrust,
+    timeout: Duration,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, ServerName};
+    tls_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&trust.ca_pem) {
+        let cert = cert.map_err(|e| format!("the CA certificate: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("the CA certificate: {e}"))?;
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from(host.to_string()).map_err(|e| format!("{host}: {e}"))?;
+    let connect = async {
+        let tcp = tokio::net::TcpStream::connect((host, port))
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = tcp.set_nodelay(true);
+        tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS: {e}"))
+    };
+    tokio::time::timeout(timeout, connect)
+        .await
+        .map_err(|_| format!("no answer within {} ms", timeout.as_millis()))?
+}
+
 /// A client for `host:port` that authenticates as `default` when `password` is set. Opens no
 /// connection yet. Shared by the node and sentinel clients and the sentinel watch.
 pub(crate) fn client(

@@ -6,7 +6,7 @@
 //! The live path itself (the target replicating from the source) is driven by the server
 //! with [`crate::Node`]; this module gives it the source side and the pure decisions.
 
-use crate::conn::{Conn, RedisError};
+use crate::conn::{Access, Conn, RedisError};
 use crate::info::{Info, Replication};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -475,8 +475,8 @@ pub struct Target<'a> {
     pub host: &'a str,
     /// Port.
     pub port: u16,
-    /// The target's password.
-    pub password: &'a str,
+    /// How to reach it: its password, and TLS when it speaks TLS only.
+    pub access: Access<'a>,
 }
 
 /// Copies database `db` of the source into the same database of the target, `batch` keys
@@ -493,7 +493,7 @@ pub async fn copy_db(
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<DbCopy, CopyError> {
     let mut src = Source::connect(url, Some(db), timeout).await?;
-    let mut dst = Conn::open(target.host, target.port, Some(target.password), timeout)
+    let mut dst = Conn::open_with(target.host, target.port, target.access, timeout)
         .await
         .map_err(CopyError::Target)?;
     dst.run::<()>(redis::cmd("SELECT").arg(db))

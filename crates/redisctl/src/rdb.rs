@@ -12,6 +12,7 @@
 //! a stored checksum of 0 means the writer ran with `rdbchecksum no`. [`Verifier`] checks that
 //! while the bytes stream by, [`verify`] checks a file already read.
 
+use crate::conn::Access;
 use crc::{Crc, Table, CRC_64_REDIS};
 use std::time::Duration;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -438,7 +439,7 @@ fn command(args: &[&[u8]]) -> Vec<u8> {
 pub async fn fetch<W: AsyncWrite + Unpin>(
     host: &str,
     port: u16,
-    password: Option<&str>,
+    access: Access<'_>,
     out: &mut W,
     connect: Duration,
     idle: Duration,
@@ -448,12 +449,44 @@ pub async fn fetch<W: AsyncWrite + Unpin>(
         addr: addr.clone(),
         reason,
     };
-    let stream = tokio::time::timeout(connect, tokio::net::TcpStream::connect((host, port)))
-        .await
-        .map_err(|_| unreachable(format!("no answer within {} ms", connect.as_millis())))?
-        .map_err(|e| unreachable(e.to_string()))?;
-    let _ = stream.set_nodelay(true);
-    let (read, mut write) = stream.into_split();
+    match access.tls {
+        Some(trust) => {
+            let stream = crate::conn::tls_stream(host, port, trust, connect)
+                .await
+                .map_err(unreachable)?;
+            let (read, write) = tokio::io::split(stream);
+            exchange(&addr, read, write, access.password, out, connect, idle).await
+        }
+        None => {
+            let stream =
+                tokio::time::timeout(connect, tokio::net::TcpStream::connect((host, port)))
+                    .await
+                    .map_err(|_| {
+                        unreachable(format!("no answer within {} ms", connect.as_millis()))
+                    })?
+                    .map_err(|e| unreachable(e.to_string()))?;
+            let _ = stream.set_nodelay(true);
+            let (read, write) = stream.into_split();
+            exchange(&addr, read, write, access.password, out, connect, idle).await
+        }
+    }
+}
+
+/// [`fetch`]'s exchange on an open stream, plain or TLS.
+async fn exchange<R, S, W>(
+    addr: &str,
+    read: R,
+    mut write: S,
+    password: Option<&str>,
+    out: &mut W,
+    connect: Duration,
+    idle: Duration,
+) -> Result<Payload, RdbError>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    S: AsyncWrite + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let mut reader = tokio::io::BufReader::with_capacity(256 * 1024, read);
     if let Some(pw) = password {
         send(&mut write, "AUTH", command(&[b"AUTH", pw.as_bytes()])).await?;
@@ -477,7 +510,10 @@ pub async fn fetch<W: AsyncWrite + Unpin>(
         }
     }
     send(&mut write, "SYNC", b"SYNC\r\n".to_vec()).await?;
-    read_payload(&mut reader, out, idle).await
+    // The write half stays open until the payload is read: closing it would end a TLS session.
+    let r = read_payload(&mut reader, out, idle).await;
+    drop(write);
+    r
 }
 
 async fn send<W: AsyncWrite + Unpin>(

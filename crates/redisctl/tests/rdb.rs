@@ -111,7 +111,15 @@ fn fill(port: u16) {
 
 async fn fetch(port: u16, password: Option<&str>) -> (Result<rdb::Payload, RdbError>, Vec<u8>) {
     let mut out = Vec::new();
-    let r = rdb::fetch(HOST, port, password, &mut out, CONNECT, IDLE).await;
+    let r = rdb::fetch(
+        HOST,
+        port,
+        vd_redisctl::Access::plain(password),
+        &mut out,
+        CONNECT,
+        IDLE,
+    )
+    .await;
     (r, out)
 }
 

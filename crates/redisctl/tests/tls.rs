@@ -152,4 +152,22 @@ async fn vd_speaks_tls_to_a_tls_only_redis_and_verifies_its_certificate() {
     assert!(Node::connect_with(HOST, mp, no_password, TIMEOUT)
         .await
         .is_err());
+
+    // A backup's snapshot comes over TLS too, whole and checked.
+    let mut rdb = Vec::new();
+    let payload = vd_redisctl::rdb::fetch(HOST, mp, tls, &mut rdb, TIMEOUT, TIMEOUT)
+        .await
+        .unwrap();
+    assert!(rdb.starts_with(b"REDIS"), "{payload:?}");
+    vd_redisctl::rdb::verify(&rdb).unwrap();
+    let plain = vd_redisctl::rdb::fetch(
+        HOST,
+        mp,
+        Access::plain(Some(PW)),
+        &mut Vec::new(),
+        Duration::from_secs(2),
+        Duration::from_secs(2),
+    )
+    .await;
+    assert!(plain.is_err(), "a plain-text snapshot of a TLS-only redis");
 }

@@ -53,6 +53,7 @@ impl Server {
         crate::orchestration::supervisor::adopt(&ctl).await?;
         tokio::spawn(ctl.clone().reconcile_loop());
         tokio::spawn(ctl.clone().rotate_logs_loop());
+        tokio::spawn(ctl.clone().renew_certificates_loop());
         tokio::spawn(crate::redis::sentinel::follow(redis.clone()));
         // Before the failover task: an interrupted import's redis stays paused until its
         // master is detached from the source.

@@ -64,7 +64,8 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Server {
             runtime,
             metrics_addr,
-        } => server::serve_foreground(&ctx, runtime, metrics_addr).await,
+            pod_cert_validity,
+        } => server::serve_foreground(&ctx, runtime, metrics_addr, pod_cert_validity).await,
         Command::Up {
             files,
             runtime,
@@ -159,6 +160,7 @@ pub async fn run(cli: Cli) -> i32 {
             external,
         } => redis::url(&ctx, &reference, external).await,
         Command::RedisSentinelUrl { reference } => redis::sentinel_url(&ctx, &reference).await,
+        Command::RedisCa { reference } => redis::ca(&ctx, &reference).await,
         Command::RedisCli { reference, args } => redis::cli(&ctx, &reference, &args).await,
         Command::RedisInfo { reference } => redis::info(&ctx, &reference).await,
         Command::RedisBackup {

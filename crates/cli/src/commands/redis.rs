@@ -157,13 +157,14 @@ pub async fn url(ctx: &Ctx, reference: &str, external: bool) -> Result<(), CliEr
         let host = e
             .external_host
             .ok_or_else(|| CliError::usage("the master pod is not running", "see `vd get pods`"))?;
-        // The password as the internal URL has it: percent-encoded.
-        let pw = e
-            .url
-            .strip_prefix("redis://default:")
+        // The scheme and the password as the internal URL has them (`rediss://` for TLS, the
+        // password percent-encoded). A TLS pod's certificate covers this address too.
+        let (scheme, rest) = e.url.split_once("://").unwrap_or(("redis", &e.url));
+        let pw = rest
+            .strip_prefix("default:")
             .and_then(|r| r.rsplit_once('@'))
             .map_or(e.password.clone(), |(pw, _)| pw.to_string());
-        outln!("redis://default:{pw}@{host}:{}", e.port);
+        outln!("{scheme}://default:{pw}@{host}:{}", e.port);
     } else {
         outln!("{}", e.url);
     }
@@ -195,6 +196,19 @@ pub async fn sentinel_url(ctx: &Ctx, reference: &str) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `vd redis:ca`.
+pub async fn ca(ctx: &Ctx, reference: &str) -> Result<(), CliError> {
+    let e = endpoints(ctx, reference).await?;
+    let pem = e.ca_pem.ok_or_else(|| {
+        CliError::usage(
+            format!("{reference} does not speak TLS, so it has no CA"),
+            "add `tls {}` to its redis block and apply",
+        )
+    })?;
+    out!("{pem}");
+    Ok(())
+}
+
 /// `vd redis:cli`: the password reaches redis-cli through REDISCLI_AUTH, never argv.
 pub async fn cli(ctx: &Ctx, reference: &str, args: &[String]) -> Result<(), CliError> {
     use std::os::unix::process::CommandExt;
@@ -204,6 +218,9 @@ pub async fn cli(ctx: &Ctx, reference: &str, args: &[String]) -> Result<(), CliE
         .ok_or_else(|| CliError::usage("the master pod is not running", "see `vd get pods`"))?;
     let mut cmd = std::process::Command::new("redis-cli");
     cmd.args(["-h", &host, "-p", &e.port.to_string()]);
+    if let Some(ca) = &e.ca_file {
+        cmd.args(["--tls", "--cacert", ca]);
+    }
     if e.cluster {
         // Follow MOVED/ASK redirects to the node that serves each key's slot.
         cmd.arg("-c");

@@ -12,7 +12,11 @@ use std::time::Duration;
 use vd_server::types::{PodView, ShutdownRequest};
 use vd_server::{Server, ServerConfig};
 
-async fn start_controller(ctx: &Ctx, runtime: RuntimeKind) -> Result<Server, CliError> {
+async fn start_controller(
+    ctx: &Ctx,
+    runtime: RuntimeKind,
+    pod_cert_validity: Duration,
+) -> Result<Server, CliError> {
     let exe = std::env::current_exe().map_err(|e| CliError::io("find the vd binary", e))?;
     let rt: Arc<dyn vd_runtime::Runtime> = match runtime {
         RuntimeKind::Process => Arc::new(
@@ -28,6 +32,7 @@ async fn start_controller(ctx: &Ctx, runtime: RuntimeKind) -> Result<Server, Cli
     Ok(Server::start(ServerConfig {
         root: ctx.root.clone(),
         runtime: rt,
+        pod_cert_validity,
     })
     .await?)
 }
@@ -108,10 +113,11 @@ pub async fn serve_foreground(
     ctx: &Ctx,
     runtime: RuntimeKind,
     metrics_addr: Option<SocketAddr>,
+    pod_cert_validity: Duration,
 ) -> Result<(), CliError> {
     init_tracing(None);
     let metrics = bind_metrics(metrics_addr).await?;
-    let ctl = start_controller(ctx, runtime).await?;
+    let ctl = start_controller(ctx, runtime, pod_cert_validity).await?;
     spawn_metrics(&ctl, metrics);
     vd_server::serve(ctl, interrupted()).await?;
     Ok(())
@@ -153,7 +159,12 @@ pub async fn up(
             .map_err(|e| CliError::io(format!("create {}", ctx.root.display()), e))?;
         init_tracing(Some(ctx.root.join("server.log")));
         let metrics = bind_metrics(metrics_addr).await?;
-        let ctl = start_controller(ctx, runtime).await?;
+        let ctl = start_controller(
+            ctx,
+            runtime,
+            vd_server::orchestration::certs::DEFAULT_POD_VALIDITY,
+        )
+        .await?;
         spawn_metrics(&ctl, metrics);
         let c = ctl.clone();
         tokio::spawn(async move {

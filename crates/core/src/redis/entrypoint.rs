@@ -26,6 +26,10 @@ pub fn entrypoint_script() -> String {
             "@CLUSTER_NODE_TIMEOUT@",
             &super::cluster::NODE_TIMEOUT_MS.to_string(),
         )
+        .replace("@TLS_DIR@", super::TLS_DIR)
+        .replace("@TLS_CERT@", crate::TLS_CERT_FILE)
+        .replace("@TLS_KEY@", crate::TLS_KEY_FILE)
+        .replace("@TLS_CA@", crate::TLS_CA_FILE)
         .replace("@SHELL_FUNCTIONS@\n", super::SHELL_FUNCTIONS)
 }
 
@@ -47,6 +51,10 @@ mod tests {
             "@RUN_DIR@",
             "@PORT@",
             "@CLUSTER_NODE_TIMEOUT@",
+            "@TLS_DIR@",
+            "@TLS_CERT@",
+            "@TLS_KEY@",
+            "@TLS_CA@",
             "@SHELL_FUNCTIONS@",
         ] {
             assert!(TEMPLATE.contains(placeholder), "{placeholder} unused");
@@ -245,6 +253,80 @@ mod tests {
                 "{}",
                 r.output
             );
+        }
+    }
+
+    #[test]
+    fn a_tls_replica_listens_on_tls_only_and_replicates_over_it() {
+        for shell in shells() {
+            let certs = tempfile::tempdir().unwrap();
+            for f in [
+                crate::TLS_CERT_FILE,
+                crate::TLS_KEY_FILE,
+                crate::TLS_CA_FILE,
+            ] {
+                fs::write(certs.path().join(f), "pem").unwrap();
+            }
+            let dir = certs.path().display().to_string();
+            let mut env = pod_env("1", "s3cret");
+            env.push(("VOODU_REDIS_TLS", "yes"));
+            env.push(("VOODU_REDIS_TLS_DIR", &dir));
+            let r = run(&shell, &env, &[]);
+            assert!(r.status.success(), "{shell:?}: {}", r.output);
+            assert_eq!(
+                r.conf.as_deref().unwrap(),
+                format!(
+                    "# Runtime config written by /usr/local/bin/voodu-redis-entrypoint at boot; do not edit.\n\
+                     include /etc/redis/redis.conf\n\
+                     bind \"127.0.10.3\"\n\
+                     requirepass \"s3cret\"\n\
+                     masterauth \"s3cret\"\n\
+                     port 0\n\
+                     tls-port 6379\n\
+                     tls-cert-file \"{dir}/tls.crt\"\n\
+                     tls-key-file \"{dir}/tls.key\"\n\
+                     tls-ca-cert-file \"{dir}/ca.crt\"\n\
+                     tls-auth-clients optional\n\
+                     tls-replication yes\n\
+                     replica-announce-ip \"cache-1.data.voodu\"\n\
+                     replicaof \"cache-0.data.voodu\" 6379\n"
+                ),
+                "{shell:?}"
+            );
+            assert!(r.output.contains("(TLS only)"), "{}", r.output);
+            // A missing file stops the pod with what to check, before redis-server runs.
+            fs::remove_file(certs.path().join(crate::TLS_KEY_FILE)).unwrap();
+            let r = run(&shell, &env, &[]);
+            assert!(!r.status.success(), "{shell:?}");
+            assert!(r.output.contains("tls.key is missing"), "{}", r.output);
+            assert!(r.argv.is_none());
+        }
+    }
+
+    #[test]
+    fn a_tls_cluster_node_puts_the_bus_on_tls() {
+        for shell in shells() {
+            let certs = tempfile::tempdir().unwrap();
+            for f in [
+                crate::TLS_CERT_FILE,
+                crate::TLS_KEY_FILE,
+                crate::TLS_CA_FILE,
+            ] {
+                fs::write(certs.path().join(f), "pem").unwrap();
+            }
+            let dir = certs.path().display().to_string();
+            let mut env = pod_env("0", "s3cret");
+            env.push(("VOODU_REDIS_TLS", "yes"));
+            env.push(("VOODU_REDIS_TLS_DIR", &dir));
+            env.push(("VOODU_REDIS_CLUSTER", "yes"));
+            let r = run(&shell, &env, &[]);
+            assert!(r.status.success(), "{shell:?}: {}", r.output);
+            let conf = r.conf.unwrap();
+            assert!(
+                conf.contains("tls-replication yes\ntls-cluster yes\n"),
+                "{conf}"
+            );
+            assert!(conf.contains("cluster-enabled yes\n"), "{conf}");
         }
     }
 

@@ -6,6 +6,8 @@
 #   REDIS_PASSWORD         required; requirepass and masterauth (from the resource's bucket)
 #   REDIS_MASTER_ORDINAL   the ordinal that boots as master (default 0; `vd redis:failover`)
 #   VOODU_REDIS_CLUSTER    `yes` in cluster mode: cluster settings instead of replicaof
+#   VOODU_REDIS_TLS        `yes`: TLS only, with the certificate vd mounts in
+#                          VOODU_REDIS_TLS_DIR (default @TLS_DIR@)
 #   VOODU_REPLICA_ORDINAL  this pod's ordinal
 #   VOODU_NAME, VOODU_SCOPE  the resource, for the pod names <name>-<ord>.<scope>.voodu
 #   VOODU_POD_IP           the address to bind (default 0.0.0.0)
@@ -51,6 +53,13 @@ case $min_replicas$min_lag in
   *[!0-9]*) die "REDIS_MIN_REPLICAS_TO_WRITE='$min_replicas' and REDIS_MIN_REPLICAS_MAX_LAG='$min_lag' must be whole numbers (or unset); fix them in the resource's config bucket with \`vd config\`" ;;
 esac
 cluster=${VOODU_REDIS_CLUSTER:-}
+tls=${VOODU_REDIS_TLS:-}
+tls_dir=${VOODU_REDIS_TLS_DIR:-@TLS_DIR@}
+if [ "$tls" = yes ]; then
+  for f in @TLS_CERT@ @TLS_KEY@ @TLS_CA@; do
+    [ -r "$tls_dir/$f" ] || die "$tls_dir/$f is missing or unreadable; vd issues it before the pod starts, so check the server's events for this pod"
+  done
+fi
 ip=${VOODU_POD_IP:-0.0.0.0}
 run_dir=${VOODU_REDIS_RUN_DIR:-@RUN_DIR@}
 conf=$run_dir/redis.conf
@@ -72,6 +81,23 @@ rm -f "$conf"
   conf_quote "$password"
   printf '%s\n' "requirepass $_quoted"
   printf '%s\n' "masterauth $_quoted"
+  if [ "$tls" = yes ]; then
+    # TLS only: no plain port at all. Clients need not present a certificate (they
+    # authenticate with the password); replicas and, in a cluster, the bus speak TLS too.
+    printf '%s\n' "port 0"
+    printf '%s\n' "tls-port @PORT@"
+    conf_quote "$tls_dir/@TLS_CERT@"
+    printf '%s\n' "tls-cert-file $_quoted"
+    conf_quote "$tls_dir/@TLS_KEY@"
+    printf '%s\n' "tls-key-file $_quoted"
+    conf_quote "$tls_dir/@TLS_CA@"
+    printf '%s\n' "tls-ca-cert-file $_quoted"
+    printf '%s\n' "tls-auth-clients optional"
+    printf '%s\n' "tls-replication yes"
+    if [ "$cluster" = yes ]; then
+      printf '%s\n' "tls-cluster yes"
+    fi
+  fi
   conf_quote "$name-$self.$scope.voodu"
   printf '%s\n' "replica-announce-ip $_quoted"
   if [ "$cluster" = yes ]; then
@@ -90,11 +116,13 @@ rm -f "$conf"
   fi
 } >"$conf"
 
+over=
+[ "$tls" = yes ] && over=" (TLS only)"
 if [ "$cluster" = yes ]; then
-  printf '%s\n' "voodu-redis-entrypoint: $name-$self.$scope starts as a cluster node on $ip:@PORT@" >&2
+  printf '%s\n' "voodu-redis-entrypoint: $name-$self.$scope starts as a cluster node on $ip:@PORT@$over" >&2
 elif [ "$self" = "$master" ]; then
-  printf '%s\n' "voodu-redis-entrypoint: $name-$self.$scope starts as master on $ip:@PORT@" >&2
+  printf '%s\n' "voodu-redis-entrypoint: $name-$self.$scope starts as master on $ip:@PORT@$over" >&2
 else
-  printf '%s\n' "voodu-redis-entrypoint: $name-$self.$scope starts as replica of $name-$master.$scope.voodu on $ip:@PORT@" >&2
+  printf '%s\n' "voodu-redis-entrypoint: $name-$self.$scope starts as replica of $name-$master.$scope.voodu on $ip:@PORT@$over" >&2
 fi
 exec redis-server "$conf" "$@"

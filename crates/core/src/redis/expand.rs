@@ -2,7 +2,7 @@
 
 use super::{
     entrypoint_script, generated_asset_name, redis_conf, CONF_KEY, CONF_PATH, DEFAULT_IMAGE,
-    ENTRYPOINT_KEY, ENTRYPOINT_PATH, REDIS_PORT,
+    ENTRYPOINT_KEY, ENTRYPOINT_PATH, REDIS_PORT, TLS_DIR, TLS_ENV,
 };
 use crate::{
     PortSpec, Probe, ProbeAction, Probes, RedisSpec, ResourceRef, VolumeClaim, VolumeMount,
@@ -37,6 +37,11 @@ pub fn expand(id: &ResourceRef, spec: &RedisSpec) -> Expansion {
         // so `redis-cli` in probes (and in `vd exec`) authenticates without `-a` in argv.
         "${REDIS_PASSWORD}".to_string(),
     )]);
+    let tls = spec.tls.is_some();
+    if tls {
+        // Also what makes turning TLS on or off roll the pods: the env is in the spec hash.
+        env.insert(TLS_ENV.to_string(), "yes".to_string());
+    }
     if super::cluster::is_cluster(spec) {
         // The entrypoint's switch into cluster mode; in the macro's env, not the bucket, so
         // it is part of the pods' spec hash.
@@ -70,8 +75,12 @@ pub fn expand(id: &ResourceRef, spec: &RedisSpec) -> Expansion {
         }),
         volume_claims,
         volumes: merge_volumes(macro_volumes(id), &spec.volumes),
-        probes: spec.probes.clone().unwrap_or_else(default_probes),
+        probes: spec
+            .probes
+            .clone()
+            .unwrap_or_else(|| probes_with(5, 2, 10, tls)),
         resources: spec.resources.clone(),
+        certificate: tls.then(|| TLS_DIR.to_string()),
     };
     let files = BTreeMap::from([
         (CONF_KEY.to_string(), redis_conf()),
@@ -149,11 +158,14 @@ fn secs(s: u64) -> u64 {
 ///   `-LOADING` (still loading its dataset) would count as ready (checked on redis 7.0.15).
 ///   `-e` exists in redis-cli 7.0+, which both runtimes ship.
 ///
-/// Authentication comes from `REDISCLI_AUTH` in the pod env, never from argv.
+/// Authentication comes from `REDISCLI_AUTH` in the pod env, never from argv. With TLS the
+/// readiness check speaks TLS, trusting the CA mounted beside the pod's certificate (the TCP
+/// liveness check works either way).
 fn probes_with(
     readiness_period_s: u64,
     readiness_successes: u32,
     liveness_period_s: u64,
+    tls: bool,
 ) -> Probes {
     let liveness = Probe {
         period_ms: secs(liveness_period_s),
@@ -165,9 +177,7 @@ fn probes_with(
         failure_threshold: 1,
         success_threshold: readiness_successes,
         ..Probe::new(ProbeAction::Exec {
-            command: ["redis-cli", "-e", "-h", "${VOODU_POD_IP}", "ping"]
-                .map(String::from)
-                .to_vec(),
+            command: readiness_command(tls),
         })
     };
     Probes {
@@ -181,13 +191,34 @@ fn probes_with(
 /// 2 successes (a pod is ready ~10 s after redis is up).
 /// Timeout 1 s and no initial delay, as [`Probe::new`].
 pub fn default_probes() -> Probes {
-    probes_with(5, 2, 10)
+    probes_with(5, 2, 10, false)
+}
+
+/// The readiness check's argv: `redis-cli -e -h ${VOODU_POD_IP} ping`, with `--tls --cacert`
+/// for a TLS redis.
+pub fn readiness_command(tls: bool) -> Vec<String> {
+    let mut argv = vec!["redis-cli".to_string()];
+    if tls {
+        argv.extend(["--tls".to_string(), "--cacert".to_string(), tls_ca_path()]);
+    }
+    argv.extend(["-e", "-h", "${VOODU_POD_IP}", "ping"].map(String::from));
+    argv
+}
+
+/// Where a TLS pod finds the CA its certificate chains to.
+pub fn tls_ca_path() -> String {
+    format!("{TLS_DIR}/{}", crate::TLS_CA_FILE)
 }
 
 /// The default probes with test-friendly timing: readiness every 1 s, 1 success; liveness
 /// every 5 s. Tests set `probes` to this to avoid the default ~10 s readiness delay.
 pub fn fast_probes() -> Probes {
-    probes_with(1, 1, 5)
+    probes_with(1, 1, 5, false)
+}
+
+/// [`fast_probes`] for a TLS redis.
+pub fn fast_tls_probes() -> Probes {
+    probes_with(1, 1, 5, true)
 }
 
 #[cfg(test)]

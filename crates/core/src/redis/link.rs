@@ -18,14 +18,36 @@ pub enum LinkMode {
 
 /// Every name a link may write ([`link_env`] in any [`LinkMode`], [`sentinel_link_env`]), so
 /// unlinking, or relinking in another mode, can remove them all.
-pub const LINK_VARS: [&str; 6] = [
+pub const LINK_VARS: [&str; 7] = [
     "REDIS_URL",
     "REDIS_READ_URL",
     "REDIS_SENTINEL_HOSTS",
     "REDIS_MASTER_NAME",
     "REDIS_SENTINEL_PASSWORD",
     "REDIS_CLUSTER_NODES",
+    CA_CERT_VAR,
 ];
+
+/// The link variable holding the CA certificate (PEM) of a TLS redis, which clients verify the
+/// server's certificate against (redis-py `ssl_ca_data`, ioredis `tls.ca`, go-redis
+/// `tls.Config.RootCAs`, Sidekiq/redis-rb `ssl_params: {ca_file:}` after writing it out). The
+/// same PEM is the `ca` file of the redis's generated asset, for apps that mount a file.
+pub const CA_CERT_VAR: &str = "REDIS_CA_CERT";
+
+/// A link of a TLS redis: every URL of `env` with the `rediss://` scheme, and the CA that
+/// signed the pods' certificates in [`CA_CERT_VAR`]. The host names in the URLs are what the
+/// certificates cover, so a client that verifies them needs nothing else.
+pub fn with_tls(mut env: EnvMap, ca_pem: &str) -> EnvMap {
+    for key in ["REDIS_URL", "REDIS_READ_URL"] {
+        if let Some(v) = env.get_mut(key) {
+            if let Some(rest) = v.strip_prefix("redis://") {
+                *v = format!("rediss://{rest}");
+            }
+        }
+    }
+    env.insert(CA_CERT_VAR.into(), ca_pem.to_string());
+    env
+}
 
 /// The link of a redis in cluster mode, exactly two variables:
 /// - `REDIS_URL`: `redis://default:<pw>@<name>.<scope>.voodu:6379`, the shared alias over the
@@ -198,6 +220,32 @@ fn normalize<'a>(it: impl Iterator<Item = &'a str>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tls_link_has_rediss_urls_and_the_ca() {
+        let id = id();
+        let env = with_tls(link_env(&id, 3, 1, "pw", LinkMode::Default), "PEM");
+        assert_eq!(
+            env,
+            EnvMap::from([
+                (
+                    "REDIS_URL".into(),
+                    "rediss://default:pw@redis-1.clowk-lp.voodu:6379".into()
+                ),
+                (
+                    "REDIS_READ_URL".into(),
+                    "rediss://default:pw@redis.clowk-lp.voodu:6379".into()
+                ),
+                ("REDIS_CA_CERT".into(), "PEM".into()),
+            ])
+        );
+        let cluster = with_tls(cluster_link_env(&id, 6, "pw"), "PEM");
+        assert!(cluster["REDIS_URL"].starts_with("rediss://"));
+        assert!(!cluster["REDIS_CLUSTER_NODES"].contains("://"));
+        for k in env.keys() {
+            assert!(LINK_VARS.contains(&k.as_str()), "{k}");
+        }
+    }
     use crate::Kind;
 
     fn id() -> ResourceRef {
@@ -267,6 +315,7 @@ mod tests {
         }
         written.extend(sentinel_link_env(&id(), 0, "p", &quorum_id(), 3, Some("s")).into_keys());
         written.extend(cluster_link_env(&id(), 6, "p").into_keys());
+        written.extend(with_tls(link_env(&id(), 1, 0, "p", LinkMode::Default), "PEM").into_keys());
         for k in &written {
             assert!(LINK_VARS.contains(&k.as_str()), "{k}");
         }

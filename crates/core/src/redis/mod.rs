@@ -21,16 +21,20 @@ pub mod proxy;
 mod sentinel;
 mod sentinel_entrypoint;
 pub mod switchover;
+pub mod tls;
 pub mod topology;
 mod validate;
 
 pub use backup::validate_backup;
 pub use conf::redis_conf;
 pub use entrypoint::entrypoint_script;
-pub use expand::{default_probes, expand, fast_probes, Expansion, CLUSTER_ENV};
+pub use expand::{
+    default_probes, expand, fast_probes, fast_tls_probes, readiness_command, tls_ca_path,
+    Expansion, CLUSTER_ENV,
+};
 pub use link::{
     cluster_link_env, format_consumers, link_env, parse_consumers, proxy_link_env, sentinel_hosts,
-    sentinel_link_env, sentinel_url, LinkMode, LINK_VARS,
+    sentinel_link_env, sentinel_url, with_tls, LinkMode, CA_CERT_VAR, LINK_VARS,
 };
 pub use sentinel::{default_sentinel_probes, expand_sentinel};
 pub use sentinel_entrypoint::sentinel_entrypoint_script;
@@ -59,6 +63,12 @@ pub const RUN_DIR: &str = "/run/voodu-redis";
 pub const CONF_KEY: &str = "redis-conf";
 /// Key of the generated entrypoint in [`Expansion::files`].
 pub const ENTRYPOINT_KEY: &str = "entrypoint";
+
+/// Where a TLS redis pod's certificate, key and CA are mounted (a directory, so a renewed
+/// certificate written beside the old one and renamed over it is seen inside the pod).
+pub const TLS_DIR: &str = "/etc/redis/tls";
+/// Set to `yes` in the pods of a TLS redis: the entrypoint then listens on TLS only.
+pub const TLS_ENV: &str = "VOODU_REDIS_TLS";
 
 /// The port every sentinel listens on (fixed, not configurable).
 pub const SENTINEL_PORT: u16 = 26379;

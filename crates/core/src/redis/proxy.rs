@@ -151,6 +151,7 @@ fn expand_proxy(spec: &RedisSpec, p: ProxySpec, of: &ProxyFor) -> WorkloadSpec {
             startup: None,
         },
         resources: spec.resources.clone(),
+        certificate: None,
     }
 }
 

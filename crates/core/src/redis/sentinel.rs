@@ -77,6 +77,7 @@ pub fn expand_sentinel(id: &ResourceRef, spec: &RedisSpec, monitor: &ResourceRef
         volumes: merge_volumes(vec![entrypoint], &spec.volumes),
         probes: spec.probes.clone().unwrap_or_else(default_sentinel_probes),
         resources: spec.resources.clone(),
+        certificate: None,
     };
     let files = BTreeMap::from([(
         SENTINEL_ENTRYPOINT_KEY.to_string(),

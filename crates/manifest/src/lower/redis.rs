@@ -14,13 +14,15 @@ use hcl_edit::structure::{Block, Body};
 use hcl_edit::Span;
 use std::ops::Range;
 use vd_core::{
-    validate_label, BackupSpec, ClusterSpec, FailoverSpec, Kind, ProxySpec, RedisSpec, SentinelSpec,
+    validate_label, BackupSpec, ClusterSpec, FailoverSpec, Kind, ProxySpec, RedisSpec,
+    SentinelSpec, TlsSpec,
 };
 
 /// The redis macro's own fields; its block takes a statefulset's too.
-const REDIS_FIELDS: [&str; 6] = [
-    "plugin", "sentinel", "failover", "proxy", "backup", "cluster",
+const REDIS_FIELDS: [&str; 7] = [
+    "plugin", "sentinel", "failover", "proxy", "backup", "cluster", "tls",
 ];
+const TLS_FIELDS: [&str; 3] = ["cert", "key", "ca"];
 const CLUSTER_FIELDS: [&str; 2] = ["shards", "replicas_per_shard"];
 const SENTINEL_FIELDS: [&str; 2] = ["enabled", "monitor"];
 const FAILOVER_FIELDS: [&str; 2] = ["automatic", "down_after"];
@@ -39,6 +41,7 @@ struct OwnBlocks {
     proxy: Option<LocatedProxy>,
     backup: Option<LocatedBackup>,
     cluster: Option<(ClusterSpec, Range<usize>)>,
+    tls: Option<(TlsSpec, Range<usize>)>,
 }
 
 impl MacroBlocks for OwnBlocks {
@@ -54,6 +57,7 @@ impl MacroBlocks for OwnBlocks {
             "proxy" => self.proxy = Some(cx.proxy(b)),
             "backup" => self.backup = Some(cx.backup(b)),
             "cluster" => self.cluster = Some(cx.cluster(b)),
+            "tls" => self.tls = Some(cx.tls(b)),
             // The workload lowering hands over only the names above.
             _ => {}
         }
@@ -124,6 +128,7 @@ impl Cx<'_> {
             proxy: own.proxy.as_ref().map(|l| l.spec),
             backup: own.backup.as_ref().map(|l| l.spec.clone()),
             cluster: own.cluster.as_ref().map(|(c, _)| *c),
+            tls: own.tls.as_ref().map(|(t, _)| t.clone()),
         };
         if let Some(l) = &own.failover {
             self.check_failover(&spec, l, sentinel_known);
@@ -137,7 +142,45 @@ impl Cx<'_> {
         if let Some((_, header)) = &own.cluster {
             self.check_cluster(&spec, header, sentinel_known);
         }
+        if let Some((_, header)) = &own.tls {
+            self.check_tls(&spec, header, sentinel_known);
+        }
         spec
+    }
+
+    /// `tls {}`, or `tls { cert = "..."  key = "..."  ca = "..." }` (asset references); checked
+    /// with the rest of the block by `check_tls`.
+    fn tls(&mut self, b: &Block) -> (TlsSpec, Range<usize>) {
+        let header = header_span(b);
+        self.record("tls", Some(header.clone()));
+        let mut t = TlsSpec::default();
+        let nested = Nested::AsAttribute(Some("cert = \"${asset.data.certs.crt}\""));
+        self.attributes(&b.body, "tls", &TLS_FIELDS, nested, |cx, a| {
+            let v = &a.value;
+            let key = a.key.as_str();
+            let field = format!("tls.{key}");
+            cx.record(&field, v.span());
+            let value = cx.string(v, &field, Str::Template);
+            match key {
+                "cert" => t.cert = value,
+                "key" => t.key = value,
+                _ => t.ca = value,
+            }
+        });
+        (t, header)
+    }
+
+    /// The tls rules, which the server also runs (`validate_tls` in vd-core), each reported at
+    /// the field it names.
+    fn check_tls(&mut self, spec: &RedisSpec, header: &Range<usize>, sentinel_known: bool) {
+        let mut checked = spec.clone();
+        if !sentinel_known {
+            checked.sentinel = None;
+        }
+        for p in vd_core::redis::tls::validate_tls(&checked) {
+            let span = self.span_of(&p.field).or_else(|| Some(header.clone()));
+            self.err(span, p.message, p.help);
+        }
     }
 
     /// `cluster { shards = 3  replicas_per_shard = 1 }`; checked with the rest of the block by

@@ -48,8 +48,8 @@ const DEPLOYMENT_FIELDS: [&str; 9] = [
 /// Workload fields written `name { ... }` rather than `name = ...`.
 const WORKLOAD_BLOCKS: [&str; 3] = ["volume_claim", "probes", "resources"];
 /// Blocks only macros (`redis`) take; every other kind refuses them.
-pub(super) const MACRO_BLOCKS: [&str; 6] = [
-    "plugin", "sentinel", "failover", "proxy", "backup", "cluster",
+pub(super) const MACRO_BLOCKS: [&str; 7] = [
+    "plugin", "sentinel", "failover", "proxy", "backup", "cluster", "tls",
 ];
 /// The fields of the container itself, which every kind that runs one takes (cronjobs too).
 const CONTAINER_FIELDS: [&str; 5] = ["image", "command", "env", "env_from", "volumes"];
@@ -129,6 +129,8 @@ impl Cx<'_> {
             volumes: unlocated_mounts(f.container.volumes),
             probes: f.probes.unwrap_or_default(),
             resources: f.resources,
+            // Only the redis macro gives its pods certificates.
+            certificate: None,
         }
     }
 
@@ -304,6 +306,7 @@ impl Cx<'_> {
             "failover" => format!("`failover {{ automatic = true }}` belongs to the redis macro, which knows which pod is the master: write it inside a data `redis \"scope\" \"name\" {{ ... }}` block, not in a {ctx}"),
             "proxy" => format!("`proxy {{ replicas = 1 }}` belongs to the redis macro, which knows which pod is the master: write it inside a data `redis \"scope\" \"name\" {{ ... }}` block, not in a {ctx}"),
             "cluster" => format!("`cluster {{ shards = 3 }}` belongs to the redis macro, which forms and manages the cluster: write it inside a data `redis \"scope\" \"name\" {{ ... }}` block, not in a {ctx}"),
+            "tls" => format!("`tls {{}}` belongs to the redis macro, whose pods vd issues certificates to and whose clients it tells how to verify them: write it inside a data `redis \"scope\" \"name\" {{ ... }}` block, not in a {ctx}"),
             "backup" => format!("`backup {{ schedule = \"0 */6 * * *\" }}` belongs to the redis macro, which knows how to snapshot its data: write it inside a data `redis \"scope\" \"name\" {{ ... }}` block, not in a {ctx}"),
             _ => format!("`sentinel {{ monitor = \"scope/name\" }}` belongs to the redis macro: declare a sentinel sibling as `redis \"scope\" \"name-ha\" {{ sentinel {{ ... }} }}`, not in a {ctx}"),
         };

@@ -28,6 +28,8 @@ pub struct ServerConfig {
     pub root: PathBuf,
     /// The pod runtime.
     pub runtime: Arc<dyn Runtime>,
+    /// How long a pod certificate is valid (renewed at two thirds of it).
+    pub pod_cert_validity: std::time::Duration,
 }
 
 /// A pod the controller tracks.
@@ -45,6 +47,8 @@ pub(crate) struct PodEntry {
 
 /// A future a hook returns; boxed so the trait stays object-safe.
 pub type HookFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+/// A hook's future that reports whether it managed what it was asked (why not, if not).
+pub type HookOutcome<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
 
 /// What a pod supervisor asks before it acts. Every method must return promptly when there
 /// is nothing to wait for: it runs on every start and exit of every pod.
@@ -71,6 +75,16 @@ pub trait PodHooks: Send + Sync {
         owner: &'a ResourceRef,
         ordinal: u32,
     ) -> HookFuture<'a>;
+
+    /// A running pod's certificate was issued again (the files it mounts are replaced): make
+    /// the pod load it without a restart. Resolves with whether it did; a pod that did not is
+    /// asked again at the next renewal check.
+    fn certificate_renewed<'a>(
+        &'a self,
+        ctl: &'a Controller,
+        owner: &'a ResourceRef,
+        ordinal: u32,
+    ) -> HookOutcome<'a>;
 
     /// Before the rollout removes a pod its workload no longer wants (a scale-down): whether
     /// it may go now. A pod kept is asked again on the next reconcile; a stopped workload's
@@ -100,6 +114,17 @@ impl PodHooks for NoHooks {
     fn after_exit<'a>(&'a self, _: &'a Controller, _: &'a ResourceRef, _: u32) -> HookFuture<'a> {
         Box::pin(std::future::ready(()))
     }
+
+    fn certificate_renewed<'a>(
+        &'a self,
+        _: &'a Controller,
+        _: &'a ResourceRef,
+        _: u32,
+    ) -> HookOutcome<'a> {
+        Box::pin(std::future::ready(Err(
+            "no service knows how to reload it; it is loaded at the next restart".to_string(),
+        )))
+    }
 }
 
 /// The controller's state, shared by the API handlers, the reconcile loop and supervisors.
@@ -110,6 +135,8 @@ pub struct Controller {
     pub store: Store,
     /// Pod backend.
     pub runtime: Arc<dyn Runtime>,
+    /// The root's certificate authority and the pods' certificates.
+    pub certs: crate::orchestration::certs::Authority,
     pub(crate) pods: Mutex<BTreeMap<String, PodEntry>>,
     pub(crate) workloads: Mutex<BTreeMap<ResourceRef, WorkloadStatus>>,
     /// The generation of each workload's desired hash.
@@ -205,6 +232,7 @@ impl Controller {
         // A new root's pods get a subnet no other root on this host uses.
         store.subnet_avoiding(&config.runtime.taken_subnets())?;
         let ctl = Arc::new(Controller {
+            certs: crate::orchestration::certs::Authority::new(&root, config.pod_cert_validity),
             root,
             store,
             runtime: config.runtime,
@@ -604,17 +632,19 @@ impl Controller {
                 .iter()
                 .all(|p| std::net::TcpListener::bind((ip, *p)).is_ok())
         })?;
-        Ok((
-            resolve::launch(
-                id,
-                &template,
-                ordinal,
-                &ip,
-                &self.runtime.pod_ip(&ip),
-                &hash,
-            ),
-            resolve::pod_probes(id, &template, ordinal, &self.runtime.pod_ip(&ip)),
-        ))
+        let pod_ip = self.runtime.pod_ip(&ip);
+        let mut launch = resolve::launch(id, &template, ordinal, &ip, &pod_ip, &hash);
+        if let Some(target) = &template.certificate {
+            // Issued (or renewed, or extended to a new address) before every start, so a pod
+            // never starts on a certificate that does not cover it.
+            let subject = crate::orchestration::certs::pod_subject(id, ordinal, &[&ip, &pod_ip]);
+            self.certs
+                .ensure(&pod, &subject)
+                .map_err(ServerError::from)?;
+            let source = self.certs.pod_dir(&pod).display().to_string();
+            launch.binds.push((source, target.clone(), true));
+        }
+        Ok((launch, resolve::pod_probes(id, &template, ordinal, &pod_ip)))
     }
 
     pub(crate) fn mark_terminating(&self, pod: &str) {

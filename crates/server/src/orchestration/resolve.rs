@@ -309,6 +309,7 @@ pub fn template(
         mounts,
         probes,
         resources: spec.resources.clone(),
+        certificate: spec.certificate.clone(),
     })
 }
 

@@ -11,7 +11,7 @@
 
 use crate::error::ServerError;
 use crate::orchestration::controller::Controller;
-use crate::redis::facts::{load, password, redis_ref};
+use crate::redis::facts::{auth, load, redis_ref, Auth};
 use crate::types::PodState;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::Json;
@@ -243,8 +243,8 @@ struct Source {
     role: Role,
 }
 
-async fn observe(ip: &str, pw: &str) -> Result<(Role, bool), vd_redisctl::RedisError> {
-    let mut n = Node::connect(ip, macro_::REDIS_PORT, Some(pw), CONNECT_TIMEOUT).await?;
+async fn observe(ip: &str, pw: &Auth) -> Result<(Role, bool), vd_redisctl::RedisError> {
+    let mut n = Node::connect_with(ip, macro_::REDIS_PORT, pw.access(), CONNECT_TIMEOUT).await?;
     n.role().await
 }
 
@@ -252,7 +252,7 @@ async fn choose_source(
     ctl: &Controller,
     id: &ResourceRef,
     replicas: u32,
-    pw: &str,
+    pw: &Auth,
     asked: Option<u32>,
 ) -> Result<Source, ServerError> {
     let pods: std::collections::BTreeMap<u32, crate::types::PodView> = ctl
@@ -492,7 +492,7 @@ pub(crate) async fn take(
     let target = target(ctl, &id, req.destination.as_deref())?;
     let dir = target.dir().to_path_buf();
     let _running = crate::redis::exclusive::claim(&id, crate::redis::exclusive::Operation::Backup)?;
-    let pw = password(ctl, &id)?;
+    let pw = auth(ctl, &id)?;
     let source = choose_source(ctl, &id, spec.replicas.unwrap_or(1), &pw, req.source).await?;
 
     let mut builder = std::fs::DirBuilder::new();
@@ -522,7 +522,7 @@ pub(crate) async fn take(
         let r = rdb::fetch(
             &ip,
             macro_::REDIS_PORT,
-            Some(&pw),
+            pw.access(),
             &mut w,
             CONNECT_TIMEOUT,
             IDLE_TIMEOUT,

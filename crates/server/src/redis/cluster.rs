@@ -7,7 +7,7 @@
 
 use crate::error::ServerError;
 use crate::orchestration::controller::Controller;
-use crate::redis::facts as r;
+use crate::redis::facts::{self as r, Auth};
 use crate::redis::ops::Ops;
 use crate::redis::state::{ClusterFacts, FailoverState};
 use crate::types::{PodState, PodView};
@@ -184,7 +184,7 @@ async fn step(
     mem: &mut Memory,
 ) -> Result<(), ServerError> {
     let ctl = &ops.ctl;
-    let pw = r::password(ctl, id)?;
+    let pw = r::auth(ctl, id)?;
     let views: BTreeMap<u32, PodView> = ctl
         .pod_views()
         .into_iter()
@@ -282,7 +282,7 @@ async fn step(
 async fn observe(
     presence: Presence,
     ip: Option<String>,
-    pw: &str,
+    pw: &Auth,
     mut probe: Probe,
     timeout: Duration,
 ) -> (Obs, Probe) {
@@ -299,7 +299,7 @@ async fn observe(
     };
     let answer = async {
         if probe.node.is_none() {
-            probe.node = Some(Node::connect(&ip, REDIS_PORT, Some(pw), timeout).await?);
+            probe.node = Some(Node::connect_with(&ip, REDIS_PORT, pw.access(), timeout).await?);
         }
         let Some(n) = probe.node.as_mut() else {
             return Err(vd_redisctl::RedisError::State("no connection".into()));
@@ -357,7 +357,7 @@ async fn execute(
     id: &ResourceRef,
     action: &Action,
     addrs: &BTreeMap<u32, String>,
-    pw: &str,
+    pw: &Auth,
     mem: &mut Memory,
 ) -> Result<(), ServerError> {
     let ctl = &ops.ctl;
@@ -508,7 +508,7 @@ async fn move_slots(
     m: &Move<'_>,
     slots: &[u16],
     addrs: &BTreeMap<u32, String>,
-    pw: &str,
+    pw: &Auth,
 ) -> Result<(), ServerError> {
     let at = |o: u32| addrs.get(&o).cloned().unwrap_or_default();
     let mut source = r::connect(&at(m.from), pw).await?;
@@ -552,7 +552,13 @@ async fn move_slots(
             }
         }
         source
-            .migrate_groups(m.to_ip, REDIS_PORT, pw, &groups, MIGRATE_TIMEOUT_MS)
+            .migrate_groups(
+                m.to_ip,
+                REDIS_PORT,
+                &pw.password,
+                &groups,
+                MIGRATE_TIMEOUT_MS,
+            )
             .await
             .map_err(r::redis_err)?;
         keys += groups.iter().map(|g| g.len()).sum::<usize>();
@@ -619,7 +625,7 @@ async fn failover(
     mode: FailoverMode,
     reason: FailoverReason,
     addrs: &BTreeMap<u32, String>,
-    pw: &str,
+    pw: &Auth,
     mem: &mut Memory,
 ) -> Result<(), ServerError> {
     let started = mem.fault_at.take().unwrap_or_else(Instant::now);
@@ -822,7 +828,7 @@ pub struct ShardReplica {
 
 /// A pod's replication offset: `master_repl_offset` of a master, `slave_repl_offset` of a
 /// replica; `None` when it does not answer (the report shows what it can).
-async fn offset_of(ip: &str, pw: &str) -> Option<i64> {
+async fn offset_of(ip: &str, pw: &Auth) -> Option<i64> {
     let mut n = r::connect(ip, pw).await.ok()?;
     let rep = n.info(Some("replication")).await.ok()?.replication();
     Some(rep.replica_repl_offset.unwrap_or(rep.master_repl_offset))
@@ -856,7 +862,7 @@ pub(crate) fn layout(ctl: &Controller, id: &ResourceRef) -> BTreeMap<String, u32
 pub(crate) async fn any_node(
     ctl: &Controller,
     id: &ResourceRef,
-    pw: &str,
+    pw: &Auth,
 ) -> Result<(u32, Node, Vec<vd_core::redis::cluster::Peer>), ServerError> {
     let mut last = None;
     for (o, ip) in r::pod_ips(ctl, id) {
@@ -889,7 +895,7 @@ pub async fn report(
     let Some(c) = spec.cluster.filter(|_| is_cluster(&spec)) else {
         return Ok(None);
     };
-    let pw = r::password(ctl, id)?;
+    let pw = r::auth(ctl, id)?;
     let (answered_by, mut node, peers) = any_node(ctl, id, &pw).await?;
     let info = node.cluster_info().await.map_err(r::redis_err)?;
     let slot_migration = node
@@ -967,7 +973,7 @@ pub async fn switchover(
     asked: Option<u32>,
 ) -> Result<crate::types::FailoverReport, ServerError> {
     let ctl = &ops.ctl;
-    let pw = r::password(ctl, id)?;
+    let pw = r::auth(ctl, id)?;
     let (_, _, peers) = any_node(ctl, id, &pw).await?;
     let ids = layout(ctl, id);
     let all = vd_core::redis::cluster::shards(&peers);

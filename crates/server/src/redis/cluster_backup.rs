@@ -7,7 +7,7 @@ use crate::error::ServerError;
 use crate::orchestration::controller::Controller;
 use crate::redis::backup::{write_atomically, BackupReport, BackupRequest};
 use crate::redis::backup_names::{classify, index_name, iso, shard_file_name, Origin, Part};
-use crate::redis::facts as r;
+use crate::redis::facts::{self as r, Auth};
 use crate::redis::ops::Ops;
 use crate::redis::restore::{RestoreReport, RestoreRequest};
 use serde::{Deserialize, Serialize};
@@ -88,7 +88,7 @@ pub async fn backup(
         });
     }
     let _running = crate::redis::exclusive::claim(id, crate::redis::exclusive::Operation::Backup)?;
-    let pw = r::password(ctl, id)?;
+    let pw = r::auth(ctl, id)?;
     let (_, _, peers) = crate::redis::cluster::any_node(ctl, id, &pw).await?;
     let ids = crate::redis::cluster::layout(ctl, id);
     let ordinal = |p: &Peer| ids.get(&p.id).copied();
@@ -151,7 +151,7 @@ pub async fn backup(
             let got = rdb::fetch(
                 &ip,
                 vd_core::redis::REDIS_PORT,
-                Some(&pw2),
+                pw2.access(),
                 &mut w,
                 CONNECT_TIMEOUT,
                 IDLE_TIMEOUT,
@@ -384,7 +384,7 @@ pub async fn restore(
     };
     let index = read_index(id, &from)?;
     let dir = from.parent().map(Path::to_path_buf).unwrap_or_default();
-    let pw = r::password(ctl, id)?;
+    let pw = r::auth(ctl, id)?;
     let (_, _, peers) = crate::redis::cluster::any_node(ctl, id, &pw).await?;
     let now = shards(&peers);
     if now.len() != index.shards.len() {
@@ -518,7 +518,7 @@ pub async fn restore(
 async fn set_no_failover(
     ips: &std::collections::BTreeMap<u32, String>,
     replicas: &[u32],
-    pw: &str,
+    pw: &Auth,
     on: bool,
 ) {
     for o in replicas {

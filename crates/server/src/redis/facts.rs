@@ -11,7 +11,7 @@ use vd_core::redis as macro_;
 use vd_core::redis::failover::{NodeInfo, NodeRole};
 use vd_core::redis::proxy as proxy_core;
 use vd_core::{Kind, RedisSpec, Resource, ResourceRef, Spec};
-use vd_redisctl::{Info, Node, Role};
+use vd_redisctl::{Access, Info, Node, Role, TlsTrust};
 use vd_store::MetaKey;
 
 /// Bucket key of the generated password.
@@ -83,6 +83,51 @@ pub(crate) fn password(ctl: &Controller, id: &ResourceRef) -> Result<String, Ser
         })
 }
 
+/// How vd's connections reach a data redis's pods: as `default` with its password, and over
+/// TLS, trusting the root's CA, when it speaks TLS only. Every connection to its pods goes
+/// through one of these, so none can forget the TLS.
+#[derive(Clone)]
+pub(crate) struct Auth {
+    /// `REDIS_PASSWORD`.
+    pub password: String,
+    /// The CA its pods' certificates chain to, when it speaks TLS only.
+    pub tls: Option<TlsTrust>,
+}
+
+// Hand-written so the password never reaches a log through `{:?}`.
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Auth {
+    /// What a connection of vd-redisctl takes.
+    pub fn access(&self) -> Access<'_> {
+        Access {
+            password: Some(&self.password),
+            tls: self.tls.as_ref(),
+        }
+    }
+}
+
+/// How vd reaches the pods of the data redis `id`: its password and, when its spec has `tls`,
+/// the root's CA.
+pub(crate) fn auth(ctl: &Controller, id: &ResourceRef) -> Result<Auth, ServerError> {
+    let password = password(ctl, id)?;
+    let spec = load(ctl, id)?;
+    let tls = if macro_::tls::is_tls(&spec) {
+        Some(TlsTrust::new(
+            ctl.certs.ca_pem().map_err(ServerError::from)?,
+        ))
+    } else {
+        None
+    };
+    Ok(Auth { password, tls })
+}
+
 /// The password of a sentinel sibling's sentinels, from its own bucket level (the scope level
 /// may hold another resource's). `None` for sentinels applied before sentinels had passwords:
 /// they run without one until the sibling is applied again.
@@ -109,8 +154,8 @@ pub(crate) fn pod_ips(ctl: &Controller, id: &ResourceRef) -> BTreeMap<u32, Strin
         .collect()
 }
 
-pub(crate) async fn connect(ip: &str, pw: &str) -> Result<Node, ServerError> {
-    Node::connect(ip, macro_::REDIS_PORT, Some(pw), CONNECT_TIMEOUT)
+pub(crate) async fn connect(ip: &str, auth: &Auth) -> Result<Node, ServerError> {
+    Node::connect_with(ip, macro_::REDIS_PORT, auth.access(), CONNECT_TIMEOUT)
         .await
         .map_err(redis_err)
 }

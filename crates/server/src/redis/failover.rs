@@ -6,7 +6,7 @@
 
 use crate::error::ServerError;
 use crate::orchestration::controller::Controller;
-use crate::redis::facts as r;
+use crate::redis::facts::{self as r, Auth};
 use crate::redis::master::{self, Cause, NewMaster};
 use crate::redis::ops::Ops;
 use crate::redis::state::FailoverState;
@@ -192,7 +192,7 @@ async fn step(
     fault_at: &mut Option<Instant>,
 ) -> Result<(), ServerError> {
     let ctl = &ops.ctl;
-    let pw = r::password(ctl, id)?;
+    let pw = r::auth(ctl, id)?;
     let ips = r::pod_ips(ctl, id);
     let running: BTreeMap<u32, bool> = ctl
         .pod_views()
@@ -361,7 +361,7 @@ async fn observe(
     id: &ResourceRef,
     running: bool,
     ip: Option<String>,
-    pw: &str,
+    pw: &Auth,
     ips: &BTreeMap<u32, String>,
     mut probe: Probe,
     timeout: Duration,
@@ -372,7 +372,7 @@ async fn observe(
     };
     let answer = async {
         if probe.node.is_none() {
-            probe.node = Some(Node::connect(&ip, REDIS_PORT, Some(pw), timeout).await?);
+            probe.node = Some(Node::connect_with(&ip, REDIS_PORT, pw.access(), timeout).await?);
         }
         match probe.node.as_mut() {
             Some(n) => n.info(None).await,
@@ -400,7 +400,7 @@ async fn execute_failover(
     ops: &Ops,
     id: &ResourceRef,
     ips: &BTreeMap<u32, String>,
-    pw: &str,
+    pw: &Auth,
     epoch: u64,
     from: u32,
     to: u32,
@@ -426,7 +426,7 @@ async fn execute_failover(
         help: None,
     })?;
     let timeout = Duration::from_secs(2);
-    let mut target = Node::connect(target_ip, REDIS_PORT, Some(pw), timeout)
+    let mut target = Node::connect_with(target_ip, REDIS_PORT, pw.access(), timeout)
         .await
         .map_err(r::redis_err)?;
     target.promote().await.map_err(r::redis_err)?;
@@ -443,7 +443,7 @@ async fn execute_failover(
             continue;
         }
         let moved = async {
-            let mut n = Node::connect(ip, REDIS_PORT, Some(pw), timeout).await?;
+            let mut n = Node::connect_with(ip, REDIS_PORT, pw.access(), timeout).await?;
             n.replicaof(&host, REDIS_PORT).await
         };
         match moved.await {

@@ -4,7 +4,7 @@
 
 use crate::error::ServerError;
 use crate::orchestration::controller::Controller;
-use crate::redis::facts::{connect, load, password, pod_ips, redis_err};
+use crate::redis::facts::{auth, connect, load, pod_ips, redis_err};
 use std::collections::BTreeMap;
 use vd_core::redis as macro_;
 use vd_core::ResourceRef;
@@ -57,7 +57,7 @@ pub async fn ensure_ha_live(ctl: &Controller, id: &ResourceRef) -> Result<(), Se
         .iter()
         .any(|v| v.target.starts_with(macro_::CONF_D));
     if !conf_d {
-        let pw = password(ctl, id)?;
+        let pw = auth(ctl, id)?;
         for (o, ip) in pod_ips(ctl, id) {
             let applied = async {
                 let mut n = connect(&ip, &pw).await?;

@@ -4,7 +4,7 @@
 //! and every pod exit reaches the failover tasks at once.
 
 use crate::orchestration::controller::Controller;
-use crate::orchestration::controller::{HookFuture, PodHooks};
+use crate::orchestration::controller::{HookFuture, HookOutcome, PodHooks};
 use crate::redis::state::FailoverState;
 use std::sync::Arc;
 use vd_core::ResourceRef;
@@ -24,6 +24,16 @@ impl RedisHooks {
 impl PodHooks for RedisHooks {
     fn pod_exited(&self, owner: &ResourceRef, ordinal: u32) {
         self.failover.pod_exited(owner, ordinal);
+    }
+
+    /// A redis pod loads its renewed certificate live.
+    fn certificate_renewed<'a>(
+        &'a self,
+        ctl: &'a Controller,
+        owner: &'a ResourceRef,
+        ordinal: u32,
+    ) -> HookOutcome<'a> {
+        Box::pin(crate::redis::tls::reload_certificate(ctl, owner, ordinal))
     }
 
     /// A cluster's pod goes once its slots are moved to the shards that stay.

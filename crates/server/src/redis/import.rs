@@ -23,7 +23,7 @@
 
 use crate::error::ServerError;
 use crate::orchestration::controller::Controller;
-use crate::redis::facts::{load, master_ordinal, password, pod_ips, redis_ref};
+use crate::redis::facts::{auth, load, master_ordinal, pod_ips, redis_ref, Auth};
 use crate::redis::ops::Ops;
 use crate::redis::state::FailoverState;
 use crate::types::Problem;
@@ -177,6 +177,9 @@ pub struct LiveBlockers {
     pub sentinel: Option<String>,
     /// The runtime is docker and the source's host is a loopback address.
     pub loopback_from_containers: bool,
+    /// The target speaks TLS only, replication included, and the source (a `redis://` URL)
+    /// does not.
+    pub tls_target: bool,
     /// The source said it refuses replication.
     pub refused: Option<Refusal>,
 }
@@ -196,6 +199,11 @@ impl LiveBlockers {
         if self.loopback_from_containers {
             return Some(
                 "the source's host is a loopback address, which the target's pods cannot reach: each has a network of its own (a source on this host that listens on its pods' network address, `vd redis:url --external` shows the network, is reached live)".into(),
+            );
+        }
+        if self.tls_target {
+            return Some(
+                "the target speaks TLS only, to its master too, and the source is plain TCP".into(),
             );
         }
         self.refused.map(|r| r.explain().to_string())
@@ -287,7 +295,7 @@ pub async fn import(
             .timeout_secs
             .map_or(DEFAULT_TIMEOUT, Duration::from_secs);
     let _running = crate::redis::exclusive::claim(&id, crate::redis::exclusive::Operation::Import)?;
-    let pw = password(ctl, &id)?;
+    let pw = auth(ctl, &id)?;
     let master = master_ordinal(ctl, &id)?;
     let ips = pod_ips(ctl, &id);
     let master_ip = ips.get(&master).cloned().ok_or_else(|| {
@@ -299,7 +307,7 @@ pub async fn import(
             "wait until it is ready (`vd get pods`)",
         )
     })?;
-    let mut target = Node::connect(&master_ip, REDIS_PORT, Some(&pw), CONNECT_TIMEOUT)
+    let mut target = Node::connect_with(&master_ip, REDIS_PORT, pw.access(), CONNECT_TIMEOUT)
         .await
         .map_err(|e| target_err("the target's master", e))?;
     if target
@@ -336,6 +344,7 @@ pub async fn import(
         loopback_from_containers: url.is_loopback()
             && !(ctl.runtime.name() == "process"
                 && url.host.starts_with(&format!("{}.", ctl.store.subnet()?))),
+        tls_target: pw.tls.is_some(),
         refused: None,
     };
     if req.mode != Some(ImportMode::Copy) && blockers.first().is_none() {
@@ -461,7 +470,7 @@ async fn target_keyspace(target: &mut Node) -> Result<BTreeMap<u32, u64>, Server
 async fn refuse_self(
     id: &ResourceRef,
     ips: &BTreeMap<u32, String>,
-    pw: &str,
+    pw: &Auth,
     url: &SourceUrl,
     source: &mut Source,
     target: &mut Node,
@@ -472,7 +481,8 @@ async fn refuse_self(
         .map_err(|e| source_err(id, e.into()))?;
     let run_id = info.get("run_id").unwrap_or_default().to_string();
     for (o, ip) in ips {
-        let Ok(mut n) = Node::connect(ip, REDIS_PORT, Some(pw), CONNECT_TIMEOUT).await else {
+        let Ok(mut n) = Node::connect_with(ip, REDIS_PORT, pw.access(), CONNECT_TIMEOUT).await
+        else {
             continue;
         };
         if let Ok(i) = n.info(Some("server")).await {
@@ -609,11 +619,11 @@ async fn recover_one(
     underway: &Underway,
 ) -> Result<(), RecoverError> {
     let until = Instant::now() + RECOVER_FOR;
-    let pw = password(ctl, id)?;
+    let pw = auth(ctl, id)?;
     let mut last = String::from("its pod has no address yet");
     while Instant::now() < until {
         if let Some(ip) = pod_ips(ctl, id).get(&underway.ordinal) {
-            match Node::connect(ip, REDIS_PORT, Some(&pw), CONNECT_TIMEOUT).await {
+            match Node::connect_with(ip, REDIS_PORT, pw.access(), CONNECT_TIMEOUT).await {
                 Ok(mut node) => {
                     let undone = async {
                         // A master already (restarted, or promoted by hand): only the
@@ -939,7 +949,7 @@ async fn live_attached(
 async fn copy(
     id: &ResourceRef,
     master_ip: &str,
-    pw: &str,
+    pw: &Auth,
     url: &SourceUrl,
     source: &mut Source,
     target: &mut Node,
@@ -987,7 +997,7 @@ async fn copy(
                 migrate::Target {
                     host: master_ip,
                     port: REDIS_PORT,
-                    password: pw,
+                    access: pw.access(),
                 },
                 db,
                 COPY_BATCH,
@@ -1037,7 +1047,7 @@ async fn settle_replicas(
     ctl: &Arc<Controller>,
     id: &ResourceRef,
     master: u32,
-    pw: &str,
+    pw: &Auth,
     target: &mut Node,
     deadline: Instant,
 ) -> Vec<ReplicaState> {
@@ -1046,7 +1056,7 @@ async fn settle_replicas(
     let until = deadline.max(Instant::now() + REPLICAS_MIN);
     let mut nodes: BTreeMap<u32, Result<Node, vd_redisctl::RedisError>> = BTreeMap::new();
     for (o, ip) in ips.iter().filter(|(o, _)| **o != master) {
-        let n = Node::connect(ip, REDIS_PORT, Some(pw), CONNECT_TIMEOUT).await;
+        let n = Node::connect_with(ip, REDIS_PORT, pw.access(), CONNECT_TIMEOUT).await;
         nodes.insert(*o, n);
     }
     let mut repointed = BTreeSet::new();

@@ -36,7 +36,7 @@ pub async fn info(ctl: &Controller, scope: &str, name: &str) -> Result<Vec<NodeI
     // A sentinel sibling answers with the pods of the redis it watches (its own sentinels are
     // the sentinel report's).
     let id = vd_core::redis::topology::monitor_of(&load(ctl, &asked)?).unwrap_or(asked);
-    let pw = facts::password(ctl, &id)?;
+    let pw = facts::auth(ctl, &id)?;
     // A cluster has a master per shard: one master's offset says nothing of the others'
     // replicas, so no lag is computed (the shard table shows who follows whom).
     let cluster = macro_::cluster::is_cluster(&load(ctl, &id)?);
@@ -127,6 +127,12 @@ pub struct Endpoints {
     /// A Redis Cluster: clients must follow `MOVED`/`ASK` redirects (`redis-cli -c`).
     #[serde(default)]
     pub cluster: bool,
+    /// A TLS-only redis: the CA certificate (PEM) its pods' certificates chain to.
+    #[serde(default)]
+    pub ca_pem: Option<String>,
+    /// That CA as a file on the server's host (`redis-cli --cacert`).
+    #[serde(default)]
+    pub ca_file: Option<String>,
 }
 
 /// `vd redis:url` / `vd redis:cli`.
@@ -170,6 +176,15 @@ pub fn endpoints(ctl: &Controller, scope: &str, name: &str) -> Result<Endpoints,
             (master, env)
         }
     };
+    let ca_pem = if macro_::tls::is_tls(&spec) {
+        Some(ctl.certs.ca_pem().map_err(ServerError::from)?)
+    } else {
+        None
+    };
+    let env = match &ca_pem {
+        Some(pem) => macro_::with_tls(env, pem),
+        None => env,
+    };
     let url = env.get("REDIS_URL").cloned().unwrap_or_default();
     let read_url = env
         .get("REDIS_READ_URL")
@@ -185,6 +200,10 @@ pub fn endpoints(ctl: &Controller, scope: &str, name: &str) -> Result<Endpoints,
         sentinel_url,
         sentinel,
         cluster: cluster.is_some(),
+        ca_file: ca_pem
+            .as_ref()
+            .map(|_| ctl.certs.ca_file().display().to_string()),
+        ca_pem,
     })
 }
 

@@ -151,6 +151,11 @@ fn write_link(
             )
         }
     };
+    let env = if macro_::tls::is_tls(&spec) {
+        macro_::with_tls(env, &ctl.certs.ca_pem().map_err(ServerError::from)?)
+    } else {
+        env
+    };
     let unset: Vec<String> = macro_::LINK_VARS
         .iter()
         .filter(|k| !env.contains_key(**k))

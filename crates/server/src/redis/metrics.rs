@@ -425,7 +425,7 @@ pub async fn collect(ctl: &Controller, metrics: &Metrics) -> Vec<InstanceSample>
         let id = s.resource.id;
         let ips = crate::redis::facts::pod_ips(ctl, &id);
         // Without the password no pod can be asked; they are reported down, not left out.
-        let pw = match crate::redis::facts::password(ctl, &id) {
+        let pw = match crate::redis::facts::auth(ctl, &id) {
             Ok(pw) => Some(pw),
             Err(e) => {
                 tracing::warn!(redis = %id, error = %e, "metrics: no password to ask the pods with");

@@ -6,7 +6,7 @@
 //!
 //! Layers (a module uses only those on earlier lines):
 //! 1. `facts`, `state`, `exclusive`, `hold`, `backup_names`
-//! 2. `link`, `feed`, `metrics`, `ha`, `info`, `validate`, `objstore`
+//! 2. `link`, `feed`, `metrics`, `ha`, `info`, `validate`, `objstore`, `tls`
 //! 3. `ops` (the Redis side's context)
 //! 4. `master` (the one way to record a new master)
 //! 5. `failover`, `cluster`, `sentinel`, `proxy`, `backup`, `restore`, `import`
@@ -40,4 +40,5 @@ pub mod restore;
 pub mod sentinel;
 pub mod state;
 pub mod switchover;
+pub mod tls;
 pub mod validate;

@@ -46,12 +46,13 @@ pub async fn rotate_password(
     if let Some(data) = monitor_of(&spec) {
         return rotate_sentinel_password(ops, &id, &data, no_restart).await;
     }
-    let old = facts::password(ctl, &id)?;
+    let auth = facts::auth(ctl, &id)?;
+    let old = auth.password.clone();
     let new = new_password()?;
     let ips = pod_ips(ctl, &id);
     let mut nodes = Vec::new();
     for (o, ip) in &ips {
-        nodes.push(connect(ip, &old).await.map_err(|e| {
+        nodes.push(connect(ip, &auth).await.map_err(|e| {
             ServerError::unavailable(
                 format!("pod {o} is unreachable ({e}); nothing changed"),
                 "wait until every pod is ready (`vd get pods`), then retry",

@@ -29,7 +29,7 @@
 
 use crate::error::ServerError;
 use crate::orchestration::controller::Controller;
-use crate::redis::facts::{load, master_ordinal, password, redis_ref};
+use crate::redis::facts::{auth, load, master_ordinal, redis_ref, Auth};
 use crate::redis::ops::Ops;
 use crate::redis::state::FailoverState;
 use crate::types::PodState;
@@ -517,7 +517,7 @@ async fn remove_monitors(
     ips: BTreeMap<u32, String>,
     sentinel_pw: Option<String>,
     host: &str,
-    pw: &str,
+    pw: &Auth,
 ) -> Result<Vec<Unmonitored>, ServerError> {
     let n = sspec.replicas.unwrap_or(macro_::SENTINEL_DEFAULT_REPLICAS);
     if (ips.len() as u32) < n {
@@ -553,7 +553,7 @@ async fn remove_monitors(
             Ok(u) => done.push(u),
             Err(e) => {
                 // Put back what was already taken; each failure is named in the answer.
-                let failed = add_monitors(&done, host, pw).await;
+                let failed = add_monitors(&done, host, &pw.password).await;
                 if !failed.is_empty() {
                     tracing::warn!(sentinel = %sid, failed = %failed.join("; "), "could not give the monitor back to every sentinel");
                 }
@@ -669,7 +669,7 @@ async fn info_of(
     ctl: &Controller,
     id: &ResourceRef,
     ordinal: u32,
-    pw: &str,
+    pw: &Auth,
 ) -> Result<Info, PodWaitError> {
     let p = pod_of(ctl, id, ordinal).ok_or(PodWaitError::NotSupervised)?;
     if p.state != PodState::Running || p.ip.is_empty() {
@@ -678,7 +678,8 @@ async fn info_of(
     // Bounded as a whole: a hung pod accepts the connection (its kernel does) and then never
     // answers, which would stall the polling of every other pod behind it.
     let ask = async {
-        let mut n = Node::connect(&p.ip, macro_::REDIS_PORT, Some(pw), CONNECT_TIMEOUT).await?;
+        let mut n =
+            Node::connect_with(&p.ip, macro_::REDIS_PORT, pw.access(), CONNECT_TIMEOUT).await?;
         Ok::<_, PodWaitError>(n.info(None).await?)
     };
     tokio::time::timeout(CONNECT_TIMEOUT * 2, ask)
@@ -691,7 +692,7 @@ async fn wait_loaded(
     ctl: &Controller,
     id: &ResourceRef,
     m: u32,
-    pw: &str,
+    pw: &Auth,
     limit: Duration,
 ) -> Result<Info, PodWaitError> {
     let deadline = Instant::now() + limit;
@@ -726,7 +727,7 @@ async fn wait_replicas(
     id: &ResourceRef,
     replicas: &[u32],
     m: u32,
-    pw: &str,
+    pw: &Auth,
     limit: Duration,
     since: Instant,
 ) -> Vec<ReplicaSync> {
@@ -792,7 +793,7 @@ async fn replace_and_restart(
     id: &ResourceRef,
     replicas: &[u32],
     m: u32,
-    pw: &str,
+    pw: &Auth,
     src: &Path,
     host_dir: &Path,
     p: &Persistence,
@@ -937,7 +938,7 @@ pub(crate) async fn restore_node(
     id: &ResourceRef,
     m: u32,
     replicas: &[u32],
-    pw: &str,
+    pw: &Auth,
     src: &Path,
     verified: &Verified,
     force: bool,
@@ -958,7 +959,7 @@ pub(crate) async fn restore_node(
             "check it with `vd redis:info` and retry",
         )
     };
-    let mut node = Node::connect(&ip, macro_::REDIS_PORT, Some(pw), CONNECT_TIMEOUT)
+    let mut node = Node::connect_with(&ip, macro_::REDIS_PORT, pw.access(), CONNECT_TIMEOUT)
         .await
         .map_err(unreachable)?;
     let p = persistence(&mut node).await.map_err(unreachable)?;
@@ -1109,7 +1110,7 @@ pub async fn restore(
             format!("pass --with-sentinel: vd removes the monitor from every sentinel, restores, and monitors the master again (vd redis:restore {reference} --from {} --with-sentinel)", req.from),
         ));
     }
-    let pw = password(ctl, &id)?;
+    let pw = auth(ctl, &id)?;
     let m = master_ordinal(ctl, &id)?;
     let master_pod = pod_name(&id, m);
     let ip = pod_of(ctl, &id, m)
@@ -1127,7 +1128,7 @@ pub async fn restore(
             format!("check it with `vd redis:info {reference}` and retry"),
         )
     };
-    let mut node = Node::connect(&ip, macro_::REDIS_PORT, Some(&pw), CONNECT_TIMEOUT)
+    let mut node = Node::connect_with(&ip, macro_::REDIS_PORT, pw.access(), CONNECT_TIMEOUT)
         .await
         .map_err(unreachable)?;
     let (role, _) = node.role().await.map_err(unreachable)?;
@@ -1180,7 +1181,7 @@ pub async fn restore(
     let mut sentinel_problem = None;
     let sentinel = match &removed {
         Some((sid, list)) => {
-            let failed = add_monitors(list, &host, &pw).await;
+            let failed = add_monitors(list, &host, &pw.password).await;
             let seen = if failed.is_empty() {
                 sentinels_see(list, &host).await
             } else {

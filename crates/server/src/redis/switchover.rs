@@ -5,7 +5,7 @@
 
 use crate::error::ServerError;
 use crate::redis::facts::{
-    connect, load, master_ordinal, node_info, password, pod_ips, redis_err, redis_ref, watcher_of,
+    auth, connect, load, master_ordinal, node_info, pod_ips, redis_err, redis_ref, watcher_of, Auth,
 };
 use crate::redis::master::{self, Cause, NewMaster};
 use crate::redis::ops::Ops;
@@ -24,11 +24,11 @@ async fn observe(
     id: &ResourceRef,
     replicas: u32,
     ips: &BTreeMap<u32, String>,
-    pw: &str,
+    pw: &Auth,
 ) -> Vec<NodeObs> {
     let mut checks = tokio::task::JoinSet::new();
     for o in 0..replicas {
-        let (id, ips, pw) = (id.clone(), ips.clone(), pw.to_string());
+        let (id, ips, pw) = (id.clone(), ips.clone(), pw.clone());
         checks.spawn(async move {
             let Some(ip) = ips.get(&o) else {
                 return NodeObs {
@@ -101,7 +101,7 @@ pub async fn failover(
             "scale it to replicas = 3 first",
         ));
     }
-    let pw = password(ctl, &id)?;
+    let pw = auth(ctl, &id)?;
     let ips = pod_ips(ctl, &id);
     let to = match req.replica {
         Some(n) if n >= replicas => {

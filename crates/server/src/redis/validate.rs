@@ -49,6 +49,7 @@ pub fn validate(
         .chain(macro_::cluster::validate_cluster(spec))
         .chain(macro_::validate_proxy(spec))
         .chain(macro_::validate_backup(spec))
+        .chain(macro_::tls::validate_tls(spec))
     {
         out.push(problem(&r.id, &p.field, p.message, Some(p.help)));
     }
@@ -94,6 +95,14 @@ pub fn validate(
         .and_then(|s| cluster_change(spec_of(s), spec))
     {
         out.push(problem(&r.id, &p.0, p.1, Some(p.2)));
+    }
+    if let Some(p) = stored
+        .redis
+        .get(&r.id)
+        .and_then(spec_of)
+        .and_then(|before| macro_::tls::validate_tls_change(before, spec))
+    {
+        out.push(problem(&r.id, &p.field, p.message, Some(p.help)));
     }
     if stored.redis.contains_key(&r.id) && spec.cluster.is_none() {
         let m = stored.masters.get(&r.id).copied().unwrap_or(0);
@@ -227,6 +236,11 @@ pub fn validate_monitor(
         {
             let p = macro_::two_failure_detectors("sentinel.monitor", &target, &res.id);
             out.push(problem(&res.id, &p.field, p.message, Some(p.help)));
+        }
+        Some(t) if macro_::tls::is_tls(t) => {
+            if let Some(p) = macro_::tls::validate_monitored_tls(t) {
+                out.push(problem(&res.id, &p.field, p.message, Some(p.help)));
+            }
         }
         Some(_) => {}
     }
