@@ -212,6 +212,8 @@ pub async fn delete(
                     .is_some_and(|o| o.chars().all(|c| c.is_ascii_digit()))
                 {
                     ctl.store.release_address(pod)?;
+                    // Its certificate names the address just given up.
+                    ctl.certs.remove(pod);
                 }
             }
         }

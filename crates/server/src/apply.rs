@@ -78,7 +78,7 @@ pub struct Inputs {
     pub generated: Generated,
     /// The restart generation of each workload.
     pub generations: BTreeMap<ResourceRef, String>,
-    /// Facts of this server specs may name (`VD_EXE`, `VD_RUN_DIR`).
+    /// Facts of this server specs may name (`VD_EXE`, `VD_RUN_DIR`, `VD_TLS_CA`).
     pub host: EnvMap,
     /// Where asset files live.
     pub assets_dir: PathBuf,

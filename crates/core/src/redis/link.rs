@@ -30,8 +30,8 @@ pub const LINK_VARS: [&str; 7] = [
 
 /// The link variable holding the CA certificate (PEM) of a TLS redis, which clients verify the
 /// server's certificate against (redis-py `ssl_ca_data`, ioredis `tls.ca`, go-redis
-/// `tls.Config.RootCAs`, Sidekiq/redis-rb `ssl_params: {ca_file:}` after writing it out). The
-/// same PEM is the `ca` file of the redis's generated asset, for apps that mount a file.
+/// `tls.Config.RootCAs`, Sidekiq/redis-rb `ssl_params: {ca_file:}` after writing it out). Apps
+/// that want a file mount the same PEM from the server (`${VD_TLS_CA}`).
 pub const CA_CERT_VAR: &str = "REDIS_CA_CERT";
 
 /// A link of a TLS redis: every URL of `env` with the `rediss://` scheme, and the CA that

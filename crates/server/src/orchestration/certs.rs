@@ -371,7 +371,13 @@ mod tests {
         let want = subject(&["a.voodu", "b.voodu"], &["127.0.0.5"]);
         let good = recorded(&["a.voodu", "b.voodu"], &["127.0.0.5"], 0, 300);
         // (what, the record, the CA now, now, expected)
-        type Case = (&'static str, Option<Recorded>, &'static str, i64, Option<Reissue>);
+        type Case = (
+            &'static str,
+            Option<Recorded>,
+            &'static str,
+            i64,
+            Option<Reissue>,
+        );
         let cases: [Case; 8] = [
             ("none yet", None, "CA", 10, Some(Reissue::Missing)),
             ("covers, early", Some(good.clone()), "CA", 10, None),

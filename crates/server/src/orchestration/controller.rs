@@ -295,6 +295,13 @@ impl Controller {
                 "VD_RUN_DIR".to_string(),
                 self.root.join("run").to_string_lossy().into_owned(),
             ),
+            // The root's CA certificate, which TLS redis pods' certificates chain to: what a
+            // consumer mounts to verify them (`${VD_TLS_CA}:/etc/redis-ca.crt:ro`). It exists
+            // once a TLS redis has been applied.
+            (
+                "VD_TLS_CA".to_string(),
+                self.certs.ca_file().to_string_lossy().into_owned(),
+            ),
         ])
     }
 

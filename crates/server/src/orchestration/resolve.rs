@@ -43,7 +43,8 @@ pub struct Context<'a> {
     pub env_from: &'a BTreeMap<String, EnvMap>,
     /// The resource's own bucket.
     pub own: &'a EnvMap,
-    /// Facts of this server that specs may name: `VD_EXE` (the vd binary) and `VD_RUN_DIR`
+    /// Facts of this server that specs may name: `VD_EXE` (the vd binary), `VD_TLS_CA` (the
+    /// root's CA certificate) and `VD_RUN_DIR`
     /// (its run directory), which the derived proxy mounts. They win over buckets.
     pub host: &'a EnvMap,
 }
