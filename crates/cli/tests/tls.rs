@@ -141,14 +141,19 @@ impl Drop for PyClient {
     }
 }
 
-/// What `openssl s_client` says of the certificate `ip` serves, verified against `ca` for the
-/// host name `name`: (verified, notBefore).
+/// What `openssl s_client` says of the certificate `ip` serves on the redis port, verified
+/// against `ca` for the host name `name`: (verified, notBefore).
 fn served_certificate(ip: &str, ca: &str, name: &str) -> (bool, String) {
+    served_certificate_on(ip, 6379, ca, name)
+}
+
+/// [`served_certificate`] on `port`.
+fn served_certificate_on(ip: &str, port: u16, ca: &str, name: &str) -> (bool, String) {
     let out = Command::new("openssl")
         .args([
             "s_client",
             "-connect",
-            &format!("{ip}:6379"),
+            &format!("{ip}:{port}"),
             "-CAfile",
             ca,
             "-verify_hostname",
@@ -378,4 +383,173 @@ fn tls_redis_end_to_end() {
     );
 }
 
-on_every_runtime!(tls_redis_end_to_end);
+/// A TLS data redis (no failover block: its sentinels fail it over) and its TLS sentinel sibling,
+/// ready within a second.
+const TLS_WITH_SENTINELS: &str = r#"
+redis "data" "cache" {
+  replicas = 3
+  tls {}
+  probes {
+    readiness {
+      exec { command = ["redis-cli", "--tls", "--cacert", "/etc/redis/tls/ca.crt", "-e", "-h", "${VOODU_POD_IP}", "ping"] }
+      period = "300ms"
+    }
+  }
+}
+
+asset "data" "ha-overrides" {
+  defs = <<-EOT
+    sentinel down-after-milliseconds voodu-master 1000
+    sentinel failover-timeout voodu-master 5000
+  EOT
+}
+
+redis "data" "cache-ha" {
+  sentinel {
+    monitor = "data/cache"
+  }
+  tls {}
+  volumes = ["${asset.data.ha-overrides.defs}:/etc/sentinel/conf.d/overrides.conf:ro"]
+  probes {
+    readiness {
+      exec { command = ["redis-cli", "--tls", "--cacert", "/etc/redis/tls/ca.crt", "-e", "-h", "${VOODU_POD_IP}", "-p", "26379", "ping"] }
+      period = "300ms"
+    }
+  }
+}
+"#;
+
+/// A sentinel-aware redis-py writer that speaks TLS to the sentinels and to the master,
+/// verifying both with the CA its link wrote (`REDIS_CA_CERT`); `ok <n>` per acknowledged write.
+const TLS_WRITER: &str = r#"
+deployment "web" "writer" {
+  image   = "redis:7-alpine"
+  command = ["/usr/bin/python3", "-u", "-c", <<-EOT
+import os, tempfile, time, redis
+from redis.sentinel import Sentinel
+ca = tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False)
+ca.write(os.environ["REDIS_CA_CERT"])
+ca.close()
+hosts = [(h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1])) for h in os.environ["REDIS_SENTINEL_HOSTS"].split(",")]
+pw = redis.Redis.from_url(os.environ["REDIS_URL"]).connection_pool.connection_kwargs["password"]
+tls = {"ssl": True, "ssl_ca_certs": ca.name, "ssl_check_hostname": True}
+m = Sentinel(hosts, sentinel_kwargs=dict(password=os.environ["REDIS_SENTINEL_PASSWORD"], socket_timeout=0.5, **tls), socket_timeout=0.5).master_for(os.environ["REDIS_MASTER_NAME"], password=pw, socket_timeout=0.5, **tls)
+i = 0
+while True:
+    i += 1
+    try:
+        m.set("w:%d" % i, i)
+        print("ok %d" % i, flush=True)
+    except Exception as e:
+        print("err %d %s" % (i, type(e).__name__), flush=True)
+        time.sleep(0.05)
+    time.sleep(0.005)
+EOT
+  ]
+}
+"#;
+
+fn tls_sentinels_fail_over_a_tls_redis() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    vd.apply(&vd.manifest("ha.hcl", TLS_WITH_SENTINELS));
+    let pw = vd.cache_password();
+    let spw = vd
+        .vd(&["config", "data/cache-ha", "get", "REDIS_SENTINEL_PASSWORD"])
+        .trim()
+        .to_string();
+    let ca_file = vd.path().join("ca.pem");
+    std::fs::write(&ca_file, vd.vd(&["redis:ca", "data/cache"])).unwrap();
+    let ca = ca_file.to_str().unwrap();
+
+    // A sentinel speaks TLS only, and wants its own password over it.
+    let sip = vd.ip("data-cache-ha.0");
+    let sentinel = |pw: &str, tls: bool, args: &[&str]| {
+        let mut c = Command::new("redis-cli");
+        c.args(["-h", &sip, "-p", "26379", "-e"]);
+        if tls {
+            c.args(["--tls", "--cacert", ca]);
+        }
+        let out = c.args(args).env("REDISCLI_AUTH", pw).output().unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    assert!(
+        !sentinel(&spw, false, &["ping"]).contains("PONG"),
+        "plain TCP"
+    );
+    assert!(
+        sentinel("", true, &["ping"]).contains("NOAUTH"),
+        "no password over TLS"
+    );
+    assert_eq!(sentinel(&spw, true, &["ping"]).trim(), "PONG");
+    vd.wait_for("the sentinels see the master and each other", T, || {
+        sentinel(&spw, true, &["sentinel", "ckquorum", "voodu-master"]).starts_with("OK")
+    });
+    let (ok, _) = served_certificate_on(&sip, 26379, ca, "cache-ha-0.data.voodu");
+    assert!(
+        ok,
+        "the sentinel's certificate does not verify for its name"
+    );
+
+    // The --sentinel link: rediss://, the CA, the sentinels and their password.
+    vd.vd(&["redis:link", "data/cache", "web/writer", "--sentinel"]);
+    let get = |k: &str| {
+        vd.vd(&["config", "web/writer", "get", k])
+            .trim()
+            .to_string()
+    };
+    assert!(
+        get("REDIS_URL").starts_with("rediss://"),
+        "{}",
+        get("REDIS_URL")
+    );
+    assert!(get("REDIS_CA_CERT").contains("BEGIN CERTIFICATE"));
+    assert_eq!(get("REDIS_SENTINEL_PASSWORD"), spw);
+
+    // The sentinel-aware client runs in a pod (pod names resolve there); the process runtime
+    // runs it from the host's python3-redis, the docker image has no python.
+    let writer = !common::is_docker();
+    if writer {
+        vd.apply(&vd.manifest("writer.hcl", TLS_WRITER));
+        vd.wait_for("the writer writes over TLS", T, || {
+            vd.vd(&["logs", "web/writer"]).contains("ok 20\n")
+        });
+    }
+
+    // The sentinels fail the master over (reaching the pods over TLS), and vd follows.
+    vd.signal_pod("data-cache.0", "-9");
+    vd.wait_for("the sentinels promote a replica", T, || {
+        vd.master_ordinal() != 0
+    });
+    vd.wait_for("the consumer's REDIS_URL to follow", T, || {
+        let m = vd.master_ordinal();
+        get("REDIS_URL").contains(&format!("@cache-{m}.data.voodu:6379"))
+    });
+    if writer {
+        let before = vd.vd(&["logs", "web/writer"]).lines().count();
+        vd.wait_for("the writer keeps writing after the failover", T, || {
+            vd.vd(&["logs", "web/writer"])
+                .lines()
+                .skip(before)
+                .filter(|l| l.starts_with("ok "))
+                .count()
+                > 50
+        });
+    }
+
+    // A requested failover goes through the sentinels too.
+    let from = vd.master_ordinal();
+    vd.vd(&["redis:failover", "data/cache"]);
+    vd.wait_for("the requested failover recorded", T, || {
+        vd.master_ordinal() != from
+    });
+    let m = vd.master_ordinal();
+    let role = cli(&vd.ip(&format!("data-cache.{m}")), &pw, Some(ca), &["role"]);
+    assert!(String::from_utf8_lossy(&role.stdout).starts_with("master"));
+}
+
+on_every_runtime!(tls_redis_end_to_end, tls_sentinels_fail_over_a_tls_redis);

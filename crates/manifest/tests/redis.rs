@@ -1781,9 +1781,14 @@ fn tls_block_parses_and_its_mistakes_are_refused_at_their_line() {
         3,
         5,
     );
+    // A sentinel sibling may speak TLS (with its data redis; the server checks the pair),
+    // and says nothing more.
+    let m =
+        parse("redis \"data\" \"s\" {\n  sentinel {\n    monitor = \"data/x\"\n  }\n  tls {}\n}\n");
+    assert!(redis(&m, "data", "s").tls.is_some());
     single(
-        "redis \"data\" \"s\" {\n  sentinel {\n    monitor = \"data/x\"\n  }\n  tls {}\n}\n",
-        "`tls` is not allowed in a sentinel sibling",
+        "redis \"data\" \"s\" {\n  sentinel {\n    monitor = \"data/x\"\n  }\n  tls {\n    cert = \"x\"\n    key = \"y\"\n    ca = \"z\"\n  }\n}\n",
+        "a sentinel sibling's `tls` block takes no settings",
         5,
         3,
     );

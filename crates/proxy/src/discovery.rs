@@ -154,7 +154,7 @@ fn follow_sentinel(
             let r = vd_redisctl::watch_switch_master(
                 &h,
                 port,
-                pw.as_deref(),
+                vd_redisctl::Access::plain(pw.as_deref()),
                 CHECK_TIMEOUT,
                 sw_tx.clone(),
             );

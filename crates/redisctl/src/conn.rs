@@ -123,17 +123,9 @@ pub(crate) async fn tls_stream(
         .map_err(|_| format!("no answer within {} ms", timeout.as_millis()))?
 }
 
-/// A client for `host:port` that authenticates as `default` when `password` is set. Opens no
-/// connection yet. Shared by the node and sentinel clients and the sentinel watch.
-pub(crate) fn client(
-    host: &str,
-    port: u16,
-    password: Option<&str>,
-) -> Result<redis::Client, RedisError> {
-    client_with(host, port, Access::plain(password))
-}
-
-/// [`client`], over TLS when `access` says so.
+/// A client for `host:port` that authenticates as `default` when `access` has a password, over
+/// TLS when it has a CA. Opens no connection yet. Shared by the node and sentinel clients and
+/// the sentinel watch.
 pub(crate) fn client_with(
     host: &str,
     port: u16,

@@ -6,7 +6,7 @@
 //! replies depends on the protocol: RESP2 sends a flat `field value field value ...` array,
 //! RESP3 a map. Both are accepted so a later protocol switch does not break parsing.
 
-use crate::conn::{client, Conn, DefaultPassword, RedisError};
+use crate::conn::{client_with, Access, Conn, DefaultPassword, RedisError};
 use futures_util::StreamExt;
 use redis::Value;
 use std::collections::BTreeMap;
@@ -36,8 +36,18 @@ impl Sentinel {
         password: Option<&str>,
         timeout: Duration,
     ) -> Result<Sentinel, RedisError> {
+        Sentinel::connect_with(host, port, Access::plain(password), timeout).await
+    }
+
+    /// [`Sentinel::connect`], over TLS when `access` says so.
+    pub async fn connect_with(
+        host: &str,
+        port: u16,
+        access: Access<'_>,
+        timeout: Duration,
+    ) -> Result<Sentinel, RedisError> {
         Ok(Sentinel {
-            c: Conn::open(host, port, password, timeout).await?,
+            c: Conn::open_with(host, port, access, timeout).await?,
         })
     }
 
@@ -297,7 +307,7 @@ pub fn parse_switch_master(payload: &str) -> Option<SwitchMaster> {
 pub async fn watch_switch_master(
     host: &str,
     port: u16,
-    password: Option<&str>,
+    access: Access<'_>,
     timeout: Duration,
     tx: UnboundedSender<SwitchMaster>,
 ) -> Result<(), RedisError> {
@@ -305,7 +315,7 @@ pub async fn watch_switch_master(
         return Ok(());
     }
     let addr = format!("{host}:{port}");
-    let client = client(host, port, password)?;
+    let client = client_with(host, port, access)?;
     // `Client::get_async_pubsub` takes no connection or response timeout (redis 1.x), so the
     // whole setup is bounded here.
     let subscribed = tokio::time::timeout(timeout, async {

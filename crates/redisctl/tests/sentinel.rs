@@ -11,7 +11,7 @@ use common::{free_ports, HOST};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use vd_redisctl::{watch_switch_master, RedisError, Sentinel, SwitchMaster};
+use vd_redisctl::{watch_switch_master, Access, RedisError, Sentinel, SwitchMaster};
 
 const MASTER: &str = "voodu-master";
 /// Per-request timeout handed to the client.
@@ -221,10 +221,14 @@ async fn sentinel_queries_failover_and_switch_master_event() {
     // Two watches: one that sees the failover, one whose receiver is dropped to end it.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<SwitchMaster>();
     let sp = d.sentinel_port;
-    let watch = tokio::spawn(async move { watch_switch_master(HOST, sp, None, TIMEOUT, tx).await });
+    let watch =
+        tokio::spawn(
+            async move { watch_switch_master(HOST, sp, Access::default(), TIMEOUT, tx).await },
+        );
     let (tx2, rx2) = tokio::sync::mpsc::unbounded_channel::<SwitchMaster>();
-    let watch2 =
-        tokio::spawn(async move { watch_switch_master(HOST, sp, None, TIMEOUT, tx2).await });
+    let watch2 = tokio::spawn(async move {
+        watch_switch_master(HOST, sp, Access::default(), TIMEOUT, tx2).await
+    });
     wait_for_subscriber(d.sentinel_port).await;
     let subscribed = Instant::now();
 
@@ -286,8 +290,11 @@ async fn nothing_listening_is_an_error_not_a_hang() {
         Err(RedisError::Unreachable { .. })
     ));
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    let r = tokio::time::timeout(PATIENCE, watch_switch_master(HOST, port, None, timeout, tx))
-        .await
-        .expect("the watch gives up on its own");
+    let r = tokio::time::timeout(
+        PATIENCE,
+        watch_switch_master(HOST, port, Access::default(), timeout, tx),
+    )
+    .await
+    .expect("the watch gives up on its own");
     assert!(matches!(r, Err(RedisError::Unreachable { .. })), "{r:?}");
 }

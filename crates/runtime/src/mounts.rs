@@ -249,6 +249,10 @@ impl View<'_> {
     }
 
     fn tmpfs(&mut self, target: &Path) {
+        // What was created below `target` before is hidden by the new tmpfs: it must be
+        // created again to exist.
+        self.created
+            .retain(|(p, _)| !p.starts_with(target) || p == target);
         self.ops.push(MountOp::Tmpfs {
             target: target.into(),
         });
@@ -290,8 +294,25 @@ impl View<'_> {
             .filter(|(_, t, _)| t.starts_with(dir) && t != dir)
             .cloned()
             .collect();
+        // A mount point may need its own parent exploded again: the tmpfs over `dir` bound its
+        // host subdirectories back read-only, hiding one exploded before (a bind at
+        // /etc/redis/tls, made in an exploded /etc/redis, when /etc is exploded for
+        // /etc/sentinel). Exploding that parent redoes every pod mount below it.
+        let mut redone: Vec<PathBuf> = Vec::new();
         for (source, target, ro) in below {
+            if redone.iter().any(|d| target.starts_with(d)) {
+                continue;
+            }
             if self.kind(&target).is_none() {
+                let parent = target.parent().unwrap_or(Path::new("/")).to_path_buf();
+                if self.ensure_dir(&parent).is_err() {
+                    continue;
+                }
+                if !self.can_create_in(&parent) {
+                    self.explode(&parent);
+                    redone.push(parent);
+                    continue;
+                }
                 let is_dir = self.fs.kind(&source) == Some(FileKind::Dir);
                 self.create(&target, is_dir);
             }
@@ -554,6 +575,95 @@ mod tests {
                 read_only: false
             }
         );
+    }
+
+    /// Replays `ops` and fails if one creates an entry anywhere but in memory or a writable
+    /// bind, as the mount layers stand at that moment.
+    fn assert_nothing_on_host(ops: &[MountOp]) {
+        // (target, writable): a tmpfs is writable memory; the root is a tmpfs.
+        let mut layers: Vec<(PathBuf, bool)> = vec![("/".into(), true)];
+        for op in ops {
+            match op {
+                MountOp::Tmpfs { target } => layers.push((target.clone(), true)),
+                MountOp::Bind {
+                    target, read_only, ..
+                } => layers.push((target.clone(), !read_only)),
+                MountOp::Mkdir { path } | MountOp::Touch { path } => {
+                    let parent = path.parent().unwrap_or(Path::new("/"));
+                    let writable = layers
+                        .iter()
+                        .rev()
+                        .find(|(at, _)| parent.starts_with(at))
+                        .is_some_and(|(_, w)| *w);
+                    assert!(writable, "{path:?} would be created on the host: {ops:#?}");
+                }
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn a_mount_point_hidden_by_a_later_explosion_is_made_again_in_memory() {
+        // /etc/redis exists on the host (a redis package); the pod mounts a directory in it and
+        // a file in /etc/sentinel, which does not exist, so /etc is exploded after /etc/redis.
+        let mut fs = host();
+        fs.0.insert("/etc/redis".into(), Dir);
+        fs.0.insert("/etc/redis/redis.conf".into(), File);
+        fs.0.insert("/var/lib/vd/tls".into(), Dir);
+        let ops = plan_root(
+            &fs,
+            &[
+                m("/var/lib/vd/tls", "/etc/redis/tls", true),
+                m(
+                    "/var/lib/vd/assets/entry",
+                    "/etc/sentinel/conf.d/o.conf",
+                    true,
+                ),
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_nothing_on_host(&ops);
+        // Both pod mounts are the last word at their targets.
+        for (source, target) in [
+            ("/var/lib/vd/tls", "/etc/redis/tls"),
+            ("/var/lib/vd/assets/entry", "/etc/sentinel/conf.d/o.conf"),
+        ] {
+            let last = ops
+                .iter()
+                .rposition(|o| matches!(o, MountOp::Bind { target: t, .. } | MountOp::Tmpfs { target: t } if Path::new(target).starts_with(t)))
+                .unwrap();
+            assert_eq!(
+                ops[last],
+                MountOp::Bind {
+                    source: source.into(),
+                    target: target.into(),
+                    read_only: true
+                },
+                "{ops:#?}"
+            );
+        }
+        // The mount point is made in the last tmpfs over /etc/redis, before the bind.
+        let last_tmpfs = ops
+            .iter()
+            .rposition(|o| {
+                *o == MountOp::Tmpfs {
+                    target: "/etc/redis".into(),
+                }
+            })
+            .unwrap();
+        assert!(
+            ops[last_tmpfs..].contains(&MountOp::Mkdir {
+                path: "/etc/redis/tls".into()
+            }),
+            "{ops:#?}"
+        );
+        // The host's file in /etc/redis is still there.
+        assert!(ops.contains(&MountOp::Bind {
+            source: "/etc/redis/redis.conf".into(),
+            target: "/etc/redis/redis.conf".into(),
+            read_only: true
+        }));
     }
 
     #[test]

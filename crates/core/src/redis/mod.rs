@@ -36,7 +36,7 @@ pub use link::{
     cluster_link_env, format_consumers, link_env, parse_consumers, proxy_link_env, sentinel_hosts,
     sentinel_link_env, sentinel_url, with_tls, LinkMode, CA_CERT_VAR, LINK_VARS,
 };
-pub use sentinel::{default_sentinel_probes, expand_sentinel};
+pub use sentinel::{default_sentinel_probes, expand_sentinel, sentinel_readiness_command};
 pub use sentinel_entrypoint::sentinel_entrypoint_script;
 pub use validate::{
     check_scale, is_sentinel_override_target, two_failure_detectors, validate, validate_failover,

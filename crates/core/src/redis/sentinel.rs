@@ -38,6 +38,10 @@ pub fn expand_sentinel(id: &ResourceRef, spec: &RedisSpec, monitor: &ResourceRef
             format!("${{{SENTINEL_PASSWORD_VAR}}}"),
         ),
     ]);
+    let tls = super::tls::is_tls(spec);
+    if tls {
+        env.insert(super::TLS_ENV.to_string(), "yes".to_string());
+    }
     env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
 
     let mut env_from = spec.env_from.clone();
@@ -75,9 +79,9 @@ pub fn expand_sentinel(id: &ResourceRef, spec: &RedisSpec, monitor: &ResourceRef
         }),
         volume_claims,
         volumes: merge_volumes(vec![entrypoint], &spec.volumes),
-        probes: spec.probes.clone().unwrap_or_else(default_sentinel_probes),
+        probes: spec.probes.clone().unwrap_or_else(|| sentinel_probes(tls)),
         resources: spec.resources.clone(),
-        certificate: None,
+        certificate: tls.then(|| super::TLS_DIR.to_string()),
     };
     let files = BTreeMap::from([(
         SENTINEL_ENTRYPOINT_KEY.to_string(),
@@ -100,6 +104,11 @@ pub fn expand_sentinel(id: &ResourceRef, spec: &RedisSpec, monitor: &ResourceRef
 ///
 /// Timeout 1 s and no initial delay, as [`Probe::new`].
 pub fn default_sentinel_probes() -> Probes {
+    sentinel_probes(false)
+}
+
+/// [`default_sentinel_probes`], the readiness check over TLS for a TLS sibling.
+fn sentinel_probes(tls: bool) -> Probes {
     let liveness = Probe {
         period_ms: 10_000,
         failure_threshold: 3,
@@ -112,15 +121,7 @@ pub fn default_sentinel_probes() -> Probes {
         failure_threshold: 1,
         success_threshold: 1,
         ..Probe::new(ProbeAction::Exec {
-            command: vec![
-                "redis-cli".into(),
-                "-e".into(),
-                "-h".into(),
-                "${VOODU_POD_IP}".into(),
-                "-p".into(),
-                SENTINEL_PORT.to_string(),
-                "ping".into(),
-            ],
+            command: sentinel_readiness_command(tls),
         })
     };
     Probes {
@@ -128,6 +129,26 @@ pub fn default_sentinel_probes() -> Probes {
         readiness: Some(readiness),
         startup: None,
     }
+}
+
+/// `redis-cli -e -h ${VOODU_POD_IP} -p 26379 ping`, over TLS for a TLS sibling.
+pub fn sentinel_readiness_command(tls: bool) -> Vec<String> {
+    let mut argv = vec!["redis-cli".to_string()];
+    if tls {
+        argv.extend([
+            "--tls".to_string(),
+            "--cacert".to_string(),
+            super::tls_ca_path(),
+        ]);
+    }
+    argv.extend(
+        ["-e", "-h", "${VOODU_POD_IP}", "-p"]
+            .into_iter()
+            .map(String::from),
+    );
+    argv.push(SENTINEL_PORT.to_string());
+    argv.push("ping".to_string());
+    argv
 }
 
 #[cfg(test)]

@@ -35,6 +35,10 @@ pub fn sentinel_entrypoint_script() -> String {
         .replace("@DOWN_AFTER_MS@", &DOWN_AFTER_MS.to_string())
         .replace("@FAILOVER_TIMEOUT_MS@", &FAILOVER_TIMEOUT_MS.to_string())
         .replace("@PARALLEL_SYNCS@", &PARALLEL_SYNCS.to_string())
+        .replace("@TLS_DIR@", super::TLS_DIR)
+        .replace("@TLS_CERT@", crate::TLS_CERT_FILE)
+        .replace("@TLS_KEY@", crate::TLS_KEY_FILE)
+        .replace("@TLS_CA@", crate::TLS_CA_FILE)
         .replace("@SHELL_FUNCTIONS@\n", super::SHELL_FUNCTIONS)
 }
 
@@ -46,7 +50,7 @@ mod tests {
     use std::path::{Path, PathBuf};
     use std::process::Command;
 
-    const PLACEHOLDERS: [&str; 9] = [
+    const PLACEHOLDERS: [&str; 13] = [
         "@SHELL_FUNCTIONS@",
         "@SENTINEL_ENTRYPOINT_PATH@",
         "@SENTINEL_CONF_D@",
@@ -56,6 +60,10 @@ mod tests {
         "@DOWN_AFTER_MS@",
         "@FAILOVER_TIMEOUT_MS@",
         "@PARALLEL_SYNCS@",
+        "@TLS_DIR@",
+        "@TLS_CERT@",
+        "@TLS_KEY@",
+        "@TLS_CA@",
     ];
 
     #[test]
@@ -334,6 +342,40 @@ sentinel parallel-syncs voodu-master 1
                  first boot, no previous state\n",
                 "{shell:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_tls_sentinel_listens_and_links_on_tls_only() {
+        for shell in shells() {
+            let certs = tempfile::tempdir().unwrap();
+            for f in [
+                crate::TLS_CERT_FILE,
+                crate::TLS_KEY_FILE,
+                crate::TLS_CA_FILE,
+            ] {
+                fs::write(certs.path().join(f), "pem").unwrap();
+            }
+            let d = certs.path().display().to_string();
+            let env = with(
+                with(pod_env("s3cret"), "VOODU_REDIS_TLS", "yes"),
+                "VOODU_REDIS_TLS_DIR",
+                &d,
+            );
+            let r = run(&shell, &env, None, &all_pods(), &[]);
+            assert!(r.status.success(), "{shell:?}: {}", r.output);
+            let conf = r.conf.unwrap();
+            let tls = format!(
+                "port 0\ntls-port 26379\ntls-cert-file \"{d}/tls.crt\"\n\
+                 tls-key-file \"{d}/tls.key\"\ntls-ca-cert-file \"{d}/ca.crt\"\n\
+                 tls-auth-clients optional\ntls-replication yes\nbind "
+            );
+            assert!(conf.contains(&tls), "{shell:?}:\n{conf}");
+            assert!(!conf.contains("\nport 26379\n"), "{conf}");
+            fs::remove_file(certs.path().join(crate::TLS_CA_FILE)).unwrap();
+            let r = run(&shell, &env, None, &all_pods(), &[]);
+            assert!(!r.status.success(), "{shell:?}");
+            assert!(r.output.contains("ca.crt is missing"), "{}", r.output);
         }
     }
 

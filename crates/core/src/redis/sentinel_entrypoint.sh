@@ -17,6 +17,9 @@
 #   VOODU_NAME, VOODU_SCOPE  the resource, for the pod names <name>-<ord>.<scope>.voodu
 #   VOODU_POD_IP            the address to bind (default 0.0.0.0)
 #   VOODU_SENTINEL_DIR      where sentinel.conf lives (default /data, the persistent claim)
+#   VOODU_REDIS_TLS         `yes`: TLS only, to clients, to the other sentinels and to the
+#                           monitored redis, with the certificate vd mounts in
+#                           VOODU_REDIS_TLS_DIR (default @TLS_DIR@)
 #
 # Sentinel rewrites its config file at runtime to record what it learns (its id, the epochs,
 # the current master, the replicas and the other sentinels), so the file lives on the
@@ -184,6 +187,13 @@ ordinal REDIS_MASTER_ORDINAL "${REDIS_MASTER_ORDINAL:-0}"
 master=$_ord
 ip=${VOODU_POD_IP:-0.0.0.0}
 dir=${VOODU_SENTINEL_DIR:-/data}
+tls=${VOODU_REDIS_TLS:-}
+tls_dir=${VOODU_REDIS_TLS_DIR:-@TLS_DIR@}
+if [ "$tls" = yes ]; then
+  for f in @TLS_CERT@ @TLS_KEY@ @TLS_CA@; do
+    [ -r "$tls_dir/$f" ] || die "$tls_dir/$f is missing or unreadable; vd issues it before the pod starts, so check the server's events for this pod"
+  done
+fi
 conf=$dir/sentinel.conf
 
 myid= current_epoch= config_epoch= leader_epoch= known= kept=0 prev_host= prev_port=
@@ -236,7 +246,22 @@ rm -f "$new"
   printf '%s\n' "# Written by @SENTINEL_ENTRYPOINT_PATH@ at boot and rewritten by sentinel as it runs."
   printf '%s\n' "# At the next boot only sentinel's state (id, epochs, master, known replicas and sentinels)"
   printf '%s\n' "# is kept: put settings in @SENTINEL_CONF_D@/*.conf instead."
-  printf '%s\n' "port @SENTINEL_PORT@"
+  if [ "$tls" = yes ]; then
+    # TLS only: clients, the other sentinels (their links follow tls-replication) and the
+    # monitored redis's pods.
+    printf '%s\n' "port 0"
+    printf '%s\n' "tls-port @SENTINEL_PORT@"
+    conf_quote "$tls_dir/@TLS_CERT@"
+    printf '%s\n' "tls-cert-file $_quoted"
+    conf_quote "$tls_dir/@TLS_KEY@"
+    printf '%s\n' "tls-key-file $_quoted"
+    conf_quote "$tls_dir/@TLS_CA@"
+    printf '%s\n' "tls-ca-cert-file $_quoted"
+    printf '%s\n' "tls-auth-clients optional"
+    printf '%s\n' "tls-replication yes"
+  else
+    printf '%s\n' "port @SENTINEL_PORT@"
+  fi
   conf_quote "$ip"
   printf '%s\n' "bind $_quoted"
   conf_quote "$dir"

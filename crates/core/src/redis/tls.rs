@@ -14,16 +14,20 @@ pub fn validate_tls(spec: &RedisSpec) -> Vec<RedisProblem> {
     let Some(t) = &spec.tls else {
         return Vec::new();
     };
-    if super::topology::is_sentinel(spec) {
-        // The other problems are moot: the block goes away.
-        return vec![RedisProblem::new(
-            "tls",
-            "`tls` is not allowed in a sentinel sibling",
-            "a sentinel sibling watches a data redis; put `tls {}` in that data redis and \
-             remove it here",
-        )];
-    }
     let mut problems = Vec::new();
+    if super::topology::is_sentinel(spec) {
+        // A sibling's `tls {}` says its sentinels speak TLS, to their clients and to the
+        // redis they watch, with certificates vd issues; there is nothing else to say.
+        if t.cert.is_some() || t.key.is_some() || t.ca.is_some() {
+            problems.push(RedisProblem::new(
+                "tls",
+                "a sentinel sibling's `tls` block takes no settings",
+                "write `tls {}`: vd issues the sentinels' certificates from the CA its data \
+                 redis's certificates chain to",
+            ));
+        }
+        return problems;
+    }
     let set: Vec<&str> = [("cert", &t.cert), ("key", &t.key), ("ca", &t.ca)]
         .iter()
         .filter(|(_, v)| v.is_some())
@@ -60,17 +64,24 @@ pub fn validate_tls(spec: &RedisSpec) -> Vec<RedisProblem> {
     problems
 }
 
-/// A sentinel sibling may not watch a TLS redis yet: its sentinels would reach the master in
-/// plain text and be refused.
-pub fn validate_monitored_tls(monitored: &RedisSpec) -> Option<RedisProblem> {
-    is_tls(monitored).then(|| {
-        RedisProblem::new(
+/// A sentinel sibling and the redis it watches speak TLS both or neither: a sentinel reaches
+/// the redis's pods over TLS exactly when its own `tls {}` says so, and clients that find the
+/// master through the sentinels reach both the same way.
+pub fn validate_monitored_tls(monitored: &RedisSpec, sibling: &RedisSpec) -> Option<RedisProblem> {
+    match (is_tls(monitored), is_tls(sibling)) {
+        (true, false) => Some(RedisProblem::new(
             "sentinel.monitor",
-            "sentinels cannot watch a TLS redis yet",
-            "use `failover { automatic = true }` in the data redis (vd's controller fails it \
-             over, over TLS), or remove `tls` from it",
-        )
-    })
+            "the redis this sentinel sibling watches speaks TLS, and the sibling does not",
+            "add `tls {}` to this sentinel sibling too: its sentinels then reach the redis, and \
+             their clients reach them, over TLS",
+        )),
+        (false, true) => Some(RedisProblem::new(
+            "tls",
+            "this sentinel sibling speaks TLS, and the redis it watches does not",
+            "remove `tls {}` here, or add it to the data redis as well",
+        )),
+        _ => None,
+    }
 }
 
 /// Turning TLS on or off on a running redis. Refused until pods can roll across it: a pod
@@ -138,9 +149,14 @@ mod tests {
             enabled: true,
             monitor: Some("data/cache".into()),
         });
+        assert_eq!(validate_tls(&sibling), []);
+        sibling.tls = tls(true, true, true).tls;
         let p = validate_tls(&sibling);
         assert_eq!(p.len(), 1);
-        assert_eq!(p[0].message, "`tls` is not allowed in a sentinel sibling");
+        assert_eq!(
+            p[0].message,
+            "a sentinel sibling's `tls` block takes no settings"
+        );
 
         let mut proxied = tls(false, false, false);
         proxied.proxy = Some(ProxySpec {
@@ -165,7 +181,9 @@ mod tests {
         assert!(p.message.contains("turned on"));
         let p = validate_tls_change(&on, &plain).unwrap();
         assert!(p.message.contains("turned off"));
-        assert!(validate_monitored_tls(&on).is_some());
-        assert!(validate_monitored_tls(&plain).is_none());
+        assert!(validate_monitored_tls(&on, &plain).is_some());
+        assert!(validate_monitored_tls(&plain, &on).is_some());
+        assert!(validate_monitored_tls(&on, &on).is_none());
+        assert!(validate_monitored_tls(&plain, &plain).is_none());
     }
 }

@@ -143,6 +143,50 @@ pub(crate) fn sentinel_password(
         .cloned())
 }
 
+/// How vd reaches a sentinel sibling's sentinels: with their password (`None` for sentinels
+/// applied before sentinels had one) and, for a TLS sibling, over TLS trusting the root's CA.
+#[derive(Clone, Default)]
+pub(crate) struct SentinelAuth {
+    /// `REDIS_SENTINEL_PASSWORD`.
+    pub password: Option<String>,
+    /// The CA the sentinels' certificates chain to, when they speak TLS only.
+    pub tls: Option<TlsTrust>,
+}
+
+// Hand-written so the password never reaches a log through `{:?}`.
+impl std::fmt::Debug for SentinelAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SentinelAuth")
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SentinelAuth {
+    /// What a connection of vd-redisctl takes.
+    pub fn access(&self) -> Access<'_> {
+        Access {
+            password: self.password.as_deref(),
+            tls: self.tls.as_ref(),
+        }
+    }
+}
+
+/// How vd reaches the sentinels of the sibling `sentinel`.
+pub(crate) fn sentinel_auth(
+    ctl: &Controller,
+    sentinel: &ResourceRef,
+) -> Result<SentinelAuth, ServerError> {
+    let password = sentinel_password(ctl, sentinel)?;
+    let tls = match load(ctl, sentinel) {
+        Ok(spec) if macro_::tls::is_tls(&spec) => Some(TlsTrust::new(
+            ctl.certs.ca_pem().map_err(ServerError::from)?,
+        )),
+        _ => None,
+    };
+    Ok(SentinelAuth { password, tls })
+}
+
 /// The pods of a redis as (ordinal, ip).
 pub(crate) fn pod_ips(ctl: &Controller, id: &ResourceRef) -> BTreeMap<u32, String> {
     ctl.pod_views()

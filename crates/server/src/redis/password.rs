@@ -99,11 +99,12 @@ async fn rotate_sentinel_password(
     no_restart: bool,
 ) -> Result<(), ServerError> {
     let ctl = &ops.ctl;
-    let old = facts::sentinel_password(ctl, sid)?;
+    let auth = facts::sentinel_auth(ctl, sid)?;
+    let old = auth.password.clone();
     let new = new_password()?;
     let mut sentinels = Vec::new();
     for (o, ip) in pod_ips(ctl, sid) {
-        let s = Sentinel::connect(&ip, SENTINEL_PORT, old.as_deref(), SENTINEL_TIMEOUT)
+        let s = Sentinel::connect_with(&ip, SENTINEL_PORT, auth.access(), SENTINEL_TIMEOUT)
             .await
             .map_err(|e| {
                 ServerError::unavailable(

@@ -29,7 +29,7 @@
 
 use crate::error::ServerError;
 use crate::orchestration::controller::Controller;
-use crate::redis::facts::{auth, load, master_ordinal, redis_ref, Auth};
+use crate::redis::facts::{auth, load, master_ordinal, redis_ref, Auth, SentinelAuth};
 use crate::redis::ops::Ops;
 use crate::redis::state::FailoverState;
 use crate::types::PodState;
@@ -501,8 +501,8 @@ fn rebuild_aof(
 
 /// A sentinel whose monitor was removed, and what to give it back.
 struct Unmonitored {
-    /// The sentinels' own password, to connect with.
-    sentinel_pw: Option<String>,
+    /// How to reach the sentinels (their password, TLS).
+    sentinel_pw: SentinelAuth,
     ordinal: u32,
     ip: String,
     quorum: u32,
@@ -515,7 +515,7 @@ async fn remove_monitors(
     sid: &ResourceRef,
     sspec: &RedisSpec,
     ips: BTreeMap<u32, String>,
-    sentinel_pw: Option<String>,
+    sentinel_pw: SentinelAuth,
     host: &str,
     pw: &Auth,
 ) -> Result<Vec<Unmonitored>, ServerError> {
@@ -533,7 +533,7 @@ async fn remove_monitors(
     for (ordinal, ip) in ips {
         let step = async {
             let mut s =
-                Sentinel::connect(&ip, SENTINEL_PORT, sentinel_pw.as_deref(), CONNECT_TIMEOUT)
+                Sentinel::connect_with(&ip, SENTINEL_PORT, sentinel_pw.access(), CONNECT_TIMEOUT)
                     .await?;
             let m = s.master(MASTER_NAME).await?;
             let quorum = m
@@ -573,8 +573,8 @@ async fn add_monitors(removed: &[Unmonitored], host: &str, pw: &str) -> Vec<Stri
     let mut failed = Vec::new();
     for u in removed {
         let step = async {
-            let spw = u.sentinel_pw.as_deref();
-            let mut s = Sentinel::connect(&u.ip, SENTINEL_PORT, spw, CONNECT_TIMEOUT).await?;
+            let spw = u.sentinel_pw.access();
+            let mut s = Sentinel::connect_with(&u.ip, SENTINEL_PORT, spw, CONNECT_TIMEOUT).await?;
             s.monitor(MASTER_NAME, host, macro_::REDIS_PORT, u.quorum)
                 .await?;
             s.set(MASTER_NAME, "auth-pass", pw).await?;
@@ -598,8 +598,8 @@ async fn sentinels_see(removed: &[Unmonitored], host: &str) -> Result<(), PodWai
         let mut missing = Vec::new();
         for u in removed {
             let ok = async {
-                let spw = u.sentinel_pw.as_deref();
-                let mut s = Sentinel::connect(&u.ip, SENTINEL_PORT, spw, CONNECT_TIMEOUT)
+                let spw = u.sentinel_pw.access();
+                let mut s = Sentinel::connect_with(&u.ip, SENTINEL_PORT, spw, CONNECT_TIMEOUT)
                     .await
                     .ok()?;
                 let (h, _) = s.master_addr(MASTER_NAME).await.ok()??;
@@ -1152,7 +1152,7 @@ pub async fn restore(
                 sid,
                 sspec,
                 crate::redis::facts::pod_ips(ctl, sid),
-                crate::redis::facts::sentinel_password(ctl, sid)?,
+                crate::redis::facts::sentinel_auth(ctl, sid)?,
                 &host,
                 &pw,
             )

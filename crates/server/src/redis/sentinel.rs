@@ -5,7 +5,7 @@
 
 use crate::error::ServerError;
 use crate::orchestration::controller::Controller;
-use crate::redis::facts::{self as r, ordinal_of_host, sentinel_count, watcher_of};
+use crate::redis::facts::{self as r, ordinal_of_host, sentinel_count, watcher_of, SentinelAuth};
 use crate::redis::hold::{hold_master, Release};
 use crate::redis::master::follow_sentinels;
 use crate::redis::ops::Ops;
@@ -22,9 +22,9 @@ use vd_redisctl::{Sentinel, SwitchMaster};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Connects to one sentinel pod with its sibling's password.
-async fn open(ip: &str, password: Option<&str>) -> Result<Sentinel, vd_redisctl::RedisError> {
-    Sentinel::connect(ip, SENTINEL_PORT, password, CONNECT_TIMEOUT).await
+/// Connects to one sentinel pod as its sibling says (password, TLS).
+async fn open(ip: &str, auth: &SentinelAuth) -> Result<Sentinel, vd_redisctl::RedisError> {
+    Sentinel::connect_with(ip, SENTINEL_PORT, auth.access(), CONNECT_TIMEOUT).await
 }
 /// How often the follower asks every sentinel where the master is (the backstop to
 /// `+switch-master`, which arrives at once).
@@ -123,7 +123,8 @@ async fn poll(
             continue;
         };
         let sid = s.resource.id.clone();
-        let pw = r::sentinel_password(ctl, &sid)?;
+        let auth = r::sentinel_auth(ctl, &sid)?;
+        let pw = auth.password.clone();
         let pods: Vec<SentinelPod> = r::pod_ips(ctl, &sid)
             .into_iter()
             .map(|(ordinal, ip)| SentinelPod {
@@ -135,14 +136,14 @@ async fn poll(
         for p in &pods {
             let key = (p.clone(), pw.clone());
             if !watchers.contains_key(&key) {
-                let task = spawn_watch(p.ip.clone(), pw.clone(), data.clone(), tx.clone());
+                let task = spawn_watch(p.ip.clone(), auth.clone(), data.clone(), tx.clone());
                 watchers.insert(key.clone(), task);
             }
             wanted.push(key);
         }
         let n = sentinel_count(spec);
         let h = health.entry(data.clone()).or_default();
-        check(ops, &data, &pods, pw.as_deref(), n, h).await?;
+        check(ops, &data, &pods, &auth, n, h).await?;
     }
     watchers.retain(|k, task| {
         let keep = wanted.contains(k);
@@ -157,7 +158,7 @@ async fn poll(
 /// Follows one sentinel's `+switch-master`, reconnecting while the follower wants it.
 fn spawn_watch(
     ip: String,
-    password: Option<String>,
+    auth: SentinelAuth,
     data: ResourceRef,
     tx: mpsc::UnboundedSender<(ResourceRef, SwitchMaster)>,
 ) -> tokio::task::JoinHandle<()> {
@@ -167,7 +168,7 @@ fn spawn_watch(
             let watch = vd_redisctl::watch_switch_master(
                 &ip,
                 SENTINEL_PORT,
-                password.as_deref(),
+                auth.access(),
                 CONNECT_TIMEOUT,
                 itx,
             );
@@ -194,7 +195,7 @@ fn spawn_watch(
 async fn ask(
     data: &ResourceRef,
     pods: &[SentinelPod],
-    pw: Option<&str>,
+    pw: &SentinelAuth,
     ips: &BTreeMap<u32, String>,
 ) -> Vec<Answer> {
     let mut out = Vec::new();
@@ -226,7 +227,7 @@ async fn check(
     ops: &Ops,
     data: &ResourceRef,
     pods: &[SentinelPod],
-    pw: Option<&str>,
+    pw: &SentinelAuth,
     n: u32,
     h: &mut Health,
 ) -> Result<(), ServerError> {
@@ -274,7 +275,7 @@ async fn reset_all(
     ops: &Ops,
     data: &ResourceRef,
     pods: &[SentinelPod],
-    pw: Option<&str>,
+    pw: &SentinelAuth,
     why: &str,
 ) {
     ops.ctl.event(
@@ -370,8 +371,7 @@ pub async fn failover(
         ));
     }
     let n = sentinel_count(sspec);
-    let pw = r::sentinel_password(ctl, sentinel)?;
-    let pw = pw.as_deref();
+    let pw = &r::sentinel_auth(ctl, sentinel)?;
     let pods: Vec<SentinelPod> = r::pod_ips(ctl, sentinel)
         .into_iter()
         .map(|(ordinal, ip)| SentinelPod {
@@ -470,10 +470,10 @@ pub async fn set_auth_pass(
     let Some((sid, _)) = watcher_of(ctl, data)? else {
         return Ok(());
     };
-    let pw = r::sentinel_password(ctl, &sid)?;
+    let pw = r::sentinel_auth(ctl, &sid)?;
     for (o, ip) in r::pod_ips(ctl, &sid) {
         let result = async {
-            let mut s = open(&ip, pw.as_deref()).await?;
+            let mut s = open(&ip, &pw).await?;
             s.set(MASTER_NAME, "auth-pass", password).await
         }
         .await;
@@ -534,7 +534,7 @@ pub async fn report(
     };
     let n = sentinel_count(&sspec);
     let ips = r::pod_ips(ctl, &data);
-    let pw = r::sentinel_password(ctl, &sid)?;
+    let pw = r::sentinel_auth(ctl, &sid)?;
     let mut rows = Vec::new();
     for (ordinal, ip) in r::pod_ips(ctl, &sid) {
         let mut row = SentinelRow {
@@ -546,7 +546,7 @@ pub async fn report(
             quorum: "-".into(),
             error: None,
         };
-        match open(&ip, pw.as_deref()).await {
+        match open(&ip, &pw).await {
             Ok(mut s) => {
                 if let Ok(Some((host, port))) = s.master_addr(MASTER_NAME).await {
                     row.master = Some(match ordinal_of_host(&data, &host, &ips) {

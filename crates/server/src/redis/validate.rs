@@ -237,12 +237,11 @@ pub fn validate_monitor(
             let p = macro_::two_failure_detectors("sentinel.monitor", &target, &res.id);
             out.push(problem(&res.id, &p.field, p.message, Some(p.help)));
         }
-        Some(t) if macro_::tls::is_tls(t) => {
-            if let Some(p) = macro_::tls::validate_monitored_tls(t) {
+        Some(t) => {
+            if let Some(p) = macro_::tls::validate_monitored_tls(t, spec) {
                 out.push(problem(&res.id, &p.field, p.message, Some(p.help)));
             }
         }
-        Some(_) => {}
     }
     for (id, other) in &all {
         if id == &res.id {
