@@ -456,4 +456,9 @@ pub struct ProxyArgs {
     /// upstream errors) at http://IP:PORT/metrics.
     #[arg(long, value_name = "IP:PORT")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Speak TLS to clients and to the data pods and sentinels, with the certificate, key and
+    /// CA in this directory (`tls.crt`, `tls.key`, `ca.crt`; a renewed certificate is picked up
+    /// without a restart).
+    #[arg(long, value_name = "DIR")]
+    pub tls_dir: Option<PathBuf>,
 }

@@ -1,7 +1,8 @@
 //! `tls {}`, end to end on both runtimes: pods that speak TLS only with certificates vd issues,
 //! checked with real clients (redis-cli `--tls`, redis-py with `ssl_ca_certs`, openssl), and
-//! vd's own operations over TLS (replication, links, backup, switchover, controller failover,
-//! certificate renewal with no restart).
+//! vd's own operations over TLS (replication, links, backup, import, restore, switchover,
+//! controller failover, the proxy at both ends, certificate renewal with no restart), and
+//! sentinels over TLS.
 
 // Failures in tests are panics by design; clippy's allow-unwrap-in-tests does not reach
 // helpers outside `#[test]` functions in integration tests and benches.
@@ -23,6 +24,7 @@ const TLS_REDIS: &str = r#"
 redis "data" "cache" {
   replicas = 3
   tls {}
+  proxy {}
   failover {
     automatic  = true
     down_after = "1s"
@@ -96,6 +98,10 @@ for line in sys.stdin:
         n = r.incr("tls-counter")
     except redis.exceptions.ReadOnlyError:
         n = "readonly"
+    except redis.exceptions.ResponseError as e:
+        # Through the proxy while a failover is under way: an error reply, not a lost
+        # connection (the proxy keeps the client's connection open).
+        n = "error:" + type(e).__name__
     print(cid, n, flush=True)
 "#;
 
@@ -245,7 +251,10 @@ fn tls_redis_end_to_end() {
     // A link hands the consumer the rediss:// URLs and the CA.
     vd.vd(&["redis:link", "data/cache", "data/app"]);
     let linked = vd.vd(&["config", "data/app", "get", "REDIS_URL"]);
-    assert!(linked.starts_with("rediss://default:"), "{linked}");
+    assert!(
+        linked.starts_with("rediss://default:") && linked.contains("@cache-proxy.data.voodu:6379"),
+        "{linked}"
+    );
     let linked_ca = vd.vd(&["config", "data/app", "get", "REDIS_CA_CERT"]);
     assert_eq!(
         linked_ca.trim(),
@@ -317,6 +326,25 @@ fn tls_redis_end_to_end() {
         assert_eq!(String::from_utf8_lossy(&got.stdout).trim(), "", "pod {o}");
     }
 
+    // The proxy speaks TLS at both ends: clients verify its certificate, it verifies the pods.
+    let proxy_ip = vd.ip("data-cache-proxy.0");
+    let (ok, proxy_cert) = served_certificate(&proxy_ip, ca, "cache-proxy-0.data.voodu");
+    assert!(ok, "the proxy's certificate does not verify for its name");
+    let plain = cli(&proxy_ip, &pw, None, &["ping"]);
+    assert!(
+        !String::from_utf8_lossy(&plain.stdout).contains("PONG"),
+        "the proxy answered plain TCP: {plain:?}"
+    );
+    let through = cli(&proxy_ip, &pw, Some(ca), &["set", "via-proxy", "1"]);
+    assert_eq!(
+        String::from_utf8_lossy(&through.stdout).trim(),
+        "OK",
+        "{through:?}"
+    );
+    // A client of the proxy, connected across the failovers below.
+    let mut proxied = PyClient::start(ca, &proxy_ip, &pw);
+    proxied.line();
+
     // A live switchover, then a controller failover, both over TLS.
     vd.vd(&["redis:failover", "data/cache", "--replica", "1"]);
     assert_eq!(master_of(&vd, ca, &pw), 1);
@@ -333,12 +361,18 @@ fn tls_redis_end_to_end() {
     vd.wait_for("replicas online after the failover", T, || {
         replicas_linked(&vd, ca, &pw, m)
     });
+    // The proxy followed both, and its client kept its connection to the proxy (it would have
+    // exited on a lost one): its INCR lands on the new master.
+    vd.wait_for("the proxy's client writes to the new master", T, || {
+        proxied.round().1.parse::<u64>().is_ok()
+    });
+
     // What was written before is there (the counter lives on).
     let got = cli(
         &vd.ip(&format!("data-cache.{m}")),
         &pw,
         Some(ca),
-        &["get", "tls-counter"],
+        &["get", "via-proxy"],
     );
     assert_eq!(String::from_utf8_lossy(&got.stdout).trim(), "1");
 
@@ -365,6 +399,18 @@ fn tls_redis_end_to_end() {
     assert_eq!(vd.pid(&pod), pids[r as usize], "{pod} restarted");
     let pong = cli(&ip, &pw, Some(ca), &["ping"]);
     assert_eq!(String::from_utf8_lossy(&pong.stdout).trim(), "PONG");
+    // The proxy serves its renewed certificate too, with no restart.
+    let proxy_pid = vd.pid("data-cache-proxy.0");
+    vd.wait_for("the proxy serving a new certificate", T, || {
+        let (ok, now) = served_certificate(&proxy_ip, ca, "cache-proxy-0.data.voodu");
+        ok && now != proxy_cert
+    });
+    assert_eq!(
+        vd.pid("data-cache-proxy.0"),
+        proxy_pid,
+        "the proxy restarted"
+    );
+    assert!(proxied.round().1.parse::<u64>().is_ok());
     drop(held);
     drop(client);
 
@@ -451,7 +497,8 @@ EOT
 
 fn tls_sentinels_fail_over_a_tls_redis() {
     let _g = common::own_addresses();
-    let vd = Vd::start();
+    // Renewal at two thirds (60 s), after the failovers below.
+    let vd = Vd::start_with(&["--pod-cert-validity", "90s"]);
     vd.apply(&vd.manifest("ha.hcl", TLS_WITH_SENTINELS));
     let pw = vd.cache_password();
     let spw = vd
@@ -486,9 +533,15 @@ fn tls_sentinels_fail_over_a_tls_redis() {
         "no password over TLS"
     );
     assert_eq!(sentinel(&spw, true, &["ping"]).trim(), "PONG");
-    vd.wait_for("the sentinels see the master and each other", T, || {
-        sentinel(&spw, true, &["sentinel", "ckquorum", "voodu-master"]).starts_with("OK")
-    });
+    // vd's own view over TLS (`redis:info`): every sentinel answers, agrees, sees its peers
+    // and both replicas (a failover before the sentinels learned the replicas would find none
+    // to promote).
+    let healthy = || {
+        let v: Value =
+            serde_json::from_str(&vd.vd(&["redis:info", "data/cache", "-o", "json"])).unwrap();
+        v["sentinels"]["healthy"] == true
+    };
+    vd.wait_for("the sentinels healthy", T, healthy);
     let (ok, _) = served_certificate_on(&sip, 26379, ca, "cache-ha-0.data.voodu");
     assert!(
         ok,
@@ -541,8 +594,12 @@ fn tls_sentinels_fail_over_a_tls_redis() {
         });
     }
 
-    // A requested failover goes through the sentinels too.
+    // A requested failover goes through the sentinels too, once the killed master is back as a
+    // replica (until then the sentinels may have no replica they would promote).
     let from = vd.master_ordinal();
+    vd.wait_for("both replicas linked to the new master", T, || {
+        replicas_linked(&vd, ca, &pw, from)
+    });
     vd.vd(&["redis:failover", "data/cache"]);
     vd.wait_for("the requested failover recorded", T, || {
         vd.master_ordinal() != from
@@ -550,6 +607,25 @@ fn tls_sentinels_fail_over_a_tls_redis() {
     let m = vd.master_ordinal();
     let role = cli(&vd.ip(&format!("data-cache.{m}")), &pw, Some(ca), &["role"]);
     assert!(String::from_utf8_lossy(&role.stdout).starts_with("master"));
+
+    // redis-sentinel cannot load a certificate live: each sentinel is restarted for its renewed
+    // one, one at a time, and the quorum holds.
+    let restarted = |o: u32| {
+        vd.events().iter().any(|e| {
+            e["reason"] == "CertificateRenewed"
+                && e["pod"] == format!("data-cache-ha.{o}").as_str()
+                && e["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("restarting")
+        })
+    };
+    vd.wait_for(
+        "every sentinel restarted for its certificate",
+        Duration::from_secs(150),
+        || (0..3).all(restarted),
+    );
+    vd.wait_for("the sentinels healthy after the restarts", T, healthy);
 }
 
 on_every_runtime!(tls_redis_end_to_end, tls_sentinels_fail_over_a_tls_redis);

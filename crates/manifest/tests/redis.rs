@@ -1792,12 +1792,9 @@ fn tls_block_parses_and_its_mistakes_are_refused_at_their_line() {
         5,
         3,
     );
-    single(
-        "redis \"data\" \"cache\" {\n  tls {}\n  proxy {}\n}\n",
-        "the proxy does not speak TLS yet",
-        3,
-        3,
-    );
+    // The proxy of a TLS redis speaks TLS at both ends.
+    let m = parse("redis \"data\" \"cache\" {\n  tls {}\n  proxy {}\n}\n");
+    assert!(redis(&m, "data", "cache").proxy.is_some());
     // Only the redis macro gives its pods certificates.
     let errs = errors("statefulset \"data\" \"db\" {\n  image = \"redis:7\"\n  tls {}\n}\n");
     assert_eq!(errs.len(), 1, "{}", render(&errs));

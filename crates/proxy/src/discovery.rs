@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
-use vd_redisctl::{Node, Role, Sentinel};
+use vd_redisctl::{Access, Node, Role, Sentinel, TlsTrust};
 
 /// How often the feed file is read.
 const FEED_EVERY: Duration = Duration::from_millis(2);
@@ -51,6 +51,8 @@ pub struct Config {
     pub password: Option<String>,
     /// The sentinels' password.
     pub sentinel_password: Option<String>,
+    /// The CA to verify the data pods and sentinels with, when they speak TLS only.
+    pub tls: Option<TlsTrust>,
 }
 
 enum Event {
@@ -70,6 +72,8 @@ fn split(addr: &str) -> Option<(&str, u16)> {
 struct Creds {
     file: Option<PathBuf>,
     env: feed::Secrets,
+    /// The CA the data pods' and sentinels' certificates chain to, when they speak TLS only.
+    tls: Option<TlsTrust>,
 }
 
 impl Creds {
@@ -94,7 +98,11 @@ async fn role(addr: &str, creds: &Creds, node: &mut Option<Node>) -> Seen {
     };
     if node.is_none() {
         let pw = creds.now().password;
-        *node = Node::connect(host, port, pw.as_deref(), CHECK_TIMEOUT)
+        let access = Access {
+            password: pw.as_deref(),
+            tls: creds.tls.as_ref(),
+        };
+        *node = Node::connect_with(host, port, access, CHECK_TIMEOUT)
             .await
             .ok();
     }
@@ -151,13 +159,12 @@ fn follow_sentinel(
     tokio::spawn(async move {
         loop {
             let pw = watch_creds.now().sentinel_password;
-            let r = vd_redisctl::watch_switch_master(
-                &h,
-                port,
-                vd_redisctl::Access::plain(pw.as_deref()),
-                CHECK_TIMEOUT,
-                sw_tx.clone(),
-            );
+            let access = Access {
+                password: pw.as_deref(),
+                tls: watch_creds.tls.as_ref(),
+            };
+            let r =
+                vd_redisctl::watch_switch_master(&h, port, access, CHECK_TIMEOUT, sw_tx.clone());
             if r.await.is_ok() {
                 return;
             }
@@ -178,7 +185,11 @@ fn follow_sentinel(
     tokio::spawn(async move {
         loop {
             let pw = creds.now().sentinel_password;
-            if let Ok(mut s) = Sentinel::connect(&host, port, pw.as_deref(), CHECK_TIMEOUT).await {
+            let access = Access {
+                password: pw.as_deref(),
+                tls: creds.tls.as_ref(),
+            };
+            if let Ok(mut s) = Sentinel::connect_with(&host, port, access, CHECK_TIMEOUT).await {
                 while let Ok(Ok(Some((h, p)))) =
                     tokio::time::timeout(CHECK_TIMEOUT, s.master_addr(&name)).await
                 {
@@ -217,6 +228,7 @@ pub async fn run(
             password: cfg.password.clone(),
             sentinel_password: cfg.sentinel_password.clone(),
         },
+        tls: cfg.tls.clone(),
     });
     for u in &cfg.upstreams {
         poll_roles(u.clone(), creds.clone(), tx.clone());

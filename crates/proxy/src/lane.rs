@@ -12,10 +12,10 @@
 //! closes.
 
 use crate::resp::{self, ReplyKind, RespError};
+use crate::tls::Stream;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 const READ_CHUNK: usize = 16 << 10;
@@ -133,7 +133,7 @@ impl Lanes {
     }
 
     /// Starts a lane over `stream`, already connected to `addr` and set to state `key`.
-    pub fn start(&self, addr: &str, key: Vec<u8>, stream: TcpStream) -> Lane {
+    pub fn start(&self, addr: &str, key: Vec<u8>, stream: Stream) -> Lane {
         let (tx, rx) = mpsc::unbounded_channel();
         if let Ok(mut map) = self.map.lock() {
             let lanes = map.entry(addr.to_string()).or_default();
@@ -181,7 +181,7 @@ pub fn split(
     Ok((runs, done))
 }
 
-async fn run(mut stream: TcpStream, mut rx: mpsc::UnboundedReceiver<Request>, addr: String) {
+async fn run(mut stream: Stream, mut rx: mpsc::UnboundedReceiver<Request>, addr: String) {
     let mut owed: VecDeque<usize> = VecDeque::new();
     let mut to: VecDeque<mpsc::UnboundedSender<Reply>> = VecDeque::new();
     let mut wbuf = Vec::with_capacity(READ_CHUNK);

@@ -12,6 +12,7 @@ pub mod resp;
 pub mod route;
 pub mod server;
 pub mod session;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
@@ -30,6 +31,8 @@ pub struct Options {
     pub multiplex: bool,
     /// What the proxy counts.
     pub stats: metrics::Stats,
+    /// TLS at both ends (clients and upstreams), for a redis that speaks TLS only.
+    pub tls: Option<Arc<tls::Tls>>,
 }
 
 /// Why the proxy could not start.
@@ -66,7 +69,13 @@ pub async fn run(opts: Options) -> Result<(), ProxyError> {
     };
     let (tx, rx) = tokio::sync::watch::channel(discovery::Target::default());
     let busy = Arc::new(AtomicUsize::new(0));
-    let shared = server::Shared::new(rx, busy.clone(), opts.multiplex, opts.stats.clone());
+    let shared = server::Shared::new(
+        rx,
+        busy.clone(),
+        opts.multiplex,
+        opts.stats.clone(),
+        opts.tls.clone(),
+    );
     tracing::info!(listen = %opts.listen, read = ?opts.read_listen, upstreams = ?opts.discovery.upstreams, "vd proxy listening");
     let discovery = tokio::spawn(discovery::run(opts.discovery, tx, busy, opts.stats));
     if let Some(read) = read {

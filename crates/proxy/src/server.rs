@@ -12,6 +12,7 @@ use crate::lane::{self, Lane, Lanes};
 use crate::metrics::{PortCounters, Stats};
 use crate::resp::{self, ReplyKind};
 use crate::session::{self, Session, Verdict};
+use crate::tls::{Stream, Tls};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,16 +52,20 @@ pub struct Shared {
     multiplex: bool,
     lanes: Lanes,
     stats: Stats,
+    /// TLS at both ends, for a redis that speaks TLS only.
+    tls: Option<Arc<Tls>>,
 }
 
 impl Shared {
     /// Shares `target` and `busy` between connections; `multiplex` lets clients share
-    /// upstream connections; connections count into `stats`.
+    /// upstream connections; connections count into `stats`; with `tls`, clients and
+    /// upstreams speak TLS.
     pub fn new(
         target: watch::Receiver<Target>,
         busy: Arc<AtomicUsize>,
         multiplex: bool,
         stats: Stats,
+        tls: Option<Arc<Tls>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             target,
@@ -69,6 +74,7 @@ impl Shared {
             multiplex,
             lanes: Lanes::default(),
             stats,
+            tls,
         })
     }
 }
@@ -97,6 +103,17 @@ pub async fn serve(listener: TcpListener, port: Port, shared: Arc<Shared>) {
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         tokio::spawn(async move {
+            // The handshake in the connection's own task: a slow client holds up no other.
+            let stream = match &shared.tls {
+                Some(tls) => match tls.accept(stream).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                },
+                None => Stream::Plain(stream),
+            };
             let mut c = Conn::new(stream, port, shared);
             c.counters.connections.inc();
             c.counters.open.inc();
@@ -111,7 +128,7 @@ pub async fn serve(listener: TcpListener, port: Port, shared: Arc<Shared>) {
 
 enum Link {
     /// The client's own connection.
-    Own(TcpStream),
+    Own(Stream),
     /// A lane shared with clients in the same state.
     Shared(Lane),
 }
@@ -125,7 +142,7 @@ struct Upstream {
 
 struct Conn {
     port: Port,
-    client: TcpStream,
+    client: Stream,
     up: Option<Upstream>,
     /// Where lanes send this client's replies.
     replies_tx: mpsc::UnboundedSender<lane::Reply>,
@@ -217,16 +234,28 @@ impl From<OpenError> for std::io::Error {
     }
 }
 
-/// Opens `addr` and sends it `replay` (`count` commands: the client's connection state).
+/// Opens `addr` (over TLS with `tls`) and sends it `replay` (`count` commands: the client's
+/// connection state).
 async fn open(
     addr: &str,
     replay: &[u8],
     count: usize,
-) -> std::result::Result<TcpStream, OpenError> {
-    let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+    tls: Option<&Tls>,
+) -> std::result::Result<Stream, OpenError> {
+    let connect = async {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        match tls {
+            Some(tls) => {
+                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+                tls.connect(host, tcp).await
+            }
+            None => Ok(Stream::Plain(tcp)),
+        }
+    };
+    let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, connect)
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
-    stream.set_nodelay(true)?;
     if count == 0 {
         return Ok(stream);
     }
@@ -281,7 +310,7 @@ async fn wait_until(at: Option<Instant>) {
 }
 
 impl Conn {
-    fn new(client: TcpStream, port: Port, shared: Arc<Shared>) -> Self {
+    fn new(client: Stream, port: Port, shared: Arc<Shared>) -> Self {
         let rx = shared.target.clone();
         let target = rx.borrow().clone();
         let counters = shared.stats.port(port.label());
@@ -557,7 +586,7 @@ impl Conn {
     async fn connect(&mut self, addr: &str) -> Result<()> {
         self.up = None;
         let key = self.session.key().to_vec();
-        let stream = open(addr, &key, commands_in(&key)).await?;
+        let stream = open(addr, &key, commands_in(&key), self.shared.tls.as_deref()).await?;
 
         tracing::debug!(upstream = addr, "connected");
         self.up = Some(Upstream {
@@ -604,7 +633,7 @@ impl Conn {
                     return Ok(Some(refusal));
                 }
                 let count = commands_in(&key);
-                let opened = open(addr, &key, count).await;
+                let opened = open(addr, &key, count, self.shared.tls.as_deref()).await;
                 lanes.opened(addr, &key);
                 match opened {
                     Ok(stream) => {

@@ -201,9 +201,11 @@ impl Rig {
                 id: "0".into(),
                 password: Some(PW.into()),
                 sentinel_password: None,
+                tls: None,
             },
             multiplex,
             stats: vd_proxy::metrics::Stats::default(),
+            tls: None,
         };
         rt.spawn(async move {
             if let Err(e) = vd_proxy::run(opts).await {

@@ -18,6 +18,17 @@ pub async fn run(args: ProxyArgs) -> Result<(), CliError> {
     let secret = |var: &str| std::env::var(var).ok().filter(|p| !p.is_empty());
     let password = secret(vd_core::redis::PASSWORD_VAR);
     let sentinel_password = secret(vd_core::redis::SENTINEL_PASSWORD_VAR);
+    let tls = match &args.tls_dir {
+        Some(dir) => Some(std::sync::Arc::new(
+            vd_proxy::tls::Tls::from_dir(dir).map_err(|e| {
+                CliError::usage(
+                    e.to_string(),
+                    "--tls-dir names the directory vd mounts a TLS redis's proxy pods' certificate in (tls.crt, tls.key, ca.crt)",
+                )
+            })?,
+        )),
+        None => None,
+    };
     let opts = vd_proxy::Options {
         listen: args.listen,
         read_listen: args.read_listen,
@@ -29,9 +40,11 @@ pub async fn run(args: ProxyArgs) -> Result<(), CliError> {
             id: args.id,
             password,
             sentinel_password,
+            tls: tls.as_ref().map(|t| t.trust.clone()),
         },
         multiplex: !args.dedicated,
         stats: vd_proxy::metrics::Stats::default(),
+        tls,
     };
     // Bound before the proxy starts, so a busy address fails the command with nothing running.
     if let Some(addr) = args.metrics_addr {

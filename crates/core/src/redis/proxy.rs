@@ -80,6 +80,12 @@ fn expand_proxy(spec: &RedisSpec, p: ProxySpec, of: &ProxyFor) -> WorkloadSpec {
         command.push("--upstream".into());
         command.push(upstream(data, o));
     }
+    let tls = super::tls::is_tls(spec);
+    if tls {
+        // Clients, data pods and sentinels all speak TLS; the pod's certificate is mounted here.
+        command.push("--tls-dir".into());
+        command.push(super::TLS_DIR.into());
+    }
     if let Some((name, n)) = &of.sentinels {
         let sid = ResourceRef::new(Kind::Redis, &data.scope, name);
         for o in 0..*n {
@@ -101,17 +107,28 @@ fn expand_proxy(spec: &RedisSpec, p: ProxySpec, of: &ProxyFor) -> WorkloadSpec {
         failure_threshold: 2,
         ..Probe::new(ProbeAction::Exec {
             // Through the proxy to the master: ready means a client gets an answer.
-            command: [
-                "redis-cli",
-                "-e",
-                "-h",
-                "${VOODU_POD_IP}",
-                "-p",
-                &PROXY_PORT.to_string(),
-                "ping",
-            ]
-            .map(String::from)
-            .to_vec(),
+            command: {
+                let mut argv = vec!["redis-cli".to_string()];
+                if tls {
+                    argv.extend([
+                        "--tls".to_string(),
+                        "--cacert".to_string(),
+                        super::tls_ca_path(),
+                    ]);
+                }
+                argv.extend(
+                    [
+                        "-e",
+                        "-h",
+                        "${VOODU_POD_IP}",
+                        "-p",
+                        &PROXY_PORT.to_string(),
+                        "ping",
+                    ]
+                    .map(String::from),
+                );
+                argv
+            },
         })
     };
     let liveness = Probe {
@@ -151,7 +168,7 @@ fn expand_proxy(spec: &RedisSpec, p: ProxySpec, of: &ProxyFor) -> WorkloadSpec {
             startup: None,
         },
         resources: spec.resources.clone(),
-        certificate: None,
+        certificate: tls.then(|| super::TLS_DIR.to_string()),
     }
 }
 

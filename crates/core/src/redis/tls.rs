@@ -54,13 +54,6 @@ pub fn validate_tls(spec: &RedisSpec) -> Vec<RedisProblem> {
             ));
         }
     }
-    if spec.proxy.is_some_and(|p| p.enabled) {
-        problems.push(RedisProblem::new(
-            "proxy",
-            "the proxy does not speak TLS yet",
-            "remove the `proxy` block (clients connect to the pods over TLS), or remove `tls`",
-        ));
-    }
     problems
 }
 
@@ -158,14 +151,10 @@ mod tests {
             "a sentinel sibling's `tls` block takes no settings"
         );
 
+        // The proxy of a TLS redis speaks TLS at both ends.
         let mut proxied = tls(false, false, false);
         proxied.proxy = Some(ProxySpec {
             enabled: true,
-            replicas: 1,
-        });
-        assert_eq!(validate_tls(&proxied)[0].field, "proxy");
-        proxied.proxy = Some(ProxySpec {
-            enabled: false,
             replicas: 1,
         });
         assert_eq!(validate_tls(&proxied), []);

@@ -234,11 +234,16 @@ pub fn check_period(pod_validity: Duration) -> Duration {
     (pod_validity / 20).clamp(Duration::from_secs(1), Duration::from_secs(300))
 }
 
+/// How long a pod restarted for its certificate may take to be ready before the renewal of the
+/// next one goes on anyway.
+const RESTART_WAIT: Duration = Duration::from_secs(60);
+
 impl crate::orchestration::controller::Controller {
     /// Renews running pods' certificates before they expire, and has each pod load its new one
     /// without a restart (the service's hook does that). A pod that starts gets a fresh one
     /// anyway (`desired_launch`); this covers pods that keep running.
     pub async fn renew_certificates_loop(self: Arc<Self>) {
+        use crate::orchestration::controller::CertReload;
         use crate::types::PodState;
         use std::collections::BTreeSet;
         use vd_core::event::{Level, Reason};
@@ -275,7 +280,7 @@ impl crate::orchestration::controller::Controller {
                     .certificate_renewed(&self, &owner, p.ordinal)
                     .await
                 {
-                    Ok(()) => {
+                    Ok(CertReload::Live) => {
                         pending.remove(&p.pod);
                         self.event(
                             Level::Info,
@@ -284,6 +289,20 @@ impl crate::orchestration::controller::Controller {
                             Reason::CertificateRenewed,
                             "loaded with no restart",
                         );
+                    }
+                    Ok(CertReload::Restart) => {
+                        pending.remove(&p.pod);
+                        self.event(
+                            Level::Info,
+                            Some(&owner),
+                            Some(&p.pod),
+                            Reason::CertificateRenewed,
+                            "restarting the pod to load it (it cannot reload a certificate live)",
+                        );
+                        // One at a time: the next pod's turn comes once this one is back.
+                        if !self.restart_pod_and_wait(&p.pod, RESTART_WAIT).await {
+                            tracing::warn!(pod = %p.pod, "not ready again after its certificate restart");
+                        }
                     }
                     Err(e) => self.event(
                         Level::Warning,

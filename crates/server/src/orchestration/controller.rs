@@ -47,8 +47,19 @@ pub(crate) struct PodEntry {
 
 /// A future a hook returns; boxed so the trait stays object-safe.
 pub type HookFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
-/// A hook's future that reports whether it managed what it was asked (why not, if not).
-pub type HookOutcome<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+/// How a pod takes a renewed certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertReload {
+    /// It loaded it while running.
+    Live,
+    /// It cannot load one while running: orchestration restarts it (one pod at a time,
+    /// waiting for it to be ready again).
+    Restart,
+}
+
+/// What [`PodHooks::certificate_renewed`] resolves to: how the pod took its new certificate, or
+/// why it could not be told.
+pub type HookOutcome<'a> = Pin<Box<dyn Future<Output = Result<CertReload, String>> + Send + 'a>>;
 
 /// What a pod supervisor asks before it acts. Every method must return promptly when there
 /// is nothing to wait for: it runs on every start and exit of every pod.
@@ -77,7 +88,7 @@ pub trait PodHooks: Send + Sync {
     ) -> HookFuture<'a>;
 
     /// A running pod's certificate was issued again (the files it mounts are replaced): make
-    /// the pod load it without a restart. Resolves with whether it did; a pod that did not is
+    /// the pod load it without a restart, or say it needs one. A pod that could not be told is
     /// asked again at the next renewal check.
     fn certificate_renewed<'a>(
         &'a self,
@@ -652,6 +663,41 @@ impl Controller {
             launch.binds.push((source, target.clone(), true));
         }
         Ok((launch, resolve::pod_probes(id, &template, ordinal, &pod_ip)))
+    }
+
+    /// Restarts one supervised pod (its supervisor stops it and starts it again) and waits up
+    /// to `timeout` for it to run again and be ready; whether it did.
+    pub(crate) async fn restart_pod_and_wait(&self, pod: &str, timeout: Duration) -> bool {
+        let before = self.pod_views().into_iter().find(|p| p.pod == pod);
+        let Some(before) = before else {
+            return false;
+        };
+        let tx = self
+            .pods
+            .lock()
+            .ok()
+            .and_then(|p| p.get(pod).map(|e| e.cmd.clone()));
+        let Some(tx) = tx else {
+            return false;
+        };
+        self.mark_terminating(pod);
+        if tx.send(PodCmd::Replace).is_err() {
+            return false;
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let back = self.pod_views().into_iter().any(|p| {
+                p.pod == pod
+                    && p.ready
+                    && p.started_ms.is_some()
+                    && p.started_ms != before.started_ms
+            });
+            if back {
+                return true;
+            }
+        }
+        false
     }
 
     pub(crate) fn mark_terminating(&self, pod: &str) {

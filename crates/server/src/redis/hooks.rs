@@ -4,7 +4,7 @@
 //! and every pod exit reaches the failover tasks at once.
 
 use crate::orchestration::controller::Controller;
-use crate::orchestration::controller::{HookFuture, HookOutcome, PodHooks};
+use crate::orchestration::controller::{CertReload, HookFuture, HookOutcome, PodHooks};
 use crate::redis::state::FailoverState;
 use std::sync::Arc;
 use vd_core::ResourceRef;
@@ -26,14 +26,27 @@ impl PodHooks for RedisHooks {
         self.failover.pod_exited(owner, ordinal);
     }
 
-    /// A redis pod loads its renewed certificate live.
+    /// A data redis pod loads its renewed certificate live; redis-sentinel cannot (7.x has no
+    /// command for it), so a sentinel pod is restarted. The other pods with certificates, a
+    /// TLS redis's proxies, watch their certificate file themselves.
     fn certificate_renewed<'a>(
         &'a self,
         ctl: &'a Controller,
         owner: &'a ResourceRef,
         ordinal: u32,
     ) -> HookOutcome<'a> {
-        Box::pin(crate::redis::tls::reload_certificate(ctl, owner, ordinal))
+        if owner.kind != vd_core::Kind::Redis {
+            return Box::pin(std::future::ready(Ok(CertReload::Live)));
+        }
+        let sentinel = crate::redis::facts::load(ctl, owner)
+            .is_ok_and(|s| vd_core::redis::topology::is_sentinel(&s));
+        if sentinel {
+            return Box::pin(std::future::ready(Ok(CertReload::Restart)));
+        }
+        Box::pin(async move {
+            crate::redis::tls::reload_certificate(ctl, owner, ordinal).await?;
+            Ok(CertReload::Live)
+        })
     }
 
     /// A cluster's pod goes once its slots are moved to the shards that stay.
