@@ -1,6 +1,7 @@
 //! Fuzzes the manifest parser: any UTF-8 text must give resources or diagnostics, never a panic.
 //!
-//! Run with `cargo +nightly fuzz run parse_manifest` from this directory.
+//! Run with `RUSTC_BOOTSTRAP=1 cargo fuzz run parse_manifest` from this directory. The corpus in
+//! `corpus/parse_manifest/` is replayed by `cargo test -p vd-manifest --test fuzz_corpus`.
 
 #![no_main]
 

@@ -2,7 +2,8 @@
 //! server replies, must give frames, `Ok(None)` or an error, never a panic, and every frame
 //! found must consume at least one byte of what is there.
 //!
-//! Run with `cargo +nightly fuzz run parse_resp` from this directory.
+//! Run with `RUSTC_BOOTSTRAP=1 cargo fuzz run parse_resp` from this directory. The corpus in
+//! `corpus/parse_resp/` is replayed by `cargo test -p vd-proxy --test fuzz_corpus`.
 
 #![no_main]
 

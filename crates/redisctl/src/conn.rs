@@ -76,8 +76,10 @@ impl<'a> Access<'a> {
 
 /// Makes ring the TLS provider of this process once, before the first TLS client is built:
 /// the redis client asks rustls for the process default, and with more than one provider
-/// compiled in (another dependency may bring one) rustls will not choose by itself.
-fn tls_provider() {
+/// compiled in (another dependency may bring one) rustls will not choose by itself. Called by
+/// every TLS connection of this crate; a program that builds redis TLS clients of its own
+/// calls it first.
+pub fn tls_provider() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // An error means another part of the process installed one first; that one serves.

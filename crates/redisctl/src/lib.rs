@@ -11,7 +11,7 @@ pub mod rdb;
 pub mod sentinel;
 pub mod switchover;
 
-pub use conn::{Access, RedisError, TlsTrust};
+pub use conn::{tls_provider, Access, RedisError, TlsTrust};
 pub use info::{Info, Replication, Role};
 pub use node::Node;
 pub use sentinel::{parse_switch_master, watch_switch_master, Sentinel, SwitchMaster};
