@@ -17,7 +17,8 @@
 //!   kill to the first write acknowledged by the new master; each cycle waits for the killed
 //!   pod to be back as a replica.
 //!
-//! Knobs (environment): `VD_BENCH_TLS_KILLS` (10), `VD_BENCH_TLS_REQUESTS` (100000),
+//! Cycles are 31 s apart (see `QUIET`). Knobs (environment): `VD_BENCH_TLS_KILLS` (6),
+//! `VD_BENCH_TLS_REQUESTS` (100000),
 //! `VD_BENCH_TLS_DOCS=0` (print only).
 
 mod common;
@@ -34,6 +35,11 @@ use std::time::{Duration, Instant};
 const COMMAND: &str = "cargo bench -p vd-cli --bench tls";
 const CONNECT: Duration = Duration::from_millis(300);
 const LIMIT: Duration = Duration::from_secs(60);
+/// Between a cycle's settling and the next kill: longer than the 30 s after which a restarted
+/// pod's crash backoff starts over. Without it each kill lands on pods restarted moments
+/// before, and the measure becomes the runtime's doubling restart backoff (the gap then waits
+/// for the killed master's restart, see the report).
+const QUIET: Duration = Duration::from_secs(31);
 
 fn main() {
     common::main(
@@ -107,7 +113,7 @@ struct Measured {
 
 fn run(b: &Bench) -> Result<String, String> {
     vd_redisctl::tls_provider();
-    let kills = env_num("VD_BENCH_TLS_KILLS", 10);
+    let kills = env_num("VD_BENCH_TLS_KILLS", 6);
     let requests = env_num("VD_BENCH_TLS_REQUESTS", 100_000);
     let started = Instant::now();
     let mut results = Vec::new();
@@ -154,6 +160,7 @@ fn run(b: &Bench) -> Result<String, String> {
         eprintln!("{}: {kills} failover cycles", m.scope);
         let mut gaps = Vec::new();
         for cycle in 0..kills {
+            sleep(QUIET)?;
             let gap = failover_cycle(b, m, &pw, ca.as_ref().map(|(_, pem)| pem.as_str()), &pod_ip)?;
             eprintln!("  cycle {cycle}: {gap:.0} ms");
             gaps.push(gap);
@@ -388,7 +395,7 @@ fn report(results: &[(&Mode, Measured)], kills: usize, requests: usize, took: Du
         "- Throughput: `redis-benchmark -t set,get -c 50 -n {requests}` (`--tls --cacert` for TLS), to the master pod and to the proxy pod, `-P 1` and `-P 16`.\n"
     ));
     s.push_str(&format!(
-        "- Failover: {kills} cycles per redis, each a `kill -9` of the current master while a client (the redis crate, rustls for TLS, verifying the pod against the CA) sends a `SET` every millisecond to the pod that answered `ROLE` master, finding it again (asking each pod) after an error; measured: the kill to the first `SET` acknowledged by another pod. A TLS client's reconnections include their handshakes.\n\n"
+        "- Failover: {kills} cycles per redis, each a `kill -9` of the current master while a client (the redis crate, rustls for TLS, verifying the pod against the CA) sends a `SET` every millisecond to the pod that answered `ROLE` master, finding it again (asking each pod) after an error; measured: the kill to the first `SET` acknowledged by another pod. A TLS client's reconnections include their handshakes. Cycles start 31 s after the previous one settled, so no pod is in the runtime's crash backoff (kills in quicker succession measured that backoff: see the note below the table).\n\n"
     ));
     s.push_str("| target | pipeline | command | plain, requests/s | TLS, requests/s | TLS / plain |\n|---|---|---|---|---|---|\n");
     if let [(_, plain), (_, tls)] = results {
@@ -426,6 +433,7 @@ fn report(results: &[(&Mode, Measured)], kills: usize, requests: usize, took: Du
             "\n- TLS adds {:+.0} ms to the failover (p50), the handshakes of the controller's and the client's new connections among it.\n",
             p50(tls) - p50(plain)
         ));
+        s.push_str("- Found while writing this benchmark: with kills every few seconds (30 cycles back to back on one redis, plain TCP), half the cycles took about 10 ms and the others from 1.2 s growing to 29.5 s, in step with the runtime's doubling restart delay for the killed pod. A promoted master refuses writes until a replica follows it (`min-replicas-to-write 1` in HA modes), so presumably the remaining replica did not follow the new master before the killed pod was back; not investigated yet (the chaos soak of issue 20 is where it belongs). The cycles above are spaced so that no pod is in that delay.\n");
     }
     s
 }
