@@ -70,6 +70,15 @@ impl Schedule {
             .ok()
             .map(|t| t.timestamp())
     }
+
+    /// The last run at or before `at` (unix seconds), or `None` if there is none.
+    pub fn last_at_or_before(&self, at: i64) -> Option<i64> {
+        let from: DateTime<Utc> = DateTime::from_timestamp(at, 0)?;
+        self.cron
+            .find_previous_occurrence(&from, true)
+            .ok()
+            .map(|t| t.timestamp())
+    }
 }
 
 impl fmt::Debug for Schedule {
@@ -113,14 +122,13 @@ pub fn due(schedule: &Schedule, last: Option<i64>, created: i64, now: i64) -> Du
     if next > now {
         return Due::At(next);
     }
-    // Several slots may have passed (server down); run once, for the latest one.
-    let mut latest = next;
-    while let Some(n) = schedule.next_after(latest) {
-        if n > now {
-            break;
-        }
-        latest = n;
-    }
+    // Several slots may have passed (server down); run once, for the latest one. Found by a
+    // search back from `now`, not by stepping over every missed slot: a clock that jumped
+    // years ahead would otherwise mean millions of steps.
+    let latest = schedule
+        .last_at_or_before(now)
+        .filter(|l| *l >= next)
+        .unwrap_or(next);
     Due::Now(latest)
 }
 
@@ -130,6 +138,17 @@ mod tests {
 
     // 2026-11-21T00:00:00Z
     const MIDNIGHT: i64 = 1_795_219_200;
+
+    #[test]
+    fn a_clock_far_ahead_runs_once_for_the_latest_slot() {
+        // Every minute, last run in 1970, the clock in the year 3000 (a wrong clock corrected,
+        // or a root restored from long ago): one run, for the last minute before now.
+        let s = Schedule::parse("* * * * *").unwrap();
+        let now = 32_503_680_000 + 30; // 3000-01-01T00:00:30Z
+        assert_eq!(due(&s, Some(0), 0, now), Due::Now(32_503_680_000));
+        // A slot exactly at now counts.
+        assert_eq!(due(&s, Some(0), 0, now - 30), Due::Now(now - 30));
+    }
 
     #[test]
     fn every_six_hours() {
