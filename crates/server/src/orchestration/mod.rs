@@ -3,6 +3,7 @@
 //! cronjobs. Nothing here knows Redis; the Redis side plugs in through [`controller::PodHooks`].
 
 pub mod assets;
+pub mod cert_renewal;
 pub mod certs;
 pub mod controller;
 pub mod cronjob;
