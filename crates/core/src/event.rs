@@ -153,6 +153,8 @@ reasons! {
 
         // Redis: failover and sentinels.
         Failover: "info" => "The master moved to another pod: a manual failover, or an automatic one (the message then says why, with the epoch and timings).";
+        Handover: "info" => "A rollout moved the master to an up-to-date replica with a live switchover before replacing the old master's pod; the message gives the write pause.";
+        HandoverFailed: "warning" => "A rollout could not move the master off the pod it replaces next; the rollout waits and tries again, and the message says why.";
         NoFailoverCandidate: "warning" => "Automatic failover wants to move the master but no replica may be promoted; the message says why.";
         MasterDemoted: "warning" => "A pod acting as a second master was made a replica of the real one and its clients disconnected.";
         WaitingForFailover: "info" => "A master pod that went down waits, before restarting, for a replica to be promoted.";
@@ -253,7 +255,7 @@ mod tests {
 
     #[test]
     fn every_reason_round_trips_as_its_name() {
-        assert_eq!(Reason::KNOWN.len(), 48);
+        assert_eq!(Reason::KNOWN.len(), 50);
         for r in Reason::KNOWN {
             let s = r.as_str();
             assert!(
@@ -297,6 +299,8 @@ mod tests {
             "Linked",
             "Unlinked",
             "Failover",
+            "Handover",
+            "HandoverFailed",
             "NoFailoverCandidate",
             "MasterDemoted",
             "WaitingForFailover",

@@ -36,6 +36,9 @@ pub struct Desired {
     pub hash: String,
     /// Ordered (statefulset) or parallel (deployment).
     pub ordering: Ordering,
+    /// A pod replaced only once every other pod is current and ready: one that hands its work
+    /// (a master role) to an up-to-date peer first, so the work moves once, not at every step.
+    pub last: Option<u32>,
 }
 
 /// One step for the executor.
@@ -111,7 +114,8 @@ pub fn plan(desired: &Desired, observed: &[ObservedPod]) -> Plan {
     }
 
     // 3. Replace outdated pods top-down. An outdated pod that is not ready serves nobody, so it
-    //    goes first; otherwise an unready pod halts the rollout.
+    //    goes first; otherwise an unready pod halts the rollout. The `last` pod (unless it is
+    //    down anyway) waits until every other pod is current.
     let outdated = |p: &&&ObservedPod| p.hash != desired.hash;
     if let Some(p) = live.iter().rev().filter(outdated).find(|p| !p.ready) {
         return Plan::Act(vec![Action::Replace(p.ordinal)]);
@@ -123,7 +127,11 @@ pub fn plan(desired: &Desired, observed: &[ObservedPod]) -> Plan {
             Plan::Wait(format!("pod {} is not ready", p.ordinal))
         };
     }
-    if let Some(p) = live.iter().rev().find(outdated) {
+    let is_last = |p: &&&ObservedPod| Some(p.ordinal) == desired.last;
+    if let Some(p) = live.iter().rev().filter(outdated).find(|p| !is_last(p)) {
+        return Plan::Act(vec![Action::Replace(p.ordinal)]);
+    }
+    if let Some(p) = live.iter().find(|p| outdated(p) && is_last(p)) {
         return Plan::Act(vec![Action::Replace(p.ordinal)]);
     }
     Plan::Converged
@@ -147,6 +155,7 @@ mod tests {
             replicas,
             hash: "new".into(),
             ordering: Ordering::Ordered,
+            last: None,
         }
     }
 
@@ -199,6 +208,42 @@ mod tests {
     }
 
     #[test]
+    fn the_last_pod_goes_after_every_other_is_current_and_ready() {
+        let last = |l: u32| Desired {
+            last: Some(l),
+            ..sts(3)
+        };
+        // (pods as (hash, ready), the pod to replace last) -> what is replaced
+        type Row<'a> = (&'a [(&'a str, bool)], u32, Option<u32>);
+        let table: [Row; 6] = [
+            (&[("old", true), ("old", true), ("old", true)], 0, Some(2)),
+            (&[("old", true), ("old", true), ("old", true)], 2, Some(1)),
+            (&[("old", true), ("new", true), ("old", true)], 2, Some(0)),
+            (&[("new", true), ("new", true), ("old", true)], 2, Some(2)),
+            // A replaced pod not ready yet halts the rollout before the last one.
+            (&[("new", true), ("new", false), ("old", true)], 2, None),
+            // A last pod that is down serves nobody: it goes at once.
+            (&[("old", true), ("old", true), ("old", false)], 2, Some(2)),
+        ];
+        for (pods, l, want) in table {
+            let observed: Vec<ObservedPod> = pods
+                .iter()
+                .enumerate()
+                .map(|(o, (h, r))| pod(o as u32, h, *r))
+                .collect();
+            let got = plan(&last(l), &observed);
+            match want {
+                Some(o) => assert_eq!(
+                    got,
+                    Plan::Act(vec![Action::Replace(o)]),
+                    "{pods:?} last {l}"
+                ),
+                None => assert!(matches!(got, Plan::Wait(_)), "{pods:?} last {l}: {got:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn broken_outdated_pod_is_replaced_first() {
         let pods = [
             pod(0, "old", true),
@@ -221,6 +266,7 @@ mod tests {
             replicas: 3,
             hash: "new".into(),
             ordering: Ordering::Parallel,
+            last: None,
         };
         assert_eq!(
             plan(&d, &[]),
@@ -244,6 +290,7 @@ mod tests {
             replicas: 2,
             hash: "new".into(),
             ordering: Ordering::Parallel,
+            last: None,
         };
         let mut p1 = pod(1, "old", false);
         p1.terminating = true;
@@ -264,7 +311,7 @@ mod tests {
                 ordinal: *o, hash: if *cur { "new".into() } else { "old".into() }, ready: *ready, terminating: *term,
             }).collect();
             let ordering = if parallel { Ordering::Parallel } else { Ordering::Ordered };
-            if let Plan::Act(actions) = plan(&Desired { replicas, hash: "new".into(), ordering }, &observed) {
+            if let Plan::Act(actions) = plan(&Desired { replicas, hash: "new".into(), ordering, last: None }, &observed) {
                 for a in actions {
                     match a {
                         Action::Create(o) => prop_assert!(!observed.iter().any(|p| p.ordinal == o)),

@@ -93,6 +93,18 @@ impl Creds {
 }
 
 async fn role(addr: &str, creds: &Creds, node: &mut Option<Node>) -> Seen {
+    // A kept connection may have been closed under us (a promotion by the sentinels kills
+    // every client connection of the promoted replica): that says nothing about the upstream,
+    // so a failed check on a kept connection is retried once on a fresh one before it counts
+    // as down. Reporting the new master down for a moment would send commands to the old one.
+    let kept = node.is_some();
+    match role_once(addr, creds, node).await {
+        Seen::Down if kept => role_once(addr, creds, node).await,
+        seen => seen,
+    }
+}
+
+async fn role_once(addr: &str, creds: &Creds, node: &mut Option<Node>) -> Seen {
     let Some((host, port)) = split(addr) else {
         return Seen::Down;
     };

@@ -67,6 +67,53 @@ pub async fn switchover(
     })
 }
 
+/// Readies `master` for a failover another party carries out (the sentinels): writes pause for
+/// `pause` (`CLIENT PAUSE WRITE`) and every replica whose link is up is given `catch_up` to
+/// reach the master's offset, so whichever is promoted has every write the master
+/// acknowledged. The caller lifts the pause (`unpause`) once the master is demoted, so no write
+/// lands on it in between; if `catch_up` passes, the pause is lifted and nothing else changed.
+pub async fn drain_writes(
+    master: &mut Node,
+    replicas: &mut [Node],
+    pause: Duration,
+    catch_up: Duration,
+) -> Result<i64, RedisError> {
+    let m = master.replication().await?;
+    if m.role != Role::Master {
+        return Err(RedisError::State(format!(
+            "{} is not a master; nothing changed",
+            master.addr()
+        )));
+    }
+    master.pause_writes(pause.as_millis() as u64).await?;
+    let drained = async {
+        let goal = master.replication().await?.master_repl_offset;
+        let start = Instant::now();
+        for r in replicas.iter_mut() {
+            loop {
+                let at = r.replication().await?;
+                if !at.link_up || at.replica_repl_offset.unwrap_or(0) >= goal {
+                    break;
+                }
+                if start.elapsed() > catch_up {
+                    return Err(RedisError::Timeout(format!(
+                        "{} did not catch up within {catch_up:?} (offset {} of {goal}); nothing changed",
+                        r.addr(),
+                        at.replica_repl_offset.unwrap_or(0)
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        Ok(goal)
+    }
+    .await;
+    if drained.is_err() {
+        let _ = master.unpause().await;
+    }
+    drained
+}
+
 async fn promote_when_caught_up(
     master: &mut Node,
     target: &mut Node,

@@ -483,6 +483,13 @@ pub fn run(ctl: &Controller, req: ApplyRequest) -> Result<ApplyResponse, ServerE
             Some((r.id.clone(), spec_json(&stored.spec)))
         })
         .collect();
+    // What the running pods have, to tell which changes replace them.
+    let running: BTreeMap<ResourceRef, String> = built
+        .batch
+        .resources
+        .iter()
+        .filter_map(|r| Some((r.id.clone(), ctl.workload_status(&r.id)?.hash)))
+        .collect();
     let (changes, hashes, generations) = if req.dry_run {
         (
             ctl.store.plan_apply(&built.batch.resources)?,
@@ -511,6 +518,11 @@ pub fn run(ctl: &Controller, req: ApplyRequest) -> Result<ApplyResponse, ServerE
                 .get(&c.id)
                 .map(|r| spec_json(&r.spec))
                 .unwrap_or_default(),
+            notes: rollout_notes(
+                by_id.get(&c.id).map(|r| &r.spec),
+                running.get(&c.id),
+                hashes.get(&c.id),
+            ),
             hash: hashes.get(&c.id).cloned(),
             generation: generations.get(&c.id).copied(),
             id: c.id,
@@ -522,6 +534,23 @@ pub fn run(ctl: &Controller, req: ApplyRequest) -> Result<ApplyResponse, ServerE
 }
 
 /// The desired hash of each workload among `resources`, as the store says now.
+/// What replacing a resource's running pods (its hash moves from `running` to `next`) costs
+/// that its user should hear about.
+fn rollout_notes(
+    spec: Option<&Spec>,
+    running: Option<&String>,
+    next: Option<&String>,
+) -> Vec<String> {
+    let replaced = matches!((running, next), (Some(a), Some(b)) if !a.is_empty() && a != b);
+    match spec {
+        Some(Spec::Redis(r)) if replaced => vd_core::redis::switchover::rollout_downtime(r)
+            .map(str::to_string)
+            .into_iter()
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 fn stored_hashes(
     ctl: &Controller,
     resources: &[Resource],

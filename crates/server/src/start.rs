@@ -49,7 +49,7 @@ impl Server {
         let cronjobs = Cronjobs::new(ctl.clone());
         // Before any pod is supervised: a master found dead at adoption must already wait
         // for its failover.
-        ctl.set_hooks(Arc::new(RedisHooks::new(redis.failover.clone())));
+        ctl.set_hooks(Arc::new(RedisHooks::new(&redis)));
         crate::orchestration::supervisor::adopt(&ctl).await?;
         tokio::spawn(ctl.clone().reconcile_loop());
         tokio::spawn(ctl.clone().rotate_logs_loop());

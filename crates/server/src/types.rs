@@ -38,6 +38,10 @@ pub struct ChangeView {
     /// out once the status is converged at this generation or a later one.
     #[serde(default)]
     pub generation: Option<u64>,
+    /// What the change costs that the user should know (a one-pod redis's rollout has
+    /// downtime).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Answer to an apply.

@@ -100,7 +100,7 @@ fn print_changes(ctx: &Ctx, resp: &ApplyResponse) {
         let short: Vec<_> = resp
             .changes
             .iter()
-            .map(|c| serde_json::json!({ "id": c.id, "change": c.change, "revision": c.revision }))
+            .map(|c| serde_json::json!({ "id": c.id, "change": c.change, "revision": c.revision, "notes": c.notes }))
             .collect();
         outln!(
             "{}",
@@ -115,6 +115,9 @@ fn print_changes(ctx: &Ctx, resp: &ApplyResponse) {
             ChangeKind::Unchanged => "unchanged",
         };
         outln!("{} {what} (revision {})", c.id, c.revision);
+        for n in &c.notes {
+            outln!("  note: {n}");
+        }
     }
 }
 

@@ -6,6 +6,29 @@
 //! can do.
 
 use crate::redis::failover::{candidates, Input, MasterMemory, NodeObs, NodeRole, NodeState};
+use crate::RedisSpec;
+
+/// The pod a rollout of a data redis replaces last, after handing its master role to an
+/// up-to-date replica with a live switchover: the master of a redis with replicas. A one-pod
+/// redis has nobody to hand over to (its rollout has downtime); a cluster's masters are moved
+/// by its shard manager; a sentinel sibling's pods hold no data.
+pub fn rollout_handover(spec: &RedisSpec, master: u32) -> Option<u32> {
+    let replicated = spec.replicas.unwrap_or(1) >= 2 && master < spec.replicas.unwrap_or(1);
+    (replicated && !crate::redis::topology::is_sentinel(spec) && spec.cluster.is_none())
+        .then_some(master)
+}
+
+/// What a rollout that replaces `spec`'s pods costs its clients, when it is not nothing: a data
+/// redis with one pod is down while that pod restarts.
+pub fn rollout_downtime(spec: &RedisSpec) -> Option<&'static str> {
+    let alone = spec.replicas.unwrap_or(1) < 2
+        && !crate::redis::topology::is_sentinel(spec)
+        && spec.cluster.is_none();
+    alone.then_some(
+        "its one pod is replaced: clients are refused until it is back (with replicas = 2 or \
+         more the master moves to an up-to-date replica first, with no downtime)",
+    )
+}
 
 /// Why no replica can take over in a planned switchover.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +127,51 @@ fn why_none(nodes: &[NodeObs], master: u32, replid: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_rollout_hands_the_master_over_when_a_replica_can_take_it() {
+        use crate::{ClusterSpec, SentinelSpec};
+        let redis = |replicas: u32| crate::RedisSpec {
+            replicas: Some(replicas),
+            ..Default::default()
+        };
+        // (spec, stored master) -> the pod replaced last
+        let table = [
+            (redis(3), 0, Some(0)),
+            (redis(3), 2, Some(2)),
+            (redis(2), 1, Some(1)),
+            (redis(1), 0, None),
+            // A master ordinal beyond the replicas is a scale-down in progress.
+            (redis(2), 2, None),
+            (
+                crate::RedisSpec {
+                    cluster: Some(ClusterSpec::default()),
+                    ..redis(6)
+                },
+                0,
+                None,
+            ),
+            (
+                crate::RedisSpec {
+                    sentinel: Some(SentinelSpec {
+                        enabled: true,
+                        monitor: Some("data/cache".into()),
+                    }),
+                    ..redis(3)
+                },
+                0,
+                None,
+            ),
+        ];
+        for (spec, master, want) in table {
+            assert_eq!(super::rollout_handover(&spec, master), want, "{spec:?}");
+            assert_eq!(
+                super::rollout_downtime(&spec).is_some(),
+                spec.replicas == Some(1),
+                "{spec:?}"
+            );
+        }
+    }
+
     use super::*;
     use crate::redis::failover::NodeInfo;
 

@@ -101,6 +101,18 @@ pub trait PodHooks: Send + Sync {
     /// it may go now. A pod kept is asked again on the next reconcile; a stopped workload's
     /// pods are removed without asking.
     fn may_remove(&self, ctl: &Controller, owner: &ResourceRef, ordinal: u32) -> bool;
+
+    /// The pod a rollout of `owner` replaces after every other one is current and ready (one
+    /// that hands its work to a peer before it goes), if any.
+    fn replace_last(&self, _ctl: &Controller, _owner: &ResourceRef) -> Option<u32> {
+        None
+    }
+
+    /// Before the rollout replaces an outdated pod: whether it may go now. A pod kept (while
+    /// it hands its work over) is asked again on the next reconcile.
+    fn may_replace(&self, _ctl: &Controller, _owner: &ResourceRef, _ordinal: u32) -> bool {
+        true
+    }
 }
 
 /// The hooks of a controller that runs nothing special: every pod restarts at once.
@@ -409,6 +421,16 @@ impl Controller {
         let pods = self.pods.lock().ok()?;
         let s = pods.get(pod)?.shared.lock().ok()?;
         Some((s.running.clone()?.0, s.probe_env.clone()))
+    }
+
+    /// Whether `pod` runs and passes its readiness probe.
+    pub fn pod_ready(&self, pod: &str) -> bool {
+        let Ok(pods) = self.pods.lock() else {
+            return false;
+        };
+        pods.get(pod)
+            .and_then(|e| e.shared.lock().ok().map(|s| s.view.ready))
+            .unwrap_or(false)
     }
 
     /// Snapshot of every pod.

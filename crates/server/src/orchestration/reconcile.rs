@@ -103,6 +103,11 @@ impl Controller {
                     replicas: spec.replicas,
                     hash: hash.clone(),
                     ordering,
+                    last: if stopped {
+                        None
+                    } else {
+                        self.hooks().replace_last(self, id)
+                    },
                 },
                 &observed,
             );
@@ -115,6 +120,14 @@ impl Controller {
                             if !stopped && !self.hooks().may_remove(self, id, o) {
                                 status.message = Some(format!(
                                     "pod {o} waits to be removed until it hands over its work"
+                                ));
+                                continue;
+                            }
+                        }
+                        if let Action::Replace(o) = a {
+                            if !self.hooks().may_replace(self, id, o) {
+                                status.message = Some(format!(
+                                    "pod {o} waits to be replaced until it hands over its work"
                                 ));
                                 continue;
                             }

@@ -5,19 +5,88 @@
 
 use crate::orchestration::controller::Controller;
 use crate::orchestration::controller::{CertReload, HookFuture, HookOutcome, PodHooks};
+use crate::redis::ops::Ops;
 use crate::redis::state::FailoverState;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+use vd_core::event::{Level, Reason};
 use vd_core::ResourceRef;
+
+/// How long a rollout waits after a failed handover before it tries again.
+const HANDOVER_RETRY: Duration = Duration::from_secs(5);
 
 /// The Redis side's answers to pod supervisors.
 pub struct RedisHooks {
     failover: Arc<FailoverState>,
+    /// The operations' context, for the handovers a rollout starts. Weak: the operations hold
+    /// the controller, which holds these hooks.
+    ops: Weak<Ops>,
+    /// Per redis, the rollout's handover: running, or when the last one failed.
+    handovers: Arc<Mutex<HashMap<ResourceRef, Handover>>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Handover {
+    Running,
+    Failed(Instant),
 }
 
 impl RedisHooks {
-    /// Hooks that report to and read from `failover`.
-    pub fn new(failover: Arc<FailoverState>) -> RedisHooks {
-        RedisHooks { failover }
+    /// Hooks over the Redis operations' context `ops`.
+    pub fn new(ops: &Arc<Ops>) -> RedisHooks {
+        RedisHooks {
+            failover: ops.failover.clone(),
+            ops: Arc::downgrade(ops),
+            handovers: Arc::default(),
+        }
+    }
+
+    fn handover_running(&self, id: &ResourceRef) -> bool {
+        self.handovers
+            .lock()
+            .is_ok_and(|h| matches!(h.get(id), Some(Handover::Running)))
+    }
+
+    /// Starts the handover of `id`'s master unless one runs or failed a moment ago.
+    fn start_handover(&self, id: &ResourceRef) {
+        let Some(ops) = self.ops.upgrade() else {
+            return;
+        };
+        let Ok(mut running) = self.handovers.lock() else {
+            return;
+        };
+        if let Some(h) = running.get(id) {
+            match h {
+                Handover::Running => return,
+                Handover::Failed(at) if at.elapsed() < HANDOVER_RETRY => return,
+                Handover::Failed(_) => {}
+            }
+        }
+        running.insert(id.clone(), Handover::Running);
+        let (id, handovers) = (id.clone(), self.handovers.clone());
+        tokio::spawn(async move {
+            let outcome = crate::redis::switchover::hand_over(&ops, &id).await;
+            let mut done = None;
+            if let Err(e) = &outcome {
+                tracing::warn!(redis = %id, error = %e, "the rollout's handover failed; it is tried again");
+                ops.ctl.event(
+                    Level::Warning,
+                    Some(&id),
+                    None,
+                    Reason::HandoverFailed,
+                    &format!("the rollout could not move the master before replacing its pod: {e}"),
+                );
+                done = Some(Handover::Failed(Instant::now()));
+            }
+            if let Ok(mut h) = handovers.lock() {
+                match done {
+                    Some(f) => h.insert(id, f),
+                    None => h.remove(&id),
+                };
+            }
+            ops.ctl.notify();
+        });
     }
 }
 
@@ -57,6 +126,29 @@ impl PodHooks for RedisHooks {
         !cluster || self.failover.cluster_may_remove(owner, ordinal)
     }
 
+    /// A data redis's master is replaced last, after every replica is current and ready.
+    fn replace_last(&self, ctl: &Controller, owner: &ResourceRef) -> Option<u32> {
+        handover_pod(ctl, owner)
+    }
+
+    /// The master's pod goes once it is no longer the master: its role is handed to an
+    /// up-to-date replica first, with a live switchover.
+    fn may_replace(&self, ctl: &Controller, owner: &ResourceRef, ordinal: u32) -> bool {
+        // No pod of a redis whose handover runs goes: the old master stays paused until the
+        // handover has demoted it and recorded the new one.
+        if self.handover_running(owner) {
+            return false;
+        }
+        // A master that is down serves nobody: its replacement is the failover's business.
+        if handover_pod(ctl, owner) != Some(ordinal)
+            || !ctl.pod_ready(&vd_core::naming::pod_name(owner, ordinal))
+        {
+            return true;
+        }
+        self.start_handover(owner);
+        false
+    }
+
     /// With automatic failover, a master found down (after a crash, or by a restarted
     /// controller) waits before its launch, which is then resolved as a replica's; in a
     /// cluster, a shard master waits for its replica to take over.
@@ -81,4 +173,14 @@ impl PodHooks for RedisHooks {
     ) -> HookFuture<'a> {
         Box::pin(crate::redis::sentinel::hold_restart(ctl, owner, ordinal))
     }
+}
+
+/// The pod of `owner` that hands its master role over before the rollout replaces it.
+fn handover_pod(ctl: &Controller, owner: &ResourceRef) -> Option<u32> {
+    if owner.kind != vd_core::Kind::Redis {
+        return None;
+    }
+    let spec = crate::redis::facts::load(ctl, owner).ok()?;
+    let master = crate::redis::facts::master_ordinal(ctl, owner).ok()?;
+    vd_core::redis::switchover::rollout_handover(&spec, master)
 }

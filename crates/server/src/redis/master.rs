@@ -16,10 +16,12 @@ use vd_core::ResourceRef;
 /// Who moved the master, which decides the event and the metric.
 #[derive(Debug, Clone)]
 pub enum Cause {
-    /// `vd redis:failover` on a redis without sentinels: writes were paused this long.
+    /// A planned switchover on a redis without sentinels: writes were paused this long.
     Switchover {
         /// How long writes were held.
         write_pause: Duration,
+        /// Who asked for it.
+        by: Planned,
     },
     /// The controller's automatic failover; `started` is when the fault was first seen.
     ControllerFailover {
@@ -31,6 +33,15 @@ pub enum Cause {
         /// How the follower learned of it (`+switch-master`, a poll, `vd redis:failover`).
         how: String,
     },
+}
+
+/// Who asked for a planned master move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Planned {
+    /// A person, with `vd redis:failover`.
+    Request,
+    /// A rollout, moving the master off a pod it is about to replace.
+    Rollout,
 }
 
 /// When each step of [`record`] was done.
@@ -85,10 +96,13 @@ pub fn record(
     };
     let message = describe(&times);
     let reason = match &new.cause {
-        Cause::Switchover { write_pause } => {
-            ops.metrics
-                .failover(id, "manual", write_pause.as_secs_f64());
-            Reason::Failover
+        Cause::Switchover { write_pause, by } => {
+            let (label, reason) = match by {
+                Planned::Request => ("manual", Reason::Failover),
+                Planned::Rollout => ("rollout", Reason::Handover),
+            };
+            ops.metrics.failover(id, label, write_pause.as_secs_f64());
+            reason
         }
         Cause::ControllerFailover { started } => {
             ops.metrics.failover(
@@ -116,6 +130,11 @@ pub fn follow_sentinels(
     how: &str,
     no_restart_consumers: bool,
 ) -> Result<bool, ServerError> {
+    let _one_at_a_time = ops
+        .failover
+        .recording
+        .lock()
+        .map_err(crate::orchestration::controller::lock_err)?;
     let from = master_ordinal(&ops.ctl, data)?;
     if from == to {
         return Ok(false);

@@ -7,7 +7,7 @@ use crate::error::ServerError;
 use crate::orchestration::controller::Controller;
 use crate::redis::facts::{self as r, ordinal_of_host, sentinel_count, watcher_of, SentinelAuth};
 use crate::redis::hold::{hold_master, Release};
-use crate::redis::master::follow_sentinels;
+use crate::redis::master::{follow_sentinels, Planned};
 use crate::redis::ops::Ops;
 use crate::types::{FailoverReport, FailoverRequest};
 use serde::{Deserialize, Serialize};
@@ -358,6 +358,7 @@ pub async fn failover(
     sentinel: &ResourceRef,
     sspec: &RedisSpec,
     req: &FailoverRequest,
+    by: Planned,
 ) -> Result<FailoverReport, ServerError> {
     let ctl = &ops.ctl;
     let conflict = |m: String, h: &str| ServerError::Conflict {
@@ -406,19 +407,83 @@ pub async fn failover(
         Agreement::Agreed(m) => m,
         _ => r::master_ordinal(ctl, data)?,
     };
+    // The sentinels promote a replica without pausing the master: vd pauses its writes and
+    // lets the replicas catch up first, so the one promoted has every acknowledged write, and
+    // keeps them paused until the old master is demoted, so none lands on it in between.
+    // Proxies hold their clients' commands meanwhile.
+    let data_auth = r::auth(ctl, data)?;
+    let mut old = match ips.get(&from) {
+        Some(ip) => Some(r::connect(ip, &data_auth).await?),
+        None => None,
+    };
+    if let Some(m) = old.as_mut() {
+        let mut replicas = Vec::new();
+        for (o, ip) in &ips {
+            if *o != from {
+                if let Ok(n) = r::connect(ip, &data_auth).await {
+                    replicas.push(n);
+                }
+            }
+        }
+        crate::redis::feed::hold(ctl, data, from).await?;
+        let pause = Duration::from_millis(macro_::FAILOVER_TIMEOUT_MS) + DRAIN_CATCH_UP;
+        if let Err(e) =
+            vd_redisctl::switchover::drain_writes(m, &mut replicas, pause, DRAIN_CATCH_UP).await
+        {
+            crate::redis::feed::publish(ctl, data, from, false)?;
+            return Err(r::redis_err(e));
+        }
+    }
+    let outcome = ask_and_follow(ops, data, &pods, pw, &ips, from, req, by, old.as_mut()).await;
+    if let Some(m) = old.as_mut() {
+        // Demoted by now (or the failover failed and it stays master): either way its held
+        // writes may go, to be refused as a replica's or served as the master's.
+        if let Err(e) = m.unpause().await {
+            tracing::warn!(redis = %data, error = %e, "could not lift the write pause; it expires on its own");
+        }
+    }
+    if outcome.is_err() {
+        crate::redis::feed::publish(ctl, data, from, false)?;
+    }
+    outcome
+}
+
+/// How long the replicas may take to reach the master's offset before a requested sentinel
+/// failover.
+const DRAIN_CATCH_UP: Duration = Duration::from_secs(5);
+
+/// Asks the sentinels for a failover and waits until they agree on a new master, then demotes
+/// the old one (`old`, paused) itself: the sentinels would only do so seconds later, and its
+/// clients' writes wait meanwhile. Records the new master.
+#[allow(clippy::too_many_arguments)]
+async fn ask_and_follow(
+    ops: &Ops,
+    data: &ResourceRef,
+    pods: &[SentinelPod],
+    pw: &SentinelAuth,
+    ips: &BTreeMap<u32, String>,
+    from: u32,
+    req: &FailoverRequest,
+    by: Planned,
+    mut old: Option<&mut vd_redisctl::Node>,
+) -> Result<FailoverReport, ServerError> {
+    let conflict = |m: String, h: &str| ServerError::Conflict {
+        message: m,
+        help: Some(h.to_string()),
+    };
     let mut asked = None;
-    for p in &pods {
+    for p in pods {
         if let Ok(mut s) = open(&p.ip, pw).await {
             match s.failover(MASTER_NAME).await {
                 Ok(()) => {
-                    asked = Some(p.ordinal);
+                    asked = Some(p);
                     break;
                 }
                 Err(e) => tracing::info!(sentinel = %p.ip, error = %e, "SENTINEL FAILOVER refused"),
             }
         }
     }
-    let Some(by) = asked else {
+    let Some(asked_by) = asked else {
         return Err(conflict(
             "no sentinel accepted SENTINEL FAILOVER".into(),
             "check `vd redis:info` (a failover may already be in progress, or no replica is healthy)",
@@ -427,15 +492,26 @@ pub async fn failover(
     let started = Instant::now();
     let deadline = started + Duration::from_secs(macro_::FAILOVER_TIMEOUT_MS / 1000);
     loop {
-        let now = ask(data, &pods, pw, &ips).await;
-        let masters: Vec<Option<u32>> = now.iter().map(|a| a.master).collect();
-        if let Agreement::Agreed(to) = agreement(&masters, macro_::quorum(n)) {
+        // The sentinel that ran the failover knows its outcome first (its peers learn it from
+        // its hello messages, seconds later); its new configuration carries the newest epoch.
+        let now = ask(data, std::slice::from_ref(asked_by), pw, ips).await;
+        if let Some(to) = now.first().and_then(|a| a.master) {
             if to != from {
+                if let Some(m) = old.as_deref_mut() {
+                    let host = &vd_core::naming::pod_hostnames(data, to)[1];
+                    if let Err(e) = m.replicaof(host, macro_::REDIS_PORT).await {
+                        tracing::warn!(redis = %data, error = %e, "could not demote the old master; the sentinels will");
+                    }
+                }
+                let why = match by {
+                    Planned::Request => "",
+                    Planned::Rollout => "a rollout's handover: ",
+                };
                 follow_sentinels(
                     ops,
                     data,
                     to,
-                    &format!("SENTINEL FAILOVER via sentinel {by}"),
+                    &format!("{why}SENTINEL FAILOVER via sentinel {}", asked_by.ordinal),
                     req.no_restart,
                 )?;
                 return Ok(FailoverReport {
@@ -449,7 +525,7 @@ pub async fn failover(
         if Instant::now() > deadline {
             return Err(conflict(
                 format!(
-                    "the sentinels did not agree on a new master within {} s",
+                    "the sentinels did not name a new master within {} s",
                     macro_::FAILOVER_TIMEOUT_MS / 1000
                 ),
                 "see `vd redis:info` and `vd events`",

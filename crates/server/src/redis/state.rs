@@ -22,6 +22,9 @@ pub struct FailoverState {
     paused: Arc<Mutex<HashMap<ResourceRef, usize>>>,
     /// Per cluster, what its manager last saw that pod supervisors and the rollout ask about.
     clusters: Mutex<HashMap<ResourceRef, ClusterFacts>>,
+    /// Held while a master the sentinels moved to is compared with the stored one and
+    /// recorded: the follower and a requested failover may both learn of the same move.
+    pub(crate) recording: Mutex<()>,
 }
 
 /// What a cluster's manager last saw, for the restart hold and the scale-in gate.
@@ -60,6 +63,7 @@ impl Default for FailoverState {
             stuck: Mutex::new(HashSet::new()),
             paused: Arc::new(Mutex::new(HashMap::new())),
             clusters: Mutex::new(HashMap::new()),
+            recording: Mutex::new(()),
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::error::ServerError;
 use crate::redis::facts::{
     auth, connect, load, master_ordinal, node_info, pod_ips, redis_err, redis_ref, watcher_of, Auth,
 };
-use crate::redis::master::{self, Cause, NewMaster};
+use crate::redis::master::{self, Cause, NewMaster, Planned};
 use crate::redis::ops::Ops;
 use crate::types::{FailoverReport, FailoverRequest};
 use std::collections::BTreeMap;
@@ -64,10 +64,27 @@ pub async fn failover(
     name: &str,
     req: &FailoverRequest,
 ) -> Result<FailoverReport, ServerError> {
-    let ctl = &ops.ctl;
     let asked = redis_ref(scope, name);
     // A sentinel sibling asks its sentinels to fail over the redis it watches.
-    let id = vd_core::redis::topology::monitor_of(&load(ctl, &asked)?).unwrap_or(asked);
+    let id = vd_core::redis::topology::monitor_of(&load(&ops.ctl, &asked)?).unwrap_or(asked);
+    switch(ops, &id, req, Planned::Request).await
+}
+
+/// A rollout's handover: moves the master of `id` to an up-to-date replica (through its
+/// sentinels, if it has any) before the rollout replaces the old master's pod, with the same
+/// live switchover as `vd redis:failover`.
+pub async fn hand_over(ops: &Ops, id: &ResourceRef) -> Result<FailoverReport, ServerError> {
+    switch(ops, id, &FailoverRequest::default(), Planned::Rollout).await
+}
+
+async fn switch(
+    ops: &Ops,
+    id: &ResourceRef,
+    req: &FailoverRequest,
+    by: Planned,
+) -> Result<FailoverReport, ServerError> {
+    let ctl = &ops.ctl;
+    let id = id.clone();
     let spec = load(ctl, &id)?;
     if vd_core::redis::cluster::is_cluster(&spec) {
         let shard = req.shard.ok_or_else(|| ServerError::Conflict {
@@ -86,7 +103,7 @@ pub async fn failover(
         });
     }
     if let Some((sid, sspec)) = watcher_of(ctl, &id)? {
-        return crate::redis::sentinel::failover(ops, &id, &sid, &sspec, req).await;
+        return crate::redis::sentinel::failover(ops, &id, &sid, &sspec, req, by).await;
     }
     let replicas = spec.replicas.unwrap_or(1);
     let _paused = ops.failover.pause(&id);
@@ -169,6 +186,7 @@ pub async fn failover(
             to,
             cause: Cause::Switchover {
                 write_pause: report.write_pause,
+                by,
             },
             no_restart_consumers: req.no_restart,
         },
