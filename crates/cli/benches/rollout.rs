@@ -194,9 +194,17 @@ impl Drop for Writer {
     }
 }
 
+/// A client connection: connecting may take `CONNECT`, a reply 5 s (a realistic client's
+/// timeout; a proxy holding commands during a sentinel failover answers after it).
+fn client(ip: &str, pw: &str) -> Option<redis::Connection> {
+    let c = ha::connect(ip, 6379, Some(pw), CONNECT).ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    Some(c)
+}
+
 fn master_of(ips: &[String], pw: &str) -> Option<redis::Connection> {
     ips.iter().find_map(|ip| {
-        let mut c = ha::connect(ip, 6379, Some(pw), CONNECT).ok()?;
+        let mut c = client(ip, pw)?;
         let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut c).ok()?;
         matches!(role.first(), Some(redis::Value::BulkString(r)) if r == b"master").then_some(c)
     })
@@ -256,9 +264,7 @@ fn run(b: &Bench) -> Result<String, String> {
             let (ips2, pw2) = (ips.clone(), pw.clone());
             let direct = Writer::start(format!("d{n}"), wait, move || master_of(&ips2, &pw2));
             let (proxy2, pw3) = (proxy.clone(), pw.clone());
-            let proxied = Writer::start(format!("p{n}"), wait, move || {
-                ha::connect(&proxy2, 6379, Some(&pw3), CONNECT).ok()
-            });
+            let proxied = Writer::start(format!("p{n}"), wait, move || client(&proxy2, &pw3));
             sleep(Duration::from_secs(1))?;
             let policy = if n % 2 == 0 {
                 "allkeys-lru"
@@ -305,7 +311,13 @@ fn run(b: &Bench) -> Result<String, String> {
         };
         let failovers = count("Failover");
         let moves = count("Handover") + count("MasterSwitched");
-        results.push((m, rolled, acked.len(), lost, failovers, moves));
+        let retried = count("HandoverFailed");
+        for e in events.as_array().into_iter().flatten() {
+            if e["reason"] == "HandoverFailed" && e["resource"]["scope"] == m.scope {
+                eprintln!("{}: {}", m.scope, e["message"]);
+            }
+        }
+        results.push((m, rolled, acked.len(), lost, failovers, (moves, retried)));
     }
     let report = report(&results, rollouts, started.elapsed());
     if std::env::var("VD_BENCH_ROLLOUT_DOCS").as_deref() != Ok("0") {
@@ -314,7 +326,7 @@ fn run(b: &Bench) -> Result<String, String> {
     Ok(report)
 }
 
-type Result6<'a> = (&'a Mode, Vec<Rolled>, usize, usize, usize, usize);
+type Result6<'a> = (&'a Mode, Vec<Rolled>, usize, usize, usize, (usize, usize));
 
 fn report(results: &[Result6<'_>], rollouts: usize, took: Duration) -> String {
     let commit = Command::new("git")
@@ -337,17 +349,17 @@ fn report(results: &[Result6<'_>], rollouts: usize, took: Duration) -> String {
     s.push_str(&format!(
         "- Three redis on one `vd server` (process runtime), each with `proxy {{}}` and readiness every 300 ms: 3 pods with controller failover, 3 pods with a 3-sentinel sibling, and the anchor, 1 pod (no replica to hand the master to). Each gets {rollouts} rollouts: a conf.d file's content changed and applied with `vd apply`, which returns once every pod runs it and is ready. Two writers run meanwhile, one to the pod that answers `ROLE` master (finding it again after an error) and one through the proxy, each `SET` + `WAIT 1 100` back to back (`SET` alone for the 1-pod redis).\n"
     ));
-    s.push_str("- Gap: the longest time between two acknowledged writes of a writer during a rollout (from 1 s before `vd apply` to 1 s after it returned). Errors: commands that failed (a refused connection counts once per attempt, every 5 ms). Lost: acknowledged writes missing on the master at the end. Moves: `Handover`/`MasterSwitched` events; unplanned: `Failover` events.\n\n");
-    s.push_str("| redis | rollout time p50 / max (ms) | direct: gap p50 / max (ms) | direct errors | proxy: gap p50 / max (ms) | proxy errors | acknowledged / lost | master moves / unplanned failovers |\n");
+    s.push_str("- Gap: the longest time between two acknowledged writes of a writer during a rollout (from 1 s before `vd apply` to 1 s after it returned). Errors: commands that failed (a refused connection counts once per attempt, every 5 ms). Lost: acknowledged writes missing on the master at the end. Moves: `Handover`/`MasterSwitched` events; retried: `HandoverFailed` events (the rollout waited and tried again); unplanned: `Failover` events.\n\n");
+    s.push_str("| redis | rollout time p50 / max (ms) | direct: gap p50 / max (ms) | direct errors | proxy: gap p50 / max (ms) | proxy errors | acknowledged / lost | master moves / retried / unplanned failovers |\n");
     s.push_str("|---|---|---|---|---|---|---|---|\n");
-    for (m, rolled, acked, lost, failovers, moves) in results {
+    for (m, rolled, acked, lost, failovers, (moves, retried)) in results {
         let (t50, tmax) = ha::p50_max(rolled.iter().map(|r| r.took).collect());
         let (d50, dmax) = ha::p50_max(rolled.iter().map(|r| r.direct_gap).collect());
         let (p50, pmax) = ha::p50_max(rolled.iter().map(|r| r.proxy_gap).collect());
         let de: u64 = rolled.iter().map(|r| r.direct_errors).sum();
         let pe: u64 = rolled.iter().map(|r| r.proxy_errors).sum();
         s.push_str(&format!(
-            "| {} | {t50:.0} / {tmax:.0} | {d50:.0} / {dmax:.0} | {de} | {p50:.0} / {pmax:.0} | {pe} | {acked} / {lost} | {moves} / {failovers} |\n",
+            "| {} | {t50:.0} / {tmax:.0} | {d50:.0} / {dmax:.0} | {de} | {p50:.0} / {pmax:.0} | {pe} | {acked} / {lost} | {moves} / {retried} / {failovers} |\n",
             m.what
         ));
     }

@@ -18,6 +18,22 @@ pub fn rollout_handover(spec: &RedisSpec, master: u32) -> Option<u32> {
         .then_some(master)
 }
 
+/// Whether a rollout of a replicated redis whose master is `master` may replace pod `replacing`
+/// now: every other replica's link to the master is up (`linked`, from the master's `INFO
+/// replication`). A replica that is ready (it answers) may still be loading its first sync;
+/// replacing the next pod then would leave the master with no replica to acknowledge writes
+/// (`min-replicas-to-write` refuses them) and nobody to hand the master role to.
+pub fn may_replace_now(
+    replicas: u32,
+    master: u32,
+    replacing: u32,
+    linked: &std::collections::BTreeSet<u32>,
+) -> bool {
+    (0..replicas)
+        .filter(|o| *o != master && *o != replacing)
+        .all(|o| linked.contains(&o))
+}
+
 /// What a rollout that replaces `spec`'s pods costs its clients, when it is not nothing: a data
 /// redis with one pod is down while that pod restarts.
 pub fn rollout_downtime(spec: &RedisSpec) -> Option<&'static str> {
@@ -127,6 +143,34 @@ fn why_none(nodes: &[NodeObs], master: u32, replid: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_pod_is_replaced_only_while_every_other_replica_is_linked() {
+        let linked = |v: &[u32]| {
+            v.iter()
+                .copied()
+                .collect::<std::collections::BTreeSet<u32>>()
+        };
+        // (replicas, master, replacing, linked) -> may replace
+        let table = [
+            (3, 0, 2, linked(&[1, 2]), true),
+            (3, 0, 2, linked(&[1]), true),
+            // The replica replaced just before is still syncing.
+            (3, 0, 1, linked(&[1]), false),
+            // The master goes once both replicas are linked.
+            (3, 0, 0, linked(&[1, 2]), true),
+            (3, 0, 0, linked(&[1]), false),
+            (2, 1, 1, linked(&[0]), true),
+            (2, 1, 0, linked(&[]), true),
+        ];
+        for (replicas, master, replacing, linked, want) in table {
+            assert_eq!(
+                super::may_replace_now(replicas, master, replacing, &linked),
+                want,
+                "{replicas} pods, master {master}, replacing {replacing}, linked {linked:?}"
+            );
+        }
+    }
+
     #[test]
     fn a_rollout_hands_the_master_over_when_a_replica_can_take_it() {
         use crate::{ClusterSpec, SentinelSpec};

@@ -201,6 +201,7 @@ async fn step(
         .map(|p| (p.ordinal, p.pid.is_some() && p.state == PodState::Running))
         .collect();
     let timeout = check_timeout(down_after);
+    let pauses = ops.failover.pauses_started(id);
     // Concurrently: the slowest check bounds the tick, not their sum.
     let mut checks = tokio::task::JoinSet::new();
     for o in 0..replicas {
@@ -222,6 +223,12 @@ async fn step(
         }
     }
     nodes.sort_by_key(|n| n.ordinal);
+    if ops.failover.is_paused(id) || ops.failover.pauses_started(id) != pauses {
+        // A planned move (a switchover, a rollout's handover) ran while we looked: what we saw
+        // may predate the master it recorded. Look afresh next tick.
+        probes.clear();
+        return Ok(());
+    }
     let master = r::master_ordinal(ctl, id)?;
     let (epoch, pending) = stored(ctl, id)?;
     if last_master.as_ref().is_none_or(|m| m.ordinal != master) {

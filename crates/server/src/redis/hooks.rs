@@ -7,7 +7,7 @@ use crate::orchestration::controller::Controller;
 use crate::orchestration::controller::{CertReload, HookFuture, HookOutcome, PodHooks};
 use crate::redis::ops::Ops;
 use crate::redis::state::FailoverState;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use vd_core::event::{Level, Reason};
@@ -15,21 +15,34 @@ use vd_core::ResourceRef;
 
 /// How long a rollout waits after a failed handover before it tries again.
 const HANDOVER_RETRY: Duration = Duration::from_secs(5);
+/// How long a look at the replicas' links decides a replacement.
+const LINKS_FRESH: Duration = Duration::from_secs(1);
+/// How long looking at the replicas' links may take.
+const LINKS_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a look waits for the replicas to be linked before the rollout asks again.
+const LINKS_WAIT: Duration = Duration::from_secs(30);
 
 /// The Redis side's answers to pod supervisors.
 pub struct RedisHooks {
     failover: Arc<FailoverState>,
-    /// The operations' context, for the handovers a rollout starts. Weak: the operations hold
-    /// the controller, which holds these hooks.
+    /// The operations' context, for the checks and handovers a rollout starts. Weak: the
+    /// operations hold the controller, which holds these hooks.
     ops: Weak<Ops>,
-    /// Per redis, the rollout's handover: running, or when the last one failed.
-    handovers: Arc<Mutex<HashMap<ResourceRef, Handover>>>,
+    /// Per redis, what its rollout last learned and what it runs.
+    gates: Arc<Mutex<HashMap<ResourceRef, Gate>>>,
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Handover {
-    Running,
-    Failed(Instant),
+/// What a redis's rollout knows between reconcile passes.
+#[derive(Debug, Default)]
+struct Gate {
+    /// The replicas whose link to the master was up, and when that was seen.
+    linked: Option<(Instant, BTreeSet<u32>)>,
+    /// A look at the links runs.
+    looking: bool,
+    /// The handover runs.
+    handing_over: bool,
+    /// When the last handover failed.
+    failed_at: Option<Instant>,
 }
 
 impl RedisHooks {
@@ -38,36 +51,61 @@ impl RedisHooks {
         RedisHooks {
             failover: ops.failover.clone(),
             ops: Arc::downgrade(ops),
-            handovers: Arc::default(),
+            gates: Arc::default(),
         }
     }
 
-    fn handover_running(&self, id: &ResourceRef) -> bool {
-        self.handovers
-            .lock()
-            .is_ok_and(|h| matches!(h.get(id), Some(Handover::Running)))
-    }
-
-    /// Starts the handover of `id`'s master unless one runs or failed a moment ago.
-    fn start_handover(&self, id: &ResourceRef) {
+    /// Runs `task` for `id` in the background and wakes the reconcile loop when it is done.
+    fn spawn<F, Fut>(&self, id: &ResourceRef, task: F)
+    where
+        F: FnOnce(Arc<Ops>, ResourceRef) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
         let Some(ops) = self.ops.upgrade() else {
             return;
         };
-        let Ok(mut running) = self.handovers.lock() else {
-            return;
-        };
-        if let Some(h) = running.get(id) {
-            match h {
-                Handover::Running => return,
-                Handover::Failed(at) if at.elapsed() < HANDOVER_RETRY => return,
-                Handover::Failed(_) => {}
-            }
-        }
-        running.insert(id.clone(), Handover::Running);
-        let (id, handovers) = (id.clone(), self.handovers.clone());
+        let id = id.clone();
         tokio::spawn(async move {
+            let ctl = ops.ctl.clone();
+            task(ops, id).await;
+            ctl.notify();
+        });
+    }
+
+    /// Starts watching which replicas of `id` are linked to its master `master`, until they
+    /// let `replacing` go (or `LINKS_WAIT` passes), then wakes the rollout.
+    fn look_at_links(&self, id: &ResourceRef, replicas: u32, master: u32, replacing: u32) {
+        let gates = self.gates.clone();
+        self.spawn(id, move |ops, id| async move {
+            let start = Instant::now();
+            let linked = loop {
+                let linked =
+                    tokio::time::timeout(LINKS_TIMEOUT, linked_replicas(&ops, &id, master))
+                        .await
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default();
+                let settled = vd_core::redis::switchover::may_replace_now(
+                    replicas, master, replacing, &linked,
+                );
+                if settled || start.elapsed() > LINKS_WAIT {
+                    break linked;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            if let Ok(mut g) = gates.lock() {
+                let gate = g.entry(id).or_default();
+                gate.looking = false;
+                gate.linked = Some((Instant::now(), linked));
+            }
+        });
+    }
+
+    /// Starts the handover of `id`'s master.
+    fn hand_over(&self, id: &ResourceRef) {
+        let gates = self.gates.clone();
+        self.spawn(id, move |ops, id| async move {
             let outcome = crate::redis::switchover::hand_over(&ops, &id).await;
-            let mut done = None;
             if let Err(e) = &outcome {
                 tracing::warn!(redis = %id, error = %e, "the rollout's handover failed; it is tried again");
                 ops.ctl.event(
@@ -77,17 +115,85 @@ impl RedisHooks {
                     Reason::HandoverFailed,
                     &format!("the rollout could not move the master before replacing its pod: {e}"),
                 );
-                done = Some(Handover::Failed(Instant::now()));
             }
-            if let Ok(mut h) = handovers.lock() {
-                match done {
-                    Some(f) => h.insert(id, f),
-                    None => h.remove(&id),
-                };
+            if let Ok(mut g) = gates.lock() {
+                let gate = g.entry(id).or_default();
+                gate.handing_over = false;
+                gate.linked = None;
+                gate.failed_at = outcome.is_err().then(Instant::now);
             }
-            ops.ctl.notify();
         });
     }
+
+    /// The rollout's gate for a pod of a replicated data redis whose master is `master`.
+    fn gate(
+        &self,
+        ctl: &Controller,
+        id: &ResourceRef,
+        replicas: u32,
+        master: u32,
+        ordinal: u32,
+    ) -> bool {
+        let Ok(mut g) = self.gates.lock() else {
+            return false;
+        };
+        let gate = g.entry(id.clone()).or_default();
+        // Nothing goes while the master moves: the old master stays paused until the handover
+        // has demoted it and recorded the new one.
+        if gate.handing_over || gate.looking {
+            return false;
+        }
+        let is_master = ordinal == master;
+        // A down replica serves nobody; a master down that could not be handed over neither
+        // (with automatic failover or sentinels it is no longer the master soon anyway).
+        let ready = ctl.pod_ready(&vd_core::naming::pod_name(id, ordinal));
+        if !ready && (!is_master || gate.failed_at.is_some()) {
+            return true;
+        }
+        if gate.failed_at.is_some_and(|t| t.elapsed() < HANDOVER_RETRY) {
+            return false;
+        }
+        let linked = match &gate.linked {
+            Some((at, linked)) if at.elapsed() < LINKS_FRESH => linked,
+            _ => {
+                gate.looking = true;
+                drop(g);
+                self.look_at_links(id, replicas, master, ordinal);
+                return false;
+            }
+        };
+        if !vd_core::redis::switchover::may_replace_now(replicas, master, ordinal, linked) {
+            return false;
+        }
+        if !is_master {
+            // What the links were is stale once a pod goes: the next replacement waits for a
+            // new look, taken once this pod is back and ready.
+            gate.linked = None;
+            return true;
+        }
+        gate.handing_over = true;
+        drop(g);
+        self.hand_over(id);
+        false
+    }
+}
+
+/// The replicas whose `INFO replication` on the master `master` of `id` says `online`.
+async fn linked_replicas(ops: &Ops, id: &ResourceRef, master: u32) -> Option<BTreeSet<u32>> {
+    let ctl = &ops.ctl;
+    let ips = crate::redis::facts::pod_ips(ctl, id);
+    let auth = crate::redis::facts::auth(ctl, id).ok()?;
+    let mut node = crate::redis::facts::connect(ips.get(&master)?, &auth)
+        .await
+        .ok()?;
+    let r = node.replication().await.ok()?;
+    Some(
+        r.replicas
+            .iter()
+            .filter(|l| l.state == "online")
+            .filter_map(|l| crate::redis::facts::ordinal_of_host(id, &l.ip, &ips))
+            .collect(),
+    )
 }
 
 impl PodHooks for RedisHooks {
@@ -128,25 +234,17 @@ impl PodHooks for RedisHooks {
 
     /// A data redis's master is replaced last, after every replica is current and ready.
     fn replace_last(&self, ctl: &Controller, owner: &ResourceRef) -> Option<u32> {
-        handover_pod(ctl, owner)
+        handover_pod(ctl, owner).map(|(_, master)| master)
     }
 
-    /// The master's pod goes once it is no longer the master: its role is handed to an
+    /// A replicated redis's pods go one at a time while every other replica is linked to the
+    /// master; the master's goes once it is no longer the master: its role is handed to an
     /// up-to-date replica first, with a live switchover.
     fn may_replace(&self, ctl: &Controller, owner: &ResourceRef, ordinal: u32) -> bool {
-        // No pod of a redis whose handover runs goes: the old master stays paused until the
-        // handover has demoted it and recorded the new one.
-        if self.handover_running(owner) {
-            return false;
+        match handover_pod(ctl, owner) {
+            Some((replicas, master)) => self.gate(ctl, owner, replicas, master, ordinal),
+            None => true,
         }
-        // A master that is down serves nobody: its replacement is the failover's business.
-        if handover_pod(ctl, owner) != Some(ordinal)
-            || !ctl.pod_ready(&vd_core::naming::pod_name(owner, ordinal))
-        {
-            return true;
-        }
-        self.start_handover(owner);
-        false
     }
 
     /// With automatic failover, a master found down (after a crash, or by a restarted
@@ -175,12 +273,14 @@ impl PodHooks for RedisHooks {
     }
 }
 
-/// The pod of `owner` that hands its master role over before the rollout replaces it.
-fn handover_pod(ctl: &Controller, owner: &ResourceRef) -> Option<u32> {
+/// For a replicated data redis whose rollout hands its master over: its pod count and its
+/// master.
+fn handover_pod(ctl: &Controller, owner: &ResourceRef) -> Option<(u32, u32)> {
     if owner.kind != vd_core::Kind::Redis {
         return None;
     }
     let spec = crate::redis::facts::load(ctl, owner).ok()?;
     let master = crate::redis::facts::master_ordinal(ctl, owner).ok()?;
     vd_core::redis::switchover::rollout_handover(&spec, master)
+        .map(|m| (spec.replicas.unwrap_or(1), m))
 }

@@ -20,6 +20,9 @@ pub struct FailoverState {
     /// promoted replica beside the old master and demote it. A count, so the first operation
     /// to end does not lift the pause another still needs.
     paused: Arc<Mutex<HashMap<ResourceRef, usize>>>,
+    /// Per redis, how many pauses ever started: an observation made while one started (and
+    /// perhaps ended) may predate the master it moved, and is thrown away.
+    pauses_started: Mutex<HashMap<ResourceRef, u64>>,
     /// Per cluster, what its manager last saw that pod supervisors and the rollout ask about.
     clusters: Mutex<HashMap<ResourceRef, ClusterFacts>>,
     /// Held while a master the sentinels moved to is compared with the stored one and
@@ -62,6 +65,7 @@ impl Default for FailoverState {
             exits: broadcast::channel(64).0,
             stuck: Mutex::new(HashSet::new()),
             paused: Arc::new(Mutex::new(HashMap::new())),
+            pauses_started: Mutex::new(HashMap::new()),
             clusters: Mutex::new(HashMap::new()),
             recording: Mutex::new(()),
         }
@@ -82,10 +86,21 @@ impl FailoverState {
         if let Ok(mut m) = self.paused.lock() {
             *m.entry(id.clone()).or_default() += 1;
         }
+        if let Ok(mut m) = self.pauses_started.lock() {
+            *m.entry(id.clone()).or_default() += 1;
+        }
         Pause {
             id: id.clone(),
             held: self.paused.clone(),
         }
+    }
+
+    /// How many pauses of `id` ever started.
+    pub(crate) fn pauses_started(&self, id: &ResourceRef) -> u64 {
+        self.pauses_started
+            .lock()
+            .map(|m| m.get(id).copied().unwrap_or(0))
+            .unwrap_or(0)
     }
 
     pub(crate) fn is_paused(&self, id: &ResourceRef) -> bool {
