@@ -400,22 +400,9 @@ fn humantime_duration(s: &str) -> Result<std::time::Duration, String> {
     parse_duration(s)
 }
 
-/// Parses `300ms`, `10s`, `5m`, `1h`, `90d`.
+/// Parses a duration argument: `300ms`, `10s`, `1m 30s`, `90d`, or bare seconds (`90`).
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration like 30s or 5m"))?;
-    let ms: u64 = match unit {
-        "ms" => n,
-        "s" | "" => n.saturating_mul(1000),
-        "m" => n.saturating_mul(60_000),
-        "h" => n.saturating_mul(3_600_000),
-        "d" => n.saturating_mul(86_400_000),
-        _ => return Err(format!("`{s}` is not a duration like 30s or 5m")),
-    };
-    Ok(std::time::Duration::from_millis(ms))
+    vd_core::duration::parse_cli(s).map_err(|e| e.to_string())
 }
 
 /// `vd proxy`: port `--listen` sends everything to the current master, `--read-listen` spreads

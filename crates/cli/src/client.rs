@@ -107,10 +107,15 @@ impl Client {
                 }),
                 problems: vec![],
             });
+            // One field's problem (a refused `vd scale`): its own help is the error's help.
+            let help = match (err.help, err.problems.as_slice()) {
+                (None, [one]) => one.help.clone(),
+                (help, _) => help,
+            };
             return Err(CliError::Api {
                 status: status.as_u16(),
                 message: err.error,
-                help: err.help,
+                help,
                 problems: err.problems,
             });
         }

@@ -621,6 +621,64 @@ fn bad_references_are_located_and_change_nothing() {
     assert_eq!(list.trim(), "[]", "store unchanged");
 }
 
+/// A refused apply stores nothing, even the parts of it that were valid (an asset's new
+/// content, a new workload, a new redis's generated password), and limits that would take the
+/// host down are refused at their line with the limit named, also through `vd scale`.
+#[test]
+fn a_refused_apply_stores_nothing_and_limits_are_named() {
+    common::on_runtime("process", || {
+        let _g = common::own_addresses();
+        let vd = Vd::start();
+        let good = |conf: &str| {
+            format!(
+                "asset \"data\" \"tuning\" {{\n  conf = \"{conf}\"\n}}\n{}",
+                sts(1, "")
+            )
+        };
+        vd.apply(&vd.manifest("good.hcl", &good("maxmemory 1mb")));
+        let before = vd.vd(&["get", "-o", "json"]);
+        let events = vd.events().len();
+
+        // Valid parts beside a refused one: an asset change, a new statefulset, a new redis.
+        let mixed = format!(
+            "{}\nstatefulset \"data\" \"other\" {{\n  command = [\"sleep\", \"100\"]\n}}\nredis \"data\" \"fresh\" {{}}\nredis \"data\" \"broken\" {{\n  replicas = 3\n  failover {{ down_after = \"50ms\" }}\n}}\n",
+            good("maxmemory 2mb")
+        );
+        let err =
+            common::unwrapped(&vd.vd_fails(&["apply", "-f", &vd.manifest("mixed.hcl", &mixed)]));
+        assert!(err.contains("must be at least 100ms"), "{err}");
+        assert_eq!(vd.vd(&["get", "-o", "json"]), before, "nothing stored");
+        assert_eq!(vd.events().len(), events, "no event: nothing happened");
+        let pw = vd.try_vd(&["config", "data/fresh", "get", "REDIS_PASSWORD"]);
+        assert!(
+            String::from_utf8_lossy(&pw.stdout).trim().is_empty(),
+            "no password generated for a redis that was not stored"
+        );
+
+        // Too many pods: at the manifest's line, and through `vd scale`.
+        let err = common::unwrapped(&vd.vd_fails(&[
+            "apply",
+            "-f",
+            &vd.manifest("huge.hcl", &sts(30000, "")),
+        ]));
+        assert!(
+            err.contains("`replicas` is too large: 30000 (at most 1024)")
+                && err.contains("huge.hcl:"),
+            "{err}"
+        );
+        let err = common::unwrapped(&vd.vd_fails(&["scale", "data/cache", "30000"]));
+        assert!(
+            err.contains("`replicas` is too large: 30000 (at most 1024)"),
+            "{err}"
+        );
+        assert!(
+            err.contains("one of the root's 65534 pod addresses"),
+            "{err}"
+        );
+        assert_eq!(vd.vd(&["get", "-o", "json"]), before, "nothing stored");
+    });
+}
+
 /// `vd apply` waits for its change to roll out; a later change of the desired hash (here a
 /// config write while the rollout is under way, as the controller makes after a failover)
 /// supersedes it, rather than leaving the apply waiting for a hash that never comes back.

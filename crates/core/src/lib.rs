@@ -4,6 +4,7 @@
 //! the server, pod naming, env composition, template rendering, spec hashing and the rollout
 //! planner that decides which pod to create, replace or remove next.
 
+pub mod duration;
 pub mod env;
 pub mod event;
 pub mod hash;

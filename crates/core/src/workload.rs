@@ -15,6 +15,15 @@ fn expansion(r: &Resource, spec: &RedisSpec) -> Option<Expansion> {
     monitor_of(spec).map(|m| crate::redis::expand_sentinel(&r.id, spec, &m))
 }
 
+/// The most pods one workload may ask for: each is a process (or container) and holds one of
+/// the root's 65534 pod addresses, so a typo such as `replicas = 30000` would take the host
+/// down rather than scale anything.
+pub const MAX_REPLICAS: u32 = 1024;
+
+/// What to write instead of a replica count above [`MAX_REPLICAS`].
+pub const MAX_REPLICAS_HELP: &str = "write a smaller count, e.g. replicas = 3: a workload runs \
+at most 1024 pods, each a process with one of the root's 65534 pod addresses";
+
 /// The statefulset-shaped spec a resource runs, if it runs pods.
 pub fn workload_of(r: &Resource) -> Option<WorkloadSpec> {
     match &r.spec {

@@ -1,5 +1,5 @@
 //! Replays the fuzz corpora of the parsers in this crate: `fuzz/corpus/schedule` (cron
-//! schedules) and, through `CLUSTER NODES` parsing, `fuzz/corpus/redis_text`; with the checks
+//! schedules), `fuzz/corpus/duration` (duration strings) and, through `CLUSTER NODES` parsing, `fuzz/corpus/redis_text`; with the checks
 //! the fuzz targets make, so an input that once crashed a parser stays a test.
 
 // Failures in tests are panics by design; clippy's allow-unwrap-in-tests does not reach
@@ -54,6 +54,29 @@ fn schedule_corpus() {
         let _ = due(&s, None, a, b);
     }
     assert!(parsed >= 5, "the seed schedules no longer parse");
+}
+
+#[test]
+fn duration_corpus() {
+    use vd_core::duration::{parse, parse_cli};
+    let mut parsed = 0;
+    for (path, data) in corpus("duration") {
+        let Ok(text) = std::str::from_utf8(&data) else {
+            continue;
+        };
+        let (manifest, cli) = (parse(text), parse_cli(text));
+        if let Ok(d) = &manifest {
+            parsed += 1;
+            assert_eq!(cli.as_ref().ok(), Some(d), "{}", path.display());
+            if let Ok(ms) = u64::try_from(d.as_millis()) {
+                assert_eq!(
+                    parse(&format!("{ms}ms")).map(|d| d.as_millis()),
+                    Ok(u128::from(ms))
+                );
+            }
+        }
+    }
+    assert!(parsed >= 5, "the seed durations no longer parse");
 }
 
 #[test]

@@ -338,14 +338,20 @@ fn bad_replicas() {
         14,
     );
     single(
+        &sts("  replicas = 1025\n"),
+        "`replicas` is too large: 1025 (at most 1024)",
+        2,
+        14,
+    );
+    single(
         &sts("  replicas = 99999999999\n"),
-        "`replicas` is too large: 99999999999 (at most 4294967295)",
+        "`replicas` is too large: 99999999999 (at most 1024)",
         2,
         14,
     );
     single(
         &sts("  replicas = 1e30\n"),
-        "`replicas` is too large: 1e30 (at most 4294967295)",
+        "`replicas` is too large: 1e30 (at most 1024)",
         2,
         14,
     );

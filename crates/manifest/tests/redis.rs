@@ -957,7 +957,7 @@ fn down_after_must_be_a_duration_in_range() {
             &text(&format!("\"{value}\"")),
             &format!(
                 "`failover.down_after`: `{value}` is not a duration ({})",
-                humantime::parse_duration(value).unwrap_err()
+                vd_core::duration::parse(value).unwrap_err().why
             ),
             4,
             18,

@@ -309,6 +309,18 @@ pub fn validate(inputs: &Inputs) -> Vec<Problem> {
                 }
             }
             pod_bases.insert(base, r.id.clone());
+            if w.replicas > vd_core::workload::MAX_REPLICAS {
+                problems.push(Problem {
+                    resource: Some(r.id.clone()),
+                    field: "replicas".into(),
+                    message: format!(
+                        "`replicas` is too large: {} (at most {})",
+                        w.replicas,
+                        vd_core::workload::MAX_REPLICAS
+                    ),
+                    help: Some(vd_core::workload::MAX_REPLICAS_HELP.into()),
+                });
+            }
             if inputs.runtime == "process" && w.command.is_empty() {
                 problems.push(Problem {
                     resource: Some(r.id.clone()),

@@ -348,7 +348,7 @@ impl Cx<'_> {
         }
     }
 
-    /// A duration string through humantime, in milliseconds, at least `min_ms`.
+    /// A duration string (`vd_core::duration`), in milliseconds, at least `min_ms`.
     pub(super) fn duration_ms(&mut self, v: &Expression, field: &str, min_ms: u64) -> Option<u64> {
         let help = "write a duration like \"10s\", \"500ms\" or \"1m\"";
         if num(v).is_some() {
@@ -361,12 +361,12 @@ impl Cx<'_> {
             return None;
         }
         let s = self.string(v, field, Str::Literal)?;
-        let ms = match humantime::parse_duration(s.trim()) {
+        let ms = match vd_core::duration::parse(&s) {
             Ok(d) => u64::try_from(d.as_millis()).ok(),
             Err(e) => {
                 self.err(
                     v.span(),
-                    format!("`{field}`: `{s}` is not a duration ({e})"),
+                    format!("`{field}`: `{s}` is not a duration ({})", e.why),
                     help,
                 );
                 return None;

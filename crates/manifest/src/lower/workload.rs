@@ -168,9 +168,13 @@ impl Cx<'_> {
                     }
                     match key {
                         "replicas" => {
-                            if let Some(n) =
-                                self.whole(v, "replicas", 0, u64::from(u32::MAX), "replicas = 3")
-                            {
+                            if let Some(n) = self.whole(
+                                v,
+                                "replicas",
+                                0,
+                                u64::from(vd_core::workload::MAX_REPLICAS),
+                                "replicas = 3",
+                            ) {
                                 w.replicas = Some((u32::try_from(n).unwrap_or(u32::MAX), v.span()));
                             }
                         }
