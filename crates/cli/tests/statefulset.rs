@@ -679,6 +679,87 @@ fn a_refused_apply_stores_nothing_and_limits_are_named() {
     });
 }
 
+/// The API answers what it cannot take (a body that is not JSON, JSON of the wrong shape, a
+/// query that does not parse, an unknown route or method) with vd's error body, what is wrong
+/// and what to do, and keeps serving.
+#[test]
+fn the_api_answers_garbage_with_clear_errors() {
+    use std::io::{Read, Write};
+    common::on_runtime("process", || {
+        let _g = common::own_addresses();
+        let vd = Vd::start();
+        let ask = |method: &str, path: &str, body: &str| -> (u16, serde_json::Value) {
+            let mut s = std::os::unix::net::UnixStream::connect(vd.root.path().join("vd.sock"))
+                .expect("the API socket");
+            write!(
+                s,
+                "{method} {path} HTTP/1.1\r\nHost: vd\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            let mut resp = String::new();
+            s.read_to_string(&mut resp).unwrap();
+            let status = resp[9..12].parse().unwrap();
+            let json = resp
+                .split_once("\r\n\r\n")
+                .map(|(_, b)| b)
+                .unwrap_or_default();
+            let body = serde_json::from_str(json)
+                .unwrap_or_else(|e| panic!("{method} {path}: not vd's error body ({e}): {resp}"));
+            (status, body)
+        };
+        // (method, path, body) -> (status, the error says)
+        let table = [
+            (
+                "POST",
+                "/v1/apply",
+                "not json",
+                400,
+                "the request body is not what this route takes",
+            ),
+            (
+                "POST",
+                "/v1/apply",
+                r#"{"resources": 5}"#,
+                400,
+                "the request body is not what this route takes",
+            ),
+            (
+                "GET",
+                "/v1/events?limit=abc",
+                "",
+                400,
+                "the query string does not parse",
+            ),
+            ("GET", "/v1/nope", "", 404, "no API route GET /v1/nope"),
+            (
+                "DELETE",
+                "/v1/apply",
+                "",
+                404,
+                "no API route DELETE /v1/apply",
+            ),
+        ];
+        for (method, path, body, status, says) in table {
+            let (got, err) = ask(method, path, body);
+            assert_eq!(got, status, "{method} {path}: {err}");
+            assert!(
+                err["error"].as_str().is_some_and(|e| e.contains(says)),
+                "{method} {path}: {err}"
+            );
+            assert!(
+                err["help"].is_string(),
+                "{method} {path} says what to do: {err}"
+            );
+        }
+        assert_eq!(
+            vd.vd(&["get", "-o", "json"]).trim(),
+            "[]",
+            "still serving, nothing stored"
+        );
+    });
+}
+
 /// `vd apply` waits for its change to roll out; a later change of the desired hash (here a
 /// config write while the rollout is under way, as the controller makes after a failover)
 /// supersedes it, rather than leaving the apply waiting for a hash that never comes back.

@@ -4,7 +4,7 @@ use crate::error::ServerError;
 use crate::orchestration::controller::Controller;
 use crate::orchestration::cronjob::Cronjobs;
 use crate::types::*;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -56,7 +56,7 @@ fn view(ctl: &Controller, s: vd_store::StoredResource) -> ResourceView {
 /// `GET /v1/resources`.
 pub async fn list(
     State(ctl): Ctl,
-    Query(q): Query<ListQuery>,
+    crate::extract::Params(q): crate::extract::Params<ListQuery>,
 ) -> Result<Json<Vec<ResourceView>>, ServerError> {
     let kind = match q.kind.as_deref() {
         None | Some("") | Some("all") => None,
@@ -127,7 +127,7 @@ pub async fn delete(
     State(ctl): Ctl,
     State(cronjobs): State<Arc<Cronjobs>>,
     Path((kind, scope, name)): Path<(String, String, String)>,
-    Query(q): Query<DeleteQuery>,
+    crate::extract::Params(q): crate::extract::Params<DeleteQuery>,
 ) -> Result<Json<serde_json::Value>, ServerError> {
     let id = parse_ref(&kind, scope, name)?;
     let stored = ctl
@@ -280,7 +280,7 @@ pub async fn config_list(State(ctl): Ctl) -> Result<Json<Vec<ConfigView>>, Serve
 pub async fn config_get(
     State(ctl): Ctl,
     Path(scope): Path<String>,
-    Query(q): Query<ConfigQuery>,
+    crate::extract::Params(q): crate::extract::Params<ConfigQuery>,
 ) -> Result<Json<ConfigView>, ServerError> {
     let vars = ctl.store.config_get(&scope, q.name.as_deref())?;
     Ok(Json(ConfigView {
@@ -294,7 +294,7 @@ pub async fn config_get(
 pub async fn config_update(
     State(ctl): Ctl,
     Path(scope): Path<String>,
-    Json(req): Json<ConfigRequest>,
+    crate::extract::Body(req): crate::extract::Body<ConfigRequest>,
 ) -> Result<Json<ConfigView>, ServerError> {
     for k in req.set.keys().chain(req.unset.iter()) {
         if !vd_core::env::valid_env_key(k) {
@@ -335,7 +335,7 @@ pub struct EventsQuery {
 /// `GET /v1/events`.
 pub async fn events(
     State(ctl): Ctl,
-    Query(q): Query<EventsQuery>,
+    crate::extract::Params(q): crate::extract::Params<EventsQuery>,
 ) -> Result<Json<Vec<Event>>, ServerError> {
     let id = match (q.kind, q.scope, q.name) {
         (Some(k), Some(s), Some(n)) => Some(parse_ref(&k, s, n)?),
@@ -351,7 +351,7 @@ pub async fn events(
 /// `POST /v1/shutdown`.
 pub async fn shutdown(
     State(ctl): Ctl,
-    Json(req): Json<ShutdownRequest>,
+    crate::extract::Body(req): crate::extract::Body<ShutdownRequest>,
 ) -> Json<serde_json::Value> {
     if req.stop_pods {
         ctl.stop_all_pods(Duration::from_secs(60)).await;
@@ -372,7 +372,7 @@ pub struct ScaleRequest {
 pub async fn scale(
     State(ctl): Ctl,
     Path((kind, scope, name)): Path<(String, String, String)>,
-    Json(req): Json<ScaleRequest>,
+    crate::extract::Body(req): crate::extract::Body<ScaleRequest>,
 ) -> Result<Json<ApplyResponse>, ServerError> {
     let id = parse_ref(&kind, scope, name)?;
     let mut r = ctl
@@ -482,7 +482,7 @@ pub struct ExecRequest {
 pub async fn exec(
     State(ctl): Ctl,
     Path(pod): Path<String>,
-    Json(req): Json<ExecRequest>,
+    crate::extract::Body(req): crate::extract::Body<ExecRequest>,
 ) -> Result<Json<vd_runtime::ExecOutput>, ServerError> {
     if req.command.is_empty() {
         return Err(ServerError::invalid(Problem {

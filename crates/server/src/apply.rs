@@ -588,7 +588,7 @@ fn spec_json(spec: &Spec) -> serde_json::Value {
 /// `POST /v1/apply`.
 pub async fn apply(
     State(ctl): State<Arc<Controller>>,
-    Json(req): Json<ApplyRequest>,
+    crate::extract::Body(req): crate::extract::Body<ApplyRequest>,
 ) -> Result<Json<ApplyResponse>, ServerError> {
     Ok(Json(run(&ctl, req)?))
 }

@@ -16,6 +16,22 @@ pub enum ServerError {
     /// The request names something that does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// The request names something that does not exist, with what to do.
+    #[error("{message}")]
+    NotFoundHelp {
+        /// What does not exist.
+        message: String,
+        /// What to do.
+        help: String,
+    },
+    /// The request itself is malformed (a body or query that does not parse).
+    #[error("{message}")]
+    BadRequest {
+        /// What is wrong.
+        message: String,
+        /// How to send it instead.
+        help: Option<String>,
+    },
     /// The request is invalid; `problems` says where.
     #[error("{message}")]
     Invalid {
@@ -98,6 +114,10 @@ impl IntoResponse for ServerError {
     fn into_response(self) -> Response {
         let (status, help, problems) = match &self {
             ServerError::NotFound(_) => (StatusCode::NOT_FOUND, None, vec![]),
+            ServerError::NotFoundHelp { help, .. } => {
+                (StatusCode::NOT_FOUND, Some(help.clone()), vec![])
+            }
+            ServerError::BadRequest { help, .. } => (StatusCode::BAD_REQUEST, help.clone(), vec![]),
             ServerError::Invalid { problems, .. } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, None, problems.clone())
             }

@@ -93,6 +93,8 @@ pub fn router(server: Server) -> Router {
             post(crate::orchestration::cronjob::api_run),
         )
         .route("/metrics", get(metrics))
+        .fallback(crate::extract::unknown_route)
+        .method_not_allowed_fallback(crate::extract::unknown_route)
         .with_state(server)
 }
 

@@ -15,6 +15,7 @@
 pub mod api;
 pub mod apply;
 pub mod error;
+pub mod extract;
 pub mod http;
 pub mod orchestration;
 pub mod redis;

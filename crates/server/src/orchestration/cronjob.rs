@@ -744,7 +744,7 @@ pub async fn api_get(
 pub async fn api_run(
     State(cj): State<Arc<Cronjobs>>,
     Path((scope, name)): Path<(String, String)>,
-    Json(req): Json<RunRequest>,
+    crate::extract::Body(req): crate::extract::Body<RunRequest>,
 ) -> Result<Json<RunResult>, ServerError> {
     let id = ResourceRef::new(Kind::Cronjob, scope, name);
     let (spec, _) = stored(&cj.ctl, &id)?;

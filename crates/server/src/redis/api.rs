@@ -47,7 +47,7 @@ pub async fn cluster(
 pub async fn link(
     State(ctl): Ctl,
     Path((scope, name)): Path<(String, String)>,
-    Json(req): Json<crate::redis::link::LinkRequest>,
+    crate::extract::Body(req): crate::extract::Body<crate::redis::link::LinkRequest>,
 ) -> Result<Json<BTreeMap<String, String>>, ServerError> {
     Ok(Json(crate::redis::link::link(&ctl, &scope, &name, &req)?))
 }
@@ -66,7 +66,7 @@ pub struct UnlinkRequest {
 pub async fn unlink(
     State(ctl): Ctl,
     Path((scope, name)): Path<(String, String)>,
-    Json(req): Json<UnlinkRequest>,
+    crate::extract::Body(req): crate::extract::Body<UnlinkRequest>,
 ) -> Result<Json<serde_json::Value>, ServerError> {
     crate::redis::link::unlink(&ctl, &scope, &name, &req.consumer, req.no_restart)?;
     Ok(Json(serde_json::json!({ "unlinked": req.consumer })))
@@ -76,7 +76,7 @@ pub async fn unlink(
 pub async fn failover(
     State(ops): State<Arc<Ops>>,
     Path((scope, name)): Path<(String, String)>,
-    Json(req): Json<FailoverRequest>,
+    crate::extract::Body(req): crate::extract::Body<FailoverRequest>,
 ) -> Result<Json<FailoverReport>, ServerError> {
     Ok(Json(
         crate::redis::switchover::failover(&ops, &scope, &name, &req).await?,
@@ -113,7 +113,7 @@ pub async fn endpoints(
 pub async fn new_password(
     State(ops): State<Arc<Ops>>,
     Path((scope, name)): Path<(String, String)>,
-    Json(req): Json<UnlinkNoRestart>,
+    crate::extract::Body(req): crate::extract::Body<UnlinkNoRestart>,
 ) -> Result<Json<serde_json::Value>, ServerError> {
     crate::redis::password::rotate_password(&ops, &scope, &name, req.no_restart).await?;
     Ok(Json(
@@ -133,7 +133,7 @@ pub struct UnlinkNoRestart {
 pub async fn backup(
     State(ctl): Ctl,
     Path((scope, name)): Path<(String, String)>,
-    Json(req): Json<crate::redis::backup::BackupRequest>,
+    crate::extract::Body(req): crate::extract::Body<crate::redis::backup::BackupRequest>,
 ) -> Result<Json<crate::redis::backup::BackupReport>, ServerError> {
     let id = crate::redis::facts::redis_ref(&scope, &name);
     if is_cluster(&ctl, &id) {
@@ -150,7 +150,7 @@ pub async fn backup(
 pub async fn restore(
     State(ops): State<Arc<Ops>>,
     Path((scope, name)): Path<(String, String)>,
-    Json(req): Json<crate::redis::restore::RestoreRequest>,
+    crate::extract::Body(req): crate::extract::Body<crate::redis::restore::RestoreRequest>,
 ) -> Result<Json<crate::redis::restore::RestoreReport>, ServerError> {
     let id = crate::redis::facts::redis_ref(&scope, &name);
     if is_cluster(&ops.ctl, &id) {

@@ -13,7 +13,7 @@ use crate::error::ServerError;
 use crate::orchestration::controller::Controller;
 use crate::redis::facts::{auth, load, redis_ref, Auth};
 use crate::types::PodState;
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::{Path as UrlPath, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -87,7 +87,7 @@ pub struct BackupsQuery {
 pub async fn api_backup(
     State(ctl): State<Arc<Controller>>,
     UrlPath((scope, name)): UrlPath<(String, String)>,
-    Json(req): Json<BackupRequest>,
+    crate::extract::Body(req): crate::extract::Body<BackupRequest>,
 ) -> Result<Json<BackupReport>, ServerError> {
     Ok(Json(backup(&ctl, &scope, &name, &req).await?))
 }
@@ -96,7 +96,7 @@ pub async fn api_backup(
 pub async fn api_backups(
     State(ctl): State<Arc<Controller>>,
     UrlPath((scope, name)): UrlPath<(String, String)>,
-    Query(q): Query<BackupsQuery>,
+    crate::extract::Params(q): crate::extract::Params<BackupsQuery>,
 ) -> Result<Json<BackupList>, ServerError> {
     let asked = q.destination.as_deref();
     if let Some(url) = asked.filter(|d| Destination::is_s3(d)) {

@@ -161,7 +161,7 @@ pub struct ImportReport {
 pub async fn api_import(
     State(ops): State<Arc<Ops>>,
     UrlPath((scope, name)): UrlPath<(String, String)>,
-    Json(req): Json<ImportRequest>,
+    crate::extract::Body(req): crate::extract::Body<ImportRequest>,
 ) -> Result<Json<ImportReport>, ServerError> {
     Ok(Json(import(&ops, &scope, &name, &req).await?))
 }

@@ -131,7 +131,7 @@ pub struct RestoreReport {
 pub async fn api_restore(
     State(ops): State<Arc<Ops>>,
     UrlPath((scope, name)): UrlPath<(String, String)>,
-    Json(req): Json<RestoreRequest>,
+    crate::extract::Body(req): crate::extract::Body<RestoreRequest>,
 ) -> Result<Json<RestoreReport>, ServerError> {
     Ok(Json(restore(&ops, &scope, &name, &req).await?))
 }
