@@ -47,6 +47,10 @@ pub enum Command {
         /// Also serve Prometheus metrics at http://IP:PORT/metrics (off by default).
         #[arg(long, value_name = "IP:PORT")]
         metrics_addr: Option<std::net::SocketAddr>,
+        /// Also serve a read-only status page at http://IP:PORT/ (off by default): every
+        /// redis's topology, timeline and backups, updated live, with no secret on it.
+        #[arg(long, value_name = "IP:PORT")]
+        ui_addr: Option<std::net::SocketAddr>,
         /// How long the certificates vd issues to TLS pods are valid; they are renewed, with no
         /// restart, once two thirds of it have passed.
         #[arg(long, value_parser = humantime_duration, default_value = "90d")]
@@ -66,6 +70,9 @@ pub enum Command {
         /// An embedded server also serves Prometheus metrics at http://IP:PORT/metrics.
         #[arg(long, value_name = "IP:PORT")]
         metrics_addr: Option<std::net::SocketAddr>,
+        /// An embedded server also serves the read-only status page at http://IP:PORT/.
+        #[arg(long, value_name = "IP:PORT")]
+        ui_addr: Option<std::net::SocketAddr>,
     },
     /// Create or update resources from manifests, then wait until their pods are ready.
     Apply(ApplyArgs),

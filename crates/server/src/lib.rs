@@ -22,6 +22,7 @@ pub mod redis;
 pub mod start;
 pub mod tidy;
 pub mod types;
+pub mod ui;
 
 pub use error::ServerError;
 pub use http::serve;

@@ -64,14 +64,28 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Server {
             runtime,
             metrics_addr,
+            ui_addr,
             pod_cert_validity,
-        } => server::serve_foreground(&ctx, runtime, metrics_addr, pod_cert_validity).await,
+        } => {
+            let extra = server::Listeners {
+                metrics: metrics_addr,
+                ui: ui_addr,
+            };
+            server::serve_foreground(&ctx, runtime, extra, pod_cert_validity).await
+        }
         Command::Up {
             files,
             runtime,
             detach,
             metrics_addr,
-        } => server::up(&ctx, &files, runtime, detach, metrics_addr).await,
+            ui_addr,
+        } => {
+            let extra = server::Listeners {
+                metrics: metrics_addr,
+                ui: ui_addr,
+            };
+            server::up(&ctx, &files, runtime, detach, extra).await
+        }
         Command::Apply(args) => apply::apply(&ctx, &args).await,
         Command::Proxy(args) => proxy::run(args).await,
         Command::Diff { files } => apply::diff(&ctx, &files).await,

@@ -84,26 +84,68 @@ pub(super) async fn interrupted() {
     }
 }
 
-/// Binds `--metrics-addr` if given; done before the controller starts so a busy or invalid
-/// address fails the command with nothing started.
-async fn bind_metrics(
-    addr: Option<SocketAddr>,
-) -> Result<Option<tokio::net::TcpListener>, CliError> {
-    match addr {
-        Some(a) => Ok(Some(vd_server::http::bind_metrics(a).await?)),
-        None => Ok(None),
+/// The server's optional TCP listeners: `--metrics-addr` and `--ui-addr`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Listeners {
+    /// Prometheus metrics.
+    pub metrics: Option<SocketAddr>,
+    /// The status page.
+    pub ui: Option<SocketAddr>,
+}
+
+/// [`Listeners`] bound, not serving yet.
+pub struct Bound {
+    metrics: Option<tokio::net::TcpListener>,
+    ui: Option<tokio::net::TcpListener>,
+}
+
+impl Listeners {
+    /// Binds every address given; done before the controller starts so a busy or invalid
+    /// address fails the command with nothing started.
+    async fn bind(self) -> Result<Bound, CliError> {
+        let metrics = match self.metrics {
+            Some(a) => Some(vd_server::http::bind_metrics(a).await?),
+            None => None,
+        };
+        let ui = match self.ui {
+            Some(a) => Some(vd_server::ui::bind(a).await?),
+            None => None,
+        };
+        Ok(Bound { metrics, ui })
+    }
+
+    /// Says which given addresses an already running server ignores.
+    fn ignored_by_running_server(self, ctx: &Ctx) {
+        for (flag, addr) in [("--metrics-addr", self.metrics), ("--ui-addr", self.ui)] {
+            if let Some(a) = addr {
+                eprintln!(
+                    "a vd server already runs on {}: {flag} {a} is ignored (pass it to that server)",
+                    ctx.root.display()
+                );
+            }
+        }
     }
 }
 
-/// Serves metrics on a bound listener for the life of the process.
-fn spawn_metrics(server: &Server, listener: Option<tokio::net::TcpListener>) {
-    if let Some(l) = listener {
-        let s = server.clone();
-        tokio::spawn(async move {
-            if let Err(e) = vd_server::http::serve_metrics(s, l).await {
-                tracing::error!(error = %e, "metrics listener stopped");
-            }
-        });
+impl Bound {
+    /// Serves each bound listener for the life of the process.
+    fn spawn(self, server: &Server) {
+        if let Some(l) = self.metrics {
+            let s = server.clone();
+            tokio::spawn(async move {
+                if let Err(e) = vd_server::http::serve_metrics(s, l).await {
+                    tracing::error!(error = %e, "metrics listener stopped");
+                }
+            });
+        }
+        if let Some(l) = self.ui {
+            let s = server.clone();
+            tokio::spawn(async move {
+                if let Err(e) = vd_server::ui::serve(s, l).await {
+                    tracing::error!(error = %e, "status page listener stopped");
+                }
+            });
+        }
     }
 }
 
@@ -112,13 +154,13 @@ fn spawn_metrics(server: &Server, listener: Option<tokio::net::TcpListener>) {
 pub async fn serve_foreground(
     ctx: &Ctx,
     runtime: RuntimeKind,
-    metrics_addr: Option<SocketAddr>,
+    extra: Listeners,
     pod_cert_validity: Duration,
 ) -> Result<(), CliError> {
     init_tracing(None);
-    let metrics = bind_metrics(metrics_addr).await?;
+    let bound = extra.bind().await?;
     let ctl = start_controller(ctx, runtime, pod_cert_validity).await?;
-    spawn_metrics(&ctl, metrics);
+    bound.spawn(&ctl);
     vd_server::serve(ctl, interrupted()).await?;
     Ok(())
 }
@@ -146,26 +188,24 @@ pub async fn up(
     files: &[PathBuf],
     runtime: RuntimeKind,
     detach: bool,
-    metrics_addr: Option<SocketAddr>,
+    extra: Listeners,
 ) -> Result<(), CliError> {
     let manifest = load(files)?;
     let embedded = if ctx.client.alive().await {
-        if let Some(a) = metrics_addr {
-            eprintln!("a vd server already runs on {}: --metrics-addr {a} is ignored (pass it to that server)", ctx.root.display());
-        }
+        extra.ignored_by_running_server(ctx);
         None
     } else {
         std::fs::create_dir_all(&ctx.root)
             .map_err(|e| CliError::io(format!("create {}", ctx.root.display()), e))?;
         init_tracing(Some(ctx.root.join("server.log")));
-        let metrics = bind_metrics(metrics_addr).await?;
+        let bound = extra.bind().await?;
         let ctl = start_controller(
             ctx,
             runtime,
             vd_server::orchestration::certs::DEFAULT_POD_VALIDITY,
         )
         .await?;
-        spawn_metrics(&ctl, metrics);
+        bound.spawn(&ctl);
         let c = ctl.clone();
         tokio::spawn(async move {
             if let Err(e) = vd_server::serve(c, std::future::pending()).await {

@@ -120,10 +120,7 @@ impl Cronjobs {
 }
 
 fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    crate::orchestration::time::now_ms()
 }
 
 fn state_key(id: &ResourceRef) -> MetaKey {

@@ -66,3 +66,11 @@ pub fn parse_stamp(s: &str) -> Option<i64> {
     (civil_from_days(days) == (y, mo as u32, d as u32))
         .then_some(days * 86_400 + h * 3600 + mi * 60 + sec)
 }
+
+/// Now, in unix milliseconds (0 if the clock is before 1970).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -267,6 +267,8 @@ pub fn list(ctl: &Controller) -> Result<Vec<RedisView>, ServerError> {
                 format!("sentinel (watches {}/{})", m.scope, m.name)
             } else if let Some((sid, _)) = crate::redis::facts::watcher_of(ctl, &s.resource.id)? {
                 format!("HA (sentinel {}/{})", sid.scope, sid.name)
+            } else if vd_core::redis::topology::automatic_failover(spec) {
+                "HA (controller failover)".into()
             } else if replicas > 1 {
                 "replicated (manual failover)".into()
             } else {
