@@ -153,6 +153,23 @@ fn status_page_after_a_failover() {
         "no URL"
     );
 
+    // Live: the page fetches its live part again and swaps it in (the script marks `#live`
+    // with an empty class once it has), without a reload.
+    let later = chromium(&["--virtual-time-budget=6000", "--dump-dom"], &url);
+    assert!(later.contains(r#"id="live" class="">live"#), "{later}");
+    assert!(later.contains("<td>fast-0</td>"), "{later}");
+    // A page whose server does not answer says so: the same page, opened from a file.
+    let saved = vd.root.path().join("saved.html");
+    std::fs::write(&saved, fetch(&addr, "/").split_once("\r\n\r\n").unwrap().1).unwrap();
+    let offline = chromium(
+        &["--virtual-time-budget=6000", "--dump-dom"],
+        &format!("file://{}", saved.display()),
+    );
+    assert!(
+        offline.contains(r#"class="stale">the vd server is not answering"#),
+        "{offline}"
+    );
+
     let png = vd.root.path().join("status.png");
     chromium(
         &[

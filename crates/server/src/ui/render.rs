@@ -463,6 +463,48 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_is_drawn_one_column_per_shard_with_its_slots() {
+        use super::super::snapshot::Shard;
+        let r = RedisStatus {
+            mode: "cluster: 2/2 shards".into(),
+            master: 0,
+            nodes: (0..4)
+                .map(|o| node(o, if o < 2 { "master" } else { "replica" }, true))
+                .collect(),
+            sentinels: None,
+            proxy: vec![],
+            shards: vec![
+                Shard {
+                    slots: "0-8191".into(),
+                    master: Some(0),
+                    replicas: vec![Some(2)],
+                },
+                Shard {
+                    slots: "8192-16383".into(),
+                    master: Some(1),
+                    replicas: vec![Some(3)],
+                },
+            ],
+            ..redis()
+        };
+        let svg = topology(&r);
+        for want in [
+            "shard 0: slots 0-8191",
+            "shard 1: slots 8192-16383",
+            ">cache-0</text>",
+            ">cache-3</text>",
+        ] {
+            assert!(svg.contains(want), "{want} in {svg}");
+        }
+        assert_eq!(svg.matches(">MASTER</text>").count(), 2, "{svg}");
+        assert_eq!(
+            svg.matches("<line ").count(),
+            2,
+            "each replica points at its master"
+        );
+    }
+
+    #[test]
     fn escapes_markup() {
         assert_eq!(
             esc(r#"<a href="x">&'"#),
