@@ -35,6 +35,12 @@ cronjob "jobs" "slow" {
   image    = "alpine:latest"
   command  = ["sleep", "300"]
 }
+
+cronjob "jobs" "short" {
+  schedule = "0 0 1 1 *"
+  image    = "alpine:latest"
+  command  = ["sh", "-c", "sleep 4; exit 7"]
+}
 "#;
 
 fn describe(vd: &Vd, r: &str) -> Value {
@@ -71,7 +77,7 @@ fn run_now_succeeds_fails_and_keeps_history() {
     );
     let listed: Vec<Value> =
         serde_json::from_str(&vd.vd(&["get", "cronjobs", "-o", "json"])).unwrap();
-    assert_eq!(listed.len(), 3);
+    assert_eq!(listed.len(), 4);
     assert!(listed.iter().all(|c| c["next_run"].as_i64().is_some()));
 
     // ----- success: output shown, exit 0, run recorded
@@ -143,9 +149,25 @@ fn run_now_succeeds_fails_and_keeps_history() {
     assert!(vd
         .vd_fails(&["run", "cronjob/jobs/slow"])
         .contains("still running"));
+    // A run that ends while no server runs: the server started after it records how it
+    // really ended.
+    vd.vd(&["run", "cronjob/jobs/short", "--detach"]);
     // A restarted server finds the run still going and keeps watching it.
     vd.kill_server();
+    std::thread::sleep(Duration::from_secs(5));
     vd.start_server();
+    vd.wait_for(
+        "the short run's end recorded",
+        Duration::from_secs(20),
+        || {
+            runs(&vd, "cronjob/jobs/short")
+                .first()
+                .is_some_and(|r| r["status"] != "running")
+        },
+    );
+    let short = &runs(&vd, "cronjob/jobs/short")[0];
+    assert_eq!(short["status"], "failed", "{short}");
+    assert_eq!(short["exit_code"], 7, "{short}");
     vd.wait_for("the run to be found again", Duration::from_secs(10), || {
         runs(&vd, "cronjob/jobs/slow")
             .first()

@@ -614,6 +614,23 @@ impl Runtime for DockerRuntime {
         Ok(h)
     }
 
+    /// Docker keeps an exited container's exit code until the container is removed.
+    async fn recorded_exit(&self, pod: &str) -> Option<ExitInfo> {
+        let info = self.docker.inspect_container(pod, None).await.ok()?;
+        let labels = info.config.as_ref().and_then(|c| c.labels.clone())?;
+        if labels.get(LABEL_ROOT) != Some(&self.root_label) {
+            return None;
+        }
+        let state = info.state?;
+        if state.running == Some(true) || state.finished_at.is_none() {
+            return None;
+        }
+        Some(ExitInfo {
+            code: state.exit_code.and_then(|c| i32::try_from(c).ok()),
+            signal: None,
+        })
+    }
+
     async fn known_pods(&self) -> Result<Vec<String>, RuntimeError> {
         let filters = HashMap::from([("label", vec![format!("{LABEL_ROOT}={}", self.root_label)])]);
         let opts = ListContainersOptionsBuilder::new()

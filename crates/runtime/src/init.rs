@@ -36,6 +36,21 @@ pub struct InitSpec {
     /// shares the host's network.
     #[serde(default)]
     pub net: Option<PodNet>,
+    /// Where to write the command's exit status (a host path, opened before the pod's root
+    /// replaces the host's): the init process then stays as the command's parent, waits for it
+    /// and writes it down, so a controller that adopted the pod after a restart learns how it
+    /// ended. Absent: the init process becomes the command.
+    #[serde(default)]
+    pub exit_file: Option<PathBuf>,
+}
+
+/// What the waiter writes to [`InitSpec::exit_file`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitRecord {
+    /// The exit code, when it exited.
+    pub code: Option<i32>,
+    /// The signal that ended it, when one did.
+    pub signal: Option<i32>,
 }
 
 /// A pod's address on the root's network (see `netns.rs`).
@@ -216,12 +231,77 @@ pub fn run_init(spec_path: &Path) -> ! {
             fail(e);
         }
     }
+    // Opened while the host's filesystem is still in view.
+    let exit_file = spec.exit_file.as_ref().map(|p| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(p)
+            .unwrap_or_else(|e| fail(format!("open {}: {e}", p.display())))
+    });
     nix::unistd::chroot(&spec.rootfs).unwrap_or_else(|e| fail(format!("chroot: {e}")));
     if nix::unistd::chdir(spec.workdir.as_str()).is_err() {
         let _ = nix::unistd::chdir("/");
     }
-    let env = env_strings(&spec.env);
-    exec(&spec.command, &env)
+    if let Some(file) = exit_file {
+        wait_and_record(&spec.command, &spec.env, file)
+    }
+    exec(&spec.command, &env_strings(&spec.env))
+}
+
+/// Runs the command as a child and stays as its parent: stop signals reach the whole process
+/// group, so the waiter blocks them (the child starts with none blocked: `std::process` resets
+/// the mask) and ends with the command, writing its exit status to `file` and then ending the
+/// same way (the same code, or the same signal).
+fn wait_and_record(
+    command: &[String],
+    env: &BTreeMap<String, String>,
+    mut file: std::fs::File,
+) -> ! {
+    use nix::sys::signal::{SigSet, Signal};
+    use std::io::Write;
+    use std::os::unix::process::ExitStatusExt;
+    let stops = [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ];
+    let mut blocked = SigSet::empty();
+    for s in stops {
+        blocked.add(s);
+    }
+    let _ = blocked.thread_block();
+    let Some((prog, args)) = command.split_first() else {
+        fail("the pod has no command".into())
+    };
+    // As for `exec`: the program is looked up on the pod's PATH (the command's own env).
+    let mut env = env.clone();
+    env.entry("PATH".into())
+        .or_insert_with(|| DEFAULT_PATH.into());
+    let mut child = std::process::Command::new(prog)
+        .args(args)
+        .env_clear()
+        .envs(&env)
+        .spawn()
+        .unwrap_or_else(|e| fail(format!("cannot run `{prog}`: {e}")));
+    let status = child
+        .wait()
+        .unwrap_or_else(|e| fail(format!("wait for `{prog}`: {e}")));
+    let record = ExitRecord {
+        code: status.code(),
+        signal: status.signal(),
+    };
+    if let Ok(json) = serde_json::to_vec(&record) {
+        let _ = file.write_all(&json);
+        let _ = file.sync_all();
+    }
+    if let Some(sig) = record.signal.and_then(|s| Signal::try_from(s).ok()) {
+        let _ = blocked.thread_unblock();
+        let _ = nix::sys::signal::raise(sig);
+    }
+    std::process::exit(record.code.unwrap_or(128 + record.signal.unwrap_or(0)))
 }
 
 /// `vd __pod-exec PID ROOTFS WORKDIR -- ARGV…`: join the pod's mount namespace and run ARGV

@@ -34,6 +34,11 @@ pub struct PodLaunch {
     pub ports: Vec<PortSpec>,
     /// Limits.
     pub limits: Limits,
+    /// A run to completion (a cronjob's): its exit status must be known even when the
+    /// controller that started it is gone by the time it ends. On the process runtime the pod
+    /// then keeps a small waiter that writes the status down; docker keeps it anyway.
+    #[serde(default)]
+    pub keep_exit: bool,
 }
 
 /// Facts about a running pod.

@@ -61,6 +61,11 @@ pub trait Runtime: Send + Sync + 'static {
     async fn start(&self, launch: &PodLaunch) -> Result<Box<dyn RunningPod>, RuntimeError>;
     /// Finds a pod an earlier controller started that still runs, without touching it.
     async fn adopt(&self, pod: &str) -> Result<Option<Box<dyn RunningPod>>, RuntimeError>;
+    /// How a run to completion ([`PodLaunch::keep_exit`]) an earlier controller started ended,
+    /// when it ended while no controller watched it; `None` when that is not known.
+    async fn recorded_exit(&self, _pod: &str) -> Option<ExitInfo> {
+        None
+    }
     /// Pods this runtime has state for (running or not).
     async fn known_pods(&self) -> Result<Vec<String>, RuntimeError>;
     /// Forgets a pod that was stopped for good (its volumes stay).

@@ -203,11 +203,11 @@ impl ProcessRuntime {
         let fd =
             pidfd_open(state.pid).map_err(|e| RuntimeError::io(format!("watch pod {pod}"), e))?;
         let fd = readable(fd).map_err(|e| RuntimeError::io(format!("watch pod {pod}"), e))?;
-        let env = std::fs::read(self.pod_dir(pod).join("init.json"))
+        let init = std::fs::read(self.pod_dir(pod).join("init.json"))
             .ok()
-            .and_then(|b| serde_json::from_slice::<InitSpec>(&b).ok())
-            .map(|s| s.env)
-            .unwrap_or_default();
+            .and_then(|b| serde_json::from_slice::<InitSpec>(&b).ok());
+        let exit_file = init.as_ref().and_then(|s| s.exit_file.clone());
+        let env = init.map(|s| s.env).unwrap_or_default();
         Ok(Box::new(ProcessPod {
             info: PodInfo {
                 pod: pod.to_string(),
@@ -225,8 +225,21 @@ impl ProcessRuntime {
             pidfd: fd,
             child: Mutex::new(child),
             exit: Mutex::new(None),
+            exit_file,
         }))
     }
+}
+
+/// Where a run to completion's waiter writes its command's exit status, in the pod's directory.
+const EXIT_FILE: &str = "exit.json";
+
+/// An exit status as the waiter wrote it.
+fn exit_info(bytes: &[u8]) -> Option<ExitInfo> {
+    let r: crate::init::ExitRecord = serde_json::from_slice(bytes).ok()?;
+    Some(ExitInfo {
+        code: r.code,
+        signal: r.signal,
+    })
 }
 
 #[async_trait]
@@ -360,6 +373,7 @@ impl Runtime for ProcessRuntime {
                 address: l.ip.clone(),
                 subnet: n.subnet.clone(),
             }),
+            exit_file: l.keep_exit.then(|| dir.join(EXIT_FILE)),
         };
         let spec_path = dir.join("init.json");
         let json = serde_json::to_vec(&spec)
@@ -453,6 +467,11 @@ impl Runtime for ProcessRuntime {
         self.watch(pod, state, None).map(Some)
     }
 
+    async fn recorded_exit(&self, pod: &str) -> Option<ExitInfo> {
+        let bytes = std::fs::read(self.pod_dir(pod).join(EXIT_FILE)).ok()?;
+        exit_info(&bytes)
+    }
+
     async fn known_pods(&self) -> Result<Vec<String>, RuntimeError> {
         let dir = self.root.join("pods");
         let rd = std::fs::read_dir(&dir).map_err(|e| RuntimeError::at("list", &dir, e))?;
@@ -499,6 +518,9 @@ struct ProcessPod {
     pidfd: AsyncFd<OwnedFd>,
     child: Mutex<Option<std::process::Child>>,
     exit: Mutex<Option<ExitInfo>>,
+    /// Where its waiter writes the exit status (a run to completion), for a pod this process
+    /// did not start and so cannot reap.
+    exit_file: Option<PathBuf>,
 }
 
 impl ProcessPod {
@@ -522,11 +544,17 @@ impl ProcessPod {
                     code: st.code(),
                     signal: st.signal(),
                 })
+                .or_else(|| self.recorded_exit())
                 .unwrap_or_default();
             *guard = Some(info);
             return info;
         }
         ExitInfo::default()
+    }
+
+    /// What the pod's waiter wrote down (an adopted run to completion).
+    fn recorded_exit(&self) -> Option<ExitInfo> {
+        exit_info(&std::fs::read(self.exit_file.as_ref()?).ok()?)
     }
 
     /// The pod's main process leads its own session and process group;

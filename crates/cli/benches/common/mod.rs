@@ -190,6 +190,11 @@ impl Bench {
     /// Starts `vd server` on the root with `env` added, appending to `<root>/server.log`;
     /// returns without waiting for it to answer. Any previous server must have exited.
     pub fn spawn_server(&self, env: &[(&str, &str)]) -> Result<(), String> {
+        self.spawn_server_with(&[], env)
+    }
+
+    /// [`Bench::spawn_server`] with extra `vd server` arguments (`--ui-addr IP:PORT`).
+    pub fn spawn_server_with(&self, args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -199,6 +204,7 @@ impl Bench {
         let mut cmd = Command::new(&self.bin);
         cmd.args(["server", "--root"])
             .arg(self.root())
+            .args(args)
             .env_remove("VD_ROOT")
             .env(
                 "VD_LOG",

@@ -369,6 +369,8 @@ async fn launch(
         &hash,
     );
     l.pod = pod.to_string();
+    // How a run ended is its whole point, also when the server restarted meanwhile.
+    l.keep_exit = true;
     Ok(ctl.runtime.start(&l).await?)
 }
 
@@ -546,8 +548,9 @@ pub async fn remove(cj: &Cronjobs, id: &ResourceRef) -> Result<(), ServerError> 
     Ok(())
 }
 
-/// Runs the server had going when it last stopped: watched again when their pod still runs,
-/// recorded as unknown otherwise.
+/// Runs the server had going when it last stopped: watched again when their pod still runs;
+/// one that ended meanwhile is recorded as it ended when the runtime kept its exit status, as
+/// unknown otherwise.
 async fn recover(cj: &Arc<Cronjobs>) -> Result<(), ServerError> {
     let ctl = &cj.ctl;
     for s in ctl.store.list(Some(Kind::Cronjob))? {
@@ -572,10 +575,16 @@ async fn recover(cj: &Arc<Cronjobs>) -> Result<(), ServerError> {
                         finish(&cj2, &id2, &rec, exit, message, keep).await;
                     });
                 }
-                _ => {
-                    let why = "the server restarted while it ran; how it ended is not known";
-                    finish(cj, &id, &rec, None, Some(why.into()), keep).await;
-                }
+                _ => match ctl.runtime.recorded_exit(&rec.pod).await {
+                    // It ended on its own while no server watched: its status says how.
+                    Some(exit) => {
+                        finish(cj, &id, &rec, Some(exit), None, keep).await;
+                    }
+                    None => {
+                        let why = "the server restarted while it ran; how it ended is not known";
+                        finish(cj, &id, &rec, None, Some(why.into()), keep).await;
+                    }
+                },
             }
         }
     }

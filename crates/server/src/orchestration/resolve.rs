@@ -385,6 +385,7 @@ pub fn launch(
             .collect(),
         ports: t.ports.clone(),
         limits: t.resources.limits.clone(),
+        keep_exit: false,
     }
 }
 
