@@ -1,5 +1,6 @@
 //! The status page (`vd server --ui-addr`), loaded in a real headless browser (Debian's
-//! `chromium`): after a controller failover, beside a sentinel-watched redis with a proxy,
+//! `chromium`): the demo's manifest with its redis watched by sentinels, beside a redis with a
+//! proxy, after a controller failover of the latter:
 //! every pod is shown with its role, each topology is an SVG picture, the failover is on the
 //! timeline, and no secret is on the page. A busy address fails the server before it starts.
 //!
@@ -32,11 +33,17 @@ const PROBES: &str = r#"
   }
 "#;
 
-/// A sentinel-watched redis with a proxy (`data/cache`), and one with controller failover
+/// The demo's manifest (`examples/replicated-redis.hcl`: `data/cache` and its app), its redis
+/// watched by a sentinel sibling, beside a redis with controller failover and a proxy
 /// (`data/fast`).
 fn manifest() -> String {
+    let demo = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples/replicated-redis.hcl"),
+    )
+    .expect("the demo manifest");
     format!(
-        "redis \"data\" \"cache\" {{\n  replicas = 3\n  proxy {{}}\n{PROBES}}}\n{}\nredis \"data\" \"fast\" {{\n  replicas = 3\n  failover {{ automatic = true }}\n{PROBES}}}\n",
+        "{demo}\n{}\nredis \"data\" \"fast\" {{\n  replicas = 3\n  failover {{ automatic = true }}\n  proxy {{}}\n{PROBES}}}\n",
         common::SENTINEL_SIBLING
     )
 }
@@ -121,8 +128,10 @@ fn status_page_after_a_failover() {
         assert!(dom.contains(&format!(">cache-ha-{o}</text>")), "{dom}");
     }
     assert!(dom.contains("names cache-0"), "{dom}");
-    assert!(dom.contains(">data-cache-proxy.0</text>"), "{dom}");
-    assert!(dom.contains("to cache-0"), "{dom}");
+    assert!(dom.contains(">data-fast-proxy.0</text>"), "{dom}");
+    assert!(dom.contains(&format!("to fast-{fast_master}")), "{dom}");
+    // The demo's app among the other workloads.
+    assert!(dom.contains("<td>deployment/web/app</td>"), "{dom}");
     // The failover on fast's timeline, with its timings.
     let fast = dom
         .split("id=\"redis-data-fast\"")
