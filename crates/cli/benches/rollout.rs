@@ -27,8 +27,7 @@ mod common;
 #[allow(dead_code)]
 mod ha;
 
-use common::{env_num, machine, ms, sleep, utc_now, Bench, Setup};
-use std::process::Command;
+use common::{env_num, ms, sleep, Bench, Setup};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -329,23 +328,11 @@ fn run(b: &Bench) -> Result<String, String> {
 type Result6<'a> = (&'a Mode, Vec<Rolled>, usize, usize, usize, (usize, usize));
 
 fn report(results: &[Result6<'_>], rollouts: usize, took: Duration) -> String {
-    let commit = Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
-    let mut s = String::new();
-    s.push_str("## Rollouts: the write gap while every pod is replaced (issue 20)\n\n");
-    s.push_str(&format!(
-        "- Date: {}; machine: {}; commit: {commit}; redis {}\n",
-        utc_now(),
-        machine(),
-        ha::redis_version()
-    ));
-    s.push_str(&format!(
-        "- Command: `{COMMAND}` (as root, after `cargo build --release -p vd-cli`); the whole run took {:.1} min\n",
-        took.as_secs_f64() / 60.0
-    ));
+    let mut s = ha::report_head(
+        "Rollouts: the write gap while every pod is replaced (issue 20)",
+        COMMAND,
+        took,
+    );
     s.push_str(&format!(
         "- Three redis on one `vd server` (process runtime), each with `proxy {{}}` and readiness every 300 ms: 3 pods with controller failover, 3 pods with a 3-sentinel sibling, and the anchor, 1 pod (no replica to hand the master to). Each gets {rollouts} rollouts: a conf.d file's content changed and applied with `vd apply`, which returns once every pod runs it and is ready. Two writers run meanwhile, one to the pod that answers `ROLE` master (finding it again after an error) and one through the proxy, each `SET` + `WAIT 1 100` back to back (`SET` alone for the 1-pod redis).\n"
     ));

@@ -14,7 +14,7 @@ mod common;
 #[allow(dead_code)]
 mod ha;
 
-use common::{env_num, machine, ms, sleep, utc_now, Bench, Setup};
+use common::{env_num, ms, sleep, Bench, Setup};
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -156,23 +156,11 @@ fn run(b: &Bench) -> Result<String, String> {
 type Row = (String, usize, (f64, f64), usize, (f64, f64), (f64, f64));
 
 fn report(rows: &[Row], runs: usize, took: Duration) -> String {
-    let commit = Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
-    let mut s = String::new();
-    s.push_str("## Status page: load and render time (issue 21)\n\n");
-    s.push_str(&format!(
-        "- Date: {}; machine: {}; commit: {commit}; redis {}\n",
-        utc_now(),
-        machine(),
-        ha::redis_version()
-    ));
-    s.push_str(&format!(
-        "- Command: `{COMMAND}` (as root, after `cargo build --release -p vd-cli`); the whole run took {:.1} min\n",
-        took.as_secs_f64() / 60.0
-    ));
+    let mut s = ha::report_head(
+        "Status page: load and render time (issue 21)",
+        COMMAND,
+        took,
+    );
     s.push_str(&format!(
         "- One `vd server --ui-addr` (process runtime) with one-pod redis resources (readiness every 300 ms). Per row, {runs} rounds of: `GET /` over HTTP/1.0 (the server gathers every pod's `INFO`, sentinel and cluster reports and events, and renders the page), then headless Chromium loading the page and printing its DOM (`chromium --headless --dump-dom`, a fresh profile each time), then the same Chromium loading an empty local page (the anchor: the browser's own start-up and teardown, measured in the same rounds).\n\n"
     ));

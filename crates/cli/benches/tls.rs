@@ -26,7 +26,7 @@ mod common;
 #[allow(dead_code)]
 mod ha;
 
-use common::{env_num, machine, ms, percentile, sleep, sorted, utc_now, Bench, Setup};
+use common::{env_num, ms, percentile, sleep, sorted, Bench, Setup};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -374,23 +374,11 @@ fn failover_cycle(
 }
 
 fn report(results: &[(&Mode, Measured)], kills: usize, requests: usize, took: Duration) -> String {
-    let mut s = String::new();
-    let commit = Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
-    s.push_str("## TLS against plain TCP: failover time and throughput (issue 19)\n\n");
-    s.push_str(&format!(
-        "- Date: {}; machine: {}; commit: {commit}; redis {}\n",
-        utc_now(),
-        machine(),
-        ha::redis_version()
-    ));
-    s.push_str(&format!(
-        "- Command: `{COMMAND}` (as root, after `cargo build --release -p vd-cli`); the whole run took {:.1} min\n",
-        took.as_secs_f64() / 60.0
-    ));
+    let mut s = ha::report_head(
+        "TLS against plain TCP: failover time and throughput (issue 19)",
+        COMMAND,
+        took,
+    );
     s.push_str("- Two 3-pod redis on one `vd server` (process runtime), identical but for `tls {}`: `failover { automatic = true  down_after = \"1s\" }`, `proxy {}`, readiness every 300 ms. The anchor is the plain one, measured in the same run.\n");
     s.push_str(&format!(
         "- Throughput: `redis-benchmark -t set,get -c 50 -n {requests}` (`--tls --cacert` for TLS), to the master pod and to the proxy pod, `-P 1` and `-P 16`.\n"

@@ -257,15 +257,7 @@ fn proxy_follows_sentinels() {
     let proxy_ip = vd.ip("data-cache-proxy.0");
     // Sentinels learn the replicas from the master's INFO every 10 s: one killed sooner
     // has no replica to promote (`-failover-abort-no-good-slave`).
-    vd.wait_for("every sentinel to know both replicas", T, || {
-        serde_json::from_str::<serde_json::Value>(&vd.vd(&[
-            "redis:info",
-            "data/cache",
-            "-o",
-            "json",
-        ]))
-        .is_ok_and(|v| v["sentinels"]["healthy"] == true)
-    });
+    vd.wait_sentinels_healthy();
     let writer = Writer::start(format!("redis://:{pw}@{proxy_ip}:6379/"));
     std::thread::sleep(Duration::from_millis(800));
     vd.signal_pod("data-cache.0", "-9");

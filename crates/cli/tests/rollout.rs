@@ -220,16 +220,7 @@ fn rolls_without_loss(ha: &str, extra: &str, moves: &str) {
     let vd = Vd::start();
     vd.apply(&vd.manifest("cache.hcl", &(manifest(ha, "noeviction") + extra)));
     if !extra.is_empty() {
-        // Sentinels learn the replicas from the master's INFO every 10 s.
-        vd.wait_for("the sentinels to know both replicas", T, || {
-            serde_json::from_str::<serde_json::Value>(&vd.vd(&[
-                "redis:info",
-                "data/cache",
-                "-o",
-                "json",
-            ]))
-            .is_ok_and(|v| v["sentinels"]["healthy"] == true)
-        });
+        vd.wait_sentinels_healthy();
     }
 
     // ----- a conf change

@@ -79,15 +79,7 @@ fn status_page_after_a_failover() {
     let addr = format!("127.0.0.1:{port}");
     let vd = Vd::start_with(&["--ui-addr", &addr]);
     vd.apply(&vd.manifest("status.hcl", &manifest()));
-    vd.wait_for("the sentinels to know both replicas", T, || {
-        serde_json::from_str::<serde_json::Value>(&vd.vd(&[
-            "redis:info",
-            "data/cache",
-            "-o",
-            "json",
-        ]))
-        .is_ok_and(|v| v["sentinels"]["healthy"] == true)
-    });
+    vd.wait_sentinels_healthy();
     vd.signal_pod("data-fast.0", "-9");
     vd.wait_for("the controller's failover", T, || {
         vd.events()

@@ -529,3 +529,21 @@ pub fn redis_version() -> String {
         })
         .unwrap_or_else(|| "?".into())
 }
+
+/// A report section's title and its first two lines: date, machine, commit and redis version,
+/// then the exact command and how long the whole run took.
+#[allow(dead_code)] // not every benchmark that includes this module reports with it
+pub fn report_head(title: &str, command: &str, took: Duration) -> String {
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    format!(
+        "## {title}\n\n- Date: {}; machine: {}; commit: {commit}; redis {}\n- Command: `{command}` (as root, after `cargo build --release -p vd-cli`); the whole run took {:.1} min\n",
+        common::utc_now(),
+        common::machine(),
+        redis_version(),
+        took.as_secs_f64() / 60.0
+    )
+}

@@ -573,6 +573,20 @@ impl Vd {
         redis_auth(&ip, 26379, pw.trim())
     }
 
+    /// Waits until `vd redis:info data/cache` says its sentinels are healthy: each knows both
+    /// replicas and its peers. Sentinels learn the replicas from the master's `INFO` every
+    /// 10 s, and one asked to fail over sooner has no replica to promote.
+    pub fn wait_sentinels_healthy(&self) {
+        self.wait_for(
+            "every sentinel to know both replicas",
+            Duration::from_secs(90),
+            || {
+                serde_json::from_str::<Value>(&self.vd(&["redis:info", "data/cache", "-o", "json"]))
+                    .is_ok_and(|v| v["sentinels"]["healthy"] == true)
+            },
+        );
+    }
+
     /// `REDIS_PASSWORD` of `data/cache`.
     pub fn cache_password(&self) -> String {
         self.vd(&["config", "data/cache", "get", "REDIS_PASSWORD"])

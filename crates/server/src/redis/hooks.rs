@@ -1,7 +1,9 @@
-//! What the Redis side answers when a pod supervisor asks (see
+//! What the Redis side answers when a pod supervisor or the rollout asks (see
 //! [`crate::orchestration::controller::PodHooks`]): a crashed master of a redis with automatic
 //! failover or a sentinel sibling waits for a replica to be promoted before it starts again,
-//! and every pod exit reaches the failover tasks at once.
+//! every pod exit reaches the failover tasks at once, and a rollout replaces a replicated
+//! redis's pods one at a time while the other replicas are linked, its master last and only
+//! after handing the master role to an up-to-date replica.
 
 use crate::orchestration::controller::Controller;
 use crate::orchestration::controller::{CertReload, HookFuture, HookOutcome, PodHooks};
