@@ -5,6 +5,7 @@
 //! published on the pod's allocated loopback address so the host reaches each pod as on the
 //! process runtime.
 
+use crate::docker_hosts::PodNames;
 use crate::launch::{ExecOutput, ExitInfo, PodInfo, PodLaunch};
 use crate::{RunningPod, Runtime, RuntimeError};
 use async_trait::async_trait;
@@ -43,30 +44,8 @@ pub struct DockerRuntime {
     docker: Docker,
     root: PathBuf,
     root_label: String,
-    /// Each pod's last address on `voodu0`, asked for again when it restarts.
-    addresses: std::sync::Mutex<BTreeMap<String, String>>,
-    /// The pods the controller last published, so a pod given a new address is re-published.
-    published: std::sync::Mutex<Vec<HostEntry>>,
-}
-
-/// Where a root keeps its pods' `voodu0` addresses (`<pod> <ip>` lines).
-fn addresses_path(root: &Path) -> PathBuf {
-    root.join("run/docker-addresses")
-}
-
-/// The hosts file bind-mounted at every container's `/etc/hosts`.
-fn hosts_path(root: &Path) -> PathBuf {
-    root.join("run/docker-hosts")
-}
-
-fn parse_addresses(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .filter_map(|l| {
-            let (pod, ip) = l.split_once(' ')?;
-            Some((pod.to_string(), ip.trim().to_string()))
-        })
-        .filter(|(_, ip)| ip.parse::<std::net::Ipv4Addr>().is_ok())
-        .collect()
+    /// Each pod's last address on `voodu0` and the hosts file that names them.
+    names: PodNames,
 }
 
 fn err(context: impl Into<String>, e: bollard::errors::Error) -> RuntimeError {
@@ -150,72 +129,21 @@ impl DockerRuntime {
         ))
         .to_string();
         ensure_network(&docker).await?;
-        let addresses =
-            parse_addresses(&std::fs::read_to_string(addresses_path(&root)).unwrap_or_default());
-        let hosts = hosts_path(&root);
-        if !hosts.exists() {
-            std::fs::write(&hosts, vd_core::hosts::render(&[], 0))
-                .map_err(|e| RuntimeError::at("write", &hosts, e))?;
-        }
+        let names = PodNames::open(&root.join("run"))?;
         Ok(Self {
             docker,
             root,
             root_label,
-            addresses: std::sync::Mutex::new(addresses),
-            published: std::sync::Mutex::new(Vec::new()),
+            names,
         })
     }
 
-    fn remembered(&self, pod: &str) -> Option<String> {
-        self.addresses.lock().ok()?.get(pod).cloned()
-    }
-
-    /// Records the address docker gave `pod`, so its restart asks for the same one.
+    /// Records the address docker gave `pod` (`None`: gone), so its restart asks for the
+    /// same one and its name follows.
     fn remember(&self, pod: &str, ip: Option<String>) {
-        let Ok(mut map) = self.addresses.lock() else {
-            return;
-        };
-        let changed = match ip {
-            Some(ip) if !ip.is_empty() => map.insert(pod.to_string(), ip.clone()) != Some(ip),
-            Some(_) => false,
-            None => map.remove(pod).is_some(),
-        };
-        if changed {
-            let text: String = map.iter().map(|(p, ip)| format!("{p} {ip}\n")).collect();
-            drop(map);
-            let path = addresses_path(&self.root);
-            if let Err(e) = std::fs::write(&path, text) {
-                tracing::warn!(path = %path.display(), error = %e, "could not record pod addresses");
-            }
-            if let Err(e) = self.write_hosts() {
-                tracing::warn!(error = %e, "could not rewrite the hosts file");
-            }
+        if let Err(e) = self.names.remember(pod, ip) {
+            tracing::warn!(pod, error = %e, "could not record the pod's address");
         }
-    }
-
-    /// Renders the published pods' names at their `voodu0` addresses, also while a pod is
-    /// down. The shared alias stays with docker's resolver (RunningPod::publish_ready), which
-    /// follows readiness without rewriting a file.
-    fn write_hosts(&self) -> Result<(), RuntimeError> {
-        let entries: Vec<HostEntry> = self
-            .published
-            .lock()
-            .map(|p| p.clone())
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|e| {
-                let ip = self.remembered(&vd_core::naming::pod_name(&e.resource, e.ordinal))?;
-                Some(HostEntry {
-                    ip,
-                    ready: false,
-                    ..e
-                })
-            })
-            .collect();
-        let p = hosts_path(&self.root);
-        // In place, not by rename: each container's bind mount holds this inode.
-        std::fs::write(&p, vd_core::hosts::render(&entries, 0))
-            .map_err(|e| RuntimeError::at("write", &p, e))
     }
 
     async fn ensure_image(&self, image: &str) -> Result<(), RuntimeError> {
@@ -498,7 +426,7 @@ impl Runtime for DockerRuntime {
         // a name once: per-pod names come from vd's hosts file instead, at fixed addresses.
         binds.push(format!(
             "{}:/etc/hosts:ro",
-            hosts_path(&self.root).to_string_lossy()
+            self.names.hosts_path().to_string_lossy()
         ));
         let mut port_bindings = HashMap::new();
         let mut exposed = Vec::new();
@@ -561,7 +489,7 @@ impl Runtime for DockerRuntime {
                 .await
                 .map_err(|e| err(format!("start container {}", l.pod), e))
         };
-        let wanted = self.remembered(&l.pod);
+        let wanted = self.names.address(&l.pod);
         let mut started = create_and_start(wanted.clone()).await;
         if let (Err(e), Some(ip)) = (&started, &wanted) {
             // Another container (perhaps of another root on voodu0) took the address while
@@ -662,10 +590,7 @@ impl Runtime for DockerRuntime {
         entries: &[HostEntry],
         _rotation: usize,
     ) -> Result<(), RuntimeError> {
-        if let Ok(mut p) = self.published.lock() {
-            *p = entries.to_vec();
-        }
-        self.write_hosts()
+        self.names.publish(entries)
     }
 
     fn log_path(&self, pod: &str) -> PathBuf {

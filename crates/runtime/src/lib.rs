@@ -6,7 +6,9 @@
 
 #[cfg(feature = "docker")]
 pub mod docker;
+pub mod docker_hosts;
 pub mod error;
+pub mod in_place;
 pub mod init;
 pub mod launch;
 pub mod mounts;

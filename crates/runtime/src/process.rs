@@ -497,9 +497,9 @@ impl Runtime for ProcessRuntime {
         entries: &[vd_core::hosts::HostEntry],
         rotation: usize,
     ) -> Result<(), RuntimeError> {
-        // Written in place, never renamed: pods bind the file's inode.
+        // In place, never renamed: pods bind the file's inode.
         let p = self.root.join("run/hosts");
-        std::fs::write(&p, vd_core::hosts::render(entries, rotation))
+        crate::in_place::overwrite(&p, vd_core::hosts::render(entries, rotation).as_bytes())
             .map_err(|e| RuntimeError::at("write", &p, e))
     }
 
