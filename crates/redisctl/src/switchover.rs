@@ -121,23 +121,13 @@ async fn promote_when_caught_up(
     port: u16,
     catch_up: Duration,
 ) -> Result<i64, RedisError> {
-    let goal = master.replication().await?.master_repl_offset;
-    let start = Instant::now();
-    let mut at = 0;
-    loop {
-        let r = target.replication().await?;
-        at = r.replica_repl_offset.unwrap_or(at);
-        if at >= goal {
-            break;
-        }
-        if start.elapsed() > catch_up {
-            return Err(RedisError::Timeout(format!(
-                "{} did not catch up within {catch_up:?} (offset {at} of {goal}); nothing changed",
-                target.addr()
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    let at = caught_up(master, target, catch_up)
+        .await
+        .map_err(|e| match e {
+            RedisError::Timeout(m) => RedisError::Timeout(format!("{m}; nothing changed")),
+            RedisError::State(m) => RedisError::State(format!("{m}; nothing changed")),
+            e => e,
+        })?;
     target.promote().await?;
     if let Err(e) = master.replicaof(target_host, port).await {
         // Never leave two masters: undo the promotion.
@@ -145,6 +135,41 @@ async fn promote_when_caught_up(
         return Err(e);
     }
     Ok(at)
+}
+
+/// Waits until `replica` has everything `master` had written when this was called (its
+/// offset reached the master's), at most `within`; the offset it reached. A replica whose
+/// link is down does not count as caught up: it is refused at once, it may be anywhere.
+pub async fn caught_up(
+    master: &mut Node,
+    replica: &mut Node,
+    within: Duration,
+) -> Result<i64, RedisError> {
+    let goal = master.replication().await?.master_repl_offset;
+    let start = Instant::now();
+    let mut at = 0;
+    loop {
+        let r = replica.replication().await?;
+        if r.role != Role::Replica || !r.link_up {
+            return Err(RedisError::State(format!(
+                "{} is not a connected replica (role {:?}, link {})",
+                replica.addr(),
+                r.role,
+                if r.link_up { "up" } else { "down" }
+            )));
+        }
+        at = r.replica_repl_offset.unwrap_or(at);
+        if at >= goal {
+            return Ok(at);
+        }
+        if start.elapsed() > within {
+            return Err(RedisError::Timeout(format!(
+                "{} did not catch up within {within:?} (offset {at} of {goal})",
+                replica.addr()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 impl Node {

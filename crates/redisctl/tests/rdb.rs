@@ -211,3 +211,72 @@ async fn snapshots_from_a_master_in_both_forms_and_from_a_replica() {
     let e = fetch(dead, Some(PASSWORD)).await.0.unwrap_err();
     assert!(matches!(e, RdbError::Unreachable { .. }), "{e}");
 }
+
+/// A snapshot from a replica holds the master's writes only once the replica has them:
+/// `switchover::caught_up` waits for a replica that is behind (here stopped while the master
+/// takes a write), and refuses at once one whose link is down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caught_up_waits_for_a_replica_behind_its_master() {
+    use vd_redisctl::{switchover, Node, RedisError};
+    let [master, replica, orphan, dead] = free_ports::<4>();
+    let mut s = Servers::new();
+    s.start("master", master, &[]);
+    let of = format!("{HOST} {master}");
+    s.start("replica", replica, &["--replicaof", &of]);
+    let mut rc = conn(replica);
+    wait_for("the replica to sync", || {
+        redis::cmd("INFO")
+            .arg("replication")
+            .query::<String>(&mut rc)
+            .is_ok_and(|i| i.contains("master_link_status:up"))
+    });
+    let node = |port: u16| Node::connect(HOST, port, Some(PASSWORD), CONNECT);
+    let mut m = node(master).await.unwrap();
+    let mut r = node(replica).await.unwrap();
+
+    // The replica is stopped while the master takes a write; it resumes after a while.
+    let pid = s.children[1].id().to_string();
+    let signal = |sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, pid.as_str()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    let _: () = redis::cmd("SET")
+        .arg("last")
+        .arg("write")
+        .query(&mut conn(master))
+        .unwrap();
+    let goal = m.replication().await.unwrap().master_repl_offset;
+    let resume = std::thread::spawn({
+        let pid = pid.clone();
+        move || {
+            std::thread::sleep(Duration::from_millis(500));
+            Command::new("kill").args(["-CONT", &pid]).status()
+        }
+    });
+    let at = switchover::caught_up(&mut m, &mut r, Duration::from_secs(10)).await;
+    assert!(resume.join().unwrap().unwrap().success());
+    let at = at.expect("the replica catches up once it runs");
+    assert!(at >= goal, "offset {at} of {goal}");
+    let got: Option<String> = redis::cmd("GET")
+        .arg("last")
+        .query(&mut conn(replica))
+        .unwrap();
+    assert_eq!(got.as_deref(), Some("write"));
+
+    // A replica whose link is down may be anywhere: refused without waiting.
+    let of = format!("{HOST} {dead}");
+    s.start("orphan", orphan, &["--replicaof", &of]);
+    conn(orphan);
+    let mut o = node(orphan).await.unwrap();
+    // (Refused, not timed out: a wait would end in `RedisError::Timeout`.)
+    let e = switchover::caught_up(&mut m, &mut o, Duration::from_secs(30))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RedisError::State(_)), "{e}");
+    assert!(e.to_string().contains("link down"), "{e}");
+}

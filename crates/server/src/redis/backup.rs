@@ -32,6 +32,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Write buffer for the backup file.
 const WRITE_BUFFER: usize = 1 << 20;
+/// How long a replica source is given to reach the master's offset before its snapshot is
+/// taken: a backup holds every write acknowledged before it was asked for.
+const CATCH_UP: Duration = Duration::from_secs(10);
 
 /// `POST /v1/redis/{scope}/{name}/backup`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -351,6 +354,49 @@ async fn choose_source(
     }
 }
 
+/// Waits until the replica at `replica_ip` has every write the master at `master_ip` had
+/// acknowledged, so a snapshot streamed from it right after holds them all. A replica that
+/// stays behind for [`CATCH_UP`] is refused: its snapshot would silently miss writes.
+pub(crate) async fn replica_caught_up(
+    id: &ResourceRef,
+    pod: &str,
+    replica_ip: &str,
+    master: (u32, &str),
+    pw: &Auth,
+) -> Result<(), ServerError> {
+    let reference = format!("{}/{}", id.scope, id.name);
+    let (m, master_ip) = master;
+    let mut master_node = crate::redis::facts::connect(master_ip, pw).await?;
+    if master_node
+        .role()
+        .await
+        .map_err(crate::redis::facts::redis_err)?
+        .0
+        != Role::Master
+    {
+        return Err(ServerError::Conflict {
+            message: format!(
+                "the master of {id} is moving (ordinal {m} is no longer the master); nothing was written"
+            ),
+            help: Some(format!(
+                "retry once `vd redis:info {reference}` shows a master"
+            )),
+        });
+    }
+    let mut replica = crate::redis::facts::connect(replica_ip, pw).await?;
+    vd_redisctl::switchover::caught_up(&mut master_node, &mut replica, CATCH_UP)
+        .await
+        .map(|_| ())
+        .map_err(|e| ServerError::Conflict {
+            message: format!(
+                "{pod} is behind the master, so its snapshot would miss writes: {e}; nothing was written"
+            ),
+            help: Some(format!(
+                "take it from the master with --source {m} (the master forks for it), or retry once `vd redis:info {reference}` shows the replica caught up"
+            )),
+        })
+}
+
 // ----- taking a backup
 
 /// A temporary file in the destination, removed on drop unless [`Partial::commit`]ted.
@@ -494,6 +540,19 @@ pub(crate) async fn take(
     let _running = crate::redis::exclusive::claim(&id, crate::redis::exclusive::Operation::Backup)?;
     let pw = auth(ctl, &id)?;
     let source = choose_source(ctl, &id, spec.replicas.unwrap_or(1), &pw, req.source).await?;
+    if source.role == Role::Replica {
+        let m = crate::redis::facts::master_ordinal(ctl, &id)?;
+        let ips = crate::redis::facts::pod_ips(ctl, &id);
+        let master_ip = ips.get(&m).ok_or_else(|| ServerError::Unavailable {
+            message: format!(
+                "the master of {id} (ordinal {m}) is not running; nothing was written"
+            ),
+            help: Some(format!(
+                "wait for it or its failover (`vd redis:info {scope}/{name}`), then retry"
+            )),
+        })?;
+        replica_caught_up(&id, &source.pod, &source.ip, (m, master_ip), &pw).await?;
+    }
 
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);

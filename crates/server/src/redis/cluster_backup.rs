@@ -145,6 +145,16 @@ pub async fn backup(
                 help: Some("see `vd get pods`".into()),
             })?;
         let pod = vd_core::naming::pod_name(id, source);
+        if let Some(m) = ordinal(s.master).filter(|m| *m != source) {
+            let master_ip = ips.get(&m).ok_or_else(|| ServerError::Unavailable {
+                message: format!(
+                    "shard {i}'s master {}-{m} is not running; no index was written",
+                    id.name
+                ),
+                help: Some("retry once the shard's pods are up (`vd redis:info`)".into()),
+            })?;
+            crate::redis::backup::replica_caught_up(id, &pod, &ip, (m, master_ip), &pw).await?;
+        }
         let file = shard_file_name(id, taken, origin, i);
         let pw2 = pw.clone();
         let written = write_atomically(&dir, &file, |mut w| async move {
