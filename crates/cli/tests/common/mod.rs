@@ -454,6 +454,14 @@ impl Drop for Vd {
     fn drop(&mut self) {
         if std::thread::panicking() {
             self.dump_logs();
+            // The tails above are often not enough to tell why: keep the whole root on request.
+            if let Ok(keep) = std::env::var("VD_TEST_KEEP") {
+                let _ = Command::new("cp")
+                    .args(["-a"])
+                    .arg(self.root.path())
+                    .arg(&keep)
+                    .status();
+            }
         }
         if self.server.is_some() {
             let _ = Command::new(bin())
