@@ -9,6 +9,7 @@ mod common;
 
 use common::{on_every_runtime, redis, Vd};
 use redis::Commands;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(60);
@@ -828,8 +829,83 @@ statefulset "data" "slow" {
     });
 }
 
+/// Many pods created at once, then all restarted at once (a restarted pod asks for its old
+/// address, which a pod created meanwhile may hold): every pod name, looked up inside a pod,
+/// reaches that very pod. A name left at a stale address would reach another pod, or none,
+/// and a replica following it would follow the wrong master.
+fn many_pods_at_once_each_name_reaches_its_own_pod() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    let names = ["a", "b", "c", "d"];
+    let manifest: String = names
+        .iter()
+        .map(|n| sts(3, "").replace("\"data\" \"cache\"", &format!("\"data\" \"{n}\"")))
+        .collect();
+    let f = vd.manifest("many.hcl", &manifest);
+    let pods: Vec<(String, String)> = names
+        .iter()
+        .flat_map(|n| (0..3).map(move |o| (format!("data-{n}.{o}"), format!("{n}-{o}.data.voodu"))))
+        .collect();
+    let check = |round: &str| {
+        // Each pod holds its own name, written through its host address.
+        for (pod, _) in &pods {
+            let mut c = common::redis(&vd.ip(pod), 6379);
+            let _: () = c.set("who", pod).unwrap();
+        }
+        for (pod, name) in &pods {
+            let out = vd.in_pod(
+                "data-a.0",
+                &["redis-cli", "-h", name, "-p", "6379", "get", "who"],
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout).trim(),
+                pod.as_str(),
+                "{round}: {name} looked up in data-a.0 reaches another pod ({})",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    };
+    vd.apply(&f);
+    check("created");
+    for round in ["first restart", "second restart"] {
+        let before: Vec<u64> = pods
+            .iter()
+            .map(|(p, _)| {
+                vd.pod(p)
+                    .and_then(|v| v["started_ms"].as_u64())
+                    .unwrap_or(0)
+            })
+            .collect();
+        let restarts: Vec<_> = names
+            .iter()
+            .map(|n| {
+                Command::new(common::bin())
+                    .arg("--root")
+                    .arg(vd.path())
+                    .args(["restart", &format!("data/{n}")])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for mut r in restarts {
+            assert!(r.wait().unwrap().success(), "{round}: vd restart");
+        }
+        vd.wait_for(round, T, || {
+            pods.iter().zip(&before).all(|((p, _), b)| {
+                vd.pod(p).is_some_and(|v| {
+                    v["ready"] == true && v["started_ms"].as_u64().is_some_and(|s| s != *b)
+                })
+            })
+        });
+        check(round);
+    }
+}
+
 on_every_runtime!(
     three_replicas_come_up_bottom_up_and_resolve_each_other,
+    many_pods_at_once_each_name_reaches_its_own_pod,
     plain_redis_keeps_data_across_restart_scale_and_delete,
     scale_down_keeps_the_removed_pods_volume,
     killed_pod_restarts_and_crashing_pod_backs_off,

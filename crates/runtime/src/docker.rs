@@ -45,7 +45,7 @@ pub struct DockerRuntime {
     root: PathBuf,
     root_label: String,
     /// Each pod's last address on `voodu0` and the hosts file that names them.
-    names: PodNames,
+    names: std::sync::Arc<PodNames>,
 }
 
 fn err(context: impl Into<String>, e: bollard::errors::Error) -> RuntimeError {
@@ -134,7 +134,7 @@ impl DockerRuntime {
             docker,
             root,
             root_label,
-            names,
+            names: std::sync::Arc::new(names),
         })
     }
 
@@ -237,6 +237,7 @@ impl DockerRuntime {
         }
         Ok(Some(Box::new(DockerPod {
             docker: self.docker.clone(),
+            pod_names: self.names.clone(),
             info: PodInfo {
                 pod: pod.to_string(),
                 id: info.id.unwrap_or_default(),
@@ -537,6 +538,11 @@ impl Runtime for DockerRuntime {
                 if let Err(e) = reconnect(&self.docker, pod, &own).await {
                     tracing::warn!(pod, error = %e, "could not reconnect to voodu0");
                 }
+                // Its old address may be another pod's by now; its name follows the new one.
+                self.remember(
+                    pod,
+                    endpoint(&self.docker, pod).await.and_then(|e| e.ip_address),
+                );
             }
         }
         Ok(h)
@@ -600,6 +606,8 @@ impl Runtime for DockerRuntime {
 
 struct DockerPod {
     docker: Docker,
+    /// The root's pod addresses and hosts file, which follow this pod's address.
+    pod_names: std::sync::Arc<PodNames>,
     info: PodInfo,
     env: Vec<String>,
     /// Its own names on `voodu0`, and the shared alias it gets once ready.
@@ -630,8 +638,17 @@ impl RunningPod for DockerPod {
         reconnect(&self.docker, pod, &want)
             .await
             .map_err(|e| err(format!("add {pod} to the shared alias"), e))?;
-        // The address is kept where the network allows; where not, follow the new one.
-        if let Some(ip) = endpoint(&self.docker, pod).await.and_then(|e| e.ip_address) {
+        // The address is kept where the network allows. Where not (between the disconnect and
+        // the connect a pod created meanwhile can take it), the pod's name must follow the new
+        // one at once: left at the old address it would reach that other pod.
+        if let Some(ip) = endpoint(&self.docker, pod)
+            .await
+            .and_then(|e| e.ip_address)
+            .filter(|ip| !ip.is_empty())
+        {
+            if let Err(e) = self.pod_names.remember(pod, Some(ip.clone())) {
+                tracing::warn!(pod, error = %e, "could not record the pod's new address");
+            }
             if let Ok(mut n) = self.net_ip.lock() {
                 *n = ip;
             }
