@@ -297,6 +297,7 @@ async fn observe(
         }
         (Presence::Running, Some(ip)) => ip,
     };
+    let started = Instant::now();
     let answer = async {
         if probe.node.is_none() {
             probe.node = Some(Node::connect_with(&ip, REDIS_PORT, pw.access(), timeout).await?);
@@ -311,7 +312,7 @@ async fn observe(
     match tokio::time::timeout(timeout, answer).await {
         Ok(Ok((text, repl))) => match parse_nodes(&text) {
             Ok(peers) => {
-                probe.silence.answered(Instant::now());
+                probe.silence.answered();
                 let view = View {
                     peers,
                     offset: repl.replica_repl_offset.unwrap_or(repl.master_repl_offset),
@@ -321,20 +322,20 @@ async fn observe(
             }
             Err(e) => {
                 tracing::warn!(ip, error = %e, "unreadable CLUSTER NODES");
-                (unreachable(&mut probe), probe)
+                (unreachable(&mut probe, started), probe)
             }
         },
         _ => {
             // A connection that failed or timed out may hold a late reply: start afresh.
             probe.node = None;
-            (unreachable(&mut probe), probe)
+            (unreachable(&mut probe, started), probe)
         }
     }
 }
 
-fn unreachable(probe: &mut Probe) -> Obs {
+fn unreachable(probe: &mut Probe, started: Instant) -> Obs {
     Obs::Unreachable {
-        down_for_ms: probe.silence.failed(Instant::now()),
+        down_for_ms: probe.silence.failed(started, Instant::now()),
     }
 }
 

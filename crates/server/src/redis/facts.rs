@@ -364,29 +364,26 @@ mod tests {
     }
 }
 
-/// How long a pod has been silent, for `down_after`: since its last answer or, when it has not
-/// answered since this task started, since the first check that failed. A slow first check
-/// after a controller start is then a silence of 0 ms, not of "forever" (which failed over a
-/// healthy master whose first answer came late on a busy host).
+/// How long a pod has been silent, for `down_after`: since the start of the first check that
+/// failed after its last answer. Not since the last answer itself: when checks pause (the
+/// controller busy moving slots, a slow first check after a start, a stalled host), a single
+/// failed check after the gap would count the whole gap as silence, though the pod may have
+/// answered all through it. A cluster master busy in a slot move vd itself ran was failed over
+/// with `FORCE` that way, losing a write it had acknowledged.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Silence {
-    last_ok: Option<std::time::Instant>,
     since: Option<std::time::Instant>,
 }
 
 impl Silence {
-    /// The pod answered at `now`.
-    pub fn answered(&mut self, now: std::time::Instant) {
-        self.last_ok = Some(now);
+    /// The pod answered.
+    pub fn answered(&mut self) {
         self.since = None;
     }
 
-    /// A check at `now` failed: the silence so far, in ms.
-    pub fn failed(&mut self, now: std::time::Instant) -> u64 {
-        let from = match self.last_ok {
-            Some(t) => t,
-            None => *self.since.get_or_insert(now),
-        };
+    /// A check begun at `started` had no answer by `now`: the silence so far, in ms.
+    pub fn failed(&mut self, started: std::time::Instant, now: std::time::Instant) -> u64 {
+        let from = *self.since.get_or_insert(started);
         now.saturating_duration_since(from).as_millis() as u64
     }
 }
@@ -397,16 +394,18 @@ mod silence_tests {
     use std::time::{Duration, Instant};
 
     #[test]
-    fn silence_counts_from_the_last_answer_or_the_first_failure() {
+    fn silence_counts_from_the_first_failed_check() {
         let t0 = Instant::now();
         let ms = |n| t0 + Duration::from_millis(n);
-        // Never answered: the first failure is 0 ms of silence, then it grows from there.
+        // A check begun at 500 ms without an answer at 750: 250 ms of silence; the next ones
+        // count from that first check's start.
         let mut s = Silence::default();
-        assert_eq!(s.failed(ms(500)), 0);
-        assert_eq!(s.failed(ms(800)), 300);
-        // An answer resets it; later failures count from that answer.
-        s.answered(ms(900));
-        assert_eq!(s.failed(ms(1000)), 100);
-        assert_eq!(s.failed(ms(1900)), 1000);
+        assert_eq!(s.failed(ms(500), ms(750)), 250);
+        assert_eq!(s.failed(ms(800), ms(1050)), 550);
+        // An answer ends it. Checks then pause for two seconds (the controller was busy): one
+        // failed check after the gap is its own 250 ms, not the gap.
+        s.answered();
+        assert_eq!(s.failed(ms(3000), ms(3250)), 250);
+        assert_eq!(s.failed(ms(3300), ms(4100)), 1100);
     }
 }

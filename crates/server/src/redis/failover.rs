@@ -377,6 +377,7 @@ async fn observe(
         probe.node = None;
         return (NodeState::Exited, probe);
     };
+    let started = Instant::now();
     let answer = async {
         if probe.node.is_none() {
             probe.node = Some(Node::connect_with(&ip, REDIS_PORT, pw.access(), timeout).await?);
@@ -388,13 +389,13 @@ async fn observe(
     };
     match tokio::time::timeout(timeout, answer).await {
         Ok(Ok(info)) => {
-            probe.silence.answered(Instant::now());
+            probe.silence.answered();
             (NodeState::Up(r::node_info(id, &info, ips)), probe)
         }
         _ => {
             // A connection that failed or timed out may hold a late reply: start afresh.
             probe.node = None;
-            let down_for_ms = probe.silence.failed(Instant::now());
+            let down_for_ms = probe.silence.failed(started, Instant::now());
             (NodeState::Unreachable { down_for_ms }, probe)
         }
     }
