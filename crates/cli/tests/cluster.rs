@@ -1075,8 +1075,65 @@ fn cluster_refusals() {
     );
 }
 
+/// A rollout (`vd restart`) of a cluster under a writer spread over every shard: each shard
+/// master hands its slots to its in-sync replica (`CLUSTER FAILOVER`) before its pod is
+/// replaced, so no acknowledged write is lost, the shard manager never has to fail a shard
+/// over, and the client sees no error.
+fn a_rollout_hands_each_shard_over_first() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    vd.apply(&vd.manifest("shop.hcl", SHOP));
+    wait_whole(&vd, 0);
+    let pw = password(&vd);
+    let before: Vec<u64> = (0..6).map(|o| vd.pid(&format!("data-shop.{o}"))).collect();
+    let host = vd.ip("data-shop.0");
+    let (stop, out) = (vd.path().join("stop"), vd.path().join("spread.json"));
+    let writer = Background(
+        Command::new("/usr/bin/python3")
+            .args(["-c", CLIENT, &host, &pw, "spread"])
+            .arg(&stop)
+            .arg(&out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("writer"),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    vd.vd(&["restart", "data/shop"]);
+    vd.wait_for(
+        "every pod replaced and ready",
+        Duration::from_secs(180),
+        || {
+            (0..6).all(|o| {
+                vd.pod(&format!("data-shop.{o}")).is_some_and(|p| {
+                    p["ready"] == true && p["pid"].as_u64().is_some_and(|x| x != before[o as usize])
+                })
+            })
+        },
+    );
+    wait_whole(&vd, 0);
+    std::thread::sleep(Duration::from_secs(1));
+    std::fs::write(&stop, "").unwrap();
+    let mut writer = writer;
+    assert!(writer.0.wait().unwrap().success());
+    let result: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let errors = result["errors"].as_array().unwrap();
+    assert!(errors.is_empty(), "the client saw errors: {errors:?}");
+    let checked = client(&[&host, &pw, "spread-check", out.to_str().unwrap()]);
+    assert!(checked["checked"].as_u64().unwrap() > 100, "{checked}");
+    assert_eq!(checked["lost"], serde_json::json!([]), "{checked}");
+    let events = vd.events();
+    let handovers = events.iter().filter(|e| e["reason"] == "Handover").count();
+    assert!(handovers >= 3, "every shard master handed over: {events:?}");
+    assert!(
+        !events.iter().any(|e| e["reason"] == "Failover"),
+        "no shard was failed over: {events:?}"
+    );
+}
+
 on_every_runtime!(
     a_cluster_forms_and_serves,
+    a_rollout_hands_each_shard_over_first,
     shards_scale_out_and_in_under_a_writer,
     a_slot_move_cut_short_by_a_dying_controller_is_finished,
     a_slot_move_cut_short_by_a_dying_pod_is_settled,

@@ -10,8 +10,8 @@ use crate::RedisSpec;
 
 /// The pod a rollout of a data redis replaces last, after handing its master role to an
 /// up-to-date replica with a live switchover: the master of a redis with replicas. A one-pod
-/// redis has nobody to hand over to (its rollout has downtime); a cluster's masters are moved
-/// by its shard manager; a sentinel sibling's pods hold no data.
+/// redis has nobody to hand over to (its rollout has downtime); a cluster's shard masters hand
+/// over one by one (`cluster::rollout`); a sentinel sibling's pods hold no data.
 pub fn rollout_handover(spec: &RedisSpec, master: u32) -> Option<u32> {
     let replicated = spec.replicas.unwrap_or(1) >= 2 && master < spec.replicas.unwrap_or(1);
     (replicated && !crate::redis::topology::is_sentinel(spec) && spec.cluster.is_none())

@@ -19,7 +19,7 @@ use vd_core::event::{Level, Reason as EventReason};
 use vd_core::redis::cluster::plan::{
     self as planner, Action, FailoverMode, FailoverReason, Obs, Progress, View,
 };
-use vd_core::redis::cluster::{is_cluster, parse_nodes};
+use vd_core::redis::cluster::{is_cluster, parse_nodes, rollout};
 use vd_core::redis::REDIS_PORT;
 use vd_core::{ClusterSpec, Kind, ResourceRef};
 use vd_redisctl::cluster::{FailoverKind, SetSlot};
@@ -972,6 +972,7 @@ pub async fn switchover(
     id: &ResourceRef,
     shard: u32,
     asked: Option<u32>,
+    by: crate::redis::master::Planned,
 ) -> Result<crate::types::FailoverReport, ServerError> {
     let ctl = &ops.ctl;
     let pw = r::auth(ctl, id)?;
@@ -1051,13 +1052,20 @@ pub async fn switchover(
     }
     let took = started.elapsed().as_millis() as u64;
     let n = &id.name;
+    let (reason, why) = match by {
+        crate::redis::master::Planned::Request => (EventReason::Failover, ""),
+        crate::redis::master::Planned::Rollout => (
+            EventReason::Handover,
+            " before the rollout replaces its pod",
+        ),
+    };
     ctl.event(
         Level::Info,
         Some(id),
         Some(&pod(id, to)),
-        EventReason::Failover,
+        reason,
         &format!(
-            "switchover of shard {shard}: master {n}-{from} -> {n}-{to} (CLUSTER FAILOVER), {took} ms"
+            "switchover of shard {shard}: master {n}-{from} -> {n}-{to} (CLUSTER FAILOVER){why}, {took} ms"
         ),
     );
     Ok(crate::types::FailoverReport {
@@ -1066,4 +1074,45 @@ pub async fn switchover(
         write_pause_ms: took,
         by_sentinels: false,
     })
+}
+
+/// The cluster as a rollout weighs its next replacement ([`rollout::step`]): each pod's part,
+/// from one node's `CLUSTER NODES`, and for each replica whether its `INFO replication` says
+/// it is in sync with its master.
+pub(crate) async fn rollout_view(
+    ctl: &Controller,
+    id: &ResourceRef,
+) -> Result<Vec<rollout::Node>, ServerError> {
+    let pw = r::auth(ctl, id)?;
+    let (_, _, peers) = any_node(ctl, id, &pw).await?;
+    let ids = layout(ctl, id);
+    let ips = r::pod_ips(ctl, id);
+    let mut nodes = Vec::new();
+    for (shard, s) in vd_core::redis::cluster::shards(&peers).iter().enumerate() {
+        if let Some(o) = ids.get(&s.master.id) {
+            nodes.push(rollout::Node {
+                ordinal: *o,
+                role: rollout::Role::Master { shard },
+            });
+        }
+        for rep in &s.replicas {
+            let Some(o) = ids.get(&rep.id).copied() else {
+                continue;
+            };
+            let linked = match ips.get(&o) {
+                Some(ip) => async {
+                    let mut n = r::connect(ip, &pw).await?;
+                    n.replication().await.map_err(r::redis_err)
+                }
+                .await
+                .is_ok_and(|x| x.link_up && !x.loading),
+                None => false,
+            };
+            nodes.push(rollout::Node {
+                ordinal: o,
+                role: rollout::Role::Replica { shard, linked },
+            });
+        }
+    }
+    Ok(nodes)
 }

@@ -3,7 +3,8 @@
 //! failover or a sentinel sibling waits for a replica to be promoted before it starts again,
 //! every pod exit reaches the failover tasks at once, and a rollout replaces a replicated
 //! redis's pods one at a time while the other replicas are linked, its master last and only
-//! after handing the master role to an up-to-date replica.
+//! after handing the master role to an up-to-date replica (a cluster's: each shard master
+//! after handing its shard to an in-sync replica).
 
 use crate::orchestration::controller::Controller;
 use crate::orchestration::controller::{CertReload, HookFuture, HookOutcome, PodHooks};
@@ -13,6 +14,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use vd_core::event::{Level, Reason};
+use vd_core::redis::cluster::rollout;
 use vd_core::ResourceRef;
 
 /// How long a rollout waits after a failed handover before it tries again.
@@ -45,6 +47,8 @@ struct Gate {
     handing_over: bool,
     /// When the last handover failed.
     failed_at: Option<Instant>,
+    /// A cluster's pods as the rollout last saw them, and when.
+    cluster: Option<(Instant, Vec<rollout::Node>)>,
 }
 
 impl RedisHooks {
@@ -125,6 +129,106 @@ impl RedisHooks {
                 gate.failed_at = outcome.is_err().then(Instant::now);
             }
         });
+    }
+
+    /// Starts watching a cluster's pods until they let `replacing` go (or `LINKS_WAIT`
+    /// passes), then wakes the rollout.
+    fn look_at_cluster(&self, id: &ResourceRef, replacing: u32) {
+        let gates = self.gates.clone();
+        self.spawn(id, move |ops, id| async move {
+            let start = Instant::now();
+            let view = loop {
+                let view = tokio::time::timeout(
+                    LINKS_TIMEOUT,
+                    crate::redis::cluster::rollout_view(&ops.ctl, &id),
+                )
+                .await
+                .ok()
+                .and_then(Result::ok);
+                let settled = view
+                    .as_ref()
+                    .is_some_and(|v| rollout::step(v, replacing) != rollout::Step::Wait);
+                if settled || start.elapsed() > LINKS_WAIT {
+                    break view;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            if let Ok(mut g) = gates.lock() {
+                let gate = g.entry(id).or_default();
+                gate.looking = false;
+                // No view (no node answered): the next ask looks again.
+                gate.cluster = view.map(|v| (Instant::now(), v));
+            }
+        });
+    }
+
+    /// Starts the handover of shard `shard` of the cluster `id`.
+    fn hand_over_shard(&self, id: &ResourceRef, shard: usize) {
+        let gates = self.gates.clone();
+        self.spawn(id, move |ops, id| async move {
+            let outcome = crate::redis::switchover::hand_over_shard(&ops, &id, shard).await;
+            if let Err(e) = &outcome {
+                tracing::warn!(redis = %id, shard, error = %e, "the rollout's handover failed; it is tried again");
+                ops.ctl.event(
+                    Level::Warning,
+                    Some(&id),
+                    None,
+                    Reason::HandoverFailed,
+                    &format!(
+                        "the rollout could not move shard {shard}'s master before replacing its pod: {e}"
+                    ),
+                );
+            }
+            if let Ok(mut g) = gates.lock() {
+                let gate = g.entry(id).or_default();
+                gate.handing_over = false;
+                gate.cluster = None;
+                gate.failed_at = outcome.is_err().then(Instant::now);
+            }
+        });
+    }
+
+    /// The rollout's gate for a pod of a cluster: what [`rollout::step`] says of the cluster
+    /// as last seen, looked at again once that is more than `LINKS_FRESH` old.
+    fn cluster_gate(&self, ctl: &Controller, id: &ResourceRef, ordinal: u32) -> bool {
+        let Ok(mut g) = self.gates.lock() else {
+            return false;
+        };
+        let gate = g.entry(id.clone()).or_default();
+        if gate.handing_over || gate.looking {
+            return false;
+        }
+        // A pod that is down serves nothing (a master down is the shard manager's to fail
+        // over).
+        if !ctl.pod_ready(&vd_core::naming::pod_name(id, ordinal)) {
+            return true;
+        }
+        if gate.failed_at.is_some_and(|t| t.elapsed() < HANDOVER_RETRY) {
+            return false;
+        }
+        let view = match &gate.cluster {
+            Some((at, view)) if at.elapsed() < LINKS_FRESH => view,
+            _ => {
+                gate.looking = true;
+                drop(g);
+                self.look_at_cluster(id, ordinal);
+                return false;
+            }
+        };
+        match rollout::step(view, ordinal) {
+            rollout::Step::Replace => {
+                // Stale once this pod goes: the next replacement waits for a new look.
+                gate.cluster = None;
+                true
+            }
+            rollout::Step::Wait => false,
+            rollout::Step::HandOver { shard } => {
+                gate.handing_over = true;
+                drop(g);
+                self.hand_over_shard(id, shard);
+                false
+            }
+        }
     }
 
     /// The rollout's gate for a pod of a replicated data redis whose master is `master`.
@@ -241,8 +345,15 @@ impl PodHooks for RedisHooks {
 
     /// A replicated redis's pods go one at a time while every other replica is linked to the
     /// master; the master's goes once it is no longer the master: its role is handed to an
-    /// up-to-date replica first, with a live switchover.
+    /// up-to-date replica first, with a live switchover. A cluster's pods go while every other
+    /// replica is in sync, each shard master's once it handed its shard to a replica.
     fn may_replace(&self, ctl: &Controller, owner: &ResourceRef, ordinal: u32) -> bool {
+        let cluster = owner.kind == vd_core::Kind::Redis
+            && crate::redis::facts::load(ctl, owner)
+                .is_ok_and(|s| vd_core::redis::cluster::is_cluster(&s));
+        if cluster {
+            return self.cluster_gate(ctl, owner, ordinal);
+        }
         match handover_pod(ctl, owner) {
             Some((replicas, master)) => self.gate(ctl, owner, replicas, master, ordinal),
             None => true,

@@ -77,6 +77,20 @@ pub async fn hand_over(ops: &Ops, id: &ResourceRef) -> Result<FailoverReport, Se
     switch(ops, id, &FailoverRequest::default(), Planned::Rollout).await
 }
 
+/// A cluster rollout's handover: moves shard `shard`'s master role to an in-sync replica
+/// (`CLUSTER FAILOVER`) before the rollout replaces the old master's pod.
+pub async fn hand_over_shard(
+    ops: &Ops,
+    id: &ResourceRef,
+    shard: usize,
+) -> Result<FailoverReport, ServerError> {
+    let req = FailoverRequest {
+        shard: Some(u32::try_from(shard).unwrap_or(u32::MAX)),
+        ..FailoverRequest::default()
+    };
+    switch(ops, id, &req, Planned::Rollout).await
+}
+
 async fn switch(
     ops: &Ops,
     id: &ResourceRef,
@@ -94,7 +108,7 @@ async fn switch(
                 id.scope, id.name
             )),
         })?;
-        return crate::redis::cluster::switchover(ops, &id, shard, req.replica).await;
+        return crate::redis::cluster::switchover(ops, &id, shard, req.replica, by).await;
     }
     if req.shard.is_some() {
         return Err(ServerError::Conflict {

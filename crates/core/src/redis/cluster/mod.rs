@@ -3,10 +3,12 @@
 //! controller is the cluster's manager. This module holds the rules of the block, what
 //! `CLUSTER NODES` says ([`nodes`]) and the pure planner that decides every step the controller
 //! takes ([`plan`]): meeting the nodes, the slot split, attaching replicas, failing a shard
-//! over, fixing addresses and forgetting nodes that are gone.
+//! over, fixing addresses and forgetting nodes that are gone; and how a rollout replaces the
+//! nodes without losing a write ([`rollout`]).
 
 pub mod nodes;
 pub mod plan;
+pub mod rollout;
 
 pub use nodes::{parse_nodes, shards, NodesError, OpenSlot, Peer, Shard};
 
