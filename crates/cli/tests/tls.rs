@@ -13,6 +13,7 @@ mod common;
 use common::{on_every_runtime, unwrapped, Vd};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
@@ -155,20 +156,33 @@ fn served_certificate(ip: &str, ca: &str, name: &str) -> (bool, String) {
 
 /// [`served_certificate`] on `port`.
 fn served_certificate_on(ip: &str, port: u16, ca: &str, name: &str) -> (bool, String) {
-    let out = Command::new("openssl")
-        .args([
-            "s_client",
-            "-connect",
-            &format!("{ip}:{port}"),
-            "-CAfile",
-            ca,
-            "-verify_hostname",
-            name,
-            "-verify_return_error",
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .expect("openssl");
+    served_certificate_as(ip, port, ca, name, None)
+}
+
+/// [`served_certificate_on`], presenting `client` (certificate and key files) where the server
+/// wants one.
+fn served_certificate_as(
+    ip: &str,
+    port: u16,
+    ca: &str,
+    name: &str,
+    client: Option<(&Path, &Path)>,
+) -> (bool, String) {
+    let mut c = Command::new("openssl");
+    c.args([
+        "s_client",
+        "-connect",
+        &format!("{ip}:{port}"),
+        "-CAfile",
+        ca,
+        "-verify_hostname",
+        name,
+        "-verify_return_error",
+    ]);
+    if let Some((cert, key)) = client {
+        c.arg("-cert").arg(cert).arg("-key").arg(key);
+    }
+    let out = c.stdin(Stdio::null()).output().expect("openssl");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let verified = out.status.success() && text.contains("Verify return code: 0 (ok)");
     let not_before = text
@@ -628,4 +642,147 @@ fn tls_sentinels_fail_over_a_tls_redis() {
     vd.wait_for("the sentinels healthy after the restarts", T, healthy);
 }
 
-on_every_runtime!(tls_redis_end_to_end, tls_sentinels_fail_over_a_tls_redis);
+/// A TLS cluster: seed 004's six nodes with `tls {}`.
+const TLS_CLUSTER: &str = r#"
+redis "data" "shop" {
+  cluster {}
+  tls {}
+  probes {
+    readiness {
+      exec { command = ["redis-cli", "--tls", "--cacert", "/etc/redis/tls/ca.crt", "-e", "-h", "${VOODU_POD_IP}", "ping"] }
+      period = "300ms"
+    }
+  }
+}
+"#;
+
+/// redis-py's cluster client over TLS, verifying the nodes against the CA: writes `n` keys
+/// spread over every slot, or reads them back.
+const PY_CLUSTER: &str = r#"
+import json, sys
+from redis.cluster import RedisCluster
+ca, host, pw, mode, n = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+rc = RedisCluster(host=host, port=6379, password=pw, ssl=True, ssl_ca_certs=ca,
+                  socket_timeout=5, socket_connect_timeout=5)
+if mode == "write":
+    for i in range(n):
+        rc.set("k:%d" % i, i)
+    print(json.dumps({"written": n}))
+else:
+    missing = [i for i in range(n) if rc.get("k:%d" % i) != str(i).encode()]
+    print(json.dumps({"missing": missing}))
+"#;
+
+/// `redis-cli --cluster check` over TLS against `ip`: whether every slot is covered by three
+/// masters that agree, with nothing open.
+fn tls_cluster_whole(ip: &str, pw: &str, ca: &str) -> bool {
+    let out = Command::new("redis-cli")
+        .args(["--no-auth-warning", "--tls", "--cacert", ca])
+        .args(["--cluster", "check", &format!("{ip}:6379")])
+        .env("REDISCLI_AUTH", pw)
+        .output()
+        .expect("redis-cli");
+    let report = String::from_utf8_lossy(&out.stdout);
+    report.contains("[OK] All nodes agree about slots configuration.")
+        && report.contains("[OK] All 16384 slots covered.")
+        && !report.contains("[ERR]")
+        && !report.contains("[WARNING]")
+        && report.matches("M: ").count() == 3
+}
+
+/// Redis Cluster with TLS: clients and the cluster bus speak TLS only, vd forms and repairs the
+/// cluster over TLS, and redis-py's `RedisCluster` works against it with the CA.
+fn tls_cluster_end_to_end() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    vd.apply(&vd.manifest("shop.hcl", TLS_CLUSTER));
+    let pw = vd
+        .vd(&["config", "data/shop", "get", "REDIS_PASSWORD"])
+        .trim()
+        .to_string();
+    let ca_file = vd.path().join("ca.pem");
+    std::fs::write(&ca_file, vd.vd(&["redis:ca", "data/shop"])).unwrap();
+    let ca = ca_file.to_str().unwrap();
+    let ip0 = vd.ip("data-shop.0");
+    // Whole, and every node says so (a node turns `cluster_state:ok` a moment after the slots
+    // are covered, and refuses commands with CLUSTERDOWN until then).
+    let all_ok = || {
+        (0..6).all(|o| {
+            let out = cli(
+                &vd.ip(&format!("data-shop.{o}")),
+                &pw,
+                Some(ca),
+                &["cluster", "info"],
+            );
+            String::from_utf8_lossy(&out.stdout).contains("cluster_state:ok")
+        })
+    };
+    vd.wait_for("the TLS cluster whole", T, || {
+        tls_cluster_whole(&ip0, &pw, ca) && all_ok()
+    });
+
+    // Clients: TLS only.
+    let plain = cli(&ip0, &pw, None, &["ping"]);
+    assert!(
+        !String::from_utf8_lossy(&plain.stdout).contains("PONG"),
+        "plain TCP answered: {plain:?}"
+    );
+    // The cluster bus (port + 10000) speaks TLS too, with the pod's certificate. It is not
+    // published on the host's address: ask the pod's own address on the pods' network (on the
+    // process runtime the same one). Redis wants a client certificate on its bus (the nodes
+    // present theirs to each other): present pod 1's.
+    let net0 = vd
+        .pod("data-shop.0")
+        .and_then(|p| p["net_ip"].as_str().map(str::to_string))
+        .filter(|a| !a.is_empty() && a != "0.0.0.0")
+        .unwrap_or_else(|| ip0.clone());
+    let pod1 = vd.path().join("tls/pods/data-shop.1");
+    let (ok, _) = served_certificate_as(
+        &net0,
+        16379,
+        ca,
+        "shop-0.data.voodu",
+        Some((&pod1.join("tls.crt"), &pod1.join("tls.key"))),
+    );
+    assert!(ok, "the cluster bus does not serve the pod's certificate");
+
+    // redis-py's RedisCluster, verifying every node against the CA.
+    let py = |mode: &str| -> Value {
+        let out = Command::new("/usr/bin/python3")
+            .args(["-c", PY_CLUSTER, ca, &ip0, &pw, mode, "300"])
+            .output()
+            .expect("python3");
+        assert!(
+            out.status.success(),
+            "RedisCluster {mode} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("client json")
+    };
+    assert_eq!(py("write")["written"], 300);
+    assert_eq!(py("read")["missing"], serde_json::json!([]));
+
+    // A shard's master dies: its replica takes over (vd reaching the nodes over TLS), the
+    // killed node comes back as a replica, and every key is still there.
+    let out = cli(&ip0, &pw, Some(ca), &["role"]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("master"));
+    let pid = vd.pid("data-shop.0");
+    vd.signal_pod("data-shop.0", "-9");
+    vd.wait_for("pod 0 back, as a replica", T, || {
+        vd.pod("data-shop.0")
+            .is_some_and(|p| p["ready"] == true && p["pid"].as_u64().is_some_and(|x| x != pid))
+            && String::from_utf8_lossy(&cli(&vd.ip("data-shop.0"), &pw, Some(ca), &["role"]).stdout)
+                .starts_with("slave")
+    });
+    let ip1 = vd.ip("data-shop.1");
+    vd.wait_for("the TLS cluster whole again", T, || {
+        tls_cluster_whole(&ip1, &pw, ca) && all_ok()
+    });
+    assert_eq!(py("read")["missing"], serde_json::json!([]));
+}
+
+on_every_runtime!(
+    tls_redis_end_to_end,
+    tls_sentinels_fail_over_a_tls_redis,
+    tls_cluster_end_to_end
+);
