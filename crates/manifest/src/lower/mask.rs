@@ -48,6 +48,23 @@ fn candidate(k: usize, len: usize) -> Option<String> {
     Some(s)
 }
 
+/// Where the inside of an interpolation that starts `rest` ends (its `}`), if on the same line
+/// and before any other `${`: a default form holds neither. Stopping at the next `${` keeps the
+/// whole scan linear; without it, `${` nested thousands deep on one line was searched to the
+/// end of the line once per level.
+fn default_end(rest: &str) -> Option<usize> {
+    let bytes = rest.as_bytes();
+    let mut from = 0;
+    loop {
+        let e = from + rest[from..].find(['}', '\n', '$'])?;
+        match bytes[e] {
+            b'}' => return Some(e),
+            b'$' if bytes.get(e + 1) != Some(&b'{') => from = e + 1,
+            _ => return None,
+        }
+    }
+}
+
 /// Masks every `${NAME:-default}` of `text` (not `$${`, which is a literal).
 pub(super) fn mask(text: &str) -> Masked {
     let mut out = String::with_capacity(text.len());
@@ -61,10 +78,7 @@ pub(super) fn mask(text: &str) -> Masked {
         if escaped {
             continue;
         }
-        let Some(end) = rest
-            .find(['}', '\n'])
-            .filter(|e| rest.as_bytes()[*e] == b'}')
-        else {
+        let Some(end) = default_end(rest) else {
             continue;
         };
         let inside = &rest[..end];
@@ -116,6 +130,18 @@ mod tests {
         );
         let valid = mask("image = \"redis:${VERSION:-7-alpine}\"\ncommand = [\"${A:- b c }\"]\n");
         hcl_edit::parser::parse_body(&valid.text).unwrap();
+    }
+
+    #[test]
+    fn a_default_may_hold_a_dollar_but_not_another_interpolation() {
+        assert_eq!(default_end("PW:-a$b} rest"), Some(7));
+        assert_eq!(default_end("A:-x${B}}"), None);
+        assert_eq!(default_end("A:-x\n}"), None);
+        let m = mask("a = \"${PW:-a$b}\"\nb = \"${\"${C:-d}\"}\"\n");
+        assert_eq!(
+            m.originals.values().collect::<Vec<_>>(),
+            ["C:-d", "PW:-a$b"]
+        );
     }
 
     #[test]
