@@ -354,6 +354,19 @@ pub(crate) fn spawn(
     let (tx, rx) = mpsc::unbounded_channel();
     let mut initial = PodShared::new(&owner, ordinal, &pod);
     initial.view.hash = hash;
+    if let Some(running) = &adopted {
+        // An adopted pod is running from the moment it is in the table, not only once its
+        // task first runs: the Redis tasks start right after adoption, and a shard master
+        // seen "not started" beside its running replica is taken for a master that crashed
+        // while no controller watched, and failed over.
+        let info = running.info();
+        initial.view.state = PodState::Running;
+        initial.view.pid = info.pid;
+        initial.view.id = Some(info.id.clone());
+        initial.view.ip = info.ip.clone();
+        initial.view.net_ip = running.probe_ip();
+        initial.view.started_ms = Some(info.started_ms);
+    }
     let shared = Arc::new(Mutex::new(initial));
     match ctl.pods.lock() {
         Ok(mut pods) if !pods.contains_key(&pod) => {
