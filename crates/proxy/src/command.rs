@@ -99,6 +99,20 @@ pub fn classify(buf: &[u8], cmd: &Command) -> Class {
     }
 }
 
+/// For `WAIT` and `WAITAOF`, the reply that confirms nothing (no replica, no fsync): what the
+/// proxy answers when the writes such a call asks about went to a master that is no longer
+/// the one it would be sent to. None for every other command.
+pub fn confirms_nothing(buf: &[u8], cmd: &Command) -> Option<&'static [u8]> {
+    let name = cmd.arg(buf, 0)?;
+    if name.eq_ignore_ascii_case(b"WAIT") {
+        Some(b":0\r\n")
+    } else if name.eq_ignore_ascii_case(b"WAITAOF") {
+        Some(b"*2\r\n:0\r\n:0\r\n")
+    } else {
+        None
+    }
+}
+
 /// Whether the command name (case-insensitive) is a read-only command that the read port may
 /// send to a replica. TOUCH is included: it only updates access times, which replicas allow.
 pub fn is_read_only(name: &[u8]) -> bool {

@@ -32,6 +32,11 @@ pub struct Target {
     pub replicas: Vec<String>,
     /// Send nothing new: a planned failover is under way.
     pub hold: bool,
+    /// Counts the master changes that were not planned (no hold before them). A planned
+    /// handover moves the master only once it has every write the old one took, so a
+    /// connection's writes carry over; after an unplanned one, writes the old master took may
+    /// be missing on the new one, and a WAIT there cannot vouch for them.
+    pub lineage: u64,
 }
 
 /// What discovery watches.
@@ -260,6 +265,7 @@ pub async fn run(
     let mut current: Option<String> = None;
     // The last master seen, for counting switches.
     let mut known: Option<String> = None;
+    let mut lineage = 0u64;
     let mut tick = tokio::time::interval(FEED_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -315,6 +321,9 @@ pub async fn run(
             if let Some(m) = &master {
                 if known.as_ref().is_some_and(|k| k != m) {
                     stats.master_switches.inc();
+                    if hold_since.is_none() {
+                        lineage += 1;
+                    }
                 }
                 known = Some(m.clone());
             }
@@ -339,6 +348,7 @@ pub async fn run(
             master,
             replicas: route::readable(&seen),
             hold,
+            lineage,
         };
         out.send_if_modified(|t| {
             let changed = *t != target;

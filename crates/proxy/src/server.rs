@@ -436,6 +436,7 @@ impl Conn {
                 continue;
             }
             let class = command::classify(buf, &cmd);
+            let wait = command::confirms_nothing(buf, &cmd);
             if let Some(refusal) = refused(buf, &cmd, class) {
                 // Answered here, so it must come after every reply already owed.
                 if sent_upto > 0 || self.session.outstanding() > 0 {
@@ -458,6 +459,21 @@ impl Conn {
             }
             if self.port == Port::Master && self.target.hold {
                 break;
+            }
+            if let (Port::Master, Some(nothing)) = (self.port, wait) {
+                if self.session.wait_confirms_nothing(self.target.lineage) {
+                    // The writes it asks about went to a master failed over since: the new
+                    // one may not have them, and a WAIT there would count its replicas for
+                    // them anyway. Answered here, after every reply already owed.
+                    if sent_upto > 0 || self.session.outstanding() > 0 {
+                        self.flush(sent_upto, sent).await?;
+                        return Ok(());
+                    }
+                    self.client.write_all(nothing).await?;
+                    self.session.wait_answered_here();
+                    self.cbuf.drain(..cmd.len);
+                    continue;
+                }
             }
             if self.backoff.is_some_and(|t| t > Instant::now()) {
                 break;
@@ -545,6 +561,8 @@ impl Conn {
             let retryable = sent_upto == 0 && self.session.outstanding() == 0;
             let bytes = &self.cbuf[sent_upto..sent_upto + cmd.len];
             self.session.on_send(class, bytes, retryable);
+            self.session
+                .on_sent_under(self.target.lineage, class, wait.is_some());
             sent_upto += cmd.len;
             sent += 1;
         }

@@ -14,6 +14,9 @@ struct Sent {
     /// proxy may send it again (a blocking command the old master unblocked, a write it
     /// refused as a replica).
     bytes: Option<Vec<u8>>,
+    /// For a WAIT: the oldest master lineage of the commands it asks about, given back should
+    /// it fail.
+    covers: Option<u64>,
 }
 
 /// What to do with a reply.
@@ -45,6 +48,9 @@ pub struct Session {
     /// [`Session::key`], computed once per change of state.
     key: Option<Vec<u8>>,
     sent: VecDeque<Sent>,
+    /// The oldest master lineage (see [`crate::discovery::Target::lineage`]) a command that
+    /// may write was sent under since the last WAIT.
+    unconfirmed: Option<u64>,
 }
 
 impl Session {
@@ -68,7 +74,36 @@ impl Session {
         self.sent.push_back(Sent {
             class,
             bytes: keep.then(|| bytes.to_vec()),
+            covers: None,
         });
+    }
+
+    /// Records the master lineage the command just passed to [`Session::on_send`] went out
+    /// under; `wait`: it is a WAIT or WAITAOF, which asks about the commands before it.
+    pub fn on_sent_under(&mut self, lineage: u64, class: Class, wait: bool) {
+        if self.subscribed {
+            return;
+        }
+        if wait {
+            let covers = self.unconfirmed.take();
+            if let Some(last) = self.sent.back_mut() {
+                last.covers = covers;
+            }
+        } else if matches!(class, Class::Other | Class::Exec | Class::Blocking) {
+            self.unconfirmed = Some(self.unconfirmed.map_or(lineage, |l| l.min(lineage)));
+        }
+    }
+
+    /// Whether a WAIT sent now, under `lineage`, would ask a master about writes another
+    /// master took (before an unplanned switch): it must then be answered "none confirmed".
+    pub fn wait_confirms_nothing(&self, lineage: u64) -> bool {
+        self.unconfirmed.is_some_and(|l| l != lineage)
+    }
+
+    /// The proxy answered a WAIT itself: the client has been told that nothing before it is
+    /// confirmed.
+    pub fn wait_answered_here(&mut self) {
+        self.unconfirmed = None;
     }
 
     /// Records a reply (not an out-of-band push) and says what to do with it.
@@ -81,6 +116,10 @@ impl Session {
             return Verdict::Forward;
         };
         let ok = error.is_none();
+        if let (false, Some(l)) = (ok, sent.covers) {
+            // A WAIT that failed (or will be sent again) confirmed nothing.
+            self.unconfirmed = Some(self.unconfirmed.map_or(l, |u| u.min(l)));
+        }
         let slot = match sent.class {
             Class::Auth => Some(&mut self.auth),
             Class::Hello => Some(&mut self.hello),
@@ -320,6 +359,57 @@ mod tests {
         assert!(!s.quiescent());
         assert_eq!(s.on_reply(Some(b"READONLY")), Verdict::Forward);
         assert_eq!(s.on_reply(Some(b"READONLY")), Verdict::Forward);
+    }
+
+    #[test]
+    fn a_wait_vouches_only_for_writes_sent_under_its_own_lineage() {
+        let send = |s: &mut Session, class: Class, bytes: &[u8], lineage: u64, wait: bool| {
+            s.on_send(class, bytes, true);
+            s.on_sent_under(lineage, class, wait);
+        };
+        // Writes and their WAIT under one lineage (a planned handover keeps it): forwarded.
+        let mut s = Session::default();
+        assert!(!s.wait_confirms_nothing(0), "nothing written yet");
+        send(&mut s, Class::Other, b"SET a 1", 0, false);
+        assert!(!s.wait_confirms_nothing(0));
+        // An unplanned switch since the write: the WAIT must not be asked of the new master.
+        assert!(s.wait_confirms_nothing(1));
+        // State commands write nothing, so they leave nothing to confirm.
+        let mut s = Session::default();
+        send(&mut s, Class::Select, b"SELECT 1", 0, false);
+        assert!(!s.wait_confirms_nothing(1));
+        // A WAIT that was answered covers what came before it...
+        let mut s = Session::default();
+        send(&mut s, Class::Other, b"SET a 1", 0, false);
+        send(&mut s, Class::Blocking, b"WAIT 1 0", 0, true);
+        assert_eq!(s.on_reply(None), Verdict::Forward);
+        assert_eq!(s.on_reply(None), Verdict::Forward);
+        assert!(!s.wait_confirms_nothing(1));
+        // ...but not a write sent after it, even before its reply.
+        send(&mut s, Class::Other, b"SET b 1", 0, false);
+        assert!(s.wait_confirms_nothing(1));
+        // The oldest lineage counts: writes on both sides of a switch are not all confirmable.
+        let mut s = Session::default();
+        send(&mut s, Class::Other, b"SET a 1", 0, false);
+        send(&mut s, Class::Other, b"SET b 1", 1, false);
+        assert!(s.wait_confirms_nothing(1));
+        s.wait_answered_here();
+        assert!(!s.wait_confirms_nothing(1), "the client was told");
+        // A WAIT the demoted master unblocked is sent again: it still asks about the old
+        // master's writes.
+        let mut s = Session::default();
+        send(&mut s, Class::Other, b"SET a 1", 0, false);
+        assert_eq!(s.on_reply(None), Verdict::Forward);
+        send(&mut s, Class::Blocking, b"WAIT 1 0", 0, true);
+        assert!(
+            !s.wait_confirms_nothing(1),
+            "while it is out, it covers them"
+        );
+        assert_eq!(
+            s.on_reply(Some(b"UNBLOCKED")),
+            Verdict::Retry(b"WAIT 1 0".to_vec())
+        );
+        assert!(s.wait_confirms_nothing(1));
     }
 
     #[test]

@@ -619,6 +619,117 @@ fn unplanned_switch_errors_only_until_promotion_and_never_writes_the_old_master_
     assert_eq!(v, Some(last));
 }
 
+fn signal(r: &Redis, sig: &str) {
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -{sig} {}", r.child.id()))
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill -{sig} redis-server");
+}
+
+#[test]
+fn a_wait_after_an_unplanned_switch_confirms_nothing_the_old_master_took() {
+    a_wait_after_an_unplanned_switch_confirms_nothing_the_old_master_took_with(true);
+}
+
+#[test]
+fn a_wait_after_an_unplanned_switch_confirms_nothing_the_old_master_took_without_multiplexing() {
+    a_wait_after_an_unplanned_switch_confirms_nothing_the_old_master_took_with(false);
+}
+
+/// A master hangs with a client's write unanswered and is failed over; when it wakes it runs
+/// the write and answers it, and the client's next command, its WAIT, would reach the new
+/// master, whose replicas have nothing to wait for on a fresh connection: a WAIT of 1 there
+/// would confirm a write the new master never had. The proxy answers it 0 itself.
+fn a_wait_after_an_unplanned_switch_confirms_nothing_the_old_master_took_with(multiplex: bool) {
+    let rig = Rig::start(multiplex);
+    // A second replica, which the failover re-points to the new master: a replica there to
+    // count.
+    let dir = tempfile::tempdir().unwrap();
+    let other = Redis::start(dir.path(), Some(rig.master.port));
+    let mut c = rig.conn();
+    let _: () = redis::cmd("SET")
+        .arg("before")
+        .arg(1)
+        .query(&mut c)
+        .unwrap();
+    let n: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut c).unwrap();
+    assert_eq!(n, 1, "a WAIT through the proxy counts the replica");
+
+    signal(&rig.master, "STOP");
+    let write = std::thread::spawn(move || {
+        let r = redis::cmd("SET").arg("lost").arg(1).query::<()>(&mut c);
+        (c, r)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query(&mut rig.replica.conn())
+        .unwrap();
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(rig.replica.port)
+        .query(&mut other.conn())
+        .unwrap();
+    wait_for("the other replica to follow the new master", || {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut other.conn())
+            .unwrap_or_default();
+        info.contains(&format!("master_port:{}", rig.replica.port))
+            && info.contains("master_link_status:up")
+    });
+    rig.publish(2, &rig.replica, false);
+    wait_for("the proxy to follow the new master", || {
+        // A fresh connection each time, given up on quickly: one that reached the proxy
+        // before the switch waits on the hung master (it ends once the master wakes).
+        let client = rig.client(rig.port);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let wrote = client
+                .get_connection()
+                .and_then(|mut p| redis::cmd("SET").arg("probe").arg(1).query::<()>(&mut p));
+            let _ = tx.send(wrote.is_ok());
+        });
+        if rx.recv_timeout(Duration::from_millis(300)) != Ok(true) {
+            return false;
+        }
+        let on_new: Option<i64> = redis::cmd("GET")
+            .arg("probe")
+            .query(&mut rig.replica.conn())
+            .unwrap();
+        on_new.is_some()
+    });
+    signal(&rig.master, "CONT");
+    let (mut c, wrote) = write.join().unwrap();
+    wrote.expect("the woken master ran the write and answered it");
+    let n: i64 = redis::cmd("WAIT").arg(1).arg(1000).query(&mut c).unwrap();
+    assert_eq!(
+        n, 0,
+        "the new master's replica does not have the old master's write"
+    );
+    let on_new: Option<i64> = redis::cmd("GET")
+        .arg("lost")
+        .query(&mut rig.replica.conn())
+        .unwrap();
+    assert_eq!(on_new, None, "the premise: the new master never had it");
+
+    // Told once, the connection goes on: its next write and WAIT are about the new master.
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(rig.replica.port)
+        .query(&mut rig.master.conn())
+        .unwrap();
+    let _: () = redis::cmd("SET").arg("after").arg(1).query(&mut c).unwrap();
+    let n: i64 = redis::cmd("WAIT").arg(1).arg(10_000).query(&mut c).unwrap();
+    assert!(
+        n >= 1,
+        "a write to the new master is confirmed by its replicas"
+    );
+}
+
 /// Plain commands from clients in the same state share upstream connections; a client with a
 /// wrong password gets Redis's own refusal and no access through anyone else's connection.
 #[test]
