@@ -26,14 +26,16 @@ mod common;
 #[path = "common/ha.rs"]
 #[allow(dead_code)]
 mod ha;
+#[path = "common/writers.rs"]
+#[allow(dead_code)]
+mod writers;
 
 use common::{env_num, ms, sleep, Bench, Setup};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use writers::{client, master_of, Writer};
 
 const COMMAND: &str = "cargo bench -p vd-cli --bench rollout";
-const CONNECT: Duration = Duration::from_millis(500);
 
 fn main() {
     common::main(
@@ -98,117 +100,6 @@ fn manifest(m: &Mode, policy: &str) -> String {
     )
 }
 
-/// A writer's record: the instant of every acknowledged write, its keys, and its errors.
-#[derive(Default)]
-struct Record {
-    acks: Vec<Instant>,
-    keys: Vec<String>,
-}
-
-struct Writer {
-    stop: Arc<AtomicBool>,
-    errors: Arc<AtomicU64>,
-    record: Arc<Mutex<Record>>,
-    handle: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Writer {
-    fn start(
-        name: String,
-        wait: bool,
-        connect: impl Fn() -> Option<redis::Connection> + Send + 'static,
-    ) -> Writer {
-        let stop = Arc::new(AtomicBool::new(false));
-        let errors = Arc::new(AtomicU64::new(0));
-        let record: Arc<Mutex<Record>> = Arc::default();
-        let (s, e, r) = (stop.clone(), errors.clone(), record.clone());
-        let handle = std::thread::spawn(move || {
-            let mut conn = None;
-            let mut i = 0u64;
-            while !s.load(Ordering::Relaxed) {
-                if conn.is_none() {
-                    conn = connect();
-                }
-                let Some(c) = conn.as_mut() else {
-                    e.fetch_add(1, Ordering::Relaxed);
-                    std::thread::sleep(Duration::from_millis(5));
-                    continue;
-                };
-                i += 1;
-                let key = format!("{name}:{i}");
-                let set: redis::RedisResult<()> = redis::cmd("SET").arg(&key).arg(i).query(c);
-                let wrote = set.and_then(|()| {
-                    if wait {
-                        redis::cmd("WAIT").arg(1).arg(100).query::<i64>(c)
-                    } else {
-                        Ok(1)
-                    }
-                });
-                match wrote {
-                    Ok(n) if n >= 1 => {
-                        if let Ok(mut r) = r.lock() {
-                            r.acks.push(Instant::now());
-                            r.keys.push(key);
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) => {
-                        e.fetch_add(1, Ordering::Relaxed);
-                        conn = None;
-                    }
-                }
-            }
-        });
-        Writer {
-            stop,
-            errors,
-            record,
-            handle: Some(handle),
-        }
-    }
-
-    /// Stops it: (longest gap between acknowledgements in ms, errors, acknowledged keys).
-    fn stop(mut self) -> (f64, u64, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-        let r = self
-            .record
-            .lock()
-            .map(|mut r| std::mem::take(&mut *r))
-            .unwrap_or_default();
-        let gap = r
-            .acks
-            .windows(2)
-            .map(|w| ms(w[1].duration_since(w[0])))
-            .fold(0.0, f64::max);
-        (gap, self.errors.load(Ordering::Relaxed), r.keys)
-    }
-}
-
-impl Drop for Writer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-/// A client connection: connecting may take `CONNECT`, a reply 5 s (a realistic client's
-/// timeout; a proxy holding commands during a sentinel failover answers after it).
-fn client(ip: &str, pw: &str) -> Option<redis::Connection> {
-    let c = ha::connect(ip, 6379, Some(pw), CONNECT).ok()?;
-    c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    Some(c)
-}
-
-fn master_of(ips: &[String], pw: &str) -> Option<redis::Connection> {
-    ips.iter().find_map(|ip| {
-        let mut c = client(ip, pw)?;
-        let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut c).ok()?;
-        matches!(role.first(), Some(redis::Value::BulkString(r)) if r == b"master").then_some(c)
-    })
-}
-
 /// One rollout's figures.
 struct Rolled {
     took: f64,
@@ -261,9 +152,19 @@ fn run(b: &Bench) -> Result<String, String> {
             sleep(Duration::from_secs(2))?;
             let wait = m.pods > 1;
             let (ips2, pw2) = (ips.clone(), pw.clone());
-            let direct = Writer::start(format!("d{n}"), wait, move || master_of(&ips2, &pw2));
+            let direct = Writer::start(
+                format!("d{n}"),
+                wait,
+                Duration::ZERO,
+                Arc::new(move || master_of(&ips2, &pw2)),
+            );
             let (proxy2, pw3) = (proxy.clone(), pw.clone());
-            let proxied = Writer::start(format!("p{n}"), wait, move || client(&proxy2, &pw3));
+            let proxied = Writer::start(
+                format!("p{n}"),
+                wait,
+                Duration::ZERO,
+                Arc::new(move || client(&proxy2, &pw3)),
+            );
             sleep(Duration::from_secs(1))?;
             let policy = if n % 2 == 0 {
                 "allkeys-lru"
@@ -292,14 +193,7 @@ fn run(b: &Bench) -> Result<String, String> {
             });
         }
         let mut c = master_of(&ips, &pw).ok_or("no master after the rollouts")?;
-        let mut lost = 0usize;
-        for chunk in acked.chunks(500) {
-            let vals: Vec<Option<String>> = redis::cmd("MGET")
-                .arg(chunk)
-                .query(&mut c)
-                .map_err(|e| format!("MGET: {e}"))?;
-            lost += vals.iter().filter(|v| v.is_none()).count();
-        }
+        let lost = writers::missing(&mut c, &acked)?.len();
         let events = b.json(&["events", "--limit", "10000"])?;
         let count = |reason: &str| {
             events.as_array().map_or(0, |a| {
