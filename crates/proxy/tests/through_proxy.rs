@@ -87,6 +87,18 @@ impl Redis {
         self.conn_opt().expect("connection to redis-server")
     }
 
+    /// Waits until it replicates from the redis on `master_port`, link up.
+    fn wait_following(&self, master_port: u16) {
+        wait_for("the replica to sync", || {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut self.conn())
+                .unwrap_or_default();
+            info.contains(&format!("master_port:{master_port}"))
+                && info.contains("master_link_status:up")
+        });
+    }
+
     fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -160,13 +172,7 @@ impl Rig {
         let dir = tempfile::tempdir().expect("temp dir");
         let master = Redis::start(dir.path(), None);
         let replica = Redis::start(dir.path(), Some(master.port));
-        wait_for("the replica to sync", || {
-            let info: String = redis::cmd("INFO")
-                .arg("replication")
-                .query(&mut replica.conn())
-                .unwrap_or_default();
-            info.contains("master_link_status:up")
-        });
+        replica.wait_following(master.port);
         let feed = dir.path().join("feed").join(feed::FILE);
         feed::write(
             feed.parent().unwrap(),
@@ -673,14 +679,7 @@ fn a_wait_after_an_unplanned_switch_confirms_nothing_the_old_master_took_with(mu
         .arg(rig.replica.port)
         .query(&mut other.conn())
         .unwrap();
-    wait_for("the other replica to follow the new master", || {
-        let info: String = redis::cmd("INFO")
-            .arg("replication")
-            .query(&mut other.conn())
-            .unwrap_or_default();
-        info.contains(&format!("master_port:{}", rig.replica.port))
-            && info.contains("master_link_status:up")
-    });
+    other.wait_following(rig.replica.port);
     rig.publish(2, &rig.replica, false);
     wait_for("the proxy to follow the new master", || {
         // A fresh connection each time, given up on quickly: one that reached the proxy
