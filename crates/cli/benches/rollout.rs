@@ -80,11 +80,7 @@ const MODES: [Mode; 3] = [
 
 fn manifest(m: &Mode, policy: &str) -> String {
     let scope = m.scope;
-    let asset =
-        format!("asset \"{scope}\" \"tuning\" {{\n  conf = \"maxmemory-policy {policy}\\n\"\n}}\n");
-    let extra = format!(
-        "  volumes = [\"${{asset.{scope}.tuning.conf}}:/etc/redis/conf.d/tuning.conf:ro\"]\n  proxy {{}}\n"
-    );
+    let (asset, extra) = ha::tuned(scope, policy);
     if m.sentinels {
         return asset + &ha::sentinel_pair(scope, 1000, &extra);
     }

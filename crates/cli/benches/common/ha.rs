@@ -88,6 +88,19 @@ redis "{scope}" "{SENTINEL}" {{
     )
 }
 
+/// For the benchmarks that roll a redis by changing its conf: an asset `<scope>/tuning` with
+/// `maxmemory-policy <policy>`, and the data block's lines that mount it into conf.d and add
+/// a proxy.
+#[allow(dead_code)] // the HA benchmarks that include this module do not roll
+pub fn tuned(scope: &str, policy: &str) -> (String, String) {
+    let asset =
+        format!("asset \"{scope}\" \"tuning\" {{\n  conf = \"maxmemory-policy {policy}\\n\"\n}}\n");
+    let extra = format!(
+        "  volumes = [\"${{asset.{scope}.tuning.conf}}:/etc/redis/conf.d/tuning.conf:ro\"]\n  proxy {{}}\n"
+    );
+    (asset, extra)
+}
+
 /// The pod name the nodes and sentinels know a data pod by.
 pub fn host(scope: &str, ordinal: u32) -> String {
     format!("{DATA}-{ordinal}.{scope}.voodu")
