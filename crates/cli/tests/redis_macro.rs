@@ -618,7 +618,77 @@ fn new_password_reaches_pods_then_consumers_then_revokes_the_old() {
     });
 }
 
+/// The readiness check vd writes (`redis-cli -e -h <pod> [-p PORT] ping`) is a PING the
+/// controller sends itself, so no command runs in a pod per check (on docker, no `docker
+/// exec`: costly on a small machine, and able to wedge the daemon on a frozen container). It
+/// still means what the command means: a pod whose password no longer matches is not ready.
+fn default_readiness_runs_no_command_in_the_pod() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    // The readiness check vd writes, as a user would write it, with a quick period.
+    let probes = FAST_PROBES.replace("\"redis-cli\", \"-h\"", "\"redis-cli\", \"-e\", \"-h\"");
+    assert!(probes.contains("\"-e\""), "the default shape has -e");
+    let m = format!(
+        "redis \"data\" \"cache\" {{\n  replicas = 2\n  proxy {{}}\n{probes}}}\n{}",
+        common::SENTINEL_SIBLING
+    );
+    let f = vd.manifest("r.hcl", &m);
+    vd.apply(&f);
+    let ours = |name: &str| name.starts_with("data-");
+    if common::is_docker() {
+        let since = common::unix_secs();
+        // Readiness every 300 ms on two data pods and the proxy, every 300 ms on three
+        // sentinels: dozens of checks in this window.
+        std::thread::sleep(Duration::from_secs(4));
+        let until = common::unix_secs();
+        let execs: Vec<String> = common::docker_names(&[
+            "events",
+            "--since",
+            &since.to_string(),
+            "--until",
+            &until.to_string(),
+            "--filter",
+            "event=exec_create",
+            "--format",
+            "{{.Actor.Attributes.name}}",
+        ])
+        .into_iter()
+        .filter(|n| ours(n))
+        .collect();
+        assert!(execs.is_empty(), "docker exec per check into {execs:?}");
+    }
+    // An error reply fails the check, as `-e` makes redis-cli fail: another password on
+    // pod 1 takes it out of service, the right one puts it back.
+    let pw = password(&vd, "data/cache");
+    let mut c = authed(&vd, "data-cache.1", &pw);
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg("not-the-password")
+        .query(&mut c)
+        .unwrap();
+    let ready = |vd: &Vd| vd.pod("data-cache.1").is_some_and(|p| p["ready"] == true);
+    vd.wait_for("pod 1 out of service", T, || !ready(&vd));
+    let message = vd
+        .pod("data-cache.1")
+        .and_then(|p| p["message"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    assert!(
+        message.contains("ping") && !message.contains(&pw),
+        "the reason names the check, not the password: {message}"
+    );
+    let mut c = authed(&vd, "data-cache.1", "not-the-password");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg(&pw)
+        .query(&mut c)
+        .unwrap();
+    vd.wait_for("pod 1 back in service", T, || ready(&vd));
+}
+
 on_every_runtime!(
+    default_readiness_runs_no_command_in_the_pod,
     minimal_redis_requires_auth_and_keeps_password_and_data,
     three_replicas_replicate_and_refuse_writes,
     link_modes_write_the_link_variables_and_consumers_ping,

@@ -625,6 +625,14 @@ impl RunningPod for DockerPod {
         &self.info
     }
 
+    fn env(&self) -> BTreeMap<String, String> {
+        self.env
+            .iter()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
     async fn publish_ready(&self) -> Result<(), RuntimeError> {
         let pod = &self.info.pod;
         let have = endpoint(&self.docker, pod)

@@ -102,6 +102,8 @@ pub trait RunningPod: Send + Sync {
     async fn wait(&self) -> ExitInfo;
     /// Stops the pod: SIGTERM to its process group, SIGKILL after `grace`.
     async fn stop(&self, grace: Duration) -> Result<ExitInfo, RuntimeError>;
+    /// The env the pod was started with (what [`RunningPod::exec`] runs with when given none).
+    fn env(&self) -> std::collections::BTreeMap<String, String>;
     /// Runs a command inside the pod (its mounts; `env`, or the env it was started with) and
     /// returns its exit code and what it printed.
     async fn exec(

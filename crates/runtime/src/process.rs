@@ -605,6 +605,10 @@ impl RunningPod for ProcessPod {
         &self.info
     }
 
+    fn env(&self) -> BTreeMap<String, String> {
+        self.env.clone()
+    }
+
     async fn wait(&self) -> ExitInfo {
         loop {
             match self.pidfd.readable().await {

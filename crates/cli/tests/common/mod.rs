@@ -148,6 +148,14 @@ pub fn docker_names(args: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// Seconds since the Unix epoch (for `docker events --since`).
+pub fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// The runtime the current test runs against.
 pub fn runtime() -> &'static str {
     RUNTIME.with(Cell::get)

@@ -197,12 +197,7 @@ pub fn default_probes() -> Probes {
 /// The readiness check's argv: `redis-cli -e -h ${VOODU_POD_IP} ping`, with `--tls --cacert`
 /// for a TLS redis.
 pub fn readiness_command(tls: bool) -> Vec<String> {
-    let mut argv = vec!["redis-cli".to_string()];
-    if tls {
-        argv.extend(["--tls".to_string(), "--cacert".to_string(), tls_ca_path()]);
-    }
-    argv.extend(["-e", "-h", "${VOODU_POD_IP}", "ping"].map(String::from));
-    argv
+    super::probe::ping_command(None, tls)
 }
 
 /// Where a TLS pod finds the CA its certificate chains to.

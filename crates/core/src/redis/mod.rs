@@ -17,6 +17,7 @@ mod entrypoint;
 mod expand;
 pub mod failover;
 mod link;
+pub mod probe;
 pub mod proxy;
 mod sentinel;
 mod sentinel_entrypoint;

@@ -107,28 +107,7 @@ fn expand_proxy(spec: &RedisSpec, p: ProxySpec, of: &ProxyFor) -> WorkloadSpec {
         failure_threshold: 2,
         ..Probe::new(ProbeAction::Exec {
             // Through the proxy to the master: ready means a client gets an answer.
-            command: {
-                let mut argv = vec!["redis-cli".to_string()];
-                if tls {
-                    argv.extend([
-                        "--tls".to_string(),
-                        "--cacert".to_string(),
-                        super::tls_ca_path(),
-                    ]);
-                }
-                argv.extend(
-                    [
-                        "-e",
-                        "-h",
-                        "${VOODU_POD_IP}",
-                        "-p",
-                        &PROXY_PORT.to_string(),
-                        "ping",
-                    ]
-                    .map(String::from),
-                );
-                argv
-            },
+            command: super::probe::ping_command(Some(PROXY_PORT), tls),
         })
     };
     let liveness = Probe {

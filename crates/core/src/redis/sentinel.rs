@@ -133,22 +133,7 @@ fn sentinel_probes(tls: bool) -> Probes {
 
 /// `redis-cli -e -h ${VOODU_POD_IP} -p 26379 ping`, over TLS for a TLS sibling.
 pub fn sentinel_readiness_command(tls: bool) -> Vec<String> {
-    let mut argv = vec!["redis-cli".to_string()];
-    if tls {
-        argv.extend([
-            "--tls".to_string(),
-            "--cacert".to_string(),
-            super::tls_ca_path(),
-        ]);
-    }
-    argv.extend(
-        ["-e", "-h", "${VOODU_POD_IP}", "-p"]
-            .into_iter()
-            .map(String::from),
-    );
-    argv.push(SENTINEL_PORT.to_string());
-    argv.push("ping".to_string());
-    argv
+    super::probe::ping_command(Some(SENTINEL_PORT), tls)
 }
 
 #[cfg(test)]

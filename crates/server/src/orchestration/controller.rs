@@ -57,6 +57,9 @@ pub enum CertReload {
     Restart,
 }
 
+/// What [`PodHooks::native_check`] resolves to: the check passed, or why it failed.
+pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+
 /// What [`PodHooks::certificate_renewed`] resolves to: how the pod took its new certificate, or
 /// why it could not be told.
 pub type HookOutcome<'a> = Pin<Box<dyn Future<Output = Result<CertReload, String>> + Send + 'a>>;
@@ -105,6 +108,23 @@ pub trait PodHooks: Send + Sync {
     /// The pod a rollout of `owner` replaces after every other one is current and ready (one
     /// that hands its work to a peer before it goes), if any.
     fn replace_last(&self, _ctl: &Controller, _owner: &ResourceRef) -> Option<u32> {
+        None
+    }
+
+    /// An exec probe's command that the service can answer itself over the network, from the
+    /// controller: the same check without a process in the pod per check (on the container
+    /// runtime, a `docker exec` each time). `ip` is where the controller's own connections
+    /// reach the pod (the address its certificate names), `env`
+    /// the env the command would run with; the caller also bounds the whole check by
+    /// `timeout`. `None`: the command runs in the pod as written.
+    fn native_check<'a>(
+        &'a self,
+        _ctl: &'a Controller,
+        _command: &'a [String],
+        _ip: &'a str,
+        _env: &'a BTreeMap<String, String>,
+        _timeout: Duration,
+    ) -> Option<CheckFuture<'a>> {
         None
     }
 

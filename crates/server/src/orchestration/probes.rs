@@ -47,6 +47,14 @@ pub enum ProbeError {
         /// The last line it printed, if any.
         said: Option<String>,
     },
+    /// A command the controller ran itself, the same check over its own connection, failed.
+    #[error("`{command}`: {reason}")]
+    Failed {
+        /// The command line it stands for.
+        command: String,
+        /// Why.
+        reason: String,
+    },
     /// A command could not be run.
     #[error("`{command}`: {source}")]
     Exec {

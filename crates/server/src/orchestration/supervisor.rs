@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use vd_core::event::{Level, Reason};
-use vd_core::{Probe, Probes, ResourceRef};
+use vd_core::{Probe, ProbeAction, Probes, ResourceRef};
 use vd_runtime::RunningPod;
 use vd_store::MetaKey;
 
@@ -706,14 +706,30 @@ async fn run_check(sup: &Sup, p: &Probe, pod: &dyn RunningPod) -> Result<(), Pro
     // Exec probes use the env the controller last published for this pod (a rotated password
     // reaches probes without a restart), else the env the pod started with.
     let env = sup.shared.lock().ok().and_then(|s| s.probe_env.clone());
-    check(
-        &p.action,
-        &pod.probe_ip(),
-        pod,
-        env.as_ref(),
-        Duration::from_millis(p.timeout_ms.max(1)),
-    )
-    .await
+    let ip = pod.probe_ip();
+    let timeout = Duration::from_millis(p.timeout_ms.max(1));
+    if let ProbeAction::Exec { command } = &p.action {
+        let env = env.clone().unwrap_or_else(|| pod.env());
+        // Where the controller's own connections reach the pod (its certificate names this
+        // address; on docker the probe address is the container's, which it does not).
+        let addr = Some(pod.info().ip.clone())
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| ip.clone());
+        let hooks = sup.ctl.hooks();
+        let native = hooks.native_check(&sup.ctl, command, &addr, &env, timeout);
+        if let Some(check) = native {
+            let command = command.join(" ");
+            return match tokio::time::timeout(timeout, check).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(reason)) => Err(ProbeError::Failed { command, reason }),
+                Err(_) => Err(ProbeError::Timeout {
+                    what: format!("`{command}`"),
+                    timeout,
+                }),
+            };
+        }
+    }
+    check(&p.action, &ip, pod, env.as_ref(), timeout).await
 }
 
 #[cfg(test)]

@@ -7,10 +7,12 @@
 //! after handing its shard to an in-sync replica).
 
 use crate::orchestration::controller::Controller;
-use crate::orchestration::controller::{CertReload, HookFuture, HookOutcome, PodHooks};
+use crate::orchestration::controller::{
+    CertReload, CheckFuture, HookFuture, HookOutcome, PodHooks,
+};
 use crate::redis::ops::Ops;
 use crate::redis::state::FailoverState;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use vd_core::event::{Level, Reason};
@@ -305,6 +307,39 @@ async fn linked_replicas(ops: &Ops, id: &ResourceRef, master: u32) -> Option<BTr
 impl PodHooks for RedisHooks {
     fn pod_exited(&self, owner: &ResourceRef, ordinal: u32) {
         self.failover.pod_exited(owner, ordinal);
+    }
+
+    /// The readiness check vd writes for redis, sentinel and proxy pods (`redis-cli -e -h
+    /// <pod> [-p PORT] ping`, over TLS for a TLS redis) is a PING the controller sends itself:
+    /// to the pod on the same port, authenticated with the same `REDISCLI_AUTH`, verifying the
+    /// same CA, an error reply (`NOAUTH`, `LOADING`) failing it as `-e` does.
+    fn native_check<'a>(
+        &'a self,
+        ctl: &'a Controller,
+        command: &'a [String],
+        ip: &'a str,
+        env: &'a BTreeMap<String, String>,
+        timeout: Duration,
+    ) -> Option<CheckFuture<'a>> {
+        let pod_ip = env.get("VOODU_POD_IP").map_or(ip, String::as_str);
+        let check = vd_core::redis::probe::PingCheck::parse(command, pod_ip)?;
+        let password = env.get("REDISCLI_AUTH").filter(|p| !p.is_empty());
+        Some(Box::pin(async move {
+            let trust = match check.tls {
+                true => Some(vd_redisctl::TlsTrust::new(
+                    ctl.certs.ca_pem().map_err(|e| e.to_string())?,
+                )),
+                false => None,
+            };
+            let access = vd_redisctl::Access {
+                password: password.map(String::as_str),
+                tls: trust.as_ref(),
+            };
+            let mut node = vd_redisctl::Node::connect_with(ip, check.port, access, timeout)
+                .await
+                .map_err(|e| e.to_string())?;
+            node.ping().await.map_err(|e| e.to_string())
+        }))
     }
 
     /// A data redis pod loads its renewed certificate live; redis-sentinel cannot (7.x has no
