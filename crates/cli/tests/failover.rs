@@ -573,7 +573,40 @@ fn planned_switchover_is_left_alone() {
     );
 }
 
+/// After a failover the master is no longer pod 0. A full stop and start (a host reboot)
+/// must bring the set back as it was: the master starts first and its replicas follow it.
+/// Started after them it would look like a master that crashed beside running replicas, and
+/// be failed over to whichever replica came up first, perhaps one that was behind.
+fn a_full_stop_and_start_keeps_the_master_it_had() {
+    let _g = common::own_addresses();
+    let mut vd = Vd::start();
+    up(&vd, "", "");
+    vd.signal_pod("data-cache.0", "-9");
+    vd.wait_for("a replica promoted", T, || vd.master_ordinal() != 0);
+    let m = wait_converged(&vd);
+    let w = Writer::start(&vd);
+    warm_up(&vd);
+    let acked = w.stop();
+    assert_eq!(failover_events(&vd).len(), 1);
+
+    vd.vd(&["shutdown", "--stop-pods"]);
+    let start = std::time::Instant::now();
+    while vd.server_running() {
+        assert!(start.elapsed() < T, "the server did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    vd.start_server();
+    vd.wait_for("all three pods ready", T, || {
+        vd.pods().iter().filter(|p| p["ready"] == true).count() == 3
+    });
+    assert_eq!(wait_converged(&vd), m, "the master it had");
+    let ev = failover_events(&vd);
+    assert_eq!(ev.len(), 1, "no failover at the start: {ev:?}");
+    assert_none_lost(&vd, m, &acked);
+}
+
 on_every_runtime!(
+    a_full_stop_and_start_keeps_the_master_it_had,
     planned_switchover_is_left_alone,
     master_kill_promotes_a_replica,
     hung_master_is_replaced_and_demoted_when_it_returns,

@@ -36,9 +36,12 @@ pub struct Desired {
     pub hash: String,
     /// Ordered (statefulset) or parallel (deployment).
     pub ordering: Ordering,
-    /// A pod replaced only once every other pod is current and ready: one that hands its work
-    /// (a master role) to an up-to-date peer first, so the work moves once, not at every step.
-    pub last: Option<u32>,
+    /// The pod the others follow (a replicated redis's master). An ordered start creates it
+    /// first, so after a full stop the others come back following it rather than it coming
+    /// back to find them running without it (which looks like its crash). A rollout replaces
+    /// it only once every other pod is current and ready: it hands its work to an up-to-date
+    /// peer first, so the work moves once, not at every step.
+    pub anchor: Option<u32>,
 }
 
 /// One step for the executor.
@@ -92,14 +95,23 @@ pub fn plan(desired: &Desired, observed: &[ObservedPod]) -> Plan {
 
     // 2. Create missing pods: bottom-up when ordered, all at once otherwise. A pod that is
     //    stopping (removed or being replaced) still holds its ordinal.
+    //    The anchor, when there is one, comes first in that order.
     let find = |o: u32| live.iter().find(|p| p.ordinal == o);
+    let anchor = desired.anchor.filter(|a| *a < desired.replicas);
+    let order: Vec<u32> = anchor
+        .into_iter()
+        .chain((0..desired.replicas).filter(|o| Some(*o) != anchor))
+        .collect();
     let mut creates = Vec::new();
-    for o in 0..desired.replicas {
+    for (i, &o) in order.iter().enumerate() {
         if pods.iter().any(|p| p.ordinal == o) {
             continue;
         }
         if ordered {
-            if let Some(blocker) = (0..o).find(|&lo| !find(lo).is_some_and(|p| p.ready)) {
+            if let Some(blocker) = order[..i]
+                .iter()
+                .find(|&&lo| !find(lo).is_some_and(|p| p.ready))
+            {
                 return Plan::Wait(format!("pod {o} waits for pod {blocker} to be ready"));
             }
             return Plan::Act(vec![Action::Create(o)]);
@@ -114,7 +126,7 @@ pub fn plan(desired: &Desired, observed: &[ObservedPod]) -> Plan {
     }
 
     // 3. Replace outdated pods top-down. An outdated pod that is not ready serves nobody, so it
-    //    goes first; otherwise an unready pod halts the rollout. The `last` pod (unless it is
+    //    goes first; otherwise an unready pod halts the rollout. The anchor (unless it is
     //    down anyway) waits until every other pod is current.
     let outdated = |p: &&&ObservedPod| p.hash != desired.hash;
     if let Some(p) = live.iter().rev().filter(outdated).find(|p| !p.ready) {
@@ -127,7 +139,7 @@ pub fn plan(desired: &Desired, observed: &[ObservedPod]) -> Plan {
             Plan::Wait(format!("pod {} is not ready", p.ordinal))
         };
     }
-    let is_last = |p: &&&ObservedPod| Some(p.ordinal) == desired.last;
+    let is_last = |p: &&&ObservedPod| Some(p.ordinal) == desired.anchor;
     if let Some(p) = live.iter().rev().filter(outdated).find(|p| !is_last(p)) {
         return Plan::Act(vec![Action::Replace(p.ordinal)]);
     }
@@ -155,7 +167,7 @@ mod tests {
             replicas,
             hash: "new".into(),
             ordering: Ordering::Ordered,
-            last: None,
+            anchor: None,
         }
     }
 
@@ -170,6 +182,40 @@ mod tests {
             plan(&sts(3), &[pod(0, "new", true)]),
             Plan::Act(vec![Action::Create(1)])
         );
+    }
+
+    #[test]
+    fn the_anchor_is_created_first_then_the_rest_bottom_up() {
+        let anchored = |a: u32| Desired {
+            anchor: Some(a),
+            ..sts(3)
+        };
+        // (pods as (ordinal, ready), anchor) -> what is created, or None for a wait
+        type Case<'a> = (&'a [(u32, bool)], u32, Option<u32>);
+        let cases: &[Case] = &[
+            (&[], 1, Some(1)),
+            (&[(1, false)], 1, None),
+            (&[(1, true)], 1, Some(0)),
+            (&[(1, true), (0, false)], 1, None),
+            (&[(1, true), (0, true)], 1, Some(2)),
+            // A pod that runs already is not stopped for the order's sake.
+            (&[(0, true)], 2, Some(2)),
+            (&[(0, true), (2, true)], 2, Some(1)),
+            // An anchor beyond the replicas (being scaled away) orders nothing.
+            (&[], 5, Some(0)),
+        ];
+        for (pods, a, want) in cases {
+            let observed: Vec<ObservedPod> = pods.iter().map(|(o, r)| pod(*o, "new", *r)).collect();
+            let got = plan(&anchored(*a), &observed);
+            match want {
+                Some(o) => assert_eq!(
+                    got,
+                    Plan::Act(vec![Action::Create(*o)]),
+                    "{pods:?} anchor {a}"
+                ),
+                None => assert!(matches!(got, Plan::Wait(_)), "{pods:?} anchor {a}: {got:?}"),
+            }
+        }
     }
 
     #[test]
@@ -210,7 +256,7 @@ mod tests {
     #[test]
     fn the_last_pod_goes_after_every_other_is_current_and_ready() {
         let last = |l: u32| Desired {
-            last: Some(l),
+            anchor: Some(l),
             ..sts(3)
         };
         // (pods as (hash, ready), the pod to replace last) -> what is replaced
@@ -266,7 +312,7 @@ mod tests {
             replicas: 3,
             hash: "new".into(),
             ordering: Ordering::Parallel,
-            last: None,
+            anchor: None,
         };
         assert_eq!(
             plan(&d, &[]),
@@ -290,7 +336,7 @@ mod tests {
             replicas: 2,
             hash: "new".into(),
             ordering: Ordering::Parallel,
-            last: None,
+            anchor: None,
         };
         let mut p1 = pod(1, "old", false);
         p1.terminating = true;
@@ -311,7 +357,7 @@ mod tests {
                 ordinal: *o, hash: if *cur { "new".into() } else { "old".into() }, ready: *ready, terminating: *term,
             }).collect();
             let ordering = if parallel { Ordering::Parallel } else { Ordering::Ordered };
-            if let Plan::Act(actions) = plan(&Desired { replicas, hash: "new".into(), ordering, last: None }, &observed) {
+            if let Plan::Act(actions) = plan(&Desired { replicas, hash: "new".into(), ordering, anchor: None }, &observed) {
                 for a in actions {
                     match a {
                         Action::Create(o) => prop_assert!(!observed.iter().any(|p| p.ordinal == o)),

@@ -105,9 +105,10 @@ pub trait PodHooks: Send + Sync {
     /// pods are removed without asking.
     fn may_remove(&self, ctl: &Controller, owner: &ResourceRef, ordinal: u32) -> bool;
 
-    /// The pod a rollout of `owner` replaces after every other one is current and ready (one
-    /// that hands its work to a peer before it goes), if any.
-    fn replace_last(&self, _ctl: &Controller, _owner: &ResourceRef) -> Option<u32> {
+    /// The pod of `owner` the others follow, if any: an ordered start creates it first, and a
+    /// rollout replaces it after every other one is current and ready (it hands its work to a
+    /// peer before it goes).
+    fn anchor(&self, _ctl: &Controller, _owner: &ResourceRef) -> Option<u32> {
         None
     }
 

@@ -103,10 +103,10 @@ impl Controller {
                     replicas: spec.replicas,
                     hash: hash.clone(),
                     ordering,
-                    last: if stopped {
+                    anchor: if stopped {
                         None
                     } else {
-                        self.hooks().replace_last(self, id)
+                        self.hooks().anchor(self, id)
                     },
                 },
                 &observed,

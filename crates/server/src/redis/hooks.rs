@@ -373,8 +373,9 @@ impl PodHooks for RedisHooks {
         !cluster || self.failover.cluster_may_remove(owner, ordinal)
     }
 
-    /// A data redis's master is replaced last, after every replica is current and ready.
-    fn replace_last(&self, ctl: &Controller, owner: &ResourceRef) -> Option<u32> {
+    /// A replicated data redis's master: started first after a full stop (its replicas come
+    /// back following it), and replaced last, after every replica is current and ready.
+    fn anchor(&self, ctl: &Controller, owner: &ResourceRef) -> Option<u32> {
         handover_pod(ctl, owner).map(|(_, master)| master)
     }
 
