@@ -524,12 +524,7 @@ fn the_cluster_comes_back_whole_after_a_full_stop() {
     assert_eq!(roles(&vd), before);
 
     // Everything.
-    vd.vd(&["shutdown", "--stop-pods"]);
-    let start = std::time::Instant::now();
-    while vd.server_running() {
-        assert!(start.elapsed() < T, "the server did not stop");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    vd.stop_everything();
     vd.start_server();
     vd.wait_for("all six pods ready", T, || {
         vd.pods().iter().filter(|p| p["ready"] == true).count() == 6
@@ -1008,12 +1003,7 @@ fn every_node_at_a_new_address_is_met_again() {
     };
     let old = net_ips(&vd);
     assert!(old.iter().all(|ip| !ip.is_empty()), "{old:?}");
-    vd.vd(&["shutdown", "--stop-pods"]);
-    let start = std::time::Instant::now();
-    while vd.server_running() {
-        assert!(start.elapsed() < T, "the server did not stop");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    vd.stop_everything();
     let _squatters = Squatters::take(&old);
     vd.start_server();
     vd.wait_for("all six pods ready", T, || {

@@ -589,12 +589,7 @@ fn a_full_stop_and_start_keeps_the_master_it_had() {
     let acked = w.stop();
     assert_eq!(failover_events(&vd).len(), 1);
 
-    vd.vd(&["shutdown", "--stop-pods"]);
-    let start = std::time::Instant::now();
-    while vd.server_running() {
-        assert!(start.elapsed() < T, "the server did not stop");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    vd.stop_everything();
     vd.start_server();
     vd.wait_for("all three pods ready", T, || {
         vd.pods().iter().filter(|p| p["ready"] == true).count() == 3

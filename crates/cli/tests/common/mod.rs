@@ -271,6 +271,19 @@ impl Vd {
         });
     }
 
+    /// `vd shutdown --stop-pods`, then waits until the server has exited.
+    pub fn stop_everything(&mut self) {
+        self.vd(&["shutdown", "--stop-pods"]);
+        let start = std::time::Instant::now();
+        while self.server_running() {
+            assert!(
+                start.elapsed() < Duration::from_secs(90),
+                "the server did not stop"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Kills the server with SIGKILL (pods must survive).
     pub fn kill_server(&mut self) {
         if let Some(mut c) = self.server.take() {
