@@ -484,6 +484,27 @@ fn new_master_with_replica(t: &ha::Topo, victim: u32) -> Option<u32> {
     })
 }
 
+/// For a finding: the redis's recent events and, with sentinels, their logs' last lines.
+fn explain(b: &Bench, t: &Target) {
+    if let Ok(events) = b.json(&["events", "--limit", "200"]) {
+        for e in events.as_array().into_iter().flatten() {
+            if e["resource"]["scope"] == t.mode.scope
+                || e["pod"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with(t.mode.scope))
+            {
+                eprintln!(
+                    "  event {} {} {}: {}",
+                    e["time"], e["pod"], e["reason"], e["message"]
+                );
+            }
+        }
+    }
+    if t.mode.sentinels {
+        eprintln!("{}", ha::log_tails(&t.topo.sentinel_logs(b), 40));
+    }
+}
+
 /// What a fault class did to one redis, over all its rounds.
 #[derive(Default)]
 struct Stat {
@@ -555,6 +576,19 @@ fn run(b: &Bench) -> Result<String, String> {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| common::now_ms() as u64);
     eprintln!("soak: {minutes} min, seed {seed}");
+    // `VD_SOAK_FAULTS=StopMaster,KillProxy`: only these (to reproduce a finding).
+    let only: Vec<Fault> = match std::env::var("VD_SOAK_FAULTS") {
+        Ok(v) => v
+            .split(',')
+            .map(|n| {
+                Fault::ALL
+                    .into_iter()
+                    .find(|f| format!("{f:?}") == n.trim())
+                    .ok_or_else(|| format!("VD_SOAK_FAULTS: no fault {n}"))
+            })
+            .collect::<Result<_, _>>()?,
+        Err(_) => Fault::ALL.to_vec(),
+    };
     let mut rng = Rng(seed);
     let started = Instant::now();
     for m in &MODES {
@@ -572,7 +606,7 @@ fn run(b: &Bench) -> Result<String, String> {
     let mut round = 0usize;
     while Instant::now() < end {
         round += 1;
-        let fault = Fault::ALL[rng.below(Fault::ALL.len())];
+        let fault = only[rng.below(only.len())];
         let fitting: Vec<usize> = (0..targets.len())
             .filter(|i| fault.fits(targets[*i].mode))
             .collect();
@@ -644,6 +678,7 @@ fn run(b: &Bench) -> Result<String, String> {
             };
             if spurious > 0 {
                 eprintln!("SPURIOUS: {scope}: {spurious} master moves after {fault:?}");
+                explain(b, t);
             }
             s.spurious += spurious;
             s.two_masters += t.two_masters.load(Ordering::Relaxed) - two_before[i];
@@ -685,6 +720,7 @@ fn run(b: &Bench) -> Result<String, String> {
                     keys.len(),
                     &gone[..gone.len().min(5)]
                 );
+                explain(b, t);
             }
             s.acked += keys.len();
             s.lost += gone.len();
