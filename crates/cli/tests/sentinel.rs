@@ -354,6 +354,80 @@ fn failover_command_asks_the_sentinels() {
     assert_ne!(wait_converged(&vd), second);
 }
 
+/// A master that only stalls (SIGSTOP) and wakes while the sentinels are still promoting its
+/// replacement must find no replica left to acknowledge its writes: such a write is lost once
+/// the replicas resynchronise from the new master, so `WAIT` must not count it. vd moves the
+/// other replica to the promoted one as soon as a sentinel orders the promotion, where the
+/// sentinels would only do so once they saw the promoted one answer as master. Freezing the
+/// promoted replica right after it is ordered to take over keeps the sentinels from seeing
+/// that, so only vd can have moved the other one.
+#[test]
+fn a_stalled_master_waking_mid_failover_gets_no_acknowledgement() {
+    let _g = common::own_addresses();
+    let vd = Vd::start();
+    vd.apply(&vd.manifest("ha.hcl", &ha_manifest()));
+    wait_healthy(&vd);
+    let m = wait_converged(&vd);
+
+    // Every sentinel's promotion announcements, subscribed before the stall.
+    let (tx, promotions) = std::sync::mpsc::channel::<String>();
+    for o in 0..3 {
+        let mut c = vd.sentinel_conn(o);
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut ps = c.as_pubsub();
+            ps.subscribe("+failover-state-wait-promotion").unwrap();
+            // Bounded, so the thread ends with the test even when no message comes.
+            ps.set_read_timeout(Some(T)).unwrap();
+            ready_tx.send(()).unwrap();
+            if let Ok(msg) = ps.get_message() {
+                let _ = tx.send(msg.get_payload().unwrap_or_default());
+            }
+        });
+        ready.recv_timeout(T).expect("subscribed");
+    }
+    let old = format!("data-cache.{m}");
+    vd.hang_pod(&old);
+    let payload = promotions
+        .recv_timeout(T)
+        .expect("a sentinel orders a promotion");
+    let p = vd_redisctl::parse_promotion(&payload).expect("a promotion payload");
+    let promoted: u32 = p
+        .host
+        .strip_prefix("cache-")
+        .and_then(|h| h.strip_suffix(".data.voodu"))
+        .and_then(|o| o.parse().ok())
+        .unwrap_or_else(|| panic!("a data pod's name in {payload:?}"));
+    vd.hang_pod(&format!("data-cache.{promoted}"));
+    let other = (0..3).find(|o| *o != m && *o != promoted).unwrap();
+    vd.wait_for("the other replica to follow the promoted one", T, || {
+        vd.cache_role(other) == Some(("slave".into(), p.host.clone()))
+    });
+
+    // The old master wakes with no replica attached: a write it takes is acknowledged by
+    // none (or refused outright when it requires a replica to write).
+    vd.resume_pod(&old);
+    let mut c = vd.cache_conn(m).expect("the old master answers");
+    match redis::cmd("SET")
+        .arg("stalled")
+        .arg("1")
+        .query::<()>(&mut c)
+    {
+        Ok(()) => {
+            let acks: i64 = redis::cmd("WAIT").arg(1).arg(500).query(&mut c).unwrap();
+            assert_eq!(
+                acks, 0,
+                "a replica acknowledged a write of the stalled master"
+            );
+        }
+        Err(e) => assert_eq!(e.code(), Some("NOREPLICAS"), "{e}"),
+    }
+    vd.resume_pod(&format!("data-cache.{promoted}"));
+    let now = wait_converged(&vd);
+    assert_ne!(now, m, "the stalled master was replaced");
+}
+
 on_every_runtime!(
     ha_pair_comes_up_and_follows_a_master_kill,
     failover_command_asks_the_sentinels,

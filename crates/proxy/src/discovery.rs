@@ -180,8 +180,7 @@ fn follow_sentinel(
                 password: pw.as_deref(),
                 tls: watch_creds.tls.as_ref(),
             };
-            let r =
-                vd_redisctl::watch_switch_master(&h, port, access, CHECK_TIMEOUT, sw_tx.clone());
+            let r = vd_redisctl::watch_failovers(&h, port, access, CHECK_TIMEOUT, sw_tx.clone());
             if r.await.is_ok() {
                 return;
             }
@@ -189,7 +188,11 @@ fn follow_sentinel(
         }
     });
     tokio::spawn(async move {
-        while let Some(sw) = sw_rx.recv().await {
+        while let Some(ev) = sw_rx.recv().await {
+            // Clients follow the master the sentinels name, which a promotion does not change.
+            let vd_redisctl::FailoverEvent::Switched(sw) = ev else {
+                continue;
+            };
             if sw.master == wanted {
                 let to = format!("{}:{}", sw.new_host, sw.new_port);
                 if events.send(Event::Sentinel(to)).is_err() {

@@ -1,5 +1,6 @@
 //! Talking to redis-sentinel: querying what a sentinel knows about a monitored master, steering
-//! it (forced failover, reset, settings) and following its `+switch-master` announcements.
+//! it (forced failover, reset, settings) and following its failover announcements: the
+//! promotion of a replica as it is ordered, and `+switch-master` once the failover is done.
 //!
 //! Replies are read as [`redis::Value`] and converted here rather than through typed
 //! `FromRedisValue` targets, because the shape of the `SENTINEL MASTER/REPLICAS/SENTINELS`
@@ -15,6 +16,9 @@ use tokio::sync::mpsc::UnboundedSender;
 
 /// The pub/sub channel on which a sentinel announces a completed failover.
 const SWITCH_MASTER: &str = "+switch-master";
+/// The channel on which the sentinel leading a failover announces that it has sent
+/// `REPLICAOF NO ONE` to the replica it chose, about a second before `+switch-master`.
+const PROMOTING: &str = "+failover-state-wait-promotion";
 
 /// How often the watch checks that the sentinel still answers. A peer that vanished without
 /// closing the TCP connection (host power loss, partition) sends nothing, and a subscription
@@ -296,20 +300,83 @@ pub fn parse_switch_master(payload: &str) -> Option<SwitchMaster> {
     })
 }
 
-/// Subscribes to `+switch-master` on one sentinel and forwards every event to `tx` until the
-/// connection drops or `tx` is closed.
+/// A `+failover-state-wait-promotion` event: the leader of a failover has told this replica
+/// to become the master. Its payload names the replica and, after `@`, the master it replaces:
+/// `slave <host>:<port> <host> <port> @ <master> <old-host> <old-port>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Promotion {
+    /// The monitored master's name.
+    pub master: String,
+    /// The address of the replica being promoted.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+    /// The address of the master it replaces.
+    pub old_host: String,
+    /// Its port.
+    pub old_port: u16,
+}
+
+/// Parses a `+failover-state-wait-promotion` payload; `None` when malformed.
+pub fn parse_promotion(payload: &str) -> Option<Promotion> {
+    let words: Vec<&str> = payload.split_whitespace().collect();
+    // The instance name (`host:port`) repeats the address; the address fields are what count.
+    let ["slave", _name, host, port, "@", master, old_host, old_port] = words[..] else {
+        return None;
+    };
+    Some(Promotion {
+        master: master.to_string(),
+        host: host.to_string(),
+        port: port.parse().ok()?,
+        old_host: old_host.to_string(),
+        old_port: old_port.parse().ok()?,
+    })
+}
+
+/// What a sentinel announces about a failover, in the order it happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailoverEvent {
+    /// A replica was told to become the master; the other replicas still follow the old one.
+    Promoting(Promotion),
+    /// The failover is done: the sentinel now names the new master.
+    Switched(SwitchMaster),
+}
+
+impl FailoverEvent {
+    /// The name of the monitored master the event is about.
+    pub fn master(&self) -> &str {
+        match self {
+            FailoverEvent::Promoting(p) => &p.master,
+            FailoverEvent::Switched(s) => &s.master,
+        }
+    }
+}
+
+/// Parses a message of one of the channels [`watch_failovers`] subscribes to; `None` for
+/// another channel or a malformed payload.
+pub fn parse_failover_event(channel: &str, payload: &str) -> Option<FailoverEvent> {
+    match channel {
+        SWITCH_MASTER => parse_switch_master(payload).map(FailoverEvent::Switched),
+        PROMOTING => parse_promotion(payload).map(FailoverEvent::Promoting),
+        _ => None,
+    }
+}
+
+/// Subscribes to a sentinel's failover announcements (`+failover-state-wait-promotion` and
+/// `+switch-master`) and forwards every event to `tx` until the connection drops or `tx` is
+/// closed.
 ///
 /// Connecting, authenticating and subscribing must complete within `timeout`; once subscribed
 /// the sentinel is pinged every few seconds and must answer within `timeout`, so a silently
 /// vanished sentinel is noticed. Returns `Ok(())` when `tx` is closed, `Err` when the connection
 /// failed or dropped (the caller reconnects, possibly to another sentinel). Events announced
 /// while not subscribed are lost: after reconnecting, ask [`Sentinel::master_addr`].
-pub async fn watch_switch_master(
+pub async fn watch_failovers(
     host: &str,
     port: u16,
     access: Access<'_>,
     timeout: Duration,
-    tx: UnboundedSender<SwitchMaster>,
+    tx: UnboundedSender<FailoverEvent>,
 ) -> Result<(), RedisError> {
     if tx.is_closed() {
         return Ok(());
@@ -321,6 +388,7 @@ pub async fn watch_switch_master(
     let subscribed = tokio::time::timeout(timeout, async {
         let mut pubsub = client.get_async_pubsub().await?;
         pubsub.subscribe(SWITCH_MASTER).await?;
+        pubsub.subscribe(PROMOTING).await?;
         Ok::<_, redis::RedisError>(pubsub.split())
     })
     .await;
@@ -335,11 +403,11 @@ pub async fn watch_switch_master(
         Err(_) => {
             return Err(RedisError::Unreachable {
                 addr,
-                reason: format!("no subscription to {SWITCH_MASTER} within {timeout:?}"),
+                reason: format!("no subscription to its failover announcements within {timeout:?}"),
             })
         }
     };
-    tracing::debug!(sentinel = %addr, "watching {SWITCH_MASTER}");
+    tracing::debug!(sentinel = %addr, "watching failover announcements");
 
     let mut keepalive = tokio::time::interval(KEEPALIVE);
     keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -354,24 +422,25 @@ pub async fn watch_switch_master(
                 let Some(msg) = msg else {
                     return Err(RedisError::Unreachable {
                         addr,
-                        reason: format!("{SWITCH_MASTER} subscription closed"),
+                        reason: "the subscription to its failover announcements closed".to_string(),
                     });
                 };
+                let channel = msg.get_channel_name().to_string();
                 let payload: String = match msg.get_payload() {
                     Ok(p) => p,
                     Err(e) => {
-                        tracing::warn!(sentinel = %addr, error = %e, "unreadable {SWITCH_MASTER} message ignored");
+                        tracing::warn!(sentinel = %addr, channel, error = %e, "unreadable sentinel message ignored");
                         continue;
                     }
                 };
-                match parse_switch_master(&payload) {
+                match parse_failover_event(&channel, &payload) {
                     Some(event) => {
                         if tx.send(event).is_err() {
                             return Ok(());
                         }
                     }
                     None => {
-                        tracing::warn!(sentinel = %addr, payload, "malformed {SWITCH_MASTER} message ignored");
+                        tracing::warn!(sentinel = %addr, channel, payload, "malformed sentinel message ignored");
                     }
                 }
             }
@@ -509,6 +578,63 @@ mod tests {
         ] {
             assert_eq!(parse_switch_master(p), None, "{p:?}");
         }
+    }
+
+    #[test]
+    fn promotion_with_ips_and_hostnames() {
+        let payload = "slave 10.0.0.3:6379 10.0.0.3 6379 @ voodu-master 10.0.0.2 6379";
+        let p = Promotion {
+            master: "voodu-master".into(),
+            host: "10.0.0.3".into(),
+            port: 6379,
+            old_host: "10.0.0.2".into(),
+            old_port: 6379,
+        };
+        assert_eq!(parse_promotion(payload), Some(p.clone()));
+        assert_eq!(
+            parse_failover_event(PROMOTING, payload),
+            Some(FailoverEvent::Promoting(p))
+        );
+        let e = parse_promotion(
+            "slave cache-1.data.voodu:6380 cache-1.data.voodu 6380 @ m cache-0.data.voodu 6381",
+        )
+        .expect("valid payload");
+        assert_eq!((e.host.as_str(), e.port), ("cache-1.data.voodu", 6380));
+        assert_eq!(
+            (e.old_host.as_str(), e.old_port),
+            ("cache-0.data.voodu", 6381)
+        );
+        assert_eq!(e.master, "m");
+    }
+
+    #[test]
+    fn promotion_malformed() {
+        for p in [
+            "",
+            "slave",
+            // A master instance has no `@` part; only a replica is ever promoted.
+            "master voodu-master 10.0.0.2 6379",
+            "slave 10.0.0.3:6379 10.0.0.3 6379 @ voodu-master 10.0.0.2",
+            "slave 10.0.0.3:6379 10.0.0.3 6379 voodu-master 10.0.0.2 6379",
+            "slave 10.0.0.3:6379 10.0.0.3 6379 @ voodu-master 10.0.0.2 6379 extra",
+            "slave 10.0.0.3:6379 10.0.0.3 port @ voodu-master 10.0.0.2 6379",
+            "slave 10.0.0.3:6379 10.0.0.3 6379 @ voodu-master 10.0.0.2 65536",
+            "sentinel 10.0.0.3:26379 10.0.0.3 26379 @ voodu-master 10.0.0.2 6379",
+        ] {
+            assert_eq!(parse_promotion(p), None, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn events_by_channel() {
+        let sw = "voodu-master 127.0.0.1 6379 127.0.0.2 6380";
+        assert!(matches!(
+            parse_failover_event(SWITCH_MASTER, sw),
+            Some(FailoverEvent::Switched(s)) if s.master == "voodu-master"
+        ));
+        // The same text on a channel the watch does not read is not an event.
+        assert_eq!(parse_failover_event("+sdown", sw), None);
+        assert_eq!(parse_failover_event(PROMOTING, sw), None);
     }
 
     #[test]

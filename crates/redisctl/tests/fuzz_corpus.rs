@@ -9,8 +9,8 @@
 use std::path::PathBuf;
 use vd_redisctl::info::Info;
 use vd_redisctl::migrate::{keyspace, last_refusal, parse_url, refusal};
-use vd_redisctl::parse_switch_master;
 use vd_redisctl::rdb::{parse_header, verify, Verifier};
+use vd_redisctl::{parse_promotion, parse_switch_master};
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -66,6 +66,7 @@ fn redis_text_corpus() {
         let _ = keyspace(&info);
         let _ = info.replication();
         let _ = parse_switch_master(text);
+        let _ = parse_promotion(text);
         if let Ok(u) = parse_url(text) {
             assert!(u.port > 0, "{}", path.display());
             let _ = u.redacted();

@@ -11,7 +11,7 @@ use common::{free_ports, HOST};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use vd_redisctl::{watch_switch_master, Access, RedisError, Sentinel, SwitchMaster};
+use vd_redisctl::{watch_failovers, Access, FailoverEvent, RedisError, Sentinel};
 
 const MASTER: &str = "voodu-master";
 /// Per-request timeout handed to the client.
@@ -219,24 +219,37 @@ async fn sentinel_queries_failover_and_switch_master_event() {
     );
 
     // Two watches: one that sees the failover, one whose receiver is dropped to end it.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<SwitchMaster>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<FailoverEvent>();
     let sp = d.sentinel_port;
     let watch =
         tokio::spawn(
-            async move { watch_switch_master(HOST, sp, Access::default(), TIMEOUT, tx).await },
+            async move { watch_failovers(HOST, sp, Access::default(), TIMEOUT, tx).await },
         );
-    let (tx2, rx2) = tokio::sync::mpsc::unbounded_channel::<SwitchMaster>();
-    let watch2 = tokio::spawn(async move {
-        watch_switch_master(HOST, sp, Access::default(), TIMEOUT, tx2).await
-    });
+    let (tx2, rx2) = tokio::sync::mpsc::unbounded_channel::<FailoverEvent>();
+    let watch2 =
+        tokio::spawn(
+            async move { watch_failovers(HOST, sp, Access::default(), TIMEOUT, tx2).await },
+        );
     wait_for_subscriber(d.sentinel_port).await;
     let subscribed = Instant::now();
 
     s.failover(MASTER).await.expect("failover");
-    let event = tokio::time::timeout(Duration::from_secs(15), rx.recv())
-        .await
-        .expect("a +switch-master event within 15 s")
-        .expect("the watch is still running");
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(15), rx.recv())
+            .await
+            .expect("a failover event within 15 s")
+            .expect("the watch is still running")
+    };
+    // First the promotion of the replica, then the switch.
+    let FailoverEvent::Promoting(p) = next().await else {
+        panic!("the first event is not the promotion");
+    };
+    assert_eq!(p.master, MASTER);
+    assert_eq!((p.host.as_str(), p.port), (HOST, d.replica_port));
+    assert_eq!((p.old_host.as_str(), p.old_port), (HOST, d.master_port));
+    let FailoverEvent::Switched(event) = next().await else {
+        panic!("the second event is not +switch-master");
+    };
     assert_eq!(event.master, MASTER);
     assert_eq!(
         (event.old_host.as_str(), event.old_port),
@@ -292,7 +305,7 @@ async fn nothing_listening_is_an_error_not_a_hang() {
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let r = tokio::time::timeout(
         PATIENCE,
-        watch_switch_master(HOST, port, Access::default(), timeout, tx),
+        watch_failovers(HOST, port, Access::default(), timeout, tx),
     )
     .await
     .expect("the watch gives up on its own");

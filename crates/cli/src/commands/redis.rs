@@ -350,7 +350,12 @@ pub async fn info(ctx: &Ctx, reference: &str) -> Result<(), CliError> {
                 r.error
                     .clone()
                     .map(|e| format!("unreachable ({e})"))
-                    .or_else(|| r.master.clone())
+                    .or_else(|| {
+                        r.master.as_ref().map(|m| match r.failing_over {
+                            true => format!("{m} (failing over)"),
+                            false => m.clone(),
+                        })
+                    })
                     .unwrap_or_else(dash),
                 r.other_sentinels
                     .map(|v| v.to_string())

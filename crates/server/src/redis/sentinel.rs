@@ -1,7 +1,8 @@
 //! Sentinel siblings on the server: apply-time checks, the follower that keeps
 //! `REDIS_MASTER_ORDINAL` and linked consumers true to what the sentinels decide, the restart
 //! hold for a crashed master, sentinel-mode failover, and what `vd redis:info` shows of the
-//! sentinels. The sentinels decide; the controller follows and repairs a stalled quorum.
+//! sentinels. The sentinels decide; the controller follows, closes the window a failover
+//! leaves open, and repairs a stalled quorum.
 
 use crate::error::ServerError;
 use crate::orchestration::controller::Controller;
@@ -18,7 +19,7 @@ use tokio::sync::mpsc;
 use vd_core::event::{Level, Reason};
 use vd_core::redis::{self as macro_, MASTER_NAME, SENTINEL_PORT};
 use vd_core::{Kind, RedisSpec, ResourceRef, Spec};
-use vd_redisctl::{Sentinel, SwitchMaster};
+use vd_redisctl::{FailoverEvent, Promotion, Sentinel};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -58,6 +59,27 @@ pub fn agreement(answers: &[Option<u32>], quorum: u32) -> Agreement {
     }
 }
 
+/// Pure: the data pods to point at a replica the sentinels are promoting, which they would
+/// only re-point once it reports itself master, a second or more later. Meanwhile a master that
+/// was only paused (a stall, not a crash) can wake with those replicas still attached: they
+/// acknowledge its writes (`WAIT` counts them), then resynchronise from the new master and
+/// drop them. Moving them at once leaves a woken old master no replica to acknowledge with.
+/// The old master itself is left to the sentinels, which demote it once it answers again.
+pub fn repoint(pods: impl IntoIterator<Item = u32>, promoted: u32, old: Option<u32>) -> Vec<u32> {
+    pods.into_iter()
+        .filter(|o| *o != promoted && Some(*o) != old)
+        .collect()
+}
+
+/// Whether a `SENTINEL MASTER` answer says this sentinel is running a failover: it has
+/// promoted a replica and is still re-pointing the others, until they follow or its
+/// failover-timeout ends it.
+fn failing_over(master: &BTreeMap<String, String>) -> bool {
+    master
+        .get("flags")
+        .is_some_and(|f| f.split(',').any(|flag| flag == "failover_in_progress"))
+}
+
 /// One sentinel pod the follower knows.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct SentinelPod {
@@ -73,26 +95,33 @@ struct Health {
     peers_missing_since: Option<Instant>,
 }
 
-/// Runs for the server's lifetime: subscribes to `+switch-master` on every sentinel pod and
-/// polls `GET-MASTER-ADDR-BY-NAME` as a backstop; the first report of a new master wins.
+/// Runs for the server's lifetime: subscribes to the failover announcements of every sentinel
+/// pod and polls `GET-MASTER-ADDR-BY-NAME` as a backstop; the first report of a new master
+/// wins. A promotion re-points the other replicas at once (see [`repoint`]).
 pub async fn follow(ops: Arc<Ops>) {
     let ctl = &ops.ctl;
-    let (tx, mut rx) = mpsc::unbounded_channel::<(ResourceRef, SwitchMaster)>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<(ResourceRef, FailoverEvent)>();
     let mut watchers: Watchers = HashMap::new();
     let mut health: HashMap<ResourceRef, Health> = HashMap::new();
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            Some((data, ev)) = rx.recv() => {
-                let ips = r::pod_ips(ctl, &data);
-                if let Some(to) = ordinal_of_host(&data, &ev.new_host, &ips) {
-                    if let Err(e) = follow_sentinels(&ops, &data, to, "+switch-master", false) {
-                        tracing::warn!(redis = %data, error = %e, "could not record the new master");
-                        ops.metrics.controller_error("sentinel");
+            Some((data, ev)) = rx.recv() => match ev {
+                // Off the loop: a replica that does not answer must not delay the next event.
+                FailoverEvent::Promoting(p) => {
+                    tokio::spawn(follow_promotion(ops.clone(), data, p));
+                }
+                FailoverEvent::Switched(ev) => {
+                    let ips = r::pod_ips(ctl, &data);
+                    if let Some(to) = ordinal_of_host(&data, &ev.new_host, &ips) {
+                        if let Err(e) = follow_sentinels(&ops, &data, to, "+switch-master", false) {
+                            tracing::warn!(redis = %data, error = %e, "could not record the new master");
+                            ops.metrics.controller_error("sentinel");
+                        }
                     }
                 }
-            }
+            },
             _ = tick.tick() => {
                 if let Err(e) = poll(&ops, &tx, &mut watchers, &mut health).await {
                     tracing::warn!(error = %e, "sentinel follower");
@@ -103,13 +132,60 @@ pub async fn follow(ops: Arc<Ops>) {
     }
 }
 
-/// One `+switch-master` watch per sentinel pod and the password it connects with: a new
-/// password (a rotation) starts a new watch.
+/// Points the replicas [`repoint`] names at the replica being promoted, at the address the
+/// sentinels gave it (as they will). One that does not answer is left to the sentinels.
+async fn follow_promotion(ops: Arc<Ops>, data: ResourceRef, p: Promotion) {
+    let ctl = &ops.ctl;
+    let ips = r::pod_ips(ctl, &data);
+    let Some(promoted) = ordinal_of_host(&data, &p.host, &ips) else {
+        return;
+    };
+    let old = ordinal_of_host(&data, &p.old_host, &ips);
+    let targets = repoint(ips.keys().copied(), promoted, old);
+    if targets.is_empty() {
+        return;
+    }
+    let auth = match r::auth(ctl, &data) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(redis = %data, error = %e, "cannot re-point the replicas of a promotion");
+            return;
+        }
+    };
+    let mut moves = tokio::task::JoinSet::new();
+    for o in targets {
+        let Some(ip) = ips.get(&o).cloned() else {
+            continue;
+        };
+        let (auth, host, port) = (auth.clone(), p.host.clone(), p.port);
+        moves.spawn(async move {
+            let r = match r::connect(&ip, &auth).await {
+                Ok(mut n) => n.replicaof(&host, port).await.map_err(r::redis_err),
+                Err(e) => Err(e),
+            };
+            (o, r)
+        });
+    }
+    while let Some(done) = moves.join_next().await {
+        match done {
+            Ok((o, Ok(()))) => {
+                tracing::info!(redis = %data, replica = o, promoted, "re-pointed a replica at the replica being promoted")
+            }
+            Ok((o, Err(e))) => {
+                tracing::info!(redis = %data, replica = o, error = %e, "could not re-point a replica; the sentinels will")
+            }
+            Err(e) => tracing::warn!(redis = %data, error = %e, "a replica re-point task failed"),
+        }
+    }
+}
+
+/// One failover watch per sentinel pod and the password it connects with: a new password (a
+/// rotation) starts a new watch.
 type Watchers = HashMap<(SentinelPod, Option<String>), tokio::task::JoinHandle<()>>;
 
 async fn poll(
     ops: &Ops,
-    tx: &mpsc::UnboundedSender<(ResourceRef, SwitchMaster)>,
+    tx: &mpsc::UnboundedSender<(ResourceRef, FailoverEvent)>,
     watchers: &mut Watchers,
     health: &mut HashMap<ResourceRef, Health>,
 ) -> Result<(), ServerError> {
@@ -155,17 +231,17 @@ async fn poll(
     Ok(())
 }
 
-/// Follows one sentinel's `+switch-master`, reconnecting while the follower wants it.
+/// Follows one sentinel's failover announcements, reconnecting while the follower wants it.
 fn spawn_watch(
     ip: String,
     auth: SentinelAuth,
     data: ResourceRef,
-    tx: mpsc::UnboundedSender<(ResourceRef, SwitchMaster)>,
+    tx: mpsc::UnboundedSender<(ResourceRef, FailoverEvent)>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             let (itx, mut irx) = mpsc::unbounded_channel();
-            let watch = vd_redisctl::watch_switch_master(
+            let watch = vd_redisctl::watch_failovers(
                 &ip,
                 SENTINEL_PORT,
                 auth.access(),
@@ -174,7 +250,7 @@ fn spawn_watch(
             );
             let forward = async {
                 while let Some(ev) = irx.recv().await {
-                    if ev.master == MASTER_NAME && tx.send((data.clone(), ev)).is_err() {
+                    if ev.master() == MASTER_NAME && tx.send((data.clone(), ev)).is_err() {
                         return;
                     }
                 }
@@ -203,6 +279,7 @@ async fn ask(
         let mut a = Answer {
             master: None,
             peers: None,
+            failing_over: false,
         };
         if let Ok(mut s) = open(&p.ip, pw).await {
             if let Ok(Some((host, _))) = s.master_addr(MASTER_NAME).await {
@@ -210,6 +287,7 @@ async fn ask(
             }
             if let Ok(m) = s.master(MASTER_NAME).await {
                 a.peers = m.get("num-other-sentinels").and_then(|v| v.parse().ok());
+                a.failing_over = failing_over(&m);
             }
         }
         out.push(a);
@@ -220,6 +298,7 @@ async fn ask(
 struct Answer {
     master: Option<u32>,
     peers: Option<u32>,
+    failing_over: bool,
 }
 
 /// The backstop poll for one watched redis, and the repair of a stalled quorum.
@@ -396,14 +475,8 @@ pub async fn failover(
         )
         .await;
     }
-    let from = match agreement(
-        &ask(data, &pods, pw, &ips)
-            .await
-            .iter()
-            .map(|a| a.master)
-            .collect::<Vec<_>>(),
-        1,
-    ) {
+    let now = wait_failovers_ended(data, &pods, pw, &ips).await?;
+    let from = match agreement(&now.iter().map(|a| a.master).collect::<Vec<_>>(), 1) {
         Agreement::Agreed(m) => m,
         _ => r::master_ordinal(ctl, data)?,
     };
@@ -451,6 +524,47 @@ pub async fn failover(
 /// How long the replicas may take to reach the master's offset before a requested sentinel
 /// failover.
 const DRAIN_CATCH_UP: Duration = Duration::from_secs(5);
+
+/// Upper bound on waiting for a failover the sentinels are still finishing: it ends once the
+/// replicas follow the new master, or at the failover-timeout (vd's default; a conf.d file
+/// may set a longer one, and then the request is refused, to be repeated).
+const FAILOVER_END_LIMIT: Duration = Duration::from_millis(macro_::FAILOVER_TIMEOUT_MS + 5000);
+
+/// Waits until no sentinel is running a failover and returns what they say then. A sentinel
+/// still re-pointing replicas after its failover would miss replicas that a second failover
+/// moves elsewhere meanwhile, end its own by timeout and announce its promoted replica as the
+/// master under the newer epoch it has since learnt: two sentinel camps, each naming another
+/// master with the same epoch, that nothing reconciles.
+async fn wait_failovers_ended(
+    data: &ResourceRef,
+    pods: &[SentinelPod],
+    pw: &SentinelAuth,
+    ips: &BTreeMap<u32, String>,
+) -> Result<Vec<Answer>, ServerError> {
+    let deadline = Instant::now() + FAILOVER_END_LIMIT;
+    loop {
+        let now = ask(data, pods, pw, ips).await;
+        let busy: Vec<String> = pods
+            .iter()
+            .zip(&now)
+            .filter(|(_, a)| a.failing_over)
+            .map(|(p, _)| p.ordinal.to_string())
+            .collect();
+        if busy.is_empty() {
+            return Ok(now);
+        }
+        if Instant::now() > deadline {
+            return Err(ServerError::Conflict {
+                message: format!(
+                    "sentinel {} is still finishing a failover of {data}",
+                    busy.join(", ")
+                ),
+                help: Some("try again once `vd redis:info` shows the sentinels healthy".into()),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
 
 /// Asks the sentinels for a failover and waits until they agree on a new master, then demotes
 /// the old one (`old`, paused) itself: the sentinels would only do so seconds later, and its
@@ -578,6 +692,9 @@ pub struct SentinelRow {
     pub quorum: String,
     /// Error talking to it.
     pub error: Option<String>,
+    /// It is running a failover (re-pointing the replicas at the promoted one).
+    #[serde(default)]
+    pub failing_over: bool,
 }
 
 /// The sentinels watching a redis, for `vd redis:info`.
@@ -621,6 +738,7 @@ pub async fn report(
             replicas: None,
             quorum: "-".into(),
             error: None,
+            failing_over: false,
         };
         match open(&ip, &pw).await {
             Ok(mut s) => {
@@ -633,6 +751,7 @@ pub async fn report(
                 if let Ok(m) = s.master(MASTER_NAME).await {
                     row.other_sentinels = m.get("num-other-sentinels").and_then(|v| v.parse().ok());
                     row.replicas = m.get("num-slaves").and_then(|v| v.parse().ok());
+                    row.failing_over = failing_over(&m);
                 }
                 row.quorum = match s.ckquorum(MASTER_NAME).await {
                     Ok(m) => m,
@@ -643,8 +762,8 @@ pub async fn report(
         }
         rows.push(row);
     }
-    // Healthy: every sentinel answers, passes CKQUORUM, names the same master, and sees all
-    // its peers and all the master's replicas.
+    // Healthy: every sentinel answers, passes CKQUORUM, names the same master, sees all its
+    // peers and all the master's replicas, and runs no failover.
     let data_replicas = r::load(ctl, &data)?.replicas.unwrap_or(1);
     let first = rows.first().and_then(|r| r.master.clone());
     let healthy = rows.len() as u32 == n
@@ -655,6 +774,7 @@ pub async fn report(
                 && r.quorum.starts_with("OK")
                 && r.other_sentinels == Some(n - 1)
                 && r.replicas == Some(data_replicas.saturating_sub(1))
+                && !r.failing_over
         });
     Ok(Some(SentinelReport {
         sentinel: sid.to_string(),
@@ -685,6 +805,42 @@ mod tests {
         assert_eq!(ordinal_of_host(&data(), "other-1.data.voodu", &ips), None);
         assert_eq!(ordinal_of_host(&data(), "cache-1.web.voodu", &ips), None);
         assert_eq!(ordinal_of_host(&data(), "", &ips), None);
+    }
+
+    #[test]
+    fn a_promotion_repoints_every_other_replica() {
+        // (pods, promoted, old master, re-pointed)
+        type Case = (&'static [u32], u32, Option<u32>, &'static [u32]);
+        let cases: &[Case] = &[
+            // Three pods: the third follows the promoted one.
+            (&[0, 1, 2], 1, Some(0), &[2]),
+            (&[0, 1, 2], 0, Some(2), &[1]),
+            // Two pods: nothing to move; the old master is the sentinels' to demote.
+            (&[0, 1], 1, Some(0), &[]),
+            // An old master vd cannot place (an address it no longer has) is not a reason to
+            // skip the others.
+            (&[0, 1, 2, 3], 3, None, &[0, 1, 2]),
+            // A promoted pod vd does not know among the pods is left out as well.
+            (&[0, 1, 2], 5, Some(0), &[1, 2]),
+        ];
+        for (pods, promoted, old, want) in cases {
+            assert_eq!(
+                repoint(pods.iter().copied(), *promoted, *old),
+                want.to_vec(),
+                "{pods:?} promoted {promoted} old {old:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_failover_in_progress_is_read_from_the_flags() {
+        let with = |flags: &str| BTreeMap::from([("flags".to_string(), flags.to_string())]);
+        assert!(failing_over(&with("master,failover_in_progress")));
+        assert!(failing_over(&with("failover_in_progress")));
+        assert!(!failing_over(&with("master")));
+        assert!(!failing_over(&with("master,s_down,o_down")));
+        assert!(!failing_over(&with("master,failover_in_progress_x")));
+        assert!(!failing_over(&BTreeMap::new()));
     }
 
     #[test]
